@@ -1,0 +1,11 @@
+/** Unit tests need nothing; integration tests talk to the machine's real Postgres, Redis and the project's simulator. */
+module.exports = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  testTimeout: 30000,
+  // Integration suites share one database and one Redis; running them one at a time keeps them honest and
+  // keeps the 2-core machine from measuring itself.
+  maxWorkers: 1,
+};

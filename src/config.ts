@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/**
+ * The only reader of process.env. Every variable is validated; a wrong value throws a ConfigError that names the
+ * variable and what it expects, and main.ts prints it and exits.
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const port = (def: number) =>
+  z.coerce.number().int().min(0, 'a port number 0..65535').max(65535, 'a port number 0..65535').default(def);
+const positiveInt = (def: number) => z.coerce.number().int('a whole number').positive('a positive whole number').default(def);
+const url = (protocols: readonly string[], def?: string) => {
+  const s = z
+    .string()
+    .url('a URL')
+    .refine((v) => protocols.includes(new URL(v).protocol), `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  return def === undefined ? s : s.default(def);
+};
+const optionalSecret = z.string().min(1).optional();
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: port(4000),
+  DATABASE_URL: url(['postgresql:', 'postgres:'], 'postgresql://postgres@127.0.0.1:5432/llm_gateway'),
+  REDIS_URL: url(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
+  GLOBAL_API_BASE_URL: url(['http:', 'https:'], 'https://global-apis.com/v1'),
+  GLOBAL_API_KEY: optionalSecret,
+  ADMIN_API_KEY: z.string().min(24, 'at least 24 characters (use: openssl rand -hex 32)').optional(),
+  SIM_PORT: port(4010),
+  SIM_LATENCY_SCALE: z.coerce.number().min(0, 'a number >= 0 (0 means no delay)').default(1),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  MAX_REQUEST_BYTES: positiveInt(256 * 1024),
+  /** First-token deadline per attempt = max(FIRST_TOKEN_FLOOR_MS, model TTFT for the region x this multiple). */
+  FIRST_TOKEN_FLOOR_MS: positiveInt(800),
+  FIRST_TOKEN_TTFT_MULTIPLE: z.coerce.number().positive('a number > 0').default(2),
+  /** Longest silence between two chunks of a stream before it counts as a stall. */
+  IDLE_TIMEOUT_MS: positiveInt(10_000),
+  /** Longest a whole request may take, across all its attempts. */
+  TOTAL_TIMEOUT_MS: positiveInt(300_000),
+  /** How long a HELD ledger row lives without a checkpoint before the reaper settles it. */
+  LEASE_MS: positiveInt(30_000),
+  CHECKPOINT_INTERVAL_MS: positiveInt(1_000),
+  REAPER_INTERVAL_MS: positiveInt(5_000),
+});
+
+export type Config = Readonly<
+  Omit<z.infer<typeof schema>, 'ADMIN_API_KEY'> & {
+    ADMIN_API_KEY: string;
+    /** True when ADMIN_API_KEY was generated for this process (local demo only). */
+    adminKeyGenerated: boolean;
+    /** True when no GLOBAL_API_KEY is set: the server runs the embedded simulator as its upstream. */
+    useSimulator: boolean;
+  }
+>;
+
+/** Reads and validates the environment. Throws ConfigError naming the first wrong variable(s). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty string means "unset" for every variable, as shells and compose files tend to pass them.
+  const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0]);
+      return `  ${name}=${JSON.stringify(raw[name] ?? '')}: expected ${i.message}`;
+    });
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = parsed.data;
+  let adminKey = c.ADMIN_API_KEY;
+  let adminKeyGenerated = false;
+  if (!adminKey) {
+    if (c.NODE_ENV === 'production') {
+      throw new ConfigError(
+        'ADMIN_API_KEY is not set: it is required in production. Set it to a long random secret, e.g. ADMIN_API_KEY=$(openssl rand -hex 32)',
+      );
+    }
+    adminKey = `adm_${randomBytes(24).toString('base64url')}`;
+    adminKeyGenerated = true;
+  }
+  return Object.freeze({
+    ...c,
+    ADMIN_API_KEY: adminKey,
+    adminKeyGenerated,
+    useSimulator: c.GLOBAL_API_KEY === undefined,
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * The one error type of the domain. Code below graphql/ throws AppError; graphql/errors.ts translates it to a
+ * GraphQLError with extensions.code and the HTTP status the contract gives. Anything else is masked.
+ */
+export const APP_ERROR_CODES = [
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'CONFLICT',
+  'PAYLOAD_TOO_LARGE',
+  'RATE_LIMITED',
+  'BUDGET_EXCEEDED',
+  'UNPRICED_MODEL',
+  'UPSTREAM_UNAVAILABLE',
+  'UPSTREAM_INTERRUPTED',
+  'IDEMPOTENCY_MISMATCH',
+  'SERVICE_UNAVAILABLE',
+  'INTERNAL_SERVER_ERROR',
+] as const;
+
+export type AppErrorCode = (typeof APP_ERROR_CODES)[number];
+
+/** HTTP status per code, as the contract gives it; codes not listed answer 200 with the error in the body. */
+export const HTTP_STATUS: Partial<Record<AppErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  SERVICE_UNAVAILABLE: 503,
+  INTERNAL_SERVER_ERROR: 500,
+};
+
+export type AppErrorExtensions = Readonly<Record<string, unknown>>;
+
+export class AppError extends Error {
+  override readonly name = 'AppError';
+  constructor(
+    readonly code: AppErrorCode,
+    message: string,
+    readonly extensions: AppErrorExtensions = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export const badInput = (field: string, message: string): AppError =>
+  new AppError('BAD_USER_INPUT', `${field}: ${message}`, { field });
+
+export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
