@@ -1,0 +1,66 @@
+import { isAppError } from '../errors';
+import type { ChatMessage } from '../upstream/types';
+import { UpstreamError } from '../upstream/errors';
+
+export type UsageSource = 'PROVIDER' | 'ESTIMATED';
+
+/**
+ * One try of one model, as the request's record and bill see it. `error` is a code: an upstream failure code
+ * (HTTP_500, TIMEOUT, STALL, INTERRUPTED...), CIRCUIT_OPEN / RETRY_AFTER for a model skipped without a call
+ * (latencyMs 0), CLIENT_CANCELLED or TOTAL_TIMEOUT. Tokens are what the attempt consumed, so failed attempts
+ * that streamed partial content can be billed too.
+ */
+export interface AttemptRecord {
+  readonly model: string;
+  readonly ok: boolean;
+  readonly error: string | null;
+  readonly latencyMs: number;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly usageSource: UsageSource;
+}
+
+export function skippedAttempt(model: string, reason: 'CIRCUIT_OPEN' | 'RETRY_AFTER'): AttemptRecord {
+  return { model, ok: false, error: reason, latencyMs: 0, promptTokens: 0, completionTokens: 0, usageSource: 'ESTIMATED' };
+}
+
+/**
+ * The gateway's own estimate of a prompt's tokens when the upstream does not say: ceil(characters / 4) + 4 per
+ * message (the usual rule of thumb for English with an OpenAI-style tokenizer, plus the per-message framing). The
+ * simulator counts the same way, so estimates and provider figures agree in tests.
+ */
+export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
+  let n = 0;
+  for (const m of messages) n += Math.ceil(m.content.length / 4) + 4;
+  return n;
+}
+
+/** How the router reads an error thrown by an attempt. */
+export interface ErrorDescription {
+  /** The attempt record's `error`. */
+  readonly code: string;
+  /** The model asked not to be called again for this long (429/503 Retry-After). */
+  readonly retryAfterMs?: number;
+  /** Every other model would fail the same way (the gateway's own key was refused): stop walking the chain. */
+  readonly endsChain?: boolean;
+}
+
+/** UpstreamError: its failure code; AppError: its code; anything else: its name. */
+export function describeError(e: unknown): ErrorDescription {
+  if (e instanceof UpstreamError) {
+    const f = e.failure;
+    switch (f.kind) {
+      case 'retryable':
+        return f.retryAfterMs === undefined ? { code: f.code } : { code: f.code, retryAfterMs: f.retryAfterMs };
+      case 'auth':
+        return { code: f.code, endsChain: true };
+      case 'fatal':
+        return { code: f.code };
+      case 'aborted':
+        return { code: 'CLIENT_CANCELLED' };
+    }
+  }
+  if (isAppError(e)) return { code: e.code };
+  if (e instanceof Error) return { code: e.name || 'Error' };
+  return { code: 'UNKNOWN' };
+}

@@ -1,0 +1,13 @@
+export type { ChatMessage, ChatRole, UpstreamChatRequest, UpstreamClient, UpstreamEvent } from './types';
+export {
+  UpstreamError,
+  classifyStatus,
+  isRetryableUpstream,
+  isUpstreamError,
+  parseRetryAfter,
+  type RetryableCode,
+  type UpstreamFailure,
+} from './errors';
+export { createSseEventDecoder, type SseEventDecoder } from './sse-events';
+export { chatEndpoint, chatRequestBody, chatRequestHeaders } from './chat-request';
+export { makeUpstreamClient, type UpstreamClientOptions, type UpstreamLogger } from './client';
