@@ -1,0 +1,80 @@
+import type { Db } from '../infra/prisma';
+import type { Logger } from '../infra/logger';
+
+/** A request in flight on this process: its delivered completion tokens so far and the model streaming them. */
+export interface InFlight {
+  tokens: number;
+  model: string | null;
+}
+
+export interface Checkpointer {
+  /** Tracks a request until `release`; its lease is renewed and its token count recorded with every flush. */
+  track(requestId: string): InFlight;
+  release(requestId: string): void;
+  /** One UPDATE for every request in flight; called every interval. */
+  flush(): Promise<void>;
+  start(): void;
+  stop(): Promise<void>;
+  readonly size: number;
+}
+
+/**
+ * Checkpoints are batched across requests: a thousand open streams are one UPDATE a second, not a thousand. Each
+ * flush also renews the lease of every request in flight, so the reaper only ever settles rows of dead processes.
+ */
+export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: number; logger: Logger }): Checkpointer {
+  const inflight = new Map<string, InFlight>();
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> | null = null;
+
+  const flushOnce = async () => {
+    if (inflight.size === 0) return;
+    const ids: string[] = [];
+    const tokens: number[] = [];
+    const models: (string | null)[] = [];
+    for (const [id, f] of inflight) {
+      ids.push(id);
+      tokens.push(f.tokens);
+      models.push(f.model);
+    }
+    await deps.db.$executeRaw`
+      UPDATE usage_ledger AS l
+         SET checkpoint_tokens = v.tokens,
+             checkpoint_model = COALESCE(v.model, l.checkpoint_model),
+             lease_expires_at = now() + ${deps.leaseMs} * interval '1 millisecond'
+        FROM unnest(${ids}::uuid[], ${tokens}::int[], ${models}::text[]) AS v(id, tokens, model)
+       WHERE l.request_id = v.id AND l.state = 'HELD'`;
+  };
+
+  const flush = async () => {
+    if (running) return running;
+    running = flushOnce()
+      .catch((e) => deps.logger.warn({ err: e }, 'checkpoint flush failed; leases not renewed this round'))
+      .finally(() => (running = null));
+    return running;
+  };
+
+  return {
+    track(requestId) {
+      const f: InFlight = { tokens: 0, model: null };
+      inflight.set(requestId, f);
+      return f;
+    },
+    release(requestId) {
+      inflight.delete(requestId);
+    },
+    flush,
+    start() {
+      timer ??= setInterval(() => void flush(), deps.intervalMs);
+      timer.unref();
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = null;
+      await running;
+    },
+    get size() {
+      return inflight.size;
+    },
+  };
+}

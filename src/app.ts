@@ -1,0 +1,202 @@
+import type { Config } from './config';
+import { createPrisma } from './infra/prisma';
+import { createRedis, waitReady } from './infra/redis';
+import { createLogger, type Logger } from './infra/logger';
+import { makeEpoch } from './infra/epoch';
+import { makeCatalogStore } from './catalog/catalog-store';
+import { makeTenantStore } from './tenants/tenant-store';
+import { makeAuthenticator } from './tenants/authenticate';
+import { makeAdminService } from './tenants/admin-service';
+import { makeTenantReader } from './tenants/tenant-reader';
+import { makeLimiter } from './limits';
+import { makeLedger } from './accounting/ledger';
+import { makeCheckpointer } from './accounting/checkpointer';
+import { makeReaper } from './accounting/reaper';
+import { makeModelHealth, type RoutingOptions } from './routing';
+import { makeUpstreamClient } from './upstream';
+import { makeIdempotency } from './chat/idempotency';
+import { makeChatService } from './chat/chat-service';
+import { makeReportsService, makeRollupJob } from './reports';
+import { startSimulator, type Simulator } from './simulator/server';
+import { buildSchema } from './graphql/schema';
+import { makeContextBuilder } from './server/context-builder';
+import { createHttpServer } from './server/http-server';
+import { makeMetrics } from './server/metrics';
+import type { Services } from './services';
+
+export interface App {
+  readonly url: string;
+  readonly port: number;
+  readonly upstreamUrl: string;
+  readonly simulator: Simulator | null;
+  readonly services: Services;
+  readonly logger: Logger;
+  /** Runs the reaper once (tests, and the reaper's own timer). */
+  reapOnce(): Promise<number>;
+  /** Drains HTTP and graphql-ws, settles what is in flight, closes every client. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface BuildOptions {
+  readonly logger?: Logger;
+  /** Listen host; default 0.0.0.0 (127.0.0.1 in tests). */
+  readonly host?: string;
+  /** Start background jobs (checkpointer, reaper, rollups). Default true. */
+  readonly background?: boolean;
+}
+
+/**
+ * The composition root: the only place that creates clients and wires services. Fails fast, naming the URL, when
+ * Postgres or Redis cannot be reached.
+ */
+export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<App> {
+  const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
+  const db = createPrisma(config.DATABASE_URL);
+  const redis = createRedis(config.REDIS_URL);
+  const closers: Array<() => Promise<unknown>> = [];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch((e) => logger.warn({ err: e }, 'shutdown step failed'));
+    closers.length = 0;
+  };
+  closers.push(() => db.$disconnect(), async () => redis.disconnect());
+
+  try {
+    await db.$queryRaw`SELECT 1`.catch((e) => {
+      throw new StartupError(`cannot reach Postgres at ${safeUrl(config.DATABASE_URL)} (${(e as Error).message}). Start it, e.g. docker compose up -d postgres`);
+    });
+    await waitReady(redis, 5_000).catch((e) => {
+      throw new StartupError(`cannot reach Redis at ${safeUrl(config.REDIS_URL)} (${(e as Error).message}). Start it, e.g. docker compose up -d redis`);
+    });
+
+    let simulator: Simulator | null = null;
+    let upstreamUrl = config.GLOBAL_API_BASE_URL;
+    if (config.useSimulator) {
+      simulator = await startSimulator({ port: 0, latencyScale: config.SIM_LATENCY_SCALE });
+      closers.push(() => simulator!.close());
+      upstreamUrl = simulator.url;
+      logger.info({ url: simulator.url }, 'GLOBAL_API_KEY is unset: serving from the embedded upstream simulator');
+    }
+
+    const routing: RoutingOptions = {
+      firstTokenFloorMs: config.FIRST_TOKEN_FLOOR_MS,
+      ttftMultiple: config.FIRST_TOKEN_TTFT_MULTIPLE,
+      idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+      totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
+    };
+    // A hold outlives the longest request; the reaper settles dead ones long before it expires.
+    const holdTtlMs = config.TOTAL_TIMEOUT_MS + config.LEASE_MS + 60_000;
+    const metrics = makeMetrics();
+    const epoch = makeEpoch(redis);
+    const catalog = makeCatalogStore(db, epoch);
+    const tenants = makeTenantStore(db, epoch);
+    const limiter = makeLimiter(redis);
+    const ledger = makeLedger(db);
+    const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
+    const reaper = makeReaper({ db, ledger, limiter, intervalMs: config.REAPER_INTERVAL_MS, logger });
+    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger });
+    closers.push(() => upstream.close());
+    const health = makeModelHealth();
+    metrics.breaker.reset();
+    const breakerCollect = () => {
+      for (const [model, s] of Object.entries(health.states())) metrics.breaker.set({ model }, s === 'open' ? 1 : s === 'half_open' ? 0.5 : 0);
+    };
+    (metrics.breaker as unknown as { collect?: () => void }).collect = breakerCollect;
+
+    const chat = makeChatService({
+      catalog,
+      tenants,
+      limiter,
+      ledger,
+      routing,
+      maxMessageBytes: config.MAX_REQUEST_BYTES,
+      leaseMs: config.LEASE_MS,
+      holdTtlMs,
+      logger,
+      upstream,
+      health,
+      checkpointer,
+      idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+      totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
+      idempotency: makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs }),
+      observe: (e) => {
+        if (e.model) {
+          metrics.requestMs.observe({ model: e.model, outcome: e.outcome }, e.totalMs);
+          if (e.ttftMs !== null) metrics.ttftMs.observe({ model: e.model }, e.ttftMs);
+        }
+        for (const a of e.attempts) metrics.attempts.inc({ model: a.model, result: a.ok ? 'ok' : (a.error ?? 'error') });
+      },
+      onDenied: (reason) => metrics.denials.inc({ reason }),
+    });
+
+    const services: Services = {
+      auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch }),
+      epoch,
+      catalog,
+      tenants,
+      tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
+      admin: makeAdminService({ db, epoch }),
+      chat,
+      reports: makeReportsService({ db }),
+      routing,
+    };
+
+    const server = await createHttpServer({
+      schema: buildSchema(),
+      buildContext: makeContextBuilder(services, logger),
+      metrics,
+      logger,
+      production: config.NODE_ENV === 'production',
+      // The body limit leaves room for JSON framing around the messages' own cap.
+      maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024,
+      ready: async () => {
+        await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
+      },
+    });
+    const port = await server.listen(config.PORT, opts.host ?? '0.0.0.0');
+    // Drain first: in-flight requests settle while the checkpointer still renews their leases.
+    closers.push(async () => {
+      await checkpointer.flush();
+      await checkpointer.stop();
+    });
+    closers.push(() => reaper.stop());
+    const rollups = makeRollupJob({ db });
+    closers.push(() => rollups.stop());
+    closers.push(() => server.stop());
+
+    if (opts.background !== false) {
+      checkpointer.start();
+      reaper.start();
+      rollups.start(15 * 60_000);
+    }
+
+    let stopping: Promise<void> | null = null;
+    return {
+      url: `http://127.0.0.1:${port}/graphql`,
+      port,
+      upstreamUrl,
+      simulator,
+      services,
+      logger,
+      reapOnce: () => reaper.reapOnce(),
+      stop: () => (stopping ??= closeAll()),
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+/** A URL for logs and messages: never with its password. */
+function safeUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

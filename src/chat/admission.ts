@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import { AppError, isAppError } from '../errors';
+import type { Logger } from '../infra/logger';
+import type { CatalogStore } from '../catalog/catalog-store';
+import type { TenantStore, TenantSettings } from '../tenants/tenant-store';
+import type { Principal } from '../tenants/principal';
+import { requireTenant } from '../tenants/principal';
+import { buildPlan, type Plan, type RoutingOptions } from '../routing';
+import type { Limiter } from '../limits';
+import type { Ledger, PriceSnapshot } from '../accounting/ledger';
+import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
+import { formatUsd, type Micros } from '../accounting/money';
+import { monthOf, monthRange } from '../accounting/period';
+import { checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
+
+/** A request that passed every check: it holds budget in Redis and has its HELD ledger row. */
+export interface Admitted {
+  readonly requestId: string;
+  readonly tenant: TenantSettings;
+  readonly keyId: string;
+  readonly plan: Plan;
+  readonly maxTokens: number;
+  readonly month: string;
+  readonly startedAt: Date;
+  readonly prices: PriceSnapshot;
+  readonly tokensEstimate: number;
+  readonly promptEstimate: number;
+}
+
+export interface AdmissionDeps {
+  readonly catalog: CatalogStore;
+  readonly tenants: TenantStore;
+  readonly limiter: Limiter;
+  readonly ledger: Ledger;
+  readonly routing: RoutingOptions;
+  readonly maxMessageBytes: number;
+  readonly leaseMs: number;
+  readonly holdTtlMs: number;
+  readonly logger: Logger;
+  /** Told of every refused admission (metrics). */
+  readonly onDenied?: (reason: 'RATE_LIMITED' | 'BUDGET_EXCEEDED') => void;
+}
+
+/** Redis or Postgres failed under the gate: fail closed, nothing charged. */
+const unavailable = (what: string, cause: unknown) =>
+  new AppError('SERVICE_UNAVAILABLE', `the gateway cannot reach ${what} right now; nothing was charged, try again shortly`, {}, { cause });
+
+const rethrowInfra = (what: string) => (e: unknown): never => {
+  throw isAppError(e) ? e : unavailable(what, e);
+};
+
+export interface Validated {
+  readonly tenant: TenantSettings;
+  readonly keyId: string;
+  readonly plan: Plan;
+  readonly maxTokens: number;
+  readonly prices: PriceSnapshot;
+  readonly messageBytes: number;
+}
+
+/** Every check that needs no gate: shape, profile, caps, prices. A bad request fails here and touches nothing. */
+export async function validate(deps: AdmissionDeps, principal: Principal, input: ChatInput, mode: 'collect' | 'stream'): Promise<Validated> {
+  const who = requireTenant(principal, mode === 'stream' ? 'chatStream' : 'chat');
+  const { messageBytes } = checkShape(input, { mode, maxMessageBytes: deps.maxMessageBytes });
+  const [catalog, tenant] = await Promise.all([deps.catalog.get(), deps.tenants.get(who.tenantId)]).catch(rethrowInfra('Postgres'));
+  const region = input.region ?? 'US_EAST';
+  const planned = buildPlan(catalog, tenant.overrides, input.profile, region, deps.routing);
+  const maxTokens = resolveMaxTokens(input, planned.profile);
+  const primary = planned.chain[0];
+  if (!primary || primary.model.outputMicrosPerMillion === null) {
+    const id = primary?.model.id ?? '(none)';
+    throw new AppError('UNPRICED_MODEL', `model ${id} of profile ${input.profile} has no output price yet; an admin must set one with setModelPrice`, { model: id });
+  }
+  // An unpriced fallback would be recorded at $0: leave it out of the chain instead.
+  const plan: Plan = { ...planned, chain: planned.chain.filter((m) => m.model.outputMicrosPerMillion !== null) };
+  const prices: Record<string, UnitPrices> = {};
+  for (const m of plan.chain) prices[m.model.id] = { inputMicrosPerMillion: m.model.inputMicrosPerMillion, outputMicrosPerMillion: m.model.outputMicrosPerMillion };
+  return { tenant, keyId: who.keyId, plan, maxTokens, prices, messageBytes };
+}
+
+/**
+ * Reserve, then write ahead: one atomic Redis admission (rate, tokens, budget hold), then the HELD ledger row.
+ * A denial writes nothing. The hold is the worst case of one attempt at the dearest model of the chain; a mutation
+ * that must fall back after an attempt that consumed tokens extends it first (see run-chat.ts).
+ */
+export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput): Promise<Admitted> {
+  const requestId = randomUUID();
+  const startedAt = new Date();
+  const month = monthOf(startedAt);
+  const n = input.messages.length;
+  const promptEstimate = promptTokensEstimate(v.messageBytes, n);
+  const tokensEstimate = promptEstimate + v.maxTokens;
+  const holdMicros: Micros = worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens);
+  const gate = {
+    tenantId: v.tenant.id,
+    requestId,
+    month,
+    requestsPerMinute: v.tenant.requestsPerMinute,
+    tokensPerMinute: v.tenant.tokensPerMinute,
+    tokensEstimate,
+    budgetMicros: v.tenant.monthlyBudgetMicros,
+    holdMicros,
+    holdTtlMs: deps.holdTtlMs,
+  };
+
+  let verdict = await deps.limiter.admit(gate).catch(rethrowInfra('Redis'));
+  for (let i = 0; !verdict.allowed && verdict.reason === 'NEEDS_RESEED'; i++) {
+    if (i === 3) throw unavailable('a consistent budget state', new Error('reseed did not take'));
+    await reseed(deps, v.tenant.id, month);
+    verdict = await deps.limiter.admit(gate).catch(rethrowInfra('Redis'));
+  }
+  if (!verdict.allowed) {
+    switch (verdict.reason) {
+      case 'RATE_LIMITED':
+        deps.onDenied?.('RATE_LIMITED');
+        throw new AppError(
+          'RATE_LIMITED',
+          `${verdict.limit === 'REQUESTS_PER_MINUTE' ? 'requests' : 'tokens'} per minute limit reached; retry in ${verdict.retryAfterMs} ms`,
+          { retryAfterMs: verdict.retryAfterMs, limit: verdict.limit },
+        );
+      case 'BUDGET_EXCEEDED':
+        deps.onDenied?.('BUDGET_EXCEEDED');
+        throw new AppError(
+          'BUDGET_EXCEEDED',
+          `this request could cost up to $${formatUsd(holdMicros)}, more than the $${formatUsd(verdict.remainingMicros)} left of this month's budget`,
+          { remainingUsd: formatUsd(verdict.remainingMicros), requestMaxUsd: formatUsd(holdMicros) },
+        );
+      default:
+        throw unavailable('a consistent budget state', new Error(String((verdict as { reason: string }).reason)));
+    }
+  }
+
+  try {
+    await deps.ledger.hold({
+      requestId,
+      tenantId: v.tenant.id,
+      apiKeyId: v.keyId,
+      profile: v.plan.profile.name,
+      region: v.plan.region,
+      plannedModel: v.plan.chain[0]!.model.id,
+      maxTokens: v.maxTokens,
+      promptTokensEstimate: promptEstimate,
+      prices: v.prices,
+      holdMicros,
+      startedAt,
+      leaseMs: deps.leaseMs,
+      idempotencyKey: input.idempotencyKey ?? null,
+    });
+  } catch (e) {
+    // No row, so no upstream call: give the hold back at once and charge nothing.
+    await deps.limiter
+      .settle({ tenantId: v.tenant.id, requestId, month, actualMicros: 0n, actualTokens: 0, tokensEstimate })
+      .catch((err) => deps.logger.warn({ err, requestId }, 'could not release the hold; it expires by itself'));
+    throw unavailable('Postgres', e);
+  }
+  return { requestId, tenant: v.tenant, keyId: v.keyId, plan: v.plan, maxTokens: v.maxTokens, month, startedAt, prices: v.prices, tokensEstimate, promptEstimate };
+}
+
+/** Rebuilds a tenant-month's budget state in Redis from the ledger (cold start, Redis flushed). SET, never additive. */
+export async function reseed(deps: Pick<AdmissionDeps, 'ledger' | 'limiter' | 'holdTtlMs' | 'tenants'>, tenantId: string, month: string): Promise<void> {
+  const { start, end } = monthRange(month);
+  const state = await deps.ledger.monthState(tenantId, start, end).catch(rethrowInfra('Postgres'));
+  const tenant = await deps.tenants.get(tenantId).catch(rethrowInfra('Postgres'));
+  await deps.limiter
+    .reseed({
+      tenantId,
+      month,
+      spentMicros: state.spentMicros,
+      holds: state.holds.map((h) => ({ requestId: h.requestId, holdMicros: h.holdMicros, expiresAtMs: h.startedAtMs + deps.holdTtlMs })),
+      requestsPerMinute: tenant.requestsPerMinute,
+      tokensPerMinute: tenant.tokensPerMinute,
+    })
+    .catch(rethrowInfra('Redis'));
+}

@@ -1,0 +1,59 @@
+import { AppError, badInput } from '../errors';
+import type { ProfileInfo, Region } from '../catalog/types';
+
+export type ChatRole = 'SYSTEM' | 'USER' | 'ASSISTANT';
+
+export interface ChatInput {
+  readonly profile: string;
+  readonly messages: ReadonlyArray<{ readonly role: ChatRole; readonly content: string }>;
+  readonly maxTokens?: number | null;
+  readonly temperature?: number | null;
+  readonly region?: Region | null;
+  readonly idempotencyKey?: string | null;
+}
+
+export const MAX_MESSAGES = 256;
+export const MAX_IDEMPOTENCY_KEY = 200;
+
+/** The checks that need no profile: run first, so a bad request touches nothing. */
+export function checkShape(input: ChatInput, opts: { mode: 'collect' | 'stream'; maxMessageBytes: number }): { messageBytes: number } {
+  const n = input.messages.length;
+  if (n < 1 || n > MAX_MESSAGES) throw badInput('messages', `expected 1 to ${MAX_MESSAGES} messages, got ${n}`);
+  let bytes = 0;
+  for (const m of input.messages) bytes += Buffer.byteLength(m.content, 'utf8');
+  if (bytes > opts.maxMessageBytes) {
+    throw badInput('messages', `the messages total ${bytes} bytes; the limit is ${opts.maxMessageBytes} bytes`);
+  }
+  const t = input.temperature;
+  if (t !== undefined && t !== null && !(Number.isFinite(t) && t >= 0 && t <= 2)) {
+    throw badInput('temperature', `expected a number from 0 to 2, got ${t}`);
+  }
+  const key = input.idempotencyKey;
+  if (key !== undefined && key !== null) {
+    if (opts.mode === 'stream') throw badInput('idempotencyKey', 'is accepted by the chat mutation only, not by chatStream');
+    if (key.length < 1 || key.length > MAX_IDEMPOTENCY_KEY) {
+      throw badInput('idempotencyKey', `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters, got ${key.length}`);
+    }
+  }
+  return { messageBytes: bytes };
+}
+
+/** maxTokens left out takes the profile's default; otherwise 1..cap. */
+export function resolveMaxTokens(input: ChatInput, profile: ProfileInfo): number {
+  const m = input.maxTokens;
+  if (m === undefined || m === null) return profile.defaultMaxTokens;
+  if (!Number.isInteger(m) || m < 1 || m > profile.maxTokensCap) {
+    throw badInput('maxTokens', `expected a whole number from 1 to ${profile.maxTokensCap} for profile ${profile.name}, got ${m}`);
+  }
+  return m;
+}
+
+/** Upper bound of prompt tokens for the budget hold: no tokenizer yields more tokens than bytes, plus role framing. */
+export const promptTokensUpperBound = (messageBytes: number, messages: number): number => messageBytes + 8 * messages;
+
+/** The usual estimate (about four bytes a token, plus framing) for the soft tokens-per-minute charge. */
+export const promptTokensEstimate = (messageBytes: number, messages: number): number => Math.ceil(messageBytes / 4) + 4 * messages;
+
+export function assertNever(x: never): never {
+  throw new AppError('INTERNAL_SERVER_ERROR', `unexpected value ${String(x)}`);
+}

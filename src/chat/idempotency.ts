@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto';
+import { AppError } from '../errors';
+import type { Db } from '../infra/prisma';
+
+/** What the first request of a key ended with, replayed to every retry. */
+export type StoredOutcome =
+  | { readonly kind: 'result'; readonly value: unknown }
+  | { readonly kind: 'error'; readonly code: AppError['code']; readonly message: string; readonly extensions: Record<string, unknown> };
+
+export type Claim = { readonly kind: 'owner' } | { readonly kind: 'replay'; readonly outcome: StoredOutcome };
+
+export interface Idempotency {
+  /** Owner: run the request, then `finish` or `release`. Replay: the first request's outcome. Waits while another runs. */
+  claim(tenantId: string, key: string, inputHash: string, signal?: AbortSignal): Promise<Claim>;
+  finish(tenantId: string, key: string, outcome: StoredOutcome): Promise<void>;
+  /** The first request failed with nothing charged: a retry runs afresh. */
+  release(tenantId: string, key: string): Promise<void>;
+}
+
+/** A stable hash of what makes two requests "the same input" (JSON with sorted keys). */
+export function hashInput(value: unknown): string {
+  const canon = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canon)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])]))
+        : v;
+  return createHash('sha256').update(JSON.stringify(canon(value))).digest('hex');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Keys live in Postgres (shared by every instance), scoped by tenant: another tenant's identical key is another
+ * row. A RUNNING row carries the owner's lease; if the owner dies, a retry takes the key over after the lease.
+ */
+export function makeIdempotency(deps: { db: Db; ttlMs: number; ownerLeaseMs: number; pollMs?: number }): Idempotency {
+  const { db } = deps;
+  const pollMs = deps.pollMs ?? 25;
+
+  async function tryInsert(tenantId: string, key: string, inputHash: string): Promise<boolean> {
+    const now = Date.now();
+    const n = await db.$executeRaw`
+      INSERT INTO idempotency_keys (tenant_id, key, input_hash, state, lease_expires_at, created_at, expires_at)
+      VALUES (${tenantId}::uuid, ${key}, ${inputHash}, 'RUNNING', ${new Date(now + deps.ownerLeaseMs)}, ${new Date(now)}, ${new Date(now + deps.ttlMs)})
+      ON CONFLICT (tenant_id, key) DO UPDATE
+        SET input_hash = EXCLUDED.input_hash, state = 'RUNNING', result = NULL, request_id = NULL,
+            lease_expires_at = EXCLUDED.lease_expires_at, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+        WHERE idempotency_keys.expires_at < now()
+           OR (idempotency_keys.state = 'RUNNING' AND idempotency_keys.lease_expires_at < now())`;
+    return n === 1;
+  }
+
+  return {
+    async claim(tenantId, key, inputHash, signal) {
+      for (;;) {
+        if (signal?.aborted) throw new AppError('BAD_USER_INPUT', 'idempotencyKey: the request was cancelled while waiting for the first one');
+        if (await tryInsert(tenantId, key, inputHash)) return { kind: 'owner' };
+        const row = await db.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId, key } } });
+        if (!row) continue; // released meanwhile: try to take it
+        if (row.inputHash !== inputHash) {
+          throw new AppError('IDEMPOTENCY_MISMATCH', 'idempotencyKey: this key was used with a different input; use a new key for a new request', {
+            field: 'idempotencyKey',
+          });
+        }
+        if (row.state === 'DONE') return { kind: 'replay', outcome: row.result as unknown as StoredOutcome };
+        await sleep(pollMs); // the first request is still running: wait for it
+      }
+    },
+    async finish(tenantId, key, outcome) {
+      await db.idempotencyKey.update({
+        where: { tenantId_key: { tenantId, key } },
+        data: { state: 'DONE', result: outcome as object },
+      });
+    },
+    async release(tenantId, key) {
+      await db.idempotencyKey.deleteMany({ where: { tenantId, key, state: 'RUNNING' } });
+    },
+  };
+}

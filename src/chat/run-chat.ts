@@ -1,0 +1,205 @@
+import { AppError } from '../errors';
+import type { Logger } from '../infra/logger';
+import { routeStream, type AttemptRecord, type ModelHealth, type RouteEvent } from '../routing';
+import type { UpstreamClient } from '../upstream';
+import type { Limiter } from '../limits';
+import type { Checkpointer } from '../accounting/checkpointer';
+import type { Ledger, Outcome, StoredAttempt, UsageSource } from '../accounting/ledger';
+import { priceUsage } from '../accounting/pricing';
+import { formatUsd } from '../accounting/money';
+import type { Admitted } from './admission';
+import type { ChatInput } from './chat-input';
+import type { AttemptView, UsageView } from './types';
+
+export interface RunDeps {
+  readonly upstream: UpstreamClient;
+  readonly health: ModelHealth;
+  readonly limiter: Limiter;
+  readonly ledger: Ledger;
+  readonly checkpointer: Checkpointer;
+  readonly idleTimeoutMs: number;
+  readonly totalTimeoutMs: number;
+  readonly holdTtlMs: number;
+  readonly logger: Logger;
+  readonly observe?: (e: { model: string | null; outcome: Outcome; ttftMs: number | null; totalMs: number; attempts: readonly StoredAttempt[] }) => void;
+}
+
+/** How a request ended, after its ledger row and the Redis spend were settled. */
+export interface Final {
+  readonly model: string | null;
+  readonly outcome: Outcome;
+  readonly usage: UsageView;
+  readonly attempts: readonly AttemptView[];
+  readonly ttftMs: number | null;
+  readonly totalMs: number;
+  /** Set when the request failed: the error the client gets (after settlement). */
+  readonly error: AppError | null;
+}
+
+export type RunEvent =
+  | { readonly type: 'delta'; readonly model: string; readonly text: string }
+  /** Collect mode: the attempt so far failed after partial content; its text is void (its tokens are billed). */
+  | { readonly type: 'discard' }
+  | { readonly type: 'final'; readonly final: Final };
+
+type Terminal = Extract<RouteEvent, { type: 'done' } | { type: 'failed' }>;
+
+const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant' } as const;
+
+/**
+ * Runs an admitted request through the router and settles it exactly once, whatever happens: completion, upstream
+ * failure, client gone (the caller aborts `signal`, or stops iterating), or an exception. Settlement (ledger row,
+ * then the Redis spend) finishes before the final event is yielded, so reads right after see the request.
+ */
+export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): AsyncGenerator<RunEvent> {
+  const started = Date.now();
+  const inflight = deps.checkpointer.track(a.requestId);
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(signal.reason);
+  if (signal.aborted) ac.abort(signal.reason);
+  else signal.addEventListener('abort', onAbort, { once: true });
+
+  let terminal: Terminal | null = null;
+  let denied: AppError | null = null;
+  let final: Final | null = null;
+  try {
+    const events = routeStream(
+      { upstream: deps.upstream, health: deps.health, logger: deps.logger },
+      {
+        plan: a.plan,
+        messages: input.messages.map((m) => ({ role: ROLE[m.role], content: m.content })),
+        maxTokens: a.maxTokens,
+        temperature: input.temperature ?? undefined,
+        signal: ac.signal,
+        mode,
+        idleTimeoutMs: deps.idleTimeoutMs,
+        totalTimeoutMs: deps.totalTimeoutMs,
+      },
+    );
+    for await (const ev of events) {
+      switch (ev.type) {
+        case 'attempt':
+          inflight.model = ev.model;
+          inflight.tokens = 0;
+          break;
+        case 'delta':
+          inflight.tokens++;
+          yield { type: 'delta', model: ev.model, text: ev.text };
+          break;
+        case 'discard': {
+          // The failed attempt's tokens are billed too: grow the hold by their cost before trying the next model.
+          const cost = costOf([ev.attempt], a).costMicros;
+          const r = await deps.limiter.extendHold({
+            tenantId: a.tenant.id,
+            requestId: a.requestId,
+            month: a.month,
+            extraMicros: cost,
+            budgetMicros: a.tenant.monthlyBudgetMicros,
+            holdTtlMs: deps.holdTtlMs,
+          });
+          // The extension joins the request's one hold, released with it at settlement.
+          if (!r.allowed) {
+            denied = new AppError('BUDGET_EXCEEDED', 'the model failed mid-answer and the budget left does not cover another attempt', {
+              remainingUsd: formatUsd(r.remainingMicros ?? 0n),
+            });
+            ac.abort(denied);
+          }
+          inflight.tokens = 0;
+          yield { type: 'discard' };
+          break;
+        }
+        case 'done':
+        case 'failed':
+          terminal = ev;
+          break;
+      }
+    }
+  } catch (e) {
+    deps.logger.error({ err: e, requestId: a.requestId }, 'chat run failed unexpectedly');
+    throw e;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    if (!terminal) ac.abort(new Error('run ended early')); // the consumer stopped iterating: stop the upstream at once
+    try {
+      final = await settle(deps, a, terminal, denied, inflight, started);
+    } finally {
+      deps.checkpointer.release(a.requestId);
+    }
+  }
+  yield { type: 'final', final };
+}
+
+function costOf(attempts: readonly AttemptRecord[], a: Admitted) {
+  let costMicros = 0n;
+  let unpricedPromptTokens = 0;
+  for (const at of attempts) {
+    if (at.promptTokens === 0 && at.completionTokens === 0) continue;
+    const prices = a.prices[at.model];
+    if (!prices) throw new Error(`no price snapshot for ${at.model}`);
+    const p = priceUsage(prices, at.promptTokens, at.completionTokens);
+    costMicros += p.costMicros;
+    unpricedPromptTokens += p.unpricedPromptTokens;
+  }
+  return { costMicros, unpricedPromptTokens };
+}
+
+async function settle(
+  deps: RunDeps,
+  a: Admitted,
+  terminal: Terminal | null,
+  denied: AppError | null,
+  inflight: { tokens: number; model: string | null },
+  started: number,
+): Promise<Final> {
+  // Without a terminal event the consumer went away mid-stream: bill what was delivered, as the reaper would.
+  const attempts: readonly AttemptRecord[] =
+    terminal?.attempts ??
+    (inflight.model
+      ? [{ model: inflight.model, ok: false, error: 'CLIENT_CANCELLED', latencyMs: Date.now() - started, promptTokens: inflight.tokens > 0 ? a.promptEstimate : 0, completionTokens: inflight.tokens, usageSource: 'ESTIMATED' }]
+      : []);
+  const outcome: Outcome = denied ? 'FAILED' : (terminal?.outcome ?? 'CLIENT_CANCELLED');
+  const model = terminal?.type === 'done' && !denied ? terminal.model : null;
+  const { costMicros, unpricedPromptTokens } = costOf(attempts, a);
+  let promptTokens = 0;
+  let completionTokens = 0;
+  let source: UsageSource = 'PROVIDER';
+  for (const at of attempts) {
+    promptTokens += at.promptTokens;
+    completionTokens += at.completionTokens;
+    if ((at.promptTokens || at.completionTokens) && at.usageSource === 'ESTIMATED') source = 'ESTIMATED';
+  }
+  const totalMs = Date.now() - started;
+  const ttftMs = terminal?.type === 'done' ? terminal.ttftMs : null;
+  const stored: StoredAttempt[] = attempts.map((x) => ({ ...x }));
+
+  const settledHere = await deps.ledger.settle(a.requestId, {
+    model,
+    attempts: stored,
+    promptTokens,
+    completionTokens,
+    unpricedPromptTokens,
+    prices: model ? (a.prices[model] ?? null) : null,
+    costMicros,
+    outcome,
+    usageSource: source,
+    endedAt: new Date(),
+  });
+  if (settledHere) {
+    await deps.limiter
+      .settle({ tenantId: a.tenant.id, requestId: a.requestId, month: a.month, actualMicros: costMicros, actualTokens: promptTokens + completionTokens, tokensEstimate: a.tokensEstimate })
+      .catch((e) => deps.logger.error({ err: e, requestId: a.requestId }, 'Redis settle failed; the hold expires and the reconciler reports the gap'));
+  } else {
+    deps.logger.warn({ requestId: a.requestId }, 'ledger row was already settled (reaped after a lost lease)');
+  }
+  deps.observe?.({ model, outcome, ttftMs, totalMs, attempts: stored });
+  const error = denied ?? (terminal?.type === 'failed' ? terminal.error : null);
+  return {
+    model,
+    outcome,
+    usage: { promptTokens, completionTokens, costUsd: costMicros, source },
+    attempts: attempts.map(({ model: m, ok, error: err, latencyMs }) => ({ model: m, ok, error: err, latencyMs })),
+    ttftMs,
+    totalMs,
+    error,
+  };
+}

@@ -1,0 +1,39 @@
+import type { Micros } from '../accounting/money';
+import type { Outcome, UsageSource } from '../accounting/ledger';
+
+export interface UsageView {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly costUsd: Micros;
+  readonly source: UsageSource;
+}
+
+export interface AttemptView {
+  readonly model: string;
+  readonly ok: boolean;
+  readonly error: string | null;
+  readonly latencyMs: number;
+}
+
+/** The chat mutation's answer (GraphQL ChatResult; costUsd in micro-dollars). */
+export interface ChatResult {
+  readonly requestId: string;
+  readonly model: string;
+  readonly content: string;
+  readonly usage: UsageView;
+  readonly ttftMs: number | null;
+  readonly totalMs: number;
+  readonly attempts: readonly AttemptView[];
+}
+
+/** One event of chatStream (GraphQL ChatStreamEvent). */
+export interface ChatStreamEvent {
+  readonly requestId: string;
+  readonly model: string;
+  readonly delta: string | null;
+  readonly done: boolean;
+  readonly outcome: Outcome | null;
+  readonly usage: UsageView | null;
+  readonly ttftMs: number | null;
+  readonly attempts: readonly AttemptView[] | null;
+}

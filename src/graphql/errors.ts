@@ -1,0 +1,53 @@
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { unwrapResolverError } from '@apollo/server/errors';
+import { AppError, HTTP_STATUS, isAppError } from '../errors';
+import type { Logger } from '../infra/logger';
+
+/** Apollo's and graphql-js's own codes for malformed documents pass through as they are. */
+const SERVER_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED', 'OPERATION_RESOLUTION_FAILURE']);
+
+/** AppError -> GraphQLError with extensions.code (and the contract's extras, e.g. retryAfterMs), no stack. */
+export function toGraphQLError(e: AppError): GraphQLError {
+  const status = HTTP_STATUS[e.code];
+  return new GraphQLError(e.message, {
+    extensions: { ...e.extensions, code: e.code, ...(status ? { http: { status } } : {}) },
+  });
+}
+
+/**
+ * The edge's error mask. AppErrors keep their code and message; GraphQL's own document errors keep theirs; anything
+ * else (a bug, SQL, an upstream body) becomes INTERNAL_SERVER_ERROR with the request id, logged with its detail.
+ */
+export function makeFormatError(logger: Logger) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    if (isAppError(original)) {
+      const { http: _http, ...ext } = toGraphQLError(original).extensions as Record<string, unknown>;
+      return { message: original.message, locations: formatted.locations, path: formatted.path, extensions: ext };
+    }
+    const code = formatted.extensions?.code;
+    if (typeof code === 'string' && (SERVER_CODES.has(code) || (code !== 'INTERNAL_SERVER_ERROR' && isContractCode(code)))) {
+      const { stacktrace: _s, http: _h, ...ext } = formatted.extensions ?? {};
+      return { ...formatted, extensions: ext };
+    }
+    const errorId = crypto.randomUUID();
+    logger.error({ err: original, errorId, path: formatted.path }, 'unexpected error (masked as INTERNAL_SERVER_ERROR)');
+    return {
+      message: `internal error; quote error id ${errorId} when reporting it`,
+      locations: formatted.locations,
+      path: formatted.path,
+      extensions: { code: 'INTERNAL_SERVER_ERROR', errorId },
+    };
+  };
+}
+
+const isContractCode = (c: string) => c in HTTP_STATUS || ['NOT_FOUND', 'CONFLICT', 'BUDGET_EXCEEDED', 'UNPRICED_MODEL', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_INTERRUPTED', 'IDEMPOTENCY_MISMATCH', 'FORBIDDEN', 'UNAUTHENTICATED'].includes(c);
+
+/** An HTTP status for a response whose errors all agree on one; the first error with a status wins. */
+export function statusFor(errors: readonly { extensions?: Record<string, unknown> }[]): number | undefined {
+  for (const e of errors) {
+    const s = HTTP_STATUS[e.extensions?.code as AppError['code']];
+    if (s) return s;
+  }
+  return undefined;
+}

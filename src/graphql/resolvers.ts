@@ -1,0 +1,132 @@
+import type { Resolvers } from './generated';
+import { AppError } from '../errors';
+import { requireAdmin, requireTenant, scopeTenant } from '../tenants/principal';
+import { effectiveProfiles } from '../tenants/profiles';
+import { CountScalar, DateTimeScalar, UsdScalar } from './scalars';
+import { chatStreamResolver } from './chat-stream';
+
+/** "Left out" versus explicit null, which GraphQL distinguishes and some mutations give different meanings. */
+const given = <T>(args: object, name: string, value: T | null | undefined) =>
+  Object.prototype.hasOwnProperty.call(args, name) ? { given: true as const, value: value ?? null } : { given: false as const };
+
+/** Thin: authorise, call the use case, shape nothing. */
+export const resolvers: Resolvers = {
+  Usd: UsdScalar,
+  Count: CountScalar,
+  DateTime: DateTimeScalar,
+
+  Model: {
+    name: (m) => m.name,
+    outputUsdPerMillion: (m) => m.outputMicrosPerMillion,
+    inputUsdPerMillion: (m) => m.inputMicrosPerMillion,
+    ttftMs: (m) => m.ttftUsEastMs,
+    tokensPerSecond: (m) => m.tokensPerSecond,
+  },
+
+  Tenant: {
+    monthlyBudgetUsd: (t) => t.monthlyBudgetMicros,
+    spentThisMonthUsd: (t) => t.spentMicros,
+    heldUsd: (t) => t.heldMicros,
+    remainingThisMonthUsd: (t) => {
+      if (t.monthlyBudgetMicros === null) return null;
+      const r = t.monthlyBudgetMicros - t.spentMicros - t.heldMicros;
+      return r > 0n ? r : 0n;
+    },
+  },
+
+  Query: {
+    models: async (_p, _a, { services }) => [...(await services.catalog.get()).models.values()],
+    profiles: async (_p, { region }, { principal, services }) => {
+      const me = requireTenant(principal, 'profiles');
+      const [catalog, tenant] = await Promise.all([services.catalog.get(), services.tenants.get(me.tenantId)]);
+      return effectiveProfiles(catalog, tenant.overrides, region ?? 'US_EAST', services.routing).map((p) => ({ ...p, fallbacks: [...p.fallbacks] }));
+    },
+    me: (_p, _a, { principal, services }) => services.tenantReader.view(requireTenant(principal, 'me').tenantId),
+    tenant: (_p, { id }, { principal, services }) => {
+      requireAdmin(principal, 'tenant');
+      return services.tenantReader.view(id);
+    },
+    tenants: (_p, _a, { principal, services }) => {
+      requireAdmin(principal, 'tenants');
+      return services.tenantReader.list();
+    },
+    costReport: (_p, { month, groupBy, tenantId }, { principal, services }) =>
+      services.reports.costReport(scopeTenant(principal, tenantId, 'costReport'), month, groupBy),
+    costProjection: (_p, { monthlyOutputTokens, mix }, { services }) => services.reports.costProjection(monthlyOutputTokens, mix),
+    apiKeys: (_p, { tenantId }, { principal, services }) => services.reports.apiKeys(scopeTenant(principal, tenantId, 'apiKeys')),
+    request: async (_p, { id }, { principal, services }) => {
+      const r = await services.reports.request(id, principal.kind === 'admin' ? null : principal.tenantId);
+      if (!r) throw new AppError('NOT_FOUND', `no request with id "${id.slice(0, 64)}"`);
+      return r;
+    },
+    requests: (_p, { tenantId, first, before }, { principal, services }) =>
+      services.reports.requests(scopeTenant(principal, tenantId, 'requests'), first ?? 50, before ?? null),
+    auditLog: (_p, { tenantId, first, before }, { principal, services }) => {
+      requireAdmin(principal, 'auditLog');
+      return services.reports.auditLog(tenantId ?? null, first ?? 50, before ?? null);
+    },
+    profileOverrides: async (_p, { tenantId }, { principal, services }) => {
+      const id = scopeTenant(principal, tenantId, 'profileOverrides');
+      const [catalog, t] = await Promise.all([services.catalog.get(), services.tenants.get(id)]);
+      return t.overrides.map((o) => ({
+        tenantId: id,
+        profile: o.profile,
+        region: o.scope === 'ALL' ? null : o.scope,
+        model: o.model,
+        fallbacks: [...(o.fallbacks ?? catalog.fallbacks.get(o.model) ?? [])],
+      }));
+    },
+  },
+
+  Mutation: {
+    chat: (_p, { input }, { principal, services, signal }) => services.chat.complete(principal, input, signal).then((r) => ({ ...r, attempts: [...r.attempts] })),
+    createTenant: async (_p, { input }, { principal, services }) => {
+      requireAdmin(principal, 'createTenant');
+      const r = await services.admin.createTenant(input);
+      return { tenant: await services.tenantReader.view(r.tenantId), apiKey: r.apiKey };
+    },
+    setTenantBudget: async (_p, args, { principal, services }) => {
+      requireAdmin(principal, 'setTenantBudget');
+      await services.admin.setTenantBudget(args.tenantId, given(args, 'monthlyBudgetUsd', args.monthlyBudgetUsd));
+      return services.tenantReader.view(args.tenantId);
+    },
+    setTenantLimits: async (_p, args, { principal, services }) => {
+      requireAdmin(principal, 'setTenantLimits');
+      await services.admin.setTenantLimits(
+        args.tenantId,
+        given(args, 'requestsPerMinute', args.requestsPerMinute),
+        given(args, 'tokensPerMinute', args.tokensPerMinute),
+      );
+      return services.tenantReader.view(args.tenantId);
+    },
+    setProfileOverride: async (_p, args, { principal, services }) => {
+      requireAdmin(principal, 'setProfileOverride');
+      const o = await services.admin.setProfileOverride(args);
+      return { ...o, fallbacks: [...o.fallbacks] };
+    },
+    removeProfileOverride: (_p, { tenantId, profile, region }, { principal, services }) => {
+      requireAdmin(principal, 'removeProfileOverride');
+      return services.admin.removeProfileOverride(tenantId, profile, region);
+    },
+    createApiKey: (_p, { tenantId }, { principal, services }) => {
+      requireAdmin(principal, 'createApiKey');
+      return services.admin.createApiKey(tenantId);
+    },
+    revokeApiKey: (_p, { id }, { principal, services }) => {
+      requireAdmin(principal, 'revokeApiKey');
+      return services.admin.revokeApiKey(id);
+    },
+    setModelPrice: (_p, args, { principal, services }) => {
+      requireAdmin(principal, 'setModelPrice');
+      return services.admin.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion));
+    },
+  },
+
+  Subscription: {
+    chatStream: {
+      subscribe: chatStreamResolver,
+      resolve: (ev: unknown) => ev as never,
+    },
+  },
+};
+

@@ -1,0 +1,73 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { ConfigError, loadConfig } from './config';
+import { buildApp, StartupError } from './app';
+import { createLogger } from './infra/logger';
+import { createPrisma } from './infra/prisma';
+import { seedCatalog } from '../prisma/seed';
+
+/** Process entry: config -> migrations -> seed -> app -> listen; SIGTERM/SIGINT drain and exit. */
+async function main() {
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+
+  // Migrations run in a child: the WebAssembly schema engine needs --experimental-wasm-modules on Node 20.
+  try {
+    const out = execFileSync(process.execPath, ['--experimental-wasm-modules', '--no-warnings', path.join(__dirname, '../prisma/migrate.mjs'), 'apply'], {
+      env: { ...process.env, DATABASE_URL: config.DATABASE_URL },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
+    logger.info({ result: out.toString().trim() }, 'migrations');
+  } catch (e) {
+    const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim();
+    throw new StartupError(stderr || `migrations failed: ${(e as Error).message}`);
+  }
+  const db = createPrisma(config.DATABASE_URL, { max: 1 });
+  try {
+    const seeded = await seedCatalog(db);
+    logger.info(seeded, 'seed');
+  } finally {
+    await db.$disconnect();
+  }
+
+  const app = await buildApp(config, { logger });
+  logger.info({ url: app.url, upstream: app.upstreamUrl }, 'llm-gateway listening');
+  if (config.adminKeyGenerated) {
+    // Printed once, to the terminal only; never logged. Set ADMIN_API_KEY to keep one across restarts.
+    process.stderr.write(`\nADMIN_API_KEY was not set; generated one for this process (shown once):\n  ${config.ADMIN_API_KEY}\nSet ADMIN_API_KEY to choose your own.\n\n`);
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    const force = setTimeout(() => {
+      logger.error('drain took too long; exiting');
+      process.exit(1);
+    }, 30_000);
+    force.unref();
+    app.stop().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (e) => {
+        logger.error({ err: e }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e) => {
+  if (e instanceof ConfigError || e instanceof StartupError) {
+    process.stderr.write(`llm-gateway: ${e.message}\n`);
+  } else {
+    process.stderr.write(`llm-gateway: failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  }
+  process.exit(1);
+});

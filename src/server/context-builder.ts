@@ -1,0 +1,31 @@
+import { randomUUID } from 'node:crypto';
+import { GraphQLError } from 'graphql';
+import { isAppError } from '../errors';
+import type { Logger } from '../infra/logger';
+import type { Services } from '../services';
+import type { GraphQLContext } from '../graphql/context';
+import { toGraphQLError } from '../graphql/errors';
+
+/**
+ * The one context builder of HTTP and graphql-ws: sync the cross-instance epoch, authenticate, attach services.
+ * An auth failure is a GraphQLError carrying its HTTP status (401/403), never Apollo's default 500.
+ */
+export function makeContextBuilder(services: Services, logger: Logger) {
+  return async (i: { authorization: unknown; signal: AbortSignal; requestId?: string }): Promise<GraphQLContext> => {
+    const requestId = i.requestId ?? randomUUID();
+    try {
+      await services.epoch.sync();
+      const principal = await services.auth.authenticate(i.authorization);
+      const log = logger.child({ requestId, tenantId: principal.kind === 'tenant' ? principal.tenantId : 'admin' });
+      return { principal, requestId, signal: i.signal, services, log };
+    } catch (e) {
+      if (isAppError(e)) throw toGraphQLError(e);
+      logger.error({ err: e, requestId }, 'authentication backend unavailable');
+      throw new GraphQLError('the gateway cannot reach its database or Redis right now; try again shortly', {
+        extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503 } },
+      });
+    }
+  };
+}
+
+export type ContextBuilder = ReturnType<typeof makeContextBuilder>;

@@ -1,0 +1,158 @@
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+import express, { type ErrorRequestHandler } from 'express';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import type { GraphQLSchema } from 'graphql';
+import type { Logger } from '../infra/logger';
+import type { GraphQLContext } from '../graphql/context';
+import { makeFormatError, statusFor } from '../graphql/errors';
+import type { ContextBuilder } from './context-builder';
+import type { Metrics } from './metrics';
+import { attachGraphqlWs } from './graphql-ws';
+
+export interface HttpServerOptions {
+  readonly schema: GraphQLSchema;
+  readonly buildContext: ContextBuilder;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly production: boolean;
+  readonly maxBodyBytes: number;
+  /** GET /readyz: resolves when Postgres and Redis answer, rejects with the reason otherwise. */
+  readonly ready: () => Promise<void>;
+  /** Extra routes mounted before /graphql (the playground). */
+  readonly mount?: (app: express.Express) => void;
+}
+
+/** Sets the contract's HTTP status (401, 403, 413, 429, 503) from the response's error codes. */
+const statusPlugin: ApolloServerPlugin<GraphQLContext> = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ response }) {
+        if (response.body.kind !== 'single') return;
+        const errors = response.body.singleResult.errors;
+        if (!errors?.length) return;
+        const s = statusFor(errors as never);
+        if (s) response.http.status = s;
+      },
+    };
+  },
+};
+
+export function makeMetricsPlugin(metrics: Metrics): ApolloServerPlugin<GraphQLContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response, operationName }) {
+          if (response.body.kind !== 'single') return;
+          const code = (response.body.singleResult.errors?.[0]?.extensions?.code as string | undefined) ?? 'OK';
+          metrics.operations.inc({ operation: operationName ?? 'anonymous', code });
+        },
+      };
+    },
+  };
+}
+
+/** Express + Apollo Server at /graphql, graphql-ws on the same path, health and metrics. One HTTP server. */
+export async function createHttpServer(o: HttpServerOptions) {
+  const app = express();
+  app.disable('x-powered-by');
+  const httpServer = http.createServer(app);
+  httpServer.keepAliveTimeout = 65_000;
+
+  const armor = new ApolloArmor({
+    maxDepth: { n: 12 },
+    maxAliases: { n: 15 },
+    costLimit: { maxCost: 5000 },
+    maxTokens: { n: 2000 },
+    maxDirectives: { n: 20 },
+    blockFieldSuggestion: { enabled: o.production },
+  }).protect();
+
+  const ws = attachGraphqlWs({ httpServer, path: '/graphql', schema: o.schema, buildContext: o.buildContext, validationRules: armor.validationRules, metrics: o.metrics, logger: o.logger });
+
+  const apollo = new ApolloServer<GraphQLContext>({
+    schema: o.schema,
+    introspection: !o.production,
+    csrfPrevention: true,
+    allowBatchedHttpRequests: false,
+    includeStacktraceInErrorResponses: false,
+    validationRules: armor.validationRules,
+    formatError: makeFormatError(o.logger),
+    plugins: [
+      ...armor.plugins,
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      { async serverWillStart() { return { async drainServer() { await ws.dispose(); } }; } },
+      ApolloServerPluginLandingPageDisabled(),
+      statusPlugin,
+      makeMetricsPlugin(o.metrics),
+    ],
+  });
+  await apollo.start();
+
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await o.ready();
+      res.json({ status: 'ready' });
+    } catch (e) {
+      res.status(503).json({ status: 'unavailable', reason: (e as Error).message });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(o.metrics.registry.contentType).send(await o.metrics.registry.metrics());
+  });
+  o.mount?.(app);
+
+  const tooLarge: ErrorRequestHandler = (err, _req, res, next) => {
+    if ((err as { type?: string }).type === 'entity.too.large') {
+      res.status(413).json({ errors: [{ message: `request body over ${o.maxBodyBytes} bytes`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
+      return;
+    }
+    if ((err as { type?: string }).type === 'entity.parse.failed') {
+      res.status(400).json({ errors: [{ message: 'request body is not valid JSON', extensions: { code: 'BAD_REQUEST' } }] });
+      return;
+    }
+    next(err);
+  };
+
+  app.use(
+    '/graphql',
+    express.json({ limit: o.maxBodyBytes }),
+    tooLarge,
+    expressMiddleware(apollo, {
+      context: async ({ req, res }) => {
+        const ac = new AbortController();
+        res.once('close', () => {
+          if (!res.writableFinished) ac.abort(new Error('client closed the connection'));
+        });
+        const rid = req.headers['x-request-id'];
+        return o.buildContext({
+          authorization: req.headers.authorization,
+          signal: ac.signal,
+          requestId: typeof rid === 'string' && /^[\w-]{1,64}$/.test(rid) ? rid : randomUUID(),
+        });
+      },
+    }),
+  );
+
+  return {
+    httpServer,
+    app,
+    async listen(port: number, host = '0.0.0.0'): Promise<number> {
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, host, () => resolve());
+      });
+      const addr = httpServer.address();
+      return typeof addr === 'object' && addr ? addr.port : port;
+    },
+    /** Stops accepting, drains HTTP requests and graphql-ws subscriptions, then closes. */
+    async stop() {
+      await apollo.stop();
+    },
+  };
+}

@@ -1,0 +1,20 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one process, served at GET /metrics. Labels are bounded (models, codes, operations). */
+export function makeMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const ms = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
+  return {
+    registry,
+    operations: new Counter({ name: 'gateway_graphql_operations_total', help: 'GraphQL operations by operation name and result code (OK or the error code)', labelNames: ['operation', 'code'], registers: [registry] }),
+    requestMs: new Histogram({ name: 'gateway_chat_duration_ms', help: 'Whole chat request time by answering model', labelNames: ['model', 'outcome'], buckets: ms, registers: [registry] }),
+    ttftMs: new Histogram({ name: 'gateway_chat_ttft_ms', help: 'Time to first token by answering model', labelNames: ['model'], buckets: ms, registers: [registry] }),
+    attempts: new Counter({ name: 'gateway_upstream_attempts_total', help: 'Upstream attempts by model and result (ok or the error code)', labelNames: ['model', 'result'], registers: [registry] }),
+    denials: new Counter({ name: 'gateway_limiter_denials_total', help: 'Admissions refused by the gate', labelNames: ['reason'], registers: [registry] }),
+    openStreams: new Gauge({ name: 'gateway_open_streams', help: 'chatStream subscriptions open now', registers: [registry] }),
+    breaker: new Gauge({ name: 'gateway_model_circuit_open', help: 'Circuit state per model: 0 closed, 0.5 half-open, 1 open', labelNames: ['model'], registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof makeMetrics>;

@@ -1,0 +1,22 @@
+import type { Authenticator } from './tenants/authenticate';
+import type { AdminService } from './tenants/admin-service';
+import type { TenantReader } from './tenants/tenant-reader';
+import type { TenantStore } from './tenants/tenant-store';
+import type { CatalogStore } from './catalog/catalog-store';
+import type { ChatService } from './chat/chat-service';
+import type { ReportsService } from './reports';
+import type { RoutingOptions } from './routing';
+import type { Epoch } from './infra/epoch';
+
+/** The use cases the API calls; built once in app.ts. */
+export interface Services {
+  readonly auth: Authenticator;
+  readonly epoch: Epoch;
+  readonly catalog: CatalogStore;
+  readonly tenants: TenantStore;
+  readonly tenantReader: TenantReader;
+  readonly admin: AdminService;
+  readonly chat: ChatService;
+  readonly reports: ReportsService;
+  readonly routing: RoutingOptions;
+}

@@ -1,0 +1,46 @@
+import type { Db } from '../infra/prisma';
+import type { Limiter } from '../limits';
+import type { Ledger } from '../accounting/ledger';
+import { monthOf } from '../accounting/period';
+import { AppError } from '../errors';
+import { reseed } from '../chat/admission';
+import type { TenantStore } from './tenant-store';
+import type { TenantView } from './tenant-view';
+
+export interface TenantReader {
+  /** Settings plus this month's spent and held, from the same numbers the budget gate uses. */
+  view(tenantId: string): Promise<TenantView>;
+  list(): Promise<TenantView[]>;
+}
+
+export function makeTenantReader(deps: { db: Db; tenants: TenantStore; limiter: Limiter; ledger: Ledger; holdTtlMs: number }): TenantReader {
+  async function view(tenantId: string): Promise<TenantView> {
+    const t = await deps.tenants.get(tenantId);
+    const month = monthOf(new Date());
+    let state = await deps.limiter.budgetState(t.id, month).catch(unavailable);
+    if (!state) {
+      await reseed(deps, t.id, month);
+      state = (await deps.limiter.budgetState(t.id, month).catch(unavailable)) ?? { spentMicros: 0n, heldMicros: 0n };
+    }
+    return {
+      id: t.id,
+      name: t.name,
+      monthlyBudgetMicros: t.monthlyBudgetMicros,
+      spentMicros: state.spentMicros,
+      heldMicros: state.heldMicros,
+      requestsPerMinute: t.requestsPerMinute,
+      tokensPerMinute: t.tokensPerMinute,
+    };
+  }
+  return {
+    view,
+    async list() {
+      const rows = await deps.db.tenant.findMany({ select: { id: true }, orderBy: { name: 'asc' } });
+      return Promise.all(rows.map((r) => view(r.id)));
+    },
+  };
+}
+
+const unavailable = (e: unknown): never => {
+  throw new AppError('SERVICE_UNAVAILABLE', 'the gateway cannot reach Redis right now', {}, { cause: e });
+};

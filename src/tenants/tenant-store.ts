@@ -1,0 +1,56 @@
+import type { OverrideInfo } from '../catalog/types';
+import type { Db } from '../infra/prisma';
+import { EpochCache, type Epoch } from '../infra/epoch';
+import { AppError } from '../errors';
+import type { Micros } from '../accounting/money';
+
+/** What the gate and the router need of a tenant, per request. */
+export interface TenantSettings {
+  readonly id: string;
+  readonly name: string;
+  readonly monthlyBudgetMicros: Micros | null;
+  readonly requestsPerMinute: number | null;
+  readonly tokensPerMinute: number | null;
+  readonly overrides: readonly OverrideInfo[];
+}
+
+export interface TenantStore {
+  /** NOT_FOUND for an unknown tenant. Cached until the epoch moves (every admin change moves it). */
+  get(tenantId: string): Promise<TenantSettings>;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (s: string): boolean => UUID.test(s);
+
+export async function loadTenantSettings(db: Db, tenantId: string): Promise<TenantSettings | null> {
+  if (!isUuid(tenantId)) return null;
+  const t = await db.tenant.findUnique({ where: { id: tenantId }, include: { overrides: true } });
+  if (!t) return null;
+  return {
+    id: t.id,
+    name: t.name,
+    monthlyBudgetMicros: t.monthlyBudgetMicros,
+    requestsPerMinute: t.requestsPerMinute,
+    tokensPerMinute: t.tokensPerMinute,
+    overrides: t.overrides.map((o) => ({
+      profile: o.profile,
+      scope: o.scope,
+      model: o.modelId,
+      fallbacks: o.replaceFallbacks ? o.fallbacks : null,
+    })),
+  };
+}
+
+export function makeTenantStore(db: Db, epoch: Epoch): TenantStore {
+  const cache = new EpochCache(epoch, (id: string) => loadTenantSettings(db, id));
+  return {
+    async get(tenantId) {
+      const t = await cache.get(tenantId);
+      if (!t) {
+        cache.delete(tenantId);
+        throw new AppError('NOT_FOUND', `no tenant with id "${tenantId.slice(0, 64)}"`);
+      }
+      return t;
+    },
+  };
+}

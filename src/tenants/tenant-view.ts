@@ -1,0 +1,12 @@
+import type { Micros } from '../accounting/money';
+
+/** A tenant as the API shows it: its settings and this month's numbers from the budget gate. */
+export interface TenantView {
+  readonly id: string;
+  readonly name: string;
+  readonly monthlyBudgetMicros: Micros | null;
+  readonly spentMicros: Micros;
+  readonly heldMicros: Micros;
+  readonly requestsPerMinute: number | null;
+  readonly tokensPerMinute: number | null;
+}
