@@ -1,0 +1,521 @@
+import { randomUUID } from 'node:crypto';
+import Redis from 'ioredis';
+import { makeLimiter, type AdmitInput, type Limiter } from '../../src/limits';
+import { luaScript, runScript } from '../../src/limits/run-script';
+import { TEST_REDIS_URL } from '../support/env';
+
+/**
+ * The fast gate against the machine's real Redis (database 15). Two clients stand for two gateway instances: every
+ * exactness claim is made with admissions racing across both.
+ */
+
+let inspect: Redis;
+let redisA: Redis;
+let redisB: Redis;
+let a: Limiter;
+let b: Limiter;
+
+const MONTH = '2026-11';
+const month = MONTH;
+
+beforeAll(async () => {
+  inspect = new Redis(TEST_REDIS_URL);
+  redisA = new Redis(TEST_REDIS_URL, { connectionName: 'limits-test-a' });
+  redisB = new Redis(TEST_REDIS_URL, { connectionName: 'limits-test-b' });
+  await inspect.flushdb();
+  a = makeLimiter(redisA);
+  b = makeLimiter(redisB);
+});
+
+afterAll(async () => {
+  await Promise.all([inspect.quit(), redisA.quit(), redisB.quit()]);
+});
+
+const newTenant = (): string => `t-${randomUUID()}`;
+const newRequest = (): string => `r-${randomUUID()}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function input(tenantId: string, over: Partial<AdmitInput> = {}): AdmitInput {
+  return {
+    tenantId,
+    requestId: newRequest(),
+    month,
+    requestsPerMinute: null,
+    tokensPerMinute: null,
+    tokensEstimate: 100,
+    budgetMicros: null,
+    holdMicros: 0n,
+    holdTtlMs: 60_000,
+    ...over,
+  };
+}
+
+async function seeded(tenantId: string, spentMicros = 0n): Promise<string> {
+  expect(await a.reseed({ tenantId, month, spentMicros, holds: [] })).toEqual({ seeded: true });
+  return tenantId;
+}
+
+/** Every key of a tenant with its full content (not its TTL), to prove a call changed nothing. */
+async function snapshot(tenantId: string): Promise<Record<string, unknown>> {
+  const keys = (await inspect.keys(`lg:{${tenantId}}:*`)).sort();
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    const type = await inspect.type(k);
+    if (type === 'hash') out[k] = await inspect.hgetall(k);
+    else if (type === 'zset') out[k] = await inspect.zrange(k, '0', '-1', 'WITHSCORES');
+    else out[k] = await inspect.get(k);
+  }
+  return out;
+}
+
+const allowedCount = (rs: ReadonlyArray<{ allowed: boolean }>) => rs.filter((r) => r.allowed).length;
+
+describe('requests per minute', () => {
+  it('admits exactly the limit when 30 admissions race across two instances', async () => {
+    const t = await seeded(newTenant());
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).admit(input(t, { requestsPerMinute: 10 }))),
+    );
+    expect(allowedCount(results)).toBe(10);
+    for (const r of results) {
+      if (r.allowed) continue;
+      expect(r).toMatchObject({ reason: 'RATE_LIMITED', limit: 'REQUESTS_PER_MINUTE' });
+      if (r.reason !== 'RATE_LIMITED') throw new Error('unreachable');
+      // One request refills every 6 s at 10/min: the next admission is at most 6 s away and not now.
+      expect(r.retryAfterMs).toBeGreaterThan(0);
+      expect(r.retryAfterMs).toBeLessThanOrEqual(6_000);
+      expect(r.exceedsLimit).toBeUndefined();
+    }
+  });
+
+  it('retryAfterMs is when the next request is admitted', async () => {
+    const t = await seeded(newTenant());
+    const rpm = 120; // one request per 500 ms
+    const burst = await Promise.all(Array.from({ length: rpm }, (_, i) => (i % 2 ? a : b).admit(input(t, { requestsPerMinute: rpm }))));
+    expect(allowedCount(burst)).toBe(rpm);
+    const denied = await a.admit(input(t, { requestsPerMinute: rpm }));
+    if (denied.allowed || denied.reason !== 'RATE_LIMITED') throw new Error(`expected RATE_LIMITED, got ${JSON.stringify(denied)}`);
+    expect(denied.retryAfterMs).toBeGreaterThan(0);
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(500);
+    await sleep(denied.retryAfterMs + 5);
+    expect(await b.admit(input(t, { requestsPerMinute: rpm }))).toEqual({ allowed: true });
+    // That one took the refilled request: the next must wait again.
+    expect((await a.admit(input(t, { requestsPerMinute: rpm }))).allowed).toBe(false);
+  });
+
+  it('a limit of 0 admits nothing and says no wait helps', async () => {
+    const t = await seeded(newTenant());
+    expect(await a.admit(input(t, { requestsPerMinute: 0 }))).toEqual({
+      allowed: false,
+      reason: 'RATE_LIMITED',
+      limit: 'REQUESTS_PER_MINUTE',
+      retryAfterMs: 60_000,
+      exceedsLimit: true,
+    });
+  });
+});
+
+describe('tokens per minute', () => {
+  it('charges the estimate at admission, exactly, across two instances', async () => {
+    const t = await seeded(newTenant());
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 300 }))),
+    );
+    expect(allowedCount(results)).toBe(3);
+    const denied = results.find((r) => !r.allowed);
+    expect(denied).toMatchObject({ reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE' });
+    // 100 tokens left, 200 more needed at 1000/min = 12 s (minus what refilled meanwhile).
+    if (denied?.allowed === false && denied.reason === 'RATE_LIMITED') {
+      expect(denied.retryAfterMs).toBeGreaterThan(10_000);
+      expect(denied.retryAfterMs).toBeLessThanOrEqual(12_000);
+    }
+  });
+
+  it('settlement corrects by actual - estimate: a refund admits more, once', async () => {
+    const t = await seeded(newTenant());
+    const ids = [newRequest(), newRequest(), newRequest()];
+    for (const requestId of ids) {
+      expect(await a.admit(input(t, { requestId, tokensPerMinute: 1_000, tokensEstimate: 300 }))).toEqual({ allowed: true });
+    }
+    expect((await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 300 }))).allowed).toBe(false);
+    // Each used 100 of its 300: 600 tokens come back (100 were left), room for exactly two more of 300.
+    for (const requestId of ids) {
+      const s = { tenantId: t, requestId, month, actualMicros: 0n, actualTokens: 100, tokensEstimate: 300 };
+      expect(await a.settle(s)).toEqual({ applied: true });
+      expect(await b.settle(s)).toEqual({ applied: false }); // refunded once, not twice
+    }
+    const after = await Promise.all(Array.from({ length: 5 }, () => b.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 300 }))));
+    expect(allowedCount(after)).toBe(2);
+  });
+
+  it('settlement charges an underestimate, so the next admission waits', async () => {
+    const t = await seeded(newTenant());
+    const requestId = newRequest();
+    expect(await a.admit(input(t, { requestId, tokensPerMinute: 1_000, tokensEstimate: 100 }))).toEqual({ allowed: true });
+    await a.settle({ tenantId: t, requestId, month, actualMicros: 0n, actualTokens: 900, tokensEstimate: 100 });
+    // 900 used, about 100 left: an estimate of 200 no longer fits.
+    expect((await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 200 }))).allowed).toBe(false);
+  });
+
+  it('denies, never admits, a request larger than the whole limit', async () => {
+    const t = await seeded(newTenant());
+    const before = await snapshot(t);
+    const r = await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 1_001 }));
+    expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE', retryAfterMs: 60_000, exceedsLimit: true });
+    expect(await snapshot(t)).toEqual(before);
+    expect(await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 1_000 }))).toEqual({ allowed: true });
+  });
+
+  it('when both limits deny, reports the longer wait', async () => {
+    const t = await seeded(newTenant());
+    const limits = { requestsPerMinute: 2, tokensPerMinute: 1_000 };
+    expect((await a.admit(input(t, { ...limits, tokensEstimate: 1_000 }))).allowed).toBe(true);
+    expect((await a.admit(input(t, { ...limits, tokensEstimate: 0 }))).allowed).toBe(true);
+    // RPM: next request in <= 30 s; TPM: 1000 tokens in ~60 s.
+    const r = await a.admit(input(t, { ...limits, tokensEstimate: 1_000 }));
+    expect(r).toMatchObject({ allowed: false, reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE' });
+    if (!r.allowed && r.reason === 'RATE_LIMITED') expect(r.retryAfterMs).toBeGreaterThan(30_000);
+  });
+});
+
+describe('budget', () => {
+  it('budget 1000, holds of 288, 200 admissions racing on two instances: exactly 3; settled: spent 864, held 0', async () => {
+    const t = await seeded(newTenant());
+    const inputs = Array.from({ length: 200 }, () => input(t, { budgetMicros: 1_000n, holdMicros: 288n }));
+    const results = await Promise.all(inputs.map((i, n) => (n % 2 ? a : b).admit(i)));
+    expect(allowedCount(results)).toBe(3);
+    for (const r of results.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: 136n });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 864n });
+
+    const admitted = inputs.filter((_, n) => results[n]!.allowed);
+    const settled = await Promise.all(
+      admitted.map((i, n) =>
+        (n % 2 ? a : b).settle({ tenantId: t, requestId: i.requestId, month, actualMicros: 288n, actualTokens: 100, tokensEstimate: 100 }),
+      ),
+    );
+    expect(settled.every((s) => s.applied)).toBe(true);
+    expect(await b.budgetState(t, month)).toEqual({ spentMicros: 864n, heldMicros: 0n });
+  });
+
+  it('counts spent + held + hold <= budget: the last micro fits, one more does not', async () => {
+    const t = await seeded(newTenant(), 400n);
+    expect((await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 300n }))).allowed).toBe(true);
+    expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 301n }))).toEqual({
+      allowed: false,
+      reason: 'BUDGET_EXCEEDED',
+      remainingMicros: 300n,
+    });
+    expect((await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 300n }))).allowed).toBe(true);
+    expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 0n }))).toEqual({ allowed: true });
+  });
+
+  it('a denied admission changes nothing: no rate taken, no hold', async () => {
+    const t = await seeded(newTenant());
+    const limits = { requestsPerMinute: 5, tokensPerMinute: 1_000, budgetMicros: 1_000n };
+    expect((await a.admit(input(t, { ...limits, holdMicros: 900n, tokensEstimate: 500 }))).allowed).toBe(true);
+    const before = await snapshot(t);
+    expect(Object.keys(before).length).toBeGreaterThanOrEqual(4); // budget, holds, amounts, rpm, tpm
+    // Over budget (rates would allow), over tokens (budget would allow):
+    expect((await a.admit(input(t, { ...limits, holdMicros: 101n, tokensEstimate: 1 }))).allowed).toBe(false);
+    expect((await b.admit(input(t, { ...limits, holdMicros: 1n, tokensEstimate: 501 }))).allowed).toBe(false);
+    expect(await snapshot(t)).toEqual(before);
+  });
+
+  it('a rate-limited admission takes no hold and no budget', async () => {
+    const t = await seeded(newTenant());
+    expect((await a.admit(input(t, { requestsPerMinute: 1, budgetMicros: 1_000n, holdMicros: 10n }))).allowed).toBe(true);
+    const before = await snapshot(t);
+    expect((await b.admit(input(t, { requestsPerMinute: 1, budgetMicros: 1_000n, holdMicros: 10n }))).allowed).toBe(false);
+    expect(await snapshot(t)).toEqual(before);
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 10n });
+  });
+
+  it('without a budget still tracks held and spent', async () => {
+    const t = await seeded(newTenant(), 7n);
+    const requestId = newRequest();
+    expect(await a.admit(input(t, { requestId, budgetMicros: null, holdMicros: 9_000_000_000n }))).toEqual({ allowed: true });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 7n, heldMicros: 9_000_000_000n });
+    await a.settle({ tenantId: t, requestId, month, actualMicros: 5n, actualTokens: 1, tokensEstimate: 100 });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 12n, heldMicros: 0n });
+  });
+
+  it('keeps money beyond 2^31 and 2^32 micros exact', async () => {
+    const t = await seeded(newTenant(), 1_234_567_890_123n);
+    const budget = 5_000_000_000_000n;
+    const first = input(t, { budgetMicros: budget, holdMicros: 3_000_000_000_001n });
+    expect(await a.admit(first)).toEqual({ allowed: true });
+    // Left: 5e12 - 1 234 567 890 123 - 3 000 000 000 001 = 765 432 109 876.
+    expect(await a.admit(input(t, { budgetMicros: budget, holdMicros: 765_432_109_877n }))).toEqual({
+      allowed: false,
+      reason: 'BUDGET_EXCEEDED',
+      remainingMicros: 765_432_109_876n,
+    });
+    expect(await b.admit(input(t, { budgetMicros: budget, holdMicros: 765_432_109_876n }))).toEqual({ allowed: true });
+    await a.settle({ tenantId: t, requestId: first.requestId, month, actualMicros: 2_999_999_999_999n, actualTokens: 1, tokensEstimate: 1 });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 4_234_567_890_122n, heldMicros: 765_432_109_876n });
+    expect(await inspect.hget(`lg:{${t}}:budget:${month}`, 'spent')).toBe('4234567890122');
+  });
+
+  it('refuses amounts Lua numbers cannot hold exactly, before touching Redis', async () => {
+    const t = await seeded(newTenant());
+    await expect(a.admit(input(t, { holdMicros: 2n ** 53n }))).rejects.toThrow(RangeError);
+    await expect(a.admit(input(t, { holdMicros: -1n }))).rejects.toThrow(RangeError);
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 0n });
+  });
+});
+
+describe('cold start', () => {
+  it('answers NEEDS_RESEED for a missing month and changes nothing, rate included', async () => {
+    const t = newTenant();
+    const i = input(t, { requestsPerMinute: 1, tokensPerMinute: 100, tokensEstimate: 100, budgetMicros: 10n, holdMicros: 10n });
+    expect(await a.admit(i)).toEqual({ allowed: false, reason: 'NEEDS_RESEED' });
+    expect(await inspect.keys(`lg:{${t}}:*`)).toEqual([]);
+    expect(await a.budgetState(t, month)).toBeNull();
+    expect(await a.sweepExpiredHolds(t, month)).toBe(0);
+    // Had the first call taken the one request per minute or the 100 tokens, this would be RATE_LIMITED.
+    await seeded(t);
+    expect(await a.admit(i)).toEqual({ allowed: true });
+  });
+
+  it('reseed is SET, never additive: a second reseed changes nothing', async () => {
+    const t = newTenant();
+    const [r1, r2] = await Promise.all([
+      a.reseed({ tenantId: t, month, spentMicros: 500n, holds: [] }),
+      b.reseed({ tenantId: t, month, spentMicros: 500n, holds: [] }),
+    ]);
+    expect([r1.seeded, r2.seeded].sort()).toEqual([false, true]);
+    expect(await a.reseed({ tenantId: t, month, spentMicros: 999n, holds: [] })).toEqual({ seeded: false });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 500n, heldMicros: 0n });
+  });
+
+  it('gives the month state a TTL of about 40 days and the settled marker 48 h', async () => {
+    const t = await seeded(newTenant());
+    const requestId = newRequest();
+    await a.admit(input(t, { requestId, holdMicros: 1n }));
+    await a.settle({ tenantId: t, requestId, month, actualMicros: 1n, actualTokens: 1, tokensEstimate: 1 });
+    const day = 86_400_000;
+    const budgetTtl = await inspect.pttl(`lg:{${t}}:budget:${month}`);
+    expect(budgetTtl).toBeGreaterThan(39 * day);
+    expect(budgetTtl).toBeLessThanOrEqual(40 * day);
+    const markerTtl = await inspect.pttl(`lg:{${t}}:settled:${requestId}`);
+    expect(markerTtl).toBeGreaterThan(47 * 3_600_000);
+    expect(markerTtl).toBeLessThanOrEqual(48 * 3_600_000);
+  });
+
+  it('reseeds holds, skipping expired ones, and a hold settled later releases it', async () => {
+    const t = newTenant();
+    const live = newRequest();
+    const expired = newRequest();
+    const now = Date.now();
+    await a.reseed({
+      tenantId: t,
+      month,
+      spentMicros: 1_000n,
+      holds: [
+        { requestId: live, holdMicros: 400n, expiresAtMs: now + 60_000 },
+        { requestId: expired, holdMicros: 300n, expiresAtMs: now - 1_000 },
+      ],
+    });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_000n, heldMicros: 400n });
+    await a.settle({ tenantId: t, requestId: live, month, actualMicros: 250n, actualTokens: 1, tokensEstimate: 1 });
+    // The expired hold was never re-held, but its settlement still lands, once.
+    await a.settle({ tenantId: t, requestId: expired, month, actualMicros: 200n, actualTokens: 1, tokensEstimate: 1 });
+    await b.settle({ tenantId: t, requestId: expired, month, actualMicros: 200n, actualTokens: 1, tokensEstimate: 1 });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_450n, heldMicros: 0n });
+  });
+
+  it('seeds the rate buckets from the last minute, so a flush hands out no fresh burst', async () => {
+    const t = newTenant();
+    await a.reseed({ tenantId: t, month, spentMicros: 0n, holds: [], requestsPerMinute: 10, requestsLastMinute: 8, tokensPerMinute: 1_000, tokensLastMinute: 100 });
+    const rs = await Promise.all(Array.from({ length: 10 }, () => a.admit(input(t, { requestsPerMinute: 10, tokensEstimate: 1 }))));
+    expect(allowedCount(rs)).toBe(2);
+    const ts = await Promise.all(Array.from({ length: 10 }, () => b.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 300 }))));
+    expect(allowedCount(ts)).toBe(3);
+  });
+});
+
+describe('settle', () => {
+  it('is idempotent: the second call applies nothing', async () => {
+    const t = await seeded(newTenant());
+    const requestId = newRequest();
+    await a.admit(input(t, { requestId, budgetMicros: 1_000n, holdMicros: 500n }));
+    const s = { tenantId: t, requestId, month, actualMicros: 120n, actualTokens: 10, tokensEstimate: 100 };
+    const results = await Promise.all([a.settle(s), b.settle(s), a.settle(s)]);
+    expect(results.filter((r) => r.applied)).toHaveLength(1);
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 120n, heldMicros: 0n });
+    expect(await inspect.get(`lg:{${t}}:settled:${requestId}`)).toBe('120');
+  });
+
+  it('never increments a missing month: it writes only the marker', async () => {
+    const t = newTenant();
+    const requestId = newRequest();
+    expect(await a.settle({ tenantId: t, requestId, month, actualMicros: 77n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: true });
+    expect(await inspect.keys(`lg:{${t}}:*`)).toEqual([`lg:{${t}}:settled:${requestId}`]);
+    expect(await a.budgetState(t, month)).toBeNull();
+  });
+
+  it('never increments a month whose budget key vanished, even with its holds left behind', async () => {
+    const t = await seeded(newTenant());
+    const requestId = newRequest();
+    await a.admit(input(t, { requestId, holdMicros: 40n }));
+    await inspect.del(`lg:{${t}}:budget:${month}`); // evicted or expired alone
+    expect(await a.settle({ tenantId: t, requestId, month, actualMicros: 30n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: true });
+    expect(await inspect.exists(`lg:{${t}}:budget:${month}`)).toBe(0);
+    // The reseed rebuilds from Postgres (here: it settled at 30) and drops the stale hold.
+    await a.reseed({ tenantId: t, month, spentMicros: 30n, holds: [] });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 30n, heldMicros: 0n });
+    expect(await inspect.exists(`lg:{${t}}:hold-amounts:${month}`)).toBe(0);
+  });
+
+  it('race: settled while the month was missing, then reseeded with that request among the holds: counted once', async () => {
+    const t = newTenant();
+    const racing = newRequest();
+    const other = newRequest();
+    // The reseeder read Postgres: spent 1000 settled, two rows still HELD. Then, before its SET, `racing` settles.
+    const pgSpent = 1_000n;
+    const pgHolds = [
+      { requestId: racing, holdMicros: 500n, expiresAtMs: Date.now() + 60_000 },
+      { requestId: other, holdMicros: 200n, expiresAtMs: Date.now() + 60_000 },
+    ];
+    expect(await b.settle({ tenantId: t, requestId: racing, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: true });
+    expect(await a.reseed({ tenantId: t, month, spentMicros: pgSpent, holds: pgHolds })).toEqual({ seeded: true });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_321n, heldMicros: 200n });
+    expect(await inspect.hexists(`lg:{${t}}:hold-amounts:${month}`, racing)).toBe(0);
+    // A retried settlement of it changes nothing.
+    expect(await a.settle({ tenantId: t, requestId: racing, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: false });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_321n, heldMicros: 200n });
+  });
+
+  it('race, other order: reseeded with the request held, then settled: applied once', async () => {
+    const t = newTenant();
+    const requestId = newRequest();
+    await a.reseed({ tenantId: t, month, spentMicros: 1_000n, holds: [{ requestId, holdMicros: 500n, expiresAtMs: Date.now() + 60_000 }] });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_000n, heldMicros: 500n });
+    const s = { tenantId: t, requestId, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 };
+    expect(await b.settle(s)).toEqual({ applied: true });
+    expect(await a.settle(s)).toEqual({ applied: false });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_321n, heldMicros: 0n });
+  });
+
+  it('a request the reseed read as settled in Postgres is not added again', async () => {
+    const t = newTenant();
+    const requestId = newRequest();
+    // Postgres already had it settled (its 321 is inside spentMicros); the Redis settle arrives after the reseed.
+    await a.reseed({ tenantId: t, month, spentMicros: 1_321n, holds: [] });
+    expect(await a.settle({ tenantId: t, requestId, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: true });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_321n, heldMicros: 0n });
+  });
+});
+
+describe('hold expiry', () => {
+  it('sweeps expired holds, frees their budget, and a late settlement still adds its cost once', async () => {
+    const t = await seeded(newTenant());
+    const first = input(t, { budgetMicros: 1_000n, holdMicros: 600n, holdTtlMs: 150 });
+    expect(await a.admit(first)).toEqual({ allowed: true });
+    expect((await b.admit(input(t, { budgetMicros: 1_000n, holdMicros: 600n }))).allowed).toBe(false);
+    await sleep(250);
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 0n });
+    expect(await b.admit(input(t, { budgetMicros: 1_000n, holdMicros: 600n }))).toEqual({ allowed: true });
+
+    const s = { tenantId: t, requestId: first.requestId, month, actualMicros: 350n, actualTokens: 1, tokensEstimate: 1 };
+    expect(await a.settle(s)).toEqual({ applied: true });
+    expect(await b.settle(s)).toEqual({ applied: false });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 350n, heldMicros: 600n });
+  });
+
+  it('sweepExpiredHolds counts what it released; admit sweeps too', async () => {
+    const t = await seeded(newTenant());
+    await Promise.all([1n, 2n, 3n].map((h) => a.admit(input(t, { holdMicros: h, holdTtlMs: 50 }))));
+    await a.admit(input(t, { holdMicros: 10n, holdTtlMs: 60_000 }));
+    await sleep(100);
+    expect(await b.sweepExpiredHolds(t, month)).toBe(3);
+    expect(await b.sweepExpiredHolds(t, month)).toBe(0);
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 10n });
+    expect(await inspect.zcard(`lg:{${t}}:holds:${month}`)).toBe(1);
+
+    await a.admit(input(t, { holdMicros: 5n, holdTtlMs: 30 }));
+    await sleep(60);
+    await a.admit(input(t, { holdMicros: 0n }));
+    expect(await inspect.hget(`lg:{${t}}:budget:${month}`, 'held')).toBe('10');
+  });
+});
+
+describe('extendHold', () => {
+  it('grows a hold within the budget and refuses beyond it, changing nothing', async () => {
+    const t = await seeded(newTenant(), 100n);
+    const requestId = newRequest();
+    await a.admit(input(t, { requestId, budgetMicros: 1_000n, holdMicros: 400n }));
+    const ext = { tenantId: t, requestId, month, budgetMicros: 1_000n, holdTtlMs: 60_000 };
+    expect(await b.extendHold({ ...ext, extraMicros: 300n })).toEqual({ allowed: true, remainingMicros: 200n });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 100n, heldMicros: 700n });
+    const before = await snapshot(t);
+    expect(await b.extendHold({ ...ext, extraMicros: 201n })).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: 200n });
+    expect(await snapshot(t)).toEqual(before);
+    // Settling releases the whole, extended hold.
+    await a.settle({ tenantId: t, requestId, month, actualMicros: 650n, actualTokens: 1, tokensEstimate: 1 });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 750n, heldMicros: 0n });
+  });
+
+  it('without a budget always grows; refuses a settled request and a missing month', async () => {
+    const t = await seeded(newTenant());
+    const requestId = newRequest();
+    await a.admit(input(t, { requestId, holdMicros: 5n }));
+    const ext = { tenantId: t, requestId, month, budgetMicros: null, holdTtlMs: 60_000, extraMicros: 10n };
+    expect(await a.extendHold(ext)).toEqual({ allowed: true, remainingMicros: null });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 15n });
+    await a.settle({ tenantId: t, requestId, month, actualMicros: 12n, actualTokens: 1, tokensEstimate: 1 });
+    expect(await a.extendHold(ext)).toEqual({ allowed: false, reason: 'ALREADY_SETTLED', remainingMicros: null });
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 12n, heldMicros: 0n });
+    expect(await a.extendHold({ ...ext, tenantId: newTenant() })).toEqual({ allowed: false, reason: 'NEEDS_RESEED', remainingMicros: null });
+  });
+
+  it('keeps an extended hold alive past its original expiry', async () => {
+    const t = await seeded(newTenant());
+    const requestId = newRequest();
+    await a.admit(input(t, { requestId, holdMicros: 5n, holdTtlMs: 100 }));
+    await a.extendHold({ tenantId: t, requestId, month, budgetMicros: null, holdTtlMs: 60_000, extraMicros: 1n });
+    await sleep(150);
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 6n });
+  });
+});
+
+describe('script runner', () => {
+  it('falls back to EVAL when the server does not know the script, then runs it by SHA', async () => {
+    // A script text no server has seen (no SCRIPT FLUSH: other suites share this Redis).
+    const script = luaScript('probe', `return ARGV[1] -- ${randomUUID()}`);
+    expect(await inspect.script('EXISTS', script.sha)).toEqual([0]);
+    expect(await runScript(redisA, script, [], ['hello'])).toBe('hello');
+    expect(await inspect.script('EXISTS', script.sha)).toEqual([1]);
+    expect(await runScript(redisB, script, [], ['again'])).toBe('again');
+  });
+});
+
+describe('key layout', () => {
+  it('puts every key of a tenant under its {tenantId} hash tag', async () => {
+    const t = await seeded(newTenant());
+    const requestId = newRequest();
+    await a.admit(input(t, { requestId, requestsPerMinute: 5, tokensPerMinute: 500, budgetMicros: 10n, holdMicros: 1n }));
+    await a.admit(input(t, { holdMicros: 1n, holdTtlMs: 10 }));
+    await sleep(20);
+    await a.sweepExpiredHolds(t, month);
+    await a.settle({ tenantId: t, requestId: newRequest(), month, actualMicros: 1n, actualTokens: 1, tokensEstimate: 1 });
+    const keys = (await inspect.keys(`*${t}*`)).sort();
+    expect(keys.map((k) => k.replace(t, 'T').replace(/r-[0-9a-f-]{36}$/, 'R'))).toEqual([
+      'lg:{T}:budget:2026-11',
+      'lg:{T}:hold-amounts:2026-11',
+      'lg:{T}:holds:2026-11',
+      'lg:{T}:rate:rpm',
+      'lg:{T}:rate:tpm',
+      'lg:{T}:settled:R',
+      'lg:{T}:swept:2026-11',
+    ]);
+  });
+
+  it('honours keyPrefix', async () => {
+    const t = newTenant();
+    const custom = makeLimiter(redisA, { keyPrefix: 'gw' });
+    await custom.reseed({ tenantId: t, month, spentMicros: 0n, holds: [] });
+    expect(await inspect.keys(`*${t}*`)).toEqual([`gw:{${t}}:budget:${month}`]);
+    expect((await a.admit(input(t))).allowed).toBe(false); // the 'lg' month is still missing
+  });
+});
