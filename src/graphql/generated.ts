@@ -27,46 +27,46 @@ export type Scalars = {
 };
 
 export type ApiKey = {
-  __typename?: 'ApiKey';
-  id: Scalars['ID']['output'];
+  readonly __typename?: 'ApiKey';
+  readonly id: Scalars['ID']['output'];
   /** Shown once, at creation. Stored only as a hash. */
-  key: Scalars['String']['output'];
+  readonly key: Scalars['String']['output'];
 };
 
 export type ApiKeyInfo = {
-  __typename?: 'ApiKeyInfo';
-  createdAt: Scalars['DateTime']['output'];
-  id: Scalars['ID']['output'];
-  lastUsedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly __typename?: 'ApiKeyInfo';
+  readonly createdAt: Scalars['DateTime']['output'];
+  readonly id: Scalars['ID']['output'];
+  readonly lastUsedAt: Maybe<Scalars['DateTime']['output']>;
   /** The first characters of the key, for people to recognise it. */
-  prefix: Scalars['String']['output'];
-  revokedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly prefix: Scalars['String']['output'];
+  readonly revokedAt: Maybe<Scalars['DateTime']['output']>;
 };
 
 export type Attempt = {
-  __typename?: 'Attempt';
+  readonly __typename?: 'Attempt';
   /** Error code of a failed attempt, e.g. HTTP_500, HTTP_429, TIMEOUT */
-  error: Maybe<Scalars['String']['output']>;
-  latencyMs: Scalars['Int']['output'];
-  model: Scalars['String']['output'];
-  ok: Scalars['Boolean']['output'];
+  readonly error: Maybe<Scalars['String']['output']>;
+  readonly latencyMs: Scalars['Int']['output'];
+  readonly model: Scalars['String']['output'];
+  readonly ok: Scalars['Boolean']['output'];
 };
 
 export type AuditEntry = {
-  __typename?: 'AuditEntry';
+  readonly __typename?: 'AuditEntry';
   /** The mutation that made the change, e.g. setTenantBudget */
-  action: Scalars['String']['output'];
+  readonly action: Scalars['String']['output'];
   /** admin, or the tenant id for self-service actions */
-  actor: Scalars['String']['output'];
-  createdAt: Scalars['DateTime']['output'];
-  id: Scalars['ID']['output'];
+  readonly actor: Scalars['String']['output'];
+  readonly createdAt: Scalars['DateTime']['output'];
+  readonly id: Scalars['ID']['output'];
   /** JSON of the value after the change; null when the target was removed */
-  newValue: Maybe<Scalars['String']['output']>;
+  readonly newValue: Maybe<Scalars['String']['output']>;
   /** JSON of the value before the change; null when the target was created */
-  oldValue: Maybe<Scalars['String']['output']>;
-  targetId: Scalars['String']['output'];
-  targetType: Scalars['String']['output'];
-  tenantId: Maybe<Scalars['ID']['output']>;
+  readonly oldValue: Maybe<Scalars['String']['output']>;
+  readonly targetId: Scalars['String']['output'];
+  readonly targetType: Scalars['String']['output'];
+  readonly tenantId: Maybe<Scalars['ID']['output']>;
 };
 
 export type ChatInput = {
@@ -75,32 +75,32 @@ export type ChatInput = {
    * return the first result and are charged once; a retry while the first runs waits for it; a first request that
    * failed with nothing charged releases the key, so a retry runs afresh.
    */
-  idempotencyKey?: InputMaybe<Scalars['String']['input']>;
+  readonly idempotencyKey?: InputMaybe<Scalars['String']['input']>;
   /** Left out: the profile's defaultMaxTokens. Always sent upstream as an explicit max_tokens. */
-  maxTokens?: InputMaybe<Scalars['Int']['input']>;
-  messages: Array<ChatMessageInput>;
+  readonly maxTokens?: InputMaybe<Scalars['Int']['input']>;
+  readonly messages: ReadonlyArray<ChatMessageInput>;
   /** A task profile name, e.g. chat_default */
-  profile: Scalars['String']['input'];
+  readonly profile: Scalars['String']['input'];
   /** Left out: US_EAST. */
-  region?: InputMaybe<Region>;
-  temperature?: InputMaybe<Scalars['Float']['input']>;
+  readonly region?: InputMaybe<Region>;
+  readonly temperature?: InputMaybe<Scalars['Float']['input']>;
 };
 
 export type ChatMessageInput = {
-  content: Scalars['String']['input'];
-  role: ChatRole;
+  readonly content: Scalars['String']['input'];
+  readonly role: ChatRole;
 };
 
 export type ChatResult = {
-  __typename?: 'ChatResult';
-  attempts: Array<Attempt>;
-  content: Scalars['String']['output'];
+  readonly __typename?: 'ChatResult';
+  readonly attempts: ReadonlyArray<Attempt>;
+  readonly content: Scalars['String']['output'];
   /** The model that produced the answer. */
-  model: Scalars['String']['output'];
-  requestId: Scalars['ID']['output'];
-  totalMs: Scalars['Int']['output'];
-  ttftMs: Maybe<Scalars['Int']['output']>;
-  usage: Usage;
+  readonly model: Scalars['String']['output'];
+  readonly requestId: Scalars['ID']['output'];
+  readonly totalMs: Scalars['Int']['output'];
+  readonly ttftMs: Maybe<Scalars['Int']['output']>;
+  readonly usage: Usage;
 };
 
 export type ChatRole =
@@ -115,113 +115,113 @@ export type ChatRole =
  * ends with the error UPSTREAM_UNAVAILABLE (attempts in its extensions) and no done event.
  */
 export type ChatStreamEvent = {
-  __typename?: 'ChatStreamEvent';
-  attempts: Maybe<Array<Attempt>>;
-  delta: Maybe<Scalars['String']['output']>;
-  done: Scalars['Boolean']['output'];
-  model: Scalars['String']['output'];
-  outcome: Maybe<Outcome>;
-  requestId: Scalars['ID']['output'];
-  ttftMs: Maybe<Scalars['Int']['output']>;
-  usage: Maybe<Usage>;
+  readonly __typename?: 'ChatStreamEvent';
+  readonly attempts: Maybe<ReadonlyArray<Attempt>>;
+  readonly delta: Maybe<Scalars['String']['output']>;
+  readonly done: Scalars['Boolean']['output'];
+  readonly model: Scalars['String']['output'];
+  readonly outcome: Maybe<Outcome>;
+  readonly requestId: Scalars['ID']['output'];
+  readonly ttftMs: Maybe<Scalars['Int']['output']>;
+  readonly usage: Maybe<Usage>;
 };
 
 export type CostProjection = {
-  __typename?: 'CostProjection';
-  monthlyOutputTokens: Scalars['Count']['output'];
-  rows: Array<CostProjectionRow>;
-  totalUsd: Scalars['Usd']['output'];
+  readonly __typename?: 'CostProjection';
+  readonly monthlyOutputTokens: Scalars['Count']['output'];
+  readonly rows: ReadonlyArray<CostProjectionRow>;
+  readonly totalUsd: Scalars['Usd']['output'];
 };
 
 /** tokens = round(monthlyOutputTokens x share); costUsd = ceil(tokens x price / 1e6) in micro-dollars. */
 export type CostProjectionRow = {
-  __typename?: 'CostProjectionRow';
-  costUsd: Scalars['Usd']['output'];
-  model: Scalars['String']['output'];
-  outputTokens: Scalars['Count']['output'];
-  share: Scalars['Float']['output'];
+  readonly __typename?: 'CostProjectionRow';
+  readonly costUsd: Scalars['Usd']['output'];
+  readonly model: Scalars['String']['output'];
+  readonly outputTokens: Scalars['Count']['output'];
+  readonly share: Scalars['Float']['output'];
 };
 
 export type CostReport = {
-  __typename?: 'CostReport';
+  readonly __typename?: 'CostReport';
   /** The same rows as CSV (RFC 4180): one header line, then one line per row, nothing else. */
-  csv: Scalars['String']['output'];
-  groupBy: ReportGroup;
+  readonly csv: Scalars['String']['output'];
+  readonly groupBy: ReportGroup;
   /** YYYY-MM, calendar month in UTC */
-  month: Scalars['String']['output'];
-  rows: Array<CostReportRow>;
-  tenantId: Scalars['ID']['output'];
-  totalUsd: Scalars['Usd']['output'];
+  readonly month: Scalars['String']['output'];
+  readonly rows: ReadonlyArray<CostReportRow>;
+  readonly tenantId: Scalars['ID']['output'];
+  readonly totalUsd: Scalars['Usd']['output'];
 };
 
 export type CostReportRow = {
-  __typename?: 'CostReportRow';
-  completionTokens: Scalars['Count']['output'];
-  costUsd: Scalars['Usd']['output'];
+  readonly __typename?: 'CostReportRow';
+  readonly completionTokens: Scalars['Count']['output'];
+  readonly costUsd: Scalars['Usd']['output'];
   /** The group's key: a model id, a profile name, a day (YYYY-MM-DD) or an API key id. */
-  key: Scalars['String']['output'];
-  promptTokens: Scalars['Count']['output'];
-  requests: Scalars['Count']['output'];
+  readonly key: Scalars['String']['output'];
+  readonly promptTokens: Scalars['Count']['output'];
+  readonly requests: Scalars['Count']['output'];
   /** Prompt tokens recorded while their model had no input price (charged nothing). */
-  unpricedPromptTokens: Scalars['Count']['output'];
+  readonly unpricedPromptTokens: Scalars['Count']['output'];
 };
 
 /** A field left out means no limit. A name already taken is CONFLICT. */
 export type CreateTenantInput = {
-  monthlyBudgetUsd?: InputMaybe<Scalars['Usd']['input']>;
-  name: Scalars['String']['input'];
-  requestsPerMinute?: InputMaybe<Scalars['Int']['input']>;
-  tokensPerMinute?: InputMaybe<Scalars['Int']['input']>;
+  readonly monthlyBudgetUsd?: InputMaybe<Scalars['Usd']['input']>;
+  readonly name: Scalars['String']['input'];
+  readonly requestsPerMinute?: InputMaybe<Scalars['Int']['input']>;
+  readonly tokensPerMinute?: InputMaybe<Scalars['Int']['input']>;
 };
 
 export type CreateTenantPayload = {
-  __typename?: 'CreateTenantPayload';
-  apiKey: ApiKey;
-  tenant: Tenant;
+  readonly __typename?: 'CreateTenantPayload';
+  readonly apiKey: ApiKey;
+  readonly tenant: Tenant;
 };
 
 export type Model = {
-  __typename?: 'Model';
+  readonly __typename?: 'Model';
   /** Upstream model id, e.g. deepseek-v4-flash */
-  id: Scalars['ID']['output'];
+  readonly id: Scalars['ID']['output'];
   /** Null while no input price is known: prompt tokens are then recorded but not charged. */
-  inputUsdPerMillion: Maybe<Scalars['Usd']['output']>;
+  readonly inputUsdPerMillion: Maybe<Scalars['Usd']['output']>;
   /** Display name, e.g. DeepSeek V4 Flash */
-  name: Scalars['String']['output'];
+  readonly name: Scalars['String']['output'];
   /** Null while no output price is known: the model is then refused with UNPRICED_MODEL. */
-  outputUsdPerMillion: Maybe<Scalars['Usd']['output']>;
-  provider: Scalars['String']['output'];
-  tokensPerSecond: Maybe<Scalars['Int']['output']>;
+  readonly outputUsdPerMillion: Maybe<Scalars['Usd']['output']>;
+  readonly provider: Scalars['String']['output'];
+  readonly tokensPerSecond: Maybe<Scalars['Int']['output']>;
   /** Measured time to first token and throughput, US East. */
-  ttftMs: Maybe<Scalars['Int']['output']>;
+  readonly ttftMs: Maybe<Scalars['Int']['output']>;
 };
 
 export type ModelShareInput = {
-  model: Scalars['String']['input'];
+  readonly model: Scalars['String']['input'];
   /** Fraction of output tokens, 0..1; the shares of one projection sum to 1 within 1e-9. */
-  share: Scalars['Float']['input'];
+  readonly share: Scalars['Float']['input'];
 };
 
 export type Mutation = {
-  __typename?: 'Mutation';
-  chat: ChatResult;
-  createApiKey: ApiKey;
+  readonly __typename?: 'Mutation';
+  readonly chat: ChatResult;
+  readonly createApiKey: ApiKey;
   /** Admin only, like every mutation below. */
-  createTenant: CreateTenantPayload;
-  removeProfileOverride: Scalars['Boolean']['output'];
-  revokeApiKey: Scalars['Boolean']['output'];
+  readonly createTenant: CreateTenantPayload;
+  readonly removeProfileOverride: Scalars['Boolean']['output'];
+  readonly revokeApiKey: Scalars['Boolean']['output'];
   /** Starts a new price from now. inputUsdPerMillion left out keeps the input price; an explicit null clears it. Unknown model: NOT_FOUND. */
-  setModelPrice: Model;
+  readonly setModelPrice: Model;
   /**
    * fallbacks left out or null: the chosen model's default chain; [] means no fallback at all.
    * region left out or null: the override for every region that has none of its own.
    * An unknown model or profile is BAD_USER_INPUT.
    */
-  setProfileOverride: ProfileOverride;
+  readonly setProfileOverride: ProfileOverride;
   /** An explicit null removes the budget; leaving the argument out is BAD_USER_INPUT. */
-  setTenantBudget: Tenant;
+  readonly setTenantBudget: Tenant;
   /** An argument left out keeps its value; an explicit null removes that limit. */
-  setTenantLimits: Tenant;
+  readonly setTenantLimits: Tenant;
 };
 
 
@@ -260,7 +260,7 @@ export type MutationSetModelPriceArgs = {
 
 
 export type MutationSetProfileOverrideArgs = {
-  fallbacks?: InputMaybe<Array<Scalars['String']['input']>>;
+  fallbacks?: InputMaybe<ReadonlyArray<Scalars['String']['input']>>;
   model: Scalars['String']['input'];
   profile: Scalars['String']['input'];
   region?: InputMaybe<Region>;
@@ -289,56 +289,56 @@ export type Outcome =
   | 'UPSTREAM_INTERRUPTED';
 
 export type Profile = {
-  __typename?: 'Profile';
+  readonly __typename?: 'Profile';
   /** Used when ChatInput.maxTokens is left out. */
-  defaultMaxTokens: Scalars['Int']['output'];
-  fallbacks: Array<Scalars['String']['output']>;
+  readonly defaultMaxTokens: Scalars['Int']['output'];
+  readonly fallbacks: ReadonlyArray<Scalars['String']['output']>;
   /** The largest maxTokens this profile accepts. */
-  maxTokensCap: Scalars['Int']['output'];
-  model: Scalars['String']['output'];
-  name: Scalars['String']['output'];
+  readonly maxTokensCap: Scalars['Int']['output'];
+  readonly model: Scalars['String']['output'];
+  readonly name: Scalars['String']['output'];
   /** True when the caller's tenant overrides the default mapping. */
-  overridden: Scalars['Boolean']['output'];
+  readonly overridden: Scalars['Boolean']['output'];
 };
 
 export type ProfileOverride = {
-  __typename?: 'ProfileOverride';
-  fallbacks: Array<Scalars['String']['output']>;
-  model: Scalars['String']['output'];
-  profile: Scalars['String']['output'];
+  readonly __typename?: 'ProfileOverride';
+  readonly fallbacks: ReadonlyArray<Scalars['String']['output']>;
+  readonly model: Scalars['String']['output'];
+  readonly profile: Scalars['String']['output'];
   /** Null: applies to every region without an override of its own. */
-  region: Maybe<Region>;
-  tenantId: Scalars['ID']['output'];
+  readonly region: Maybe<Region>;
+  readonly tenantId: Scalars['ID']['output'];
 };
 
 export type Query = {
-  __typename?: 'Query';
+  readonly __typename?: 'Query';
   /** A tenant key: its own tenant's keys (tenantId left out). The admin: any tenant's. */
-  apiKeys: Array<ApiKeyInfo>;
+  readonly apiKeys: ReadonlyArray<ApiKeyInfo>;
   /** Admin only: the audit trail, newest first. tenantId narrows it to one tenant. first: 1..500. */
-  auditLog: Array<AuditEntry>;
+  readonly auditLog: ReadonlyArray<AuditEntry>;
   /** What a month of output tokens costs under a routing mix, from the model table. */
-  costProjection: CostProjection;
+  readonly costProjection: CostProjection;
   /**
    * A tenant key may ask for its own tenant only (tenantId left out or its own; another tenant's is FORBIDDEN).
    * The admin must name the tenant.
    */
-  costReport: CostReport;
+  readonly costReport: CostReport;
   /** The caller's tenant. */
-  me: Tenant;
-  models: Array<Model>;
+  readonly me: Tenant;
+  readonly models: ReadonlyArray<Model>;
   /** A tenant's profile overrides (the admin names the tenant; a tenant key sees its own). */
-  profileOverrides: Array<ProfileOverride>;
+  readonly profileOverrides: ReadonlyArray<ProfileOverride>;
   /** The caller's effective profiles for a region (US_EAST when left out), its tenant's overrides applied. */
-  profiles: Array<Profile>;
+  readonly profiles: ReadonlyArray<Profile>;
   /** One request of the caller's tenant (the admin: of any tenant); another tenant's request is NOT_FOUND. */
-  request: Maybe<RequestRecord>;
+  readonly request: Maybe<RequestRecord>;
   /** The caller's tenant's requests, newest first (the admin must name the tenant). first: 1..500. */
-  requests: Array<RequestRecord>;
+  readonly requests: ReadonlyArray<RequestRecord>;
   /** Admin only. An unknown id is NOT_FOUND. */
-  tenant: Maybe<Tenant>;
+  readonly tenant: Maybe<Tenant>;
   /** Admin only: every tenant, by name. */
-  tenants: Array<Tenant>;
+  readonly tenants: ReadonlyArray<Tenant>;
 };
 
 
@@ -355,7 +355,7 @@ export type QueryAuditLogArgs = {
 
 
 export type QueryCostProjectionArgs = {
-  mix: Array<ModelShareInput>;
+  mix: ReadonlyArray<ModelShareInput>;
   monthlyOutputTokens: Scalars['Count']['input'];
 };
 
@@ -405,23 +405,23 @@ export type ReportGroup =
 
 /** One request, from its ledger row. */
 export type RequestRecord = {
-  __typename?: 'RequestRecord';
-  attempts: Array<Attempt>;
-  endedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly __typename?: 'RequestRecord';
+  readonly attempts: ReadonlyArray<Attempt>;
+  readonly endedAt: Maybe<Scalars['DateTime']['output']>;
   /** The model that answered; null when none did. */
-  model: Maybe<Scalars['String']['output']>;
+  readonly model: Maybe<Scalars['String']['output']>;
   /** Null while the request is still running. */
-  outcome: Maybe<Outcome>;
-  profile: Scalars['String']['output'];
-  region: Region;
-  requestId: Scalars['ID']['output'];
-  startedAt: Scalars['DateTime']['output'];
-  usage: Maybe<Usage>;
+  readonly outcome: Maybe<Outcome>;
+  readonly profile: Scalars['String']['output'];
+  readonly region: Region;
+  readonly requestId: Scalars['ID']['output'];
+  readonly startedAt: Scalars['DateTime']['output'];
+  readonly usage: Maybe<Usage>;
 };
 
 export type Subscription = {
-  __typename?: 'Subscription';
-  chatStream: ChatStreamEvent;
+  readonly __typename?: 'Subscription';
+  readonly chatStream: ChatStreamEvent;
 };
 
 
@@ -430,27 +430,27 @@ export type SubscriptionChatStreamArgs = {
 };
 
 export type Tenant = {
-  __typename?: 'Tenant';
+  readonly __typename?: 'Tenant';
   /** Reserved by requests still running. */
-  heldUsd: Scalars['Usd']['output'];
-  id: Scalars['ID']['output'];
+  readonly heldUsd: Scalars['Usd']['output'];
+  readonly id: Scalars['ID']['output'];
   /** Null means no budget limit. */
-  monthlyBudgetUsd: Maybe<Scalars['Usd']['output']>;
-  name: Scalars['String']['output'];
+  readonly monthlyBudgetUsd: Maybe<Scalars['Usd']['output']>;
+  readonly name: Scalars['String']['output'];
   /** Budget minus spent minus held, never below zero. Null when there is no budget. */
-  remainingThisMonthUsd: Maybe<Scalars['Usd']['output']>;
-  requestsPerMinute: Maybe<Scalars['Int']['output']>;
+  readonly remainingThisMonthUsd: Maybe<Scalars['Usd']['output']>;
+  readonly requestsPerMinute: Maybe<Scalars['Int']['output']>;
   /** Settled cost of this month's requests (UTC month in which each request started). */
-  spentThisMonthUsd: Scalars['Usd']['output'];
-  tokensPerMinute: Maybe<Scalars['Int']['output']>;
+  readonly spentThisMonthUsd: Scalars['Usd']['output'];
+  readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
 };
 
 export type Usage = {
-  __typename?: 'Usage';
-  completionTokens: Scalars['Int']['output'];
-  costUsd: Scalars['Usd']['output'];
-  promptTokens: Scalars['Int']['output'];
-  source: UsageSource;
+  readonly __typename?: 'Usage';
+  readonly completionTokens: Scalars['Int']['output'];
+  readonly costUsd: Scalars['Usd']['output'];
+  readonly promptTokens: Scalars['Int']['output'];
+  readonly source: UsageSource;
 };
 
 /** PROVIDER: the upstream reported the token counts. ESTIMATED: the project counted them itself (cut-off streams, missing usage). */
@@ -639,7 +639,7 @@ export type AuditEntryResolvers<ContextType = GraphQLContext, ParentType extends
 };
 
 export type ChatResultResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ChatResult'] = ResolversParentTypes['ChatResult']> = {
-  attempts?: Resolver<Array<ResolversTypes['Attempt']>, ParentType, ContextType>;
+  attempts?: Resolver<ReadonlyArray<ResolversTypes['Attempt']>, ParentType, ContextType>;
   content?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   requestId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
@@ -649,7 +649,7 @@ export type ChatResultResolvers<ContextType = GraphQLContext, ParentType extends
 };
 
 export type ChatStreamEventResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ChatStreamEvent'] = ResolversParentTypes['ChatStreamEvent']> = {
-  attempts?: Resolver<Maybe<Array<ResolversTypes['Attempt']>>, ParentType, ContextType>;
+  attempts?: Resolver<Maybe<ReadonlyArray<ResolversTypes['Attempt']>>, ParentType, ContextType>;
   delta?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   done?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -661,7 +661,7 @@ export type ChatStreamEventResolvers<ContextType = GraphQLContext, ParentType ex
 
 export type CostProjectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CostProjection'] = ResolversParentTypes['CostProjection']> = {
   monthlyOutputTokens?: Resolver<ResolversTypes['Count'], ParentType, ContextType>;
-  rows?: Resolver<Array<ResolversTypes['CostProjectionRow']>, ParentType, ContextType>;
+  rows?: Resolver<ReadonlyArray<ResolversTypes['CostProjectionRow']>, ParentType, ContextType>;
   totalUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
 };
 
@@ -676,7 +676,7 @@ export type CostReportResolvers<ContextType = GraphQLContext, ParentType extends
   csv?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   groupBy?: Resolver<ResolversTypes['ReportGroup'], ParentType, ContextType>;
   month?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  rows?: Resolver<Array<ResolversTypes['CostReportRow']>, ParentType, ContextType>;
+  rows?: Resolver<ReadonlyArray<ResolversTypes['CostReportRow']>, ParentType, ContextType>;
   tenantId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   totalUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
 };
@@ -727,7 +727,7 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
 
 export type ProfileResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Profile'] = ResolversParentTypes['Profile']> = {
   defaultMaxTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
-  fallbacks?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  fallbacks?: Resolver<ReadonlyArray<ResolversTypes['String']>, ParentType, ContextType>;
   maxTokensCap?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -735,7 +735,7 @@ export type ProfileResolvers<ContextType = GraphQLContext, ParentType extends Re
 };
 
 export type ProfileOverrideResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ProfileOverride'] = ResolversParentTypes['ProfileOverride']> = {
-  fallbacks?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  fallbacks?: Resolver<ReadonlyArray<ResolversTypes['String']>, ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   profile?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   region?: Resolver<Maybe<ResolversTypes['Region']>, ParentType, ContextType>;
@@ -743,22 +743,22 @@ export type ProfileOverrideResolvers<ContextType = GraphQLContext, ParentType ex
 };
 
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
-  apiKeys?: Resolver<Array<ResolversTypes['ApiKeyInfo']>, ParentType, ContextType, Partial<QueryApiKeysArgs>>;
-  auditLog?: Resolver<Array<ResolversTypes['AuditEntry']>, ParentType, ContextType, RequireFields<QueryAuditLogArgs, 'first'>>;
+  apiKeys?: Resolver<ReadonlyArray<ResolversTypes['ApiKeyInfo']>, ParentType, ContextType, Partial<QueryApiKeysArgs>>;
+  auditLog?: Resolver<ReadonlyArray<ResolversTypes['AuditEntry']>, ParentType, ContextType, RequireFields<QueryAuditLogArgs, 'first'>>;
   costProjection?: Resolver<ResolversTypes['CostProjection'], ParentType, ContextType, RequireFields<QueryCostProjectionArgs, 'mix' | 'monthlyOutputTokens'>>;
   costReport?: Resolver<ResolversTypes['CostReport'], ParentType, ContextType, RequireFields<QueryCostReportArgs, 'groupBy' | 'month'>>;
   me?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
-  models?: Resolver<Array<ResolversTypes['Model']>, ParentType, ContextType>;
-  profileOverrides?: Resolver<Array<ResolversTypes['ProfileOverride']>, ParentType, ContextType, Partial<QueryProfileOverridesArgs>>;
-  profiles?: Resolver<Array<ResolversTypes['Profile']>, ParentType, ContextType, Partial<QueryProfilesArgs>>;
+  models?: Resolver<ReadonlyArray<ResolversTypes['Model']>, ParentType, ContextType>;
+  profileOverrides?: Resolver<ReadonlyArray<ResolversTypes['ProfileOverride']>, ParentType, ContextType, Partial<QueryProfileOverridesArgs>>;
+  profiles?: Resolver<ReadonlyArray<ResolversTypes['Profile']>, ParentType, ContextType, Partial<QueryProfilesArgs>>;
   request?: Resolver<Maybe<ResolversTypes['RequestRecord']>, ParentType, ContextType, RequireFields<QueryRequestArgs, 'id'>>;
-  requests?: Resolver<Array<ResolversTypes['RequestRecord']>, ParentType, ContextType, RequireFields<QueryRequestsArgs, 'first'>>;
+  requests?: Resolver<ReadonlyArray<ResolversTypes['RequestRecord']>, ParentType, ContextType, RequireFields<QueryRequestsArgs, 'first'>>;
   tenant?: Resolver<Maybe<ResolversTypes['Tenant']>, ParentType, ContextType, RequireFields<QueryTenantArgs, 'id'>>;
-  tenants?: Resolver<Array<ResolversTypes['Tenant']>, ParentType, ContextType>;
+  tenants?: Resolver<ReadonlyArray<ResolversTypes['Tenant']>, ParentType, ContextType>;
 };
 
 export type RequestRecordResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RequestRecord'] = ResolversParentTypes['RequestRecord']> = {
-  attempts?: Resolver<Array<ResolversTypes['Attempt']>, ParentType, ContextType>;
+  attempts?: Resolver<ReadonlyArray<ResolversTypes['Attempt']>, ParentType, ContextType>;
   endedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
   model?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   outcome?: Resolver<Maybe<ResolversTypes['Outcome']>, ParentType, ContextType>;
