@@ -176,7 +176,9 @@ export async function* routeStream(deps: RouteDeps, req: RouteRequest): AsyncGen
       } else {
         deps.health.recordNeutral(id);
       }
-      deps.logger?.warn({ model: id, profile: plan.profile.name, code: f.code, delivered: end.deltas }, 'upstream attempt failed');
+      if (f.kind !== 'cancelled') {
+        deps.logger?.warn({ model: id, profile: plan.profile.name, code: f.code, delivered: end.deltas }, 'upstream attempt failed');
+      }
 
       switch (f.kind) {
         case 'cancelled':
