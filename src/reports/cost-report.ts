@@ -1,0 +1,66 @@
+import { Prisma } from '../generated/prisma/client';
+import type { Db } from '../infra/prisma';
+import { formatUsd } from '../accounting/money';
+import type { MonthPlan } from './day-plan';
+import { spendSource } from './spend-source';
+import { toCsv } from './csv';
+import { NO_MODEL_KEY, UNKNOWN_KEY, type CostReportRowView, type ReportGroup } from './types';
+
+/** The group key of each grouping, over the columns of spendSource (fixed SQL: never built from input). */
+const KEY_SQL: Readonly<Record<ReportGroup, Prisma.Sql>> = {
+  MODEL: Prisma.sql`CASE WHEN s.model = '' THEN ${NO_MODEL_KEY} ELSE s.model END`,
+  PROFILE: Prisma.sql`s.profile`,
+  DAY: Prisma.sql`to_char(s.day, 'YYYY-MM-DD')`,
+  API_KEY: Prisma.sql`CASE WHEN s.api_key_id = '' THEN ${UNKNOWN_KEY} ELSE s.api_key_id END`,
+};
+
+export const isReportGroup = (g: unknown): g is ReportGroup => typeof g === 'string' && Object.prototype.hasOwnProperty.call(KEY_SQL, g);
+
+interface RawRow {
+  key: string;
+  requests: bigint;
+  prompt: bigint;
+  unpriced: bigint;
+  completion: bigint;
+  cost: bigint;
+}
+
+const count = (v: bigint): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`report count ${v} exceeds 2^53 - 1`);
+  return n;
+};
+
+/** Rows by cost, highest first; equal costs by key in code-unit order (not locale order: stable everywhere). */
+export function sortRows(rows: CostReportRowView[]): CostReportRowView[] {
+  return rows.sort((a, b) => (a.costUsd !== b.costUsd ? (a.costUsd > b.costUsd ? -1 : 1) : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** One tenant's month, grouped, in one statement over the plan's rollup days and raw ranges. */
+export async function queryReportRows(db: Db, tenantId: string, plan: MonthPlan, groupBy: ReportGroup): Promise<CostReportRowView[]> {
+  const raw = await db.$queryRaw<RawRow[]>(Prisma.sql`
+    SELECT ${KEY_SQL[groupBy]} AS key, sum(s.requests)::bigint AS requests, sum(s.prompt_tokens)::bigint AS prompt,
+           sum(s.unpriced_prompt_tokens)::bigint AS unpriced, sum(s.completion_tokens)::bigint AS completion,
+           sum(s.cost_micros)::bigint AS cost
+      FROM (${spendSource(plan, Prisma.sql`${tenantId}::uuid`)}) s
+     GROUP BY 1`);
+  return sortRows(
+    raw.map((r) => ({
+      key: r.key,
+      requests: count(r.requests),
+      promptTokens: count(r.prompt),
+      unpricedPromptTokens: count(r.unpriced),
+      completionTokens: count(r.completion),
+      costUsd: r.cost,
+    })),
+  );
+}
+
+export const REPORT_CSV_HEADER = ['key', 'requests', 'promptTokens', 'unpricedPromptTokens', 'completionTokens', 'costUsd'] as const;
+
+export function reportCsv(rows: readonly CostReportRowView[]): string {
+  return toCsv(
+    REPORT_CSV_HEADER,
+    rows.map((r) => [r.key, String(r.requests), String(r.promptTokens), String(r.unpricedPromptTokens), String(r.completionTokens), formatUsd(r.costUsd)]),
+  );
+}
