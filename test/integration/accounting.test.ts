@@ -215,7 +215,14 @@ test('Redis unreachable: admission fails closed with SERVICE_UNAVAILABLE (503) a
   const port = 20000 + Math.floor(Math.random() * 20000);
   const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   try {
-    await waitFor(async () => new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 }).ping().then(() => true, () => false));
+    await waitFor(async () => {
+      const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        return await probe.ping().then(() => true, () => false);
+      } finally {
+        probe.disconnect();
+      }
+    });
     const lonely = await startApp({ REDIS_URL: `redis://127.0.0.1:${port}` }, sim);
     try {
       expect((await gql(lonely.url, t.key, CHAT, hello('fast_classify', { maxTokens: 5 }))).errors).toBeUndefined();
