@@ -454,6 +454,11 @@ describe('operations endpoints', () => {
     const t = await createTenant(app.url);
     await gqlOk(app.url, t.key, `mutation MetricsChat($input: ChatInput!) { chat(input: $input) { requestId } }`, hello());
     await gql(app.url, TEST_ADMIN_KEY, `query MetricsMe { me { id } }`);
+    // graphql-ws operations are counted the same way: a streamed completion, and one refused with its code.
+    const ws = track(wsClient(app.url, t.key));
+    expect((await subscribeAll(ws, CHAT_STREAM.replace('subscription(', 'subscription MetricsStream('), hello())).error).toBeNull();
+    const refused = await subscribeAll(ws, CHAT_STREAM.replace('subscription(', 'subscription MetricsStream('), hello('chat_default', { temperature: 3 }));
+    expect(refused.error?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     const res = await fetch(`${base()}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -461,6 +466,8 @@ describe('operations endpoints', () => {
     const value = (re: RegExp) => Number(text.match(re)?.[1] ?? NaN);
     expect(value(/^gateway_graphql_operations_total\{operation="MetricsChat",code="OK"\} (\d+)/m)).toBe(1);
     expect(value(/^gateway_graphql_operations_total\{operation="MetricsMe",code="FORBIDDEN"\} (\d+)/m)).toBe(1);
+    expect(value(/^gateway_graphql_operations_total\{operation="MetricsStream",code="OK"\} (\d+)/m)).toBe(1);
+    expect(value(/^gateway_graphql_operations_total\{operation="MetricsStream",code="BAD_USER_INPUT"\} (\d+)/m)).toBe(1);
     expect(value(/^gateway_upstream_attempts_total\{model="deepseek-v4-flash",result="ok"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
     expect(value(/^gateway_chat_ttft_ms_count\{model="deepseek-v4-flash"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
     expect(value(/^gateway_chat_duration_ms_count\{model="deepseek-v4-flash",outcome="COMPLETED"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
