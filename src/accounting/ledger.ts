@@ -73,6 +73,8 @@ export interface Ledger {
   settle(requestId: string, s: Settlement): Promise<boolean>;
   /** This month's settled sum and open holds, for reseeding the budget gate. */
   monthState(tenantId: string, start: Date, end: Date): Promise<{ spentMicros: Micros; holds: { requestId: string; holdMicros: Micros; startedAtMs: number }[] }>;
+  /** Requests admitted in the last minute and their admission token estimates, to reseed the rate limits. */
+  lastMinute(tenantId: string): Promise<{ requests: number; tokens: number }>;
 }
 
 export function makeLedger(db: Db): Ledger {
@@ -118,6 +120,13 @@ export function makeLedger(db: Db): Ledger {
         },
       });
       return count === 1;
+    },
+
+    async lastMinute(tenantId) {
+      const rows = await db.$queryRaw<{ n: bigint; tokens: bigint | null }[]>`
+        SELECT count(*) AS n, sum(prompt_tokens + max_tokens) AS tokens
+          FROM usage_ledger WHERE tenant_id = ${tenantId}::uuid AND started_at > now() - interval '1 minute'`;
+      return { requests: Number(rows[0]?.n ?? 0), tokens: Number(rows[0]?.tokens ?? 0) };
     },
 
     async monthState(tenantId, start, end) {

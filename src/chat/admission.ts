@@ -159,14 +159,20 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
 /** Rebuilds a tenant-month's budget state in Redis from the ledger (cold start, Redis flushed). SET, never additive. */
 export async function reseed(deps: Pick<AdmissionDeps, 'ledger' | 'limiter' | 'holdTtlMs' | 'tenants'>, tenantId: string, month: string): Promise<void> {
   const { start, end } = monthRange(month);
-  const state = await deps.ledger.monthState(tenantId, start, end).catch(rethrowInfra('Postgres'));
-  const tenant = await deps.tenants.get(tenantId).catch(rethrowInfra('Postgres'));
+  const [state, recent, tenant] = await Promise.all([
+    deps.ledger.monthState(tenantId, start, end),
+    deps.ledger.lastMinute(tenantId),
+    deps.tenants.get(tenantId),
+  ]).catch(rethrowInfra('Postgres'));
   await deps.limiter
     .reseed({
       tenantId,
       month,
       spentMicros: state.spentMicros,
       holds: state.holds.map((h) => ({ requestId: h.requestId, holdMicros: h.holdMicros, expiresAtMs: h.startedAtMs + deps.holdTtlMs })),
+      // A flushed Redis must not hand out a fresh burst: the last minute's requests count against the limits.
+      requestsLastMinute: recent.requests,
+      tokensLastMinute: recent.tokens,
       requestsPerMinute: tenant.requestsPerMinute,
       tokensPerMinute: tenant.tokensPerMinute,
     })

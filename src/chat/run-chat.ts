@@ -97,8 +97,9 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
             budgetMicros: a.tenant.monthlyBudgetMicros,
             holdTtlMs: deps.holdTtlMs,
           });
-          // The extension joins the request's one hold, released with it at settlement.
-          if (!r.allowed) {
+          // The extension joins the request's one hold, released with it at settlement. Only a real budget
+          // denial stops the fallback: a month state lost to a Redis flush is rebuilt from the ledger later.
+          if (!r.allowed && r.reason === 'BUDGET_EXCEEDED') {
             denied = new AppError('BUDGET_EXCEEDED', 'the model failed mid-answer and the budget left does not cover another attempt', {
               remainingUsd: formatUsd(r.remainingMicros ?? 0n),
             });

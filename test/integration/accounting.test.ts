@@ -209,6 +209,15 @@ test('Redis flushed mid-test, even with a stream in flight: limits and budget re
   expect(await gateState(t.id)).toEqual({ spentMicros: sum, heldMicros: 0n });
 });
 
+test('a flushed Redis hands out no fresh burst: the last minute of the ledger counts against requests per minute', async () => {
+  const t = await createTenant(a.url, { requestsPerMinute: 5 });
+  for (let i = 0; i < 5; i++) await gqlOk(i % 2 ? a.url : b.url, t.key, CHAT, hello('fast_classify', { maxTokens: 5 }));
+  await redis.flushdb();
+  const r = await gql(b.url, t.key, CHAT, hello('fast_classify', { maxTokens: 5 }));
+  expect(r.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+  expect((await ledgerSum(t.id)).count).toBe(5);
+});
+
 test('Redis unreachable: admission fails closed with SERVICE_UNAVAILABLE (503) and charges nothing', async () => {
   const t = await createTenant(a.url);
   // An instance with a Redis of its own, which is then stopped under it.

@@ -80,7 +80,7 @@ test('SIGKILL with 20 streams open: after the lease expires the reaper settles a
   await new Promise((r) => setTimeout(r, 500)); // let a checkpoint or two land
   child.kill('SIGKILL');
   await new Promise((r) => child!.once('exit', r));
-  void ws.dispose().catch(() => undefined);
+  void Promise.resolve(ws.dispose()).catch(() => undefined);
 
   const held = await db.ledgerEntry.findMany({ where: { tenantId: t.id }, orderBy: { requestId: 'asc' } });
   expect(held).toHaveLength(20);
