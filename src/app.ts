@@ -12,6 +12,7 @@ import { makeLimiter } from './limits';
 import { makeLedger } from './accounting/ledger';
 import { makeCheckpointer } from './accounting/checkpointer';
 import { makeReaper } from './accounting/reaper';
+import { makeReconciler } from './accounting/reconciler';
 import { makeModelHealth, type RoutingOptions } from './routing';
 import { makeUpstreamClient } from './upstream';
 import { makeIdempotency } from './chat/idempotency';
@@ -161,12 +162,15 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     closers.push(() => reaper.stop());
     const rollups = makeRollupJob({ db });
     closers.push(() => rollups.stop());
+    const reconciler = makeReconciler({ db, limiter, logger });
+    closers.push(() => reconciler.stop());
     closers.push(() => server.stop());
 
     if (opts.background !== false) {
       checkpointer.start();
       reaper.start();
       rollups.start(15 * 60_000);
+      reconciler.start(5 * 60_000);
     }
 
     let stopping: Promise<void> | null = null;
