@@ -1,0 +1,152 @@
+import { completionLength, completionTokens, promptTokens } from './completion';
+import type { ChatRequest } from './chat-request';
+import type { Exchange } from './exchange';
+import type { Fault } from './faults';
+import { sendError, sendJson } from './http-io';
+import {
+  completionJson,
+  DONE_FRAME,
+  GARBAGE_JSON,
+  GARBAGE_SSE,
+  streamFramer,
+  usageOf,
+  type CompletionIdentity,
+  type Usage,
+} from './openai-format';
+import type { Pace } from './pace';
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
+
+/** How an answer ends once its tokens are out: normally, or by one of the mid-answer faults. */
+type Ending =
+  | { readonly kind: 'finish'; readonly usage: boolean }
+  | { readonly kind: 'cut'; readonly afterTokens: number }
+  | { readonly kind: 'stall'; readonly afterTokens: number; readonly delayMs: number };
+
+/**
+ * Writes the answer to a validated chat completion request onto its exchange, paced by `pace` and shaped by the
+ * fault the request consumed, if any. Returns at once; the rest happens on the exchange's timer (or synchronously
+ * when the pace is instant).
+ */
+export function answerChat(ex: Exchange, request: ChatRequest, fault: Fault | undefined, pace: Pace, who: CompletionIdentity): void {
+  switch (fault?.kind) {
+    case undefined:
+      return answer(ex, request, pace, who, { kind: 'finish', usage: true });
+    case 'no_usage':
+      return answer(ex, request, pace, who, { kind: 'finish', usage: false });
+    case 'cut':
+      return answer(ex, request, pace, who, { kind: 'cut', afterTokens: fault.afterTokens });
+    case 'stall':
+      return answer(ex, request, pace, who, { kind: 'stall', afterTokens: fault.afterTokens, delayMs: fault.delayMs });
+    case 'http_500':
+      return sendError(ex.res, 500, 'The server had an error while processing your request. Sorry about that!', 'server_error', 'internal_error');
+    case 'http_503':
+      return sendError(ex.res, 503, 'The engine is currently overloaded, please try again later.', 'server_error', 'service_unavailable');
+    case 'http_429':
+      return sendError(ex.res, 429, 'Rate limit reached for requests. Please try again in 1s.', 'requests', 'rate_limit_exceeded', null, {
+        'retry-after': '1',
+      });
+    case 'timeout':
+      return ex.after(fault.delayMs, () => ex.closeConnection());
+    case 'garbage':
+      return ex.at(pace.tokenDueMs(0), () => {
+        if (request.stream) {
+          ex.res.writeHead(200, { ...SSE_HEADERS, connection: 'close' });
+          ex.res.end(GARBAGE_SSE);
+        } else {
+          sendJson(ex.res, 200, GARBAGE_JSON, { connection: 'close' });
+        }
+      });
+    default: {
+      const never: never = fault;
+      throw new Error(`unhandled fault ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+function answer(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, ending: Ending): void {
+  const length = completionLength(request.maxTokens);
+  const tokens = completionTokens(request.model.id, request.messages, length.tokens);
+  const usage = usageOf(promptTokens(request.messages), length.tokens);
+  if (request.stream) {
+    streamAnswer(ex, pace, who, tokens, length.finishReason, request.includeUsage ? usage : undefined, ending);
+  } else {
+    jsonAnswer(ex, pace, who, tokens, length.finishReason, usage, ending);
+  }
+}
+
+function jsonAnswer(
+  ex: Exchange,
+  pace: Pace,
+  who: CompletionIdentity,
+  tokens: readonly string[],
+  finishReason: string,
+  usage: Usage,
+  ending: Ending,
+): void {
+  switch (ending.kind) {
+    case 'finish':
+      return ex.at(pace.doneMs(tokens.length), () =>
+        sendJson(ex.res, 200, completionJson(who, tokens.join(''), finishReason, ending.usage ? usage : undefined)),
+      );
+    case 'cut':
+      // Nothing is sent: the connection dies while the answer is being generated.
+      return ex.at(pace.doneMs(Math.min(ending.afterTokens, tokens.length)), () => ex.closeConnection());
+    case 'stall':
+      return ex.at(pace.doneMs(Math.min(ending.afterTokens, tokens.length)), () => ex.after(ending.delayMs, () => ex.closeConnection()));
+  }
+}
+
+/**
+ * One SSE chunk per token, each written when due; tokens already due are written together, so an instant pace
+ * writes the whole stream, headers included, in a single synchronous end() with no timer.
+ */
+function streamAnswer(
+  ex: Exchange,
+  pace: Pace,
+  who: CompletionIdentity,
+  tokens: readonly string[],
+  finishReason: string,
+  usage: Usage | undefined,
+  ending: Ending,
+): void {
+  const framer = streamFramer(who);
+  const res = ex.res;
+  res.writeHead(200, SSE_HEADERS);
+  if (!pace.instant) res.flushHeaders();
+  const limit = ending.kind === 'finish' ? tokens.length : Math.min(ending.afterTokens, tokens.length);
+  let next = 0;
+  // With afterTokens 0 the client still gets the 200 and its headers before the connection dies or goes silent.
+  const writeOrFlush = (batch: string): void => {
+    if (batch !== '') res.write(batch);
+    else if (!res.headersSent) res.flushHeaders();
+  };
+
+  const step = (): void => {
+    const now = ex.elapsedMs();
+    let batch = '';
+    while (next < limit && pace.tokenDueMs(next) <= now) {
+      batch += framer.token(next, tokens[next] as string);
+      next++;
+    }
+    if (next < limit) {
+      if (batch !== '') res.write(batch);
+      ex.at(pace.tokenDueMs(next), step);
+      return;
+    }
+    switch (ending.kind) {
+      case 'finish':
+        res.end(batch + framer.final(finishReason) + (ending.usage && usage !== undefined ? framer.usage(usage) : '') + DONE_FRAME);
+        return;
+      case 'cut':
+        writeOrFlush(batch);
+        ex.closeConnection();
+        return;
+      case 'stall':
+        writeOrFlush(batch);
+        ex.after(ending.delayMs, () => ex.closeConnection());
+        return;
+    }
+  };
+  step();
+}
