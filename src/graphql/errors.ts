@@ -1,4 +1,4 @@
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, Kind, type GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { AppError, HTTP_STATUS, isAppError } from '../errors';
 import type { Logger } from '../infra/logger';
@@ -20,15 +20,20 @@ export function toGraphQLError(e: AppError): GraphQLError {
  */
 export function makeFormatError(logger: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
+    // Apollo's unwrapResolverError unwraps only errors with a path; graphql-ws wraps an error thrown by a
+    // subscription's source stream (chatStream's BAD_USER_INPUT, RATE_LIMITED, UPSTREAM_UNAVAILABLE...) in a
+    // path-less GraphQLError, so look through originalError for an AppError as well.
+    const unwrapped = unwrapResolverError(error);
+    const original = !isAppError(unwrapped) && error instanceof GraphQLError && isAppError(error.originalError) ? error.originalError : unwrapped;
     if (isAppError(original)) {
       const { http: _http, ...ext } = toGraphQLError(original).extensions as Record<string, unknown>;
       return { message: original.message, locations: formatted.locations, path: formatted.path, extensions: ext };
     }
-    const code = formatted.extensions?.code;
+    // Apollo labels variable coercion errors BAD_USER_INPUT itself; graphql-ws passes graphql-js's unlabelled ones.
+    const code = formatted.extensions?.code ?? (isVariableCoercionError(error) ? 'BAD_USER_INPUT' : undefined);
     if (typeof code === 'string' && (SERVER_CODES.has(code) || (code !== 'INTERNAL_SERVER_ERROR' && isContractCode(code)))) {
       const { stacktrace: _s, http: _h, ...ext } = formatted.extensions ?? {};
-      return { ...formatted, extensions: ext };
+      return { ...formatted, extensions: { ...ext, code } };
     }
     const errorId = crypto.randomUUID();
     logger.error({ err: original, errorId, path: formatted.path }, 'unexpected error (masked as INTERNAL_SERVER_ERROR)');
@@ -39,6 +44,12 @@ export function makeFormatError(logger: Logger) {
       extensions: { code: 'INTERNAL_SERVER_ERROR', errorId },
     };
   };
+}
+
+/** graphql-js's error for a variable value that does not fit its type (the same test Apollo makes). */
+function isVariableCoercionError(e: unknown): boolean {
+  if (!(e instanceof GraphQLError) || e.path || e.nodes?.length !== 1 || e.nodes[0]!.kind !== Kind.VARIABLE_DEFINITION) return false;
+  return /^Variable "\$[^"]+" (got invalid value|of required type|of non-null type)/.test(e.message);
 }
 
 const isContractCode = (c: string) => c in HTTP_STATUS || ['NOT_FOUND', 'CONFLICT', 'BUDGET_EXCEEDED', 'UNPRICED_MODEL', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_INTERRUPTED', 'IDEMPOTENCY_MISMATCH', 'FORBIDDEN', 'UNAUTHENTICATED'].includes(c);

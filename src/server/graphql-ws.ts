@@ -1,23 +1,29 @@
 import type { Server } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { GraphQLError, execute, parse, specifiedRules, subscribe, validate, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { GraphQLError, NoSchemaIntrospectionCustomRule, execute, getOperationAST, parse, specifiedRules, subscribe, validate, type GraphQLSchema, type ValidationRule } from 'graphql';
 import type { Logger } from '../infra/logger';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
 import { makeFormatError } from '../graphql/errors';
 
-type Extra = { abort?: AbortController };
+/** Per subscription id: its operation name, whether it started executing, whether its result was counted. */
+type OpState = { name: string; started: boolean; counted: boolean };
+type Extra = { abort?: AbortController; ops?: Map<string, OpState> };
+
+/** Most lexical tokens a document may have, on HTTP and graphql-ws alike. */
+export const MAX_DOCUMENT_TOKENS = 2000;
 
 /**
  * graphql-ws on the HTTP server's port and path. The connection key is checked in onConnect (a bad key closes
  * with 4403) and again on every subscribe, so a revoked key starts no new stream. Apollo's validation rules do not
- * reach here, so graphql-armor's rules are applied in onSubscribe.
+ * reach here, so graphql-armor's rules are applied in onSubscribe, and in production introspection and field
+ * suggestions are refused here as Apollo refuses them on HTTP.
  */
-export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema: GraphQLSchema; buildContext: ContextBuilder; validationRules: ValidationRule[]; metrics: Metrics; logger: Logger }) {
+export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema: GraphQLSchema; buildContext: ContextBuilder; validationRules: ValidationRule[]; metrics: Metrics; logger: Logger; production: boolean }) {
   const wss = new WebSocketServer({ server: opts.httpServer, path: opts.path, maxPayload: 1024 * 1024 });
   const formatError = makeFormatError(opts.logger);
-  const rules = [...specifiedRules, ...opts.validationRules];
+  const rules = [...specifiedRules, ...opts.validationRules, ...(opts.production ? [NoSchemaIntrospectionCustomRule] : [])];
 
   const cleanup = useServer<Record<string, unknown>, Extra & Record<PropertyKey, unknown>>(
     {
@@ -34,15 +40,19 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
           return false; // graphql-ws closes with 4403 Forbidden
         }
       },
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
+        const op: OpState = { name: payload.operationName ?? 'anonymous', started: false, counted: false };
+        (ctx.extra.ops ??= new Map()).set(id, op);
         let document;
         try {
-          document = parse(payload.query, { maxTokens: 2000 });
+          document = parse(payload.query, { maxTokens: MAX_DOCUMENT_TOKENS });
         } catch (e) {
           return [new GraphQLError((e as Error).message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
         }
-        const errors = validate(opts.schema, document, rules);
-        if (errors.length) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED', ...e.extensions } }));
+        op.name = getOperationAST(document, payload.operationName)?.name?.value ?? op.name;
+        const errors = validate(opts.schema, document, rules, { hideSuggestions: opts.production });
+        // The same code as Apollo gives these on HTTP (graphql-armor reports its own as BAD_USER_INPUT).
+        if (errors.length) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
         try {
           const contextValue = await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort!.signal });
           return { schema: opts.schema, document, variableValues: payload.variables ?? undefined, operationName: payload.operationName ?? undefined, contextValue };
@@ -50,32 +60,50 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
           return [e instanceof GraphQLError ? e : new GraphQLError('internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
         }
       },
-      onOperation: () => {
+      onOperation: (ctx, id) => {
+        const op = ctx.extra.ops?.get(id);
+        if (op) op.started = true;
         opts.metrics.openStreams.inc();
       },
-      onComplete: () => {
+      onComplete: (ctx, id) => {
         opts.metrics.openStreams.dec();
+        const op = ctx.extra.ops?.get(id);
+        ctx.extra.ops?.delete(id);
+        if (op && !op.counted) opts.metrics.operations.inc({ operation: op.name, code: 'OK' });
       },
-      onError: (_ctx, _id, _payload, errors) =>
-        errors.map((e) => {
+      onError: (ctx, id, _payload, errors) => {
+        const out = errors.map((e) => {
           const f = formatError(e.toJSON(), e);
           return new GraphQLError(f.message, { extensions: f.extensions });
-        }),
-      onNext: (_ctx, _id, _payload, _args, result) => {
+        });
+        count(ctx.extra, id, out);
+        // Refused before it started (onSubscribe's errors): onComplete will not follow, so forget it now.
+        if (!ctx.extra.ops?.get(id)?.started) ctx.extra.ops?.delete(id);
+        return out;
+      },
+      onNext: (ctx, id, _payload, _args, result) => {
         if ('errors' in result && result.errors?.length) {
-          return {
-            ...result,
-            errors: result.errors.map((e) => {
-              const f = formatError(e.toJSON(), e);
-              return new GraphQLError(f.message, { path: e.path, extensions: f.extensions });
-            }),
-          };
+          const errors = result.errors.map((e) => {
+            const f = formatError(e.toJSON(), e);
+            return new GraphQLError(f.message, { path: e.path, extensions: f.extensions });
+          });
+          count(ctx.extra, id, errors);
+          return { ...result, errors };
         }
         return undefined;
       },
     },
     wss,
   );
+  /** gateway_graphql_operations_total, as on HTTP: once per operation, with its first error's code or OK. */
+  function count(extra: Extra, id: string, errors: readonly GraphQLError[]) {
+    const op = extra.ops?.get(id);
+    if (!op || op.counted) return;
+    op.counted = true;
+    const code = errors[0]?.extensions?.code;
+    opts.metrics.operations.inc({ operation: op.name, code: typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR' });
+  }
+
   return {
     wss,
     async dispose() {

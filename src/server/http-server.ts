@@ -12,7 +12,7 @@ import type { GraphQLContext } from '../graphql/context';
 import { makeFormatError, statusFor } from '../graphql/errors';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
-import { attachGraphqlWs } from './graphql-ws';
+import { attachGraphqlWs, MAX_DOCUMENT_TOKENS } from './graphql-ws';
 
 export interface HttpServerOptions {
   readonly schema: GraphQLSchema;
@@ -67,17 +67,20 @@ export async function createHttpServer(o: HttpServerOptions) {
     maxDepth: { n: 12 },
     maxAliases: { n: 15 },
     costLimit: { maxCost: 5000 },
-    maxTokens: { n: 2000 },
+    // Not armor's token plugin: it throws from parsingDidStart, which Apollo answers with HTTP 500. graphql-js's own
+    // parser limit (parseOptions below, the same as graphql-ws uses) answers GRAPHQL_PARSE_FAILED with 400.
+    maxTokens: { enabled: false },
     maxDirectives: { n: 20 },
     blockFieldSuggestion: { enabled: o.production },
   }).protect();
 
-  const ws = attachGraphqlWs({ httpServer, path: '/graphql', schema: o.schema, buildContext: o.buildContext, validationRules: armor.validationRules, metrics: o.metrics, logger: o.logger });
+  const ws = attachGraphqlWs({ httpServer, path: '/graphql', schema: o.schema, buildContext: o.buildContext, validationRules: armor.validationRules, metrics: o.metrics, logger: o.logger, production: o.production });
 
   const apollo = new ApolloServer<GraphQLContext>({
     schema: o.schema,
     introspection: !o.production,
     csrfPrevention: true,
+    parseOptions: { maxTokens: MAX_DOCUMENT_TOKENS },
     allowBatchedHttpRequests: false,
     includeStacktraceInErrorResponses: false,
     validationRules: armor.validationRules,
