@@ -10,8 +10,9 @@ export class ConfigError extends Error {
 }
 
 const port = (def: number) =>
-  z.coerce.number().int().min(0, 'a port number 0..65535').max(65535, 'a port number 0..65535').default(def);
-const positiveInt = (def: number) => z.coerce.number().int('a whole number').positive('a positive whole number').default(def);
+  z.coerce.number({ error: 'a port number 0..65535' }).int('a port number 0..65535').min(0, 'a port number 0..65535').max(65535, 'a port number 0..65535').default(def);
+const positiveInt = (def: number) =>
+  z.coerce.number({ error: 'a positive whole number' }).int('a positive whole number').positive('a positive whole number').default(def);
 const url = (protocols: readonly string[], def?: string) => {
   const s = z
     .string()
@@ -30,12 +31,12 @@ const schema = z.object({
   GLOBAL_API_KEY: optionalSecret,
   ADMIN_API_KEY: z.string().min(24, 'at least 24 characters (use: openssl rand -hex 32)').optional(),
   SIM_PORT: port(4010),
-  SIM_LATENCY_SCALE: z.coerce.number().min(0, 'a number >= 0 (0 means no delay)').default(1),
+  SIM_LATENCY_SCALE: z.coerce.number({ error: 'a number >= 0 (0 means no delay)' }).min(0, 'a number >= 0 (0 means no delay)').default(1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_REQUEST_BYTES: positiveInt(256 * 1024),
   /** First-token deadline per attempt = max(FIRST_TOKEN_FLOOR_MS, model TTFT for the region x this multiple). */
   FIRST_TOKEN_FLOOR_MS: positiveInt(800),
-  FIRST_TOKEN_TTFT_MULTIPLE: z.coerce.number().positive('a number > 0').default(2),
+  FIRST_TOKEN_TTFT_MULTIPLE: z.coerce.number({ error: 'a number > 0' }).positive('a number > 0').default(2),
   /** Longest silence between two chunks of a stream before it counts as a stall. */
   IDLE_TIMEOUT_MS: positiveInt(10_000),
   /** Longest a whole request may take, across all its attempts. */
