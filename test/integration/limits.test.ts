@@ -217,7 +217,7 @@ describe('budget', () => {
     expect(Object.keys(before).length).toBeGreaterThanOrEqual(4); // budget, holds, amounts, rpm, tpm
     // Over budget (rates would allow), over tokens (budget would allow):
     expect((await a.admit(input(t, { ...limits, holdMicros: 101n, tokensEstimate: 1 }))).allowed).toBe(false);
-    expect((await b.admit(input(t, { ...limits, holdMicros: 1n, tokensEstimate: 501 }))).allowed).toBe(false);
+    expect((await b.admit(input(t, { ...limits, holdMicros: 1n, tokensEstimate: 600 }))).allowed).toBe(false);
     expect(await snapshot(t)).toEqual(before);
   });
 
