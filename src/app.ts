@@ -22,6 +22,7 @@ import { startSimulator, type Simulator } from './simulator/server';
 import { buildSchema } from './graphql/schema';
 import { makeContextBuilder } from './server/context-builder';
 import { createHttpServer } from './server/http-server';
+import { mountPlayground } from './server/playground';
 import { makeMetrics } from './server/metrics';
 import type { Services } from './services';
 
@@ -152,6 +153,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       ready: async () => {
         await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
       },
+      mount: (app) => mountPlayground(app),
     });
     const port = await server.listen(config.PORT, opts.host ?? '0.0.0.0');
     // Drain first: in-flight requests settle while the checkpointer still renews their leases.

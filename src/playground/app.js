@@ -1,0 +1,333 @@
+// The playground page: a tenant key, a streamed chat with its stats, the month's spend, and an admin view.
+import { gql, subscribe, describeError } from './api.js';
+import { drawGauge, drawBars, usd } from './charts.js';
+
+const $ = (id) => document.getElementById(id);
+const KEY = 'gateway.key';
+const ADMIN_KEY = 'gateway.adminKey';
+/** The current calendar month in UTC, as costReport wants it. */
+const month = () => new Date().toISOString().slice(0, 7);
+
+const PROFILES = `query Profiles($region: Region) { profiles(region: $region) { name model fallbacks defaultMaxTokens maxTokensCap } }`;
+const ME = `query Me { me { id name } }`;
+const TENANT = `id name monthlyBudgetUsd spentThisMonthUsd heldUsd remainingThisMonthUsd requestsPerMinute tokensPerMinute`;
+const ROWS = `totalUsd rows { key requests completionTokens costUsd }`;
+const SPEND = `query Spend($month: String!) {
+  me { ${TENANT} }
+  byModel: costReport(month: $month, groupBy: MODEL) { ${ROWS} }
+  byDay: costReport(month: $month, groupBy: DAY) { ${ROWS} }
+}`;
+const STREAM = `subscription Chat($input: ChatInput!) {
+  chatStream(input: $input) { requestId model delta done outcome ttftMs usage { promptTokens completionTokens costUsd source } attempts { model ok error latencyMs } }
+}`;
+const REQUEST = `query Request($id: ID!) { request(id: $id) { outcome model usage { promptTokens completionTokens costUsd source } } }`;
+const TENANTS = `query Tenants { tenants { ${TENANT} } }`;
+const SET_BUDGET = `mutation SetBudget($id: ID!, $budget: Usd) { setTenantBudget(tenantId: $id, monthlyBudgetUsd: $budget) { ${TENANT} } }`;
+const SET_LIMITS = `mutation SetLimits($id: ID!, $rpm: Int, $tpm: Int) { setTenantLimits(tenantId: $id, requestsPerMinute: $rpm, tokensPerMinute: $tpm) { ${TENANT} } }`;
+
+let key = sessionStorage.getItem(KEY) ?? '';
+let adminKey = sessionStorage.getItem(ADMIN_KEY) ?? '';
+let profiles = [];
+/** The running stream: { stop, requestId, firstAt, ended }. */
+let run = null;
+
+const showError = (el, e) => {
+  el.textContent = e ? `Error: ${describeError(e)} [${e.code}]` : '';
+};
+const setStat = (name, text) => {
+  $(`stat-${name}`).textContent = text;
+};
+
+// ---- key ----------------------------------------------------------------------------------------------------
+
+async function useKey(k) {
+  key = k.trim();
+  sessionStorage.setItem(KEY, key);
+  $('key-status').textContent = 'Checking the key...';
+  try {
+    const { me } = await gql(key, ME);
+    $('key-status').textContent = `Using the key of tenant “${me.name}”.`;
+    await Promise.all([loadProfiles(), refreshSpend()]);
+  } catch (e) {
+    $('key-status').textContent = describeError(e);
+  }
+}
+
+$('key-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  void useKey($('key').value);
+});
+$('forget-key').addEventListener('click', () => {
+  sessionStorage.removeItem(KEY);
+  key = '';
+  $('key').value = '';
+  $('key-status').textContent = 'Key forgotten.';
+});
+
+// ---- profiles -----------------------------------------------------------------------------------------------
+
+async function loadProfiles() {
+  const before = $('profile').value;
+  ({ profiles } = await gql(key, PROFILES, { region: $('region').value }));
+  $('profile').replaceChildren(...profiles.map((p) => new Option(p.name, p.name, false, p.name === before)));
+  describeProfile();
+}
+
+function describeProfile() {
+  const p = profiles.find((x) => x.name === $('profile').value);
+  if (!p) return;
+  const chain = p.fallbacks.length ? `, falls back to ${p.fallbacks.join(', ')}` : ', no fallback';
+  $('profile-info').textContent = `Model ${p.model}${chain}. Max tokens ${p.defaultMaxTokens} by default, at most ${p.maxTokensCap}.`;
+  $('max-tokens').max = String(p.maxTokensCap);
+  $('max-tokens').placeholder = String(p.defaultMaxTokens);
+}
+
+$('profile').addEventListener('change', describeProfile);
+$('region').addEventListener('change', () => key && loadProfiles().catch((e) => showError($('chat-error'), e)));
+
+// ---- chat ---------------------------------------------------------------------------------------------------
+
+function resetChat() {
+  $('output').textContent = '';
+  showError($('chat-error'), null);
+  for (const s of ['model', 'attempts', 'ttft', 'tps', 'tokens', 'cost', 'request']) setStat(s, '-');
+}
+
+/** Send and Stop swap places; keyboard focus follows so it is never lost on a disabled button. */
+function setRunning(running) {
+  const focused = document.activeElement;
+  $('send').disabled = running;
+  $('stop').disabled = !running;
+  $('output').setAttribute('aria-busy', String(running));
+  if (running && focused === $('send')) $('stop').focus();
+  if (!running && focused === $('stop')) $('send').focus();
+}
+
+function startChat() {
+  if (run) return;
+  if (!key) return showError($('chat-error'), { code: 'UNAUTHENTICATED', message: 'Paste a tenant key first.' });
+  resetChat();
+  setStat('state', 'Connecting...');
+  setRunning(true);
+  const maxTokens = $('max-tokens').value;
+  const input = {
+    profile: $('profile').value,
+    region: $('region').value,
+    messages: [{ role: 'USER', content: $('prompt').value }],
+    ...(maxTokens ? { maxTokens: Number(maxTokens) } : {}),
+  };
+  const startedAt = performance.now();
+  const r = { requestId: null, firstAt: null, ended: false, startedAt, stop: null };
+  run = r;
+  r.stop = subscribe(key, STREAM, { input }, (data) => onEvent(r, data.chatStream), (err) => onEnd(r, err));
+}
+
+function onEvent(r, ev) {
+  if (!r.requestId) {
+    r.requestId = ev.requestId;
+    setStat('request', ev.requestId);
+    setStat('state', 'Streaming...');
+  }
+  setStat('model', ev.model);
+  if (ev.delta) {
+    r.firstAt ??= performance.now();
+    const out = $('output');
+    out.append(ev.delta);
+    out.scrollTop = out.scrollHeight;
+  }
+  if (ev.done) showDone(r, ev);
+}
+
+function showDone(r, ev) {
+  r.ended = true;
+  const now = performance.now();
+  setStat('state', ev.outcome === 'COMPLETED' ? 'Completed' : `Ended: ${ev.outcome}`);
+  showAttempts(ev.attempts ?? []);
+  setStat('ttft', ev.ttftMs === null ? '-' : `${ev.ttftMs} ms`);
+  if (ev.usage) {
+    showUsage(ev.usage);
+    const secs = r.firstAt === null ? 0 : (now - r.firstAt) / 1000;
+    setStat('tps', secs > 0 && ev.usage.completionTokens > 1 ? `${(ev.usage.completionTokens / secs).toFixed(1)} tokens/s` : '-');
+  }
+}
+
+function showUsage(u) {
+  setStat('tokens', `${u.promptTokens} / ${u.completionTokens}${u.source === 'ESTIMATED' ? ' (estimated by the gateway)' : ''}`);
+  setStat('cost', usd(u.costUsd));
+}
+
+/** Attempts as a list; a fallback reads as one ("failed ..., then ... answered"). */
+function showAttempts(attempts) {
+  const dd = $('stat-attempts');
+  dd.replaceChildren();
+  if (!attempts.length) return void (dd.textContent = '-');
+  const lead = attempts.length > 1 ? `${attempts.length} (fallback)` : '1';
+  const ol = document.createElement('ol');
+  for (const a of attempts) {
+    const li = document.createElement('li');
+    li.textContent = a.ok ? `${a.model}: answered (${a.latencyMs} ms)` : `${a.model}: failed, ${a.error ?? 'error'} (${a.latencyMs} ms)`;
+    ol.append(li);
+  }
+  dd.append(lead, ol);
+}
+
+function onEnd(r, err) {
+  if (run === r) run = null;
+  setRunning(false);
+  if (err) {
+    setStat('state', 'Failed');
+    showError($('chat-error'), err);
+    if (err.extensions?.attempts) showAttempts(err.extensions.attempts);
+  } else if (!r.ended) {
+    setStat('state', 'Ended without a final event');
+  }
+  void refreshSpend();
+}
+
+async function stopChat() {
+  const r = run;
+  if (!r) return;
+  r.stop();
+  run = null;
+  setRunning(false);
+  if (!r.requestId) {
+    setStat('state', 'Stopped before the gateway answered');
+    return;
+  }
+  setStat('state', 'Stopped by you; waiting for the gateway to record it...');
+  // The gateway settles a cancelled request right after the unsubscribe; read its ledger row back.
+  for (let i = 0; i < 40; i++) {
+    await new Promise((res) => setTimeout(res, 250));
+    try {
+      const { request } = await gql(key, REQUEST, { id: r.requestId });
+      if (request?.outcome) {
+        setStat('state', `Stopped by you: recorded as ${request.outcome}`);
+        if (request.usage) showUsage(request.usage);
+        break;
+      }
+    } catch (e) {
+      showError($('chat-error'), e);
+      break;
+    }
+  }
+  await refreshSpend();
+}
+
+$('chat-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  startChat();
+});
+$('stop').addEventListener('click', () => void stopChat());
+$('prompt').addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) {
+    ev.preventDefault();
+    $('chat-form').requestSubmit();
+  }
+});
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape' && run) void stopChat();
+});
+
+// ---- spend --------------------------------------------------------------------------------------------------
+
+async function refreshSpend() {
+  if (!key) return;
+  try {
+    const d = await gql(key, SPEND, { month: month() });
+    showError($('spend-error'), null);
+    $('gauge-text').textContent = drawGauge($('gauge'), d.me);
+    const rows = (rep) => rep.rows.map((x) => ({ key: x.key, value: Number(x.costUsd), label: `${usd(x.costUsd)}, ${x.requests} request${x.requests === 1 ? '' : 's'}` }));
+    drawBars($('chart-model'), 'Cost by model', rows(d.byModel).sort((a, b) => b.value - a.value));
+    drawBars($('chart-day'), 'Cost by day', rows(d.byDay).sort((a, b) => a.key.localeCompare(b.key)));
+    $('month').textContent = `(${month()}, total ${usd(d.byModel.totalUsd)})`;
+  } catch (e) {
+    showError($('spend-error'), e);
+  }
+}
+
+$('refresh-spend').addEventListener('click', () => void refreshSpend());
+
+// ---- admin --------------------------------------------------------------------------------------------------
+
+let tenants = [];
+
+async function loadTenants() {
+  showError($('admin-error'), null);
+  try {
+    ({ tenants } = await gql(adminKey, TENANTS));
+  } catch (e) {
+    return showError($('admin-error'), e);
+  }
+  const cell = (text) => Object.assign(document.createElement('td'), { textContent: text });
+  $('tenants').tBodies[0].replaceChildren(
+    ...tenants.map((t) => {
+      const tr = document.createElement('tr');
+      tr.dataset.tenant = t.id;
+      const name = Object.assign(document.createElement('th'), { scope: 'row', textContent: t.name });
+      tr.append(name, cell(usd(t.monthlyBudgetUsd)), cell(usd(t.spentThisMonthUsd)), cell(usd(t.heldUsd)), cell(usd(t.remainingThisMonthUsd)),
+        cell(t.requestsPerMinute ?? 'none'), cell(t.tokensPerMinute ?? 'none'));
+      return tr;
+    }),
+  );
+  const before = $('admin-tenant').value;
+  $('admin-tenant').replaceChildren(...tenants.map((t) => new Option(t.name, t.id, false, t.id === before)));
+  fillTenantForm();
+  $('admin-status').textContent = `${tenants.length} tenant${tenants.length === 1 ? '' : 's'}.`;
+}
+
+function fillTenantForm() {
+  const t = tenants.find((x) => x.id === $('admin-tenant').value);
+  if (!t) return;
+  $('admin-budget').value = t.monthlyBudgetUsd ?? '';
+  $('admin-rpm').value = t.requestsPerMinute ?? '';
+  $('admin-tpm').value = t.tokensPerMinute ?? '';
+}
+
+async function saveTenant(what) {
+  const id = $('admin-tenant').value;
+  const num = (v) => (v === '' ? null : Number(v));
+  showError($('admin-error'), null);
+  try {
+    const d = what === 'budget'
+      ? (await gql(adminKey, SET_BUDGET, { id, budget: $('admin-budget').value.trim() || null })).setTenantBudget
+      : (await gql(adminKey, SET_LIMITS, { id, rpm: num($('admin-rpm').value), tpm: num($('admin-tpm').value) })).setTenantLimits;
+    await loadTenants();
+    $('admin-status').textContent = what === 'budget'
+      ? `Budget of “${d.name}” is now ${d.monthlyBudgetUsd === null ? 'unlimited' : usd(d.monthlyBudgetUsd)}.`
+      : `Limits of “${d.name}”: ${d.requestsPerMinute ?? 'no'} requests/min, ${d.tokensPerMinute ?? 'no'} tokens/min.`;
+    void refreshSpend();
+  } catch (e) {
+    showError($('admin-error'), e);
+  }
+}
+
+$('admin-key-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  adminKey = $('admin-key').value.trim();
+  sessionStorage.setItem(ADMIN_KEY, adminKey);
+  void loadTenants();
+});
+$('forget-admin-key').addEventListener('click', () => {
+  sessionStorage.removeItem(ADMIN_KEY);
+  adminKey = '';
+  $('admin-key').value = '';
+  $('admin-status').textContent = 'Admin key forgotten.';
+});
+$('admin-tenant').addEventListener('change', fillTenantForm);
+$('limits-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  void saveTenant(ev.submitter?.value === 'limits' ? 'limits' : 'budget');
+});
+
+// ---- start --------------------------------------------------------------------------------------------------
+
+$('month').textContent = `(${month()})`;
+if (key) {
+  $('key').value = key;
+  void useKey(key);
+}
+if (adminKey) {
+  $('admin-key').value = adminKey;
+  $('admin').open = true;
+  void loadTenants();
+}
