@@ -274,20 +274,22 @@ describe('admin input validation', () => {
     expect(await tenantState()).toEqual(before);
   });
 
-  it.each([[''], ['   '], ['a/b'], ['x'.repeat(101)]])('createTenant with the name %j: BAD_USER_INPUT naming name', async (name) => {
-    const tenants = await db.tenant.count();
+  it.each([[''], ['   '], ['a/b'], ['x'.repeat(101)]])('createTenant with the name %j: BAD_USER_INPUT naming name, no tenant created', async (name) => {
     expectError(await gql(app.url, TEST_ADMIN_KEY, CREATE, { input: { name } }), 'BAD_USER_INPUT', 'name', 200);
-    expect(await db.tenant.count()).toBe(tenants);
+    expect(await db.tenant.count({ where: { name: { in: [name, name.trim()] } } })).toBe(0);
   });
 
   it('createTenant with a taken name: CONFLICT, still one tenant of that name', async () => {
     const name = uniqueName('taken');
     await gqlOk(app.url, TEST_ADMIN_KEY, CREATE, { input: { name } });
-    const audit = await db.auditEntry.count();
+    const audits = () => db.auditEntry.count({ where: { action: 'createTenant', newValue: { path: ['name'], equals: name } } });
+    expect(await audits()).toBe(1);
     const r = await gql(app.url, TEST_ADMIN_KEY, CREATE, { input: { name, monthlyBudgetUsd: '1' } });
     expectError(r, 'CONFLICT', name, 200);
-    expect(await db.tenant.count({ where: { name } })).toBe(1);
-    expect(await db.auditEntry.count()).toBe(audit);
+    const rows = await db.tenant.findMany({ where: { name } });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.monthlyBudgetMicros).toBeNull(); // the first tenant, not overwritten
+    expect(await audits()).toBe(1);
   });
 
   it('setProfileOverride with an unknown profile, model or fallback: BAD_USER_INPUT naming it, no override written', async () => {
@@ -313,21 +315,21 @@ describe('admin input validation', () => {
       ['revokeApiKey', `mutation($id: ID!) { revokeApiKey(id: $id) }`, (id) => ({ id })],
     ];
     it.each(ops)('%s of an unknown id (a UUID, and not a UUID): NOT_FOUND, nothing written', async (_name, doc, vars) => {
-      const audit = await db.auditEntry.count();
-      const keys = await db.apiKey.count();
       for (const id of [MISSING, 'not-a-uuid']) {
         const r = await gql(app.url, TEST_ADMIN_KEY, doc, vars(id));
         expectError(r, 'NOT_FOUND', id, 200);
       }
-      expect(await db.auditEntry.count()).toBe(audit);
-      expect(await db.apiKey.count()).toBe(keys);
+      expect(await db.tenant.count({ where: { id: MISSING } })).toBe(0);
+      expect(await db.apiKey.count({ where: { OR: [{ tenantId: MISSING }, { id: MISSING }] } })).toBe(0);
+      expect(await db.profileOverride.count({ where: { tenantId: MISSING } })).toBe(0);
+      expect(await db.auditEntry.count({ where: { OR: [{ tenantId: MISSING }, { targetId: { in: [MISSING, 'not-a-uuid'] } }, { targetId: { startsWith: 'not-a-uuid' } }] } })).toBe(0);
     });
 
     it('setModelPrice of an unknown model: NOT_FOUND, no price written', async () => {
-      const history = await db.modelPrice.count();
       expectError(await gql(app.url, TEST_ADMIN_KEY, PRICE, { model: 'gpt-99', outputUsdPerMillion: '1' }), 'NOT_FOUND', 'gpt-99', 200);
-      expect(await db.modelPrice.count()).toBe(history);
+      expect(await db.modelPrice.count({ where: { modelId: 'gpt-99' } })).toBe(0);
       expect(await db.model.count({ where: { id: 'gpt-99' } })).toBe(0);
+      expect(await db.auditEntry.count({ where: { targetId: 'gpt-99' } })).toBe(0);
     });
   });
 });
