@@ -2,6 +2,7 @@ import type { Db } from '../infra/prisma';
 import type { Region } from '../catalog/types';
 import type { UnitPrices } from './pricing';
 import type { Micros } from './money';
+import type { AttemptRecord } from '../routing';
 
 export type Outcome = 'COMPLETED' | 'CLIENT_CANCELLED' | 'UPSTREAM_INTERRUPTED' | 'TIMEOUT' | 'FAILED';
 export type UsageSource = 'PROVIDER' | 'ESTIMATED';
@@ -26,15 +27,8 @@ export interface HeldEntry {
   readonly idempotencyKey: string | null;
 }
 
-export interface StoredAttempt {
-  readonly model: string;
-  readonly ok: boolean;
-  readonly error: string | null;
-  readonly latencyMs: number;
-  readonly promptTokens: number;
-  readonly completionTokens: number;
-  readonly usageSource: UsageSource;
-}
+/** One attempt as the router recorded it, with the tokens it consumed; stored in the row's attempts column. */
+export type StoredAttempt = AttemptRecord;
 
 export interface Settlement {
   readonly model: string | null;
