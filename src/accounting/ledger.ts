@@ -63,6 +63,8 @@ export function snapshotFromJson(j: unknown): PriceSnapshot {
 export interface Ledger {
   /** The write-ahead row, state HELD, before the upstream is called. */
   hold(e: HeldEntry): Promise<void>;
+  /** Deletes the HELD row of a request the gate refused: it never reached the upstream, so it leaves no row. */
+  discard(requestId: string): Promise<void>;
   /** Settles a HELD row; true exactly once per request id (false when the reaper or another path settled it first). */
   settle(requestId: string, s: Settlement): Promise<boolean>;
   /** This month's settled sum and open holds, for reseeding the budget gate. */
@@ -92,6 +94,10 @@ export function makeLedger(db: Db): Ledger {
         },
         select: { id: true },
       });
+    },
+
+    async discard(requestId) {
+      await db.ledgerEntry.deleteMany({ where: { requestId, state: 'HELD' } });
     },
 
     async settle(requestId, s) {

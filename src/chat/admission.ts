@@ -6,7 +6,7 @@ import type { TenantStore, TenantSettings } from '../tenants/tenant-store';
 import type { Principal } from '../tenants/principal';
 import { requireTenant } from '../tenants/principal';
 import { buildPlan, type Plan, type RoutingOptions } from '../routing';
-import type { Limiter } from '../limits';
+import type { AdmitResult, Limiter } from '../limits';
 import type { Ledger, PriceSnapshot } from '../accounting/ledger';
 import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd, type Micros } from '../accounting/money';
@@ -103,13 +103,41 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
     holdTtlMs: deps.holdTtlMs,
   };
 
-  let verdict = await deps.limiter.admit(gate).catch(rethrowInfra('Redis'));
-  for (let i = 0; !verdict.allowed && verdict.reason === 'NEEDS_RESEED'; i++) {
-    if (i === 3) throw unavailable('a consistent budget state', new Error('reseed did not take'));
-    await reseed(deps, v.tenant.id, month);
-    verdict = await deps.limiter.admit(gate).catch(rethrowInfra('Redis'));
+  // Write ahead first, then reserve: a reseed (Redis flushed, cold start) that runs between the two reads this row
+  // and restores its hold, which the admission below then replaces; reserving first would leave a window in which
+  // a reseed misses the request and its settlement is never counted.
+  await deps.ledger
+    .hold({
+      requestId,
+      tenantId: v.tenant.id,
+      apiKeyId: v.keyId,
+      profile: v.plan.profile.name,
+      region: v.plan.region,
+      plannedModel: v.plan.chain[0]!.model.id,
+      maxTokens: v.maxTokens,
+      promptTokensEstimate: promptEstimate,
+      prices: v.prices,
+      holdMicros,
+      startedAt,
+      leaseMs: deps.leaseMs,
+      idempotencyKey: input.idempotencyKey ?? null,
+    })
+    .catch(rethrowInfra('Postgres'));
+
+  let verdict: AdmitResult;
+  try {
+    verdict = await deps.limiter.admit(gate);
+    for (let i = 0; !verdict.allowed && verdict.reason === 'NEEDS_RESEED'; i++) {
+      if (i === 3) throw unavailable('a consistent budget state', new Error('reseed did not take'));
+      await reseed(deps, v.tenant.id, month);
+      verdict = await deps.limiter.admit(gate);
+    }
+  } catch (e) {
+    await withdraw(deps, gate);
+    throw isAppError(e) ? e : unavailable('Redis', e);
   }
   if (!verdict.allowed) {
+    await withdraw(deps, gate);
     switch (verdict.reason) {
       case 'RATE_LIMITED':
         deps.onDenied?.('RATE_LIMITED');
@@ -129,31 +157,20 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
         throw unavailable('a consistent budget state', new Error(String((verdict as { reason: string }).reason)));
     }
   }
-
-  try {
-    await deps.ledger.hold({
-      requestId,
-      tenantId: v.tenant.id,
-      apiKeyId: v.keyId,
-      profile: v.plan.profile.name,
-      region: v.plan.region,
-      plannedModel: v.plan.chain[0]!.model.id,
-      maxTokens: v.maxTokens,
-      promptTokensEstimate: promptEstimate,
-      prices: v.prices,
-      holdMicros,
-      startedAt,
-      leaseMs: deps.leaseMs,
-      idempotencyKey: input.idempotencyKey ?? null,
-    });
-  } catch (e) {
-    // No row, so no upstream call: give the hold back at once and charge nothing.
-    await deps.limiter
-      .settle({ tenantId: v.tenant.id, requestId, month, actualMicros: 0n, actualTokens: 0, tokensEstimate })
-      .catch((err) => deps.logger.warn({ err, requestId }, 'could not release the hold; it expires by itself'));
-    throw unavailable('Postgres', e);
-  }
   return { requestId, tenant: v.tenant, keyId: v.keyId, plan: v.plan, maxTokens: v.maxTokens, month, startedAt, prices: v.prices, tokensEstimate, promptEstimate };
+}
+
+/**
+ * A refused request leaves nothing behind: its write-ahead row is deleted (it never reached the upstream), and a
+ * hold a concurrent reseed may have restored for it is released by a zero settlement.
+ */
+async function withdraw(deps: AdmissionDeps, gate: { tenantId: string; requestId: string; month: string; tokensEstimate: number }): Promise<void> {
+  await Promise.all([
+    deps.ledger.discard(gate.requestId).catch((err) => deps.logger.error({ err, requestId: gate.requestId }, 'could not delete a refused request\'s row; the reaper settles it at zero')),
+    deps.limiter
+      .settle({ tenantId: gate.tenantId, requestId: gate.requestId, month: gate.month, actualMicros: 0n, actualTokens: 0, tokensEstimate: gate.tokensEstimate })
+      .catch(() => undefined), // Redis is down or the month is unseeded: there is no hold to give back
+  ]);
 }
 
 /** Rebuilds a tenant-month's budget state in Redis from the ledger (cold start, Redis flushed). SET, never additive. */
