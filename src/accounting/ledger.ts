@@ -63,6 +63,8 @@ export function snapshotFromJson(j: unknown): PriceSnapshot {
 export interface Ledger {
   /** The write-ahead row, state HELD, before the upstream is called. */
   hold(e: HeldEntry): Promise<void>;
+  /** Grows (or, with a negative amount, shrinks back) a running request's recorded hold, so a reseed restores it whole. */
+  adjustHold(requestId: string, deltaMicros: Micros): Promise<void>;
   /** Deletes the HELD row of a request the gate refused: it never reached the upstream, so it leaves no row. */
   discard(requestId: string): Promise<void>;
   /** Settles a HELD row; true exactly once per request id (false when the reaper or another path settled it first). */
@@ -94,6 +96,10 @@ export function makeLedger(db: Db): Ledger {
         },
         select: { id: true },
       });
+    },
+
+    async adjustHold(requestId, deltaMicros) {
+      await db.ledgerEntry.updateMany({ where: { requestId, state: 'HELD' }, data: { holdMicros: { increment: deltaMicros } } });
     },
 
     async discard(requestId) {

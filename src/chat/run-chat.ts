@@ -89,6 +89,8 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
         case 'discard': {
           // The failed attempt's tokens are billed too: grow the hold by their cost before trying the next model.
           const cost = costOf([ev.attempt], a).costMicros;
+          // The ledger's hold grows first, so a reseed in between restores the larger (safe) amount.
+          await deps.ledger.adjustHold(a.requestId, cost);
           const r = await deps.limiter.extendHold({
             tenantId: a.tenant.id,
             requestId: a.requestId,
@@ -100,6 +102,7 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
           // The extension joins the request's one hold, released with it at settlement. Only a real budget
           // denial stops the fallback: a month state lost to a Redis flush is rebuilt from the ledger later.
           if (!r.allowed && r.reason === 'BUDGET_EXCEEDED') {
+            await deps.ledger.adjustHold(a.requestId, -cost);
             denied = new AppError('BUDGET_EXCEEDED', 'the model failed mid-answer and the budget left does not cover another attempt', {
               remainingUsd: formatUsd(r.remainingMicros ?? 0n),
             });

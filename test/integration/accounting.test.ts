@@ -145,6 +145,29 @@ test('after successes, upstream 5xx, cuts, client aborts and stalls: held is 0 a
   expect(await gateState(t.id)).toEqual({ spentMicros: sum, heldMicros: 0n });
 });
 
+test('a mutation falls back after a cut only when the budget covers the consumed tokens too; otherwise BUDGET_EXCEEDED, charged what it used', async () => {
+  // One attempt's worst case: 40 tokens at qwen3-32b's $0.28/M = 12 micro-dollars. A cut after 10 deepseek-v4-flash
+  // tokens consumed ceil(10 x 0.25) = 3 more, so the fallback needs 15.
+  const run = async (budget: string) => {
+    const t = await createTenant(a.url, { monthlyBudgetUsd: budget });
+    await override(t.id, 'chat_default', 'deepseek-v4-flash', ['qwen3-32b']);
+    await fault({ model: 'deepseek-v4-flash', fault: 'cut', afterTokens: 10, times: 1 });
+    const r = await gql(a.url, t.key, CHAT, hello('chat_default', { maxTokens: 40 }));
+    const row = await db.ledgerEntry.findFirstOrThrow({ where: { tenantId: t.id } });
+    return { t, r, row };
+  };
+  const fits = await run('0.000015');
+  expect(fits.r.errors).toBeUndefined();
+  expect((fits.r.data as any).chat.usage).toMatchObject({ completionTokens: 50, costUsd: '0.000015' });
+  expect(fits.row.holdMicros).toBe(15n); // the extension is recorded, so a reseed would restore it
+  expect(await gateState(fits.t.id)).toEqual({ spentMicros: 15n, heldMicros: 0n });
+
+  const short = await run('0.000014');
+  expect(short.r.errors?.[0]?.extensions?.code).toBe('BUDGET_EXCEEDED');
+  expect(short.row).toMatchObject({ outcome: 'FAILED', costMicros: 3n, completionTokens: 10, holdMicros: 12n });
+  expect(await gateState(short.t.id)).toEqual({ spentMicros: 3n, heldMicros: 0n });
+});
+
 test('idempotency: 10 concurrent retries with one key give one ledger row and identical answers; other input is a mismatch; other tenants do not share keys', async () => {
   const t = await createTenant(a.url);
   const other = await createTenant(a.url);
