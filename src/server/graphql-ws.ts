@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { GraphQLError, NoSchemaIntrospectionCustomRule, execute, getOperationAST, parse, specifiedRules, subscribe, validate, type GraphQLSchema, type ValidationRule } from 'graphql';
@@ -7,8 +8,11 @@ import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
 import { makeFormatError } from '../graphql/errors';
 
-/** Per subscription id: its operation name, whether it started executing, whether its result was counted. */
-type OpState = { name: string; started: boolean; counted: boolean };
+/**
+ * Per subscription id: its operation name, whether it started executing, whether its result was counted, and the
+ * request's logger (request id and tenant id bound) once authenticated.
+ */
+type OpState = { name: string; started: boolean; counted: boolean; at: number; log: Logger | null };
 type Extra = { abort?: AbortController; ops?: Map<string, OpState> };
 
 /** Most lexical tokens a document may have, on HTTP and graphql-ws alike. */
@@ -41,7 +45,7 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
         }
       },
       onSubscribe: async (ctx, id, payload) => {
-        const op: OpState = { name: payload.operationName ?? 'anonymous', started: false, counted: false };
+        const op: OpState = { name: payload.operationName ?? 'anonymous', started: false, counted: false, at: performance.now(), log: null };
         (ctx.extra.ops ??= new Map()).set(id, op);
         let document;
         try {
@@ -55,6 +59,7 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
         if (errors.length) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
         try {
           const contextValue = await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort!.signal });
+          op.log = contextValue.log;
           return { schema: opts.schema, document, variableValues: payload.variables ?? undefined, operationName: payload.operationName ?? undefined, contextValue };
         } catch (e) {
           return [e instanceof GraphQLError ? e : new GraphQLError('internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
@@ -69,7 +74,10 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
         opts.metrics.openStreams.dec();
         const op = ctx.extra.ops?.get(id);
         ctx.extra.ops?.delete(id);
-        if (op && !op.counted) opts.metrics.operations.inc({ operation: op.name, code: 'OK' });
+        if (op && !op.counted) {
+          opts.metrics.operations.inc({ operation: op.name, code: 'OK' });
+          (op.log ?? opts.logger).info({ operation: op.name, code: 'OK', ms: Math.round(performance.now() - op.at), transport: 'ws' }, 'graphql operation');
+        }
       },
       onError: (ctx, id, _payload, errors) => {
         const out = errors.map((e) => {
@@ -95,13 +103,18 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
     },
     wss,
   );
-  /** gateway_graphql_operations_total, as on HTTP: once per operation, with its first error's code or OK. */
+  /** gateway_graphql_operations_total and the log line, as on HTTP: once per operation, its first error's code or OK. */
   function count(extra: Extra, id: string, errors: readonly GraphQLError[]) {
     const op = extra.ops?.get(id);
     if (!op || op.counted) return;
     op.counted = true;
-    const code = errors[0]?.extensions?.code;
-    opts.metrics.operations.inc({ operation: op.name, code: typeof code === 'string' ? code : 'INTERNAL_SERVER_ERROR' });
+    const c = errors[0]?.extensions?.code;
+    const code = typeof c === 'string' ? c : 'INTERNAL_SERVER_ERROR';
+    opts.metrics.operations.inc({ operation: op.name, code });
+    const errorIds = errors.map((e) => e.extensions?.errorId).filter((x): x is string => typeof x === 'string');
+    const entry = { operation: op.name, code, ms: Math.round(performance.now() - op.at), transport: 'ws' };
+    if (errorIds.length) (op.log ?? opts.logger).error({ ...entry, errorIds }, 'graphql operation failed with an internal error');
+    else (op.log ?? opts.logger).info(entry, 'graphql operation');
   }
 
   return {

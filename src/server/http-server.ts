@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler } from 'express';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
@@ -56,6 +57,27 @@ export function makeMetricsPlugin(metrics: Metrics): ApolloServerPlugin<GraphQLC
   };
 }
 
+/**
+ * One structured log line per HTTP operation, through the context's logger (request id and tenant id bound), with
+ * the errorIds of masked errors so a client's report finds the logged cause. Never variables or results: no
+ * prompts, completions or keys.
+ */
+export const requestLogPlugin: ApolloServerPlugin<GraphQLContext> = {
+  async requestDidStart({ contextValue }) {
+    const started = performance.now();
+    return {
+      async willSendResponse({ response, operationName }) {
+        if (response.body.kind !== 'single') return;
+        const errors = response.body.singleResult.errors ?? [];
+        const errorIds = errors.map((e) => e.extensions?.errorId).filter((id): id is string => typeof id === 'string');
+        const entry = { operation: operationName ?? 'anonymous', code: (errors[0]?.extensions?.code as string | undefined) ?? 'OK', ms: Math.round(performance.now() - started) };
+        if (errorIds.length) contextValue.log.error({ ...entry, errorIds }, 'graphql operation failed with an internal error');
+        else contextValue.log.info(entry, 'graphql operation');
+      },
+    };
+  },
+};
+
 /** Express + Apollo Server at /graphql, graphql-ws on the same path, health and metrics. One HTTP server. */
 export async function createHttpServer(o: HttpServerOptions) {
   const app = express();
@@ -92,6 +114,7 @@ export async function createHttpServer(o: HttpServerOptions) {
       ApolloServerPluginLandingPageDisabled(),
       statusPlugin,
       makeMetricsPlugin(o.metrics),
+      requestLogPlugin,
     ],
   });
   await apollo.start();

@@ -1,4 +1,6 @@
+import { Writable } from 'node:stream';
 import { createClient, type Client } from 'graphql-ws';
+import pino from 'pino';
 import WebSocket from 'ws';
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
@@ -476,5 +478,55 @@ describe('operations endpoints', () => {
     // Never a key or a prompt in the metrics.
     expect(text).not.toContain(t.key);
     expect(text).not.toContain('Explain recursion');
+  });
+});
+
+describe('structured logs', () => {
+  let logApp: App;
+  const lines: Array<Record<string, any>> = [];
+  const raw: string[] = [];
+  beforeAll(async () => {
+    // A plain pino logger without the app's redaction: what is checked here is what the code logs at all.
+    const stream = new Writable({
+      write(chunk, _enc, cb) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) {
+          raw.push(l);
+          lines.push(JSON.parse(l));
+        }
+        cb();
+      },
+    });
+    logApp = await startApp({}, sim, { logger: pino({ level: 'info' }, stream) });
+  });
+  afterAll(async () => {
+    await logApp?.stop();
+  });
+
+  it('one JSON line per operation with request id and tenant id, the errorId of a masked error; never a key, prompt or completion', async () => {
+    const t = await createTenant(logApp.url);
+    const PROMPT = 'PROMPT-MARKER-7c1f explain recursion';
+    const { chat } = await gqlOk(logApp.url, t.key, `mutation LogChat($input: ChatInput!) { chat(input: $input) { requestId content } }`, { input: { profile: 'chat_default', messages: [{ role: 'USER', content: PROMPT }] } });
+    const ws = track(wsClient(logApp.url, t.key));
+    expect((await subscribeAll(ws, CHAT_STREAM.replace('subscription(', 'subscription LogStream('), { input: { profile: 'fast_classify', messages: [{ role: 'USER', content: PROMPT }] } })).error).toBeNull();
+    const reader = logApp.services.tenantReader as unknown as Record<string, unknown>;
+    const view = reader.view;
+    reader.view = async () => {
+      throw new Error('boom: relation "tenants" does not exist');
+    };
+    const failed = await gql(logApp.url, t.key, `query LogMe { me { id } }`).finally(() => (reader.view = view));
+    const errorId = failed.errors?.[0]?.extensions?.errorId as string;
+    expect(errorId).toEqual(expect.any(String));
+
+    const op = (name: string) => lines.filter((l) => l.operation === name);
+    expect(op('LogChat')).toEqual([expect.objectContaining({ msg: 'graphql operation', code: 'OK', tenantId: t.id, requestId: expect.any(String), ms: expect.any(Number) })]);
+    expect(op('LogStream')).toEqual([expect.objectContaining({ msg: 'graphql operation', code: 'OK', tenantId: t.id, requestId: expect.any(String), transport: 'ws' })]);
+    const failure = op('LogMe');
+    expect(failure).toEqual([expect.objectContaining({ code: 'INTERNAL_SERVER_ERROR', tenantId: t.id, requestId: expect.any(String), errorIds: [errorId] })]);
+    expect(failure[0]!.level).toBe(50);
+    // The cause is logged (server side only) under the same errorId.
+    expect(lines.find((l) => l.errorId === errorId && l.err)?.err.message).toContain('relation "tenants"');
+
+    const all = raw.join('\n');
+    for (const secret of [t.key, TEST_ADMIN_KEY, 'PROMPT-MARKER-7c1f', chat.content.slice(0, 40)]) expect(all).not.toContain(secret);
   });
 });
