@@ -99,15 +99,24 @@ async function diffSql() {
   return { sql: result.stdout ?? '', current };
 }
 
+/** The URL for messages, never with its password. */
+function maskedUrl(u) {
+  try {
+    const url = new URL(u);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
 const isEmptyDiff = (sql) => sql.trim() === '' || /^-- This is an empty migration\.?\s*$/.test(sql.trim());
 
 async function main() {
   const [cmd, name] = process.argv.slice(2);
   if (cmd === 'apply') {
     const { created, applied } = await applyMigrations();
-    const where = new URL(databaseUrl);
-    where.password = '';
-    if (created) console.log(`created database ${where.pathname.slice(1)}`);
+    if (created) console.log(`created database ${decodeURIComponent(new URL(databaseUrl).pathname.slice(1))}`);
     console.log(applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : 'database is up to date');
   } else if (cmd === 'diff') {
     if (!name || !/^[a-z0-9_]+$/.test(name)) throw new Error('usage: npm run db:diff -- <name> (lowercase letters, digits, _)');
@@ -142,7 +151,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     () => process.exit(0),
     (e) => {
       const msg = e?.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(String(e?.message))
-        ? `cannot reach Postgres at ${new URL(databaseUrl).host}: is it running? (docker compose up -d postgres)`
+        ? `cannot reach Postgres at ${maskedUrl(databaseUrl)}: is it running? (docker compose up -d postgres)`
         : (e?.message ?? String(e));
       console.error(`migrate: ${msg}`);
       process.exit(1);

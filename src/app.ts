@@ -54,7 +54,7 @@ export interface BuildOptions {
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<App> {
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
   const db = createPrisma(config.DATABASE_URL);
-  const redis = createRedis(config.REDIS_URL);
+  const redis = createRedis(config.REDIS_URL, { onError: (e) => logger.debug({ err: e }, 'redis connection error') });
   const closers: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c().catch((e) => logger.warn({ err: e }, 'shutdown step failed'));

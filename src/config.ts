@@ -17,10 +17,20 @@ const url = (protocols: readonly string[], def?: string) => {
   const s = z
     .string()
     .url('a URL')
-    .refine((v) => protocols.includes(new URL(v).protocol), `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+    .refine(
+      (v) => {
+        try {
+          return protocols.includes(new URL(v).protocol);
+        } catch {
+          return false; // not a URL at all: .url() has already said so
+        }
+      },
+      `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+    );
   return def === undefined ? s : s.default(def);
 };
 const optionalSecret = z.string().min(1).optional();
+const SECRETS = new Set(['ADMIN_API_KEY', 'GLOBAL_API_KEY']);
 
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -65,7 +75,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
       const name = String(i.path[0]);
-      return `  ${name}=${JSON.stringify(raw[name] ?? '')}: expected ${i.message}`;
+      const shown = SECRETS.has(name) ? '(hidden)' : JSON.stringify(raw[name] ?? '');
+      return `  ${name}=${shown}: expected ${i.message}`;
     });
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }

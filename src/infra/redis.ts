@@ -4,8 +4,8 @@ import Redis from 'ioredis';
  * A Redis client that fails fast: commands issued while Redis is down reject at once instead of queueing, so
  * admission fails closed (SERVICE_UNAVAILABLE) rather than hanging a request.
  */
-export function createRedis(url: string, opts: { lazyConnect?: boolean; name?: string } = {}): Redis {
-  return new Redis(url, {
+export function createRedis(url: string, opts: { lazyConnect?: boolean; name?: string; onError?: (e: Error) => void } = {}): Redis {
+  const redis = new Redis(url, {
     lazyConnect: opts.lazyConnect ?? false,
     connectionName: opts.name ?? 'llm-gateway',
     enableOfflineQueue: false,
@@ -13,6 +13,9 @@ export function createRedis(url: string, opts: { lazyConnect?: boolean; name?: s
     connectTimeout: 3_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   });
+  // Without a listener ioredis prints every reconnect failure with a stack; the caller decides what to log.
+  redis.on('error', opts.onError ?? (() => undefined));
+  return redis;
 }
 
 /** Resolves once the client is ready, or rejects after `timeoutMs` with the reason. */
