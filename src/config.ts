@@ -9,10 +9,10 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const port = (def: number) =>
-  z.coerce.number({ error: 'a port number 0..65535' }).int('a port number 0..65535').min(0, 'a port number 0..65535').max(65535, 'a port number 0..65535').default(def);
-const positiveInt = (def: number) =>
-  z.coerce.number({ error: 'a positive whole number' }).int('a positive whole number').positive('a positive whole number').default(def);
+/** Whole numbers as plain decimal digits only: no blanks, hex, exponents or signs slipping through Number(). */
+const digits = (msg: string) => z.string().trim().regex(/^\d{1,15}$/, msg).transform(Number);
+const port = (def: number) => digits('a port number 0..65535').pipe(z.number().max(65535, 'a port number 0..65535')).default(def);
+const positiveInt = (def: number) => digits('a positive whole number').pipe(z.number().positive('a positive whole number')).default(def);
 const url = (protocols: readonly string[], def?: string) => {
   const s = z
     .string()

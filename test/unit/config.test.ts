@@ -132,6 +132,10 @@ describe('wrong values stop with a ConfigError naming the variable and what it e
     [{ PORT: '70000' }, 'PORT', /port number 0\.\.65535/],
     [{ PORT: '-1' }, 'PORT', /port number 0\.\.65535/],
     [{ PORT: '4000.5' }, 'PORT', /port number/],
+    [{ PORT: ' ' }, 'PORT', /port number/],
+    [{ PORT: '0x10' }, 'PORT', /port number/],
+    [{ PORT: '1e3' }, 'PORT', /port number/],
+    [{ LEASE_MS: '1e4' }, 'LEASE_MS', /positive whole number/],
     [{ SIM_PORT: 'x' }, 'SIM_PORT', /port number 0\.\.65535/],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL', /postgresql:\/\//],
     [{ DATABASE_URL: 'notaurl' }, 'DATABASE_URL', /URL/],
@@ -152,6 +156,7 @@ describe('wrong values stop with a ConfigError naming the variable and what it e
     expect(e.message).toMatch(expects);
     // The value that was refused is shown (not a secret's); zod's internal wording is not.
     if (variable !== 'ADMIN_API_KEY') expect(e.message).toContain(JSON.stringify(env[variable]));
+    else expect(e.message).not.toContain(env[variable]!); // a secret is never echoed back
     expect(e.message).not.toMatch(/NaN|Invalid input/);
   });
 
