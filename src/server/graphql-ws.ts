@@ -40,7 +40,10 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
           ctx.extra.socket.once('close', () => ctx.extra.abort?.abort(new Error('socket closed')));
           await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort.signal });
           return true;
-        } catch {
+        } catch (e) {
+          // Postgres or Redis down is not a bad key: close with 1013 Try Again Later (graphql-ws clients retry it)
+          // rather than 4403, which tells a client to drop its key. Closing first makes graphql-ws's own close a no-op.
+          if (e instanceof GraphQLError && e.extensions?.code === 'SERVICE_UNAVAILABLE') ctx.extra.socket.close(1013, 'service unavailable; try again shortly');
           return false; // graphql-ws closes with 4403 Forbidden
         }
       },
@@ -75,7 +78,7 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
         const op = ctx.extra.ops?.get(id);
         ctx.extra.ops?.delete(id);
         if (op && !op.counted) {
-          opts.metrics.operations.inc({ operation: op.name, code: 'OK' });
+          opts.metrics.operations.inc({ operation: opts.metrics.operationLabel(op.name), code: 'OK' });
           (op.log ?? opts.logger).info({ operation: op.name, code: 'OK', ms: Math.round(performance.now() - op.at), transport: 'ws' }, 'graphql operation');
         }
       },
@@ -110,7 +113,7 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
     op.counted = true;
     const c = errors[0]?.extensions?.code;
     const code = typeof c === 'string' ? c : 'INTERNAL_SERVER_ERROR';
-    opts.metrics.operations.inc({ operation: op.name, code });
+    opts.metrics.operations.inc({ operation: opts.metrics.operationLabel(op.name), code });
     const errorIds = errors.map((e) => e.extensions?.errorId).filter((x): x is string => typeof x === 'string');
     const entry = { operation: op.name, code, ms: Math.round(performance.now() - op.at), transport: 'ws' };
     if (errorIds.length) (op.log ?? opts.logger).error({ ...entry, errorIds }, 'graphql operation failed with an internal error');

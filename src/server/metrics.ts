@@ -13,8 +13,28 @@ export function makeMetrics() {
     attempts: new Counter({ name: 'gateway_upstream_attempts_total', help: 'Upstream attempts by model and result (ok or the error code)', labelNames: ['model', 'result'], registers: [registry] }),
     denials: new Counter({ name: 'gateway_limiter_denials_total', help: 'Admissions refused by the gate', labelNames: ['reason'], registers: [registry] }),
     openStreams: new Gauge({ name: 'gateway_open_streams', help: 'chatStream subscriptions open now', registers: [registry] }),
+    /** Bounded label values for `operations` (see makeOperationLabel). */
+    operationLabel: makeOperationLabel(),
     breaker: new Gauge({ name: 'gateway_model_circuit_open', help: 'Circuit state per model: 0 closed, 0.5 half-open, 1 open', labelNames: ['model'], registers: [registry] }),
   };
 }
 
 export type Metrics = ReturnType<typeof makeMetrics>;
+
+/** Most distinct operation names kept as label values; later ones are counted as "(other)". */
+export const MAX_OPERATION_LABELS = 200;
+
+/**
+ * Operation names come from clients, so as label values they would be unbounded (every new name is a new series
+ * held for the life of the process): the first MAX_OPERATION_LABELS names are kept, later ones share "(other)".
+ */
+export function makeOperationLabel(max = MAX_OPERATION_LABELS): (name: string | null | undefined) => string {
+  const seen = new Set<string>();
+  return (name) => {
+    const n = name || 'anonymous';
+    if (seen.has(n)) return n;
+    if (seen.size >= max) return '(other)';
+    seen.add(n);
+    return n;
+  };
+}

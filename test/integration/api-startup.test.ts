@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
-import { CHAT, createTenant, gql, hello, startApp, startSim, TEST_ADMIN_KEY } from '../support/app';
+import { CHAT, createTenant, gql, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, wsClient } from '../support/app';
 import { TEST_DATABASE_URL } from '../support/env';
 
 /**
@@ -113,6 +113,12 @@ describe('/readyz follows Redis', () => {
     expect(JSON.stringify(r)).not.toMatch(/stacktrace|ECONNREFUSED|127\.0\.0\.1/);
     const admin = await gql(app!.url, TEST_ADMIN_KEY, `query { tenants { id } }`);
     expect(admin.status).toBe(503);
+    // On graphql-ws, a connection is closed with 1013 Try Again Later, not 4403: the key is fine, the backend is not.
+    const ws = wsClient(app!.url, t.key);
+    const closed = await subscribeAll(ws, `query { me { id } }`, {});
+    await ws.dispose();
+    expect(closed.events).toEqual([]);
+    expect((closed.error as { code?: number }).code).toBe(1013);
 
     redis = startRedis(port);
     expect(await until(async () => (await readyz()).status === 200, 8_000)).toBe(true);

@@ -475,6 +475,13 @@ describe('operations endpoints', () => {
     expect(value(/^gateway_chat_duration_ms_count\{model="deepseek-v4-flash",outcome="COMPLETED"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
     expect(text).toMatch(/^# TYPE gateway_limiter_denials_total counter$/m);
     expect(value(/^gateway_open_streams (\d+)/m)).toBe(0);
+    // Operation names come from clients: past 200 distinct ones they share one label value, so series stay bounded.
+    const names = (t2: string) => new Set([...t2.matchAll(/^gateway_graphql_operations_total\{operation="([^"]+)"/gm)].map((m) => m[1]));
+    for (let i = 0; i < 210; i++) await gqlOk(app.url, t.key, `query Flood${i} { __typename }`);
+    const after = await (await fetch(`${base()}/metrics`)).text();
+    expect(names(after).size).toBeLessThanOrEqual(201);
+    expect(names(after).has('(other)')).toBe(true);
+    expect(names(after).has('Flood209')).toBe(false);
     // Never a key or a prompt in the metrics.
     expect(text).not.toContain(t.key);
     expect(text).not.toContain('Explain recursion');
