@@ -2,7 +2,7 @@ import { Prisma } from '../generated/prisma/client';
 import type { Db } from '../infra/prisma';
 import { formatUsd } from '../accounting/money';
 import type { MonthPlan } from './day-plan';
-import { spendSource } from './spend-source';
+import { tenantSpend, withoutJit } from './spend-source';
 import { toCsv } from './csv';
 import { NO_MODEL_KEY, UNKNOWN_KEY, type CostReportRowView, type ReportGroup } from './types';
 
@@ -36,13 +36,15 @@ export function sortRows(rows: CostReportRowView[]): CostReportRowView[] {
   return rows.sort((a, b) => (a.costUsd !== b.costUsd ? (a.costUsd > b.costUsd ? -1 : 1) : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
-/** One tenant's month, grouped, in one statement over the plan's rollup days and raw ranges. */
+/** One tenant's month, grouped, in one statement over the plan's rollup days and raw ranges (see spend-source.ts). */
 export async function queryReportRows(db: Db, tenantId: string, plan: MonthPlan, groupBy: ReportGroup): Promise<CostReportRowView[]> {
-  const raw = await db.$queryRaw<RawRow[]>(Prisma.sql`
+  const spend = tenantSpend(plan, tenantId);
+  const raw = await withoutJit<RawRow[]>(db, Prisma.sql`
+    ${spend.with}
     SELECT ${KEY_SQL[groupBy]} AS key, sum(s.requests)::bigint AS requests, sum(s.prompt_tokens)::bigint AS prompt,
            sum(s.unpriced_prompt_tokens)::bigint AS unpriced, sum(s.completion_tokens)::bigint AS completion,
            sum(s.cost_micros)::bigint AS cost
-      FROM (${spendSource(plan, Prisma.sql`${tenantId}::uuid`)}) s
+      FROM (${spend.source}) s
      GROUP BY 1`);
   return sortRows(
     raw.map((r) => ({

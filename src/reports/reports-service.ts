@@ -4,7 +4,7 @@ import { AppError, badInput } from '../errors';
 import { monthRange } from '../accounting/period';
 import { isUuid } from '../tenants/tenant-store';
 import { DEFAULT_ROLLUP_LAG_MS } from './day-plan';
-import { planFor, spendSource } from './spend-source';
+import { everyTenantsSpend, planFor, withoutJit } from './spend-source';
 import { isReportGroup, queryReportRows, reportCsv } from './cost-report';
 import { projectCost, type ModelShare } from './projection';
 import { checkPage, pageAudit, pageRequests, requestRecord } from './records';
@@ -110,11 +110,10 @@ export function makeReportsService(deps: { db: Db; now?: () => Date; rollupSafet
     async tenantsOverview(month) {
       const range = monthRange(month, 'month');
       const plan = await planFor(db, range, now().getTime(), lagMs);
-      // Per tenant (LATERAL) so each tenant's raw rows are read through the (tenant_id, started_at) index.
-      const rows = await db.$queryRaw<{ id: string; name: string; budget: bigint | null; spent: bigint }[]>(Prisma.sql`
-        SELECT t.id::text AS id, t.name, t.monthly_budget_micros AS budget, coalesce(s.spent, 0)::bigint AS spent
-          FROM tenants t
-          CROSS JOIN LATERAL (SELECT sum(x.cost_micros) AS spent FROM (${spendSource(plan, Prisma.sql`t.id`)}) x) s
+      // Per tenant, so each tenant's rows are read through the (tenant_id, started_at) index.
+      const rows = await withoutJit<{ id: string; name: string; budget: bigint | null; spent: bigint }[]>(db, Prisma.sql`
+        SELECT t.id::text AS id, t.name, t.monthly_budget_micros AS budget, s.spent
+          FROM tenants t JOIN (${everyTenantsSpend(plan)}) s ON s.tenant_id = t.id
          ORDER BY t.name`);
       return rows.map((r) => ({
         tenantId: r.id,

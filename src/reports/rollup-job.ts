@@ -18,11 +18,11 @@ export interface RollupJob {
   runOnce(): Promise<{ days: number }>;
   /** Runs a pass now and then every intervalMs (the timer does not keep the process alive). Errors are logged. */
   start(intervalMs: number): void;
-  /** Stops the timer and waits for a running pass. */
+  /** Stops the timer and waits for a running pass, which ends after the day it is computing. */
   stop(): Promise<void>;
 }
 
-/** Advisory-lock namespace of the job ('roll'); the second key is the day number since 1970-01-01. */
+/** Advisory-lock namespace of the job ('roll'); the second key is the day number since 1970-01-01, or -1 for the scan. */
 const LOCK_NS = 0x726f6c6c;
 
 /**
@@ -49,13 +49,13 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
   const lagMs = deps.safetyLagMs ?? DEFAULT_ROLLUP_LAG_MS;
   const recheckDays = deps.recheckDays ?? 35;
 
-  async function candidateDays(): Promise<Date[]> {
+  async function candidateDays(q: Pick<Db, '$queryRaw'>): Promise<Date[]> {
     const closedBefore = new Date(utcDayStart(now().getTime() - lagMs));
     const windowStart = new Date(closedBefore.getTime() - recheckDays * DAY_MS);
     const cbKey = dayKey(closedBefore);
     const wsKey = dayKey(windowStart);
     // Days are handled as 'YYYY-MM-DD' text on the way in and out: no conversion depends on the session time zone.
-    const recent = await db.$queryRaw<{ day: string }[]>(Prisma.sql`
+    const recent = await q.$queryRaw<{ day: string }[]>(Prisma.sql`
       WITH raw AS (
         SELECT (started_at AT TIME ZONE 'UTC')::date AS day,
                count(*) FILTER (WHERE state = 'SETTLED') AS requests,
@@ -84,7 +84,7 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
                  IS DISTINCT FROM (roll.requests, roll.prompt, roll.unpriced, roll.completion, roll.cost))`);
     // Older days: computed once. Which of them hold rows is found by walking each tenant's (tenant_id, started_at)
     // index from one day with rows to the next (a loose index scan): one index probe per tenant and day with rows.
-    const older = await db.$queryRaw<{ day: string }[]>(Prisma.sql`
+    const older = await q.$queryRaw<{ day: string }[]>(Prisma.sql`
       WITH RECURSIVE walk(tenant_id, day) AS (
         SELECT t.id, (SELECT (min(l.started_at) AT TIME ZONE 'UTC')::date FROM usage_ledger l
                        WHERE l.tenant_id = t.id AND l.started_at < ${windowStart})
@@ -100,6 +100,20 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
         FROM walk w
        WHERE w.day IS NOT NULL AND NOT EXISTS (SELECT 1 FROM rollup_days rd WHERE rd.day = w.day)`);
     return [...older, ...recent].map((r) => new Date(`${r.day}T00:00:00.000Z`)).sort((a, b) => a.getTime() - b.getTime());
+  }
+
+  /**
+   * The candidate scan reads every row of the recheck window, so only one instance runs it at a time: the others
+   * skip this pass (their next pass, or this instance's, picks up whatever is left).
+   */
+  async function candidatesUnlessBusy(): Promise<Date[]> {
+    return db.$transaction(
+      async (tx) => {
+        const [lock] = await tx.$queryRaw<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(${LOCK_NS}::int, -1) AS ok`;
+        return lock?.ok ? candidateDays(tx) : [];
+      },
+      { maxWait: 10_000, timeout: 120_000 },
+    );
   }
 
   /** Recomputes one day; false when another instance holds it or a HELD row remains. */
@@ -132,21 +146,26 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
     );
   }
 
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = true;
   let chain: Promise<unknown> = Promise.resolve();
-  const runOnce = (): Promise<{ days: number }> => {
+  /** A timer's pass ends between two days once stop() is called, so shutdown waits for one day at most. */
+  const pass = (fromTimer: boolean): Promise<{ days: number }> => {
     const run = chain.then(async () => {
       let days = 0;
-      for (const d of await candidateDays()) if (await computeDay(d)) days++;
+      for (const d of await candidatesUnlessBusy()) {
+        if (fromTimer && stopped) break;
+        if (await computeDay(d)) days++;
+      }
       return { days };
     });
     chain = run.catch(() => undefined);
     return run;
   };
+  const runOnce = () => pass(false);
 
-  let timer: NodeJS.Timeout | null = null;
-  let stopped = true;
   const tick = (intervalMs: number) => {
-    runOnce()
+    pass(true)
       .then((r) => r.days > 0 && deps.logger?.info({ days: r.days }, 'rollup: days recomputed'))
       .catch((err: unknown) => deps.logger?.error({ err }, 'rollup pass failed; the next pass retries'))
       .finally(() => {

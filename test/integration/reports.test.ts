@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
 import { parse } from 'csv-parse/sync';
 import { createPrisma, type Db } from '../../src/infra/prisma';
 import { AppError } from '../../src/errors';
@@ -14,16 +17,13 @@ import { TEST_DATABASE_URL } from '../support/env';
  */
 const RUN = randomUUID().slice(0, 8);
 const GROUPS: readonly ReportGroup[] = ['MODEL', 'PROFILE', 'DAY', 'API_KEY'];
-/** Months this suite puts rows in; their rollups are cleared first (a rollup computed by an earlier run would not
- *  know this run's rows, which land in closed days after the fact: the job fixes that only on its next pass). */
-const MONTHS = ['2026-08', '2026-09', '2026-10', '2026-11', '2026-12'];
 
 let db: Db;
 let reports: ReportsService;
 const tenants: string[] = [];
 
-async function newTenant(label: string, budgetMicros: bigint | null = null): Promise<string> {
-  const t = await db.tenant.create({ data: { name: `rep-${label}-${RUN}`, monthlyBudgetMicros: budgetMicros } });
+async function newTenant(label: string, budgetMicros: bigint | null = null, client: Db = db): Promise<string> {
+  const t = await client.tenant.create({ data: { name: `rep-${label}-${RUN}`, monthlyBudgetMicros: budgetMicros } });
   tenants.push(t.id);
   return t.id;
 }
@@ -43,7 +43,7 @@ interface Row {
   attempts?: unknown[];
 }
 
-async function insert(tenantId: string, rows: readonly Row[]): Promise<string[]> {
+async function insert(tenantId: string, rows: readonly Row[], client: Db = db): Promise<string[]> {
   const data = rows.map((r) => {
     const state = r.state ?? 'SETTLED';
     const model = r.model === undefined ? 'glm-5' : r.model;
@@ -71,15 +71,15 @@ async function insert(tenantId: string, rows: readonly Row[]): Promise<string[]>
       endedAt: state === 'SETTLED' ? new Date(Date.parse(r.startedAt) + 1_000) : null,
     };
   });
-  await db.ledgerEntry.createMany({ data });
+  await client.ledgerEntry.createMany({ data });
   return data.map((d) => d.requestId);
 }
 
 /** The month's settled sum straight from the ledger: what every report must equal. */
-async function ledgerSum(tenantId: string, month: string): Promise<{ cost: bigint; count: number }> {
+async function ledgerSum(tenantId: string, month: string, client: Db = db): Promise<{ cost: bigint; count: number }> {
   const start = new Date(`${month}-01T00:00:00.000Z`);
   const end = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
-  const a = await db.ledgerEntry.aggregate({
+  const a = await client.ledgerEntry.aggregate({
     where: { tenantId, state: 'SETTLED', startedAt: { gte: start, lt: end } },
     _sum: { costMicros: true },
     _count: true,
@@ -108,11 +108,6 @@ function expectSorted(rows: readonly { key: string; costUsd: bigint }[]): void {
 beforeAll(async () => {
   db = createPrisma(TEST_DATABASE_URL, { max: 4 });
   reports = makeReportsService({ db });
-  for (const m of MONTHS) {
-    const start = new Date(`${m}-01T00:00:00.000Z`);
-    const end = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
-    await db.rollupDay.deleteMany({ where: { day: { gte: start, lt: end } } });
-  }
 });
 
 afterAll(async () => {
@@ -288,6 +283,16 @@ describe('costReport', () => {
 });
 
 describe('daily rollups', () => {
+  // The rollup tables are global (rollup_days lists days, not tenant-days) and the job works on every tenant's days,
+  // so these tests run in a private database: a concurrent run of this suite, or another suite's app whose rollup job
+  // computes closed days, cannot change what the job finds to do. (Report totals are exact either way.)
+  const privateUrl = (() => {
+    const u = new URL(TEST_DATABASE_URL);
+    u.pathname = `${u.pathname}_rollup_${RUN}`;
+    return u.toString();
+  })();
+  let db: Db;
+  let reports: ReportsService;
   const jobNow = new Date('2026-10-05T00:00:00.000Z');
   let job: RollupJob;
   let r: string;
@@ -296,8 +301,15 @@ describe('daily rollups', () => {
   const snapshot = async () => Promise.all(GROUPS.map((g) => reports.costReport(r, '2026-09', g)));
 
   beforeAll(async () => {
+    execFileSync(process.execPath, ['--experimental-wasm-modules', '--no-warnings', 'prisma/migrate.mjs', 'apply'], {
+      cwd: path.resolve(__dirname, '../..'),
+      env: { ...process.env, DATABASE_URL: privateUrl },
+      stdio: 'pipe',
+    });
+    db = createPrisma(privateUrl, { max: 4 });
+    reports = makeReportsService({ db });
     job = makeRollupJob({ db, now: () => jobNow });
-    r = await newTenant('rollup');
+    r = await newTenant('rollup', null, db);
     const rows: Row[] = [];
     for (let i = 0; i < 60; i++) {
       rows.push({
@@ -312,13 +324,27 @@ describe('daily rollups', () => {
       });
     }
     rows.push({ startedAt: '2026-09-30T23:59:59.999Z', cost: 5n });
-    await insert(r, rows);
-    [heldId] = (await insert(r, [{ startedAt: '2026-09-20T12:00:00.000Z', state: 'HELD' }])) as [string];
+    await insert(r, rows, db);
+    [heldId] = (await insert(r, [{ startedAt: '2026-09-20T12:00:00.000Z', state: 'HELD' }], db)) as [string];
+  });
+
+  afterAll(async () => {
+    await db?.$disconnect();
+    const admin = new URL(privateUrl);
+    const name = admin.pathname.slice(1);
+    admin.pathname = '/postgres';
+    const c = new pg.Client({ connectionString: admin.toString() });
+    await c.connect();
+    try {
+      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    } finally {
+      await c.end();
+    }
   });
 
   it('gives the same reports before the job, after it and after re-running it, and the re-run changes nothing', async () => {
     const before = await snapshot();
-    const sum = await ledgerSum(r, '2026-09');
+    const sum = await ledgerSum(r, '2026-09', db);
     for (const rep of before) expect(rep.totalUsd).toBe(sum.cost);
 
     const first = await job.runOnce();
@@ -354,15 +380,23 @@ describe('daily rollups', () => {
     expect(await reports.costReport(r, '2026-09', 'DAY')).toEqual(honest);
   });
 
-  it('counts a row settled late for a closed day once the job runs again, and a day closes when its HELD row settles', async () => {
+  it('counts a row written late into a computed day at once, and the next pass folds it into the rollups', async () => {
     await job.runOnce();
     const base = (await reports.costReport(r, '2026-09', 'MODEL')).totalUsd;
-    await insert(r, [{ startedAt: '2026-09-03T05:00:00.000Z', cost: 333n, model: 'glm-5' }]);
+    expect(await db.rollupDay.findUnique({ where: { day: new Date('2026-09-03') } })).not.toBeNull();
+    await insert(r, [{ startedAt: '2026-09-03T05:00:00.000Z', cost: 333n, model: 'glm-5' }], db);
+    // Before the job runs again: the day no longer matches its rollups for this tenant, so it is read raw.
+    for (const g of GROUPS) expect((await reports.costReport(r, '2026-09', g)).totalUsd).toBe(base + 333n);
+    expect((await reports.tenantsOverview('2026-09')).find((x) => x.tenantId === r)!.spentUsd).toBe(base + 333n);
+    // A HELD row appearing in a computed day (a clock-skewed instance) is not counted, and breaks nothing.
+    const [skewed] = await insert(r, [{ startedAt: '2026-09-04T05:00:00.000Z', state: 'HELD' }], db);
+    expect((await reports.costReport(r, '2026-09', 'DAY')).totalUsd).toBe(base + 333n);
+    await db.ledgerEntry.delete({ where: { requestId: skewed! } });
     expect((await job.runOnce()).days).toBeGreaterThanOrEqual(1);
     for (const g of GROUPS) {
       const rep = await reports.costReport(r, '2026-09', g);
       expect(rep.totalUsd).toBe(base + 333n);
-      expect(rep.totalUsd).toBe((await ledgerSum(r, '2026-09')).cost);
+      expect(rep.totalUsd).toBe((await ledgerSum(r, '2026-09', db)).cost);
     }
 
     await db.ledgerEntry.update({ where: { requestId: heldId }, data: { state: 'SETTLED', model: 'glm-5', costMicros: 444n, outcome: 'COMPLETED', usageSource: 'ESTIMATED' } });
@@ -382,6 +416,15 @@ describe('daily rollups', () => {
     expect(await snapshot()).toEqual(before);
     // Computed once: the next pass has nothing older to do.
     expect((await narrow.runOnce()).days).toBe(0);
+  });
+
+  it('runs on a timer until stopped', async () => {
+    await db.rollupDay.deleteMany({ where: { day: new Date('2026-09-05') } });
+    const timed = makeRollupJob({ db, now: () => jobNow });
+    timed.start(60_000);
+    for (let i = 0; i < 100 && !(await db.rollupDay.findUnique({ where: { day: new Date('2026-09-05') } })); i++) await new Promise((r) => setTimeout(r, 50));
+    await timed.stop();
+    expect(await db.rollupDay.findUnique({ where: { day: new Date('2026-09-05') } })).not.toBeNull();
   });
 
   it('leaves days that are not closed to the raw ledger', async () => {
