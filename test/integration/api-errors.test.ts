@@ -180,6 +180,7 @@ describe('chatStream input validation (graphql-ws)', () => {
     ['idempotencyKey of 201 characters', () => hello('chat_default', { idempotencyKey: 'k'.repeat(201) }), 'idempotencyKey'],
     ['no messages', () => hello('chat_default', { messages: [] }), 'messages'],
     ['257 messages', () => hello('chat_default', { messages: msgs(257) }), 'messages'],
+    ['messages over the size cap', () => hello('chat_default', { messages: msgs(2, 'x'.repeat(131_100)) }), 'messages'],
     ['maxTokens over the fast_classify cap', () => hello('fast_classify', { maxTokens: 1025 }), 'maxTokens'],
     ['maxTokens not an integer', () => hello('chat_default', { maxTokens: 2.5 }), 'maxTokens'],
     ['temperature 2.1', () => hello('chat_default', { temperature: 2.1 }), 'temperature'],
@@ -195,6 +196,17 @@ describe('chatStream input validation (graphql-ws)', () => {
     expect(error[0].message).toContain(field);
     expectClean(error, [t.key]);
     await expectChatWroteNothing(t, before);
+  });
+});
+
+describe('graphql-ws message size', () => {
+  it('a message over 1 MB closes that socket with 1009 (too big); the server keeps serving', async () => {
+    const t = await createTenant(app.url);
+    const { events, error } = await subscribeAll(track(wsClient(app.url, t.key)), CHAT_STREAM, hello('chat_default', { messages: msgs(1, 'x'.repeat(1_100_000)) }));
+    expect(events).toEqual([]);
+    expect((error as { code?: number }).code).toBe(1009);
+    expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(0);
+    expect((await subscribeAll(track(wsClient(app.url, t.key)), '{ me { id } }', {})).events).toEqual([{ me: { id: t.id } }]);
   });
 });
 

@@ -397,7 +397,6 @@ describe('unsubscribing mid-stream', () => {
     const before = await simStats();
     const client = track(wsClient(slowApp.url, t.key));
     const seen: StreamEvent['chatStream'][] = [];
-    const started = Date.now();
     await new Promise<void>((resolve, reject) => {
       const unsubscribe = client.subscribe<StreamEvent>(
         { query: CHAT_STREAM, variables: hello() },
@@ -423,8 +422,7 @@ describe('unsubscribing mid-stream', () => {
       return s.abortedByClient === before.abortedByClient + 1 && s.openStreams === 0 ? s : null;
     }, 3_000);
     expect(after).toMatchObject({ abortedByClient: before.abortedByClient + 1, openStreams: 0 });
-    // The upstream stopped well before the answer would have ended on its own (~1.6 s).
-    expect(Date.now() - started).toBeLessThan(1_400);
+    // abortedByClient counts only responses whose client left before the end: the upstream answer was cut short.
 
     const row = await waitFor(async () => {
       const r = await db.ledgerEntry.findUnique({ where: { requestId } });
