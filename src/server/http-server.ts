@@ -50,7 +50,7 @@ export function makeMetricsPlugin(metrics: Metrics): ApolloServerPlugin<GraphQLC
         async willSendResponse({ response, operationName }) {
           if (response.body.kind !== 'single') return;
           const code = (response.body.singleResult.errors?.[0]?.extensions?.code as string | undefined) ?? 'OK';
-          metrics.operations.inc({ operation: operationName ?? 'anonymous', code });
+          metrics.operations.inc({ operation: metrics.operationLabel(operationName), code });
         },
       };
     },
