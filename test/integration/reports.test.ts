@@ -10,6 +10,7 @@ import { makeAdminService } from '../../src/tenants/admin-service';
 import { makeReportsService, makeRollupJob, type ReportGroup, type RollupJob, type ReportsService } from '../../src/reports';
 import { runReportCli } from '../../src/reports/cli';
 import { TEST_DATABASE_URL } from '../support/env';
+import { seedCatalog } from '../../prisma/seed';
 
 /**
  * Reports, keys, requests and the audit trail against the real test database. The database is shared with other
@@ -21,6 +22,19 @@ const GROUPS: readonly ReportGroup[] = ['MODEL', 'PROFILE', 'DAY', 'API_KEY'];
 let db: Db;
 let reports: ReportsService;
 const tenants: string[] = [];
+
+/**
+ * A private database (migrated and seeded) for the tests that change global state: the rollup tables (rollup_days
+ * lists days, not tenant-days, and the job works on every tenant's days) and the model catalog (a price change or a
+ * model without a price would reach other suites running at the same moment).
+ */
+const privateUrl = (() => {
+  const u = new URL(TEST_DATABASE_URL);
+  u.pathname = `${u.pathname}_reports_${RUN}`;
+  return u.toString();
+})();
+let priv: Db;
+let privReports: ReportsService;
 
 async function newTenant(label: string, budgetMicros: bigint | null = null, client: Db = db): Promise<string> {
   const t = await client.tenant.create({ data: { name: `rep-${label}-${RUN}`, monthlyBudgetMicros: budgetMicros } });
@@ -108,11 +122,30 @@ function expectSorted(rows: readonly { key: string; costUsd: bigint }[]): void {
 beforeAll(async () => {
   db = createPrisma(TEST_DATABASE_URL, { max: 4 });
   reports = makeReportsService({ db });
+  execFileSync(process.execPath, ['--experimental-wasm-modules', '--no-warnings', 'prisma/migrate.mjs', 'apply'], {
+    cwd: path.resolve(__dirname, '../..'),
+    env: { ...process.env, DATABASE_URL: privateUrl },
+    stdio: 'pipe',
+  });
+  priv = createPrisma(privateUrl, { max: 4 });
+  await seedCatalog(priv);
+  privReports = makeReportsService({ db: priv });
 });
 
 afterAll(async () => {
   await db.tenant.deleteMany({ where: { id: { in: tenants } } });
   await db.$disconnect();
+  await priv?.$disconnect();
+  const admin = new URL(privateUrl);
+  const name = admin.pathname.slice(1);
+  admin.pathname = '/postgres';
+  const c = new pg.Client({ connectionString: admin.toString() });
+  await c.connect();
+  try {
+    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await c.end();
+  }
 });
 
 describe('costReport', () => {
@@ -208,24 +241,22 @@ describe('costReport', () => {
   });
 
   it('keeps earlier rows and the report unchanged when a price changes mid-month', async () => {
-    const p = await newTenant('price');
-    // 1000 completion tokens of glm-5 at $1.92/M = 1920 micros, stored on the row.
-    await insert(p, [{ startedAt: '2026-11-03T10:00:00.000Z', model: 'glm-5', completion: 1_000, cost: 1_920n }]);
-    const before = await reports.costReport(p, '2026-11', 'MODEL');
-    expect(before.totalUsd).toBe(1_920n);
-    const old = await db.model.findUniqueOrThrow({ where: { id: 'glm-5' } });
-    try {
-      await db.model.update({ where: { id: 'glm-5' }, data: { outputMicrosPerMillion: 5_000_000n, inputMicrosPerMillion: 1_000_000n } });
-      const after = await reports.costReport(p, '2026-11', 'MODEL');
-      expect(after).toEqual(before);
-      // A row charged at the new price adds its own stored cost; the earlier row keeps its own.
-      await insert(p, [{ startedAt: '2026-11-20T10:00:00.000Z', model: 'glm-5', completion: 1_000, cost: 5_000n }]);
-      const later = await reports.costReport(p, '2026-11', 'MODEL');
-      expect(later.totalUsd).toBe(6_920n);
-      expect(later.rows).toEqual([{ key: 'glm-5', requests: 2, promptTokens: 20, unpricedPromptTokens: 0, completionTokens: 2_000, costUsd: 6_920n }]);
-    } finally {
-      await db.model.update({ where: { id: 'glm-5' }, data: { outputMicrosPerMillion: old.outputMicrosPerMillion, inputMicrosPerMillion: old.inputMicrosPerMillion } });
-    }
+    const p = await newTenant('price', null, priv);
+    // 1000 completion tokens of kimi-k2.5 at $3.00/M = 3000 micros, stored on the row.
+    await insert(p, [{ startedAt: '2026-11-03T10:00:00.000Z', model: 'kimi-k2.5', completion: 1_000, cost: 3_000n }], priv);
+    const before = await privReports.costReport(p, '2026-11', 'MODEL');
+    expect(before.totalUsd).toBe(3_000n);
+    // The private database's catalog: no other suite sees this price.
+    await priv.model.update({ where: { id: 'kimi-k2.5' }, data: { outputMicrosPerMillion: 5_000_000n, inputMicrosPerMillion: 1_000_000n } });
+    const after = await privReports.costReport(p, '2026-11', 'MODEL');
+    expect(after).toEqual(before);
+    // A row charged at the new price adds its own stored cost; the earlier row keeps its own.
+    await insert(p, [{ startedAt: '2026-11-20T10:00:00.000Z', model: 'kimi-k2.5', completion: 1_000, cost: 5_000n }], priv);
+    const later = await privReports.costReport(p, '2026-11', 'MODEL');
+    expect(later.totalUsd).toBe(8_000n);
+    expect(later.rows).toEqual([{ key: 'kimi-k2.5', requests: 2, promptTokens: 20, unpricedPromptTokens: 0, completionTokens: 2_000, costUsd: 8_000n }]);
+    // And the projection uses the new (current) price.
+    expect((await privReports.costProjection(1_000_000, [{ model: 'kimi-k2.5', share: 1 }])).totalUsd).toBe(5_000_000n);
   });
 
   it('writes CSV that a CSV parser reads back to the same rows, with formula cells neutralised', async () => {
@@ -283,14 +314,8 @@ describe('costReport', () => {
 });
 
 describe('daily rollups', () => {
-  // The rollup tables are global (rollup_days lists days, not tenant-days) and the job works on every tenant's days,
-  // so these tests run in a private database: a concurrent run of this suite, or another suite's app whose rollup job
-  // computes closed days, cannot change what the job finds to do. (Report totals are exact either way.)
-  const privateUrl = (() => {
-    const u = new URL(TEST_DATABASE_URL);
-    u.pathname = `${u.pathname}_rollup_${RUN}`;
-    return u.toString();
-  })();
+  // In the private database: a concurrent run of this suite, or another suite's app whose rollup job computes closed
+  // days, cannot change what the job finds to do. (Report totals are exact either way; see spend-source.ts.)
   let db: Db;
   let reports: ReportsService;
   const jobNow = new Date('2026-10-05T00:00:00.000Z');
@@ -301,13 +326,8 @@ describe('daily rollups', () => {
   const snapshot = async () => Promise.all(GROUPS.map((g) => reports.costReport(r, '2026-09', g)));
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['--experimental-wasm-modules', '--no-warnings', 'prisma/migrate.mjs', 'apply'], {
-      cwd: path.resolve(__dirname, '../..'),
-      env: { ...process.env, DATABASE_URL: privateUrl },
-      stdio: 'pipe',
-    });
-    db = createPrisma(privateUrl, { max: 4 });
-    reports = makeReportsService({ db });
+    db = priv;
+    reports = privReports;
     job = makeRollupJob({ db, now: () => jobNow });
     r = await newTenant('rollup', null, db);
     const rows: Row[] = [];
@@ -328,19 +348,6 @@ describe('daily rollups', () => {
     [heldId] = (await insert(r, [{ startedAt: '2026-09-20T12:00:00.000Z', state: 'HELD' }], db)) as [string];
   });
 
-  afterAll(async () => {
-    await db?.$disconnect();
-    const admin = new URL(privateUrl);
-    const name = admin.pathname.slice(1);
-    admin.pathname = '/postgres';
-    const c = new pg.Client({ connectionString: admin.toString() });
-    await c.connect();
-    try {
-      await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    } finally {
-      await c.end();
-    }
-  });
 
   it('gives the same reports before the job, after it and after re-running it, and the re-run changes nothing', async () => {
     const before = await snapshot();
@@ -440,6 +447,8 @@ describe('daily rollups', () => {
 
 describe('projection', () => {
   it('reproduces the model table from the models table', async () => {
+    // The private database's freshly seeded catalog: no other suite's price change can reach it.
+    const reports = privReports;
     expect((await reports.costProjection(50_000_000, [{ model: 'glm-5', share: 1 }])).totalUsd).toBe(96_000_000n);
     expect((await reports.costProjection(50_000_000, [{ model: 'deepseek-v4-pro', share: 1 }])).totalUsd).toBe(39_000_000n);
     const mix = await reports.costProjection(50_000_000, [
@@ -456,13 +465,9 @@ describe('projection', () => {
     expect((await errorOf(reports.costProjection(50, []))).extensions.field).toBe('mix');
     expect((await errorOf(reports.costProjection(-5, [{ model: 'glm-5', share: 1 }]))).extensions.field).toBe('monthlyOutputTokens');
     expect((await errorOf(reports.costProjection(5, [{ model: 'glm-5', share: 0.6 }, { model: 'qwen3-8b', share: 0.3 }]))).extensions.field).toBe('mix');
-    const id = `unpriced-${RUN}`;
-    await db.model.create({ data: { id, name: id, provider: 'test', outputMicrosPerMillion: null, ttftUsEastMs: 100, tokensPerSecond: 10 } });
-    try {
-      expect((await errorOf(reports.costProjection(5, [{ model: id, share: 1 }]))).code).toBe('UNPRICED_MODEL');
-    } finally {
-      await db.model.delete({ where: { id } });
-    }
+    // A model without an output price, in the private database's catalog only.
+    await priv.model.update({ where: { id: 'qwen3.5-397b' }, data: { outputMicrosPerMillion: null } });
+    expect((await errorOf(privReports.costProjection(5, [{ model: 'qwen3.5-397b', share: 1 }]))).code).toBe('UNPRICED_MODEL');
   });
 });
 
