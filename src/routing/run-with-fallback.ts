@@ -103,7 +103,8 @@ export async function runWithFallback<T>(
 
 /** UPSTREAM_UNAVAILABLE for a plan whose every model failed or was skipped. */
 export function chainFailed(plan: Plan, attempts: readonly AttemptRecord[], message?: string): AppError {
+  // The client sees the contract's Attempt fields only; the token counts are the ledger's business.
   return new AppError('UPSTREAM_UNAVAILABLE', message ?? `every model of profile ${plan.profile.name} failed`, {
-    attempts: [...attempts],
+    attempts: attempts.map(({ model, ok, error, latencyMs }) => ({ model, ok, error, latencyMs })),
   });
 }
