@@ -162,7 +162,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await checkpointer.stop();
     });
     closers.push(() => reaper.stop());
-    const rollups = makeRollupJob({ db });
+    const rollups = makeRollupJob({ db, logger });
     closers.push(() => rollups.stop());
     const reconciler = makeReconciler({ db, limiter, logger });
     closers.push(() => reconciler.stop());
