@@ -8,7 +8,7 @@ import { holdStreams, type HoldResult } from './hold';
 import { machineInfo, resetDatabase, serviceVersions, versions } from './machine';
 import { microBench, type MicroResult } from './micro';
 import type { BenchOptions } from './options';
-import { startGatewayChild, startProxyChild, startSimulatorChild, type Child } from './procs';
+import { ROOT, startGatewayChild, startProxyChild, startSimulatorChild, type Child } from './procs';
 import { Progress } from './progress';
 import { cell, judgeGoals, renderMarkdown, refreshSection, streamCell, today, writeAtomic, MARK_START, MARK_END, type BenchResults } from './results';
 
@@ -156,10 +156,13 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
   }
 
   const partial = { nonStreamed, streamed, manyStreams };
+  const date = today();
+  const jsonPath = path.join(o.outDir, `${date}${o.cpuProfDir ? '-profiled' : ''}.json`);
+  const rel = path.relative(ROOT, jsonPath);
   const results: BenchResults = {
     schema: 1,
     kind: 'llm-gateway-bench',
-    date: today(),
+    date,
     startedAt: startedAt.toISOString(),
     durationSeconds: Math.round((performance.now() - t0) / 1000),
     machine: machineInfo(),
@@ -186,8 +189,8 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
     goals: judgeGoals(partial, Math.max(1000, o.streams)),
     gatewayLogLines: logLines,
     gatewayLogTail: logTail.slice(-4000),
+    jsonPath: rel.startsWith('..') ? jsonPath : rel,
   };
-  const jsonPath = path.join(o.outDir, `${results.date}.json`);
   writeAtomic(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
   p.log(`bench: wrote ${jsonPath}`);
   if (o.markdown) {

@@ -45,6 +45,8 @@ export interface BenchResults {
   /** Lines the gateway children printed at LOG_LEVEL=warn during the run (each a warning or an error). */
   readonly gatewayLogLines: number;
   readonly gatewayLogTail: string;
+  /** Where this file was written, relative to the project when inside it. */
+  readonly jsonPath: string;
 }
 
 const diff = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? null : round(a - b, 3));
@@ -187,7 +189,7 @@ export function renderMarkdown(r: BenchResults): string {
     for (const [name, o] of Object.entries(parts.ops)) L.push(`| ${name} | ${o.n} | ${f(o.ms.p50, 3)} | ${f(o.ms.p99, 3)} | ${f(o.ms.mean, 3)} | ${o.opsPerSecond} |`);
     L.push('');
   }
-  L.push(`Gateway log lines at LOG_LEVEL=warn during the run: ${r.gatewayLogLines}. Raw figures: \`bench/results/${r.date}.json\`.`);
+  L.push(`Gateway log lines at LOG_LEVEL=warn during the run: ${r.gatewayLogLines}. Raw figures: \`${r.jsonPath}\`.`);
   return L.join('\n');
 }
 
