@@ -104,6 +104,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     };
     (metrics.breaker as unknown as { collect?: () => void }).collect = breakerCollect;
 
+    // Keys are kept 48 h (the contract promises at least 24 h), then purged hourly.
+    const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs });
     const chat = makeChatService({
       catalog,
       tenants,
@@ -119,7 +121,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       checkpointer,
       idleTimeoutMs: config.IDLE_TIMEOUT_MS,
       totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
-      idempotency: makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs }),
+      idempotency,
       observe: (e) => {
         if (e.model) {
           metrics.requestMs.observe({ model: e.model, outcome: e.outcome }, e.totalMs);
@@ -173,6 +175,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       reaper.start();
       rollups.start(15 * 60_000);
       reconciler.start(5 * 60_000);
+      const purge = setInterval(() => void idempotency.purgeExpired().catch((e) => logger.warn({ err: e }, 'idempotency purge failed')), 3600_000);
+      purge.unref();
+      closers.push(async () => clearInterval(purge));
     }
 
     let stopping: Promise<void> | null = null;

@@ -15,6 +15,8 @@ export interface Idempotency {
   finish(tenantId: string, key: string, outcome: StoredOutcome): Promise<void>;
   /** The first request failed with nothing charged: a retry runs afresh. */
   release(tenantId: string, key: string): Promise<void>;
+  /** Deletes keys past their expiry (an expired key is already treated as absent; this only reclaims the rows). */
+  purgeExpired(): Promise<number>;
 }
 
 /** A stable hash of what makes two requests "the same input" (JSON with sorted keys). */
@@ -75,6 +77,9 @@ export function makeIdempotency(deps: { db: Db; ttlMs: number; ownerLeaseMs: num
     },
     async release(tenantId, key) {
       await db.idempotencyKey.deleteMany({ where: { tenantId, key, state: 'RUNNING' } });
+    },
+    async purgeExpired() {
+      return (await db.idempotencyKey.deleteMany({ where: { expiresAt: { lt: new Date() } } })).count;
     },
   };
 }

@@ -281,3 +281,12 @@ async function waitFor(cond: () => Promise<boolean>, timeoutMs = 10_000) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+test('expired idempotency keys are purged; live ones stay', async () => {
+  const t = await createTenant(a.url);
+  await gqlOk(a.url, t.key, CHAT, hello('chat_speed', { maxTokens: 5, idempotencyKey: 'live' }));
+  await db.idempotencyKey.create({ data: { tenantId: t.id, key: 'old', inputHash: 'x', state: 'DONE', leaseExpiresAt: new Date(0), expiresAt: new Date(Date.now() - 1000) } });
+  const { makeIdempotency } = await import('../../src/chat/idempotency');
+  expect(await makeIdempotency({ db, ttlMs: 1, ownerLeaseMs: 1 }).purgeExpired()).toBeGreaterThanOrEqual(1);
+  expect((await db.idempotencyKey.findMany({ where: { tenantId: t.id } })).map((k) => k.key)).toEqual(['live']);
+});
