@@ -24,6 +24,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
   const p = new Progress(o.quiet);
   const startedAt = new Date();
   const t0 = performance.now();
+  const machineAtStart = machineInfo();
   const children = new Set<Child>();
   const track = <T extends { child: Child }>(x: T): T => (children.add(x.child), x);
   const stopChild = async (c: Child) => {
@@ -56,10 +57,10 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
 
   try {
     p.log(`bench: resetting ${redact(o.databaseUrl)} (the gateway creates, migrates and seeds it)`);
-    await resetDatabase(o.databaseUrl);
+    await resetDatabase(o.databaseUrl, o.pgSyncCommit);
     const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
     await redis.connect();
-    Object.assign(vers, await serviceVersions(o.databaseUrl.replace(/\/[^/]*$/, '/postgres'), () => redis.info('server')));
+    Object.assign(vers, await serviceVersions(o.pgSyncCommit ? o.databaseUrl : o.databaseUrl.replace(/\/[^/]*$/, '/postgres'), () => redis.info('server')));
     redis.disconnect();
 
     const needFast = o.only.has('nonstream') || o.only.has('stream') || o.only.has('parts');
@@ -122,7 +123,9 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
       const slow = track(await startSimulatorChild(o.streamScale, 'slow simulator'));
       // The first-token deadline is computed from the model table, not from the slowed simulator: widen its floor.
       const floor = Math.ceil(180 * o.streamScale * 3 + 5000);
-      const gw2 = track(await startGatewayChild(gwEnv(slow.url, { FIRST_TOKEN_FLOOR_MS: String(floor) }), 'gateway (streams)', profArgs('streams')));
+      const uncap = o.holdUncapped ? ['--require', path.join(ROOT, 'bench/lib/uncap-upstream-pool.cjs')] : [];
+      if (o.holdUncapped) p.log('bench: DIAGNOSTIC: the gateway of this part runs with its upstream undici Pool uncapped (not the shipped configuration)');
+      const gw2 = track(await startGatewayChild(gwEnv(slow.url, { FIRST_TOKEN_FLOOR_MS: String(floor) }), 'gateway (streams)', [...profArgs('streams'), ...uncap]));
       const t = await createBenchTenant(gw2.graphqlUrl, o.adminKey, `bench-streams-${Date.now().toString(36)}`);
       manyStreams = await holdStreams({
         graphqlUrl: gw2.graphqlUrl,
@@ -138,7 +141,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
       });
       const h = manyStreams;
       p.log(
-        `  many streams: ${h.streamsOpenAtEnd}/${h.streamsRequested} open (upstream max ${h.upstreamStreamsMax}); RSS ${(h.rssBeforeBytes / 2 ** 20).toFixed(0)} -> ${(h.rssDuringBytes / 2 ** 20).toFixed(0)} MiB = ${h.rssPerStreamKiB} KiB/stream; ` +
+        `  many streams: ${h.streamsOpenAtEnd}/${h.streamsRequested} flowing, ${h.subscriptionsOpenAtEnd} subscribed (upstream max ${h.upstreamStreamsMax}); RSS ${(h.rssBeforeBytes / 2 ** 20).toFixed(0)} -> ${(h.rssDuringBytes / 2 ** 20).toFixed(0)} MiB = ${h.rssPerSubscriptionKiB} KiB/subscription; ` +
           `event-loop delay p99 ${h.eventLoopDelayMs.p99} ms (idle ${h.eventLoopDelayIdleMs.p99}); /healthz p99 ${h.healthzMs.p99} ms`,
       );
       noteLogs(gw2.child);
@@ -157,7 +160,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
 
   const partial = { nonStreamed, streamed, manyStreams };
   const date = today();
-  const jsonPath = path.join(o.outDir, `${date}${o.cpuProfDir ? '-profiled' : ''}.json`);
+  const jsonPath = path.join(o.outDir, `${date}${o.tag ? `-${o.tag}` : o.cpuProfDir ? '-profiled' : ''}.json`);
   const rel = path.relative(ROOT, jsonPath);
   const results: BenchResults = {
     schema: 1,
@@ -165,7 +168,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
     date,
     startedAt: startedAt.toISOString(),
     durationSeconds: Math.round((performance.now() - t0) / 1000),
-    machine: machineInfo(),
+    machine: { ...machineAtStart, loadAverageAtEnd: machineInfo().loadAverageAtStart },
     versions: vers,
     settings: {
       seconds: o.seconds,
@@ -175,6 +178,9 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
       streams: o.streams,
       holdSeconds: o.holdSeconds,
       streamScale: o.streamScale,
+      holdUncappedDiagnostic: o.holdUncapped,
+      pgSyncCommitDiagnostic: o.pgSyncCommit,
+      cpuProfiled: o.cpuProfDir !== null,
       microSeconds: o.microSeconds,
       gatewayNodeEnv: 'production',
       prompt: PROMPT,

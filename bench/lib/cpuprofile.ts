@@ -1,6 +1,6 @@
 /**
  * Summarises a V8 .cpuprofile (node --cpu-prof): self time by function and by area (npm package, or the project's
- * own file), so a miss can be explained by what dominates.  npx tsx bench/lib/cpuprofile.ts <file> [top]
+ * own file), so a miss can be explained by what dominates.  npx tsx bench/lib/cpuprofile.ts <file> [top] [skip-ms]
  */
 import { readFileSync } from 'node:fs';
 
@@ -30,9 +30,16 @@ export function area(url: string): string {
   return url.replace(/^file:\/\//, '');
 }
 
-export function summarizeProfile(p: Profile, top = 25) {
+/** skipMs: leave out the first milliseconds of the profile (start-up: module loading, migrations). */
+export function summarizeProfile(p: Profile, top = 25, skipMs = 0) {
   const self = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  let t = p.startTime;
+  const from = p.startTime + skipMs * 1000;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    if (t < from) continue;
+    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  }
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const byFn = new Map<string, number>();
@@ -53,16 +60,16 @@ export function summarizeProfile(p: Profile, top = 25) {
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([k, us]) => ({ name: k, ms: Math.round(us / 100) / 10, shareOfBusy: Math.round((us / busy) * 1000) / 10 }));
-  return { wallMs: Math.round((p.endTime - p.startTime) / 1000), busyMs: Math.round(busy / 1000), byArea: rows(byArea), byFunction: rows(byFn) };
+  return { wallMs: Math.round((p.endTime - p.startTime) / 1000 - skipMs), busyMs: Math.round(busy / 1000), byArea: rows(byArea), byFunction: rows(byFn) };
 }
 
 if (require.main === module) {
   const file = process.argv[2];
   if (!file) {
-    process.stderr.write('usage: tsx bench/lib/cpuprofile.ts <file.cpuprofile> [top]\n');
+    process.stderr.write('usage: tsx bench/lib/cpuprofile.ts <file.cpuprofile> [top] [skip-ms]\n');
     process.exit(2);
   }
-  const s = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(process.argv[3] ?? 25));
+  const s = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(process.argv[3] ?? 25), Number(process.argv[4] ?? 0));
   process.stdout.write(`wall ${s.wallMs} ms, busy ${s.busyMs} ms\n\nby area (self time, % of busy):\n`);
   for (const r of s.byArea) process.stdout.write(`  ${String(r.shareOfBusy).padStart(5)}%  ${String(r.ms).padStart(8)} ms  ${r.name}\n`);
   process.stdout.write('\nby function:\n');

@@ -10,8 +10,12 @@ export interface HoldResult {
   readonly streamsRequested: number;
   /** Subscriptions that delivered a first token. */
   readonly streamsStarted: number;
-  /** Subscriptions open (first token received, not ended) when the window closed. */
+  /** Subscriptions flowing (first token received, not ended) when the window closed. */
   readonly streamsOpenAtEnd: number;
+  /** Subscriptions open at all (subscribed, not ended; flowing or waiting for a first token) when the window closed. */
+  readonly subscriptionsOpenAtEnd: number;
+  /** Subscriptions the bench cancelled after the bounded wait for the end (not counted as errors). */
+  readonly cancelledByBench: number;
   /** The slow simulator's own count of answers being written, max over the window: streams really flowing. */
   readonly upstreamStreamsMax: number;
   readonly gatewayOpenStreamsGauge: number | null;
@@ -23,7 +27,10 @@ export interface HoldResult {
   readonly streamSecondsExpected: number;
   readonly rssBeforeBytes: number;
   readonly rssDuringBytes: number;
+  /** (RSS during - RSS idle) / flowing streams. */
   readonly rssPerStreamKiB: number;
+  /** (RSS during - RSS idle) / open subscriptions. */
+  readonly rssPerSubscriptionKiB: number;
   readonly heapUsedBeforeBytes: number | null;
   readonly heapUsedDuringBytes: number | null;
   /** prom-client's nodejs_eventloop_lag_* (monitorEventLoopDelay, 10 ms resolution) over the window, ms. */
@@ -107,7 +114,6 @@ export async function holdStreams(o: {
         await connected(c, 30_000);
       } catch (e) {
         errors++;
-        ended++;
         firstError ??= (e as Error).message;
         continue;
       }
@@ -135,8 +141,18 @@ export async function holdStreams(o: {
   const rampTicker = setInterval(() => p.status(`many streams: opening ${next}/${o.streams}, ${started} flowing, ${errors} errors`), 250);
   await Promise.all(Array.from({ length: o.openConcurrency }, opener));
   // Every subscription has its first token (or ended) before the window opens.
+  // (or until no new stream started for 3 s: a cap somewhere in the path holds the rest back).
   const rampDeadline = performance.now() + Math.max(15_000, o.streamSecondsExpected * 500);
-  while (started + errors < o.streams && performance.now() < rampDeadline) await new Promise((r) => setTimeout(r, 50));
+  let lastStarted = -1;
+  let stableSince = performance.now();
+  while (started + errors < o.streams && performance.now() < rampDeadline) {
+    if (started !== lastStarted) {
+      lastStarted = started;
+      stableSince = performance.now();
+    } else if (performance.now() - stableSince > 3000) break;
+    p.status(`many streams: ${next}/${o.streams} subscribed, ${started} flowing, ${errors} errors`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   clearInterval(rampTicker);
   const rampSeconds = round((performance.now() - t0) / 1000, 2);
   p.log(`  many streams: ${started} of ${o.streams} flowing after ${rampSeconds} s (${errors} errors${firstError ? `, first: ${firstError}` : ''})`);
@@ -170,6 +186,7 @@ export async function holdStreams(o: {
   await Promise.all([probe(), sampler()]);
   const deltasInWindow = delivered - deltasAtStart;
   const streamsOpenAtEnd = open;
+  const subscriptionsOpenAtEnd = handles.length - ended;
   const windowText = await metrics();
   const cpu1 = cpuMs(o.gatewayPid);
   const windowSeconds = round((performance.now() - wStart) / 1000, 2);
@@ -189,6 +206,9 @@ export async function holdStreams(o: {
     rssBeforeBytes,
     rssDuringBytes,
     rssPerStreamKiB: round((rssDuringBytes - rssBeforeBytes) / 1024 / Math.max(1, streamsOpenAtEnd), 1),
+    rssPerSubscriptionKiB: round((rssDuringBytes - rssBeforeBytes) / 1024 / Math.max(1, subscriptionsOpenAtEnd), 1),
+    subscriptionsOpenAtEnd,
+    cancelledByBench: 0,
     heapUsedBeforeBytes,
     heapUsedDuringBytes: metricValue(windowText, 'nodejs_heap_size_used_bytes'),
     eventLoopDelayMs: {
@@ -208,15 +228,19 @@ export async function holdStreams(o: {
     tokensPerSecondDelivered: round(deltasInWindow / windowSeconds, 0),
   };
 
-  // Let every stream finish (each settles through the ledger), bounded.
-  const endDeadline = performance.now() + o.streamSecondsExpected * 1000 + 30_000;
+  // Let the flowing streams finish (each settles through the ledger), bounded by their expected length; then
+  // cancel what is left (streams a cap held back), which the gateway settles as CLIENT_CANCELLED.
+  const endDeadline = t0 + o.streamSecondsExpected * 1000 + Math.max(10_000, rampSeconds * 1000);
   while (ended < handles.length && performance.now() < endDeadline) {
-    p.status(`many streams: ${handles.length - ended} still streaming, ${completed} completed`);
+    p.status(`many streams: ${handles.length - ended} still open, ${completed} completed`);
     await new Promise((r) => setTimeout(r, 250));
   }
+  const cancelledByBench = handles.length - ended;
+  const errorsBeforeCancel = errors;
+  const firstErrorBeforeCancel = firstError;
   for (const h of handles) h.cancel();
   await Promise.all(clients.map((c) => c.dispose()));
-  p.log(`  many streams: ${completed} completed, ${errors} errors`);
-  return { ...result, completed, errors, firstError };
+  p.log(`  many streams: ${completed} completed, ${errorsBeforeCancel} errors, ${cancelledByBench} still waiting were cancelled by the bench`);
+  return { ...result, completed, errors: errorsBeforeCancel, firstError: firstErrorBeforeCancel, cancelledByBench };
 }
 

@@ -9,7 +9,9 @@ export interface MachineInfo {
   readonly cpuModel: string;
   readonly memoryGiB: number;
   readonly os: string;
+  /** 1, 5 and 15 minute load averages: the machine is shared, and a busy neighbour shows here. */
   readonly loadAverageAtStart: number[];
+  readonly loadAverageAtEnd?: number[];
 }
 
 export function machineInfo(): MachineInfo {
@@ -60,7 +62,7 @@ export async function serviceVersions(databaseUrl: string, redisInfo: () => Prom
  * Drops and recreates the bench database (the gateway child migrates and seeds it). Refuses any name without
  * "bench": this is a scratch database.
  */
-export async function resetDatabase(databaseUrl: string): Promise<void> {
+export async function resetDatabase(databaseUrl: string, syncCommit: string | null = null): Promise<void> {
   const u = new URL(databaseUrl);
   const name = decodeURIComponent(u.pathname.slice(1));
   if (!name.includes('bench')) throw new Error(`refusing to drop "${name}": the bench database's name must contain "bench"`);
@@ -68,7 +70,14 @@ export async function resetDatabase(databaseUrl: string): Promise<void> {
   const c = new pg.Client({ connectionString: u.toString() });
   await c.connect();
   try {
-    await c.query(`DROP DATABASE IF EXISTS "${name.replaceAll('"', '""')}" WITH (FORCE)`);
+    const q = `"${name.replaceAll('"', '""')}"`;
+    await c.query(`DROP DATABASE IF EXISTS ${q} WITH (FORCE)`);
+    if (syncCommit !== null) {
+      // Diagnostic runs: a per-database default that every new session of the gateway picks up.
+      if (!['on', 'off', 'local', 'remote_write', 'remote_apply'].includes(syncCommit)) throw new Error(`synchronous_commit: unknown value ${syncCommit}`);
+      await c.query(`CREATE DATABASE ${q}`);
+      await c.query(`ALTER DATABASE ${q} SET synchronous_commit = ${syncCommit}`);
+    }
   } finally {
     await c.end();
   }

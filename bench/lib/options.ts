@@ -41,6 +41,8 @@ export interface BenchOptions {
   /** SIM_LATENCY_SCALE of the slowed simulator of the many-streams part. */
   readonly streamScale: number;
   readonly openConcurrency: number;
+  /** Diagnostic: run the many-streams part with the gateway's upstream pool uncapped (bench/lib/uncap-upstream-pool.cjs). */
+  readonly holdUncapped: boolean;
   readonly microSeconds: number;
   /** Directory for <date>.json. */
   readonly outDir: string;
@@ -54,6 +56,10 @@ export interface BenchOptions {
   /** Phases to run: nonstream, stream, hold, parts. */
   readonly only: ReadonlySet<string>;
   readonly quiet: boolean;
+  /** Suffix of the results file (<date>-<tag>.json), for diagnostic runs. */
+  readonly tag: string | null;
+  /** Diagnostic: the bench database's synchronous_commit (ALTER DATABASE ... SET), or null for the server default. */
+  readonly pgSyncCommit: string | null;
 }
 
 export const PHASES = ['nonstream', 'stream', 'hold', 'parts'] as const;
@@ -75,6 +81,7 @@ export function parseBenchOptions(argv: readonly string[], root: string): BenchO
     holdSeconds: num(argv, 'hold-seconds', 'BENCH_HOLD_SECONDS', 10),
     streamScale: num(argv, 'stream-scale', 'BENCH_STREAM_SCALE', 8),
     openConcurrency: num(argv, 'open-concurrency', 'BENCH_OPEN_CONCURRENCY', 50),
+    holdUncapped: ['1', 'true', 'yes'].includes(pick(argv, 'hold-uncapped', 'BENCH_HOLD_UNCAPPED', '')),
     microSeconds: num(argv, 'micro-seconds', 'BENCH_MICRO_SECONDS', 2),
     outDir: pick(argv, 'out', 'BENCH_OUT', `${root}/bench/results`),
     markdown: md === 'none' || md === '' ? null : md,
@@ -84,5 +91,7 @@ export function parseBenchOptions(argv: readonly string[], root: string): BenchO
     cpuProfDir: prof === '' ? null : prof,
     only: new Set(only),
     quiet: pick(argv, 'quiet', 'BENCH_QUIET', '') !== '',
+    tag: pick(argv, 'tag', 'BENCH_TAG', '') || null,
+    pgSyncCommit: pick(argv, 'pg-sync-commit', 'BENCH_PG_SYNC_COMMIT', '') || null,
   };
 }

@@ -101,7 +101,7 @@ export function judgeGoals(r: Pick<BenchResults, 'nonStreamed' | 'streamed' | 'm
       id: 'streams_1000',
       goal: `${streamsGoal.toLocaleString('en-US')} concurrent streams held, event-loop delay p99`,
       target: '< 50 ms, all held',
-      measured: h ? `${h.streamsOpenAtEnd}/${h.streamsRequested} held (upstream max ${h.upstreamStreamsMax}), p99 ${f(eld, 1)} ms` : 'n/a',
+      measured: h ? `${h.streamsOpenAtEnd} of ${h.streamsRequested} flowing (${h.subscriptionsOpenAtEnd} subscribed, upstream max ${h.upstreamStreamsMax}); event-loop delay p99 ${f(eld, 1)} ms` : 'n/a',
       pass: h === null ? null : Boolean(allHeld) && eld !== null && eld < 50,
     },
   ];
@@ -119,7 +119,7 @@ export function renderMarkdown(r: BenchResults): string {
   const v = r.versions;
   L.push(`### Run of ${r.date}`);
   L.push('');
-  L.push(`- Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB memory, ${m.os}; load average at start ${m.loadAverageAtStart.join(' / ')}.`);
+  L.push(`- Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB memory, ${m.os}; load average (1/5/15 min) ${m.loadAverageAtStart.join(' / ')} at start, ${m.loadAverageAtEnd?.join(' / ') ?? '?'} at the end.`);
   L.push(`- Versions: Node ${v.node}; ${Object.entries(v).filter(([k]) => !['node', 'postgres', 'redis', 'postgresSynchronousCommit'].includes(k)).map(([k, x]) => `${k} ${x}`).join(', ')}.`);
   L.push(`- Services: Postgres ${v.postgres ?? '?'} (synchronous_commit=${v.postgresSynchronousCommit ?? '?'}), Redis ${v.redis ?? '?'}, all on 127.0.0.1.`);
   L.push(`- Settings: ${Object.entries(r.settings).map(([k, x]) => `${k}=${Array.isArray(x) ? x.join(',') : String(x)}`).join(', ')}. Whole run ${r.durationSeconds} s.`);
@@ -162,16 +162,17 @@ export function renderMarkdown(r: BenchResults): string {
   L.push('');
   const h = r.manyStreams;
   if (h) {
-    L.push(`#### Many streams: ${h.streamsRequested} subscriptions at once (slowed simulator, each stream ~${h.streamSecondsExpected.toFixed(0)} s)`);
+    L.push(`#### Many streams: ${h.streamsRequested} subscriptions at once (slowed simulator, each stream ~${h.streamSecondsExpected.toFixed(0)} s${r.settings.holdUncappedDiagnostic ? '; DIAGNOSTIC: upstream pool uncapped' : ''})`);
     L.push('');
     L.push('| figure | value |');
     L.push('|---|---|');
-    L.push(`| subscriptions with a first token / open at the end of the window | ${h.streamsStarted} / ${h.streamsOpenAtEnd} |`);
+    L.push(`| subscriptions open at the end of the window / of them flowing (first token received) | ${h.subscriptionsOpenAtEnd} / ${h.streamsOpenAtEnd} |`);
+    L.push(`| subscriptions that ever got a first token | ${h.streamsStarted} |`);
     L.push(`| upstream answers being written at once (simulator, max) | ${h.upstreamStreamsMax} |`);
-    L.push(`| completed / errors | ${h.completed} / ${h.errors}${h.firstError ? ` (first: ${h.firstError.replace(/\|/g, '/')})` : ''} |`);
+    L.push(`| completed / errors / cancelled by the bench after waiting | ${h.completed} / ${h.errors}${h.firstError ? ` (first: ${h.firstError.replace(/\|/g, '/')})` : ''} / ${h.cancelledByBench} |`);
     L.push(`| ramp (all subscribed and flowing) | ${h.rampSeconds} s |`);
     L.push(`| gateway RSS idle → with the streams open | ${mib(h.rssBeforeBytes)} → ${mib(h.rssDuringBytes)} MiB |`);
-    L.push(`| **RSS per open stream** | **${f(h.rssPerStreamKiB, 1)} KiB** |`);
+    L.push(`| **RSS per open subscription** / per flowing stream | **${f(h.rssPerSubscriptionKiB, 1)} KiB** / ${f(h.rssPerStreamKiB, 1)} KiB |`);
     L.push(`| V8 heap used idle → open | ${mib(h.heapUsedBeforeBytes)} → ${mib(h.heapUsedDuringBytes)} MiB |`);
     L.push(`| **event-loop delay** (prom-client, ${h.windowSeconds} s window) p50 / p90 / p99 / max | ${f(h.eventLoopDelayMs.p50)} / ${f(h.eventLoopDelayMs.p90)} / **${f(h.eventLoopDelayMs.p99)}** / ${f(h.eventLoopDelayMs.max)} ms |`);
     L.push(`| event-loop delay idle p50 / p99 / max | ${f(h.eventLoopDelayIdleMs.p50)} / ${f(h.eventLoopDelayIdleMs.p99)} / ${f(h.eventLoopDelayIdleMs.max)} ms |`);
