@@ -95,7 +95,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const ledger = makeLedger(db);
     const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
     const reaper = makeReaper({ db, ledger, limiter, intervalMs: config.REAPER_INTERVAL_MS, logger });
-    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger });
+    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
     closers.push(() => upstream.close());
     const health = makeModelHealth();
     metrics.breaker.reset();

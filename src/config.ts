@@ -54,6 +54,8 @@ const schema = z.object({
   /** How long a HELD ledger row lives without a checkpoint before the reaper settles it. */
   LEASE_MS: positiveInt(30_000),
   CHECKPOINT_INTERVAL_MS: positiveInt(1_000),
+  /** Most sockets to the upstream at once: every open stream holds one (HTTP/1.1), so this caps concurrent streams. */
+  UPSTREAM_MAX_CONNECTIONS: positiveInt(4_096),
   REAPER_INTERVAL_MS: positiveInt(5_000),
 });
 

@@ -4,6 +4,7 @@ import type { App } from '../../src/app';
 import { createPrisma } from '../../src/infra/prisma';
 import { makeLimiter } from '../../src/limits';
 import { monthOf } from '../../src/accounting/period';
+import { makeIdempotency } from '../../src/chat/idempotency';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, wsClient } from '../support/app';
@@ -286,7 +287,6 @@ test('expired idempotency keys are purged; live ones stay', async () => {
   const t = await createTenant(a.url);
   await gqlOk(a.url, t.key, CHAT, hello('chat_speed', { maxTokens: 5, idempotencyKey: 'live' }));
   await db.idempotencyKey.create({ data: { tenantId: t.id, key: 'old', inputHash: 'x', state: 'DONE', leaseExpiresAt: new Date(0), expiresAt: new Date(Date.now() - 1000) } });
-  const { makeIdempotency } = await import('../../src/chat/idempotency');
   expect(await makeIdempotency({ db, ttlMs: 1, ownerLeaseMs: 1 }).purgeExpired()).toBeGreaterThanOrEqual(1);
   expect((await db.idempotencyKey.findMany({ where: { tenantId: t.id } })).map((k) => k.key)).toEqual(['live']);
 });
