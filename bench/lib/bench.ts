@@ -123,9 +123,7 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
       const slow = track(await startSimulatorChild(o.streamScale, 'slow simulator'));
       // The first-token deadline is computed from the model table, not from the slowed simulator: widen its floor.
       const floor = Math.ceil(180 * o.streamScale * 3 + 5000);
-      const uncap = o.holdUncapped ? ['--require', path.join(ROOT, 'bench/lib/uncap-upstream-pool.cjs')] : [];
-      if (o.holdUncapped) p.log('bench: DIAGNOSTIC: the gateway of this part runs with its upstream undici Pool uncapped (not the shipped configuration)');
-      const gw2 = track(await startGatewayChild(gwEnv(slow.url, { FIRST_TOKEN_FLOOR_MS: String(floor) }), 'gateway (streams)', [...profArgs('streams'), ...uncap]));
+      const gw2 = track(await startGatewayChild(gwEnv(slow.url, { FIRST_TOKEN_FLOOR_MS: String(floor) }), 'gateway (streams)', profArgs('streams')));
       const t = await createBenchTenant(gw2.graphqlUrl, o.adminKey, `bench-streams-${Date.now().toString(36)}`);
       manyStreams = await holdStreams({
         graphqlUrl: gw2.graphqlUrl,
@@ -178,7 +176,6 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
       streams: o.streams,
       holdSeconds: o.holdSeconds,
       streamScale: o.streamScale,
-      holdUncappedDiagnostic: o.holdUncapped,
       pgSyncCommitDiagnostic: o.pgSyncCommit,
       cpuProfiled: o.cpuProfDir !== null,
       microSeconds: o.microSeconds,

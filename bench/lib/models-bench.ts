@@ -234,7 +234,7 @@ export function renderLeaderboard(r: ModelsResults): string {
   L.push(`"${r.prompt}", streamed, ${r.runsPerModel} runs per model averaged, models side by side, against ${against}; ${r.durationSeconds} s in all. Sorted by time to first token.`);
   L.push(`Check: each figure within ${Math.round(r.tolerance * 100)}% of the article's table${r.reproduced === null ? '' : ` — table ${r.reproduced ? '**reproduced**' : '**NOT reproduced**'}`}.`);
   L.push('');
-  L.push('| Rank | Model | TTFT (ms) | Tokens/sec | Provider | $/M Output | article TTFT / tok/s | within 10% |');
+  L.push(`| Rank | Model | TTFT (ms) | Tokens/sec | Provider | $/M Output | article TTFT / tok/s | within ${Math.round(r.tolerance * 100)}% |`);
   L.push('|---|---|---|---|---|---|---|---|');
   for (const x of r.leaderboard) {
     const ok = x.runs === 0 ? `fail (${x.failures} failed)` : x.withinTolerance ? 'pass' : `fail (${(x.ttftDeviation * 100).toFixed(1)}% / ${(x.tpsDeviation * 100).toFixed(1)}%)`;

@@ -41,8 +41,6 @@ export interface BenchOptions {
   /** SIM_LATENCY_SCALE of the slowed simulator of the many-streams part. */
   readonly streamScale: number;
   readonly openConcurrency: number;
-  /** Diagnostic: run the many-streams part with the gateway's upstream pool uncapped (bench/lib/uncap-upstream-pool.cjs). */
-  readonly holdUncapped: boolean;
   readonly microSeconds: number;
   /** Directory for <date>.json. */
   readonly outDir: string;
@@ -81,7 +79,6 @@ export function parseBenchOptions(argv: readonly string[], root: string): BenchO
     holdSeconds: num(argv, 'hold-seconds', 'BENCH_HOLD_SECONDS', 10),
     streamScale: num(argv, 'stream-scale', 'BENCH_STREAM_SCALE', 8),
     openConcurrency: num(argv, 'open-concurrency', 'BENCH_OPEN_CONCURRENCY', 50),
-    holdUncapped: ['1', 'true', 'yes'].includes(pick(argv, 'hold-uncapped', 'BENCH_HOLD_UNCAPPED', '')),
     microSeconds: num(argv, 'micro-seconds', 'BENCH_MICRO_SECONDS', 2),
     outDir: pick(argv, 'out', 'BENCH_OUT', `${root}/bench/results`),
     markdown: md === 'none' || md === '' ? null : md,

@@ -162,7 +162,7 @@ export function renderMarkdown(r: BenchResults): string {
   L.push('');
   const h = r.manyStreams;
   if (h) {
-    L.push(`#### Many streams: ${h.streamsRequested} subscriptions at once (slowed simulator, each stream ~${h.streamSecondsExpected.toFixed(0)} s${r.settings.holdUncappedDiagnostic ? '; DIAGNOSTIC: upstream pool uncapped' : ''})`);
+    L.push(`#### Many streams: ${h.streamsRequested} subscriptions at once (slowed simulator, each stream ~${h.streamSecondsExpected.toFixed(0)} s)`);
     L.push('');
     L.push('| figure | value |');
     L.push('|---|---|');
