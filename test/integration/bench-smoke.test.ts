@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 
 /**
  * CI guard for the benchmarks: a short smoke run of `npm run bench` and of `npm run bench:models` (a few hundred
@@ -10,6 +11,8 @@ import path from 'node:path';
  * timing assertion: figures on a shared CI machine mean nothing.
  */
 const ROOT = path.resolve(__dirname, '../..');
+/** A scratch database of this run only (the bench drops and recreates it), so concurrent test runs do not collide. */
+const SMOKE_DB_URL = process.env.BENCH_SMOKE_DATABASE_URL ?? `postgresql://postgres@127.0.0.1:5432/llm_gateway_bench_smoke_${process.pid}`;
 
 function run(script: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -31,7 +34,16 @@ describe('benchmarks smoke', () => {
   beforeAll(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'bench-smoke-'));
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (process.env.BENCH_SMOKE_DATABASE_URL) return;
+    const admin = new URL(SMOKE_DB_URL);
+    const name = admin.pathname.slice(1);
+    admin.pathname = '/postgres';
+    const c = new pg.Client({ connectionString: admin.toString() });
+    await c.connect();
+    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).finally(() => c.end());
+  });
 
   it('npm run bench runs end to end and writes parseable results with every part', async () => {
     const md = path.join(dir, 'BENCHMARKS.md');
@@ -49,7 +61,7 @@ describe('benchmarks smoke', () => {
         BENCH_MICRO_SECONDS: '0.2',
         BENCH_OUT: dir,
         BENCH_MARKDOWN: md,
-        BENCH_DATABASE_URL: process.env.BENCH_SMOKE_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/llm_gateway_bench_smoke',
+        BENCH_DATABASE_URL: SMOKE_DB_URL,
         BENCH_REDIS_URL: process.env.BENCH_SMOKE_REDIS_URL ?? 'redis://127.0.0.1:6379/14',
       },
       150_000,
