@@ -1,5 +1,6 @@
 import type { Config } from './config';
 import { createPrisma } from './infra/prisma';
+import { createSqlPool } from './infra/postgres';
 import { createRedis, waitReady } from './infra/redis';
 import { createLogger, type Logger } from './infra/logger';
 import { makeEpoch } from './infra/epoch';
@@ -54,13 +55,14 @@ export interface BuildOptions {
 export async function buildApp(config: Config, opts: BuildOptions = {}): Promise<App> {
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
   const db = createPrisma(config.DATABASE_URL);
+  const sql = createSqlPool(config.DATABASE_URL);
   const redis = createRedis(config.REDIS_URL, { onError: (e) => logger.debug({ err: e }, 'redis connection error') });
   const closers: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c().catch((e) => logger.warn({ err: e }, 'shutdown step failed'));
     closers.length = 0;
   };
-  closers.push(() => db.$disconnect(), async () => redis.disconnect());
+  closers.push(() => db.$disconnect(), () => sql.end(), async () => redis.disconnect());
 
   try {
     await db.$queryRaw`SELECT 1`.catch((e) => {
@@ -92,7 +94,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const catalog = makeCatalogStore(db, epoch);
     const tenants = makeTenantStore(db, epoch);
     const limiter = makeLimiter(redis);
-    const ledger = makeLedger(db);
+    const ledger = makeLedger(db, sql);
     const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
     const reaper = makeReaper({ db, ledger, limiter, intervalMs: config.REAPER_INTERVAL_MS, logger });
     const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });

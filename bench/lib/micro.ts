@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createPrisma } from '../../src/infra/prisma';
+import { createSqlPool } from '../../src/infra/postgres';
 import { createRedis, waitReady } from '../../src/infra/redis';
 import { makeLimiter } from '../../src/limits';
 import { makeLedger, type Settlement } from '../../src/accounting/ledger';
@@ -24,10 +25,11 @@ const PRICES = { 'deepseek-v4-flash': { inputMicrosPerMillion: null, outputMicro
 export async function microBench(o: { databaseUrl: string; redisUrl: string; tenantId: string; apiKeyId: string | null; seconds: number; progress: Progress }): Promise<MicroResult> {
   const redis = createRedis(o.redisUrl, { name: 'llm-gateway-bench' });
   const db = createPrisma(o.databaseUrl, { max: 2 });
+  const sql = createSqlPool(o.databaseUrl, { max: 2 });
   try {
     await waitReady(redis);
     const limiter = makeLimiter(redis);
-    const ledger = makeLedger(db);
+    const ledger = makeLedger(db, sql);
     const month = monthOf(new Date());
     const sync = await db.$queryRawUnsafe<Array<{ synchronous_commit: string }>>('SHOW synchronous_commit');
     // The gate's month state exists once the tenant was admitted through the gateway; seed it if not.
@@ -115,6 +117,7 @@ export async function microBench(o: { databaseUrl: string; redisUrl: string; ten
     return { ops, postgresSynchronousCommit: sync[0]?.synchronous_commit ?? 'unknown' };
   } finally {
     redis.disconnect();
+    await sql.end();
     await db.$disconnect();
   }
 }

@@ -1,4 +1,5 @@
 import type { Db } from '../infra/prisma';
+import type { SqlPool } from '../infra/postgres';
 import type { Region } from '../catalog/types';
 import type { UnitPrices } from './pricing';
 import type { Micros } from './money';
@@ -75,27 +76,58 @@ export interface Ledger {
   lastMinute(tenantId: string): Promise<{ requests: number; tokens: number }>;
 }
 
-export function makeLedger(db: Db): Ledger {
+/** `sql` carries the two per-request statements (hold, settle); the rest goes through Prisma. */
+export function makeLedger(db: Db, sql: SqlPool): Ledger {
   return {
     async hold(e) {
-      await db.ledgerEntry.create({
-        data: {
-          requestId: e.requestId,
-          tenantId: e.tenantId,
-          apiKeyId: e.apiKeyId,
-          profile: e.profile,
-          region: e.region,
-          plannedModel: e.plannedModel,
-          maxTokens: e.maxTokens,
-          promptTokens: e.promptTokensEstimate,
-          priceSnapshot: snapshotToJson(e.prices),
-          holdMicros: e.holdMicros,
-          startedAt: e.startedAt,
-          leaseExpiresAt: new Date(e.startedAt.getTime() + e.leaseMs),
-          idempotencyKey: e.idempotencyKey,
-        },
-        select: { id: true },
+      await sql.query({
+        name: 'ledger_hold',
+        text: `INSERT INTO usage_ledger (request_id, tenant_id, api_key_id, profile, region, planned_model, max_tokens, prompt_tokens,
+                 price_snapshot, hold_micros, started_at, lease_expires_at, idempotency_key)
+               VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5::"Region", $6, $7, $8, $9::jsonb, $10::bigint, $11, $12, $13)`,
+        values: [
+          e.requestId,
+          e.tenantId,
+          e.apiKeyId,
+          e.profile,
+          e.region,
+          e.plannedModel,
+          e.maxTokens,
+          e.promptTokensEstimate,
+          JSON.stringify(snapshotToJson(e.prices)),
+          e.holdMicros.toString(),
+          e.startedAt,
+          new Date(e.startedAt.getTime() + e.leaseMs),
+          e.idempotencyKey,
+        ],
       });
+    },
+
+    async settle(requestId, s) {
+      const r = await sql.query({
+        name: 'ledger_settle',
+        text: `UPDATE usage_ledger
+                  SET state = 'SETTLED', model = $2, attempts = $3::jsonb, prompt_tokens = $4, completion_tokens = $5,
+                      checkpoint_tokens = $5, unpriced_prompt_tokens = $6, input_micros_per_million = $7::bigint,
+                      output_micros_per_million = $8::bigint, cost_micros = $9::bigint, outcome = $10::"Outcome",
+                      usage_source = $11::"UsageSource", ended_at = $12
+                WHERE request_id = $1::uuid AND state = 'HELD'`,
+        values: [
+          requestId,
+          s.model,
+          JSON.stringify(s.attempts),
+          s.promptTokens,
+          s.completionTokens,
+          s.unpricedPromptTokens,
+          s.prices?.inputMicrosPerMillion?.toString() ?? null,
+          s.prices?.outputMicrosPerMillion?.toString() ?? null,
+          s.costMicros.toString(),
+          s.outcome,
+          s.usageSource,
+          s.endedAt,
+        ],
+      });
+      return r.rowCount === 1;
     },
 
     async adjustHold(requestId, deltaMicros) {
@@ -104,28 +136,6 @@ export function makeLedger(db: Db): Ledger {
 
     async discard(requestId) {
       await db.ledgerEntry.deleteMany({ where: { requestId, state: 'HELD' } });
-    },
-
-    async settle(requestId, s) {
-      const { count } = await db.ledgerEntry.updateMany({
-        where: { requestId, state: 'HELD' },
-        data: {
-          state: 'SETTLED',
-          model: s.model,
-          attempts: s.attempts as unknown as object[],
-          promptTokens: s.promptTokens,
-          completionTokens: s.completionTokens,
-          unpricedPromptTokens: s.unpricedPromptTokens,
-          inputMicrosPerMillion: s.prices?.inputMicrosPerMillion ?? null,
-          outputMicrosPerMillion: s.prices?.outputMicrosPerMillion ?? null,
-          costMicros: s.costMicros,
-          outcome: s.outcome,
-          usageSource: s.usageSource,
-          endedAt: s.endedAt,
-          checkpointTokens: s.completionTokens,
-        },
-      });
-      return count === 1;
     },
 
     async lastMinute(tenantId) {

@@ -11,15 +11,27 @@ export function chatStreamResolver(_parent: unknown, args: { input: ChatInput },
   const onOuter = () => ac.abort(ctx.signal.reason);
   ctx.signal.addEventListener('abort', onOuter, { once: true });
   const inner = ctx.services.chat.stream(ctx.principal, args.input, ac.signal);
+  // The connection's signal outlives this subscription: its listener goes when the stream ends, however it ends.
+  const detach = () => ctx.signal.removeEventListener('abort', onOuter);
   const it: AsyncIterableIterator<unknown> = {
-    next: () => inner.next(),
+    next: async () => {
+      try {
+        const r = await inner.next();
+        if (r.done) detach();
+        return r;
+      } catch (e) {
+        detach();
+        throw e;
+      }
+    },
     return: (value?: unknown) => {
       ac.abort(new Error('subscription ended by the client'));
-      ctx.signal.removeEventListener('abort', onOuter);
+      detach();
       return inner.return(value as never);
     },
     throw: (e?: unknown) => {
       ac.abort(e);
+      detach();
       return inner.throw(e);
     },
     [Symbol.asyncIterator]() {

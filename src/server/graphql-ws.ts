@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { GraphQLError, NoSchemaIntrospectionCustomRule, execute, getOperationAST, parse, specifiedRules, subscribe, validate, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { GraphQLError, type DocumentNode, NoSchemaIntrospectionCustomRule, execute, getOperationAST, parse, specifiedRules, subscribe, validate, type GraphQLSchema, type ValidationRule } from 'graphql';
 import type { Logger } from '../infra/logger';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
@@ -29,6 +29,24 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
   const formatError = makeFormatError(opts.logger);
   const rules = [...specifiedRules, ...opts.validationRules, ...(opts.production ? [NoSchemaIntrospectionCustomRule] : [])];
 
+  // Parsed and validated documents by query text, as Apollo's document store does on HTTP: a frontend subscribes
+  // with the same few documents over and over, and validation (armor's cost and depth rules included) is not free.
+  const documents = new Map<string, { document: DocumentNode; errors: readonly GraphQLError[] }>();
+  const checkDocument = (query: string): { document: DocumentNode; errors: readonly GraphQLError[] } | { parseError: string } => {
+    const hit = documents.get(query);
+    if (hit) return hit;
+    let document: DocumentNode;
+    try {
+      document = parse(query, { maxTokens: MAX_DOCUMENT_TOKENS });
+    } catch (e) {
+      return { parseError: (e as Error).message };
+    }
+    const entry = { document, errors: validate(opts.schema, document, rules, { hideSuggestions: opts.production }) };
+    if (documents.size >= 1_000) documents.clear();
+    documents.set(query, entry);
+    return entry;
+  };
+
   const cleanup = useServer<Record<string, unknown>, Extra & Record<PropertyKey, unknown>>(
     {
       schema: opts.schema,
@@ -50,14 +68,10 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
       onSubscribe: async (ctx, id, payload) => {
         const op: OpState = { name: payload.operationName ?? 'anonymous', started: false, counted: false, at: performance.now(), log: null };
         (ctx.extra.ops ??= new Map()).set(id, op);
-        let document;
-        try {
-          document = parse(payload.query, { maxTokens: MAX_DOCUMENT_TOKENS });
-        } catch (e) {
-          return [new GraphQLError((e as Error).message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
-        }
+        const checked = checkDocument(payload.query);
+        if ('parseError' in checked) return [new GraphQLError(checked.parseError, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+        const { document, errors } = checked;
         op.name = getOperationAST(document, payload.operationName)?.name?.value ?? op.name;
-        const errors = validate(opts.schema, document, rules, { hideSuggestions: opts.production });
         // The same code as Apollo gives these on HTTP (graphql-armor reports its own as BAD_USER_INPUT).
         if (errors.length) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
         try {

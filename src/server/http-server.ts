@@ -99,6 +99,8 @@ export async function createHttpServer(o: HttpServerOptions) {
   const ws = attachGraphqlWs({ httpServer, path: '/graphql', schema: o.schema, buildContext: o.buildContext, validationRules: armor.validationRules, metrics: o.metrics, logger: o.logger, production: o.production });
 
   const apollo = new ApolloServer<GraphQLContext>({
+    // main.ts owns SIGTERM/SIGINT (drain everything, then exit); Apollo's own handlers would race it.
+    stopOnTerminationSignals: false,
     schema: o.schema,
     introspection: !o.production,
     csrfPrevention: true,
