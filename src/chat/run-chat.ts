@@ -83,7 +83,7 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
           inflight.tokens = 0;
           break;
         case 'delta':
-          inflight.tokens++;
+          inflight.tokens += ev.chunks;
           yield { type: 'delta', model: ev.model, text: ev.text };
           break;
         case 'discard': {

@@ -58,7 +58,8 @@ export interface RouteFailed {
 
 export type RouteEvent =
   | { readonly type: 'attempt'; readonly model: string }
-  | { readonly type: 'delta'; readonly model: string; readonly text: string }
+  /** `chunks`: upstream chunks in this text (1 in stream mode; collect mode coalesces what arrives together). */
+  | { readonly type: 'delta'; readonly model: string; readonly text: string; readonly chunks: number }
   | { readonly type: 'discard'; readonly model: string; readonly attempt: AttemptRecord }
   | RouteDone
   | RouteFailed;
@@ -243,6 +244,7 @@ async function* runAttempt(
         signal: ac.signal,
         firstTokenTimeoutMs: planned.firstTokenTimeoutMs,
         idleTimeoutMs: req.idleTimeoutMs,
+        coalesce: req.mode === 'collect',
       })
       [Symbol.asyncIterator]();
     for (;;) {
@@ -253,9 +255,10 @@ async function* runAttempt(
         usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens };
         continue;
       }
-      deltas += 1;
+      const chunks = ev.chunks ?? 1;
+      deltas += chunks;
       onFirstDelta();
-      yield { type: 'delta', model: id, text: ev.text };
+      yield { type: 'delta', model: id, text: ev.text, chunks };
     }
     finished = true;
     return { kind: 'completed', deltas, usage };

@@ -129,7 +129,7 @@ export function makeUpstreamClient(opts: UpstreamClientOptions): UpstreamClient 
         if (next.done) break;
         const value = next.value;
         const events = decoder.push(value instanceof Uint8Array ? value : String(value));
-        for (const ev of events) yield ev;
+        for (const ev of req.coalesce ? coalesceDeltas(events) : events) yield ev;
         if (decoder.failure) throw decoder.failure;
         // After [DONE] the loop keeps reading to the end of the response, so the socket returns to the pool.
       }
@@ -159,4 +159,27 @@ function errorCodeOf(e: unknown): string | undefined {
     cur = (cur as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/** Consecutive deltas of one read become one delta carrying their count; usage events stay as they are. */
+export function coalesceDeltas(events: readonly UpstreamEvent[]): UpstreamEvent[] {
+  const out: UpstreamEvent[] = [];
+  let text: string[] = [];
+  let chunks = 0;
+  const flush = () => {
+    if (chunks > 0) out.push({ type: 'delta', text: text.join(''), chunks });
+    text = [];
+    chunks = 0;
+  };
+  for (const ev of events) {
+    if (ev.type === 'delta') {
+      text.push(ev.text);
+      chunks += ev.chunks ?? 1;
+    } else {
+      flush();
+      out.push(ev);
+    }
+  }
+  flush();
+  return out;
 }

@@ -25,11 +25,17 @@ export interface UpstreamChatRequest {
   readonly firstTokenTimeoutMs: number;
   /** Deadline for each wait on the upstream after the first content chunk. */
   readonly idleTimeoutMs: number;
+  /**
+   * Merge the content chunks that arrive in one network read into one delta event (with their count). For callers
+   * that show nothing until the end (the chat mutation): 150 tokens then cost one pass through the pipeline, not 150.
+   */
+  readonly coalesce?: boolean;
 }
 
 /** What a stream yields. Role-only chunks, empty deltas, comments and `[DONE]` yield nothing. */
 export type UpstreamEvent =
-  | { readonly type: 'delta'; readonly text: string }
+  /** `chunks`: how many upstream chunks the text spans (more than 1 only when the request asked to coalesce). */
+  | { readonly type: 'delta'; readonly text: string; readonly chunks?: number }
   | { readonly type: 'usage'; readonly promptTokens: number; readonly completionTokens: number };
 
 /**
