@@ -1,0 +1,54 @@
+import type { App } from '../../src/app';
+import type { Simulator } from '../../src/simulator/server';
+import { CHAT_STREAM, createTenant, hello, startApp, startSim, wsClient } from '../support/app';
+
+/** gateway_open_streams must come back to zero however a stream ends, or it lies to whoever alerts on it. */
+let sim: Simulator;
+let app: App;
+beforeAll(async () => {
+  sim = await startSim(0.5); // deepseek-v4-flash: ~1.3 s per answer
+  app = await startApp({}, sim);
+});
+afterAll(async () => {
+  await app?.stop();
+  await sim?.close();
+});
+
+async function openStreams(): Promise<number> {
+  const text = await (await fetch(app.url.replace('/graphql', '/metrics'))).text();
+  const m = /^gateway_open_streams (\d+)/m.exec(text);
+  if (!m) throw new Error('gateway_open_streams missing');
+  return Number(m[1]);
+}
+
+async function until(cond: () => Promise<boolean>, ms = 10_000) {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('open streams count up while streaming and back to zero after completion, unsubscribe and a dropped socket', async () => {
+  const t = await createTenant(app.url);
+  expect(await openStreams()).toBe(0);
+
+  // Completed normally.
+  const a = wsClient(app.url, t.key);
+  await new Promise<void>((resolve, reject) => a.subscribe({ query: CHAT_STREAM, variables: hello('chat_default', { maxTokens: 20 }) }, { next: () => undefined, error: reject, complete: resolve }));
+  await until(async () => (await openStreams()) === 0);
+
+  // Unsubscribed mid-stream, and a socket dropped mid-stream.
+  const b = wsClient(app.url, t.key);
+  const c = wsClient(app.url, t.key);
+  let firstB = false;
+  let firstC = false;
+  const unsubscribeB = b.subscribe({ query: CHAT_STREAM, variables: hello() }, { next: () => void (firstB = true), error: () => undefined, complete: () => undefined });
+  c.subscribe({ query: CHAT_STREAM, variables: hello() }, { next: () => void (firstC = true), error: () => undefined, complete: () => undefined });
+  await until(async () => firstB && firstC);
+  expect(await openStreams()).toBe(2);
+  unsubscribeB();
+  await c.dispose(); // closes the socket under an open subscription
+  await until(async () => (await openStreams()) === 0);
+  await Promise.all([a.dispose(), b.dispose()]);
+});
