@@ -148,7 +148,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
 
     const server = await createHttpServer({
       schema: buildSchema(),
-      buildContext: makeContextBuilder(services, logger),
+      buildContext: makeContextBuilder(services, logger, metrics),
       metrics,
       logger,
       production: config.NODE_ENV === 'production',

@@ -5,12 +5,18 @@ import type { Logger } from '../infra/logger';
 import type { Services } from '../services';
 import type { GraphQLContext } from '../graphql/context';
 import { toGraphQLError } from '../graphql/errors';
+import type { Metrics } from './metrics';
 
 /**
  * The one context builder of HTTP and graphql-ws: sync the cross-instance epoch, authenticate, attach services.
  * An auth failure is a GraphQLError carrying its HTTP status (401/403), never Apollo's default 500.
  */
-export function makeContextBuilder(services: Services, logger: Logger) {
+export function makeContextBuilder(services: Services, logger: Logger, metrics?: Metrics) {
+  // Refused before any operation ran, so Apollo's plugins never see it: counted and logged here.
+  const refused = (requestId: string, code: string) => {
+    metrics?.operations.inc({ operation: '(refused before auth)', code });
+    logger.info({ requestId, code }, 'graphql request refused');
+  };
   return async (i: { authorization: unknown; signal: AbortSignal; requestId?: string }): Promise<GraphQLContext> => {
     const requestId = i.requestId ?? randomUUID();
     try {
@@ -19,7 +25,11 @@ export function makeContextBuilder(services: Services, logger: Logger) {
       const log = logger.child({ requestId, tenantId: principal.kind === 'tenant' ? principal.tenantId : 'admin' });
       return { principal, requestId, signal: i.signal, services, log };
     } catch (e) {
-      if (isAppError(e)) throw toGraphQLError(e);
+      if (isAppError(e)) {
+        refused(requestId, e.code);
+        throw toGraphQLError(e);
+      }
+      refused(requestId, 'SERVICE_UNAVAILABLE');
       logger.error({ err: e, requestId }, 'authentication backend unavailable');
       throw new GraphQLError('the gateway cannot reach its database or Redis right now; try again shortly', {
         extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503 } },

@@ -52,3 +52,15 @@ test('open streams count up while streaming and back to zero after completion, u
   await until(async () => (await openStreams()) === 0);
   await Promise.all([a.dispose(), b.dispose()]);
 });
+
+test('requests refused before authentication are counted and logged, not invisible', async () => {
+  const metric = async () => {
+    const text = await (await fetch(app.url.replace('/graphql', '/metrics'))).text();
+    const m = /^gateway_graphql_operations_total\{operation="\(refused before auth\)",code="UNAUTHENTICATED"\} (\d+)/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  const before = await metric();
+  const r = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer nope' }, body: JSON.stringify({ query: '{ me { id } }' }) });
+  expect(r.status).toBe(401);
+  expect(await metric()).toBe(before + 1);
+});
