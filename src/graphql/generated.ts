@@ -337,7 +337,7 @@ export type Query = {
   readonly requests: ReadonlyArray<RequestRecord>;
   /** Admin only. An unknown id is NOT_FOUND. */
   readonly tenant: Maybe<Tenant>;
-  /** Admin only: every tenant, by name. */
+  /** Admin only: tenants by name, `first` (1..500) at a time, after the tenant named `after`. */
   readonly tenants: ReadonlyArray<Tenant>;
 };
 
@@ -391,6 +391,12 @@ export type QueryRequestsArgs = {
 
 export type QueryTenantArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type QueryTenantsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 export type Region =
@@ -754,7 +760,7 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   request?: Resolver<Maybe<ResolversTypes['RequestRecord']>, ParentType, ContextType, RequireFields<QueryRequestArgs, 'id'>>;
   requests?: Resolver<ReadonlyArray<ResolversTypes['RequestRecord']>, ParentType, ContextType, RequireFields<QueryRequestsArgs, 'first'>>;
   tenant?: Resolver<Maybe<ResolversTypes['Tenant']>, ParentType, ContextType, RequireFields<QueryTenantArgs, 'id'>>;
-  tenants?: Resolver<ReadonlyArray<ResolversTypes['Tenant']>, ParentType, ContextType>;
+  tenants?: Resolver<ReadonlyArray<ResolversTypes['Tenant']>, ParentType, ContextType, RequireFields<QueryTenantsArgs, 'first'>>;
 };
 
 export type RequestRecordResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RequestRecord'] = ResolversParentTypes['RequestRecord']> = {

@@ -46,9 +46,9 @@ export const resolvers: Resolvers = {
       requireAdmin(principal, 'tenant');
       return services.tenantReader.view(id);
     },
-    tenants: (_p, _a, { principal, services }) => {
+    tenants: (_p, { first, after }, { principal, services }) => {
       requireAdmin(principal, 'tenants');
-      return services.tenantReader.list();
+      return services.tenantReader.list(first ?? 100, after ?? null);
     },
     costReport: (_p, { month, groupBy, tenantId }, { principal, services }) =>
       services.reports.costReport(scopeTenant(principal, tenantId, 'costReport'), month, groupBy),

@@ -21,7 +21,7 @@ const STREAM = `subscription Chat($input: ChatInput!) {
   chatStream(input: $input) { requestId model delta done outcome ttftMs usage { promptTokens completionTokens costUsd source } attempts { model ok error latencyMs } }
 }`;
 const REQUEST = `query Request($id: ID!) { request(id: $id) { outcome model usage { promptTokens completionTokens costUsd source } } }`;
-const TENANTS = `query Tenants { tenants { ${TENANT} } }`;
+const TENANTS = `query Tenants { tenants(first: 200) { ${TENANT} } }`;
 const SET_BUDGET = `mutation SetBudget($id: ID!, $budget: Usd) { setTenantBudget(tenantId: $id, monthlyBudgetUsd: $budget) { ${TENANT} } }`;
 const SET_LIMITS = `mutation SetLimits($id: ID!, $rpm: Int, $tpm: Int) { setTenantLimits(tenantId: $id, requestsPerMinute: $rpm, tokensPerMinute: $tpm) { ${TENANT} } }`;
 

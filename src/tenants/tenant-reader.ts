@@ -2,7 +2,7 @@ import type { Db } from '../infra/prisma';
 import type { Limiter } from '../limits';
 import type { Ledger } from '../accounting/ledger';
 import { monthOf } from '../accounting/period';
-import { AppError } from '../errors';
+import { AppError, badInput } from '../errors';
 import { reseed } from '../chat/admission';
 import type { TenantStore } from './tenant-store';
 import type { TenantView } from './tenant-view';
@@ -10,7 +10,8 @@ import type { TenantView } from './tenant-view';
 export interface TenantReader {
   /** Settings plus this month's spent and held, from the same numbers the budget gate uses. */
   view(tenantId: string): Promise<TenantView>;
-  list(): Promise<TenantView[]>;
+  /** By name, `first` (1..500) at a time, after the tenant named `after`. */
+  list(first: number, after: string | null): Promise<TenantView[]>;
 }
 
 export function makeTenantReader(deps: { db: Db; tenants: TenantStore; limiter: Limiter; ledger: Ledger; holdTtlMs: number }): TenantReader {
@@ -34,8 +35,14 @@ export function makeTenantReader(deps: { db: Db; tenants: TenantStore; limiter: 
   }
   return {
     view,
-    async list() {
-      const rows = await deps.db.tenant.findMany({ select: { id: true }, orderBy: { name: 'asc' } });
+    async list(first, after) {
+      if (!Number.isInteger(first) || first < 1 || first > 500) throw badInput('first', `expected a whole number from 1 to 500, got ${first}`);
+      const rows = await deps.db.tenant.findMany({
+        select: { id: true },
+        orderBy: { name: 'asc' },
+        take: first,
+        ...(after === null ? {} : { where: { name: { gt: after } } }),
+      });
       return Promise.all(rows.map((r) => view(r.id)));
     },
   };

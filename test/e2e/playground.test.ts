@@ -260,7 +260,8 @@ d('web playground in headless Chromium', () => {
   });
 
   it('admin view: refuses a wrong key, lists tenants with budget and spend, sets a budget and limits', async () => {
-    const t = await createTenant(app.url, { monthlyBudgetUsd: '3' });
+    // A name that sorts first: the admin view lists the first 200 tenants by name, and the test database keeps many.
+    const t = await createTenant(app.url, { name: `0-admin-view-${Date.now().toString(36)}`, monthlyBudgetUsd: '3' });
     const page = await openPage();
     await page.click('#admin summary');
     await page.fill('#admin-key', 'not-the-admin-key');

@@ -1,6 +1,6 @@
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
-import { CHAT_STREAM, createTenant, hello, startApp, startSim, wsClient } from '../support/app';
+import { CHAT_STREAM, createTenant, gql, hello, startApp, startSim, TEST_ADMIN_KEY, wsClient } from '../support/app';
 
 /** gateway_open_streams must come back to zero however a stream ends, or it lies to whoever alerts on it. */
 let sim: Simulator;
@@ -63,4 +63,16 @@ test('requests refused before authentication are counted and logged, not invisib
   const r = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer nope' }, body: JSON.stringify({ query: '{ me { id } }' }) });
   expect(r.status).toBe(401);
   expect(await metric()).toBe(before + 1);
+});
+
+test('tenants (admin) pages by name; first outside 1..500 is BAD_USER_INPUT', async () => {
+  await createTenant(app.url, { name: `00-page-a-${Date.now()}` });
+  await createTenant(app.url, { name: `00-page-b-${Date.now()}` });
+  const one = await gql(app.url, TEST_ADMIN_KEY, `{ tenants(first: 1) { name } }`);
+  expect(one.data?.tenants).toHaveLength(1);
+  const next = await gql(app.url, TEST_ADMIN_KEY, `query($a: String) { tenants(first: 1, after: $a) { name } }`, { a: one.data!.tenants[0].name });
+  expect(next.data!.tenants[0].name > one.data!.tenants[0].name).toBe(true);
+  const bad = await gql(app.url, TEST_ADMIN_KEY, `{ tenants(first: 501) { name } }`);
+  expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  expect(bad.errors?.[0]?.message).toMatch(/^first: /);
 });
