@@ -14,7 +14,7 @@ import type { Metrics } from './metrics';
 export function makeContextBuilder(services: Services, logger: Logger, metrics?: Metrics) {
   // Refused before any operation ran, so Apollo's plugins never see it: counted and logged here.
   const refused = (requestId: string, code: string) => {
-    metrics?.operations.inc({ operation: '(refused before auth)', code });
+    metrics?.refusals.inc({ code });
     logger.info({ requestId, code }, 'graphql request refused');
   };
   return async (i: { authorization: unknown; signal: AbortSignal; requestId?: string }): Promise<GraphQLContext> => {

@@ -11,6 +11,7 @@ export function makeMetrics() {
     requestMs: new Histogram({ name: 'gateway_chat_duration_ms', help: 'Whole chat request time by answering model', labelNames: ['model', 'outcome'], buckets: ms, registers: [registry] }),
     ttftMs: new Histogram({ name: 'gateway_chat_ttft_ms', help: 'Time to first token by answering model', labelNames: ['model'], buckets: ms, registers: [registry] }),
     attempts: new Counter({ name: 'gateway_upstream_attempts_total', help: 'Upstream attempts by model and result (ok or the error code)', labelNames: ['model', 'result'], registers: [registry] }),
+    refusals: new Counter({ name: 'gateway_auth_refusals_total', help: 'Requests refused before any operation ran (bad or missing key, auth backend down), by code', labelNames: ['code'], registers: [registry] }),
     denials: new Counter({ name: 'gateway_limiter_denials_total', help: 'Admissions refused by the gate', labelNames: ['reason'], registers: [registry] }),
     openStreams: new Gauge({ name: 'gateway_open_streams', help: 'chatStream subscriptions open now', registers: [registry] }),
     /** Bounded label values for `operations` (see makeOperationLabel). */

@@ -56,7 +56,7 @@ test('open streams count up while streaming and back to zero after completion, u
 test('requests refused before authentication are counted and logged, not invisible', async () => {
   const metric = async () => {
     const text = await (await fetch(app.url.replace('/graphql', '/metrics'))).text();
-    const m = /^gateway_graphql_operations_total\{operation="\(refused before auth\)",code="UNAUTHENTICATED"\} (\d+)/m.exec(text);
+    const m = /^gateway_auth_refusals_total\{code="UNAUTHENTICATED"\} (\d+)/m.exec(text);
     return m ? Number(m[1]) : 0;
   };
   const before = await metric();
