@@ -290,3 +290,28 @@ test('expired idempotency keys are purged; live ones stay', async () => {
   expect(await makeIdempotency({ db, ttlMs: 1, ownerLeaseMs: 1 }).purgeExpired()).toBeGreaterThanOrEqual(1);
   expect((await db.idempotencyKey.findMany({ where: { tenantId: t.id } })).map((k) => k.key)).toEqual(['live']);
 });
+
+test('a mutation whose HTTP client goes away stops the upstream call and settles CLIENT_CANCELLED, billed for what it consumed', async () => {
+  const t = await createTenant(a.url, { monthlyBudgetUsd: '1' });
+  await override(t.id, 'chat_speed', 'step-3.5-flash', []);
+  await fault({ model: 'step-3.5-flash', fault: 'stall', afterTokens: 3, delayMs: 5000, times: 1 });
+  const aborted = (await simStats()).abortedByClient;
+  const ac = new AbortController();
+  const pending = fetch(a.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+    body: JSON.stringify({ query: CHAT, variables: hello('chat_speed', { maxTokens: 40 }) }),
+    signal: ac.signal,
+  }).catch((e: unknown) => e);
+  await waitFor(async () => (await db.ledgerEntry.count({ where: { tenantId: t.id } })) === 1);
+  await new Promise((r) => setTimeout(r, 200)); // the three tokens have arrived; the upstream is stalling
+  ac.abort();
+  expect(String(await pending)).toMatch(/abort/i); // the client saw no answer
+  await waitFor(async () => (await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'SETTLED' } })) === 1);
+  const row = await db.ledgerEntry.findFirstOrThrow({ where: { tenantId: t.id } });
+  expect(row.outcome).toBe('CLIENT_CANCELLED');
+  expect(row.completionTokens).toBe(3);
+  expect(row.costMicros).toBe(1n); // ceil(3 x $0.15 / 1M) in micro-dollars
+  await waitFor(async () => (await simStats()).abortedByClient === aborted + 1);
+  expect(await gateState(t.id)).toEqual({ spentMicros: 1n, heldMicros: 0n });
+});
