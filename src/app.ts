@@ -89,7 +89,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     };
     // A hold outlives the longest request; the reaper settles dead ones long before it expires.
     const holdTtlMs = config.TOTAL_TIMEOUT_MS + config.LEASE_MS + 60_000;
-    const metrics = makeMetrics();
     const epoch = makeEpoch(redis);
     const catalog = makeCatalogStore(db, epoch);
     const tenants = makeTenantStore(db, epoch);
@@ -100,11 +99,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
     closers.push(() => upstream.close());
     const health = makeModelHealth();
-    metrics.breaker.reset();
-    const breakerCollect = () => {
-      for (const [model, s] of Object.entries(health.states())) metrics.breaker.set({ model }, s === 'open' ? 1 : s === 'half_open' ? 0.5 : 0);
-    };
-    (metrics.breaker as unknown as { collect?: () => void }).collect = breakerCollect;
+    const metrics = makeMetrics({ breakerStates: () => health.states() });
 
     // Keys are kept 48 h (the contract promises at least 24 h), then purged hourly.
     const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs });

@@ -49,3 +49,14 @@ export const badInput = (field: string, message: string): AppError =>
   new AppError('BAD_USER_INPUT', `${field}: ${message}`, { field });
 
 export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
+
+/** Redis or Postgres failed under a request: fail closed with SERVICE_UNAVAILABLE, nothing charged. */
+export const serviceUnavailable = (what: string, cause: unknown): AppError =>
+  new AppError('SERVICE_UNAVAILABLE', `the gateway cannot reach ${what} right now; nothing was charged, try again shortly`, {}, { cause });
+
+/** For `.catch`: an AppError passes through, anything else (a driver error) becomes SERVICE_UNAVAILABLE for `what`. */
+export const rethrowUnavailable =
+  (what: string) =>
+  (e: unknown): never => {
+    throw isAppError(e) ? e : serviceUnavailable(what, e);
+  };

@@ -40,7 +40,7 @@ export function makeReaper(deps: { db: Db; ledger: Ledger; limiter: HoldReleaser
       const priced = billable ? priceUsage(prices, r.promptTokens, r.checkpointTokens) : { costMicros: 0n, unpricedPromptTokens: 0 };
       const ok = await deps.ledger.settle(r.requestId, {
         model: billable ? model : null,
-        attempts: (r.attempts as unknown[]).length ? (r.attempts as never) : [],
+        attempts: [], // a HELD row has none recorded: attempts are written at settlement, which never happened
         promptTokens: billable ? r.promptTokens : 0,
         completionTokens: r.checkpointTokens,
         unpricedPromptTokens: priced.unpricedPromptTokens,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, isAppError } from '../errors';
+import { AppError, isAppError, rethrowUnavailable, serviceUnavailable } from '../errors';
+import { reseedBudget } from '../accounting/budget-reseed';
 import type { Logger } from '../infra/logger';
 import type { CatalogStore } from '../catalog/catalog-store';
 import type { TenantStore, TenantSettings } from '../tenants/tenant-store';
@@ -10,7 +11,7 @@ import type { AdmitResult, Limiter } from '../limits';
 import type { Ledger, PriceSnapshot } from '../accounting/ledger';
 import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd, type Micros } from '../accounting/money';
-import { monthOf, monthRange } from '../accounting/period';
+import { monthOf } from '../accounting/period';
 import { checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
 
 /** A request that passed every check: it holds budget in Redis and has its HELD ledger row. */
@@ -41,14 +42,6 @@ export interface AdmissionDeps {
   readonly onDenied?: (reason: 'RATE_LIMITED' | 'BUDGET_EXCEEDED') => void;
 }
 
-/** Redis or Postgres failed under the gate: fail closed, nothing charged. */
-const unavailable = (what: string, cause: unknown) =>
-  new AppError('SERVICE_UNAVAILABLE', `the gateway cannot reach ${what} right now; nothing was charged, try again shortly`, {}, { cause });
-
-const rethrowInfra = (what: string) => (e: unknown): never => {
-  throw isAppError(e) ? e : unavailable(what, e);
-};
-
 export interface Validated {
   readonly tenant: TenantSettings;
   readonly keyId: string;
@@ -62,7 +55,7 @@ export interface Validated {
 export async function validate(deps: AdmissionDeps, principal: Principal, input: ChatInput, mode: 'collect' | 'stream'): Promise<Validated> {
   const who = requireTenant(principal, mode === 'stream' ? 'chatStream' : 'chat');
   const { messageBytes } = checkShape(input, { mode, maxMessageBytes: deps.maxMessageBytes });
-  const [catalog, tenant] = await Promise.all([deps.catalog.get(), deps.tenants.get(who.tenantId)]).catch(rethrowInfra('Postgres'));
+  const [catalog, tenant] = await Promise.all([deps.catalog.get(), deps.tenants.get(who.tenantId)]).catch(rethrowUnavailable('Postgres'));
   const region = input.region ?? 'US_EAST';
   const planned = buildPlan(catalog, tenant.overrides, input.profile, region, deps.routing);
   const maxTokens = resolveMaxTokens(input, planned.profile);
@@ -122,19 +115,19 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
       leaseMs: deps.leaseMs,
       idempotencyKey: input.idempotencyKey ?? null,
     })
-    .catch(rethrowInfra('Postgres'));
+    .catch(rethrowUnavailable('Postgres'));
 
   let verdict: AdmitResult;
   try {
     verdict = await deps.limiter.admit(gate);
     for (let i = 0; !verdict.allowed && verdict.reason === 'NEEDS_RESEED'; i++) {
-      if (i === 3) throw unavailable('a consistent budget state', new Error('reseed did not take'));
-      await reseed(deps, v.tenant.id, month);
+      if (i === 3) throw serviceUnavailable('a consistent budget state', new Error('reseed did not take'));
+      await reseedBudget(deps, { tenantId: v.tenant.id, month, requestsPerMinute: v.tenant.requestsPerMinute, tokensPerMinute: v.tenant.tokensPerMinute });
       verdict = await deps.limiter.admit(gate);
     }
   } catch (e) {
     await withdraw(deps, gate);
-    throw isAppError(e) ? e : unavailable('Redis', e);
+    throw isAppError(e) ? e : serviceUnavailable('Redis', e);
   }
   if (!verdict.allowed) {
     await withdraw(deps, gate);
@@ -154,7 +147,7 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
           { remainingUsd: formatUsd(verdict.remainingMicros), requestMaxUsd: formatUsd(holdMicros) },
         );
       default:
-        throw unavailable('a consistent budget state', new Error(String((verdict as { reason: string }).reason)));
+        throw serviceUnavailable('a consistent budget state', new Error(String((verdict as { reason: string }).reason)));
     }
   }
   return { requestId, tenant: v.tenant, keyId: v.keyId, plan: v.plan, maxTokens: v.maxTokens, month, startedAt, prices: v.prices, tokensEstimate, promptEstimate };
@@ -171,27 +164,4 @@ async function withdraw(deps: AdmissionDeps, gate: { tenantId: string; requestId
       .settle({ tenantId: gate.tenantId, requestId: gate.requestId, month: gate.month, actualMicros: 0n, actualTokens: 0, tokensEstimate: gate.tokensEstimate })
       .catch(() => undefined), // Redis is down or the month is unseeded: there is no hold to give back
   ]);
-}
-
-/** Rebuilds a tenant-month's budget state in Redis from the ledger (cold start, Redis flushed). SET, never additive. */
-export async function reseed(deps: Pick<AdmissionDeps, 'ledger' | 'limiter' | 'holdTtlMs' | 'tenants'>, tenantId: string, month: string): Promise<void> {
-  const { start, end } = monthRange(month);
-  const [state, recent, tenant] = await Promise.all([
-    deps.ledger.monthState(tenantId, start, end),
-    deps.ledger.lastMinute(tenantId),
-    deps.tenants.get(tenantId),
-  ]).catch(rethrowInfra('Postgres'));
-  await deps.limiter
-    .reseed({
-      tenantId,
-      month,
-      spentMicros: state.spentMicros,
-      holds: state.holds.map((h) => ({ requestId: h.requestId, holdMicros: h.holdMicros, expiresAtMs: h.startedAtMs + deps.holdTtlMs })),
-      // A flushed Redis must not hand out a fresh burst: the last minute's requests count against the limits.
-      requestsLastMinute: recent.requests,
-      tokensLastMinute: recent.tokens,
-      requestsPerMinute: tenant.requestsPerMinute,
-      tokensPerMinute: tenant.tokensPerMinute,
-    })
-    .catch(rethrowInfra('Redis'));
 }

@@ -1,4 +1,4 @@
-import { AppError, badInput } from '../errors';
+import { badInput } from '../errors';
 import type { ProfileInfo, Region } from '../catalog/types';
 
 export type ChatRole = 'SYSTEM' | 'USER' | 'ASSISTANT';
@@ -53,7 +53,3 @@ export const promptTokensUpperBound = (messageBytes: number, messages: number): 
 
 /** The usual estimate (about four bytes a token, plus framing) for the soft tokens-per-minute charge. */
 export const promptTokensEstimate = (messageBytes: number, messages: number): number => Math.ceil(messageBytes / 4) + 4 * messages;
-
-export function assertNever(x: never): never {
-  throw new AppError('INTERNAL_SERVER_ERROR', `unexpected value ${String(x)}`);
-}

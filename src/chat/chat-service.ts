@@ -1,6 +1,6 @@
 import { AppError } from '../errors';
 import type { Principal } from '../tenants/principal';
-import { admit, validate, type AdmissionDeps } from './admission';
+import { admit, validate, type AdmissionDeps, type Validated } from './admission';
 import { runChat, type Final, type RunDeps } from './run-chat';
 import { hashInput, type Idempotency, type StoredOutcome } from './idempotency';
 import type { ChatInput } from './chat-input';
@@ -30,7 +30,7 @@ function fromStored(o: StoredOutcome): ChatResult {
 }
 
 export function makeChatService(deps: ChatServiceDeps): ChatService {
-  async function collect(principal: Principal, input: ChatInput, signal: AbortSignal, v: Awaited<ReturnType<typeof validate>>) {
+  async function collect(input: ChatInput, signal: AbortSignal, v: Validated) {
     const a = await admit(deps, v, input);
     let content = '';
     let final: Final | null = null;
@@ -48,7 +48,7 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       const v = await validate(deps, principal, input, 'collect');
       const key = input.idempotencyKey ?? null;
       if (key === null) {
-        const { a, final, content } = await collect(principal, input, signal, v);
+        const { a, final, content } = await collect(input, signal, v);
         if (final.error) throw final.error;
         return toResult(a.requestId, final, content);
       }
@@ -57,7 +57,7 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       if (claim.kind === 'replay') return fromStored(claim.outcome);
       let outcome: StoredOutcome | null = null;
       try {
-        const { a, final, content } = await collect(principal, input, signal, v);
+        const { a, final, content } = await collect(input, signal, v);
         if (final.error) {
           if (final.usage.costUsd > 0n) {
             outcome = { kind: 'error', code: final.error.code, message: final.error.message, extensions: { ...final.error.extensions } };

@@ -118,10 +118,8 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
           break;
       }
     }
-  } catch (e) {
-    deps.logger.error({ err: e, requestId: a.requestId }, 'chat run failed unexpectedly');
-    throw e;
   } finally {
+    // Whatever ended the loop (an error included: the edge logs and masks it), the request settles here.
     signal.removeEventListener('abort', onAbort);
     if (!terminal) ac.abort(new Error('run ended early')); // the consumer stopped iterating: stop the upstream at once
     try {

@@ -1,6 +1,6 @@
 import { GraphQLError, Kind, type GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { AppError, HTTP_STATUS, isAppError } from '../errors';
+import { APP_ERROR_CODES, AppError, HTTP_STATUS, isAppError } from '../errors';
 import type { Logger } from '../infra/logger';
 
 /** Apollo's and graphql-js's own codes for malformed documents pass through as they are. */
@@ -52,7 +52,7 @@ function isVariableCoercionError(e: unknown): boolean {
   return /^Variable "\$[^"]+" (got invalid value|of required type|of non-null type)/.test(e.message);
 }
 
-const isContractCode = (c: string) => c in HTTP_STATUS || ['NOT_FOUND', 'CONFLICT', 'BUDGET_EXCEEDED', 'UNPRICED_MODEL', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_INTERRUPTED', 'IDEMPOTENCY_MISMATCH', 'FORBIDDEN', 'UNAUTHENTICATED'].includes(c);
+const isContractCode = (c: string): boolean => (APP_ERROR_CODES as readonly string[]).includes(c);
 
 /** An HTTP status for a response whose errors all agree on one; the first error with a status wins. */
 export function statusFor(errors: readonly { extensions?: Record<string, unknown> }[]): number | undefined {

@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics of one process, served at GET /metrics. Labels are bounded (models, codes, operations). */
-export function makeMetrics() {
+/** `breakerStates` is read at every scrape, so the gauge shows each model's circuit as it is now. */
+export function makeMetrics(opts: { breakerStates?: () => Record<string, 'closed' | 'open' | 'half_open'> } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const ms = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
@@ -16,7 +17,15 @@ export function makeMetrics() {
     openStreams: new Gauge({ name: 'gateway_open_streams', help: 'chatStream subscriptions open now', registers: [registry] }),
     /** Bounded label values for `operations` (see makeOperationLabel). */
     operationLabel: makeOperationLabel(),
-    breaker: new Gauge({ name: 'gateway_model_circuit_open', help: 'Circuit state per model: 0 closed, 0.5 half-open, 1 open', labelNames: ['model'], registers: [registry] }),
+    breaker: new Gauge({
+      name: 'gateway_model_circuit_open',
+      help: 'Circuit state per model: 0 closed, 0.5 half-open, 1 open',
+      labelNames: ['model'],
+      registers: [registry],
+      collect() {
+        for (const [model, s] of Object.entries(opts.breakerStates?.() ?? {})) this.set({ model }, s === 'open' ? 1 : s === 'half_open' ? 0.5 : 0);
+      },
+    }),
   };
 }
 

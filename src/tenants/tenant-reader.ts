@@ -2,8 +2,8 @@ import type { Db } from '../infra/prisma';
 import type { Limiter } from '../limits';
 import type { Ledger } from '../accounting/ledger';
 import { monthOf } from '../accounting/period';
-import { AppError, badInput } from '../errors';
-import { reseed } from '../chat/admission';
+import { badInput, rethrowUnavailable } from '../errors';
+import { reseedBudget } from '../accounting/budget-reseed';
 import type { TenantStore } from './tenant-store';
 import type { TenantView } from './tenant-view';
 
@@ -18,10 +18,10 @@ export function makeTenantReader(deps: { db: Db; tenants: TenantStore; limiter: 
   async function view(tenantId: string): Promise<TenantView> {
     const t = await deps.tenants.get(tenantId);
     const month = monthOf(new Date());
-    let state = await deps.limiter.budgetState(t.id, month).catch(unavailable);
+    let state = await deps.limiter.budgetState(t.id, month).catch(rethrowUnavailable('Redis'));
     if (!state) {
-      await reseed(deps, t.id, month);
-      state = (await deps.limiter.budgetState(t.id, month).catch(unavailable)) ?? { spentMicros: 0n, heldMicros: 0n };
+      await reseedBudget(deps, { tenantId: t.id, month, requestsPerMinute: t.requestsPerMinute, tokensPerMinute: t.tokensPerMinute });
+      state = (await deps.limiter.budgetState(t.id, month).catch(rethrowUnavailable('Redis'))) ?? { spentMicros: 0n, heldMicros: 0n };
     }
     return {
       id: t.id,
@@ -47,7 +47,3 @@ export function makeTenantReader(deps: { db: Db; tenants: TenantStore; limiter: 
     },
   };
 }
-
-const unavailable = (e: unknown): never => {
-  throw new AppError('SERVICE_UNAVAILABLE', 'the gateway cannot reach Redis right now', {}, { cause: e });
-};

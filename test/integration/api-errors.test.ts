@@ -312,6 +312,10 @@ describe('admin input validation', () => {
     for (const name of ['chat_default', 'chat_speed', 'deep_reasoning', 'fast_classify', 'long_form']) expect(p.errors![0]!.message).toContain(name);
     expectError(await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'gpt-99' }), 'BAD_USER_INPUT', 'model', 200);
     expectError(await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'glm-5', f: ['gpt-99'] }), 'BAD_USER_INPUT', 'fallbacks', 200);
+    // A chain names each model once, and at most ten fallbacks.
+    expectError(await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'glm-5', f: ['qwen3-8b', 'glm-5'] }), 'BAD_USER_INPUT', 'fallbacks', 200);
+    const eleven = ['step-3.5-flash', 'deepseek-v4-flash', 'hunyuan-turbos', 'qwen3-8b', 'qwen3-32b', 'doubao-seed-lite', 'hunyuan-turbo', 'glm-4-32b', 'qwen3.5-27b', 'deepseek-v4-pro', 'minimax-m2.5'];
+    expectError(await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'glm-5', f: eleven }), 'BAD_USER_INPUT', 'fallbacks', 200);
     expect(await tenantState()).toEqual(before);
   });
 
