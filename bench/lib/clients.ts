@@ -1,4 +1,6 @@
 import { performance } from 'node:perf_hooks';
+import { createSseEventDecoder } from '../../src/upstream/sse-events';
+import type { UpstreamEvent } from '../../src/upstream/types';
 import { Pool, request } from 'undici';
 import WebSocket from 'ws';
 import { createClient, type Client } from 'graphql-ws';
@@ -83,36 +85,23 @@ export function completionOp(p: Pool) {
  * is called at the first content token. Only content deltas are counted as tokens (the simulator sends one per chunk).
  */
 export async function readSse(body: AsyncIterable<Buffer | string>, t0: number): Promise<{ ttftMs: number | null; tokens: number; done: boolean; completionTokens: number | null }> {
-  let buf = '';
+  // The gateway's own decoder (src/upstream/sse-events.ts): chunks split anywhere, comments, [DONE], usage.
+  const decoder = createSseEventDecoder();
   let ttftMs: number | null = null;
   let tokens = 0;
-  let done = false;
   let completionTokens: number | null = null;
-  for await (const chunk of body) {
-    buf += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (!line.startsWith('data:')) continue;
-      const data = line.slice(5).trim();
-      if (data === '[DONE]') {
-        done = true;
-        continue;
+  const take = (events: readonly UpstreamEvent[]) => {
+    for (const ev of events) {
+      if (ev.type === 'usage') completionTokens = ev.completionTokens;
+      else {
+        tokens += ev.chunks ?? 1;
+        ttftMs ??= performance.now() - t0;
       }
-      let ev: { choices?: Array<{ delta?: { content?: string } }>; usage?: { completion_tokens?: number } };
-      try {
-        ev = JSON.parse(data);
-      } catch {
-        continue;
-      }
-      if (ev.choices?.[0]?.delta?.content) {
-        tokens++;
-        if (ttftMs === null) ttftMs = performance.now() - t0;
-      }
-      if (ev.usage?.completion_tokens !== undefined) completionTokens = ev.usage.completion_tokens;
     }
-  }
+  };
+  for await (const chunk of body) take(decoder.push(chunk));
+  take(decoder.end());
+  const done = decoder.done;
   return { ttftMs, tokens, done, completionTokens };
 }
 

@@ -1,4 +1,6 @@
 import { performance } from 'node:perf_hooks';
+import { createSseEventDecoder } from '../../src/upstream/sse-events';
+import type { UpstreamEvent } from '../../src/upstream/types';
 import { Pool } from 'undici';
 import { MODEL_TABLE, ttftFor, type ModelRow, type Region } from '../../src/catalog/model-table';
 import { startSimulatorChild, type Child } from './procs';
@@ -71,35 +73,23 @@ async function oneRun(pool: Pool, basePath: string, apiKey: string, model: strin
     const text = await r.body.text();
     throw new Error(`HTTP ${r.statusCode}: ${text.slice(0, 200)}`);
   }
-  let buf = '';
+  const decoder = createSseEventDecoder();
   let first: number | null = null;
   let last = 0;
   let chunks = 0;
   let usageTokens: number | null = null;
-  for await (const chunk of r.body) {
-    const now = performance.now();
-    buf += chunk.toString('utf8');
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (!line.startsWith('data:')) continue;
-      const data = line.slice(5).trim();
-      if (data === '[DONE]') continue;
-      let ev: { choices?: Array<{ delta?: { content?: string } }>; usage?: { completion_tokens?: number } | null };
-      try {
-        ev = JSON.parse(data);
-      } catch {
-        continue;
-      }
-      if (ev.choices?.[0]?.delta?.content) {
+  const take = (events: readonly UpstreamEvent[], now: number) => {
+    for (const ev of events) {
+      if (ev.type === 'usage') usageTokens = ev.completionTokens;
+      else {
         chunks++;
         first ??= now;
         last = now;
       }
-      if (typeof ev.usage?.completion_tokens === 'number') usageTokens = ev.usage.completion_tokens;
     }
-  }
+  };
+  for await (const chunk of r.body) take(decoder.push(chunk), performance.now());
+  take(decoder.end(), performance.now());
   if (first === null) throw new Error('no content token');
   const tokens = usageTokens ?? chunks;
   // Decode rate: tokens after the first over the time from the first to the last (a chunk may carry several).
