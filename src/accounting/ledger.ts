@@ -5,7 +5,7 @@ import type { UnitPrices } from './pricing';
 import type { Micros } from './money';
 import type { AttemptRecord } from '../routing';
 
-export type Outcome = 'COMPLETED' | 'CLIENT_CANCELLED' | 'UPSTREAM_INTERRUPTED' | 'TIMEOUT' | 'FAILED';
+export type Outcome = 'COMPLETED' | 'CLIENT_CANCELLED' | 'UPSTREAM_INTERRUPTED' | 'TIMEOUT' | 'FAILED' | 'SHUTDOWN' | 'SUSPENDED';
 export type UsageSource = 'PROVIDER' | 'ESTIMATED';
 
 /** Unit prices of every model of a request's chain, as in force at admission. Stored as strings (JSON has no bigint). */

@@ -96,6 +96,6 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
 
 function toResult(requestId: string, f: Final, content: string): ChatResult {
   if (!f.model) throw new AppError('UPSTREAM_UNAVAILABLE', 'no model answered', { attempts: f.attempts });
-  return { requestId, model: f.model, content, usage: f.usage, ttftMs: f.ttftMs, totalMs: f.totalMs, attempts: f.attempts };
+  return { requestId, model: f.model, content, outcome: f.outcome, usage: f.usage, ttftMs: f.ttftMs, totalMs: f.totalMs, attempts: f.attempts };
 }
 

@@ -20,6 +20,8 @@ export interface ChatResult {
   readonly requestId: string;
   readonly model: string;
   readonly content: string;
+  /** How the answer ended; anything but COMPLETED carries the partial, charged content. */
+  readonly outcome: Outcome;
   readonly usage: UsageView;
   readonly ttftMs: number | null;
   readonly totalMs: number;

@@ -97,6 +97,12 @@ export type ChatResult = {
   readonly content: Scalars['String']['output'];
   /** The model that produced the answer. */
   readonly model: Scalars['String']['output'];
+  /**
+   * How the answer ended. Only COMPLETED is a whole answer; any other outcome (the client went away, the upstream
+   * cut the stream, the deadline passed) carries the part that was produced and charged. An idempotent replay
+   * returns the first request's outcome, whatever it was.
+   */
+  readonly outcome: Outcome;
   readonly requestId: Scalars['ID']['output'];
   readonly totalMs: Scalars['Int']['output'];
   readonly ttftMs: Maybe<Scalars['Int']['output']>;
@@ -285,6 +291,10 @@ export type Outcome =
   | 'CLIENT_CANCELLED'
   | 'COMPLETED'
   | 'FAILED'
+  /** The server was shutting down and ended the request after its drain deadline; what was delivered is charged. */
+  | 'SHUTDOWN'
+  /** An admin suspended the tenant while the request ran; what was delivered is charged. */
+  | 'SUSPENDED'
   | 'TIMEOUT'
   | 'UPSTREAM_INTERRUPTED';
 
@@ -648,6 +658,7 @@ export type ChatResultResolvers<ContextType = GraphQLContext, ParentType extends
   attempts?: Resolver<ReadonlyArray<ResolversTypes['Attempt']>, ParentType, ContextType>;
   content?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  outcome?: Resolver<ResolversTypes['Outcome'], ParentType, ContextType>;
   requestId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   totalMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   ttftMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;

@@ -31,7 +31,9 @@ export const Outcome = {
   CLIENT_CANCELLED: 'CLIENT_CANCELLED',
   UPSTREAM_INTERRUPTED: 'UPSTREAM_INTERRUPTED',
   TIMEOUT: 'TIMEOUT',
-  FAILED: 'FAILED'
+  FAILED: 'FAILED',
+  SHUTDOWN: 'SHUTDOWN',
+  SUSPENDED: 'SUSPENDED'
 } as const
 
 export type Outcome = (typeof Outcome)[keyof typeof Outcome]
