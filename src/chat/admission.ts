@@ -10,7 +10,7 @@ import { buildPlan, type Plan, type RoutingOptions } from '../routing';
 import type { AdmitInput, AdmitResult, Limiter, RateLimitName } from '../limits';
 import type { Ledger, PriceSnapshot } from '../accounting/ledger';
 import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
-import { formatUsd, type Micros } from '../accounting/money';
+import { formatUsd } from '../accounting/money';
 import { monthOf } from '../accounting/period';
 import { checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
 
@@ -78,30 +78,50 @@ export async function validate(deps: AdmissionDeps, principal: Principal, input:
  * after an attempt that consumed tokens extends it first (see run-chat.ts).
  */
 export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput): Promise<Admitted> {
-  const requestId = randomUUID();
+  return writeAhead(deps, await reserveAdmission(deps, v, input));
+}
+
+/** A request reserved in Redis and not yet written ahead: writeAhead() runs it, withdraw() gives it back. */
+export interface Reserved {
+  readonly v: Validated;
+  readonly input: ChatInput;
+  readonly startedAt: Date;
+  readonly promptEstimate: number;
+  readonly gate: AdmitInput;
+  readonly generation: string;
+  readonly reservedAtMs: number;
+}
+
+/** The Redis half of admission. A refusal throws its contract error and has changed nothing anywhere. */
+export async function reserveAdmission(deps: AdmissionDeps, v: Validated, input: ChatInput): Promise<Reserved> {
   const startedAt = new Date();
-  const month = monthOf(startedAt);
   const n = input.messages.length;
   const promptEstimate = promptTokensEstimate(v.messageBytes, n);
-  const tokensEstimate = promptEstimate + v.maxTokens;
-  const holdMicros: Micros = worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens);
   const gate: AdmitInput = {
     tenantId: v.tenant.id,
-    requestId,
-    month,
+    requestId: randomUUID(),
+    month: monthOf(startedAt),
     requestsPerMinute: v.tenant.requestsPerMinute,
     tokensPerMinute: v.tenant.tokensPerMinute,
-    tokensEstimate,
+    tokensEstimate: promptEstimate + v.maxTokens,
     budgetMicros: v.tenant.monthlyBudgetMicros,
-    holdMicros,
+    holdMicros: worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens),
     holdTtlMs: deps.holdTtlMs,
     maxConcurrentRequests: v.tenant.maxConcurrentRequests,
   };
-
   const { generation } = await reserve(deps, v.tenant, gate);
+  return { v, input, startedAt, promptEstimate, gate, generation, reservedAtMs: Date.now() };
+}
+
+/** The Postgres half: the HELD row, then the reseed-generation check. After it the upstream may be called. */
+export async function writeAhead(deps: AdmissionDeps, r: Reserved): Promise<Admitted> {
+  const { v, input, gate, startedAt, promptEstimate } = r;
+  let generation = r.generation;
+  // A reservation kept waiting (an idempotent retry behind its first request) may be near its hold's expiry.
+  if (Date.now() - r.reservedAtMs > deps.holdTtlMs / 2) generation = (await reserve(deps, v.tenant, gate).catch(giveBack(deps, gate))).generation;
   await deps.ledger
     .hold({
-      requestId,
+      requestId: gate.requestId,
       tenantId: v.tenant.id,
       apiKeyId: v.keyId,
       profile: v.plan.profile.name,
@@ -110,27 +130,48 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
       maxTokens: v.maxTokens,
       promptTokensEstimate: promptEstimate,
       prices: v.prices,
-      holdMicros,
+      holdMicros: gate.holdMicros,
       startedAt,
       leaseMs: deps.leaseMs,
       idempotencyKey: input.idempotencyKey ?? null,
     })
-    .catch(async (e) => {
-      await release(deps, gate);
-      rethrowUnavailable('Postgres')(e);
-    });
+    .catch(giveBack(deps, gate, 'Postgres'));
 
   // A reseed between the reservation and the INSERT read Postgres without this row and rebuilt the month without
   // its hold. The row is durable now, so any later reseed sees it: one re-admission restores the hold before the
   // upstream is called (it may count this request in the windows twice, never zero times).
   try {
-    if ((await deps.limiter.generation(v.tenant.id, month)) !== generation) await reserve(deps, v.tenant, gate);
+    if ((await deps.limiter.generation(v.tenant.id, gate.month)) !== generation) await reserve(deps, v.tenant, gate);
   } catch (e) {
-    await Promise.all([discard(deps, requestId), release(deps, gate)]);
+    await Promise.all([discard(deps, gate.requestId), release(deps, gate)]);
     throw isAppError(e) ? e : serviceUnavailable('Redis', e);
   }
-  return { requestId, tenant: v.tenant, keyId: v.keyId, plan: v.plan, maxTokens: v.maxTokens, month, startedAt, prices: v.prices, tokensEstimate, promptEstimate };
+  return {
+    requestId: gate.requestId,
+    tenant: v.tenant,
+    keyId: v.keyId,
+    plan: v.plan,
+    maxTokens: v.maxTokens,
+    month: gate.month,
+    startedAt,
+    prices: v.prices,
+    tokensEstimate: gate.tokensEstimate,
+    promptEstimate,
+  };
 }
+
+/** Gives back a reservation whose request will not reach the upstream (an idempotent retry that replays instead). */
+export async function withdraw(deps: AdmissionDeps, r: Reserved): Promise<void> {
+  await release(deps, r.gate);
+}
+
+/** A catch handler: releases the reservation, then rethrows (an unknown error as SERVICE_UNAVAILABLE of `what`). */
+const giveBack =
+  (deps: AdmissionDeps, gate: AdmitInput, what = 'Redis') =>
+  async (e: unknown): Promise<never> => {
+    await release(deps, gate);
+    throw isAppError(e) ? e : serviceUnavailable(what, e);
+  };
 
 /** One admission (reseeding a missing month first); a refusal becomes its contract error. */
 async function reserve(deps: AdmissionDeps, tenant: TenantSettings, gate: AdmitInput): Promise<{ generation: string }> {

@@ -179,6 +179,23 @@ test('over_usage: usage above the reservation is charged and counts against late
   expect(await gateState(t.id)).toEqual({ spentMicros: row!.costMicros, heldMicros: 0n });
 });
 
+test('idempotency keys: a replay is served without admission and counts nothing; a keyed refusal leaves no key and no row', async () => {
+  const t = await createTenant(a.url, { requestsPerMinute: 2 });
+  const keyed = (k: string) => hello('chat_default', { maxTokens: 20, idempotencyKey: k });
+  const first = await gql(a.url, t.key, CHAT, keyed('k1'));
+  expect(first.errors).toBeUndefined();
+  for (const app of [a, b, a]) {
+    const replay = await gql(app.url, t.key, CHAT, keyed('k1'));
+    expect((replay.data as any)?.chat?.requestId).toBe((first.data as any).chat.requestId);
+  }
+  expect((await gql(b.url, t.key, CHAT, keyed('k2'))).errors).toBeUndefined(); // the replays took nothing of the 2
+  const refused = await gql(a.url, t.key, CHAT, keyed('k3'));
+  expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED', limit: 'REQUESTS_PER_MINUTE' });
+  expect((await gql(b.url, t.key, CHAT, keyed('k1'))).errors).toBeUndefined(); // still replayed at the limit
+  expect(await rows(t.id)).toHaveLength(2);
+  expect((await db.idempotencyKey.findMany({ where: { tenantId: t.id }, select: { key: true } })).map((k) => k.key).sort()).toEqual(['k1', 'k2']);
+});
+
 /** A TCP proxy in front of Postgres for one app instance; cut() drops every connection and refuses new ones. */
 async function tcpProxy(target: URL): Promise<{ port: number; cut(): void; attempts(): number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();

@@ -126,7 +126,7 @@ describe('requests in flight', () => {
     for (const r of results.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'CONCURRENT_REQUESTS', retryAfterMs: 1000 });
     const admitted = inputs.filter((_, n) => results[n]!.allowed);
     expect(await inspect.zcard(`lg:{${t}}:v2:inflight`)).toBe(3);
-    const state = async () => [await inspect.hgetall(`lg:{${t}}:v2:budget:${month}`), await inspect.zrange(`lg:{${t}}:v2:inflight`, 0, -1, 'WITHSCORES')];
+    const state = async () => [await inspect.hgetall(`lg:{${t}}:v2:budget:${month}`), await inspect.zrange(`lg:{${t}}:v2:inflight`, '0', '-1', 'WITHSCORES')];
     const before = await state();
     expect((await b.admit(input(t, { ...cap, holdMicros: 5n }))).allowed).toBe(false);
     expect(await state()).toEqual(before);
