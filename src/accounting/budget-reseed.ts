@@ -1,5 +1,5 @@
 import { rethrowUnavailable } from '../errors';
-import type { Limiter } from '../limits';
+import { SETTLED_MARKER_MIN_MS, type Limiter } from '../limits';
 import type { Ledger } from './ledger';
 import { monthRange } from './period';
 
@@ -11,16 +11,17 @@ export interface ReseedDeps {
 }
 
 /**
- * Rebuilds a tenant-month's budget state in Redis from the ledger (cold start, Redis flushed). SET, never
- * additive: the limiter writes only when the month's key is missing, and settled markers resolve a settlement that
- * raced the read. Postgres or Redis down: SERVICE_UNAVAILABLE.
+ * Rebuilds a tenant-month's budget state in Redis from the ledger (cold start, Redis flushed, upgrade from an
+ * older key format). SET, never additive: the limiter writes only when the month's key is missing, and settled
+ * markers resolve a settlement that raced the read. Every reseed starts a new generation, which admission checks
+ * after its write-ahead INSERT. Postgres or Redis down: SERVICE_UNAVAILABLE.
  */
 export async function reseedBudget(
   deps: ReseedDeps,
   t: { readonly tenantId: string; readonly month: string; readonly requestsPerMinute: number | null; readonly tokensPerMinute: number | null },
 ): Promise<void> {
   const { start, end } = monthRange(t.month);
-  const [state, recent] = await Promise.all([deps.ledger.monthState(t.tenantId, start, end), deps.ledger.lastMinute(t.tenantId)]).catch(
+  const [state, recent] = await Promise.all([deps.ledger.monthState(t.tenantId, start, end, SETTLED_MARKER_MIN_MS), deps.ledger.lastMinute(t.tenantId)]).catch(
     rethrowUnavailable('Postgres'),
   );
   await deps.limiter
@@ -28,7 +29,9 @@ export async function reseedBudget(
       tenantId: t.tenantId,
       month: t.month,
       spentMicros: state.spentMicros,
-      holds: state.holds.map((h) => ({ requestId: h.requestId, holdMicros: h.holdMicros, expiresAtMs: h.startedAtMs + deps.holdTtlMs })),
+      holds: state.holds.map((h) => ({ requestId: h.requestId, holdMicros: h.holdMicros, expiresAtMs: h.startedAtMs + deps.holdTtlMs, admittedAtMs: h.startedAtMs })),
+      // Already in spentMicros: their markers stop a late or retried settlement from adding them again.
+      recentlySettled: state.recentlySettled,
       // A flushed Redis must not hand out a fresh burst: the last minute's requests count against the limits.
       requestsLastMinute: recent.requests,
       tokensLastMinute: recent.tokens,

@@ -61,6 +61,12 @@ export function snapshotFromJson(j: unknown): PriceSnapshot {
   return out;
 }
 
+export interface MonthState {
+  readonly spentMicros: Micros;
+  readonly holds: { requestId: string; holdMicros: Micros; startedAtMs: number }[];
+  readonly recentlySettled: { requestId: string; costMicros: Micros }[];
+}
+
 export interface Ledger {
   /** The write-ahead row, state HELD, before the upstream is called. */
   hold(e: HeldEntry): Promise<void>;
@@ -70,8 +76,12 @@ export interface Ledger {
   discard(requestId: string): Promise<void>;
   /** Settles a HELD row; true exactly once per request id (false when the reaper or another path settled it first). */
   settle(requestId: string, s: Settlement): Promise<boolean>;
-  /** This month's settled sum and open holds, for reseeding the budget gate. */
-  monthState(tenantId: string, start: Date, end: Date): Promise<{ spentMicros: Micros; holds: { requestId: string; holdMicros: Micros; startedAtMs: number }[] }>;
+  /**
+   * This month's settled sum, open holds, and the rows settled within the last `recentMs` (already in the sum), for
+   * reseeding the budget gate. One statement, so one snapshot: a row settling meanwhile is in the sum or a hold,
+   * never neither nor both.
+   */
+  monthState(tenantId: string, start: Date, end: Date, recentMs: number): Promise<MonthState>;
   /** Requests admitted in the last minute and their admission token estimates, to reseed the rate limits. */
   lastMinute(tenantId: string): Promise<{ requests: number; tokens: number }>;
 }
@@ -145,21 +155,26 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
       return { requests: Number(rows[0]?.n ?? 0), tokens: Number(rows[0]?.tokens ?? 0) };
     },
 
-    async monthState(tenantId, start, end) {
-      const [sum, held] = await Promise.all([
-        db.ledgerEntry.aggregate({
-          where: { tenantId, state: 'SETTLED', startedAt: { gte: start, lt: end } },
-          _sum: { costMicros: true },
-        }),
-        db.ledgerEntry.findMany({
-          where: { tenantId, state: 'HELD', startedAt: { gte: start, lt: end } },
-          select: { requestId: true, holdMicros: true, startedAt: true },
-        }),
-      ]);
-      return {
-        spentMicros: sum._sum.costMicros ?? 0n,
-        holds: held.map((h) => ({ requestId: h.requestId, holdMicros: h.holdMicros, startedAtMs: h.startedAt.getTime() })),
-      };
+    async monthState(tenantId, start, end, recentMs) {
+      const rows = await db.$queryRaw<{ id: string | null; held: boolean; micros: bigint | null; started_at: Date | null }[]>`
+        SELECT request_id::text AS id, state = 'HELD' AS held,
+               CASE WHEN state = 'HELD' THEN hold_micros ELSE cost_micros END AS micros, started_at
+          FROM usage_ledger
+         WHERE tenant_id = ${tenantId}::uuid AND started_at >= ${start} AND started_at < ${end}
+           AND (state = 'HELD' OR ended_at > now() - make_interval(secs => ${recentMs / 1000}))
+        UNION ALL
+        SELECT NULL, false, coalesce(sum(cost_micros), 0)::bigint, NULL
+          FROM usage_ledger
+         WHERE tenant_id = ${tenantId}::uuid AND state = 'SETTLED' AND started_at >= ${start} AND started_at < ${end}`;
+      let spentMicros = 0n;
+      const holds: MonthState['holds'] = [];
+      const recentlySettled: MonthState['recentlySettled'] = [];
+      for (const r of rows) {
+        if (r.id === null) spentMicros = r.micros ?? 0n;
+        else if (r.held) holds.push({ requestId: r.id, holdMicros: r.micros ?? 0n, startedAtMs: r.started_at!.getTime() });
+        else recentlySettled.push({ requestId: r.id, costMicros: r.micros ?? 0n });
+      }
+      return { spentMicros, holds, recentlySettled };
     },
   };
 }

@@ -7,10 +7,10 @@ import type { TenantStore, TenantSettings } from '../tenants/tenant-store';
 import type { Principal } from '../tenants/principal';
 import { requireTenant } from '../tenants/principal';
 import { buildPlan, type Plan, type RoutingOptions } from '../routing';
-import type { AdmitResult, Limiter } from '../limits';
+import type { AdmitInput, AdmitResult, Limiter, RateLimitName } from '../limits';
 import type { Ledger, PriceSnapshot } from '../accounting/ledger';
 import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
-import { formatUsd, type Micros } from '../accounting/money';
+import { formatUsd } from '../accounting/money';
 import { monthOf } from '../accounting/period';
 import { checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
 
@@ -72,36 +72,56 @@ export async function validate(deps: AdmissionDeps, principal: Principal, input:
 }
 
 /**
- * Reserve, then write ahead: one atomic Redis admission (rate, tokens, budget hold), then the HELD ledger row.
- * A denial writes nothing. The hold is the worst case of one attempt at the dearest model of the chain; a mutation
- * that must fall back after an attempt that consumed tokens extends it first (see run-chat.ts).
+ * Reserve, then write ahead: one atomic Redis admission (budget hold, in-flight slot, rolling windows), then the
+ * HELD ledger row, then a check that no reseed ran in between. A refusal costs Redis only: no row, no counter.
+ * The hold is the worst case of one attempt at the dearest model of the chain; a mutation that must fall back
+ * after an attempt that consumed tokens extends it first (see run-chat.ts).
  */
 export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput): Promise<Admitted> {
-  const requestId = randomUUID();
+  return writeAhead(deps, await reserveAdmission(deps, v, input));
+}
+
+/** A request reserved in Redis and not yet written ahead: writeAhead() runs it, withdraw() gives it back. */
+export interface Reserved {
+  readonly v: Validated;
+  readonly input: ChatInput;
+  readonly startedAt: Date;
+  readonly promptEstimate: number;
+  readonly gate: AdmitInput;
+  readonly generation: string;
+  readonly reservedAtMs: number;
+}
+
+/** The Redis half of admission. A refusal throws its contract error and has changed nothing anywhere. */
+export async function reserveAdmission(deps: AdmissionDeps, v: Validated, input: ChatInput): Promise<Reserved> {
   const startedAt = new Date();
-  const month = monthOf(startedAt);
   const n = input.messages.length;
   const promptEstimate = promptTokensEstimate(v.messageBytes, n);
-  const tokensEstimate = promptEstimate + v.maxTokens;
-  const holdMicros: Micros = worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens);
-  const gate = {
+  const gate: AdmitInput = {
     tenantId: v.tenant.id,
-    requestId,
-    month,
+    requestId: randomUUID(),
+    month: monthOf(startedAt),
     requestsPerMinute: v.tenant.requestsPerMinute,
     tokensPerMinute: v.tenant.tokensPerMinute,
-    tokensEstimate,
+    tokensEstimate: promptEstimate + v.maxTokens,
     budgetMicros: v.tenant.monthlyBudgetMicros,
-    holdMicros,
+    holdMicros: worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens),
     holdTtlMs: deps.holdTtlMs,
+    maxConcurrentRequests: v.tenant.maxConcurrentRequests,
   };
+  const { generation } = await reserve(deps, v.tenant, gate);
+  return { v, input, startedAt, promptEstimate, gate, generation, reservedAtMs: Date.now() };
+}
 
-  // Write ahead first, then reserve: a reseed (Redis flushed, cold start) that runs between the two reads this row
-  // and restores its hold, which the admission below then replaces; reserving first would leave a window in which
-  // a reseed misses the request and its settlement is never counted.
+/** The Postgres half: the HELD row, then the reseed-generation check. After it the upstream may be called. */
+export async function writeAhead(deps: AdmissionDeps, r: Reserved): Promise<Admitted> {
+  const { v, input, gate, startedAt, promptEstimate } = r;
+  let generation = r.generation;
+  // A reservation kept waiting (an idempotent retry behind its first request) may be near its hold's expiry.
+  if (Date.now() - r.reservedAtMs > deps.holdTtlMs / 2) generation = (await reserve(deps, v.tenant, gate).catch(giveBack(deps, gate))).generation;
   await deps.ledger
     .hold({
-      requestId,
+      requestId: gate.requestId,
       tenantId: v.tenant.id,
       apiKeyId: v.keyId,
       profile: v.plan.profile.name,
@@ -110,58 +130,96 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
       maxTokens: v.maxTokens,
       promptTokensEstimate: promptEstimate,
       prices: v.prices,
-      holdMicros,
+      holdMicros: gate.holdMicros,
       startedAt,
       leaseMs: deps.leaseMs,
       idempotencyKey: input.idempotencyKey ?? null,
     })
-    .catch(rethrowUnavailable('Postgres'));
+    .catch(giveBack(deps, gate, 'Postgres'));
 
+  // A reseed between the reservation and the INSERT read Postgres without this row and rebuilt the month without
+  // its hold. The row is durable now, so any later reseed sees it: one re-admission restores the hold before the
+  // upstream is called (it may count this request in the windows twice, never zero times).
+  try {
+    if ((await deps.limiter.generation(v.tenant.id, gate.month)) !== generation) await reserve(deps, v.tenant, gate);
+  } catch (e) {
+    await Promise.all([discard(deps, gate.requestId), release(deps, gate)]);
+    throw isAppError(e) ? e : serviceUnavailable('Redis', e);
+  }
+  return {
+    requestId: gate.requestId,
+    tenant: v.tenant,
+    keyId: v.keyId,
+    plan: v.plan,
+    maxTokens: v.maxTokens,
+    month: gate.month,
+    startedAt,
+    prices: v.prices,
+    tokensEstimate: gate.tokensEstimate,
+    promptEstimate,
+  };
+}
+
+/** Gives back a reservation whose request will not reach the upstream (an idempotent retry that replays instead). */
+export async function withdraw(deps: AdmissionDeps, r: Reserved): Promise<void> {
+  await release(deps, r.gate);
+}
+
+/** A catch handler: releases the reservation, then rethrows (an unknown error as SERVICE_UNAVAILABLE of `what`). */
+const giveBack =
+  (deps: AdmissionDeps, gate: AdmitInput, what = 'Redis') =>
+  async (e: unknown): Promise<never> => {
+    await release(deps, gate);
+    throw isAppError(e) ? e : serviceUnavailable(what, e);
+  };
+
+/** One admission (reseeding a missing month first); a refusal becomes its contract error. */
+async function reserve(deps: AdmissionDeps, tenant: TenantSettings, gate: AdmitInput): Promise<{ generation: string }> {
   let verdict: AdmitResult;
   try {
     verdict = await deps.limiter.admit(gate);
     for (let i = 0; !verdict.allowed && verdict.reason === 'NEEDS_RESEED'; i++) {
       if (i === 3) throw serviceUnavailable('a consistent budget state', new Error('reseed did not take'));
-      await reseedBudget(deps, { tenantId: v.tenant.id, month, requestsPerMinute: v.tenant.requestsPerMinute, tokensPerMinute: v.tenant.tokensPerMinute });
+      await reseedBudget(deps, { tenantId: tenant.id, month: gate.month, requestsPerMinute: tenant.requestsPerMinute, tokensPerMinute: tenant.tokensPerMinute });
       verdict = await deps.limiter.admit(gate);
     }
   } catch (e) {
-    await withdraw(deps, gate);
     throw isAppError(e) ? e : serviceUnavailable('Redis', e);
   }
-  if (!verdict.allowed) {
-    await withdraw(deps, gate);
-    switch (verdict.reason) {
-      case 'RATE_LIMITED':
-        deps.onDenied?.('RATE_LIMITED');
-        throw new AppError(
-          'RATE_LIMITED',
-          `${verdict.limit === 'REQUESTS_PER_MINUTE' ? 'requests' : 'tokens'} per minute limit reached; retry in ${verdict.retryAfterMs} ms`,
-          { retryAfterMs: verdict.retryAfterMs, limit: verdict.limit },
-        );
-      case 'BUDGET_EXCEEDED':
-        deps.onDenied?.('BUDGET_EXCEEDED');
-        throw new AppError(
-          'BUDGET_EXCEEDED',
-          `this request could cost up to $${formatUsd(holdMicros)}, more than the $${formatUsd(verdict.remainingMicros)} left of this month's budget`,
-          { remainingUsd: formatUsd(verdict.remainingMicros), requestMaxUsd: formatUsd(holdMicros) },
-        );
-      default:
-        throw serviceUnavailable('a consistent budget state', new Error(String((verdict as { reason: string }).reason)));
-    }
+  if (verdict.allowed) return { generation: verdict.generation };
+  switch (verdict.reason) {
+    case 'RATE_LIMITED':
+      deps.onDenied?.('RATE_LIMITED');
+      throw new AppError('RATE_LIMITED', rateLimitMessage(verdict.limit, verdict.retryAfterMs), { retryAfterMs: verdict.retryAfterMs, limit: verdict.limit });
+    case 'BUDGET_EXCEEDED':
+      deps.onDenied?.('BUDGET_EXCEEDED');
+      throw new AppError(
+        'BUDGET_EXCEEDED',
+        `this request could cost up to $${formatUsd(gate.holdMicros)}, more than the $${formatUsd(verdict.remainingMicros)} left of this month's budget`,
+        { remainingUsd: formatUsd(verdict.remainingMicros), requestMaxUsd: formatUsd(gate.holdMicros) },
+      );
+    default:
+      throw serviceUnavailable('a consistent budget state', new Error(String((verdict as { reason: string }).reason)));
   }
-  return { requestId, tenant: v.tenant, keyId: v.keyId, plan: v.plan, maxTokens: v.maxTokens, month, startedAt, prices: v.prices, tokensEstimate, promptEstimate };
 }
 
-/**
- * A refused request leaves nothing behind: its write-ahead row is deleted (it never reached the upstream), and a
- * hold a concurrent reseed may have restored for it is released by a zero settlement.
- */
-async function withdraw(deps: AdmissionDeps, gate: { tenantId: string; requestId: string; month: string; tokensEstimate: number }): Promise<void> {
-  await Promise.all([
-    deps.ledger.discard(gate.requestId).catch((err) => deps.logger.error({ err, requestId: gate.requestId }, 'could not delete a refused request\'s row; the reaper settles it at zero')),
-    deps.limiter
-      .settle({ tenantId: gate.tenantId, requestId: gate.requestId, month: gate.month, actualMicros: 0n, actualTokens: 0, tokensEstimate: gate.tokensEstimate })
-      .catch(() => undefined), // Redis is down or the month is unseeded: there is no hold to give back
-  ]);
+function rateLimitMessage(limit: RateLimitName, retryAfterMs: number): string {
+  switch (limit) {
+    case 'REQUESTS_PER_MINUTE':
+      return `requests per minute limit reached; retry in ${retryAfterMs} ms`;
+    case 'TOKENS_PER_MINUTE':
+      return `tokens per minute limit reached; retry in ${retryAfterMs} ms`;
+    case 'CONCURRENT_REQUESTS':
+      return `this tenant's limit of requests in flight at once is reached; retry in ${retryAfterMs} ms`;
+  }
+}
+
+/** Gives back an admission whose request will not reach the upstream. Redis down: the hold and slot expire. */
+async function release(deps: AdmissionDeps, gate: AdmitInput): Promise<void> {
+  await deps.limiter.release(gate).catch((err) => deps.logger.warn({ err, requestId: gate.requestId }, 'could not release an admission; its hold expires by itself'));
+}
+
+/** Deletes the HELD row of a request that will not reach the upstream. */
+async function discard(deps: AdmissionDeps, requestId: string): Promise<void> {
+  await deps.ledger.discard(requestId).catch((err) => deps.logger.error({ err, requestId }, "could not delete an unsent request's row; the reaper settles it at zero"));
 }

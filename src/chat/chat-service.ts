@@ -1,6 +1,6 @@
-import { AppError } from '../errors';
+import { AppError, rethrowUnavailable } from '../errors';
 import type { Principal } from '../tenants/principal';
-import { admit, validate, type AdmissionDeps, type Validated } from './admission';
+import { admit, reserveAdmission, validate, withdraw, writeAhead, type Admitted, type AdmissionDeps } from './admission';
 import { runChat, type Final, type RunDeps } from './run-chat';
 import { hashInput, type Idempotency, type StoredOutcome } from './idempotency';
 import type { ChatInput } from './chat-input';
@@ -30,8 +30,7 @@ function fromStored(o: StoredOutcome): ChatResult {
 }
 
 export function makeChatService(deps: ChatServiceDeps): ChatService {
-  async function collect(input: ChatInput, signal: AbortSignal, v: Validated) {
-    const a = await admit(deps, v, input);
+  async function collect(input: ChatInput, signal: AbortSignal, a: Admitted) {
     let content = '';
     let final: Final | null = null;
     for await (const ev of runChat(deps, a, input, 'collect', signal)) {
@@ -48,16 +47,28 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       const v = await validate(deps, principal, input, 'collect');
       const key = input.idempotencyKey ?? null;
       if (key === null) {
-        const { a, final, content } = await collect(input, signal, v);
+        const { a, final, content } = await collect(input, signal, await admit(deps, v, input));
         if (final.error) throw final.error;
         return toResult(a.requestId, final, content);
       }
       const { idempotencyKey: _omit, ...rest } = input;
-      const claim = await deps.idempotency.claim(v.tenant.id, key, hashInput(rest), signal);
-      if (claim.kind === 'replay') return fromStored(claim.outcome);
+      const inputHash = hashInput(rest);
+      // A finished first request is replayed without admission; otherwise reserve before claiming the key, so a
+      // refused retry costs this one read and Redis, nothing more (the row is written once the key is ours).
+      const done = await deps.idempotency.peek(v.tenant.id, key, inputHash).catch(rethrowUnavailable('Postgres'));
+      if (done) return fromStored(done);
+      const reserved = await reserveAdmission(deps, v, input);
+      const claim = await deps.idempotency.claim(v.tenant.id, key, inputHash, signal).catch(async (e) => {
+        await withdraw(deps, reserved);
+        throw e;
+      });
+      if (claim.kind === 'replay') {
+        await withdraw(deps, reserved);
+        return fromStored(claim.outcome);
+      }
       let outcome: StoredOutcome | null = null;
       try {
-        const { a, final, content } = await collect(input, signal, v);
+        const { a, final, content } = await collect(input, signal, await writeAhead(deps, reserved));
         if (final.error) {
           if (final.usage.costUsd > 0n) {
             outcome = { kind: 'error', code: final.error.code, message: final.error.message, extensions: { ...final.error.extensions } };

@@ -12,6 +12,11 @@ export type Claim = { readonly kind: 'owner' } | { readonly kind: 'replay'; read
 export interface Idempotency {
   /** Owner: run the request, then `finish` or `release`. Replay: the first request's outcome. Waits while another runs. */
   claim(tenantId: string, key: string, inputHash: string, signal?: AbortSignal): Promise<Claim>;
+  /**
+   * One indexed read, before admission: the outcome of a finished first request with this key and input (replayed
+   * without admission, counting nothing), else null. Another input under the key: IDEMPOTENCY_MISMATCH.
+   */
+  peek(tenantId: string, key: string, inputHash: string): Promise<StoredOutcome | null>;
   finish(tenantId: string, key: string, outcome: StoredOutcome): Promise<void>;
   /** The first request failed with nothing charged: a retry runs afresh. */
   release(tenantId: string, key: string): Promise<void>;
@@ -29,6 +34,11 @@ export function hashInput(value: unknown): string {
         : v;
   return createHash('sha256').update(JSON.stringify(canon(value))).digest('hex');
 }
+
+const mismatch = () =>
+  new AppError('IDEMPOTENCY_MISMATCH', 'idempotencyKey: this key was used with a different input; use a new key for a new request', {
+    field: 'idempotencyKey',
+  });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -60,14 +70,16 @@ export function makeIdempotency(deps: { db: Db; ttlMs: number; ownerLeaseMs: num
         if (await tryInsert(tenantId, key, inputHash)) return { kind: 'owner' };
         const row = await db.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId, key } } });
         if (!row) continue; // released meanwhile: try to take it
-        if (row.inputHash !== inputHash) {
-          throw new AppError('IDEMPOTENCY_MISMATCH', 'idempotencyKey: this key was used with a different input; use a new key for a new request', {
-            field: 'idempotencyKey',
-          });
-        }
+        if (row.inputHash !== inputHash) throw mismatch();
         if (row.state === 'DONE') return { kind: 'replay', outcome: row.result as unknown as StoredOutcome };
         await sleep(pollMs); // the first request is still running: wait for it
       }
+    },
+    async peek(tenantId, key, inputHash) {
+      const row = await db.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId, key } } });
+      if (!row || row.expiresAt < new Date()) return null;
+      if (row.inputHash !== inputHash) throw mismatch();
+      return row.state === 'DONE' ? (row.result as unknown as StoredOutcome) : null;
     },
     async finish(tenantId, key, outcome) {
       await db.idempotencyKey.update({

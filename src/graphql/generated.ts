@@ -226,6 +226,8 @@ export type Mutation = {
   readonly setProfileOverride: ProfileOverride;
   /** An explicit null removes the budget; leaving the argument out is BAD_USER_INPUT. */
   readonly setTenantBudget: Tenant;
+  /** Admin only: caps the tenant's requests in flight at once (a whole number of at least 1), or removes the cap with null. */
+  readonly setTenantConcurrency: Tenant;
   /** An argument left out keeps its value; an explicit null removes that limit. */
   readonly setTenantLimits: Tenant;
 };
@@ -276,6 +278,12 @@ export type MutationSetProfileOverrideArgs = {
 
 export type MutationSetTenantBudgetArgs = {
   monthlyBudgetUsd?: InputMaybe<Scalars['Usd']['input']>;
+  tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationSetTenantConcurrencyArgs = {
+  maxConcurrentRequests?: InputMaybe<Scalars['Int']['input']>;
   tenantId: Scalars['ID']['input'];
 };
 
@@ -450,6 +458,8 @@ export type Tenant = {
   /** Reserved by requests still running. */
   readonly heldUsd: Scalars['Usd']['output'];
   readonly id: Scalars['ID']['output'];
+  /** Requests of this tenant in flight at once, across instances; null means no cap. Excess is RATE_LIMITED with limit CONCURRENT_REQUESTS. */
+  readonly maxConcurrentRequests: Maybe<Scalars['Int']['output']>;
   /** Null means no budget limit. */
   readonly monthlyBudgetUsd: Maybe<Scalars['Usd']['output']>;
   readonly name: Scalars['String']['output'];
@@ -739,6 +749,7 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   setModelPrice?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelPriceArgs, 'model' | 'outputUsdPerMillion'>>;
   setProfileOverride?: Resolver<ResolversTypes['ProfileOverride'], ParentType, ContextType, RequireFields<MutationSetProfileOverrideArgs, 'model' | 'profile' | 'tenantId'>>;
   setTenantBudget?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantBudgetArgs, 'tenantId'>>;
+  setTenantConcurrency?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantConcurrencyArgs, 'tenantId'>>;
   setTenantLimits?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantLimitsArgs, 'tenantId'>>;
 };
 
@@ -793,6 +804,7 @@ export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType exten
 export type TenantResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Tenant'] = ResolversParentTypes['Tenant']> = {
   heldUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  maxConcurrentRequests?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   monthlyBudgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   remainingThisMonthUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;

@@ -99,6 +99,11 @@ export const resolvers: Resolvers = {
       );
       return services.tenantReader.view(args.tenantId);
     },
+    setTenantConcurrency: async (_p, args, { principal, services }) => {
+      requireAdmin(principal, 'setTenantConcurrency');
+      await services.admin.setTenantConcurrency(args.tenantId, args.maxConcurrentRequests ?? null);
+      return services.tenantReader.view(args.tenantId);
+    },
     setProfileOverride: async (_p, args, { principal, services }) => {
       requireAdmin(principal, 'setProfileOverride');
       const o = await services.admin.setProfileOverride(args);

@@ -6,8 +6,8 @@
 const MAX_MICROS = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
- * Largest token count or per-minute limit. Buckets count in tokens x 60 000 (the window in ms) so refill per
- * millisecond is an integer; this bound keeps that product below 2^53.
+ * Largest token count or per-minute limit. A window sums at most 61 one-second buckets, each at most a limit's worth
+ * plus corrections: this bound keeps every sum far below 2^53, where Lua's doubles stop being exact integers.
  */
 export const MAX_TOKENS = 100_000_000_000;
 

@@ -1,5 +1,6 @@
 /** The Redis fast gate: see limiter.ts for the contract and keys.ts for the key layout. */
-export { makeLimiter, MONTH_STATE_TTL_MS, SETTLED_MARKER_TTL_MS } from './limiter';
+export { makeLimiter, MONTH_STATE_TTL_MS, SETTLED_MARKER_MIN_MS, type LimiterOptions } from './limiter';
+export { FORMAT_VERSION } from './keys';
 export type { LimitsRedis } from './run-script';
 export type {
   AdmitInput,
@@ -11,5 +12,6 @@ export type {
   RateLimitName,
   ReseedHold,
   ReseedInput,
+  ReseedSettled,
   SettleInput,
 } from './types';

@@ -1,17 +1,21 @@
 /**
- * Key layout of the fast gate. Every key of a tenant carries the hash tag `{tenantId}`, so all keys one script
- * touches hash to one Redis Cluster slot. Per tenant-month (prefix `lg`):
+ * Key layout of the fast gate, format version 2 (the `v2` segment; see README "Upgrading the gate's Redis
+ * state"). Every key of a tenant carries the hash tag `{tenantId}`, so all keys one script touches hash to one
+ * Redis Cluster slot. Per tenant-month (prefix `lg`):
  *
- * - `lg:{t}:budget:YYYY-MM`        hash `spent`, `held` (micro-USD). Its existence means "seeded": admit answers
- *                                  NEEDS_RESEED without it.
- * - `lg:{t}:holds:YYYY-MM`         sorted set requestId -> hold expiry (ms, Redis TIME). Redis 7.0 has no
- *                                  per-field TTL, so expiry lives in the score and scripts sweep it.
- * - `lg:{t}:hold-amounts:YYYY-MM`  hash requestId -> hold (micro-USD).
- * - `lg:{t}:swept:YYYY-MM`         sorted set requestId -> swept-at (ms): holds that expired unsettled, so a late
- *                                  settlement knows its cost is not yet in `spent`.
+ * - `lg:{t}:v2:budget:YYYY-MM`        hash `spent`, `held` (micro-USD), `gen` (the reseed that wrote it). Its
+ *                                     existence means "seeded": admit answers NEEDS_RESEED without it.
+ * - `lg:{t}:v2:holds:YYYY-MM`         sorted set requestId -> hold expiry (ms, Redis TIME). Redis 7.0 has no
+ *                                     per-field TTL, so expiry lives in the score and scripts sweep it.
+ * - `lg:{t}:v2:hold-amounts:YYYY-MM`  hash requestId -> 'micro-USD:admission bucket'.
+ * - `lg:{t}:v2:swept:YYYY-MM`         sorted set requestId -> swept-at (ms): holds that expired unsettled.
  *
- * Per tenant: `lg:{t}:rate:rpm`, `lg:{t}:rate:tpm` (token buckets) and `lg:{t}:settled:<requestId>` (the
- * once-only settlement marker, value = actual micro-USD).
+ * Per tenant: `lg:{t}:v2:win:rpm`, `lg:{t}:v2:win:tpm` (rolling windows: hash second -> count, at most 61 fields),
+ * `lg:{t}:v2:inflight` (sorted set requestId -> slot expiry) and `lg:{t}:v2:settled:0|1` (the once-only settlement
+ * markers, two hourly slots: requestId -> actual micro-USD).
+ *
+ * Version 1 (the previous release) used `lg:{t}:budget:YYYY-MM`, ..., `lg:{t}:rate:rpm|tpm` (token buckets) and
+ * one `lg:{t}:settled:<requestId>` key per request; v2 code never reads them (they expire by their own TTLs).
  */
 export interface MonthKeys {
   readonly budget: string;
@@ -20,16 +24,20 @@ export interface MonthKeys {
   readonly swept: string;
 }
 
-export interface RateKeys {
+export interface TenantKeys {
   readonly rpm: string;
   readonly tpm: string;
+  readonly inflight: string;
+  readonly settled: readonly [string, string];
 }
 
 export interface LimitKeys {
   month(tenantId: string, month: string): MonthKeys;
-  rate(tenantId: string): RateKeys;
-  settled(tenantId: string, requestId: string): string;
+  tenant(tenantId: string): TenantKeys;
 }
+
+/** The gate's Redis format version, part of every key name. */
+export const FORMAT_VERSION = 'v2';
 
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 
@@ -42,7 +50,7 @@ export function limitKeys(prefix = 'lg'): LimitKeys {
     if (tenantId.length === 0 || /[{}]/.test(tenantId)) {
       throw new RangeError(`limits: tenant id must be non-empty and contain no braces, got ${JSON.stringify(tenantId)}`);
     }
-    return `${prefix}:{${tenantId}}`;
+    return `${prefix}:{${tenantId}}:${FORMAT_VERSION}`;
   };
   return {
     month(tenantId, month) {
@@ -55,13 +63,9 @@ export function limitKeys(prefix = 'lg'): LimitKeys {
         swept: `${t}:swept:${month}`,
       };
     },
-    rate(tenantId) {
+    tenant(tenantId) {
       const t = tag(tenantId);
-      return { rpm: `${t}:rate:rpm`, tpm: `${t}:rate:tpm` };
-    },
-    settled(tenantId, requestId) {
-      if (requestId.length === 0) throw new RangeError('limits: request id must be non-empty');
-      return `${tag(tenantId)}:settled:${requestId}`;
+      return { rpm: `${t}:win:rpm`, tpm: `${t}:win:tpm`, inflight: `${t}:inflight`, settled: [`${t}:settled:0`, `${t}:settled:1`] };
     },
   };
 }

@@ -1,64 +1,98 @@
 import { countArg, limitArg, microsArg, msArg, optionalMicrosArg, signedCountArg } from './args';
-import { limitKeys, type MonthKeys } from './keys';
+import { limitKeys, type MonthKeys, type TenantKeys } from './keys';
 import { parseAdmitReply, parseBudgetStateReply, parseCountReply, parseExtendHoldReply } from './replies';
 import { runScript, type LimitsRedis } from './run-script';
 import { SCRIPTS } from './scripts';
-import type { Limiter } from './types';
+import type { AdmitInput, Limiter } from './types';
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+const HOUR_MS = 60 * 60 * 1000;
+const DAY_MS = 24 * HOUR_MS;
 /** A month's state outlives its month (and any late settlement) by far, then disappears by itself. */
 export const MONTH_STATE_TTL_MS = 40 * DAY_MS;
-/** How long a settlement is remembered: a retry of settle within this window applies nothing. */
-export const SETTLED_MARKER_TTL_MS = 2 * DAY_MS;
-/** How long a swept hold waits for its late settlement; the same window as the marker. */
-export const SWEPT_RETENTION_MS = SETTLED_MARKER_TTL_MS;
+/**
+ * A settlement is remembered at least this long (and at most twice as long: markers live in two hourly slots,
+ * see scripts/lib.lua.ts): a retry of settle within it applies nothing.
+ */
+export const SETTLED_MARKER_MIN_MS = HOUR_MS;
+/** How long a swept hold waits for its late settlement. */
+export const SWEPT_RETENTION_MS = 2 * DAY_MS;
 
 const monthKeyList = (k: MonthKeys): string[] => [k.budget, k.holds, k.holdAmounts, k.swept];
 
+export interface LimiterOptions {
+  readonly keyPrefix?: string;
+  /**
+   * Tests only: ms added to Redis TIME in every script, to see a window or an hour pass without waiting. Read on
+   * every call. Production leaves it out (0).
+   */
+  readonly clockOffsetMs?: () => number;
+}
+
 /**
- * The Redis fast gate: rate and token limits and the monthly budget of each tenant, exact across gateway
- * instances because every decision is one Lua script on Redis TIME. Every method rejects (never answers) when
- * Redis fails, so callers fail closed; inputs outside the exact range of Lua numbers throw RangeError.
+ * The Redis fast gate: rolling rate and token windows, requests in flight and the monthly budget of each tenant,
+ * exact across gateway instances because every decision is one Lua script on Redis TIME. Every method rejects
+ * (never answers) when Redis fails, so callers fail closed; inputs outside the exact range of Lua numbers throw
+ * RangeError.
  */
-export function makeLimiter(redis: LimitsRedis, opts: { keyPrefix?: string } = {}): Limiter {
+export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limiter {
   const keys = limitKeys(opts.keyPrefix ?? 'lg');
   const stateTtl = String(MONTH_STATE_TTL_MS);
   const retention = String(SWEPT_RETENTION_MS);
+  const clock = (): string => {
+    const offset = opts.clockOffsetMs?.() ?? 0;
+    if (!Number.isSafeInteger(offset)) throw new RangeError(`limits: clock offset must be an integer, got ${offset}`);
+    return String(offset);
+  };
+  const admitKeys = (i: AdmitInput, t: TenantKeys): string[] => [...monthKeyList(keys.month(i.tenantId, i.month)), t.rpm, t.tpm, t.inflight];
 
   return {
     async admit(i) {
-      const month = keys.month(i.tenantId, i.month);
-      const rate = keys.rate(i.tenantId);
-      const reply = await runScript(
-        redis,
-        SCRIPTS.admit,
-        [...monthKeyList(month), rate.rpm, rate.tpm],
-        [
-          requestIdArg(i.requestId),
-          limitArg('requestsPerMinute', i.requestsPerMinute),
-          limitArg('tokensPerMinute', i.tokensPerMinute),
-          countArg('tokensEstimate', i.tokensEstimate),
-          optionalMicrosArg('budgetMicros', i.budgetMicros),
-          microsArg('holdMicros', i.holdMicros),
-          msArg('holdTtlMs', i.holdTtlMs),
-          stateTtl,
-          retention,
-        ],
-      );
+      const t = keys.tenant(i.tenantId);
+      const reply = await runScript(redis, SCRIPTS.admit, admitKeys(i, t), [
+        clock(),
+        requestIdArg(i.requestId),
+        limitArg('requestsPerMinute', i.requestsPerMinute),
+        limitArg('tokensPerMinute', i.tokensPerMinute),
+        countArg('tokensEstimate', i.tokensEstimate),
+        optionalMicrosArg('budgetMicros', i.budgetMicros),
+        microsArg('holdMicros', i.holdMicros),
+        msArg('holdTtlMs', i.holdTtlMs),
+        stateTtl,
+        retention,
+        limitArg('maxConcurrentRequests', i.maxConcurrentRequests),
+      ]);
       return parseAdmitReply(reply);
     },
 
+    async release(i) {
+      const t = keys.tenant(i.tenantId);
+      const reply = await runScript(redis, SCRIPTS.release, admitKeys(i, t), [
+        clock(),
+        requestIdArg(i.requestId),
+        limitArg('requestsPerMinute', i.requestsPerMinute),
+        limitArg('tokensPerMinute', i.tokensPerMinute),
+        countArg('tokensEstimate', i.tokensEstimate),
+      ]);
+      return { released: parseCountReply('release', reply) === 1 };
+    },
+
+    async generation(tenantId, month) {
+      const reply = await runScript(redis, SCRIPTS.generation, [keys.month(tenantId, month).budget], [clock()]);
+      if (typeof reply !== 'string') throw new Error(`limits: unexpected generation reply ${JSON.stringify(reply)}`);
+      return reply;
+    },
+
     async settle(i) {
-      const month = keys.month(i.tenantId, i.month);
+      const t = keys.tenant(i.tenantId);
       const reply = await runScript(
         redis,
         SCRIPTS.settle,
-        [...monthKeyList(month), keys.settled(i.tenantId, i.requestId), keys.rate(i.tenantId).tpm],
+        [...monthKeyList(keys.month(i.tenantId, i.month)), ...t.settled, t.tpm, t.inflight],
         [
+          clock(),
           requestIdArg(i.requestId),
           microsArg('actualMicros', i.actualMicros),
           signedCountArg('actualTokens - tokensEstimate', countNumber('actualTokens', i.actualTokens) - countNumber('tokensEstimate', i.tokensEstimate)),
-          String(SETTLED_MARKER_TTL_MS),
           stateTtl,
         ],
       );
@@ -66,12 +100,13 @@ export function makeLimiter(redis: LimitsRedis, opts: { keyPrefix?: string } = {
     },
 
     async extendHold(i) {
-      const month = keys.month(i.tenantId, i.month);
+      const t = keys.tenant(i.tenantId);
       const reply = await runScript(
         redis,
         SCRIPTS.extendHold,
-        [...monthKeyList(month), keys.settled(i.tenantId, i.requestId)],
+        [...monthKeyList(keys.month(i.tenantId, i.month)), ...t.settled, t.inflight],
         [
+          clock(),
           requestIdArg(i.requestId),
           microsArg('extraMicros', i.extraMicros),
           optionalMicrosArg('budgetMicros', i.budgetMicros),
@@ -84,42 +119,49 @@ export function makeLimiter(redis: LimitsRedis, opts: { keyPrefix?: string } = {
     },
 
     async reseed(i) {
-      const month = keys.month(i.tenantId, i.month);
-      const rate = keys.rate(i.tenantId);
+      const t = keys.tenant(i.tenantId);
       const seen = new Set<string>();
-      const markerKeys: string[] = [];
       const holdArgs: string[] = [];
       for (const h of i.holds) {
         // A duplicate would be held (or counted from its marker) twice.
         if (seen.has(h.requestId)) throw new RangeError(`limits: reseed lists request ${h.requestId} twice`);
         seen.add(h.requestId);
-        markerKeys.push(keys.settled(i.tenantId, h.requestId));
-        holdArgs.push(requestIdArg(h.requestId), microsArg('holdMicros', h.holdMicros), msArg('expiresAtMs', h.expiresAtMs, 0));
+        holdArgs.push(
+          requestIdArg(h.requestId),
+          microsArg('holdMicros', h.holdMicros),
+          msArg('expiresAtMs', h.expiresAtMs, 0),
+          msArg('admittedAtMs', h.admittedAtMs, 0),
+        );
       }
+      const settledArgs: string[] = [];
+      for (const s of i.recentlySettled ?? []) settledArgs.push(requestIdArg(s.requestId), microsArg('costMicros', s.costMicros));
       const reply = await runScript(
         redis,
         SCRIPTS.reseed,
-        [...monthKeyList(month), rate.rpm, rate.tpm, ...markerKeys],
+        [...monthKeyList(keys.month(i.tenantId, i.month)), t.rpm, t.tpm, t.inflight, ...t.settled],
         [
+          clock(),
           microsArg('spentMicros', i.spentMicros),
           stateTtl,
           limitArg('requestsPerMinute', i.requestsPerMinute),
           limitArg('requestsLastMinute', i.requestsLastMinute),
           limitArg('tokensPerMinute', i.tokensPerMinute),
           limitArg('tokensLastMinute', i.tokensLastMinute),
+          String(i.holds.length),
           ...holdArgs,
+          ...settledArgs,
         ],
       );
       return { seeded: parseCountReply('reseed', reply) === 1 };
     },
 
     async budgetState(tenantId, month) {
-      const reply = await runScript(redis, SCRIPTS.budgetState, monthKeyList(keys.month(tenantId, month)), [retention]);
+      const reply = await runScript(redis, SCRIPTS.budgetState, monthKeyList(keys.month(tenantId, month)), [clock(), retention]);
       return parseBudgetStateReply(reply);
     },
 
     async sweepExpiredHolds(tenantId, month) {
-      const reply = await runScript(redis, SCRIPTS.sweepHolds, monthKeyList(keys.month(tenantId, month)), [retention]);
+      const reply = await runScript(redis, SCRIPTS.sweepHolds, monthKeyList(keys.month(tenantId, month)), [clock(), retention]);
       return parseCountReply('sweep-holds', reply);
     },
   };
@@ -127,6 +169,8 @@ export function makeLimiter(redis: LimitsRedis, opts: { keyPrefix?: string } = {
 
 function requestIdArg(requestId: string): string {
   if (requestId.length === 0) throw new RangeError('limits: request id must be non-empty');
+  // '#hour' names a marker slot's hour; ':' separates a hold's amount from its bucket only in values, so ids may hold it.
+  if (requestId.startsWith('#')) throw new RangeError(`limits: request id must not start with '#', got ${JSON.stringify(requestId)}`);
   return requestId;
 }
 

@@ -17,14 +17,15 @@ export function parseAdmitReply(reply: unknown): AdmitResult {
   if (!Array.isArray(reply)) throw unexpected('admit', reply);
   switch (reply[0]) {
     case 'OK':
-      return { allowed: true };
+      if (typeof reply[1] !== 'string') throw unexpected('admit', reply);
+      return { allowed: true, generation: reply[1] };
     case 'NEEDS_RESEED':
       return { allowed: false, reason: 'NEEDS_RESEED' };
     case 'BUDGET_EXCEEDED':
       return { allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: micros('admit', reply[1], reply) };
     case 'RATE_LIMITED': {
       const [, limit, retryAfterMs, never] = reply as unknown[];
-      if (limit !== 'REQUESTS_PER_MINUTE' && limit !== 'TOKENS_PER_MINUTE') throw unexpected('admit', reply);
+      if (limit !== 'REQUESTS_PER_MINUTE' && limit !== 'TOKENS_PER_MINUTE' && limit !== 'CONCURRENT_REQUESTS') throw unexpected('admit', reply);
       if (typeof retryAfterMs !== 'number' || !Number.isSafeInteger(retryAfterMs) || retryAfterMs < 1) {
         throw unexpected('admit', reply);
       }
@@ -59,7 +60,7 @@ export function parseBudgetStateReply(reply: unknown): BudgetState | null {
   return { spentMicros: micros('budget-state', reply[0], reply), heldMicros: micros('budget-state', reply[1], reply) };
 }
 
-/** settle and reseed answer 1 or 0; sweep-holds a count. */
+/** settle, release and reseed answer 1 or 0; sweep-holds a count. */
 export function parseCountReply(script: string, reply: unknown): number {
   if (typeof reply !== 'number' || !Number.isSafeInteger(reply) || reply < 0) throw unexpected(script, reply);
   return reply;

@@ -15,23 +15,30 @@ export interface AdmitInput {
   readonly budgetMicros: bigint | null;
   /** Worst-case cost, reserved until settlement. */
   readonly holdMicros: bigint;
-  /** The hold is swept (released) if not settled within this many ms. */
+  /** The hold (and the in-flight slot) is swept (released) if not settled within this many ms. */
   readonly holdTtlMs: number;
+  /** Requests of the tenant in flight at once; null = no cap; 0 admits nothing. */
+  readonly maxConcurrentRequests?: number | null;
 }
 
-export type RateLimitName = 'REQUESTS_PER_MINUTE' | 'TOKENS_PER_MINUTE';
+export type RateLimitName = 'REQUESTS_PER_MINUTE' | 'TOKENS_PER_MINUTE' | 'CONCURRENT_REQUESTS';
 
 export type AdmitResult =
-  | { readonly allowed: true }
+  /** generation: the reseed that wrote the state this admission used (compare with Limiter.generation). */
+  | { readonly allowed: true; readonly generation: string }
   | {
       readonly allowed: false;
       readonly reason: 'RATE_LIMITED';
       readonly limit: RateLimitName;
-      /** When one more such request would be admitted (the longer wait if both limits deny), >= 1. */
+      /**
+       * When enough leaves the rolling window for this request to fit (the longer wait if both windows deny), >= 1.
+       * CONCURRENT_REQUESTS: 1000 (a slot frees when a request in flight ends).
+       */
       readonly retryAfterMs: number;
       /**
        * Present when this request alone is larger than the whole per-minute limit (or the limit is 0): no wait
-       * admits it. retryAfterMs is then one window (60 000 ms) so a naive client does not spin.
+       * admits it. retryAfterMs is then one window (60 000 ms; 1000 for a concurrency cap of 0) so a naive client
+       * does not spin.
        */
       readonly exceedsLimit?: true;
     }
@@ -69,6 +76,14 @@ export interface ReseedHold {
   readonly holdMicros: bigint;
   /** Epoch ms (the same clock as Redis TIME); a hold already expired is not re-held. */
   readonly expiresAtMs: number;
+  /** When the request was admitted (epoch ms): its settlement corrects the tokens window there. */
+  readonly admittedAtMs: number;
+}
+
+/** A row the ledger holds as settled, recently enough that its settlement may still reach Redis. */
+export interface ReseedSettled {
+  readonly requestId: string;
+  readonly costMicros: bigint;
 }
 
 export interface ReseedInput {
@@ -78,7 +93,12 @@ export interface ReseedInput {
   readonly spentMicros: bigint;
   /** The month's HELD ledger rows; request ids must be unique. */
   readonly holds: ReadonlyArray<ReseedHold>;
-  /** With the matching limit, seeds a missing bucket so a flushed Redis hands out no fresh burst. */
+  /**
+   * Rows settled within the settled-marker window (SETTLED_MARKER_MIN_MS), already counted in spentMicros: each
+   * gets a marker, so a late or retried settle of it applies nothing.
+   */
+  readonly recentlySettled?: ReadonlyArray<ReseedSettled>;
+  /** With the matching limit, seeds a missing window so a flushed Redis hands out no fresh burst. */
   readonly requestsLastMinute?: number;
   readonly tokensLastMinute?: number;
   readonly requestsPerMinute?: number | null;
@@ -91,14 +111,26 @@ export interface BudgetState {
 }
 
 export interface Limiter {
-  /** One atomic decision: requests/min, tokens/min and budget, all applied or none. Rejects only if Redis fails. */
+  /**
+   * One atomic decision: budget, requests in flight, rolling requests/min and tokens/min, all applied or none; a
+   * refusal writes nothing. Rejects only if Redis fails.
+   */
   admit(i: AdmitInput): Promise<AdmitResult>;
   /**
-   * Idempotent per requestId: the first call releases the hold and adds actualMicros to spent; later calls do
-   * nothing (applied: false). A hold already swept: the cost is still added, once. Month missing: nothing is
-   * incremented (the reseed counts it). Corrects tokens/min by (actualTokens - tokensEstimate), softly.
+   * Idempotent per requestId for at least SETTLED_MARKER_MIN_MS (1 h) after its first application: the first call
+   * releases the hold and the in-flight slot and adds actualMicros to spent; later calls do nothing (applied:
+   * false). No hold (swept, or an id that never had one, e.g. an amendment '<uuid>:v2'): the cost is still added,
+   * once. Month missing: nothing is incremented (the reseed counts it). Corrects the tokens window by
+   * (actualTokens - tokensEstimate): a refund where the reservation was made, an overage from now.
    */
   settle(i: SettleInput): Promise<{ applied: boolean }>;
+  /**
+   * Undoes an admission whose request never reached the upstream (its write-ahead INSERT failed, or it was
+   * refused on re-admission): hold, in-flight slot and window takes go; nothing is spent. Pass the AdmitInput.
+   */
+  release(i: AdmitInput): Promise<{ released: boolean }>;
+  /** The generation of the month's state ('' when missing): compare with AdmitResult.generation after the INSERT. */
+  generation(tenantId: string, month: string): Promise<string>;
   /** Grows a request's hold by extraMicros if spent + held + extra <= budget; refreshes its expiry. */
   extendHold(i: ExtendHoldInput): Promise<ExtendHoldResult>;
   /** Writes the month's state only if missing (seeded: false if it existed). See scripts/reseed.lua.ts. */

@@ -34,6 +34,8 @@ export function answerChat(ex: Exchange, request: ChatRequest, fault: Fault | un
       return answer(ex, request, pace, who, { kind: 'finish', usage: true });
     case 'no_usage':
       return answer(ex, request, pace, who, { kind: 'finish', usage: false });
+    case 'over_usage':
+      return answer(ex, request, pace, who, { kind: 'finish', usage: true }, fault.factor);
     case 'cut':
       return answer(ex, request, pace, who, { kind: 'cut', afterTokens: fault.afterTokens });
     case 'stall':
@@ -64,10 +66,11 @@ export function answerChat(ex: Exchange, request: ChatRequest, fault: Fault | un
   }
 }
 
-function answer(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, ending: Ending): void {
+/** usageFactor > 1: the over_usage fault, which reports more tokens than it sent. */
+function answer(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, ending: Ending, usageFactor = 1): void {
   const length = completionLength(request.maxTokens);
   const tokens = completionTokens(request.model.id, request.messages, length.tokens);
-  const usage = usageOf(promptTokens(request.messages), length.tokens);
+  const usage = usageOf(promptTokens(request.messages) * usageFactor, length.tokens * usageFactor);
   if (request.stream) {
     streamAnswer(ex, pace, who, tokens, length.finishReason, request.includeUsage ? usage : undefined, ending);
   } else {

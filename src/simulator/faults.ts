@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** The scripted faults of shared/api/simulator.md. */
-export const FAULT_KINDS = ['http_500', 'http_503', 'http_429', 'timeout', 'cut', 'stall', 'no_usage', 'garbage'] as const;
+export const FAULT_KINDS = ['http_500', 'http_503', 'http_429', 'timeout', 'cut', 'stall', 'no_usage', 'garbage', 'over_usage'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** A fault as one request meets it: only the parameters its kind uses. */
@@ -12,7 +12,9 @@ export type Fault =
   /** Stream afterTokens tokens, then close the connection (no [DONE], no usage). */
   | { readonly kind: 'cut'; readonly afterTokens: number }
   /** Stream afterTokens tokens, send nothing for delayMs, then close the connection. */
-  | { readonly kind: 'stall'; readonly afterTokens: number; readonly delayMs: number };
+  | { readonly kind: 'stall'; readonly afterTokens: number; readonly delayMs: number }
+  /** Answer normally, but report prompt and completion tokens multiplied by factor (hidden reasoning tokens). */
+  | { readonly kind: 'over_usage'; readonly factor: number };
 
 /** What POST /__sim/faults queues: a fault for the next `times` requests to `model` ("*" for any model). */
 export interface FaultSpec {
@@ -24,6 +26,7 @@ export interface FaultSpec {
 export const ANY_MODEL = '*';
 const DEFAULT_AFTER_TOKENS = 20;
 const DEFAULT_DELAY_MS = 30_000;
+const DEFAULT_OVER_USAGE_FACTOR = 3;
 
 const specSchema = z.object({
   model: z.string({ error: 'model is required: a model id or "*"' }).min(1, 'model is required: a model id or "*"'),
@@ -35,6 +38,7 @@ const specSchema = z.object({
     .min(0, 'afterTokens must be a whole number >= 0')
     .default(DEFAULT_AFTER_TOKENS),
   delayMs: z.number({ error: 'delayMs must be a number >= 0' }).min(0, 'delayMs must be a number >= 0').default(DEFAULT_DELAY_MS),
+  factor: z.number({ error: 'factor must be a whole number >= 1' }).int('factor must be a whole number >= 1').min(1, 'factor must be a whole number >= 1').default(DEFAULT_OVER_USAGE_FACTOR),
 });
 
 export type ParsedFaultSpec = { readonly ok: true; readonly spec: FaultSpec } | { readonly ok: false; readonly message: string };
@@ -54,11 +58,11 @@ export function parseFaultSpec(body: unknown, knownModels: ReadonlySet<string>):
     const problems = [...(modelProblem === undefined ? [] : [modelProblem]), ...(parsed.error?.issues.map((i) => i.message) ?? [])];
     return { ok: false, message: problems.join('; ') };
   }
-  const { fault: kind, times, afterTokens, delayMs } = parsed.data;
-  return { ok: true, spec: { model: parsed.data.model, times, fault: faultOf(kind, afterTokens, delayMs) } };
+  const { fault: kind, times, afterTokens, delayMs, factor } = parsed.data;
+  return { ok: true, spec: { model: parsed.data.model, times, fault: kind === 'over_usage' ? { kind, factor } : faultOf(kind, afterTokens, delayMs) } };
 }
 
-function faultOf(kind: FaultKind, afterTokens: number, delayMs: number): Fault {
+function faultOf(kind: Exclude<FaultKind, 'over_usage'>, afterTokens: number, delayMs: number): Fault {
   switch (kind) {
     case 'timeout':
       return { kind, delayMs };

@@ -24,6 +24,8 @@ export interface AdminService {
   createTenant(i: { name: string; monthlyBudgetUsd?: string | null; requestsPerMinute?: number | null; tokensPerMinute?: number | null }): Promise<{ tenantId: string; apiKey: { id: string; key: string } }>;
   setTenantBudget(tenantId: string, budget: Maybe<string>): Promise<void>;
   setTenantLimits(tenantId: string, rpm: Maybe<number>, tpm: Maybe<number>): Promise<void>;
+  /** null removes the cap. */
+  setTenantConcurrency(tenantId: string, max: number | null): Promise<void>;
   setProfileOverride(i: { tenantId: string; profile: string; model: string; fallbacks?: readonly string[] | null; region?: Region | null }): Promise<OverrideView>;
   removeProfileOverride(tenantId: string, profile: string, region?: Region | null): Promise<boolean>;
   createApiKey(tenantId: string): Promise<{ id: string; key: string }>;
@@ -108,6 +110,22 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch }): AdminService {
           tenantId: t.id,
           oldValue: { requestsPerMinute: t.requestsPerMinute, tokensPerMinute: t.tokensPerMinute },
           newValue: { requestsPerMinute: data.requestsPerMinute ?? t.requestsPerMinute, tokensPerMinute: data.tokensPerMinute ?? t.tokensPerMinute, ...data },
+        });
+      });
+    },
+
+    async setTenantConcurrency(tenantId, max) {
+      const maxConcurrentRequests = checkLimit('maxConcurrentRequests', max);
+      await commit(async (tx) => {
+        const t = await tenantOrThrow(tx, tenantId);
+        await tx.tenant.update({ where: { id: t.id }, data: { maxConcurrentRequests } });
+        await audit(tx, ADMIN, {
+          action: 'setTenantConcurrency',
+          targetType: 'tenant',
+          targetId: t.id,
+          tenantId: t.id,
+          oldValue: { maxConcurrentRequests: t.maxConcurrentRequests },
+          newValue: { maxConcurrentRequests },
         });
       });
     },

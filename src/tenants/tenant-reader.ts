@@ -31,6 +31,7 @@ export function makeTenantReader(deps: { db: Db; tenants: TenantStore; limiter: 
       heldMicros: state.heldMicros,
       requestsPerMinute: t.requestsPerMinute,
       tokensPerMinute: t.tokensPerMinute,
+      maxConcurrentRequests: t.maxConcurrentRequests,
     };
   }
   return {

@@ -11,6 +11,8 @@ export interface TenantSettings {
   readonly monthlyBudgetMicros: Micros | null;
   readonly requestsPerMinute: number | null;
   readonly tokensPerMinute: number | null;
+  /** Requests in flight at once; null = no cap. */
+  readonly maxConcurrentRequests: number | null;
   readonly overrides: readonly OverrideInfo[];
 }
 
@@ -32,6 +34,7 @@ export async function loadTenantSettings(db: Db, tenantId: string): Promise<Tena
     monthlyBudgetMicros: t.monthlyBudgetMicros,
     requestsPerMinute: t.requestsPerMinute,
     tokensPerMinute: t.tokensPerMinute,
+    maxConcurrentRequests: t.maxConcurrentRequests,
     overrides: t.overrides.map((o) => ({
       profile: o.profile,
       scope: o.scope,

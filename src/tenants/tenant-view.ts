@@ -9,4 +9,5 @@ export interface TenantView {
   readonly heldMicros: Micros;
   readonly requestsPerMinute: number | null;
   readonly tokensPerMinute: number | null;
+  readonly maxConcurrentRequests: number | null;
 }

@@ -14,6 +14,9 @@ let redisA: Redis;
 let redisB: Redis;
 let a: Limiter;
 let b: Limiter;
+/** Both instances read Redis TIME moved forward by this much (the limiter's test-only clock offset). */
+let clockOffset = 0;
+const clockOffsetMs = () => clockOffset;
 
 const MONTH = '2026-11';
 const month = MONTH;
@@ -23,8 +26,12 @@ beforeAll(async () => {
   redisA = new Redis(TEST_REDIS_URL, { connectionName: 'limits-test-a' });
   redisB = new Redis(TEST_REDIS_URL, { connectionName: 'limits-test-b' });
   await inspect.flushdb();
-  a = makeLimiter(redisA);
-  b = makeLimiter(redisB);
+  a = makeLimiter(redisA, { clockOffsetMs });
+  b = makeLimiter(redisB, { clockOffsetMs });
+});
+
+beforeEach(() => {
+  clockOffset = 0;
 });
 
 afterAll(async () => {
@@ -68,6 +75,12 @@ async function snapshot(tenantId: string): Promise<Record<string, unknown>> {
   return out;
 }
 
+/** A request's settled marker, from whichever hourly slot holds it. */
+async function markerOf(tenantId: string, requestId: string): Promise<string | null> {
+  const [m0, m1] = await Promise.all([0, 1].map((slot) => inspect.hget(`lg:{${tenantId}}:v2:settled:${slot}`, requestId)));
+  return m0 ?? m1 ?? null;
+}
+
 const allowedCount = (rs: ReadonlyArray<{ allowed: boolean }>) => rs.filter((r) => r.allowed).length;
 
 describe('requests per minute', () => {
@@ -81,26 +94,40 @@ describe('requests per minute', () => {
       if (r.allowed) continue;
       expect(r).toMatchObject({ reason: 'RATE_LIMITED', limit: 'REQUESTS_PER_MINUTE' });
       if (r.reason !== 'RATE_LIMITED') throw new Error('unreachable');
-      // One request refills every 6 s at 10/min: the next admission is at most 6 s away and not now.
-      expect(r.retryAfterMs).toBeGreaterThan(0);
-      expect(r.retryAfterMs).toBeLessThanOrEqual(6_000);
+      // A rolling window: the next admission is when the burst leaves it, 60 to 61 s from now (1 s buckets).
+      expect(r.retryAfterMs).toBeGreaterThan(59_000);
+      expect(r.retryAfterMs).toBeLessThanOrEqual(61_000);
       expect(r.exceedsLimit).toBeUndefined();
     }
   });
 
-  it('retryAfterMs is when the next request is admitted', async () => {
+  it('rolling window: RPM 3 admits 3 at once, then nothing at 20 s and 40 s, and one more exactly at retryAfterMs', async () => {
     const t = await seeded(newTenant());
-    const rpm = 120; // one request per 500 ms
-    const burst = await Promise.all(Array.from({ length: rpm }, (_, i) => (i % 2 ? a : b).admit(input(t, { requestsPerMinute: rpm }))));
-    expect(allowedCount(burst)).toBe(rpm);
-    const denied = await a.admit(input(t, { requestsPerMinute: rpm }));
+    const burst = await Promise.all(Array.from({ length: 5 }, (_, i) => (i % 2 ? a : b).admit(input(t, { requestsPerMinute: 3 }))));
+    expect(allowedCount(burst)).toBe(3);
+    clockOffset = 20_000;
+    expect((await a.admit(input(t, { requestsPerMinute: 3 }))).allowed).toBe(false);
+    clockOffset = 40_000;
+    const denied = await b.admit(input(t, { requestsPerMinute: 3 }));
     if (denied.allowed || denied.reason !== 'RATE_LIMITED') throw new Error(`expected RATE_LIMITED, got ${JSON.stringify(denied)}`);
-    expect(denied.retryAfterMs).toBeGreaterThan(0);
-    expect(denied.retryAfterMs).toBeLessThanOrEqual(500);
-    await sleep(denied.retryAfterMs + 5);
-    expect(await b.admit(input(t, { requestsPerMinute: rpm }))).toEqual({ allowed: true });
-    // That one took the refilled request: the next must wait again.
-    expect((await a.admit(input(t, { requestsPerMinute: rpm }))).allowed).toBe(false);
+    // The burst leaves the window 60-61 s after it was admitted: 20-21 s from "now" (40 s in).
+    expect(denied.retryAfterMs).toBeGreaterThan(19_000);
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(21_000);
+    clockOffset = 40_000 + denied.retryAfterMs - 50;
+    expect((await a.admit(input(t, { requestsPerMinute: 3 }))).allowed).toBe(false);
+    clockOffset = 40_000 + denied.retryAfterMs;
+    const later = await Promise.all(Array.from({ length: 4 }, (_, i) => (i % 2 ? a : b).admit(input(t, { requestsPerMinute: 3 }))));
+    expect(allowedCount(later)).toBe(3);
+  });
+
+  it('keeps memory per tenant bounded: one field per second of the window', async () => {
+    const t = await seeded(newTenant());
+    for (let s = 0; s < 200; s++) {
+      clockOffset = s * 1_000;
+      await a.admit(input(t, { requestsPerMinute: 1_000_000, tokensPerMinute: 1_000_000 }));
+    }
+    expect(await inspect.hlen(`lg:{${t}}:v2:win:rpm`)).toBeLessThanOrEqual(61);
+    expect(await inspect.hlen(`lg:{${t}}:v2:win:tpm`)).toBeLessThanOrEqual(61);
   });
 
   it('a limit of 0 admits nothing and says no wait helps', async () => {
@@ -124,10 +151,10 @@ describe('tokens per minute', () => {
     expect(allowedCount(results)).toBe(3);
     const denied = results.find((r) => !r.allowed);
     expect(denied).toMatchObject({ reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE' });
-    // 100 tokens left, 200 more needed at 1000/min = 12 s (minus what refilled meanwhile).
+    // 100 tokens left: nothing of 300 fits until the three leave the window, 60-61 s from now.
     if (denied?.allowed === false && denied.reason === 'RATE_LIMITED') {
-      expect(denied.retryAfterMs).toBeGreaterThan(10_000);
-      expect(denied.retryAfterMs).toBeLessThanOrEqual(12_000);
+      expect(denied.retryAfterMs).toBeGreaterThan(59_000);
+      expect(denied.retryAfterMs).toBeLessThanOrEqual(61_000);
     }
   });
 
@@ -135,7 +162,7 @@ describe('tokens per minute', () => {
     const t = await seeded(newTenant());
     const ids = [newRequest(), newRequest(), newRequest()];
     for (const requestId of ids) {
-      expect(await a.admit(input(t, { requestId, tokensPerMinute: 1_000, tokensEstimate: 300 }))).toEqual({ allowed: true });
+      expect(await a.admit(input(t, { requestId, tokensPerMinute: 1_000, tokensEstimate: 300 }))).toMatchObject({ allowed: true });
     }
     expect((await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 300 }))).allowed).toBe(false);
     // Each used 100 of its 300: 600 tokens come back (100 were left), room for exactly two more of 300.
@@ -151,7 +178,7 @@ describe('tokens per minute', () => {
   it('settlement charges an underestimate, so the next admission waits', async () => {
     const t = await seeded(newTenant());
     const requestId = newRequest();
-    expect(await a.admit(input(t, { requestId, tokensPerMinute: 1_000, tokensEstimate: 100 }))).toEqual({ allowed: true });
+    expect(await a.admit(input(t, { requestId, tokensPerMinute: 1_000, tokensEstimate: 100 }))).toMatchObject({ allowed: true });
     await a.settle({ tenantId: t, requestId, month, actualMicros: 0n, actualTokens: 900, tokensEstimate: 100 });
     // 900 used, about 100 left: an estimate of 200 no longer fits.
     expect((await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 200 }))).allowed).toBe(false);
@@ -163,18 +190,19 @@ describe('tokens per minute', () => {
     const r = await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 1_001 }));
     expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE', retryAfterMs: 60_000, exceedsLimit: true });
     expect(await snapshot(t)).toEqual(before);
-    expect(await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 1_000 }))).toEqual({ allowed: true });
+    expect(await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 1_000 }))).toMatchObject({ allowed: true });
   });
 
   it('when both limits deny, reports the longer wait', async () => {
     const t = await seeded(newTenant());
     const limits = { requestsPerMinute: 2, tokensPerMinute: 1_000 };
-    expect((await a.admit(input(t, { ...limits, tokensEstimate: 1_000 }))).allowed).toBe(true);
-    expect((await a.admit(input(t, { ...limits, tokensEstimate: 0 }))).allowed).toBe(true);
-    // RPM: next request in <= 30 s; TPM: 1000 tokens in ~60 s.
-    const r = await a.admit(input(t, { ...limits, tokensEstimate: 1_000 }));
+    expect((await a.admit(input(t, { ...limits, tokensEstimate: 100 }))).allowed).toBe(true);
+    clockOffset = 30_000;
+    expect((await a.admit(input(t, { ...limits, tokensEstimate: 900 }))).allowed).toBe(true);
+    // RPM: a slot frees when the first leaves (~31 s); TPM: 500 more fit only when both have left (~61 s).
+    const r = await a.admit(input(t, { ...limits, tokensEstimate: 500 }));
     expect(r).toMatchObject({ allowed: false, reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE' });
-    if (!r.allowed && r.reason === 'RATE_LIMITED') expect(r.retryAfterMs).toBeGreaterThan(30_000);
+    if (!r.allowed && r.reason === 'RATE_LIMITED') expect(r.retryAfterMs).toBeGreaterThan(59_000);
   });
 });
 
@@ -206,7 +234,8 @@ describe('budget', () => {
       remainingMicros: 300n,
     });
     expect((await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 300n }))).allowed).toBe(true);
-    expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 0n }))).toEqual({ allowed: true });
+    // Reserved + settled reach the budget: not even a request that holds nothing is admitted.
+    expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 0n }))).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: 0n });
   });
 
   it('a denied admission changes nothing: no rate taken, no hold', async () => {
@@ -233,7 +262,7 @@ describe('budget', () => {
   it('without a budget still tracks held and spent', async () => {
     const t = await seeded(newTenant(), 7n);
     const requestId = newRequest();
-    expect(await a.admit(input(t, { requestId, budgetMicros: null, holdMicros: 9_000_000_000n }))).toEqual({ allowed: true });
+    expect(await a.admit(input(t, { requestId, budgetMicros: null, holdMicros: 9_000_000_000n }))).toMatchObject({ allowed: true });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 7n, heldMicros: 9_000_000_000n });
     await a.settle({ tenantId: t, requestId, month, actualMicros: 5n, actualTokens: 1, tokensEstimate: 100 });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 12n, heldMicros: 0n });
@@ -243,17 +272,17 @@ describe('budget', () => {
     const t = await seeded(newTenant(), 1_234_567_890_123n);
     const budget = 5_000_000_000_000n;
     const first = input(t, { budgetMicros: budget, holdMicros: 3_000_000_000_001n });
-    expect(await a.admit(first)).toEqual({ allowed: true });
+    expect(await a.admit(first)).toMatchObject({ allowed: true });
     // Left: 5e12 - 1 234 567 890 123 - 3 000 000 000 001 = 765 432 109 876.
     expect(await a.admit(input(t, { budgetMicros: budget, holdMicros: 765_432_109_877n }))).toEqual({
       allowed: false,
       reason: 'BUDGET_EXCEEDED',
       remainingMicros: 765_432_109_876n,
     });
-    expect(await b.admit(input(t, { budgetMicros: budget, holdMicros: 765_432_109_876n }))).toEqual({ allowed: true });
+    expect(await b.admit(input(t, { budgetMicros: budget, holdMicros: 765_432_109_876n }))).toMatchObject({ allowed: true });
     await a.settle({ tenantId: t, requestId: first.requestId, month, actualMicros: 2_999_999_999_999n, actualTokens: 1, tokensEstimate: 1 });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 4_234_567_890_122n, heldMicros: 765_432_109_876n });
-    expect(await inspect.hget(`lg:{${t}}:budget:${month}`, 'spent')).toBe('4234567890122');
+    expect(await inspect.hget(`lg:{${t}}:v2:budget:${month}`, 'spent')).toBe('4234567890122');
   });
 
   it('refuses amounts Lua numbers cannot hold exactly, before touching Redis', async () => {
@@ -274,7 +303,7 @@ describe('cold start', () => {
     expect(await a.sweepExpiredHolds(t, month)).toBe(0);
     // Had the first call taken the one request per minute or the 100 tokens, this would be RATE_LIMITED.
     await seeded(t);
-    expect(await a.admit(i)).toEqual({ allowed: true });
+    expect(await a.admit(i)).toMatchObject({ allowed: true });
   });
 
   it('reseed is SET, never additive: a second reseed changes nothing', async () => {
@@ -288,18 +317,15 @@ describe('cold start', () => {
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 500n, heldMicros: 0n });
   });
 
-  it('gives the month state a TTL of about 40 days and the settled marker 48 h', async () => {
+  it('gives the month state a TTL of about 40 days', async () => {
     const t = await seeded(newTenant());
     const requestId = newRequest();
     await a.admit(input(t, { requestId, holdMicros: 1n }));
     await a.settle({ tenantId: t, requestId, month, actualMicros: 1n, actualTokens: 1, tokensEstimate: 1 });
     const day = 86_400_000;
-    const budgetTtl = await inspect.pttl(`lg:{${t}}:budget:${month}`);
+    const budgetTtl = await inspect.pttl(`lg:{${t}}:v2:budget:${month}`);
     expect(budgetTtl).toBeGreaterThan(39 * day);
     expect(budgetTtl).toBeLessThanOrEqual(40 * day);
-    const markerTtl = await inspect.pttl(`lg:{${t}}:settled:${requestId}`);
-    expect(markerTtl).toBeGreaterThan(47 * 3_600_000);
-    expect(markerTtl).toBeLessThanOrEqual(48 * 3_600_000);
   });
 
   it('reseeds holds, skipping expired ones, and a hold settled later releases it', async () => {
@@ -312,8 +338,8 @@ describe('cold start', () => {
       month,
       spentMicros: 1_000n,
       holds: [
-        { requestId: live, holdMicros: 400n, expiresAtMs: now + 60_000 },
-        { requestId: expired, holdMicros: 300n, expiresAtMs: now - 1_000 },
+        { requestId: live, holdMicros: 400n, expiresAtMs: now + 60_000, admittedAtMs: Date.now() },
+        { requestId: expired, holdMicros: 300n, expiresAtMs: now - 1_000, admittedAtMs: Date.now() },
       ],
     });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_000n, heldMicros: 400n });
@@ -343,14 +369,15 @@ describe('settle', () => {
     const results = await Promise.all([a.settle(s), b.settle(s), a.settle(s)]);
     expect(results.filter((r) => r.applied)).toHaveLength(1);
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 120n, heldMicros: 0n });
-    expect(await inspect.get(`lg:{${t}}:settled:${requestId}`)).toBe('120');
+    expect(await markerOf(t, requestId)).toBe('120');
   });
 
   it('never increments a missing month: it writes only the marker', async () => {
     const t = newTenant();
     const requestId = newRequest();
     expect(await a.settle({ tenantId: t, requestId, month, actualMicros: 77n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: true });
-    expect(await inspect.keys(`lg:{${t}}:*`)).toEqual([`lg:{${t}}:settled:${requestId}`]);
+    expect(await inspect.keys(`lg:{${t}}:*`)).toHaveLength(1);
+    expect(await markerOf(t, requestId)).toBe('77');
     expect(await a.budgetState(t, month)).toBeNull();
   });
 
@@ -358,13 +385,13 @@ describe('settle', () => {
     const t = await seeded(newTenant());
     const requestId = newRequest();
     await a.admit(input(t, { requestId, holdMicros: 40n }));
-    await inspect.del(`lg:{${t}}:budget:${month}`); // evicted or expired alone
+    await inspect.del(`lg:{${t}}:v2:budget:${month}`); // evicted or expired alone
     expect(await a.settle({ tenantId: t, requestId, month, actualMicros: 30n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: true });
-    expect(await inspect.exists(`lg:{${t}}:budget:${month}`)).toBe(0);
+    expect(await inspect.exists(`lg:{${t}}:v2:budget:${month}`)).toBe(0);
     // The reseed rebuilds from Postgres (here: it settled at 30) and drops the stale hold.
     await a.reseed({ tenantId: t, month, spentMicros: 30n, holds: [] });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 30n, heldMicros: 0n });
-    expect(await inspect.exists(`lg:{${t}}:hold-amounts:${month}`)).toBe(0);
+    expect(await inspect.exists(`lg:{${t}}:v2:hold-amounts:${month}`)).toBe(0);
   });
 
   it('race: settled while the month was missing, then reseeded with that request among the holds: counted once', async () => {
@@ -374,13 +401,13 @@ describe('settle', () => {
     // The reseeder read Postgres: spent 1000 settled, two rows still HELD. Then, before its SET, `racing` settles.
     const pgSpent = 1_000n;
     const pgHolds = [
-      { requestId: racing, holdMicros: 500n, expiresAtMs: Date.now() + 60_000 },
-      { requestId: other, holdMicros: 200n, expiresAtMs: Date.now() + 60_000 },
+      { requestId: racing, holdMicros: 500n, expiresAtMs: Date.now() + 60_000, admittedAtMs: Date.now() },
+      { requestId: other, holdMicros: 200n, expiresAtMs: Date.now() + 60_000, admittedAtMs: Date.now() },
     ];
     expect(await b.settle({ tenantId: t, requestId: racing, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: true });
     expect(await a.reseed({ tenantId: t, month, spentMicros: pgSpent, holds: pgHolds })).toEqual({ seeded: true });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_321n, heldMicros: 200n });
-    expect(await inspect.hexists(`lg:{${t}}:hold-amounts:${month}`, racing)).toBe(0);
+    expect(await inspect.hexists(`lg:{${t}}:v2:hold-amounts:${month}`, racing)).toBe(0);
     // A retried settlement of it changes nothing.
     expect(await a.settle({ tenantId: t, requestId: racing, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: false });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_321n, heldMicros: 200n });
@@ -389,7 +416,7 @@ describe('settle', () => {
   it('race, other order: reseeded with the request held, then settled: applied once', async () => {
     const t = newTenant();
     const requestId = newRequest();
-    await a.reseed({ tenantId: t, month, spentMicros: 1_000n, holds: [{ requestId, holdMicros: 500n, expiresAtMs: Date.now() + 60_000 }] });
+    await a.reseed({ tenantId: t, month, spentMicros: 1_000n, holds: [{ requestId, holdMicros: 500n, expiresAtMs: Date.now() + 60_000, admittedAtMs: Date.now() }] });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_000n, heldMicros: 500n });
     const s = { tenantId: t, requestId, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 };
     expect(await b.settle(s)).toEqual({ applied: true });
@@ -401,9 +428,17 @@ describe('settle', () => {
     const t = newTenant();
     const requestId = newRequest();
     // Postgres already had it settled (its 321 is inside spentMicros); the Redis settle arrives after the reseed.
-    await a.reseed({ tenantId: t, month, spentMicros: 1_321n, holds: [] });
-    expect(await a.settle({ tenantId: t, requestId, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: true });
+    await a.reseed({ tenantId: t, month, spentMicros: 1_321n, holds: [], recentlySettled: [{ requestId, costMicros: 321n }] });
+    expect(await a.settle({ tenantId: t, requestId, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 })).toEqual({ applied: false });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_321n, heldMicros: 0n });
+  });
+
+  it('an id that never had a hold (an amendment) adds its amount once', async () => {
+    const t = await seeded(newTenant(), 100n);
+    const s = { tenantId: t, requestId: `${newRequest()}:v2`, month, actualMicros: 40n, actualTokens: 30, tokensEstimate: 0 };
+    const results = await Promise.all([a.settle(s), b.settle(s)]);
+    expect(results.filter((r) => r.applied)).toHaveLength(1);
+    expect(await a.budgetState(t, month)).toEqual({ spentMicros: 140n, heldMicros: 0n });
   });
 });
 
@@ -411,11 +446,11 @@ describe('hold expiry', () => {
   it('sweeps expired holds, frees their budget, and a late settlement still adds its cost once', async () => {
     const t = await seeded(newTenant());
     const first = input(t, { budgetMicros: 1_000n, holdMicros: 600n, holdTtlMs: 150 });
-    expect(await a.admit(first)).toEqual({ allowed: true });
+    expect(await a.admit(first)).toMatchObject({ allowed: true });
     expect((await b.admit(input(t, { budgetMicros: 1_000n, holdMicros: 600n }))).allowed).toBe(false);
     await sleep(250);
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 0n });
-    expect(await b.admit(input(t, { budgetMicros: 1_000n, holdMicros: 600n }))).toEqual({ allowed: true });
+    expect(await b.admit(input(t, { budgetMicros: 1_000n, holdMicros: 600n }))).toMatchObject({ allowed: true });
 
     const s = { tenantId: t, requestId: first.requestId, month, actualMicros: 350n, actualTokens: 1, tokensEstimate: 1 };
     expect(await a.settle(s)).toEqual({ applied: true });
@@ -431,12 +466,12 @@ describe('hold expiry', () => {
     expect(await b.sweepExpiredHolds(t, month)).toBe(3);
     expect(await b.sweepExpiredHolds(t, month)).toBe(0);
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 10n });
-    expect(await inspect.zcard(`lg:{${t}}:holds:${month}`)).toBe(1);
+    expect(await inspect.zcard(`lg:{${t}}:v2:holds:${month}`)).toBe(1);
 
     await a.admit(input(t, { holdMicros: 5n, holdTtlMs: 30 }));
     await sleep(60);
     await a.admit(input(t, { holdMicros: 0n }));
-    expect(await inspect.hget(`lg:{${t}}:budget:${month}`, 'held')).toBe('10');
+    expect(await inspect.hget(`lg:{${t}}:v2:budget:${month}`, 'held')).toBe('10');
   });
 });
 
@@ -500,14 +535,15 @@ describe('key layout', () => {
     await a.sweepExpiredHolds(t, month);
     await a.settle({ tenantId: t, requestId: newRequest(), month, actualMicros: 1n, actualTokens: 1, tokensEstimate: 1 });
     const keys = (await inspect.keys(`*${t}*`)).sort();
-    expect(keys.map((k) => k.replace(t, 'T').replace(/r-[0-9a-f-]{36}$/, 'R'))).toEqual([
-      'lg:{T}:budget:2026-11',
-      'lg:{T}:hold-amounts:2026-11',
-      'lg:{T}:holds:2026-11',
-      'lg:{T}:rate:rpm',
-      'lg:{T}:rate:tpm',
-      'lg:{T}:settled:R',
-      'lg:{T}:swept:2026-11',
+    expect(keys.map((k) => k.replace(t, 'T').replace(/settled:[01]$/, 'settled:S'))).toEqual([
+      'lg:{T}:v2:budget:2026-11',
+      'lg:{T}:v2:hold-amounts:2026-11',
+      'lg:{T}:v2:holds:2026-11',
+      'lg:{T}:v2:inflight',
+      'lg:{T}:v2:settled:S',
+      'lg:{T}:v2:swept:2026-11',
+      'lg:{T}:v2:win:rpm',
+      'lg:{T}:v2:win:tpm',
     ]);
   });
 
@@ -515,7 +551,7 @@ describe('key layout', () => {
     const t = newTenant();
     const custom = makeLimiter(redisA, { keyPrefix: 'gw' });
     await custom.reseed({ tenantId: t, month, spentMicros: 0n, holds: [] });
-    expect(await inspect.keys(`*${t}*`)).toEqual([`gw:{${t}}:budget:${month}`]);
+    expect(await inspect.keys(`*${t}*`)).toEqual([`gw:{${t}}:v2:budget:${month}`]);
     expect((await a.admit(input(t))).allowed).toBe(false); // the 'lg' month is still missing
   });
 });

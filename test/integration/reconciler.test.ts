@@ -40,7 +40,7 @@ test('the reconciler reports a lasting difference between Redis spent and the le
   const reconciler = makeReconciler({ db, limiter, logger: createLogger('silent'), confirmMs: 10 });
   expect((await reconciler.reconcileOnce()).filter((d) => d.tenantId === tenant.id)).toEqual([]);
 
-  await redis.hincrby(`lg:{${tenant.id}}:budget:${month}`, 'spent', 12);
+  await redis.hincrby(`lg:{${tenant.id}}:v2:budget:${month}`, 'spent', 12);
   expect((await reconciler.reconcileOnce()).filter((d) => d.tenantId === tenant.id)).toEqual([
     { tenantId: tenant.id, month, redisSpentMicros: 300n, ledgerSpentMicros: 288n },
   ]);

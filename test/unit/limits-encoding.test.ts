@@ -36,7 +36,14 @@ describe('script arguments', () => {
 
 describe('script replies', () => {
   it('reads admit replies', () => {
-    expect(parseAdmitReply(['OK'])).toEqual({ allowed: true });
+    expect(parseAdmitReply(['OK', '1764460000.123456'])).toEqual({ allowed: true, generation: '1764460000.123456' });
+    expect(() => parseAdmitReply(['OK'])).toThrow(/unexpected admit reply/);
+    expect(parseAdmitReply(['RATE_LIMITED', 'CONCURRENT_REQUESTS', 1000, 0])).toEqual({
+      allowed: false,
+      reason: 'RATE_LIMITED',
+      limit: 'CONCURRENT_REQUESTS',
+      retryAfterMs: 1000,
+    });
     expect(parseAdmitReply(['NEEDS_RESEED'])).toEqual({ allowed: false, reason: 'NEEDS_RESEED' });
     expect(parseAdmitReply(['BUDGET_EXCEEDED', '9007199254740991'])).toEqual({
       allowed: false,

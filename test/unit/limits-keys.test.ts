@@ -12,27 +12,27 @@ describe('limit keys', () => {
 
   it('tags every key of a tenant with {tenantId}', () => {
     const m = keys.month('tenant-1', '2026-11');
-    const all = [m.budget, m.holds, m.holdAmounts, m.swept, keys.rate('tenant-1').rpm, keys.rate('tenant-1').tpm, keys.settled('tenant-1', 'req-1')];
+    const tk = keys.tenant('tenant-1');
+    const all = [m.budget, m.holds, m.holdAmounts, m.swept, tk.rpm, tk.tpm, tk.inflight, ...tk.settled];
     expect(new Set(all).size).toBe(all.length);
     for (const k of all) expect(hashTag(k)).toBe('tenant-1');
-    expect(m.budget).toBe('lg:{tenant-1}:budget:2026-11');
-    expect(keys.settled('tenant-1', 'req-1')).toBe('lg:{tenant-1}:settled:req-1');
+    expect(m.budget).toBe('lg:{tenant-1}:v2:budget:2026-11');
+    expect(tk.settled).toEqual(['lg:{tenant-1}:v2:settled:0', 'lg:{tenant-1}:v2:settled:1']);
   });
 
   it('uses the prefix given', () => {
-    expect(limitKeys('gw').rate('t').rpm).toBe('gw:{t}:rate:rpm');
+    expect(limitKeys('gw').tenant('t').rpm).toBe('gw:{t}:v2:win:rpm');
   });
 
   it.each(['', 'a{b', 'a}b', '{x}'])('refuses tenant id %j, which would break the hash tag', (id) => {
-    expect(() => keys.rate(id)).toThrow(RangeError);
+    expect(() => keys.tenant(id)).toThrow(RangeError);
   });
 
   it.each(['2026-1', '2026-13', '2026-00', '26-11', '2026-11-01', ''])('refuses month %j', (month) => {
     expect(() => keys.month('t', month)).toThrow(RangeError);
   });
 
-  it('refuses a prefix with braces and an empty request id', () => {
+  it('refuses a prefix with braces', () => {
     expect(() => limitKeys('l{g}')).toThrow(RangeError);
-    expect(() => keys.settled('t', '')).toThrow(RangeError);
   });
 });

@@ -2,27 +2,28 @@ import { LIB_LUA } from './lib.lua';
 
 /**
  * extend-hold: grows one request's hold by extra micro-USD if spent + held + extra <= budget, and pushes its
- * expiry to at least now + TTL. A hold that was swept meanwhile is recreated with the extra amount alone (the
- * swept part was released; the tombstone goes, since the request is held again). A settled request is refused:
- * a hold nobody settles would only block budget until it expired.
+ * expiry (and its in-flight slot's) to at least now + TTL. A hold that was swept meanwhile is recreated with the
+ * extra amount alone (the swept part was released; the tombstone goes, since the request is held again). A
+ * settled request is refused: a hold nobody settles would only block budget until it expired.
  *
  * KEYS[1] budget hash   KEYS[2] holds zset   KEYS[3] hold amounts hash   KEYS[4] swept tombstones
- * KEYS[5] settled marker of this request
- * ARGV[1] requestId   ARGV[2] extra micro-USD   ARGV[3] budget micro-USD, '' = no budget
- * ARGV[4] hold TTL ms   ARGV[5] month state TTL ms   ARGV[6] swept tombstone retention ms
+ * KEYS[5] settled markers slot 0   KEYS[6] settled markers slot 1   KEYS[7] in-flight zset
+ * ARGV[1] clock offset ms   ARGV[2] requestId   ARGV[3] extra micro-USD   ARGV[4] budget micro-USD, '' = no budget
+ * ARGV[5] hold TTL ms   ARGV[6] month state TTL ms   ARGV[7] swept tombstone retention ms
  *
  * Returns {'OK', remaining micro-USD or ''} | {'BUDGET_EXCEEDED', remaining} | {'NEEDS_RESEED'} | {'SETTLED'}
  */
 export const EXTEND_HOLD_LUA = `${LIB_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NEEDS_RESEED'} end
-if redis.call('EXISTS', KEYS[5]) == 1 then return {'SETTLED'} end
-
-local request_id = ARGV[1]
-local extra = tonumber(ARGV[2])
-local budget = opt_num(ARGV[3])
+local request_id = ARGV[2]
 local now = now_ms()
+if marker_get(KEYS[5], KEYS[6], request_id, now) then return {'SETTLED'} end
 
-sweep(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, tonumber(ARGV[6]))
+local extra = tonumber(ARGV[3])
+local budget = opt_num(ARGV[4])
+local ttl = tonumber(ARGV[5])
+
+sweep(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, tonumber(ARGV[7]))
 
 local state = redis.call('HMGET', KEYS[1], 'spent', 'held')
 local spent = tonumber(state[1]) or 0
@@ -34,12 +35,16 @@ if budget and spent + held + extra > budget then
   return {'BUDGET_EXCEEDED', int(remaining)}
 end
 
-local current = tonumber(redis.call('HGET', KEYS[3], request_id)) or 0
-redis.call('HSET', KEYS[3], request_id, int(current + extra))
-redis.call('ZADD', KEYS[2], 'GT', int(now + tonumber(ARGV[4])), request_id)
+local current, admitted_idx = hold_parse(redis.call('HGET', KEYS[3], request_id))
+local value = int((current or 0) + extra)
+if admitted_idx then value = value .. ':' .. int(admitted_idx) end
+redis.call('HSET', KEYS[3], request_id, value)
+redis.call('ZADD', KEYS[2], 'GT', int(now + ttl), request_id)
 redis.call('HINCRBY', KEYS[1], 'held', int(extra))
 redis.call('ZREM', KEYS[4], request_id)
-touch_month(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5])
+redis.call('ZADD', KEYS[7], 'GT', int(now + ttl), request_id)
+if redis.call('PTTL', KEYS[7]) < ttl then redis.call('PEXPIRE', KEYS[7], int(ttl)) end
+touch_month(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[6])
 if budget then return {'OK', int(budget - spent - held - extra)} end
 return {'OK', ''}
 `;

@@ -1,29 +1,31 @@
 /**
  * Lua helpers shared by the limit scripts, prepended to each script's text when the module loads (the SHA covers
  * the composed text, so what runs is exactly what is reviewed here plus the script body).
+ *
+ * Every script takes ARGV[1] = a clock offset in ms added to Redis TIME: 0 in production, moved forward by tests
+ * to see a rolling window or an hour of markers pass without waiting for it.
  */
 export const LIB_LUA = `
--- Rate windows are one minute. Buckets count in units of (token x WINDOW_MS), so a limit of n per minute refills
--- exactly n units per millisecond: integer math only, no float drift between instances.
+-- Rolling windows: one-second sub-buckets. A window read at time now sums the current bucket and the
+-- WINDOW_BUCKETS before it, i.e. at least the last 60 s (up to 61 s): conservative, never admits more than the limit
+-- in any 60 s. A bucket idx leaves the window at (idx + WINDOW_BUCKETS + 1) * BUCKET_MS.
+local BUCKET_MS = 1000
+local WINDOW_BUCKETS = 60
 local WINDOW_MS = 60000
+-- Settled markers rotate through two hash slots by the hour (see marker_put).
+local HOUR_MS = 3600000
 
 -- Integers go back to Redis as '%d' strings: a Lua number argument would be formatted as a double.
 local function int(n)
   return string.format('%d', n)
 end
 
+local CLOCK_OFFSET_MS = tonumber(ARGV[1]) or 0
+
 -- Redis TIME in ms: every gateway instance reads the same clock, never its own.
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- ceil(a / b) for integers a >= 0, b > 0; corrected in integers in case the float quotient rounded.
-local function ceil_div(a, b)
-  local q = math.floor(a / b)
-  while q * b < a do q = q + 1 end
-  while q > 0 and (q - 1) * b >= a do q = q - 1 end
-  return q
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + CLOCK_OFFSET_MS
 end
 
 -- The optional arguments use '' for "none".
@@ -32,33 +34,107 @@ local function opt_num(s)
   return tonumber(s)
 end
 
--- Token bucket level at now: a missing key is a full bucket (keys expire once they would be full again).
-local function bucket_level(key, n, now)
-  local cap = n * WINDOW_MS
-  local s = redis.call('HMGET', key, 'lvl', 'ts')
-  if not s[1] then return cap end
-  local elapsed = now - tonumber(s[2])
-  if elapsed < 0 then elapsed = 0 end
-  local lvl = tonumber(s[1]) + elapsed * n
-  if lvl > cap then lvl = cap end
-  return lvl
+-- A hold is stored as 'amount:admittedBucket' (the bucket lets settlement correct the tokens window where the
+-- reservation was made).
+local function hold_parse(v)
+  if not v then return nil, nil end
+  local sep = string.find(v, ':', 1, true)
+  if not sep then return tonumber(v), nil end
+  return tonumber(string.sub(v, 1, sep - 1)), tonumber(string.sub(v, sep + 1))
 end
 
-local function bucket_store(key, n, lvl, now)
-  redis.call('HSET', key, 'lvl', int(lvl), 'ts', int(now), 'n', int(n))
-  local full_in = 0
-  if n > 0 and lvl < n * WINDOW_MS then full_in = ceil_div(n * WINDOW_MS - lvl, n) end
-  redis.call('PEXPIRE', key, int(full_in + 1000))
+local function bucket_of(ms)
+  return math.floor(ms / BUCKET_MS)
 end
 
--- Decides one rate limit without writing. Returns (level after taking cost, 0, 0) when it fits,
--- (nil, retry_after_ms, 0) when it fits later, (nil, WINDOW_MS, 1) when it never can (cost above the limit).
-local function rate_take(key, n, cost, now)
-  if n == 0 or cost > n then return nil, WINDOW_MS, 1 end
-  local lvl = bucket_level(key, n, now)
-  local need = cost * WINDOW_MS
-  if lvl < need then return nil, ceil_div(need - lvl, n), 0 end
-  return lvl - need, 0, 0
+-- Reads a window hash (bucket idx -> amount). Returns the total inside the window, its entries sorted oldest
+-- first, and the fields that fell out (the caller deletes them when it writes anyway).
+local function window_read(key, now)
+  local oldest = bucket_of(now) - WINDOW_BUCKETS
+  local flat = redis.call('HGETALL', key)
+  local entries, stale, total = {}, {}, 0
+  for i = 1, #flat, 2 do
+    local idx = tonumber(flat[i])
+    if idx < oldest then
+      stale[#stale + 1] = flat[i]
+    else
+      local v = tonumber(flat[i + 1])
+      entries[#entries + 1] = {idx, v}
+      total = total + v
+    end
+  end
+  table.sort(entries, function(x, y) return x[1] < y[1] end)
+  return total, entries, stale
+end
+
+-- Decides one rolling limit without writing. The window must stay below the limit and take the cost whole:
+-- usage above a reservation (settled later) counts too, so a window at or over its limit admits nothing.
+-- Returns (true, 0, 0, stale) when it fits, (false, retry_after_ms, 0) when it fits once enough leaves the window,
+-- (false, WINDOW_MS, 1) when it never can (limit 0 or cost above the limit).
+local function window_check(key, n, cost, now)
+  if n == 0 or cost > n then return false, WINDOW_MS, 1 end
+  local total, entries, stale = window_read(key, now)
+  if total < n and total + cost <= n then return true, 0, 0, stale end
+  local left = total
+  for _, e in ipairs(entries) do
+    left = left - e[2]
+    if left < n and left + cost <= n then
+      return false, (e[1] + WINDOW_BUCKETS + 1) * BUCKET_MS - now, 0
+    end
+  end
+  return false, WINDOW_MS, 0
+end
+
+-- Adds amount to the current bucket (an idx, when given: the bucket a reservation was made in), drops fields
+-- that left the window, and keeps the key no longer than the window needs it.
+local function window_add(key, amount, now, stale, idx)
+  redis.call('HINCRBY', key, int(idx or bucket_of(now)), int(amount))
+  if stale and #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  redis.call('PEXPIRE', key, int((WINDOW_BUCKETS + 2) * BUCKET_MS))
+end
+
+-- Corrects a request's tokens from its reservation to its actual count, once, at settlement. A refund comes off
+-- the bucket the reservation went to (while it is still in the window, and never below zero); usage above the
+-- reservation is added to the current bucket, so it counts against admissions for a whole window from now.
+local function window_correct(key, delta, admitted_idx, now)
+  if delta > 0 then
+    window_add(key, delta, now, nil, nil)
+  elseif delta < 0 and admitted_idx and admitted_idx >= bucket_of(now) - WINDOW_BUCKETS then
+    local f = int(admitted_idx)
+    local v = tonumber(redis.call('HGET', key, f))
+    if v then
+      local left = v + delta
+      if left < 0 then left = 0 end
+      redis.call('HSET', key, f, int(left))
+    end
+  end
+end
+
+-- Settled markers: two hashes per tenant (slot = hour % 2), each holding requestId -> micro-USD of the hour named
+-- by its '#hour' field. A marker written in hour h is found through the end of hour h + 1 (>= 1 h), then its slot
+-- is reused for hour h + 2 and the whole hour goes at once (UNLINK, freed off the main thread). Memory is
+-- therefore bounded by two hours of settlements, never by traffic history.
+local function marker_get(s0, s1, request_id, now)
+  local h = math.floor(now / HOUR_MS)
+  for _, k in ipairs({s0, s1}) do
+    local r = redis.call('HMGET', k, '#hour', request_id)
+    local kh = tonumber(r[1])
+    if r[2] and kh and (kh == h or kh == h - 1) then return r[2] end
+  end
+  return nil
+end
+
+local function marker_put(s0, s1, request_id, amount, now)
+  local h = math.floor(now / HOUR_MS)
+  local k = s0
+  if h % 2 == 1 then k = s1 end
+  if tonumber(redis.call('HGET', k, '#hour')) ~= h then
+    redis.call('UNLINK', k)
+    redis.call('HSET', k, '#hour', int(h))
+    -- Expires when its hour can no longer be read (end of hour h + 1), even if no later settlement rotates it.
+    redis.call('PEXPIRE', k, int((h + 2) * HOUR_MS - now + 1000))
+  end
+  redis.call('HSET', k, request_id, amount)
 end
 
 -- Removes the holds of a tenant-month that expired at or before now, releasing them from 'held' and leaving a
@@ -72,7 +148,7 @@ local function sweep(budget_key, holds_key, amounts_key, swept_key, now, retenti
     local amounts = redis.call('HMGET', amounts_key, unpack(ids))
     local tombs = {}
     for i, id in ipairs(ids) do
-      released = released + (tonumber(amounts[i]) or 0)
+      released = released + (hold_parse(amounts[i]) or 0)
       tombs[#tombs + 1] = int(now)
       tombs[#tombs + 1] = id
     end

@@ -1,57 +1,50 @@
 import { LIB_LUA } from './lib.lua';
 
 /**
- * settle: applies a request's actual cost once, guarded by its settled marker.
+ * settle: applies a request's actual cost once, guarded by its settled marker (two hourly slots per tenant, see
+ * marker_put: a retry within at least an hour of the first application applies nothing).
  *
  * With the month seeded, exactly one of:
  * - its hold exists: release it (held -= hold) and add the actual cost to spent;
- * - its hold was swept unsettled (a tombstone exists): add the actual cost to spent (nothing left to release);
- * - neither: the reseed that wrote this month read the request as settled in Postgres, so spent already counts
- *   it; adding it again would count it twice. Only the marker is written.
- * With the month missing nothing is incremented: a reseed reads Postgres afterwards (the row is settled there, or
- * it is a hold whose marker the reseed finds and counts). The marker is the only write.
+ * - anything else (its hold was swept unsettled, or the id never had a hold, e.g. an amendment '<uuid>:v2'): add
+ *   the actual cost to spent. A reseed that counted a settled row from Postgres wrote its marker (reseed.lua.ts),
+ *   so a late settlement of that row stops at the marker above.
+ * With the month missing nothing is added: the reseed that follows reads Postgres (the row is settled there, or it
+ * is a hold whose marker the reseed finds and counts). The marker is written either way.
  *
- * The tokens/min bucket is corrected by (actual - estimate) tokens, once: refunded when the estimate was high,
- * charged (possibly into debt down to minus one minute's worth) when it was low. This keeps TPM soft.
+ * The request's in-flight slot is released. The tokens window is corrected by (actual - estimate): a refund comes
+ * off the bucket the reservation went to; usage above the reservation counts from now (window_correct).
  *
  * KEYS[1] budget hash   KEYS[2] holds zset   KEYS[3] hold amounts hash   KEYS[4] swept tombstones
- * KEYS[5] settled marker of this request      KEYS[6] tokens/min bucket
- * ARGV[1] requestId   ARGV[2] actual micro-USD   ARGV[3] actual - estimated tokens
- * ARGV[4] marker TTL ms   ARGV[5] month state TTL ms
+ * KEYS[5] settled markers slot 0   KEYS[6] settled markers slot 1   KEYS[7] tokens/min window   KEYS[8] in-flight zset
+ * ARGV[1] clock offset ms   ARGV[2] requestId   ARGV[3] actual micro-USD   ARGV[4] actual - estimated tokens
+ * ARGV[5] month state TTL ms
  *
  * Returns 1 when this call applied the settlement, 0 when an earlier call had.
  */
 export const SETTLE_LUA = `${LIB_LUA}
-if not redis.call('SET', KEYS[5], ARGV[2], 'NX', 'PX', ARGV[4]) then return 0 end
+local request_id = ARGV[2]
+local now = now_ms()
+if marker_get(KEYS[5], KEYS[6], request_id, now) then return 0 end
+marker_put(KEYS[5], KEYS[6], request_id, ARGV[3], now)
 
-local request_id = ARGV[1]
-local actual = tonumber(ARGV[2])
-local token_delta = tonumber(ARGV[3])
+local actual = tonumber(ARGV[3])
+local token_delta = tonumber(ARGV[4])
+redis.call('ZREM', KEYS[8], request_id)
 
-if token_delta ~= 0 then
-  local s = redis.call('HMGET', KEYS[6], 'n')
-  local n = tonumber(s[1])
-  if n and n > 0 then
-    local now = now_ms()
-    local cap = n * WINDOW_MS
-    local lvl = bucket_level(KEYS[6], n, now) - token_delta * WINDOW_MS
-    if lvl > cap then lvl = cap end
-    if lvl < -cap then lvl = -cap end
-    bucket_store(KEYS[6], n, lvl, now)
-  end
-end
+local hold, admitted_idx = hold_parse(redis.call('HGET', KEYS[3], request_id))
+if token_delta ~= 0 then window_correct(KEYS[7], token_delta, admitted_idx, now) end
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
 
-local hold = redis.call('HGET', KEYS[3], request_id)
 if hold then
   redis.call('ZREM', KEYS[2], request_id)
   redis.call('HDEL', KEYS[3], request_id)
-  redis.call('HINCRBY', KEYS[1], 'held', int(-tonumber(hold)))
-  redis.call('HINCRBY', KEYS[1], 'spent', int(actual))
-elseif redis.call('ZREM', KEYS[4], request_id) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'spent', int(actual))
+  redis.call('HINCRBY', KEYS[1], 'held', int(-hold))
+else
+  redis.call('ZREM', KEYS[4], request_id)
 end
+redis.call('HINCRBY', KEYS[1], 'spent', int(actual))
 touch_month(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5])
 return 1
 `;

@@ -1361,6 +1361,7 @@ export const TenantScalarFieldEnum = {
   monthlyBudgetMicros: 'monthlyBudgetMicros',
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
+  maxConcurrentRequests: 'maxConcurrentRequests',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const

@@ -87,6 +87,7 @@ export const TenantScalarFieldEnum = {
   monthlyBudgetMicros: 'monthlyBudgetMicros',
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
+  maxConcurrentRequests: 'maxConcurrentRequests',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const

@@ -30,12 +30,14 @@ export type TenantAvgAggregateOutputType = {
   monthlyBudgetMicros: number | null
   requestsPerMinute: number | null
   tokensPerMinute: number | null
+  maxConcurrentRequests: number | null
 }
 
 export type TenantSumAggregateOutputType = {
   monthlyBudgetMicros: bigint | null
   requestsPerMinute: number | null
   tokensPerMinute: number | null
+  maxConcurrentRequests: number | null
 }
 
 export type TenantMinAggregateOutputType = {
@@ -44,6 +46,7 @@ export type TenantMinAggregateOutputType = {
   monthlyBudgetMicros: bigint | null
   requestsPerMinute: number | null
   tokensPerMinute: number | null
+  maxConcurrentRequests: number | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -54,6 +57,7 @@ export type TenantMaxAggregateOutputType = {
   monthlyBudgetMicros: bigint | null
   requestsPerMinute: number | null
   tokensPerMinute: number | null
+  maxConcurrentRequests: number | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -64,6 +68,7 @@ export type TenantCountAggregateOutputType = {
   monthlyBudgetMicros: number
   requestsPerMinute: number
   tokensPerMinute: number
+  maxConcurrentRequests: number
   createdAt: number
   updatedAt: number
   _all: number
@@ -74,12 +79,14 @@ export type TenantAvgAggregateInputType = {
   monthlyBudgetMicros?: true
   requestsPerMinute?: true
   tokensPerMinute?: true
+  maxConcurrentRequests?: true
 }
 
 export type TenantSumAggregateInputType = {
   monthlyBudgetMicros?: true
   requestsPerMinute?: true
   tokensPerMinute?: true
+  maxConcurrentRequests?: true
 }
 
 export type TenantMinAggregateInputType = {
@@ -88,6 +95,7 @@ export type TenantMinAggregateInputType = {
   monthlyBudgetMicros?: true
   requestsPerMinute?: true
   tokensPerMinute?: true
+  maxConcurrentRequests?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -98,6 +106,7 @@ export type TenantMaxAggregateInputType = {
   monthlyBudgetMicros?: true
   requestsPerMinute?: true
   tokensPerMinute?: true
+  maxConcurrentRequests?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -108,6 +117,7 @@ export type TenantCountAggregateInputType = {
   monthlyBudgetMicros?: true
   requestsPerMinute?: true
   tokensPerMinute?: true
+  maxConcurrentRequests?: true
   createdAt?: true
   updatedAt?: true
   _all?: true
@@ -205,6 +215,7 @@ export type TenantGroupByOutputType = {
   monthlyBudgetMicros: bigint | null
   requestsPerMinute: number | null
   tokensPerMinute: number | null
+  maxConcurrentRequests: number | null
   createdAt: Date
   updatedAt: Date
   _count: TenantCountAggregateOutputType | null
@@ -238,6 +249,7 @@ export type TenantWhereInput = {
   monthlyBudgetMicros?: Prisma.BigIntNullableFilter<"Tenant"> | bigint | number | null
   requestsPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
+  maxConcurrentRequests?: Prisma.IntNullableFilter<"Tenant"> | number | null
   createdAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   apiKeys?: Prisma.ApiKeyListRelationFilter
@@ -251,6 +263,7 @@ export type TenantOrderByWithRelationInput = {
   monthlyBudgetMicros?: Prisma.SortOrderInput | Prisma.SortOrder
   requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
+  maxConcurrentRequests?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   apiKeys?: Prisma.ApiKeyOrderByRelationAggregateInput
@@ -267,6 +280,7 @@ export type TenantWhereUniqueInput = Prisma.AtLeast<{
   monthlyBudgetMicros?: Prisma.BigIntNullableFilter<"Tenant"> | bigint | number | null
   requestsPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
+  maxConcurrentRequests?: Prisma.IntNullableFilter<"Tenant"> | number | null
   createdAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   apiKeys?: Prisma.ApiKeyListRelationFilter
@@ -280,6 +294,7 @@ export type TenantOrderByWithAggregationInput = {
   monthlyBudgetMicros?: Prisma.SortOrderInput | Prisma.SortOrder
   requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
+  maxConcurrentRequests?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   _count?: Prisma.TenantCountOrderByAggregateInput
@@ -298,6 +313,7 @@ export type TenantScalarWhereWithAggregatesInput = {
   monthlyBudgetMicros?: Prisma.BigIntNullableWithAggregatesFilter<"Tenant"> | bigint | number | null
   requestsPerMinute?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
+  maxConcurrentRequests?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Tenant"> | Date | string
 }
@@ -308,6 +324,7 @@ export type TenantCreateInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
@@ -321,6 +338,7 @@ export type TenantUncheckedCreateInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
@@ -334,6 +352,7 @@ export type TenantUpdateInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
@@ -347,6 +366,7 @@ export type TenantUncheckedUpdateInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
@@ -360,6 +380,7 @@ export type TenantCreateManyInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
 }
@@ -370,6 +391,7 @@ export type TenantUpdateManyMutationInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -380,6 +402,7 @@ export type TenantUncheckedUpdateManyInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -390,6 +413,7 @@ export type TenantCountOrderByAggregateInput = {
   monthlyBudgetMicros?: Prisma.SortOrder
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
+  maxConcurrentRequests?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -398,6 +422,7 @@ export type TenantAvgOrderByAggregateInput = {
   monthlyBudgetMicros?: Prisma.SortOrder
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
+  maxConcurrentRequests?: Prisma.SortOrder
 }
 
 export type TenantMaxOrderByAggregateInput = {
@@ -406,6 +431,7 @@ export type TenantMaxOrderByAggregateInput = {
   monthlyBudgetMicros?: Prisma.SortOrder
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
+  maxConcurrentRequests?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -416,6 +442,7 @@ export type TenantMinOrderByAggregateInput = {
   monthlyBudgetMicros?: Prisma.SortOrder
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
+  maxConcurrentRequests?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -424,6 +451,7 @@ export type TenantSumOrderByAggregateInput = {
   monthlyBudgetMicros?: Prisma.SortOrder
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
+  maxConcurrentRequests?: Prisma.SortOrder
 }
 
 export type TenantScalarRelationFilter = {
@@ -503,6 +531,7 @@ export type TenantCreateWithoutApiKeysInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
   overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
@@ -515,6 +544,7 @@ export type TenantUncheckedCreateWithoutApiKeysInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
   overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
@@ -543,6 +573,7 @@ export type TenantUpdateWithoutApiKeysInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
@@ -555,6 +586,7 @@ export type TenantUncheckedUpdateWithoutApiKeysInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
@@ -567,6 +599,7 @@ export type TenantCreateWithoutOverridesInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
@@ -579,6 +612,7 @@ export type TenantUncheckedCreateWithoutOverridesInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
@@ -607,6 +641,7 @@ export type TenantUpdateWithoutOverridesInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
@@ -619,6 +654,7 @@ export type TenantUncheckedUpdateWithoutOverridesInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
@@ -631,6 +667,7 @@ export type TenantCreateWithoutLedgerInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
@@ -643,6 +680,7 @@ export type TenantUncheckedCreateWithoutLedgerInput = {
   monthlyBudgetMicros?: bigint | number | null
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
@@ -671,6 +709,7 @@ export type TenantUpdateWithoutLedgerInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
@@ -683,6 +722,7 @@ export type TenantUncheckedUpdateWithoutLedgerInput = {
   monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
@@ -744,6 +784,7 @@ export type TenantSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   monthlyBudgetMicros?: boolean
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
+  maxConcurrentRequests?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
@@ -758,6 +799,7 @@ export type TenantSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   monthlyBudgetMicros?: boolean
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
+  maxConcurrentRequests?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["tenant"]>
@@ -768,6 +810,7 @@ export type TenantSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   monthlyBudgetMicros?: boolean
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
+  maxConcurrentRequests?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["tenant"]>
@@ -778,11 +821,12 @@ export type TenantSelectScalar = {
   monthlyBudgetMicros?: boolean
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
+  maxConcurrentRequests?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
+export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
 export type TenantInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
   overrides?: boolean | Prisma.Tenant$overridesArgs<ExtArgs>
@@ -811,6 +855,10 @@ export type $TenantPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
      */
     requestsPerMinute: number | null
     tokensPerMinute: number | null
+    /**
+     * Requests in flight at once. Null: no cap.
+     */
+    maxConcurrentRequests: number | null
     createdAt: Date
     updatedAt: Date
   }, ExtArgs["result"]["tenant"]>
@@ -1244,6 +1292,7 @@ export interface TenantFieldRefs {
   readonly monthlyBudgetMicros: Prisma.FieldRef<"Tenant", 'BigInt'>
   readonly requestsPerMinute: Prisma.FieldRef<"Tenant", 'Int'>
   readonly tokensPerMinute: Prisma.FieldRef<"Tenant", 'Int'>
+  readonly maxConcurrentRequests: Prisma.FieldRef<"Tenant", 'Int'>
   readonly createdAt: Prisma.FieldRef<"Tenant", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Tenant", 'DateTime'>
 }

@@ -1,0 +1,28 @@
+import { LIB_LUA } from './lib.lua';
+
+/**
+ * release: undoes an admission whose request never reached the upstream (its write-ahead INSERT failed, or its
+ * re-admission after a reseed was refused): the hold and the in-flight slot go, and the window takes are given back
+ * to the bucket they went to (if still in the window). No marker, nothing spent. A request with no hold left
+ * (swept, or never held by this state) releases only its slot.
+ *
+ * KEYS[1] budget hash   KEYS[2] holds zset   KEYS[3] hold amounts hash   KEYS[4] swept tombstones
+ * KEYS[5] requests/min window   KEYS[6] tokens/min window   KEYS[7] in-flight zset
+ * ARGV[1] clock offset ms   ARGV[2] requestId   ARGV[3] requests per minute, '' = none (nothing was taken)
+ * ARGV[4] tokens per minute, '' = none   ARGV[5] token estimate
+ *
+ * Returns 1 when a hold was released, 0 when there was none.
+ */
+export const RELEASE_LUA = `${LIB_LUA}
+local request_id = ARGV[2]
+local now = now_ms()
+redis.call('ZREM', KEYS[7], request_id)
+local hold, admitted_idx = hold_parse(redis.call('HGET', KEYS[3], request_id))
+if not hold then return 0 end
+redis.call('ZREM', KEYS[2], request_id)
+redis.call('HDEL', KEYS[3], request_id)
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'held', int(-hold)) end
+if ARGV[3] ~= '' then window_correct(KEYS[5], -1, admitted_idx, now) end
+if ARGV[4] ~= '' then window_correct(KEYS[6], -tonumber(ARGV[5]), admitted_idx, now) end
+return 1
+`;
