@@ -89,7 +89,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     };
     // A hold outlives the longest request; the reaper settles dead ones long before it expires.
     const holdTtlMs = config.TOTAL_TIMEOUT_MS + config.LEASE_MS + 60_000;
-    const epoch = makeEpoch(redis);
+    const epoch = makeEpoch(redis, { maxAgeMs: config.CACHE_MAX_AGE_MS });
     const catalog = makeCatalogStore(db, epoch);
     const tenants = makeTenantStore(db, epoch);
     const limiter = makeLimiter(redis);
@@ -135,7 +135,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       catalog,
       tenants,
       tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
-      admin: makeAdminService({ db, epoch }),
+      admin: makeAdminService({ db, epoch, logger }),
       chat,
       reports: makeReportsService({ db }),
       routing,

@@ -57,6 +57,8 @@ const schema = z.object({
   /** Most sockets to the upstream at once: every open stream holds one (HTTP/1.1), so this caps concurrent streams. */
   UPSTREAM_MAX_CONNECTIONS: positiveInt(4_096),
   REAPER_INTERVAL_MS: positiveInt(5_000),
+  /** Hard maximum age of cached API key, tenant and catalog state (the epoch invalidates it sooner). */
+  CACHE_MAX_AGE_MS: positiveInt(5_000),
 });
 
 export type Config = Readonly<
