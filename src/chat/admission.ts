@@ -12,7 +12,7 @@ import type { Ledger, PriceSnapshot } from '../accounting/ledger';
 import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd, type Micros } from '../accounting/money';
 import { monthOf } from '../accounting/period';
-import { checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
+import { checkHoldBound, checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
 
 /** A request that passed every check: it holds budget in Redis and has its HELD ledger row. */
 export interface Admitted {
@@ -84,6 +84,7 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
   const promptEstimate = promptTokensEstimate(v.messageBytes, n);
   const tokensEstimate = promptEstimate + v.maxTokens;
   const holdMicros: Micros = worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens);
+  checkHoldBound(holdMicros, v.plan.chain.length, v.plan.profile.name);
   const gate = {
     tenantId: v.tenant.id,
     requestId,
