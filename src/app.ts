@@ -17,6 +17,7 @@ import { makeReconciler } from './accounting/reconciler';
 import { makeModelHealth, type RoutingOptions } from './routing';
 import { makeUpstreamClient } from './upstream';
 import { makeIdempotency } from './chat/idempotency';
+import { makeKeySignals } from './chat/key-signals';
 import { makeChatService } from './chat/chat-service';
 import { makeReportsService, makeRollupJob } from './reports';
 import { startSimulator, type Simulator } from './simulator/server';
@@ -102,7 +103,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const metrics = makeMetrics({ breakerStates: () => health.states() });
 
     // Keys are kept 48 h (the contract promises at least 24 h), then purged hourly.
-    const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs });
+    // One subscriber connection per process carries every idempotent retry's wake-up.
+    const subscriber = redis.duplicate();
+    subscriber.on('error', (e) => logger.debug({ err: e }, 'redis subscriber connection error'));
+    closers.push(async () => subscriber.disconnect());
+    await waitReady(subscriber, 5_000);
+    const signals = makeKeySignals({ publisher: redis, subscriber, maxWaiters: config.IDEMPOTENCY_MAX_WAITERS, logger });
+    closers.push(() => signals.close());
+    const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs, signals });
     const chat = makeChatService({
       catalog,
       tenants,

@@ -59,6 +59,8 @@ const schema = z.object({
   REAPER_INTERVAL_MS: positiveInt(5_000),
   /** Hard maximum age of cached API key, tenant and catalog state (the epoch invalidates it sooner). */
   CACHE_MAX_AGE_MS: positiveInt(5_000),
+  /** Most idempotent retries one process lets wait for their first request; past it: RATE_LIMITED. */
+  IDEMPOTENCY_MAX_WAITERS: positiveInt(1_000),
 });
 
 export type Config = Readonly<
