@@ -7,6 +7,7 @@ import { makeEpoch } from './infra/epoch';
 import { makeCatalogStore } from './catalog/catalog-store';
 import { makeTenantStore } from './tenants/tenant-store';
 import { makeAuthenticator } from './tenants/authenticate';
+import { makeAuthFailures } from './tenants/auth-failures';
 import { makeAdminService } from './tenants/admin-service';
 import { makeTenantReader } from './tenants/tenant-reader';
 import { makeLimiter } from './limits';
@@ -138,7 +139,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     });
 
     const services: Services = {
-      auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch }),
+      auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
       epoch,
       catalog,
       tenants,

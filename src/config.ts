@@ -61,6 +61,8 @@ const schema = z.object({
   CACHE_MAX_AGE_MS: positiveInt(5_000),
   /** Most idempotent retries one process lets wait for their first request; past it: RATE_LIMITED. */
   IDEMPOTENCY_MAX_WAITERS: positiveInt(1_000),
+  /** Failed authentications (unknown or revoked keys) one client address may make per minute, across instances. */
+  AUTH_FAILURES_PER_MINUTE: positiveInt(30),
 });
 
 export type Config = Readonly<

@@ -134,6 +134,11 @@ export class EpochCache<K, V> {
     entry.value.catch(() => this.map.get(key) === entry && this.map.delete(key));
     return entry.value;
   }
+  /** The cached entry of `key` if there is a fresh one; never loads. */
+  peek(key: K): Promise<V> | undefined {
+    const hit = this.epoch.cacheable() ? this.map.get(key) : undefined;
+    return hit && this.now() - hit.at <= this.epoch.maxAgeMs ? hit.value : undefined;
+  }
   delete(key: K): void {
     this.map.delete(key);
   }

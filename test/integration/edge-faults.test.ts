@@ -9,9 +9,10 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT, createTenant, gql, gqlOk, hello, startApp, startSim, TEST_ADMIN_KEY, uniqueName, type GqlResponse } from '../support/app';
 
 /**
- * Issue 11 items 4 and 7 under real faults: an admin change Redis cannot announce is rolled back (never committed
- * and stale), cached state has a hard maximum age, and Postgres unreachable is SERVICE_UNAVAILABLE (503) for every
- * operation, not a masked 500.
+ * Issue 11 items 4, 7 and the auth part of 11 under real faults: an admin change Redis cannot announce is rolled
+ * back (never committed and stale), cached state has a hard maximum age, Postgres unreachable is
+ * SERVICE_UNAVAILABLE (503) for every operation, not a masked 500, and unknown keys and failing addresses cost
+ * Postgres nothing (proved by cutting Postgres under them).
  */
 
 let sim: Simulator;
@@ -221,5 +222,70 @@ describe('Postgres unreachable: SERVICE_UNAVAILABLE (503) everywhere (item 7)', 
     const r = await gql(app.url, t.key, query, vars());
     expect(code(r)).toBe('SERVICE_UNAVAILABLE');
     expect(r.status).toBe(503);
+  });
+});
+
+describe('unknown keys and failing addresses never reach Postgres (item 11, auth)', () => {
+  let proxy: Awaited<ReturnType<typeof tcpProxy>>;
+  let app: App;
+  let redis: Redis;
+  let t: { id: string; key: string; keyId: string };
+  // A Redis database of its own: every other test file also fails authentications from 127.0.0.1.
+  const redisUrl = TEST_REDIS_URL.replace(/\/\d+$/, '/13');
+  const LIMIT = 6;
+  const bogus = () => `lgw_${uniqueName('guess').replace(/[^a-z0-9]/gi, '')}`;
+
+  beforeAll(async () => {
+    redis = new Redis(redisUrl);
+    await redis.flushdb();
+    proxy = await tcpProxy(Number(new URL(TEST_DATABASE_URL).port || 5432));
+    const dbUrl = new URL(TEST_DATABASE_URL);
+    dbUrl.port = String(proxy.port);
+    dbUrl.hostname = '127.0.0.1';
+    app = await startApp({ DATABASE_URL: dbUrl.toString(), REDIS_URL: redisUrl, AUTH_FAILURES_PER_MINUTE: String(LIMIT), CACHE_MAX_AGE_MS: '60000' }, sim, { background: false });
+    t = await createTenant(app.url);
+  });
+  afterEach(() => proxy.restore());
+  afterAll(async () => {
+    await app?.stop();
+    await proxy?.close();
+    redis?.disconnect();
+  });
+
+  it('a repeated unknown key is answered from the negative cache (401 with Postgres cut); a new one needs Postgres', async () => {
+    await redis.flushdb();
+    const guess = bogus();
+    expect(code(await gql(app.url, guess, ME))).toBe('UNAUTHENTICATED');
+    proxy.cut();
+    const again = await gql(app.url, guess, ME);
+    expect(code(again)).toBe('UNAUTHENTICATED');
+    expect(again.status).toBe(401);
+    expect(code(await gql(app.url, bogus(), ME))).toBe('SERVICE_UNAVAILABLE');
+  });
+
+  it('creating a key moves the epoch and clears the negative cache on every instance', async () => {
+    await redis.flushdb();
+    const guess = bogus();
+    expect(code(await gql(app.url, guess, ME))).toBe('UNAUTHENTICATED');
+    await gqlOk(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { createApiKey(tenantId: $t) { id } }', { t: t.id });
+    proxy.cut();
+    // Forgotten: the lookup needs Postgres again (which is cut), so the answer is 503, not the cached 401.
+    expect(code(await gql(app.url, guess, ME))).toBe('SERVICE_UNAVAILABLE');
+  });
+
+  it('an address past AUTH_FAILURES_PER_MINUTE is RATE_LIMITED (429) before any lookup; a known key from it still works', async () => {
+    await redis.flushdb();
+    expect(code(await gql(app.url, t.key, ME))).toBeUndefined(); // cached before the flood
+    for (let i = 0; i < LIMIT; i++) expect(code(await gql(app.url, bogus(), ME))).toBe('UNAUTHENTICATED');
+    proxy.cut();
+    const r = await gql(app.url, bogus(), ME);
+    expect(code(r)).toBe('RATE_LIMITED');
+    expect(r.status).toBe(429);
+    expect(r.errors![0]!.extensions).toMatchObject({ limit: 'AUTH_FAILURES' });
+    const retry = r.errors![0]!.extensions!.retryAfterMs as number;
+    expect(retry).toBeGreaterThan(0);
+    expect(retry).toBeLessThanOrEqual(60_000);
+    expect(code(await gql(app.url, t.key, ME))).toBeUndefined();
+    expect(code(await gql(app.url, TEST_ADMIN_KEY, '{ __typename }'))).toBeUndefined();
   });
 });
