@@ -165,6 +165,9 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
     },
 
     async removeProfileOverride(tenantId, profile, region) {
+      const catalog = await loadCatalog(db);
+      // A typo must not pass for "there was nothing to remove".
+      if (!catalog.profiles.has(profile)) throw badInput('profile', `unknown profile "${profile.slice(0, 64)}"; valid profiles: ${[...catalog.profiles.keys()].join(', ')}`);
       const scope: OverrideScope = region ?? 'ALL';
       return commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);

@@ -167,6 +167,29 @@ describe('amounts the gate cannot hold exactly (item 6)', () => {
   });
 });
 
+describe('wrong values of admin mutations (audit)', () => {
+  it('removeProfileOverride of an unknown profile: BAD_USER_INPUT listing the valid ones (not a silent false); an existing override stays', async () => {
+    const t = await createTenant(app.url);
+    await gqlOk(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "qwen3-8b") { model } }', { t: t.id });
+    const r = await gql(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { removeProfileOverride(tenantId: $t, profile: "chat_defualt") }', { t: t.id });
+    expectBadInput(r, 'profile');
+    expect(r.errors![0]!.message).toContain('chat_default');
+    expect(await db.profileOverride.count({ where: { tenantId: t.id } })).toBe(1);
+    expect(await db.auditEntry.count({ where: { tenantId: t.id, action: 'removeProfileOverride' } })).toBe(0);
+    // A known profile without an override is still a plain false.
+    expect((await gqlOk(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { removeProfileOverride(tenantId: $t, profile: "long_form") }', { t: t.id })).removeProfileOverride).toBe(false);
+  });
+
+  it('setProfileOverride with an unknown region, and createTenant without a name: refused by the schema (400), nothing written', async () => {
+    const t = await createTenant(app.url);
+    const r = await gql(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!, $r: Region) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "qwen3-8b", region: $r) { model } }', { t: t.id, r: 'EU_WEST' });
+    expectBadInput(r, '$r', 400);
+    expect(await db.profileOverride.count({ where: { tenantId: t.id } })).toBe(0);
+    const c = await gql(app.url, TEST_ADMIN_KEY, 'mutation($i: CreateTenantInput!) { createTenant(input: $i) { tenant { id } } }', { i: { monthlyBudgetUsd: '1' } });
+    expectBadInput(c, 'name', 400);
+  });
+});
+
 describe('wrong values of queries (audit)', () => {
   let t: { id: string; key: string; keyId: string };
   beforeAll(async () => {
