@@ -129,14 +129,15 @@ describe('idempotency waiters: woken by pub/sub, capped per process (items 12, 1
   const signalSets: KeySignals[] = [];
   let tenantId: string;
 
-  const signalsOf = async (maxWaiters: number) => {
+  /** One process' worth of waiting: its own subscriber on `channel`, and an idempotency store using it. */
+  const instance = async (maxWaiters: number, opts: { channel?: string; recheckMs?: number } = {}) => {
     const publisher = new Redis(TEST_REDIS_URL);
     const subscriber = new Redis(TEST_REDIS_URL);
     redisConns.push(publisher, subscriber);
-    const s = makeKeySignals({ publisher, subscriber, maxWaiters, logger, channel: `lg:test:${uniqueName()}` });
-    signalSets.push(s);
-    await s.ready;
-    return { s };
+    const signals = makeKeySignals({ publisher, subscriber, maxWaiters, logger, channel: opts.channel ?? `lg:test:${uniqueName()}` });
+    signalSets.push(signals);
+    await signals.ready;
+    return { signals, idem: makeIdempotency({ db, ttlMs: 60_000, ownerLeaseMs: 60_000, signals, recheckMs: opts.recheckMs ?? 60_000 }) };
   };
 
   beforeAll(async () => {
@@ -152,17 +153,8 @@ describe('idempotency waiters: woken by pub/sub, capped per process (items 12, 1
   it('waiters on two instances wake within moments of the finish, not by polling (their recheck is a minute); the one past the cap is RATE_LIMITED IDEMPOTENCY_WAITERS', async () => {
     // Two processes' worth: one channel shared by two subscriptions.
     const channel = `lg:test:${uniqueName()}`;
-    const mk = (maxWaiters: number) => {
-      const publisher = new Redis(TEST_REDIS_URL);
-      const subscriber = new Redis(TEST_REDIS_URL);
-      redisConns.push(publisher, subscriber);
-      const signals = makeKeySignals({ publisher, subscriber, maxWaiters, logger, channel });
-      signalSets.push(signals);
-      return { signals, idem: makeIdempotency({ db, ttlMs: 60_000, ownerLeaseMs: 60_000, signals, recheckMs: 60_000 }) };
-    };
-    const a = mk(3);
-    const b = mk(3);
-    await Promise.all([a.signals.ready, b.signals.ready]);
+    const a = await instance(3, { channel });
+    const b = await instance(3, { channel });
     const key = uniqueName('k');
     expect(await a.idem.claim(tenantId, key, 'h')).toEqual({ kind: 'owner' });
     const waiters = [a, a, a, b].map((x) => x.idem.claim(tenantId, key, 'h'));
@@ -182,8 +174,7 @@ describe('idempotency waiters: woken by pub/sub, capped per process (items 12, 1
   });
 
   it('a released key wakes its waiter, which then owns it (the retry runs afresh)', async () => {
-    const { s } = await signalsOf(10);
-    const idem = makeIdempotency({ db, ttlMs: 60_000, ownerLeaseMs: 60_000, signals: s, recheckMs: 60_000 });
+    const { signals: s, idem } = await instance(10);
     const key = uniqueName('k');
     await idem.claim(tenantId, key, 'h');
     const waiter = idem.claim(tenantId, key, 'h');
@@ -193,8 +184,7 @@ describe('idempotency waiters: woken by pub/sub, capped per process (items 12, 1
   });
 
   it('a lost wake-up only delays a waiter until its recheck', async () => {
-    const { s } = await signalsOf(10);
-    const idem = makeIdempotency({ db, ttlMs: 60_000, ownerLeaseMs: 60_000, signals: s, recheckMs: 200 });
+    const { signals: s, idem } = await instance(10, { recheckMs: 200 });
     const key = uniqueName('k');
     await idem.claim(tenantId, key, 'h');
     const waiter = idem.claim(tenantId, key, 'h');
@@ -205,8 +195,7 @@ describe('idempotency waiters: woken by pub/sub, capped per process (items 12, 1
   });
 
   it('a waiter whose client goes away stops waiting at once and frees its place', async () => {
-    const { s } = await signalsOf(10);
-    const idem = makeIdempotency({ db, ttlMs: 60_000, ownerLeaseMs: 60_000, signals: s, recheckMs: 60_000 });
+    const { signals: s, idem } = await instance(10);
     const key = uniqueName('k');
     await idem.claim(tenantId, key, 'h');
     const ac = new AbortController();
