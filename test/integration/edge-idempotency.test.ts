@@ -123,6 +123,36 @@ describe('ChatResult.outcome: a cut-off answer is never replayed as a success (i
   });
 });
 
+describe('the waiter cap over the API (item 13)', () => {
+  let slowSim: Simulator;
+  let capped: App;
+  beforeAll(async () => {
+    slowSim = await startSim(1); // real model pace: the first request runs about a second
+    capped = await startApp({ IDEMPOTENCY_MAX_WAITERS: '1' }, slowSim);
+  });
+  afterAll(async () => {
+    await capped?.stop();
+    await slowSim?.close();
+  });
+
+  it('with IDEMPOTENCY_MAX_WAITERS 1, of two retries waiting on a running first request one waits and replays it, the other is RATE_LIMITED (429) IDEMPOTENCY_WAITERS', async () => {
+    const t = await createTenant(capped.url);
+    await gqlOk(capped.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_speed", model: "step-3.5-flash", fallbacks: []) { model } }', { t: t.id });
+    const input = hello('chat_speed', { maxTokens: 80, idempotencyKey: 'busy' });
+    const first = gql(capped.url, t.key, CHAT_OUTCOME, input);
+    await waitFor(async () => (await db.idempotencyKey.count({ where: { tenantId: t.id, key: 'busy', state: 'RUNNING' } })) === 1);
+    const retries = await Promise.all([gql(capped.url, t.key, CHAT_OUTCOME, input), gql(capped.url, t.key, CHAT_OUTCOME, input)]);
+    const done = await first;
+    expect(done.errors).toBeUndefined();
+    const refused = retries.filter((r) => r.errors?.[0]?.extensions?.code === 'RATE_LIMITED');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.status).toBe(429);
+    expect(refused[0]!.errors![0]!.extensions).toMatchObject({ limit: 'IDEMPOTENCY_WAITERS', retryAfterMs: 1000 });
+    expect(retries.find((r) => !r.errors)!.data).toEqual(done.data);
+    expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(1);
+  });
+});
+
 describe('idempotency waiters: woken by pub/sub, capped per process (items 12, 13)', () => {
   const logger = createLogger('silent');
   const redisConns: Redis[] = [];
