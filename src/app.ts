@@ -7,6 +7,7 @@ import { makeEpoch } from './infra/epoch';
 import { makeCatalogStore } from './catalog/catalog-store';
 import { makeTenantStore } from './tenants/tenant-store';
 import { makeAuthenticator } from './tenants/authenticate';
+import { makeAuthFailures } from './tenants/auth-failures';
 import { makeAdminService } from './tenants/admin-service';
 import { makeTenantReader } from './tenants/tenant-reader';
 import { makeLimiter } from './limits';
@@ -17,6 +18,7 @@ import { makeReconciler } from './accounting/reconciler';
 import { makeModelHealth, type RoutingOptions } from './routing';
 import { makeUpstreamClient } from './upstream';
 import { makeIdempotency } from './chat/idempotency';
+import { makeKeySignals } from './chat/key-signals';
 import { makeChatService } from './chat/chat-service';
 import { makeReportsService, makeRollupJob } from './reports';
 import { startSimulator, type Simulator } from './simulator/server';
@@ -89,7 +91,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     };
     // A hold outlives the longest request; the reaper settles dead ones long before it expires.
     const holdTtlMs = config.TOTAL_TIMEOUT_MS + config.LEASE_MS + 60_000;
-    const epoch = makeEpoch(redis);
+    const epoch = makeEpoch(redis, { maxAgeMs: config.CACHE_MAX_AGE_MS });
     const catalog = makeCatalogStore(db, epoch);
     const tenants = makeTenantStore(db, epoch);
     const limiter = makeLimiter(redis);
@@ -102,7 +104,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const metrics = makeMetrics({ breakerStates: () => health.states() });
 
     // Keys are kept 48 h (the contract promises at least 24 h), then purged hourly.
-    const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs });
+    // One subscriber connection per process carries every idempotent retry's wake-up.
+    const subscriber = redis.duplicate();
+    subscriber.on('error', (e) => logger.debug({ err: e }, 'redis subscriber connection error'));
+    closers.push(async () => subscriber.disconnect());
+    await waitReady(subscriber, 5_000);
+    const signals = makeKeySignals({ publisher: redis, subscriber, maxWaiters: config.IDEMPOTENCY_MAX_WAITERS, logger });
+    closers.push(() => signals.close());
+    const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs, signals });
     const chat = makeChatService({
       catalog,
       tenants,
@@ -130,12 +139,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     });
 
     const services: Services = {
-      auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch }),
+      auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
       epoch,
       catalog,
       tenants,
       tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
-      admin: makeAdminService({ db, epoch }),
+      admin: makeAdminService({ db, epoch, logger }),
       chat,
       reports: makeReportsService({ db }),
       routing,

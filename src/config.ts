@@ -57,6 +57,12 @@ const schema = z.object({
   /** Most sockets to the upstream at once: every open stream holds one (HTTP/1.1), so this caps concurrent streams. */
   UPSTREAM_MAX_CONNECTIONS: positiveInt(4_096),
   REAPER_INTERVAL_MS: positiveInt(5_000),
+  /** Hard maximum age of cached API key, tenant and catalog state (the epoch invalidates it sooner). */
+  CACHE_MAX_AGE_MS: positiveInt(5_000),
+  /** Most idempotent retries one process lets wait for their first request; past it: RATE_LIMITED. */
+  IDEMPOTENCY_MAX_WAITERS: positiveInt(1_000),
+  /** Failed authentications (unknown or revoked keys) one client address may make per minute, across instances. */
+  AUTH_FAILURES_PER_MINUTE: positiveInt(30),
 });
 
 export type Config = Readonly<

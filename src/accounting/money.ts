@@ -8,7 +8,14 @@ export type Micros = bigint;
 
 const USD_INPUT = /^(0|[1-9]\d{0,15})(?:\.(\d{1,6}))?$/;
 
-/** "25", "0.5", "13.40" -> micro-dollars. Throws BAD_USER_INPUT naming `field` for anything else (signs, exponents, >6 decimals). */
+/**
+ * The largest amount the gateway keeps exact: 2^53 - 1 micro-dollars ($9,007,199,254.740991). Redis' Lua holds
+ * numbers as doubles, exact up to 2^53; Postgres BIGINT holds more. Budgets, prices (per million tokens) and the
+ * hold of one request are refused above it.
+ */
+export const MAX_EXACT_MICROS: Micros = 2n ** 53n - 1n;
+
+/** "25", "0.5", "13.40" -> micro-dollars. Throws BAD_USER_INPUT naming `field` for anything else (signs, exponents, >6 decimals, above MAX_EXACT_MICROS). */
 export function parseUsd(value: unknown, field = 'Usd'): Micros {
   if (typeof value !== 'string') {
     throw badInput(field, `expected a decimal string of US dollars such as "25" or "0.50", got ${typeof value}`);
@@ -22,7 +29,11 @@ export function parseUsd(value: unknown, field = 'Usd'): Micros {
   }
   const whole = BigInt(m[1]!);
   const frac = BigInt((m[2] ?? '').padEnd(6, '0'));
-  return whole * 1_000_000n + frac;
+  const micros = whole * 1_000_000n + frac;
+  if (micros > MAX_EXACT_MICROS) {
+    throw badInput(field, `"${value.slice(0, 40)}" is more than the largest amount the gateway keeps exact, "${formatUsd(MAX_EXACT_MICROS)}"`);
+  }
+  return micros;
 }
 
 /** Micro-dollars -> "96.000000" (always six fractional digits; negative amounts keep their sign). */

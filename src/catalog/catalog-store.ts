@@ -1,9 +1,9 @@
 import type { Db } from '../infra/prisma';
-import type { Epoch } from '../infra/epoch';
+import { EpochCache, type Epoch } from '../infra/epoch';
 import type { Catalog, ModelInfo, ProfileInfo } from './types';
 
 export interface CatalogStore {
-  /** The current catalog; cached per process until the epoch moves (an admin price change moves it). */
+  /** The current catalog; cached per process until the epoch moves (an admin price change moves it), or its max age. */
   get(): Promise<Catalog>;
 }
 
@@ -46,16 +46,6 @@ export async function loadCatalog(db: Db): Promise<Catalog> {
 }
 
 export function makeCatalogStore(db: Db, epoch: Epoch): CatalogStore {
-  let current: Promise<Catalog> | null = null;
-  epoch.onChange(() => (current = null));
-  return {
-    get() {
-      if (!current) {
-        const p = loadCatalog(db);
-        current = p;
-        p.catch(() => current === p && (current = null));
-      }
-      return current;
-    },
-  };
+  const cache = new EpochCache(epoch, () => loadCatalog(db), 1);
+  return { get: () => cache.get('catalog') };
 }

@@ -12,7 +12,7 @@ import type { Ledger, PriceSnapshot } from '../accounting/ledger';
 import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd } from '../accounting/money';
 import { monthOf } from '../accounting/period';
-import { checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
+import { checkHoldBound, checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
 
 /** A request that passed every check: it holds budget in Redis and has its HELD ledger row. */
 export interface Admitted {
@@ -97,6 +97,8 @@ export async function reserveAdmission(deps: AdmissionDeps, v: Validated, input:
   const startedAt = new Date();
   const n = input.messages.length;
   const promptEstimate = promptTokensEstimate(v.messageBytes, n);
+  const holdMicros = worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens);
+  checkHoldBound(holdMicros, v.plan.chain.length, v.plan.profile.name);
   const gate: AdmitInput = {
     tenantId: v.tenant.id,
     requestId: randomUUID(),
@@ -105,7 +107,7 @@ export async function reserveAdmission(deps: AdmissionDeps, v: Validated, input:
     tokensPerMinute: v.tenant.tokensPerMinute,
     tokensEstimate: promptEstimate + v.maxTokens,
     budgetMicros: v.tenant.monthlyBudgetMicros,
-    holdMicros: worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens),
+    holdMicros,
     holdTtlMs: deps.holdTtlMs,
     maxConcurrentRequests: v.tenant.maxConcurrentRequests,
   };

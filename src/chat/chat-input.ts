@@ -1,4 +1,5 @@
 import { badInput } from '../errors';
+import { formatUsd, MAX_EXACT_MICROS, type Micros } from '../accounting/money';
 import type { ProfileInfo, Region } from '../catalog/types';
 
 export type ChatRole = 'SYSTEM' | 'USER' | 'ASSISTANT';
@@ -53,3 +54,17 @@ export const promptTokensUpperBound = (messageBytes: number, messages: number): 
 
 /** The usual estimate (about four bytes a token, plus framing) for the soft tokens-per-minute charge. */
 export const promptTokensEstimate = (messageBytes: number, messages: number): number => Math.ceil(messageBytes / 4) + 4 * messages;
+
+/**
+ * A request whose worst case (each attempt of its chain consuming its whole bound at its model's prices) is more
+ * than the gate keeps exact is refused before anything is written: BAD_USER_INPUT naming maxTokens and the bound.
+ */
+export function checkHoldBound(holdMicros: Micros, attempts: number, profile: string): void {
+  const worst = holdMicros * BigInt(Math.max(1, attempts));
+  if (worst > MAX_EXACT_MICROS) {
+    throw badInput(
+      'maxTokens',
+      `this request could cost up to $${formatUsd(worst)} at the prices of profile ${profile}'s models, more than the largest amount the gateway keeps exact ($${formatUsd(MAX_EXACT_MICROS)}); lower maxTokens or shorten the messages`,
+    );
+  }
+}

@@ -7,7 +7,13 @@ import type { ChatInput } from './chat-input';
 import type { ChatResult, ChatStreamEvent } from './types';
 
 export interface ChatService {
-  /** The chat mutation: the whole answer, settled before it returns. Idempotent with input.idempotencyKey. */
+  /**
+   * The chat mutation, settled before it returns. Idempotent with input.idempotencyKey. Returns (never throws) an
+   * answer that delivered content, whatever its outcome: COMPLETED, or TIMEOUT / CLIENT_CANCELLED / SHUTDOWN with
+   * the partial content that was charged. Throws when no content came (UPSTREAM_UNAVAILABLE with the attempts,
+   * gate refusals, bad input) or a fallback was refused mid-answer (BUDGET_EXCEEDED). A replay returns or throws
+   * what the first request did, its outcome included; a first request ended by SHUTDOWN releases its key instead.
+   */
   complete(principal: Principal, input: ChatInput, signal: AbortSignal): Promise<ChatResult>;
   /**
    * chatStream: content events, then one done event for every stream that delivered content. Throws
@@ -69,17 +75,21 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       let outcome: StoredOutcome | null = null;
       try {
         const { a, final, content } = await collect(input, signal, await writeAhead(deps, reserved));
+        // Ended by the server's shutdown: the key is released (below) so the retry runs afresh elsewhere; each is
+        // charged for what it consumed.
+        const keep = final.outcome !== 'SHUTDOWN';
         if (final.error) {
-          if (final.usage.costUsd > 0n) {
+          if (keep && final.usage.costUsd > 0n) {
             outcome = { kind: 'error', code: final.error.code, message: final.error.message, extensions: { ...final.error.extensions } };
           }
           throw final.error;
         }
         const result = toResult(a.requestId, final, content);
-        outcome = toStoredResult(result);
+        if (keep) outcome = toStoredResult(result);
         return result;
       } finally {
-        // Failed with nothing charged (denied, unavailable, bad input): release the key so a retry runs afresh.
+        // Failed with nothing charged (denied, unavailable, bad input), or ended by a shutdown: release the key so
+        // a retry runs afresh.
         await (outcome ? deps.idempotency.finish(v.tenant.id, key, outcome) : deps.idempotency.release(v.tenant.id, key)).catch((e) =>
           deps.logger.error({ err: e }, 'idempotency key update failed'),
         );

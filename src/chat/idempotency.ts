@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AppError } from '../errors';
 import type { Db } from '../infra/prisma';
+import type { KeySignals } from './key-signals';
 
 /** What the first request of a key ended with, replayed to every retry. */
 export type StoredOutcome =
@@ -40,15 +41,37 @@ const mismatch = () =>
     field: 'idempotencyKey',
   });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const RECHECK_ONLY: KeySignals = {
+  ready: Promise.resolve(),
+  waiting: 0,
+  listen: () => ({ next: (ms) => new Promise((r) => setTimeout(r, ms)), close: () => undefined }),
+  notify: async () => undefined,
+  close: async () => undefined,
+};
+
+/** The id a key's wake-ups travel under (tenant-scoped like the key). */
+const signalId = (tenantId: string, key: string) => `${tenantId}\n${key}`;
 
 /**
  * Keys live in Postgres (shared by every instance), scoped by tenant: another tenant's identical key is another
  * row. A RUNNING row carries the owner's lease; if the owner dies, a retry takes the key over after the lease.
+ * A retry that finds the first request running waits for its wake-up (`signals`: finish and release publish one)
+ * rather than polling, and looks at the row again every `recheckMs` only in case a wake-up was lost.
  */
-export function makeIdempotency(deps: { db: Db; ttlMs: number; ownerLeaseMs: number; pollMs?: number }): Idempotency {
+export function makeIdempotency(deps: { db: Db; ttlMs: number; ownerLeaseMs: number; signals?: KeySignals; recheckMs?: number }): Idempotency {
   const { db } = deps;
-  const pollMs = deps.pollMs ?? 25;
+  // Without wake-ups (a tool that only purges), a waiter just looks again every recheckMs.
+  const signals = deps.signals ?? RECHECK_ONLY;
+  const recheckMs = deps.recheckMs ?? 1_000;
+
+  /** A stored result from before ChatResult.outcome existed takes the outcome of its ledger row. */
+  async function withOutcome(o: StoredOutcome): Promise<StoredOutcome> {
+    if (o.kind !== 'result') return o;
+    const v = o.value as { requestId?: string; outcome?: string };
+    if (v.outcome || !v.requestId) return o;
+    const row = await db.ledgerEntry.findUnique({ where: { requestId: v.requestId }, select: { outcome: true } });
+    return { kind: 'result', value: { ...v, outcome: row?.outcome ?? 'COMPLETED' } };
+  }
 
   async function tryInsert(tenantId: string, key: string, inputHash: string): Promise<boolean> {
     const now = Date.now();
@@ -65,30 +88,46 @@ export function makeIdempotency(deps: { db: Db; ttlMs: number; ownerLeaseMs: num
 
   return {
     async claim(tenantId, key, inputHash, signal) {
-      for (;;) {
-        if (signal?.aborted) throw new AppError('BAD_USER_INPUT', 'idempotencyKey: the request was cancelled while waiting for the first one');
-        if (await tryInsert(tenantId, key, inputHash)) return { kind: 'owner' };
-        const row = await db.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId, key } } });
-        if (!row) continue; // released meanwhile: try to take it
-        if (row.inputHash !== inputHash) throw mismatch();
-        if (row.state === 'DONE') return { kind: 'replay', outcome: row.result as unknown as StoredOutcome };
-        await sleep(pollMs); // the first request is still running: wait for it
+      let listener: ReturnType<KeySignals['listen']> | null = null;
+      try {
+        for (;;) {
+          if (signal?.aborted) throw new AppError('BAD_USER_INPUT', 'idempotencyKey: the request was cancelled while waiting for the first one');
+          if (await tryInsert(tenantId, key, inputHash)) return { kind: 'owner' };
+          const row = await db.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId, key } } });
+          if (!row) continue; // released meanwhile: try to take it
+          if (row.inputHash !== inputHash) {
+            throw mismatch();
+          }
+          if (row.state === 'DONE') return { kind: 'replay', outcome: await withOutcome(row.result as unknown as StoredOutcome) };
+          // The first request is still running. Listen first, then look once more, so a wake-up sent in between
+          // is not missed; after that, wait for one (or the recheck, or the owner's lease running out).
+          if (!listener) {
+            listener = signals.listen(signalId(tenantId, key));
+            continue;
+          }
+          const leaseLeft = row.leaseExpiresAt.getTime() - Date.now();
+          await listener.next(Math.max(10, Math.min(recheckMs, leaseLeft + 10)), signal);
+        }
+      } finally {
+        listener?.close();
       }
     },
     async peek(tenantId, key, inputHash) {
       const row = await db.idempotencyKey.findUnique({ where: { tenantId_key: { tenantId, key } } });
       if (!row || row.expiresAt < new Date()) return null;
       if (row.inputHash !== inputHash) throw mismatch();
-      return row.state === 'DONE' ? (row.result as unknown as StoredOutcome) : null;
+      return row.state === 'DONE' ? withOutcome(row.result as unknown as StoredOutcome) : null;
     },
     async finish(tenantId, key, outcome) {
       await db.idempotencyKey.update({
         where: { tenantId_key: { tenantId, key } },
         data: { state: 'DONE', result: outcome as object },
       });
+      await signals.notify(signalId(tenantId, key));
     },
     async release(tenantId, key) {
       await db.idempotencyKey.deleteMany({ where: { tenantId, key, state: 'RUNNING' } });
+      await signals.notify(signalId(tenantId, key));
     },
     async purgeExpired() {
       return (await db.idempotencyKey.deleteMany({ where: { expiresAt: { lt: new Date() } } })).count;

@@ -1,6 +1,7 @@
 import { GraphQLError, Kind, type GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { APP_ERROR_CODES, AppError, HTTP_STATUS, isAppError } from '../errors';
+import { APP_ERROR_CODES, AppError, HTTP_STATUS, isAppError, serviceUnavailable } from '../errors';
+import { unavailableBackend } from '../infra/backend-errors';
 import type { Logger } from '../infra/logger';
 
 /** Apollo's and graphql-js's own codes for malformed documents pass through as they are. */
@@ -24,7 +25,11 @@ export function makeFormatError(logger: Logger) {
     // subscription's source stream (chatStream's BAD_USER_INPUT, RATE_LIMITED, UPSTREAM_UNAVAILABLE...) in a
     // path-less GraphQLError, so look through originalError for an AppError as well.
     const unwrapped = unwrapResolverError(error);
-    const original = !isAppError(unwrapped) && error instanceof GraphQLError && isAppError(error.originalError) ? error.originalError : unwrapped;
+    const candidate = !isAppError(unwrapped) && error instanceof GraphQLError && isAppError(error.originalError) ? error.originalError : unwrapped;
+    // The one place a lost Postgres or Redis becomes SERVICE_UNAVAILABLE for every query and mutation alike.
+    const backend = isAppError(candidate) ? null : unavailableBackend(candidate ?? (error instanceof GraphQLError ? error.originalError : undefined));
+    if (backend) logger.warn({ err: candidate, path: formatted.path }, `${backend} unavailable (answered SERVICE_UNAVAILABLE)`);
+    const original = backend ? serviceUnavailable(backend, candidate) : candidate;
     if (isAppError(original)) {
       const { http: _http, ...ext } = toGraphQLError(original).extensions as Record<string, unknown>;
       return { message: original.message, locations: formatted.locations, path: formatted.path, extensions: ext };

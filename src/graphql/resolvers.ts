@@ -4,13 +4,14 @@ import { requireAdmin, requireTenant, scopeTenant } from '../tenants/principal';
 import { effectiveProfiles } from '../tenants/profiles';
 import { CountScalar, DateTimeScalar, UsdScalar } from './scalars';
 import { chatStreamResolver } from './chat-stream';
+import { guardArguments } from './argument-guard';
 
 /** "Left out" versus explicit null, which GraphQL distinguishes and some mutations give different meanings. */
 const given = <T>(args: object, name: string, value: T | null | undefined) =>
   Object.prototype.hasOwnProperty.call(args, name) ? { given: true as const, value: value ?? null } : { given: false as const };
 
-/** Thin: authorise, call the use case, shape nothing. */
-export const resolvers: Resolvers = {
+/** Thin: authorise, call the use case, shape nothing. Every argument passes the storable-value guard first. */
+export const resolvers: Resolvers = guardArguments<Resolvers>({
   Usd: UsdScalar,
   Count: CountScalar,
   DateTime: DateTimeScalar,
@@ -133,5 +134,4 @@ export const resolvers: Resolvers = {
       resolve: (ev: unknown) => ev as never,
     },
   },
-};
-
+});

@@ -17,11 +17,11 @@ export function makeContextBuilder(services: Services, logger: Logger, metrics?:
     metrics?.refusals.inc({ code });
     logger.info({ requestId, code }, 'graphql request refused');
   };
-  return async (i: { authorization: unknown; signal: AbortSignal; requestId?: string }): Promise<GraphQLContext> => {
+  return async (i: { authorization: unknown; signal: AbortSignal; requestId?: string; clientAddress?: string }): Promise<GraphQLContext> => {
     const requestId = i.requestId ?? randomUUID();
     try {
       await services.epoch.sync();
-      const principal = await services.auth.authenticate(i.authorization);
+      const principal = await services.auth.authenticate(i.authorization, i.clientAddress);
       const log = logger.child({ requestId, tenantId: principal.kind === 'tenant' ? principal.tenantId : 'admin' });
       return { principal, requestId, signal: i.signal, services, log };
     } catch (e) {

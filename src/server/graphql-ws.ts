@@ -56,7 +56,7 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
         try {
           ctx.extra.abort = new AbortController();
           ctx.extra.socket.once('close', () => ctx.extra.abort?.abort(new Error('socket closed')));
-          await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort.signal });
+          await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort.signal, clientAddress: ctx.extra.request.socket.remoteAddress });
           return true;
         } catch (e) {
           // Postgres or Redis down is not a bad key: close with 1013 Try Again Later (graphql-ws clients retry it)
@@ -75,7 +75,7 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
         // The same code as Apollo gives these on HTTP (graphql-armor reports its own as BAD_USER_INPUT).
         if (errors.length) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
         try {
-          const contextValue = await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort!.signal });
+          const contextValue = await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort!.signal, clientAddress: ctx.extra.request.socket.remoteAddress });
           op.log = contextValue.log;
           return { schema: opts.schema, document, variableValues: payload.variables ?? undefined, operationName: payload.operationName ?? undefined, contextValue };
         } catch (e) {

@@ -162,6 +162,7 @@ export async function createHttpServer(o: HttpServerOptions) {
           authorization: req.headers.authorization,
           signal: ac.signal,
           requestId: typeof rid === 'string' && /^[\w-]{1,64}$/.test(rid) ? rid : randomUUID(),
+          clientAddress: req.socket.remoteAddress,
         });
       },
     }),

@@ -1,4 +1,5 @@
-import { AppError, badInput } from '../errors';
+import { AppError, badInput, serviceUnavailable } from '../errors';
+import type { Logger } from '../infra/logger';
 import type { Db } from '../infra/prisma';
 import type { Epoch } from '../infra/epoch';
 import { parseUsd, type Micros } from '../accounting/money';
@@ -46,10 +47,11 @@ function checkLimit(field: string, v: number | null | undefined): number | null 
 const notFoundTenant = (id: string) => new AppError('NOT_FOUND', `no tenant with id "${id.slice(0, 64)}"`);
 
 /**
- * The admin's changes. Each validates everything before writing, writes the change and its audit record in one
- * transaction, then moves the epoch so every instance applies it to its next request.
+ * The admin's changes. Each validates everything before writing, then writes the change and its audit record in one
+ * transaction that announces the change on the epoch before it commits (see infra/epoch.ts): a change Redis cannot
+ * announce is rolled back and answered SERVICE_UNAVAILABLE, so none is ever committed and unseen by an instance.
  */
-export function makeAdminService(deps: { db: Db; epoch: Epoch }): AdminService {
+export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }): AdminService {
   const { db, epoch } = deps;
 
   async function tenantOrThrow(tx: Pick<Db, 'tenant'>, tenantId: string) {
@@ -59,9 +61,19 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch }): AdminService {
   }
 
   const commit = async <T>(work: (tx: Parameters<Parameters<Db['$transaction']>[0]>[0]) => Promise<T>): Promise<T> => {
-    const out = await db.$transaction(work);
-    await epoch.bump();
-    return out;
+    let changeId: string | null = null;
+    try {
+      return await db.$transaction(async (tx) => {
+        const out = await work(tx);
+        changeId = await epoch.begin().catch((e) => {
+          throw serviceUnavailable('Redis (the change was not applied)', e);
+        });
+        return out;
+      });
+    } finally {
+      // Committed or rolled back, the change is no longer pending; if this is lost, the pending entry expires.
+      if (changeId !== null) await epoch.end(changeId).catch((e) => deps.logger?.warn({ err: e }, 'epoch end failed; the pending admin change expires by itself'));
+    }
   };
 
   return {
@@ -171,6 +183,9 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch }): AdminService {
     },
 
     async removeProfileOverride(tenantId, profile, region) {
+      const catalog = await loadCatalog(db);
+      // A typo must not pass for "there was nothing to remove".
+      if (!catalog.profiles.has(profile)) throw badInput('profile', `unknown profile "${profile.slice(0, 64)}"; valid profiles: ${[...catalog.profiles.keys()].join(', ')}`);
       const scope: OverrideScope = region ?? 'ALL';
       return commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);

@@ -3,26 +3,45 @@ import { AppError } from '../errors';
 import type { Db } from '../infra/prisma';
 import { EpochCache, type Epoch } from '../infra/epoch';
 import { hashApiKey } from './api-keys';
+import type { AuthFailures } from './auth-failures';
 import type { Principal } from './principal';
 
 export interface Authenticator {
-  /** `Authorization` header value (or graphql-ws connectionParams.authorization) -> principal. UNAUTHENTICATED otherwise. */
-  authenticate(authorization: unknown): Promise<Principal>;
+  /**
+   * `Authorization` header value (or graphql-ws connectionParams.authorization) -> principal. UNAUTHENTICATED
+   * otherwise; RATE_LIMITED when `clientAddress` has failed too often.
+   */
+  authenticate(authorization: unknown, clientAddress?: string): Promise<Principal>;
 }
 
 const LAST_USED_EVERY_MS = 60_000;
+/** Unknown keys remembered per process, so a repeated bad key costs no Postgres query. */
+const MAX_UNKNOWN = 10_000;
 
 /**
- * Keys are looked up by SHA-256 and cached per process until the epoch moves (every revocation moves it), so a
- * revoked key is refused on its next request on every instance. Unknown keys are not cached.
+ * Keys are looked up by SHA-256 and cached per process until the epoch moves (every key creation and revocation
+ * moves it) or the cache's maximum age passes, so a revoked key is refused on its next request on every instance.
+ * Unknown keys are remembered as unknown the same way, apart (so guesses cannot evict real keys), and a client
+ * address that keeps failing is refused before its keys reach Postgres at all.
  */
-export function makeAuthenticator(deps: { db: Db; adminKey: string; epoch: Epoch; now?: () => number }): Authenticator {
+export function makeAuthenticator(deps: { db: Db; adminKey: string; epoch: Epoch; failures: AuthFailures; now?: () => number }): Authenticator {
   const adminDigest = createHash('sha256').update(deps.adminKey).digest();
   const now = deps.now ?? Date.now;
   const lastTouched = new Map<string, number>();
   const keys = new EpochCache(deps.epoch, async (hash: string) =>
     deps.db.apiKey.findUnique({ where: { hash }, select: { id: true, tenantId: true, revokedAt: true } }),
   );
+  const unknown = new Map<string, number>();
+  deps.epoch.onChange(() => unknown.clear());
+  const isKnownUnknown = (hash: string) => {
+    const at = unknown.get(hash);
+    return at !== undefined && deps.epoch.cacheable() && now() - at <= deps.epoch.maxAgeMs;
+  };
+  const rememberUnknown = (hash: string) => {
+    if (!deps.epoch.cacheable()) return;
+    if (unknown.size >= MAX_UNKNOWN) unknown.clear();
+    unknown.set(hash, now());
+  };
 
   const touch = (keyId: string) => {
     const t = now();
@@ -33,8 +52,14 @@ export function makeAuthenticator(deps: { db: Db; adminKey: string; epoch: Epoch
     deps.db.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(t) } }).catch(() => undefined);
   };
 
+  /** A failed authentication: counted against the address, then UNAUTHENTICATED (or RATE_LIMITED past the limit). */
+  const fail = async (clientAddress: string | undefined, message: string): Promise<never> => {
+    if (clientAddress) await deps.failures.record(clientAddress);
+    throw new AppError('UNAUTHENTICATED', message);
+  };
+
   return {
-    async authenticate(authorization) {
+    async authenticate(authorization, clientAddress) {
       if (typeof authorization !== 'string' || authorization.trim() === '') {
         throw new AppError('UNAUTHENTICATED', 'missing API key: send the header "Authorization: Bearer <key>"');
       }
@@ -44,12 +69,16 @@ export function makeAuthenticator(deps: { db: Db; adminKey: string; epoch: Epoch
       const digest = createHash('sha256').update(presented).digest();
       if (timingSafeEqual(digest, adminDigest)) return { kind: 'admin' };
       const hash = hashApiKey(presented);
+      if (isKnownUnknown(hash)) return fail(clientAddress, 'unknown API key');
+      // A key not cached yet costs a Postgres lookup: not for an address that keeps failing.
+      if (clientAddress && !keys.peek(hash)) await deps.failures.check(clientAddress);
       const row = await keys.get(hash);
       if (!row) {
-        keys.delete(hash); // guessed keys must not fill the cache
-        throw new AppError('UNAUTHENTICATED', 'unknown API key');
+        keys.delete(hash); // guessed keys must not fill the cache of real ones
+        rememberUnknown(hash);
+        return fail(clientAddress, 'unknown API key');
       }
-      if (row.revokedAt) throw new AppError('UNAUTHENTICATED', 'this API key has been revoked');
+      if (row.revokedAt) return fail(clientAddress, 'this API key has been revoked');
       touch(row.id);
       return { kind: 'tenant', tenantId: row.tenantId, keyId: row.id };
     },

@@ -572,7 +572,7 @@ describe('keys, requests and the audit trail', () => {
   });
 
   it("reads back the admin's changes from the audit trail, newest first, per tenant", async () => {
-    const epoch: Epoch = { sync: async () => undefined, bump: async () => undefined, onChange: () => undefined };
+    const epoch: Epoch = { sync: async () => undefined, cacheable: () => true, begin: async () => 'change', end: async () => undefined, onChange: () => undefined, maxAgeMs: 5_000 };
     const admin = makeAdminService({ db, epoch });
     const created = await admin.createTenant({ name: `rep-audit-${RUN}`, monthlyBudgetUsd: '25' });
     tenants.push(created.tenantId);

@@ -18,6 +18,8 @@ export function testEnv(extra: Record<string, string | undefined> = {}, sim?: Si
     ADMIN_API_KEY: TEST_ADMIN_KEY,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SIM_LATENCY_SCALE: '0',
+    // Every test file fails authentications from 127.0.0.1 into the same Redis: only edge-auth tests the limit.
+    AUTH_FAILURES_PER_MINUTE: '1000000',
     ...(sim ? { GLOBAL_API_KEY: 'sim-key', GLOBAL_API_BASE_URL: sim.url } : {}),
     ...extra,
   };

@@ -1,4 +1,4 @@
-import { ceilDiv, formatUsd, parseUsd } from '../../src/accounting/money';
+import { ceilDiv, formatUsd, MAX_EXACT_MICROS, parseUsd } from '../../src/accounting/money';
 import { priceUsage, worstCaseMicros } from '../../src/accounting/pricing';
 import { AppError } from '../../src/errors';
 
@@ -18,6 +18,14 @@ describe('money', () => {
     } catch (e) {
       expect((e as AppError).code).toBe('BAD_USER_INPUT');
       expect((e as AppError).message).toMatch(/^monthlyBudgetUsd: /);
+    }
+  });
+
+  it('accepts up to 2^53 - 1 micro-dollars and refuses more, naming the field and the bound', () => {
+    expect(parseUsd('9007199254.740991')).toBe(MAX_EXACT_MICROS);
+    expect(MAX_EXACT_MICROS).toBe(BigInt(Number.MAX_SAFE_INTEGER));
+    for (const s of ['9007199254.740992', '9999999999', '99999999999999']) {
+      expect(() => parseUsd(s, 'monthlyBudgetUsd')).toThrow(/^monthlyBudgetUsd: .*largest amount the gateway keeps exact, "9007199254\.740991"/);
     }
   });
 
