@@ -8,6 +8,7 @@ import { makeCatalogStore } from './catalog/catalog-store';
 import { makeTenantStore } from './tenants/tenant-store';
 import { makeAuthenticator } from './tenants/authenticate';
 import { makeAdminService } from './tenants/admin-service';
+import { makeCachePriceService } from './catalog/cache-prices';
 import { makeTenantReader } from './tenants/tenant-reader';
 import { makeLimiter } from './limits';
 import { makeLedger } from './accounting/ledger';
@@ -136,6 +137,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       tenants,
       tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
       admin: makeAdminService({ db, epoch }),
+      cachePrices: makeCachePriceService({ db, epoch }),
       chat,
       reports: makeReportsService({ db }),
       routing,

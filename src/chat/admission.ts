@@ -9,7 +9,7 @@ import { requireTenant } from '../tenants/principal';
 import { buildPlan, type Plan, type RoutingOptions } from '../routing';
 import type { AdmitResult, Limiter } from '../limits';
 import type { Ledger, PriceSnapshot } from '../accounting/ledger';
-import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
+import { unitPricesOf, worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd, type Micros } from '../accounting/money';
 import { monthOf } from '../accounting/period';
 import { checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
@@ -67,7 +67,7 @@ export async function validate(deps: AdmissionDeps, principal: Principal, input:
   // An unpriced fallback would be recorded at $0: leave it out of the chain instead.
   const plan: Plan = { ...planned, chain: planned.chain.filter((m) => m.model.outputMicrosPerMillion !== null) };
   const prices: Record<string, UnitPrices> = {};
-  for (const m of plan.chain) prices[m.model.id] = { inputMicrosPerMillion: m.model.inputMicrosPerMillion, outputMicrosPerMillion: m.model.outputMicrosPerMillion };
+  for (const m of plan.chain) prices[m.model.id] = unitPricesOf(m.model);
   return { tenant, keyId: who.keyId, plan, maxTokens, prices, messageBytes };
 }
 
@@ -80,7 +80,8 @@ export async function admit(deps: AdmissionDeps, v: Validated, input: ChatInput)
   const requestId = randomUUID();
   const startedAt = new Date();
   const month = monthOf(startedAt);
-  const n = input.messages.length;
+  // Each tool definition has its own framing in the prompt, like a message.
+  const n = input.messages.length + (input.tools?.length ?? 0);
   const promptEstimate = promptTokensEstimate(v.messageBytes, n);
   const tokensEstimate = promptEstimate + v.maxTokens;
   const holdMicros: Micros = worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens);

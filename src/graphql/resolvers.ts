@@ -19,6 +19,8 @@ export const resolvers: Resolvers = {
     name: (m) => m.name,
     outputUsdPerMillion: (m) => m.outputMicrosPerMillion,
     inputUsdPerMillion: (m) => m.inputMicrosPerMillion,
+    cachedInputUsdPerMillion: (m) => m.cachedInputMicrosPerMillion ?? null,
+    cacheWriteUsdPerMillion: (m) => m.cacheWriteMicrosPerMillion ?? null,
     ttftMs: (m) => m.ttftUsEastMs,
     tokensPerSecond: (m) => m.tokensPerSecond,
   },
@@ -119,6 +121,14 @@ export const resolvers: Resolvers = {
     setModelPrice: (_p, args, { principal, services }) => {
       requireAdmin(principal, 'setModelPrice');
       return services.admin.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion));
+    },
+    setModelCachePrices: (_p, args, { principal, services }) => {
+      requireAdmin(principal, 'setModelCachePrices');
+      return services.cachePrices.setCachePrices(
+        args.model,
+        given(args, 'cachedInputUsdPerMillion', args.cachedInputUsdPerMillion),
+        given(args, 'cacheWriteUsdPerMillion', args.cacheWriteUsdPerMillion),
+      );
     },
   },
 

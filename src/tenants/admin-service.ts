@@ -200,7 +200,9 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch }): AdminService {
         if (!m) throw new AppError('NOT_FOUND', `no model "${model.slice(0, 64)}"`);
         const next = { outputMicrosPerMillion: out, inputMicrosPerMillion: inp === undefined ? m.inputMicrosPerMillion : inp };
         await tx.model.update({ where: { id: model }, data: { ...next, priceSetByAdmin: true } });
-        await tx.modelPrice.create({ data: { modelId: model, ...next, source: 'admin' } });
+        // The history row carries the cache prices in force too, so each row is the model's whole price from then.
+        const cache = { cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion, cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion };
+        await tx.modelPrice.create({ data: { modelId: model, ...next, ...cache, source: 'admin' } });
         await audit(tx, ADMIN, {
           action: 'setModelPrice',
           targetType: 'model',
