@@ -1,7 +1,10 @@
 import { z } from 'zod';
 
 /** The scripted faults of shared/api/simulator.md. */
-export const FAULT_KINDS = ['http_500', 'http_503', 'http_429', 'timeout', 'cut', 'stall', 'no_usage', 'garbage'] as const;
+export const FAULT_KINDS = ['http_500', 'http_503', 'http_429', 'timeout', 'cut', 'stall', 'no_usage', 'garbage', 'tool_calls', 'cached'] as const;
+/** How a tool_calls answer streams: see shared/api/simulator.md, last section. */
+export const TOOL_CALL_SHAPES = ['whole', 'split', 'parallel', 'cut'] as const;
+export type ToolCallShape = (typeof TOOL_CALL_SHAPES)[number];
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** A fault as one request meets it: only the parameters its kind uses. */
@@ -12,7 +15,11 @@ export type Fault =
   /** Stream afterTokens tokens, then close the connection (no [DONE], no usage). */
   | { readonly kind: 'cut'; readonly afterTokens: number }
   /** Stream afterTokens tokens, send nothing for delayMs, then close the connection. */
-  | { readonly kind: 'stall'; readonly afterTokens: number; readonly delayMs: number };
+  | { readonly kind: 'stall'; readonly afterTokens: number; readonly delayMs: number }
+  /** Answer a request that has tools with a call of its first tool (parallel: two calls), streamed in this shape. */
+  | { readonly kind: 'tool_calls'; readonly shape: ToolCallShape }
+  /** Report this many of the prompt tokens as read from / written to the prompt cache (capped at the prompt). */
+  | { readonly kind: 'cached'; readonly cachedTokens: number; readonly cacheWriteTokens: number };
 
 /** What POST /__sim/faults queues: a fault for the next `times` requests to `model` ("*" for any model). */
 export interface FaultSpec {
@@ -25,6 +32,9 @@ export const ANY_MODEL = '*';
 const DEFAULT_AFTER_TOKENS = 20;
 const DEFAULT_DELAY_MS = 30_000;
 
+const count = (name: string) =>
+  z.number({ error: `${name} must be a whole number >= 0` }).int(`${name} must be a whole number >= 0`).min(0, `${name} must be a whole number >= 0`).default(0);
+
 const specSchema = z.object({
   model: z.string({ error: 'model is required: a model id or "*"' }).min(1, 'model is required: a model id or "*"'),
   fault: z.enum(FAULT_KINDS, { error: `fault must be one of ${FAULT_KINDS.join(', ')}` }),
@@ -35,6 +45,9 @@ const specSchema = z.object({
     .min(0, 'afterTokens must be a whole number >= 0')
     .default(DEFAULT_AFTER_TOKENS),
   delayMs: z.number({ error: 'delayMs must be a number >= 0' }).min(0, 'delayMs must be a number >= 0').default(DEFAULT_DELAY_MS),
+  shape: z.enum(TOOL_CALL_SHAPES, { error: `shape must be one of ${TOOL_CALL_SHAPES.join(', ')}` }).default('whole'),
+  cachedTokens: count('cachedTokens'),
+  cacheWriteTokens: count('cacheWriteTokens'),
 });
 
 export type ParsedFaultSpec = { readonly ok: true; readonly spec: FaultSpec } | { readonly ok: false; readonly message: string };
@@ -54,12 +67,17 @@ export function parseFaultSpec(body: unknown, knownModels: ReadonlySet<string>):
     const problems = [...(modelProblem === undefined ? [] : [modelProblem]), ...(parsed.error?.issues.map((i) => i.message) ?? [])];
     return { ok: false, message: problems.join('; ') };
   }
-  const { fault: kind, times, afterTokens, delayMs } = parsed.data;
-  return { ok: true, spec: { model: parsed.data.model, times, fault: faultOf(kind, afterTokens, delayMs) } };
+  const { times } = parsed.data;
+  return { ok: true, spec: { model: parsed.data.model, times, fault: faultOf(parsed.data) } };
 }
 
-function faultOf(kind: FaultKind, afterTokens: number, delayMs: number): Fault {
+function faultOf(p: { fault: FaultKind; afterTokens: number; delayMs: number; shape: ToolCallShape; cachedTokens: number; cacheWriteTokens: number }): Fault {
+  const { fault: kind, afterTokens, delayMs } = p;
   switch (kind) {
+    case 'tool_calls':
+      return { kind, shape: p.shape };
+    case 'cached':
+      return { kind, cachedTokens: p.cachedTokens, cacheWriteTokens: p.cacheWriteTokens };
     case 'timeout':
       return { kind, delayMs };
     case 'cut':
@@ -128,6 +146,9 @@ export interface FaultSpecView {
   readonly times: number;
   readonly afterTokens?: number;
   readonly delayMs?: number;
+  readonly shape?: ToolCallShape;
+  readonly cachedTokens?: number;
+  readonly cacheWriteTokens?: number;
 }
 
 export function describeFault(spec: FaultSpec): FaultSpecView {
