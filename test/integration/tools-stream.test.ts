@@ -4,13 +4,13 @@ import { createPrisma, type Db } from '../../src/infra/prisma';
 import { TEST_DATABASE_URL } from '../support/env';
 import { SimClient } from '../support/simulator';
 import { createTenant, gql, gqlOk, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, wsClient } from '../support/app';
+import { ceilDiv, PROMPT, QUESTION, SET_PRICE, TOOL_CHAT, TOOL_STREAM, toolInput, toolTokens, usd } from '../support/tools';
 
 /**
  * Tool calling end to end: the API (mutation over HTTP, subscription over graphql-ws) -> the gateway -> the
  * project's simulator over real HTTP, for every stream shape of the tool_calls fault, with real Postgres and Redis.
- * Every cost is computed here by hand from the prices this file sets and the simulator's documented counting rules:
- * prompt = ceil(chars / 4) + 4 per message and per tool; a tool-call answer's completion tokens = one per call
- * plus one per 8 characters of its arguments; cost = ceil((prompt x input + completion x output) / 1e6) micro-USD.
+ * Every cost is computed here by hand from the prices this file sets and the simulator's counting rules (see
+ * test/support/tools.ts): cost = ceil((prompt x input + completion x output) / 1e6) micro-USD.
  */
 
 const MODEL = 'glm-4-32b';
@@ -21,28 +21,11 @@ const OUTPUT = 2_400_000n;
 /** hunyuan-turbo's seed price: $0.57 output, no input price. */
 const FALLBACK_OUTPUT = 570_000n;
 
-const WEATHER_PARAMS = '{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city"]}';
-const TIME_PARAMS = '{"type":"object","properties":{"zone":{"type":"string"}}}';
-const TOOLS = [
-  { name: 'get_weather', description: 'Weather for a city', parameters: WEATHER_PARAMS },
-  { name: 'get_time', parameters: TIME_PARAMS },
-];
-const QUESTION = 'What is the weather in Oslo?'; // 28 chars -> 7 + 4
-const PROMPT = 11 + (Math.ceil(('get_weather' + 'Weather for a city' + WEATHER_PARAMS).length / 4) + 4) + (Math.ceil(('get_time' + TIME_PARAMS).length / 4) + 4);
-
-const input = (extra: Record<string, unknown> = {}) => ({ input: { profile: 'chat_default', messages: [{ role: 'USER', content: QUESTION }], tools: TOOLS, ...extra } });
-
-const USAGE = 'usage { promptTokens completionTokens cachedPromptTokens cacheWriteTokens costUsd source }';
-const CHAT = `mutation($input: ChatInput!) { chat(input: $input) { requestId model content outcome finishReason toolCalls { id name arguments } ${USAGE} attempts { model ok error } } }`;
-const STREAM = `subscription($input: ChatInput!) { chatStream(input: $input) { requestId model delta done outcome finishReason toolCallDeltas { index id name argumentsDelta } ${USAGE} } }`;
-const SET_PRICE = `mutation($m: ID!, $o: Usd!, $i: Usd) { setModelPrice(model: $m, outputUsdPerMillion: $o, inputUsdPerMillion: $i) { id } }`;
-
-const usd = (micros: bigint): string => `${micros / 1_000_000n}.${(micros % 1_000_000n).toString().padStart(6, '0')}`;
-const ceilDiv = (n: bigint, d: bigint): bigint => (n + d - 1n) / d;
-const cost = (prompt: number, completion: number, input: bigint | null, output: bigint) =>
-  ceilDiv(BigInt(prompt) * (input ?? 0n) + BigInt(completion) * output, 1_000_000n);
-/** Completion tokens the simulator reports for these calls: one per call plus one per 8 characters of arguments. */
-const toolTokens = (calls: { arguments: string }[]) => calls.reduce((n, c) => n + 1 + Math.ceil(c.arguments.length / 8), 0);
+const input = toolInput;
+const CHAT = TOOL_CHAT;
+const STREAM = TOOL_STREAM;
+const cost = (prompt: number, completion: number, inputPrice: bigint | null, output: bigint) =>
+  ceilDiv(BigInt(prompt) * (inputPrice ?? 0n) + BigInt(completion) * output, 1_000_000n);
 
 type Delta = { index: number; id: string | null; name: string | null; argumentsDelta: string | null };
 
