@@ -27,7 +27,13 @@ const toStoredResult = (r: ChatResult): StoredOutcome => ({
 function fromStored(o: StoredOutcome): ChatResult {
   if (o.kind === 'error') throw new AppError(o.code, o.message, o.extensions);
   const v = o.value as ChatResult & { usage: { costUsd: string } };
-  return { ...v, usage: { ...v.usage, costUsd: BigInt(v.usage.costUsd) } };
+  // Results stored before tool calls and cache counts existed replay as a text answer with no cache.
+  return {
+    ...v,
+    toolCalls: v.toolCalls ?? [],
+    finishReason: v.finishReason ?? null,
+    usage: { ...v.usage, cachedPromptTokens: v.usage.cachedPromptTokens ?? 0, cacheWriteTokens: v.usage.cacheWriteTokens ?? 0, costUsd: BigInt(v.usage.costUsd) },
+  };
 }
 
 export function makeChatService(deps: ChatServiceDeps): ChatService {

@@ -158,6 +158,16 @@ describe('tool calls over the API, every stream shape, against the simulator', (
     expect((await row(r.requestId)).costMicros).toBe(expected);
   });
 
+  it('an idempotent retry replays the same tool calls and is charged once', async () => {
+    await simClient.addFault({ model: MODEL, fault: 'tool_calls', shape: 'parallel' });
+    const first = (await gqlOk(app.url, tenant.key, CHAT, input({ idempotencyKey: `tools-${tenant.id}` }))).chat;
+    const again = (await gqlOk(app.url, tenant.key, CHAT, input({ idempotencyKey: `tools-${tenant.id}` }))).chat;
+    expect(again).toEqual(first);
+    expect(first.toolCalls).toHaveLength(2);
+    expect(await db.ledgerEntry.count({ where: { requestId: first.requestId } })).toBe(1);
+    expect((await simClient.stats()).requests).toEqual({ [MODEL]: 1 });
+  });
+
   it('a tool-using conversation goes upstream in OpenAI\'s format: the calls and results count in the prompt', async () => {
     const args = '{"city":"Oslo","days":1}';
     const messages = [
