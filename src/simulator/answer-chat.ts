@@ -98,15 +98,15 @@ function answer(
 /** A tool_calls answer (see tool-calls.ts): streamed in its shape, or one JSON message carrying tool_calls. */
 function answerToolCalls(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, shape: ToolCallShape): void {
   const framer = streamFramer(who);
-  const plan = planToolCalls({ model: request.model.id, messages: request.messages, tools: request.tools }, shape, who.id, framer);
+  const plan = planToolCalls({ model: request.model.id, messages: request.messages, tools: request.tools, maxTokens: request.maxTokens }, shape, who.id, framer);
   const usage = usageOf(promptTokens(request.messages, request.tools), plan.completionTokens);
   const ending: Ending = plan.cutAfter === null ? { kind: 'finish', usage: true } : { kind: 'cut', afterTokens: plan.cutAfter };
   if (request.stream) {
     const frames = { count: plan.frames.length, frame: (i: number) => plan.frames[i] as string };
-    return streamAnswer(ex, pace, framer, frames, 'tool_calls', request.includeUsage ? usage : undefined, ending);
+    return streamAnswer(ex, pace, framer, frames, plan.finishReason, request.includeUsage ? usage : undefined, ending);
   }
   if (ending.kind === 'cut') return ex.at(pace.doneMs(ending.afterTokens), () => ex.closeConnection());
-  ex.at(pace.doneMs(plan.frames.length), () => sendJson(ex.res, 200, toolCallsJson(who, plan.calls, usage)));
+  ex.at(pace.doneMs(plan.frames.length), () => sendJson(ex.res, 200, toolCallsJson(who, plan.sent, plan.finishReason, usage)));
 }
 
 function jsonAnswer(

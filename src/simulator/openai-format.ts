@@ -28,8 +28,8 @@ export interface WireToolCall {
   readonly arguments: string;
 }
 
-/** A non-streamed chat.completion whose message calls tools (content null, finish_reason tool_calls). */
-export function toolCallsJson(who: CompletionIdentity, calls: readonly WireToolCall[], usage: Usage | undefined): string {
+/** A non-streamed chat.completion whose message calls tools (content null; finish_reason tool_calls, or length). */
+export function toolCallsJson(who: CompletionIdentity, calls: readonly WireToolCall[], finishReason: string, usage: Usage | undefined): string {
   return JSON.stringify({
     id: who.id,
     object: 'chat.completion',
@@ -40,7 +40,7 @@ export function toolCallsJson(who: CompletionIdentity, calls: readonly WireToolC
         index: 0,
         message: { role: 'assistant', content: null, tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) },
         logprobs: null,
-        finish_reason: 'tool_calls',
+        finish_reason: finishReason,
       },
     ],
     ...(usage === undefined ? {} : { usage }),

@@ -148,6 +148,22 @@ describe('simulator: tool calls and cached prompts', () => {
     await expect(client.chat(body({ stream: false }))).rejects.toThrow();
   });
 
+  it('max_tokens stops the calls short like a real model: split chunks up to it, finish_reason length', async () => {
+    await client.addFault({ model: 'glm-5', fault: 'tool_calls', shape: 'whole', times: 2 });
+    const r = await client.stream(body({ max_tokens: 3 }));
+    const chunks = chunksOf(r.events);
+    const pieces = pieceChunks(chunks);
+    expect(pieces).toHaveLength(3);
+    expect(pieces[0]![0]).toMatchObject({ function: { name: 'get_weather', arguments: '' } });
+    expect(chunks.at(-2).choices[0].finish_reason).toBe('length');
+    expect(chunks.at(-1).usage.completion_tokens).toBe(3);
+    const json = JSON.parse((await client.chat(body({ max_tokens: 3, stream: false }))).text);
+    expect(json.choices[0].finish_reason).toBe('length');
+    expect(json.choices[0].message.tool_calls).toHaveLength(1);
+    expect(json.choices[0].message.tool_calls[0].function.arguments).toBe(assemble(pieces)[0]!.arguments);
+    expect(json.usage.completion_tokens).toBe(3);
+  });
+
   it('a tool_calls fault meeting a request without tools answers with text', async () => {
     await client.addFault({ model: 'glm-5', fault: 'tool_calls', shape: 'whole' });
     const r = await client.stream(body({ tools: undefined }));

@@ -158,6 +158,19 @@ describe('tool calls over the API, every stream shape, against the simulator', (
     expect((await row(r.requestId)).costMicros).toBe(expected);
   });
 
+  it('maxTokens stops a tool call (and a text answer) short: finishReason LENGTH, cost within the hold', async () => {
+    await simClient.addFault({ model: MODEL, fault: 'tool_calls', shape: 'split' });
+    const r = (await gqlOk(app.url, tenant.key, CHAT, input({ maxTokens: 4 }))).chat;
+    expect(r).toMatchObject({ outcome: 'COMPLETED', finishReason: 'LENGTH' });
+    expect(r.toolCalls).toHaveLength(1);
+    expect(r.usage).toMatchObject({ completionTokens: 4, costUsd: usd(cost(PROMPT, 4, INPUT, OUTPUT)) });
+    const l = await row(r.requestId);
+    expect(l.costMicros).toBeLessThanOrEqual(l.holdMicros);
+    const text = (await gqlOk(app.url, tenant.key, CHAT, input({ maxTokens: 5, tools: null }))).chat;
+    expect(text).toMatchObject({ finishReason: 'LENGTH', toolCalls: [] });
+    expect(text.content.trim().split(' ')).toHaveLength(5);
+  });
+
   it('an idempotent retry replays the same tool calls and is charged once', async () => {
     await simClient.addFault({ model: MODEL, fault: 'tool_calls', shape: 'parallel' });
     const first = (await gqlOk(app.url, tenant.key, CHAT, input({ idempotencyKey: `tools-${tenant.id}` }))).chat;
