@@ -96,9 +96,10 @@ type Failure =
  * The one streaming code path of a chat request, for the mutation ('collect') and the subscription ('stream').
  *
  * Walks the plan's chain: models the health skips are recorded (CIRCUIT_OPEN / RETRY_AFTER) and not called; each
- * attempt emits `attempt`, then its `delta`s. Every attempt is recorded in the health: retryable failures count
- * against the breaker (and Retry-After is honoured), client aborts, the total deadline, fatal 4xx and a refused
- * gateway key do not.
+ * attempt emits `attempt`, then its `delta`s and `tool_calls` (a tool-call chunk is output like a content chunk: it
+ * counts toward the estimate, the first token and the mid-stream rule). Every attempt is recorded in the health:
+ * retryable failures count against the breaker (and Retry-After is honoured), client aborts, the total deadline,
+ * fatal 4xx and a refused gateway key do not.
  *
  * Exactly one terminal event ends the generator:
  * - `done` COMPLETED: an attempt finished. Usage is the provider's, or ESTIMATED (prompt: estimatePromptTokens,
