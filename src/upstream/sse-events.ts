@@ -86,7 +86,7 @@ export function createSseEventDecoder(): SseEventDecoder {
           sawContent = true;
           out.push({ type: 'delta', text: content });
         }
-        const calls = readToolCallDeltas(ch.delta?.tool_calls);
+        const calls = ch.delta?.tool_calls === undefined ? NO_CALLS : readToolCallDeltas(ch.delta.tool_calls);
         if (calls.length > 0) {
           sawContent = true;
           out.push({ type: 'tool_calls', deltas: calls });
@@ -152,6 +152,9 @@ const FINISH_REASONS: Readonly<Record<string, FinishReason>> = {
   function_call: 'TOOL_CALLS',
   content_filter: 'CONTENT_FILTER',
 };
+
+/** Content chunks (the hot path) carry no tool calls: no array is allocated for them. */
+const NO_CALLS: readonly ToolCallDelta[] = [];
 
 /** The well-formed pieces of a `delta.tool_calls` array; a piece without a whole-number index is not ours to place. */
 function readToolCallDeltas(v: unknown): ToolCallDelta[] {
