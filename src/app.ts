@@ -9,6 +9,7 @@ import { makeTenantStore } from './tenants/tenant-store';
 import { makeAuthenticator } from './tenants/authenticate';
 import { makeAuthFailures } from './tenants/auth-failures';
 import { makeAdminService } from './tenants/admin-service';
+import { makeCachePriceService } from './catalog/cache-prices';
 import { makeTenantReader } from './tenants/tenant-reader';
 import { makeLimiter } from './limits';
 import { makeLedger } from './accounting/ledger';
@@ -145,6 +146,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       tenants,
       tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
       admin: makeAdminService({ db, epoch, logger }),
+      cachePrices: makeCachePriceService({ db, epoch, logger }),
       chat,
       reports: makeReportsService({ db }),
       routing,

@@ -3,6 +3,7 @@ import type { AdminService } from './tenants/admin-service';
 import type { TenantReader } from './tenants/tenant-reader';
 import type { TenantStore } from './tenants/tenant-store';
 import type { CatalogStore } from './catalog/catalog-store';
+import type { CachePriceService } from './catalog/cache-prices';
 import type { ChatService } from './chat/chat-service';
 import type { ReportsService } from './reports';
 import type { RoutingOptions } from './routing';
@@ -16,6 +17,7 @@ export interface Services {
   readonly tenants: TenantStore;
   readonly tenantReader: TenantReader;
   readonly admin: AdminService;
+  readonly cachePrices: CachePriceService;
   readonly chat: ChatService;
   readonly reports: ReportsService;
   readonly routing: RoutingOptions;

@@ -93,8 +93,8 @@ export async function readSse(body: AsyncIterable<Buffer | string>, t0: number):
   const take = (events: readonly UpstreamEvent[]) => {
     for (const ev of events) {
       if (ev.type === 'usage') completionTokens = ev.completionTokens;
-      else {
-        tokens += ev.chunks ?? 1;
+      else if (ev.type === 'delta' || ev.type === 'tool_calls') {
+        tokens += ev.type === 'delta' ? (ev.chunks ?? 1) : 1;
         ttftMs ??= performance.now() - t0;
       }
     }

@@ -106,6 +106,8 @@ export async function microBench(o: { databaseUrl: string; redisUrl: string; ten
       attempts: [{ model: 'deepseek-v4-flash', ok: true, error: null, latencyMs: 3, promptTokens: 19, completionTokens: 150, usageSource: 'PROVIDER' }],
       promptTokens: 19,
       completionTokens: 150,
+      cachedPromptTokens: 0,
+      cacheWriteTokens: 0,
       unpricedPromptTokens: 19,
       prices: PRICES['deepseek-v4-flash'],
       costMicros: 38n,

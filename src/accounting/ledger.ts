@@ -1,7 +1,7 @@
 import type { Db } from '../infra/prisma';
 import type { SqlPool } from '../infra/postgres';
 import type { Region } from '../catalog/types';
-import type { UnitPrices } from './pricing';
+import { effectivePromptPrices, type UnitPrices } from './pricing';
 import type { Micros } from './money';
 import type { AttemptRecord } from '../routing';
 
@@ -36,6 +36,9 @@ export interface Settlement {
   readonly attempts: readonly StoredAttempt[];
   readonly promptTokens: number;
   readonly completionTokens: number;
+  /** Of promptTokens: read from the provider's prompt cache / written to it. */
+  readonly cachedPromptTokens: number;
+  readonly cacheWriteTokens: number;
   readonly unpricedPromptTokens: number;
   readonly prices: UnitPrices | null;
   readonly costMicros: Micros;
@@ -44,18 +47,29 @@ export interface Settlement {
   readonly endedAt: Date;
 }
 
-export function snapshotToJson(s: PriceSnapshot): Record<string, { input: string | null; output: string | null }> {
+type SnapshotJson = Record<string, { input: string | null; output: string | null; cachedInput?: string | null; cacheWrite?: string | null }>;
+
+const str = (v: Micros | null | undefined): string | null => v?.toString() ?? null;
+const big = (v: string | null | undefined): Micros | null => (v === null || v === undefined ? null : BigInt(v));
+
+export function snapshotToJson(s: PriceSnapshot): SnapshotJson {
   return Object.fromEntries(
-    Object.entries(s).map(([m, p]) => [m, { input: p.inputMicrosPerMillion?.toString() ?? null, output: p.outputMicrosPerMillion?.toString() ?? null }]),
+    Object.entries(s).map(([m, p]) => [
+      m,
+      { input: str(p.inputMicrosPerMillion), output: str(p.outputMicrosPerMillion), cachedInput: str(p.cachedInputMicrosPerMillion), cacheWrite: str(p.cacheWriteMicrosPerMillion) },
+    ]),
   );
 }
 
+/** Rows written before cache prices existed have no cachedInput / cacheWrite: they read as null (input price applies). */
 export function snapshotFromJson(j: unknown): PriceSnapshot {
   const out: Record<string, UnitPrices> = {};
-  for (const [m, p] of Object.entries((j ?? {}) as Record<string, { input: string | null; output: string | null }>)) {
+  for (const [m, p] of Object.entries((j ?? {}) as SnapshotJson)) {
     out[m] = {
-      inputMicrosPerMillion: p.input === null ? null : BigInt(p.input),
-      outputMicrosPerMillion: p.output === null ? null : BigInt(p.output),
+      inputMicrosPerMillion: big(p.input),
+      outputMicrosPerMillion: big(p.output),
+      cachedInputMicrosPerMillion: big(p.cachedInput),
+      cacheWriteMicrosPerMillion: big(p.cacheWrite),
     };
   }
   return out;
@@ -114,13 +128,17 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
     },
 
     async settle(requestId, s) {
+      // The unit prices the cached and cache-write tokens were charged at (the input price where the model has none).
+      const cacheEff = s.prices ? effectivePromptPrices(s.prices) : null;
       const r = await sql.query({
         name: 'ledger_settle',
         text: `UPDATE usage_ledger
                   SET state = 'SETTLED', model = $2, attempts = $3::jsonb, prompt_tokens = $4, completion_tokens = $5,
                       checkpoint_tokens = $5, unpriced_prompt_tokens = $6, input_micros_per_million = $7::bigint,
                       output_micros_per_million = $8::bigint, cost_micros = $9::bigint, outcome = $10::"Outcome",
-                      usage_source = $11::"UsageSource", ended_at = $12
+                      usage_source = $11::"UsageSource", ended_at = $12,
+                      cached_prompt_tokens = $13, cache_write_tokens = $14,
+                      cached_input_micros_per_million = $15::bigint, cache_write_micros_per_million = $16::bigint
                 WHERE request_id = $1::uuid AND state = 'HELD'`,
         values: [
           requestId,
@@ -135,6 +153,10 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
           s.outcome,
           s.usageSource,
           s.endedAt,
+          s.cachedPromptTokens,
+          s.cacheWriteTokens,
+          cacheEff?.cached?.toString() ?? null,
+          cacheEff?.written?.toString() ?? null,
         ],
       });
       return r.rowCount === 1;

@@ -37,12 +37,14 @@ export function makeReaper(deps: { db: Db; ledger: Ledger; limiter: HoldReleaser
       const prices = model ? snapshotFromJson(r.priceSnapshot)[model] ?? null : null;
       // A dead request that delivered nothing is charged nothing: its prompt may never have reached a model.
       const billable = prices !== null && prices.outputMicrosPerMillion !== null && r.checkpointTokens > 0;
-      const priced = billable ? priceUsage(prices, r.promptTokens, r.checkpointTokens) : { costMicros: 0n, unpricedPromptTokens: 0 };
+      const priced = billable ? priceUsage(prices, { promptTokens: r.promptTokens, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: r.checkpointTokens }) : { costMicros: 0n, unpricedPromptTokens: 0 };
       const ok = await deps.ledger.settle(r.requestId, {
         model: billable ? model : null,
         attempts: [], // a HELD row has none recorded: attempts are written at settlement, which never happened
         promptTokens: billable ? r.promptTokens : 0,
         completionTokens: r.checkpointTokens,
+        cachedPromptTokens: 0, // a dead request's cache usage was never reported: its prompt is billed as uncached
+        cacheWriteTokens: 0,
         unpricedPromptTokens: priced.unpricedPromptTokens,
         prices: billable ? prices : null,
         costMicros: priced.costMicros,

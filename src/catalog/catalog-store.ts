@@ -32,6 +32,8 @@ export async function loadCatalog(db: Db): Promise<Catalog> {
           tokensPerSecond: m.tokensPerSecond,
           outputMicrosPerMillion: m.outputMicrosPerMillion,
           inputMicrosPerMillion: m.inputMicrosPerMillion,
+          cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion,
+          cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion,
         },
       ]),
     ),

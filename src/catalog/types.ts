@@ -13,6 +13,10 @@ export interface ModelInfo {
   readonly tokensPerSecond: number;
   readonly outputMicrosPerMillion: Micros | null;
   readonly inputMicrosPerMillion: Micros | null;
+  /** Null: cached prompt tokens are charged at the input price. */
+  readonly cachedInputMicrosPerMillion?: Micros | null;
+  /** Null: prompt tokens written to the cache are charged at the input price. */
+  readonly cacheWriteMicrosPerMillion?: Micros | null;
 }
 
 export interface ProfileInfo {

@@ -9,7 +9,7 @@ import { requireTenant } from '../tenants/principal';
 import { buildPlan, type Plan, type RoutingOptions } from '../routing';
 import type { AdmitInput, AdmitResult, Limiter, RateLimitName } from '../limits';
 import type { Ledger, PriceSnapshot } from '../accounting/ledger';
-import { worstCaseMicros, type UnitPrices } from '../accounting/pricing';
+import { unitPricesOf, worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd } from '../accounting/money';
 import { monthOf } from '../accounting/period';
 import { checkHoldBound, checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
@@ -67,7 +67,7 @@ export async function validate(deps: AdmissionDeps, principal: Principal, input:
   // An unpriced fallback would be recorded at $0: leave it out of the chain instead.
   const plan: Plan = { ...planned, chain: planned.chain.filter((m) => m.model.outputMicrosPerMillion !== null) };
   const prices: Record<string, UnitPrices> = {};
-  for (const m of plan.chain) prices[m.model.id] = { inputMicrosPerMillion: m.model.inputMicrosPerMillion, outputMicrosPerMillion: m.model.outputMicrosPerMillion };
+  for (const m of plan.chain) prices[m.model.id] = unitPricesOf(m.model);
   return { tenant, keyId: who.keyId, plan, maxTokens, prices, messageBytes };
 }
 
@@ -95,7 +95,8 @@ export interface Reserved {
 /** The Redis half of admission. A refusal throws its contract error and has changed nothing anywhere. */
 export async function reserveAdmission(deps: AdmissionDeps, v: Validated, input: ChatInput): Promise<Reserved> {
   const startedAt = new Date();
-  const n = input.messages.length;
+  // Each tool definition has its own framing in the prompt, like a message.
+  const n = input.messages.length + (input.tools?.length ?? 0);
   const promptEstimate = promptTokensEstimate(v.messageBytes, n);
   const holdMicros = worstCaseMicros(Object.values(v.prices), promptTokensUpperBound(v.messageBytes, n), v.maxTokens);
   checkHoldBound(holdMicros, v.plan.chain.length, v.plan.profile.name);

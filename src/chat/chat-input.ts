@@ -1,12 +1,21 @@
 import { badInput } from '../errors';
 import { formatUsd, MAX_EXACT_MICROS, type Micros } from '../accounting/money';
 import type { ProfileInfo, Region } from '../catalog/types';
+import type { ToolCall } from '../upstream/types';
+import { checkTools, type ToolChoiceInput, type ToolInput } from './tool-input';
 
-export type ChatRole = 'SYSTEM' | 'USER' | 'ASSISTANT';
+export type ChatRole = 'SYSTEM' | 'USER' | 'ASSISTANT' | 'TOOL';
 
 export interface ChatInput {
   readonly profile: string;
-  readonly messages: ReadonlyArray<{ readonly role: ChatRole; readonly content: string }>;
+  readonly messages: ReadonlyArray<{
+    readonly role: ChatRole;
+    readonly content: string;
+    readonly toolCalls?: ReadonlyArray<ToolCall> | null;
+    readonly toolCallId?: string | null;
+  }>;
+  readonly tools?: ReadonlyArray<ToolInput> | null;
+  readonly toolChoice?: ToolChoiceInput | null;
   readonly maxTokens?: number | null;
   readonly temperature?: number | null;
   readonly region?: Region | null;
@@ -22,8 +31,10 @@ export function checkShape(input: ChatInput, opts: { mode: 'collect' | 'stream';
   if (n < 1 || n > MAX_MESSAGES) throw badInput('messages', `expected 1 to ${MAX_MESSAGES} messages, got ${n}`);
   let bytes = 0;
   for (const m of input.messages) bytes += Buffer.byteLength(m.content, 'utf8');
+  // Tools and tool calls are part of the prompt: they count toward the same limit (and the hold's upper bound).
+  bytes += checkTools(input).toolBytes;
   if (bytes > opts.maxMessageBytes) {
-    throw badInput('messages', `the messages total ${bytes} bytes; the limit is ${opts.maxMessageBytes} bytes`);
+    throw badInput('messages', `the messages (with tools and tool calls) total ${bytes} bytes; the limit is ${opts.maxMessageBytes} bytes`);
   }
   const t = input.temperature;
   if (t !== undefined && t !== null && !(Number.isFinite(t) && t >= 0 && t <= 2)) {

@@ -4,6 +4,7 @@ import { admit, reserveAdmission, validate, withdraw, writeAhead, type Admitted,
 import { runChat, type Final, type RunDeps } from './run-chat';
 import { hashInput, type Idempotency, type StoredOutcome } from './idempotency';
 import type { ChatInput } from './chat-input';
+import { ToolCallAssembler } from './tool-call-assembler';
 import type { ChatResult, ChatStreamEvent } from './types';
 
 export interface ChatService {
@@ -32,20 +33,30 @@ const toStoredResult = (r: ChatResult): StoredOutcome => ({
 function fromStored(o: StoredOutcome): ChatResult {
   if (o.kind === 'error') throw new AppError(o.code, o.message, o.extensions);
   const v = o.value as ChatResult & { usage: { costUsd: string } };
-  return { ...v, usage: { ...v.usage, costUsd: BigInt(v.usage.costUsd) } };
+  // Results stored before tool calls and cache counts existed replay as a text answer with no cache.
+  return {
+    ...v,
+    toolCalls: v.toolCalls ?? [],
+    finishReason: v.finishReason ?? null,
+    usage: { ...v.usage, cachedPromptTokens: v.usage.cachedPromptTokens ?? 0, cacheWriteTokens: v.usage.cacheWriteTokens ?? 0, costUsd: BigInt(v.usage.costUsd) },
+  };
 }
 
 export function makeChatService(deps: ChatServiceDeps): ChatService {
   async function collect(input: ChatInput, signal: AbortSignal, a: Admitted) {
     let content = '';
+    const calls = new ToolCallAssembler();
     let final: Final | null = null;
     for await (const ev of runChat(deps, a, input, 'collect', signal)) {
       if (ev.type === 'delta') content += ev.text;
-      else if (ev.type === 'discard') content = '';
-      else final = ev.final;
+      else if (ev.type === 'tool_calls') calls.add(ev.deltas);
+      else if (ev.type === 'discard') {
+        content = '';
+        calls.reset();
+      } else final = ev.final;
     }
     if (!final) throw new Error('run ended without a final event');
-    return { a, final, content };
+    return { a, final, content: { text: content, toolCalls: calls.calls() } };
   }
 
   return {
@@ -103,20 +114,45 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       for await (const ev of runChat(deps, a, input, 'stream', signal)) {
         if (ev.type === 'delta') {
           model = ev.model;
-          yield { requestId: a.requestId, model, delta: ev.text, done: false, outcome: null, usage: null, ttftMs: null, attempts: null };
+          yield { requestId: a.requestId, model, delta: ev.text, done: false, outcome: null, usage: null, ttftMs: null, attempts: null, toolCallDeltas: null, finishReason: null };
+        } else if (ev.type === 'tool_calls') {
+          model = ev.model;
+          yield { requestId: a.requestId, model, delta: null, done: false, outcome: null, usage: null, ttftMs: null, attempts: null, toolCallDeltas: ev.deltas, finishReason: null };
         } else if (ev.type === 'final') {
           const f = ev.final;
           if (f.error && (f.outcome === 'FAILED' || !f.model)) throw f.error;
           if (f.outcome === 'CLIENT_CANCELLED' && !f.model) return;
-          yield { requestId: a.requestId, model: f.model ?? model, delta: null, done: true, outcome: f.outcome, usage: f.usage, ttftMs: f.ttftMs, attempts: f.attempts };
+          yield {
+            requestId: a.requestId,
+            model: f.model ?? model,
+            delta: null,
+            done: true,
+            outcome: f.outcome,
+            usage: f.usage,
+            ttftMs: f.ttftMs,
+            attempts: f.attempts,
+            toolCallDeltas: null,
+            finishReason: f.finishReason,
+          };
         }
       }
     },
   };
 }
 
-function toResult(requestId: string, f: Final, content: string): ChatResult {
+function toResult(requestId: string, f: Final, answer: { text: string; toolCalls: ChatResult['toolCalls'] }): ChatResult {
   if (!f.model) throw new AppError('UPSTREAM_UNAVAILABLE', 'no model answered', { attempts: f.attempts });
-  return { requestId, model: f.model, content, outcome: f.outcome, usage: f.usage, ttftMs: f.ttftMs, totalMs: f.totalMs, attempts: f.attempts };
+  return {
+    requestId,
+    model: f.model,
+    content: answer.text,
+    outcome: f.outcome,
+    usage: f.usage,
+    ttftMs: f.ttftMs,
+    totalMs: f.totalMs,
+    attempts: f.attempts,
+    toolCalls: answer.toolCalls,
+    finishReason: f.finishReason,
+  };
 }
 

@@ -1,7 +1,7 @@
 import { AppError } from '../errors';
 import type { Logger } from '../infra/logger';
 import { routeStream, type AttemptRecord, type ModelHealth, type RouteEvent } from '../routing';
-import type { UpstreamClient } from '../upstream';
+import type { FinishReason, ToolCallDelta, UpstreamClient } from '../upstream';
 import type { Limiter } from '../limits';
 import type { Checkpointer } from '../accounting/checkpointer';
 import type { Ledger, Outcome, StoredAttempt, UsageSource } from '../accounting/ledger';
@@ -9,6 +9,7 @@ import { priceUsage } from '../accounting/pricing';
 import { formatUsd } from '../accounting/money';
 import type { Admitted } from './admission';
 import type { ChatInput } from './chat-input';
+import { upstreamToolChoice, upstreamTools } from './tool-input';
 import type { AttemptView, UsageView } from './types';
 
 export interface RunDeps {
@@ -32,19 +33,22 @@ export interface Final {
   readonly attempts: readonly AttemptView[];
   readonly ttftMs: number | null;
   readonly totalMs: number;
+  /** The answer's finish_reason; null unless it finished (COMPLETED). */
+  readonly finishReason: FinishReason | null;
   /** Set when the request failed: the error the client gets (after settlement). */
   readonly error: AppError | null;
 }
 
 export type RunEvent =
   | { readonly type: 'delta'; readonly model: string; readonly text: string }
+  | { readonly type: 'tool_calls'; readonly model: string; readonly deltas: readonly ToolCallDelta[] }
   /** Collect mode: the attempt so far failed after partial content; its text is void (its tokens are billed). */
   | { readonly type: 'discard' }
   | { readonly type: 'final'; readonly final: Final };
 
 type Terminal = Extract<RouteEvent, { type: 'done' } | { type: 'failed' }>;
 
-const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant' } as const;
+const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant', TOOL: 'tool' } as const;
 
 /**
  * Runs an admitted request through the router and settles it exactly once, whatever happens: completion, upstream
@@ -67,9 +71,16 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
       { upstream: deps.upstream, health: deps.health, logger: deps.logger },
       {
         plan: a.plan,
-        messages: input.messages.map((m) => ({ role: ROLE[m.role], content: m.content })),
+        messages: input.messages.map((m) => ({
+          role: ROLE[m.role],
+          content: m.content,
+          ...(m.toolCalls?.length ? { toolCalls: m.toolCalls } : {}),
+          ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
+        })),
         maxTokens: a.maxTokens,
         temperature: input.temperature ?? undefined,
+        tools: upstreamTools(input),
+        toolChoice: upstreamToolChoice(input),
         signal: ac.signal,
         mode,
         idleTimeoutMs: deps.idleTimeoutMs,
@@ -85,6 +96,10 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
         case 'delta':
           inflight.tokens += ev.chunks;
           yield { type: 'delta', model: ev.model, text: ev.text };
+          break;
+        case 'tool_calls':
+          inflight.tokens += 1;
+          yield { type: 'tool_calls', model: ev.model, deltas: ev.deltas };
           break;
         case 'discard': {
           // The failed attempt's tokens are billed too: grow the hold by their cost before trying the next model.
@@ -138,7 +153,12 @@ function costOf(attempts: readonly AttemptRecord[], a: Admitted) {
     if (at.promptTokens === 0 && at.completionTokens === 0) continue;
     const prices = a.prices[at.model];
     if (!prices) throw new Error(`no price snapshot for ${at.model}`);
-    const p = priceUsage(prices, at.promptTokens, at.completionTokens);
+    const p = priceUsage(prices, {
+      promptTokens: at.promptTokens,
+      cachedPromptTokens: at.cachedPromptTokens ?? 0,
+      cacheWriteTokens: at.cacheWriteTokens ?? 0,
+      completionTokens: at.completionTokens,
+    });
     costMicros += p.costMicros;
     unpricedPromptTokens += p.unpricedPromptTokens;
   }
@@ -164,10 +184,14 @@ async function settle(
   const { costMicros, unpricedPromptTokens } = costOf(attempts, a);
   let promptTokens = 0;
   let completionTokens = 0;
+  let cachedPromptTokens = 0;
+  let cacheWriteTokens = 0;
   let source: UsageSource = 'PROVIDER';
   for (const at of attempts) {
     promptTokens += at.promptTokens;
     completionTokens += at.completionTokens;
+    cachedPromptTokens += at.cachedPromptTokens ?? 0;
+    cacheWriteTokens += at.cacheWriteTokens ?? 0;
     if ((at.promptTokens || at.completionTokens) && at.usageSource === 'ESTIMATED') source = 'ESTIMATED';
   }
   const totalMs = Date.now() - started;
@@ -179,6 +203,8 @@ async function settle(
     attempts: stored,
     promptTokens,
     completionTokens,
+    cachedPromptTokens,
+    cacheWriteTokens,
     unpricedPromptTokens,
     prices: model ? (a.prices[model] ?? null) : null,
     costMicros,
@@ -198,10 +224,11 @@ async function settle(
   return {
     model,
     outcome,
-    usage: { promptTokens, completionTokens, costUsd: costMicros, source },
+    usage: { promptTokens, completionTokens, cachedPromptTokens, cacheWriteTokens, costUsd: costMicros, source },
     attempts: attempts.map(({ model: m, ok, error: err, latencyMs }) => ({ model: m, ok, error: err, latencyMs })),
     ttftMs,
     totalMs,
+    finishReason: terminal?.type === 'done' && !denied ? terminal.finishReason : null,
     error,
   };
 }

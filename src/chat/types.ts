@@ -1,9 +1,13 @@
 import type { Micros } from '../accounting/money';
 import type { Outcome, UsageSource } from '../accounting/ledger';
+import type { FinishReason, ToolCall, ToolCallDelta } from '../upstream/types';
 
 export interface UsageView {
   readonly promptTokens: number;
   readonly completionTokens: number;
+  /** Of promptTokens: read from / written to the provider's prompt cache. */
+  readonly cachedPromptTokens: number;
+  readonly cacheWriteTokens: number;
   readonly costUsd: Micros;
   readonly source: UsageSource;
 }
@@ -26,6 +30,9 @@ export interface ChatResult {
   readonly ttftMs: number | null;
   readonly totalMs: number;
   readonly attempts: readonly AttemptView[];
+  /** Assembled from the stream, in index order; empty for a text answer. */
+  readonly toolCalls: readonly ToolCall[];
+  readonly finishReason: FinishReason | null;
 }
 
 /** One event of chatStream (GraphQL ChatStreamEvent). */
@@ -38,4 +45,7 @@ export interface ChatStreamEvent {
   readonly usage: UsageView | null;
   readonly ttftMs: number | null;
   readonly attempts: readonly AttemptView[] | null;
+  /** The tool-call pieces of one upstream chunk, as sent; null on content and done events. */
+  readonly toolCallDeltas: readonly ToolCallDelta[] | null;
+  readonly finishReason: FinishReason | null;
 }

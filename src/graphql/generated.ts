@@ -84,17 +84,30 @@ export type ChatInput = {
   /** Left out: US_EAST. */
   readonly region?: InputMaybe<Region>;
   readonly temperature?: InputMaybe<Scalars['Float']['input']>;
+  /** Left out: the upstream's default (AUTO when tools are given). Only with tools. */
+  readonly toolChoice?: InputMaybe<ToolChoiceInput>;
+  /**
+   * Functions the model may call (at most 128). Their size counts toward the request's byte limit together with the
+   * messages.
+   */
+  readonly tools?: InputMaybe<ReadonlyArray<ToolInput>>;
 };
 
 export type ChatMessageInput = {
   readonly content: Scalars['String']['input'];
   readonly role: ChatRole;
+  /** TOOL messages only, and required there: the id of the earlier tool call this message answers. */
+  readonly toolCallId?: InputMaybe<Scalars['String']['input']>;
+  /** ASSISTANT messages only: the tool calls the model made in that turn (content may then be empty). */
+  readonly toolCalls?: InputMaybe<ReadonlyArray<ToolCallInput>>;
 };
 
 export type ChatResult = {
   readonly __typename?: 'ChatResult';
   readonly attempts: ReadonlyArray<Attempt>;
   readonly content: Scalars['String']['output'];
+  /** Null when the answer did not finish (outcome other than COMPLETED). */
+  readonly finishReason: Maybe<FinishReason>;
   /** The model that produced the answer. */
   readonly model: Scalars['String']['output'];
   /**
@@ -104,6 +117,8 @@ export type ChatResult = {
    */
   readonly outcome: Outcome;
   readonly requestId: Scalars['ID']['output'];
+  /** The tool calls of the answer, in index order; empty when the model answered with text. */
+  readonly toolCalls: ReadonlyArray<ToolCall>;
   readonly totalMs: Scalars['Int']['output'];
   readonly ttftMs: Maybe<Scalars['Int']['output']>;
   readonly usage: Usage;
@@ -112,6 +127,8 @@ export type ChatResult = {
 export type ChatRole =
   | 'ASSISTANT'
   | 'SYSTEM'
+  /** A message that carries the result of a tool call (toolCallId names the call). */
+  | 'TOOL'
   | 'USER';
 
 /**
@@ -125,9 +142,13 @@ export type ChatStreamEvent = {
   readonly attempts: Maybe<ReadonlyArray<Attempt>>;
   readonly delta: Maybe<Scalars['String']['output']>;
   readonly done: Scalars['Boolean']['output'];
+  /** On the done event; null when the answer did not finish. */
+  readonly finishReason: Maybe<FinishReason>;
   readonly model: Scalars['String']['output'];
   readonly outcome: Maybe<Outcome>;
   readonly requestId: Scalars['ID']['output'];
+  /** The tool-call pieces of one upstream chunk (delta is then null). */
+  readonly toolCallDeltas: Maybe<ReadonlyArray<ToolCallDelta>>;
   readonly ttftMs: Maybe<Scalars['Int']['output']>;
   readonly usage: Maybe<Usage>;
 };
@@ -162,6 +183,10 @@ export type CostReport = {
 
 export type CostReportRow = {
   readonly __typename?: 'CostReportRow';
+  /** Of promptTokens: written to the provider's prompt cache. */
+  readonly cacheWriteTokens: Scalars['Count']['output'];
+  /** Of promptTokens: read from the provider's prompt cache. */
+  readonly cachedPromptTokens: Scalars['Count']['output'];
   readonly completionTokens: Scalars['Count']['output'];
   readonly costUsd: Scalars['Usd']['output'];
   /** The group's key: a model id, a profile name, a day (YYYY-MM-DD) or an API key id. */
@@ -186,8 +211,19 @@ export type CreateTenantPayload = {
   readonly tenant: Tenant;
 };
 
+/** Why the model stopped. */
+export type FinishReason =
+  | 'CONTENT_FILTER'
+  | 'LENGTH'
+  | 'STOP'
+  | 'TOOL_CALLS';
+
 export type Model = {
   readonly __typename?: 'Model';
+  /** Price of prompt tokens written to the cache. Null: they are charged at inputUsdPerMillion. */
+  readonly cacheWriteUsdPerMillion: Maybe<Scalars['Usd']['output']>;
+  /** Price of prompt tokens read from the cache. Null: they are charged at inputUsdPerMillion. */
+  readonly cachedInputUsdPerMillion: Maybe<Scalars['Usd']['output']>;
   /** Upstream model id, e.g. deepseek-v4-flash */
   readonly id: Scalars['ID']['output'];
   /** Null while no input price is known: prompt tokens are then recorded but not charged. */
@@ -216,6 +252,12 @@ export type Mutation = {
   readonly createTenant: CreateTenantPayload;
   readonly removeProfileOverride: Scalars['Boolean']['output'];
   readonly revokeApiKey: Scalars['Boolean']['output'];
+  /**
+   * Admin only. Starts a new price from now with the model's cache prices changed: an argument left out keeps its
+   * price, an explicit null clears it (those tokens are then charged at the input price). Recorded in the price
+   * history and the audit log. Unknown model: NOT_FOUND.
+   */
+  readonly setModelCachePrices: Model;
   /** Starts a new price from now. inputUsdPerMillion left out keeps the input price; an explicit null clears it. Unknown model: NOT_FOUND. */
   readonly setModelPrice: Model;
   /**
@@ -257,6 +299,13 @@ export type MutationRemoveProfileOverrideArgs = {
 
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type MutationSetModelCachePricesArgs = {
+  cacheWriteUsdPerMillion?: InputMaybe<Scalars['Usd']['input']>;
+  cachedInputUsdPerMillion?: InputMaybe<Scalars['Usd']['input']>;
+  model: Scalars['ID']['input'];
 };
 
 
@@ -471,8 +520,62 @@ export type Tenant = {
   readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
 };
 
+/** A whole tool call, assembled from the stream. */
+export type ToolCall = {
+  readonly __typename?: 'ToolCall';
+  /** JSON text, as the model produced it (cut short when the stream was interrupted). */
+  readonly arguments: Scalars['String']['output'];
+  readonly id: Scalars['String']['output'];
+  readonly name: Scalars['String']['output'];
+};
+
+/** One piece of a streamed tool call, as the upstream sent it. index says which call of the answer it belongs to. */
+export type ToolCallDelta = {
+  readonly __typename?: 'ToolCallDelta';
+  readonly argumentsDelta: Maybe<Scalars['String']['output']>;
+  /** In a call's first piece. */
+  readonly id: Maybe<Scalars['String']['output']>;
+  readonly index: Scalars['Int']['output'];
+  /** In a call's first piece. */
+  readonly name: Maybe<Scalars['String']['output']>;
+};
+
+/** A call the model made earlier in the conversation, sent back on its ASSISTANT message. */
+export type ToolCallInput = {
+  /** JSON text, as the model produced it. */
+  readonly arguments: Scalars['String']['input'];
+  readonly id: Scalars['String']['input'];
+  readonly name: Scalars['String']['input'];
+};
+
+/** Exactly one of mode or tool. tool names one of ChatInput.tools: the model must call that function. */
+export type ToolChoiceInput = {
+  readonly mode?: InputMaybe<ToolChoiceMode>;
+  readonly tool?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type ToolChoiceMode =
+  /** The model decides whether to call a tool. */
+  | 'AUTO'
+  /** The model answers with text only. */
+  | 'NONE'
+  /** The model must call at least one tool. */
+  | 'REQUIRED';
+
+export type ToolInput = {
+  readonly description?: InputMaybe<Scalars['String']['input']>;
+  /** 1 to 64 letters, digits, underscores or dashes; unique within the request. */
+  readonly name: Scalars['String']['input'];
+  /** A JSON Schema object (as JSON text) describing the arguments, e.g. {"type":"object","properties":{...}}. Left out: no arguments. */
+  readonly parameters?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type Usage = {
   readonly __typename?: 'Usage';
+  /** Of promptTokens: written to the provider's prompt cache. */
+  readonly cacheWriteTokens: Scalars['Int']['output'];
+  /** Of promptTokens: read from the provider's prompt cache. */
+  readonly cachedPromptTokens: Scalars['Int']['output'];
   readonly completionTokens: Scalars['Int']['output'];
   readonly costUsd: Scalars['Usd']['output'];
   readonly promptTokens: Scalars['Int']['output'];
@@ -575,6 +678,7 @@ export type ResolversTypes = {
   CreateTenantInput: CreateTenantInput;
   CreateTenantPayload: ResolverTypeWrapper<Omit<CreateTenantPayload, 'tenant'> & { tenant: ResolversTypes['Tenant'] }>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  FinishReason: FinishReason;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
@@ -591,6 +695,12 @@ export type ResolversTypes = {
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Tenant: ResolverTypeWrapper<TenantView>;
+  ToolCall: ResolverTypeWrapper<ToolCall>;
+  ToolCallDelta: ResolverTypeWrapper<ToolCallDelta>;
+  ToolCallInput: ToolCallInput;
+  ToolChoiceInput: ToolChoiceInput;
+  ToolChoiceMode: ToolChoiceMode;
+  ToolInput: ToolInput;
   Usage: ResolverTypeWrapper<Usage>;
   UsageSource: UsageSource;
   Usd: ResolverTypeWrapper<Scalars['Usd']['output']>;
@@ -628,6 +738,11 @@ export type ResolversParentTypes = {
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
   Tenant: TenantView;
+  ToolCall: ToolCall;
+  ToolCallDelta: ToolCallDelta;
+  ToolCallInput: ToolCallInput;
+  ToolChoiceInput: ToolChoiceInput;
+  ToolInput: ToolInput;
   Usage: Usage;
   Usd: Scalars['Usd']['output'];
 };
@@ -667,9 +782,11 @@ export type AuditEntryResolvers<ContextType = GraphQLContext, ParentType extends
 export type ChatResultResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ChatResult'] = ResolversParentTypes['ChatResult']> = {
   attempts?: Resolver<ReadonlyArray<ResolversTypes['Attempt']>, ParentType, ContextType>;
   content?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  finishReason?: Resolver<Maybe<ResolversTypes['FinishReason']>, ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   outcome?: Resolver<ResolversTypes['Outcome'], ParentType, ContextType>;
   requestId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  toolCalls?: Resolver<ReadonlyArray<ResolversTypes['ToolCall']>, ParentType, ContextType>;
   totalMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   ttftMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   usage?: Resolver<ResolversTypes['Usage'], ParentType, ContextType>;
@@ -679,9 +796,11 @@ export type ChatStreamEventResolvers<ContextType = GraphQLContext, ParentType ex
   attempts?: Resolver<Maybe<ReadonlyArray<ResolversTypes['Attempt']>>, ParentType, ContextType>;
   delta?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   done?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  finishReason?: Resolver<Maybe<ResolversTypes['FinishReason']>, ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   outcome?: Resolver<Maybe<ResolversTypes['Outcome']>, ParentType, ContextType>;
   requestId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  toolCallDeltas?: Resolver<Maybe<ReadonlyArray<ResolversTypes['ToolCallDelta']>>, ParentType, ContextType>;
   ttftMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   usage?: Resolver<Maybe<ResolversTypes['Usage']>, ParentType, ContextType>;
 };
@@ -709,6 +828,8 @@ export type CostReportResolvers<ContextType = GraphQLContext, ParentType extends
 };
 
 export type CostReportRowResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CostReportRow'] = ResolversParentTypes['CostReportRow']> = {
+  cacheWriteTokens?: Resolver<ResolversTypes['Count'], ParentType, ContextType>;
+  cachedPromptTokens?: Resolver<ResolversTypes['Count'], ParentType, ContextType>;
   completionTokens?: Resolver<ResolversTypes['Count'], ParentType, ContextType>;
   costUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -731,6 +852,8 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 }
 
 export type ModelResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Model'] = ResolversParentTypes['Model']> = {
+  cacheWriteUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  cachedInputUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   inputUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -746,6 +869,7 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   createTenant?: Resolver<ResolversTypes['CreateTenantPayload'], ParentType, ContextType, RequireFields<MutationCreateTenantArgs, 'input'>>;
   removeProfileOverride?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveProfileOverrideArgs, 'profile' | 'tenantId'>>;
   revokeApiKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
+  setModelCachePrices?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelCachePricesArgs, 'model'>>;
   setModelPrice?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelPriceArgs, 'model' | 'outputUsdPerMillion'>>;
   setProfileOverride?: Resolver<ResolversTypes['ProfileOverride'], ParentType, ContextType, RequireFields<MutationSetProfileOverrideArgs, 'model' | 'profile' | 'tenantId'>>;
   setTenantBudget?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantBudgetArgs, 'tenantId'>>;
@@ -813,7 +937,22 @@ export type TenantResolvers<ContextType = GraphQLContext, ParentType extends Res
   tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
+export type ToolCallResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ToolCall'] = ResolversParentTypes['ToolCall']> = {
+  arguments?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type ToolCallDeltaResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ToolCallDelta'] = ResolversParentTypes['ToolCallDelta']> = {
+  argumentsDelta?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  id?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  index?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
 export type UsageResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Usage'] = ResolversParentTypes['Usage']> = {
+  cacheWriteTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  cachedPromptTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   completionTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   costUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   promptTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -846,6 +985,8 @@ export type Resolvers<ContextType = GraphQLContext> = {
   RequestRecord?: RequestRecordResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   Tenant?: TenantResolvers<ContextType>;
+  ToolCall?: ToolCallResolvers<ContextType>;
+  ToolCallDelta?: ToolCallDeltaResolvers<ContextType>;
   Usage?: UsageResolvers<ContextType>;
   Usd?: GraphQLScalarType;
 };

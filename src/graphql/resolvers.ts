@@ -20,6 +20,8 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
     name: (m) => m.name,
     outputUsdPerMillion: (m) => m.outputMicrosPerMillion,
     inputUsdPerMillion: (m) => m.inputMicrosPerMillion,
+    cachedInputUsdPerMillion: (m) => m.cachedInputMicrosPerMillion ?? null,
+    cacheWriteUsdPerMillion: (m) => m.cacheWriteMicrosPerMillion ?? null,
     ttftMs: (m) => m.ttftUsEastMs,
     tokensPerSecond: (m) => m.tokensPerSecond,
   },
@@ -125,6 +127,14 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
     setModelPrice: (_p, args, { principal, services }) => {
       requireAdmin(principal, 'setModelPrice');
       return services.admin.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion));
+    },
+    setModelCachePrices: (_p, args, { principal, services }) => {
+      requireAdmin(principal, 'setModelCachePrices');
+      return services.cachePrices.setCachePrices(
+        args.model,
+        given(args, 'cachedInputUsdPerMillion', args.cachedInputUsdPerMillion),
+        given(args, 'cacheWriteUsdPerMillion', args.cacheWriteUsdPerMillion),
+      );
     },
   },
 

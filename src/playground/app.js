@@ -18,7 +18,10 @@ const SPEND = `query Spend($month: String!) {
   byDay: costReport(month: $month, groupBy: DAY) { ${ROWS} }
 }`;
 const STREAM = `subscription Chat($input: ChatInput!) {
-  chatStream(input: $input) { requestId model delta done outcome ttftMs usage { promptTokens completionTokens costUsd source } attempts { model ok error latencyMs } }
+  chatStream(input: $input) {
+    requestId model delta done outcome finishReason ttftMs toolCallDeltas { index id name argumentsDelta }
+    usage { promptTokens completionTokens cachedPromptTokens cacheWriteTokens costUsd source } attempts { model ok error latencyMs }
+  }
 }`;
 const REQUEST = `query Request($id: ID!) { request(id: $id) { outcome model usage { promptTokens completionTokens costUsd source } } }`;
 const TENANTS = `query Tenants { tenants(first: 200) { ${TENANT} } }`;
@@ -89,6 +92,8 @@ $('region').addEventListener('change', () => key && loadProfiles().catch((e) => 
 
 function resetChat() {
   $('output').textContent = '';
+  $('tool-calls').replaceChildren();
+  $('tool-calls-box').hidden = true;
   showError($('chat-error'), null);
   for (const s of ['model', 'attempts', 'ttft', 'tps', 'tokens', 'cost', 'request']) setStat(s, '-');
 }
@@ -110,14 +115,23 @@ function startChat() {
   setStat('state', 'Connecting...');
   setRunning(true);
   const maxTokens = $('max-tokens').value;
+  let tools;
+  try {
+    tools = readTools($('tools').value);
+  } catch (e) {
+    setRunning(false);
+    setStat('state', 'Idle');
+    return showError($('chat-error'), { code: 'BAD_USER_INPUT', message: `Tools: ${e.message}` });
+  }
   const input = {
     profile: $('profile').value,
     region: $('region').value,
     messages: [{ role: 'USER', content: $('prompt').value }],
     ...(maxTokens ? { maxTokens: Number(maxTokens) } : {}),
+    ...(tools.length ? { tools } : {}),
   };
   const startedAt = performance.now();
-  const r = { requestId: null, firstAt: null, ended: false, startedAt, stop: null };
+  const r = { requestId: null, firstAt: null, ended: false, startedAt, stop: null, calls: new Map() };
   run = r;
   r.stop = subscribe(key, STREAM, { input }, (data) => onEvent(r, data.chatStream), (err) => onEnd(r, err));
 }
@@ -135,13 +149,54 @@ function onEvent(r, ev) {
     out.append(ev.delta);
     out.scrollTop = out.scrollHeight;
   }
+  if (ev.toolCallDeltas) {
+    r.firstAt ??= performance.now();
+    showToolCalls(r, ev.toolCallDeltas);
+  }
   if (ev.done) showDone(r, ev);
+}
+
+/** The tools textarea as ChatInput.tools: a JSON array; each parameters object goes as JSON text. */
+function readTools(text) {
+  if (!text.trim()) return [];
+  const list = JSON.parse(text);
+  if (!Array.isArray(list)) throw new Error('expected a JSON array of tools');
+  return list.map((t) => ({
+    name: String(t.name ?? ''),
+    ...(t.description ? { description: String(t.description) } : {}),
+    ...(t.parameters === undefined ? {} : { parameters: typeof t.parameters === 'string' ? t.parameters : JSON.stringify(t.parameters) }),
+  }));
+}
+
+/** Pieces join their call by index, as the upstream streams them; each call shows its name and arguments so far. */
+function showToolCalls(r, deltas) {
+  for (const d of deltas) {
+    let call = r.calls.get(d.index);
+    if (!call) {
+      const li = document.createElement('li');
+      const name = document.createElement('strong');
+      const id = document.createElement('span');
+      id.className = 'hint';
+      const args = document.createElement('code');
+      args.className = 'args';
+      li.append(name, ' ', id, args);
+      call = { li, name, id, args };
+      r.calls.set(d.index, call);
+      const list = $('tool-calls');
+      list.append(...[...r.calls.keys()].sort((a, b) => a - b).map((k) => r.calls.get(k).li));
+    }
+    if (d.name) call.name.textContent = d.name;
+    if (d.id) call.id.textContent = `(${d.id})`;
+    if (d.argumentsDelta) call.args.append(d.argumentsDelta);
+  }
+  $('tool-calls-box').hidden = false;
 }
 
 function showDone(r, ev) {
   r.ended = true;
   const now = performance.now();
-  setStat('state', ev.outcome === 'COMPLETED' ? 'Completed' : `Ended: ${ev.outcome}`);
+  const why = ev.finishReason === 'TOOL_CALLS' ? ' (tool calls)' : '';
+  setStat('state', ev.outcome === 'COMPLETED' ? `Completed${why}` : `Ended: ${ev.outcome}`);
   showAttempts(ev.attempts ?? []);
   setStat('ttft', ev.ttftMs === null ? '-' : `${ev.ttftMs} ms`);
   if (ev.usage) {
@@ -152,7 +207,8 @@ function showDone(r, ev) {
 }
 
 function showUsage(u) {
-  setStat('tokens', `${u.promptTokens} / ${u.completionTokens}${u.source === 'ESTIMATED' ? ' (estimated by the gateway)' : ''}`);
+  const cache = u.cachedPromptTokens || u.cacheWriteTokens ? ` (prompt: ${u.cachedPromptTokens} cached, ${u.cacheWriteTokens} written to cache)` : '';
+  setStat('tokens', `${u.promptTokens} / ${u.completionTokens}${cache}${u.source === 'ESTIMATED' ? ' (estimated by the gateway)' : ''}`);
   setStat('cost', usd(u.costUsd));
 }
 

@@ -161,17 +161,24 @@ export function renderReport(tenantName: string, r: CostReportView, format: Form
       );
     case 'table': {
       const sum = (f: (x: (typeof r.rows)[number]) => number) => r.rows.reduce((s, x) => s + f(x), 0);
-      const rows = r.rows.map((x) => [printable(x.key), String(x.requests), String(x.promptTokens), String(x.unpricedPromptTokens), String(x.completionTokens), formatUsd(x.costUsd)]);
+      const counts = (x: (typeof r.rows)[number]) =>
+        [x.requests, x.promptTokens, x.unpricedPromptTokens, x.cachedPromptTokens, x.cacheWriteTokens, x.completionTokens].map(String);
+      const rows = r.rows.map((x) => [printable(x.key), ...counts(x), formatUsd(x.costUsd)]);
       rows.push([
         'TOTAL',
-        String(sum((x) => x.requests)),
-        String(sum((x) => x.promptTokens)),
-        String(sum((x) => x.unpricedPromptTokens)),
-        String(sum((x) => x.completionTokens)),
+        ...[
+          sum((x) => x.requests),
+          sum((x) => x.promptTokens),
+          sum((x) => x.unpricedPromptTokens),
+          sum((x) => x.cachedPromptTokens),
+          sum((x) => x.cacheWriteTokens),
+          sum((x) => x.completionTokens),
+        ].map(String),
         formatUsd(r.totalUsd),
       ]);
       const head = `Cost report: tenant ${printable(tenantName)} (${r.tenantId}), ${r.month} (UTC), by ${GROUP_WORD[r.groupBy]}\n`;
-      return head + table([GROUP_WORD[r.groupBy], 'requests', 'promptTokens', 'unpricedPromptTokens', 'completionTokens', 'costUsd'], rows, new Set([1, 2, 3, 4, 5]));
+      const columns = [GROUP_WORD[r.groupBy], 'requests', 'promptTokens', 'unpricedPromptTokens', 'cachedPromptTokens', 'cacheWriteTokens', 'completionTokens', 'costUsd'];
+      return head + table(columns, rows, new Set([1, 2, 3, 4, 5, 6, 7]));
     }
   }
 }

@@ -21,6 +21,8 @@ interface RawRow {
   requests: bigint;
   prompt: bigint;
   unpriced: bigint;
+  cached: bigint;
+  written: bigint;
   completion: bigint;
   cost: bigint;
 }
@@ -43,6 +45,7 @@ export async function queryReportRows(db: Db, tenantId: string, plan: MonthPlan,
     ${spend.with}
     SELECT ${KEY_SQL[groupBy]} AS key, sum(s.requests)::bigint AS requests, sum(s.prompt_tokens)::bigint AS prompt,
            sum(s.unpriced_prompt_tokens)::bigint AS unpriced, sum(s.completion_tokens)::bigint AS completion,
+           sum(s.cached_prompt_tokens)::bigint AS cached, sum(s.cache_write_tokens)::bigint AS written,
            sum(s.cost_micros)::bigint AS cost
       FROM (${spend.source}) s
      GROUP BY 1`);
@@ -52,17 +55,37 @@ export async function queryReportRows(db: Db, tenantId: string, plan: MonthPlan,
       requests: count(r.requests),
       promptTokens: count(r.prompt),
       unpricedPromptTokens: count(r.unpriced),
+      cachedPromptTokens: count(r.cached),
+      cacheWriteTokens: count(r.written),
       completionTokens: count(r.completion),
       costUsd: r.cost,
     })),
   );
 }
 
-export const REPORT_CSV_HEADER = ['key', 'requests', 'promptTokens', 'unpricedPromptTokens', 'completionTokens', 'costUsd'] as const;
+export const REPORT_CSV_HEADER = [
+  'key',
+  'requests',
+  'promptTokens',
+  'unpricedPromptTokens',
+  'cachedPromptTokens',
+  'cacheWriteTokens',
+  'completionTokens',
+  'costUsd',
+] as const;
 
 export function reportCsv(rows: readonly CostReportRowView[]): string {
   return toCsv(
     REPORT_CSV_HEADER,
-    rows.map((r) => [r.key, String(r.requests), String(r.promptTokens), String(r.unpricedPromptTokens), String(r.completionTokens), formatUsd(r.costUsd)]),
+    rows.map((r) => [
+      r.key,
+      String(r.requests),
+      String(r.promptTokens),
+      String(r.unpricedPromptTokens),
+      String(r.cachedPromptTokens),
+      String(r.cacheWriteTokens),
+      String(r.completionTokens),
+      formatUsd(r.costUsd),
+    ]),
   );
 }

@@ -51,7 +51,14 @@ export function requestRecord(r: LedgerEntry): RequestRecordView {
     attempts: attemptsOf(r.attempts),
     outcome: settled ? r.outcome : null,
     usage: settled
-      ? { promptTokens: r.promptTokens, completionTokens: r.completionTokens, costUsd: r.costMicros, source: r.usageSource ?? 'ESTIMATED' }
+      ? {
+          promptTokens: r.promptTokens,
+          completionTokens: r.completionTokens,
+          cachedPromptTokens: r.cachedPromptTokens,
+          cacheWriteTokens: r.cacheWriteTokens,
+          costUsd: r.costMicros,
+          source: r.usageSource ?? 'ESTIMATED',
+        }
       : null,
     startedAt: r.startedAt,
     endedAt: settled ? r.endedAt : null,

@@ -62,6 +62,8 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
                coalesce(sum(prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS prompt,
                coalesce(sum(unpriced_prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS unpriced,
                coalesce(sum(completion_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS completion,
+               coalesce(sum(cached_prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS cached,
+               coalesce(sum(cache_write_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS written,
                coalesce(sum(cost_micros) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS cost,
                count(*) FILTER (WHERE state = 'HELD') AS held
           FROM usage_ledger
@@ -70,6 +72,7 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
       ), roll AS (
         SELECT day, sum(requests)::bigint AS requests, sum(prompt_tokens)::bigint AS prompt,
                sum(unpriced_prompt_tokens)::bigint AS unpriced, sum(completion_tokens)::bigint AS completion,
+               sum(cached_prompt_tokens)::bigint AS cached, sum(cache_write_tokens)::bigint AS written,
                sum(cost_micros)::bigint AS cost
           FROM daily_rollups
          WHERE day >= ${wsKey}::date AND day < ${cbKey}::date
@@ -80,8 +83,8 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
         LEFT JOIN rollup_days rd ON rd.day = coalesce(raw.day, roll.day)
        WHERE coalesce(raw.held, 0) = 0
          AND (rd.day IS NULL
-              OR (raw.requests, raw.prompt, raw.unpriced, raw.completion, raw.cost)
-                 IS DISTINCT FROM (roll.requests, roll.prompt, roll.unpriced, roll.completion, roll.cost))`);
+              OR (raw.requests, raw.prompt, raw.unpriced, raw.completion, raw.cached, raw.written, raw.cost)
+                 IS DISTINCT FROM (roll.requests, roll.prompt, roll.unpriced, roll.completion, roll.cached, roll.written, roll.cost))`);
     // Older days: computed once. Which of them hold rows is found by walking each tenant's (tenant_id, started_at)
     // index from one day with rows to the next (a loose index scan): one index probe per tenant and day with rows.
     const older = await q.$queryRaw<{ day: string }[]>(Prisma.sql`
@@ -131,9 +134,11 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
         await tx.$executeRaw`DELETE FROM daily_rollups WHERE day = ${key}::date`;
         await tx.$executeRaw`
           INSERT INTO daily_rollups (tenant_id, day, model, profile, api_key_id, requests, prompt_tokens,
-                                     unpriced_prompt_tokens, completion_tokens, cost_micros, computed_at)
+                                     unpriced_prompt_tokens, completion_tokens, cost_micros, cached_prompt_tokens,
+                                     cache_write_tokens, computed_at)
           SELECT tenant_id, ${key}::date, coalesce(model, ''), profile, coalesce(api_key_id::text, ''), count(*),
-                 sum(prompt_tokens), sum(unpriced_prompt_tokens), sum(completion_tokens), sum(cost_micros), now()
+                 sum(prompt_tokens), sum(unpriced_prompt_tokens), sum(completion_tokens), sum(cost_micros),
+                 sum(cached_prompt_tokens), sum(cache_write_tokens), now()
             FROM usage_ledger
            WHERE state = 'SETTLED' AND started_at >= ${start} AND started_at < ${end}
            GROUP BY tenant_id, coalesce(model, ''), profile, coalesce(api_key_id::text, '')`;

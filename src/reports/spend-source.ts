@@ -15,10 +15,14 @@ import { planMonth, type MonthPlan, type TimeRange } from './day-plan';
  *   day is then read raw for this tenant until the job's next pass recomputes it. Reports stay exact in between.
  */
 
-/** Columns of the spend source: day, model ('' when none answered), profile, api_key_id ('' when unknown), sums. */
+/**
+ * Columns of the spend source: day, model ('' when none answered), profile, api_key_id ('' when unknown), sums.
+ * Every part of the UNION lists them in this order: day .. cost_micros, then cached_prompt_tokens, cache_write_tokens.
+ */
 const RAW_COLUMNS = Prisma.sql`(l.started_at AT TIME ZONE 'UTC')::date AS day, coalesce(l.model, '') AS model, l.profile,
   coalesce(l.api_key_id::text, '') AS api_key_id, 1::bigint AS requests, l.prompt_tokens::bigint AS prompt_tokens,
-  l.unpriced_prompt_tokens::bigint AS unpriced_prompt_tokens, l.completion_tokens::bigint AS completion_tokens, l.cost_micros`;
+  l.unpriced_prompt_tokens::bigint AS unpriced_prompt_tokens, l.completion_tokens::bigint AS completion_tokens, l.cost_micros,
+  l.cached_prompt_tokens::bigint AS cached_prompt_tokens, l.cache_write_tokens::bigint AS cache_write_tokens`;
 
 const rangesSql = (ranges: readonly TimeRange[]): Prisma.Sql =>
   Prisma.join(
@@ -54,7 +58,7 @@ export function tenantSpend(plan: MonthPlan, tenantId: string): { with: Prisma.S
     parts.push(Prisma.sql`
       SELECT x.* FROM checked c CROSS JOIN LATERAL (
         SELECT r.day, r.model, r.profile, r.api_key_id, r.requests, r.prompt_tokens, r.unpriced_prompt_tokens,
-               r.completion_tokens, r.cost_micros
+               r.completion_tokens, r.cost_micros, r.cached_prompt_tokens, r.cache_write_tokens
           FROM daily_rollups r WHERE r.tenant_id = ${tenant} AND r.day = c.day OFFSET 0) x
        WHERE c.good`);
     parts.push(Prisma.sql`
@@ -73,7 +77,8 @@ export function tenantSpend(plan: MonthPlan, tenantId: string): { with: Prisma.S
   if (parts.length === 0) {
     // A month always has days; an empty, well-typed source keeps the SQL valid regardless.
     parts.push(Prisma.sql`SELECT NULL::date AS day, ''::text AS model, ''::text AS profile, ''::text AS api_key_id, 0::bigint AS requests,
-      0::bigint AS prompt_tokens, 0::bigint AS unpriced_prompt_tokens, 0::bigint AS completion_tokens, 0::bigint AS cost_micros WHERE false`);
+      0::bigint AS prompt_tokens, 0::bigint AS unpriced_prompt_tokens, 0::bigint AS completion_tokens, 0::bigint AS cost_micros,
+      0::bigint AS cached_prompt_tokens, 0::bigint AS cache_write_tokens WHERE false`);
   }
   return {
     with: hasRollups ? Prisma.sql`WITH checked AS MATERIALIZED (${checkedDays(plan.rollupDays, tenant)})` : Prisma.empty,

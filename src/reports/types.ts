@@ -19,6 +19,9 @@ export interface CostReportRowView {
   readonly requests: number;
   readonly promptTokens: number;
   readonly unpricedPromptTokens: number;
+  /** Of promptTokens: read from / written to the provider's prompt cache. */
+  readonly cachedPromptTokens: number;
+  readonly cacheWriteTokens: number;
   readonly completionTokens: number;
   readonly costUsd: Micros;
 }
@@ -63,6 +66,8 @@ export interface AttemptView {
 export interface UsageView {
   readonly promptTokens: number;
   readonly completionTokens: number;
+  readonly cachedPromptTokens: number;
+  readonly cacheWriteTokens: number;
   readonly costUsd: Micros;
   readonly source: UsageSource;
 }

@@ -1,5 +1,5 @@
 import { isAppError } from '../errors';
-import type { ChatMessage } from '../upstream/types';
+import type { ChatMessage, ToolDefinition } from '../upstream/types';
 import { UpstreamError } from '../upstream/errors';
 
 export type UsageSource = 'PROVIDER' | 'ESTIMATED';
@@ -18,6 +18,9 @@ export interface AttemptRecord {
   readonly promptTokens: number;
   readonly completionTokens: number;
   readonly usageSource: UsageSource;
+  /** Of promptTokens, when the provider reported a prompt cache (absent: none). */
+  readonly cachedPromptTokens?: number;
+  readonly cacheWriteTokens?: number;
 }
 
 export function skippedAttempt(model: string, reason: 'CIRCUIT_OPEN' | 'RETRY_AFTER'): AttemptRecord {
@@ -27,12 +30,24 @@ export function skippedAttempt(model: string, reason: 'CIRCUIT_OPEN' | 'RETRY_AF
 /**
  * The gateway's own estimate of a prompt's tokens when the upstream does not say: ceil(characters / 4) + 4 per
  * message (the usual rule of thumb for English with an OpenAI-style tokenizer, plus the per-message framing). The
- * simulator counts the same way, so estimates and provider figures agree in tests.
+ * simulator counts the same way, so estimates and provider figures agree in tests. A message's text includes the
+ * name and arguments of each tool call it carries; each tool definition counts its name, description and JSON
+ * parameters likewise, plus 4.
  */
-export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
+export function estimatePromptTokens(messages: readonly ChatMessage[], tools: readonly ToolDefinition[] = []): number {
   let n = 0;
-  for (const m of messages) n += Math.ceil(m.content.length / 4) + 4;
+  for (const m of messages) {
+    let chars = m.content.length;
+    for (const c of m.toolCalls ?? []) chars += c.name.length + c.arguments.length;
+    n += Math.ceil(chars / 4) + 4;
+  }
+  for (const t of tools) n += Math.ceil(toolText(t).length / 4) + 4;
   return n;
+}
+
+/** The text a tool definition adds to a prompt: name, description and parameters as JSON. */
+export function toolText(t: ToolDefinition): string {
+  return t.name + (t.description ?? '') + JSON.stringify(t.parameters ?? {});
 }
 
 /** How the router reads an error thrown by an attempt. */

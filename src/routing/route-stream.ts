@@ -1,7 +1,7 @@
 import { AppError } from '../errors';
 import type { Logger } from '../infra/logger';
 import { UpstreamError } from '../upstream/errors';
-import type { ChatMessage, UpstreamClient, UpstreamEvent } from '../upstream/types';
+import type { ChatMessage, FinishReason, ToolCallDelta, ToolChoice, ToolDefinition, UpstreamClient, UpstreamEvent } from '../upstream/types';
 import { estimatePromptTokens, skippedAttempt, type AttemptRecord, type UsageSource } from './attempts';
 import type { ModelHealth } from './model-health';
 import type { Plan, PlannedModel } from './plan';
@@ -20,6 +20,8 @@ export interface RouteRequest {
   readonly messages: readonly ChatMessage[];
   readonly maxTokens: number;
   readonly temperature?: number;
+  readonly tools?: readonly ToolDefinition[];
+  readonly toolChoice?: ToolChoice;
   /** The client went away: aborts the upstream request at once. */
   readonly signal: AbortSignal;
   /** 'stream': deltas reach the client as they come. 'collect': the client sees only the end result. */
@@ -32,6 +34,9 @@ export interface RouteRequest {
 export interface RouteUsage {
   readonly promptTokens: number;
   readonly completionTokens: number;
+  /** Of promptTokens, as the provider reported them (0 when ESTIMATED). */
+  readonly cachedPromptTokens: number;
+  readonly cacheWriteTokens: number;
   readonly source: UsageSource;
 }
 
@@ -46,6 +51,8 @@ export interface RouteDone {
   readonly attempts: readonly AttemptRecord[];
   /** From routeStream's start to the first delta; null when none came. */
   readonly ttftMs: number | null;
+  /** The answering attempt's finish_reason; null when the stream ended without one (cut, stalled, cancelled). */
+  readonly finishReason: FinishReason | null;
 }
 
 export interface RouteFailed {
@@ -60,17 +67,21 @@ export type RouteEvent =
   | { readonly type: 'attempt'; readonly model: string }
   /** `chunks`: upstream chunks in this text (1 in stream mode; collect mode coalesces what arrives together). */
   | { readonly type: 'delta'; readonly model: string; readonly text: string; readonly chunks: number }
+  /** The tool-call pieces of one upstream chunk, as the upstream sent them (one chunk of output). */
+  | { readonly type: 'tool_calls'; readonly model: string; readonly deltas: readonly ToolCallDelta[] }
   | { readonly type: 'discard'; readonly model: string; readonly attempt: AttemptRecord }
   | RouteDone
   | RouteFailed;
 
 type AttemptEnd =
-  | { readonly kind: 'completed'; readonly deltas: number; readonly usage: ProviderUsage | null }
-  | { readonly kind: 'failed'; readonly deltas: number; readonly usage: ProviderUsage | null; readonly error: unknown };
+  | { readonly kind: 'completed'; readonly deltas: number; readonly usage: ProviderUsage | null; readonly finishReason: FinishReason | null }
+  | { readonly kind: 'failed'; readonly deltas: number; readonly usage: ProviderUsage | null; readonly finishReason: FinishReason | null; readonly error: unknown };
 
 interface ProviderUsage {
   readonly promptTokens: number;
   readonly completionTokens: number;
+  readonly cachedPromptTokens: number;
+  readonly cacheWriteTokens: number;
 }
 
 /** How one failed attempt reads to the router. */
@@ -85,9 +96,10 @@ type Failure =
  * The one streaming code path of a chat request, for the mutation ('collect') and the subscription ('stream').
  *
  * Walks the plan's chain: models the health skips are recorded (CIRCUIT_OPEN / RETRY_AFTER) and not called; each
- * attempt emits `attempt`, then its `delta`s. Every attempt is recorded in the health: retryable failures count
- * against the breaker (and Retry-After is honoured), client aborts, the total deadline, fatal 4xx and a refused
- * gateway key do not.
+ * attempt emits `attempt`, then its `delta`s and `tool_calls` (a tool-call chunk is output like a content chunk: it
+ * counts toward the estimate, the first token and the mid-stream rule). Every attempt is recorded in the health:
+ * retryable failures count against the breaker (and Retry-After is honoured), client aborts, the total deadline,
+ * fatal 4xx and a refused gateway key do not.
  *
  * Exactly one terminal event ends the generator:
  * - `done` COMPLETED: an attempt finished. Usage is the provider's, or ESTIMATED (prompt: estimatePromptTokens,
@@ -113,7 +125,7 @@ export async function* routeStream(deps: RouteDeps, req: RouteRequest): AsyncGen
   const startedAt = clock();
   const { plan } = req;
   const attempts: AttemptRecord[] = [];
-  const promptEstimate = estimatePromptTokens(req.messages);
+  const promptEstimate = estimatePromptTokens(req.messages, req.tools);
   let ttftMs: number | null = null;
   const onFirstDelta = (): void => {
     ttftMs ??= clock() - startedAt;
@@ -151,7 +163,13 @@ export async function* routeStream(deps: RouteDeps, req: RouteRequest): AsyncGen
       const delivered = end.deltas > 0;
       const usage: RouteUsage = end.usage
         ? { ...end.usage, source: 'PROVIDER' }
-        : { promptTokens: delivered || end.kind === 'completed' ? promptEstimate : 0, completionTokens: end.deltas, source: 'ESTIMATED' };
+        : {
+            promptTokens: delivered || end.kind === 'completed' ? promptEstimate : 0,
+            completionTokens: end.deltas,
+            cachedPromptTokens: 0,
+            cacheWriteTokens: 0,
+            source: 'ESTIMATED',
+          };
       const record = (error: string | null): AttemptRecord => ({
         model: id,
         ok: error === null,
@@ -160,8 +178,19 @@ export async function* routeStream(deps: RouteDeps, req: RouteRequest): AsyncGen
         promptTokens: usage.promptTokens,
         completionTokens: usage.completionTokens,
         usageSource: usage.source,
+        // Only when the provider reported a cache: attempts without one keep their earlier shape.
+        ...(usage.cachedPromptTokens > 0 ? { cachedPromptTokens: usage.cachedPromptTokens } : {}),
+        ...(usage.cacheWriteTokens > 0 ? { cacheWriteTokens: usage.cacheWriteTokens } : {}),
       });
-      const done = (outcome: RouteOutcome): RouteDone => ({ type: 'done', model: id, outcome, usage, attempts, ttftMs });
+      const done = (outcome: RouteOutcome): RouteDone => ({
+        type: 'done',
+        model: id,
+        outcome,
+        usage,
+        attempts,
+        ttftMs,
+        finishReason: outcome === 'COMPLETED' ? end.finishReason : null,
+      });
 
       if (end.kind === 'completed') {
         deps.health.recordSuccess(id);
@@ -231,6 +260,7 @@ async function* runAttempt(
 
   let deltas = 0;
   let usage: ProviderUsage | null = null;
+  let finishReason: FinishReason | null = null;
   let finished = false;
   let iterator: AsyncIterator<UpstreamEvent> | undefined;
   try {
@@ -240,6 +270,8 @@ async function* runAttempt(
         messages: req.messages,
         maxTokens: req.maxTokens,
         ...(req.temperature === undefined ? {} : { temperature: req.temperature }),
+        ...(req.tools === undefined ? {} : { tools: req.tools }),
+        ...(req.toolChoice === undefined ? {} : { toolChoice: req.toolChoice }),
         region: req.plan.region,
         signal: ac.signal,
         firstTokenTimeoutMs: planned.firstTokenTimeoutMs,
@@ -251,20 +283,38 @@ async function* runAttempt(
       const next = await iterator.next();
       if (next.done) break;
       const ev = next.value;
-      if (ev.type === 'usage') {
-        usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens };
-        continue;
+      switch (ev.type) {
+        case 'usage':
+          usage = {
+            promptTokens: ev.promptTokens,
+            completionTokens: ev.completionTokens,
+            cachedPromptTokens: ev.cachedPromptTokens,
+            cacheWriteTokens: ev.cacheWriteTokens,
+          };
+          break;
+        case 'finish':
+          finishReason = ev.reason;
+          break;
+        case 'tool_calls':
+          // A tool-call chunk is output like a content chunk: it counts toward the estimate and the mid-stream rule.
+          deltas += 1;
+          onFirstDelta();
+          yield { type: 'tool_calls', model: id, deltas: ev.deltas };
+          break;
+        case 'delta': {
+          const chunks = ev.chunks ?? 1;
+          deltas += chunks;
+          onFirstDelta();
+          yield { type: 'delta', model: id, text: ev.text, chunks };
+          break;
+        }
       }
-      const chunks = ev.chunks ?? 1;
-      deltas += chunks;
-      onFirstDelta();
-      yield { type: 'delta', model: id, text: ev.text, chunks };
     }
     finished = true;
-    return { kind: 'completed', deltas, usage };
+    return { kind: 'completed', deltas, usage, finishReason };
   } catch (error) {
     finished = true;
-    return { kind: 'failed', deltas, usage, error };
+    return { kind: 'failed', deltas, usage, finishReason, error };
   } finally {
     req.signal.removeEventListener('abort', abort);
     totalSignal.removeEventListener('abort', abort);

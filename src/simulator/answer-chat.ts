@@ -1,7 +1,7 @@
 import { completionLength, completionTokens, promptTokens } from './completion';
 import type { ChatRequest } from './chat-request';
 import type { Exchange } from './exchange';
-import type { Fault } from './faults';
+import type { Fault, ToolCallShape } from './faults';
 import { sendError, sendJson } from './http-io';
 import {
   completionJson,
@@ -9,11 +9,15 @@ import {
   GARBAGE_JSON,
   GARBAGE_SSE,
   streamFramer,
+  toolCallsJson,
   usageOf,
+  withCache,
   type CompletionIdentity,
+  type StreamFramer,
   type Usage,
 } from './openai-format';
 import type { Pace } from './pace';
+import { planToolCalls } from './tool-calls';
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
 
@@ -35,7 +39,13 @@ export function answerChat(ex: Exchange, request: ChatRequest, fault: Fault | un
     case 'no_usage':
       return answer(ex, request, pace, who, { kind: 'finish', usage: false });
     case 'over_usage':
-      return answer(ex, request, pace, who, { kind: 'finish', usage: true }, fault.factor);
+      return answer(ex, request, pace, who, { kind: 'finish', usage: true }, { usageFactor: fault.factor });
+    case 'cached':
+      return answer(ex, request, pace, who, { kind: 'finish', usage: true }, { cache: fault });
+    case 'tool_calls':
+      // Without tools there is nothing to call: the answer is the usual text.
+      if (request.tools.length === 0) return answer(ex, request, pace, who, { kind: 'finish', usage: true });
+      return answerToolCalls(ex, request, pace, who, fault.shape);
     case 'cut':
       return answer(ex, request, pace, who, { kind: 'cut', afterTokens: fault.afterTokens });
     case 'stall':
@@ -66,16 +76,39 @@ export function answerChat(ex: Exchange, request: ChatRequest, fault: Fault | un
   }
 }
 
-/** usageFactor > 1: the over_usage fault, which reports more tokens than it sent. */
-function answer(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, ending: Ending, usageFactor = 1): void {
+/** What the usage reports beyond the plain count: over_usage multiplies it, cached splits the prompt. */
+interface UsageTwist {
+  readonly usageFactor?: number;
+  readonly cache?: { readonly cachedTokens: number; readonly cacheWriteTokens: number };
+}
+
+function answer(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, ending: Ending, twist: UsageTwist = {}): void {
   const length = completionLength(request.maxTokens);
   const tokens = completionTokens(request.model.id, request.messages, length.tokens);
-  const usage = usageOf(promptTokens(request.messages) * usageFactor, length.tokens * usageFactor);
+  const factor = twist.usageFactor ?? 1;
+  const plain = usageOf(promptTokens(request.messages, request.tools) * factor, length.tokens * factor);
+  const usage = twist.cache ? withCache(plain, twist.cache.cachedTokens, twist.cache.cacheWriteTokens) : plain;
   if (request.stream) {
-    streamAnswer(ex, pace, who, tokens, length.finishReason, request.includeUsage ? usage : undefined, ending);
+    const framer = streamFramer(who);
+    const frames = { count: tokens.length, frame: (i: number) => framer.token(i, tokens[i] as string) };
+    streamAnswer(ex, pace, framer, frames, length.finishReason, request.includeUsage ? usage : undefined, ending);
   } else {
     jsonAnswer(ex, pace, who, tokens, length.finishReason, usage, ending);
   }
+}
+
+/** A tool_calls answer (see tool-calls.ts): streamed in its shape, or one JSON message carrying tool_calls. */
+function answerToolCalls(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, shape: ToolCallShape): void {
+  const framer = streamFramer(who);
+  const plan = planToolCalls({ model: request.model.id, messages: request.messages, tools: request.tools, maxTokens: request.maxTokens }, shape, who.id, framer);
+  const usage = usageOf(promptTokens(request.messages, request.tools), plan.completionTokens);
+  const ending: Ending = plan.cutAfter === null ? { kind: 'finish', usage: true } : { kind: 'cut', afterTokens: plan.cutAfter };
+  if (request.stream) {
+    const frames = { count: plan.frames.length, frame: (i: number) => plan.frames[i] as string };
+    return streamAnswer(ex, pace, framer, frames, plan.finishReason, request.includeUsage ? usage : undefined, ending);
+  }
+  if (ending.kind === 'cut') return ex.at(pace.doneMs(ending.afterTokens), () => ex.closeConnection());
+  ex.at(pace.doneMs(plan.frames.length), () => sendJson(ex.res, 200, toolCallsJson(who, plan.sent, plan.finishReason, usage)));
 }
 
 function jsonAnswer(
@@ -101,23 +134,22 @@ function jsonAnswer(
 }
 
 /**
- * One SSE chunk per token, each written when due; tokens already due are written together, so an instant pace
- * writes the whole stream, headers included, in a single synchronous end() with no timer.
+ * One SSE chunk per token (or tool-call piece), each written when due; chunks already due are written together, so
+ * an instant pace writes the whole stream, headers included, in a single synchronous end() with no timer.
  */
 function streamAnswer(
   ex: Exchange,
   pace: Pace,
-  who: CompletionIdentity,
-  tokens: readonly string[],
+  framer: StreamFramer,
+  frames: { readonly count: number; frame(i: number): string },
   finishReason: string,
   usage: Usage | undefined,
   ending: Ending,
 ): void {
-  const framer = streamFramer(who);
   const res = ex.res;
   res.writeHead(200, SSE_HEADERS);
   if (!pace.instant) res.flushHeaders();
-  const limit = ending.kind === 'finish' ? tokens.length : Math.min(ending.afterTokens, tokens.length);
+  const limit = ending.kind === 'finish' ? frames.count : Math.min(ending.afterTokens, frames.count);
   let next = 0;
   // With afterTokens 0 the client still gets the 200 and its headers before the connection dies or goes silent.
   const writeOrFlush = (batch: string): void => {
@@ -129,7 +161,7 @@ function streamAnswer(
     const now = ex.elapsedMs();
     let batch = '';
     while (next < limit && pace.tokenDueMs(next) <= now) {
-      batch += framer.token(next, tokens[next] as string);
+      batch += frames.frame(next);
       next++;
     }
     if (next < limit) {

@@ -1,5 +1,5 @@
 import type { ModelRow } from '../catalog/model-table';
-import type { PromptMessage } from './completion';
+import type { PromptMessage, SimTool } from './completion';
 
 /** A chat completion request after validation. */
 export interface ChatRequest {
@@ -9,6 +9,8 @@ export interface ChatRequest {
   readonly stream: boolean;
   /** stream_options.include_usage; only meaningful when stream is true. */
   readonly includeUsage: boolean;
+  /** The request's function tools, in order ([] when none). */
+  readonly tools: readonly SimTool[];
 }
 
 /** Why a request is refused, in OpenAI's terms (status, error code, the offending parameter). */
@@ -85,5 +87,27 @@ export function parseChatRequest(model: ModelRow, body: Record<string, unknown>)
     includeUsage = iu;
   }
 
-  return { ok: true, request: { model, messages: messages as PromptMessage[], maxTokens, stream, includeUsage } };
+  const tools = parseTools(body.tools);
+  if (!Array.isArray(tools)) return tools;
+  return { ok: true, request: { model, messages: messages as PromptMessage[], maxTokens, stream, includeUsage, tools } };
+}
+
+/** OpenAI's `tools`: an array of { type: "function", function: { name, description?, parameters? } }. */
+function parseTools(raw: unknown): SimTool[] | { ok: false; error: ChatRequestError } {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) return invalid('tools', "'tools' must be an array of function tools.");
+  const tools: SimTool[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const t: unknown = raw[i];
+    const fn = isObject(t) && t.type === 'function' && isObject(t.function) ? t.function : null;
+    if (fn === null || typeof fn.name !== 'string' || fn.name === '') {
+      return invalid(`tools[${i}]`, `tools[${i}] must be {"type":"function","function":{"name":...}}.`);
+    }
+    tools.push({
+      name: fn.name,
+      ...(typeof fn.description === 'string' ? { description: fn.description } : {}),
+      ...(isObject(fn.parameters) ? { parameters: fn.parameters } : {}),
+    });
+  }
+  return tools;
 }

@@ -26,6 +26,15 @@ const TOKENS: readonly string[] = WORDS.map((w) => ` ${w}`);
 export interface PromptMessage {
   readonly role: string;
   readonly content?: unknown;
+  /** An assistant turn's calls: their names and arguments are prompt text too. */
+  readonly tool_calls?: unknown;
+}
+
+/** A function tool of a request. */
+export interface SimTool {
+  readonly name: string;
+  readonly description?: string;
+  readonly parameters?: Readonly<Record<string, unknown>>;
 }
 
 export interface CompletionLength {
@@ -53,10 +62,26 @@ export function messageText(content: unknown): string {
   return text;
 }
 
-/** Sum over the messages of ceil(characters / 4) + 4. */
-export function promptTokens(messages: readonly PromptMessage[]): number {
+/** The names and arguments of an assistant message's tool_calls, as text. */
+function toolCallsText(calls: unknown): string {
+  if (!Array.isArray(calls)) return '';
+  let text = '';
+  for (const c of calls) {
+    const fn = c !== null && typeof c === 'object' ? (c as { function?: { name?: unknown; arguments?: unknown } }).function : undefined;
+    if (typeof fn?.name === 'string') text += fn.name;
+    if (typeof fn?.arguments === 'string') text += fn.arguments;
+  }
+  return text;
+}
+
+/**
+ * Sum over the messages of ceil(characters / 4) + 4 (a message's characters include its tool calls' names and
+ * arguments), plus, per tool, ceil(characters of name + description + JSON parameters / 4) + 4.
+ */
+export function promptTokens(messages: readonly PromptMessage[], tools: readonly SimTool[] = []): number {
   let total = 0;
-  for (const m of messages) total += Math.ceil(messageText(m.content).length / 4) + TOKENS_PER_MESSAGE;
+  for (const m of messages) total += Math.ceil((messageText(m.content).length + toolCallsText(m.tool_calls).length) / 4) + TOKENS_PER_MESSAGE;
+  for (const t of tools) total += Math.ceil((t.name + (t.description ?? '') + JSON.stringify(t.parameters ?? {})).length / 4) + TOKENS_PER_MESSAGE;
   return total;
 }
 

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 
 /** The scripted faults of shared/api/simulator.md. */
-export const FAULT_KINDS = ['http_500', 'http_503', 'http_429', 'timeout', 'cut', 'stall', 'no_usage', 'garbage', 'over_usage'] as const;
+export const FAULT_KINDS = ['http_500', 'http_503', 'http_429', 'timeout', 'cut', 'stall', 'no_usage', 'garbage', 'over_usage', 'tool_calls', 'cached'] as const;
+/** How a tool_calls answer streams: see shared/api/simulator.md, last section. */
+export const TOOL_CALL_SHAPES = ['whole', 'split', 'parallel', 'cut'] as const;
+export type ToolCallShape = (typeof TOOL_CALL_SHAPES)[number];
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** A fault as one request meets it: only the parameters its kind uses. */
@@ -14,7 +17,11 @@ export type Fault =
   /** Stream afterTokens tokens, send nothing for delayMs, then close the connection. */
   | { readonly kind: 'stall'; readonly afterTokens: number; readonly delayMs: number }
   /** Answer normally, but report prompt and completion tokens multiplied by factor (hidden reasoning tokens). */
-  | { readonly kind: 'over_usage'; readonly factor: number };
+  | { readonly kind: 'over_usage'; readonly factor: number }
+  /** Answer a request that has tools with a call of its first tool (parallel: two calls), streamed in this shape. */
+  | { readonly kind: 'tool_calls'; readonly shape: ToolCallShape }
+  /** Report this many of the prompt tokens as read from / written to the prompt cache (capped at the prompt). */
+  | { readonly kind: 'cached'; readonly cachedTokens: number; readonly cacheWriteTokens: number };
 
 /** What POST /__sim/faults queues: a fault for the next `times` requests to `model` ("*" for any model). */
 export interface FaultSpec {
@@ -28,6 +35,9 @@ const DEFAULT_AFTER_TOKENS = 20;
 const DEFAULT_DELAY_MS = 30_000;
 const DEFAULT_OVER_USAGE_FACTOR = 3;
 
+const count = (name: string) =>
+  z.number({ error: `${name} must be a whole number >= 0` }).int(`${name} must be a whole number >= 0`).min(0, `${name} must be a whole number >= 0`).default(0);
+
 const specSchema = z.object({
   model: z.string({ error: 'model is required: a model id or "*"' }).min(1, 'model is required: a model id or "*"'),
   fault: z.enum(FAULT_KINDS, { error: `fault must be one of ${FAULT_KINDS.join(', ')}` }),
@@ -39,6 +49,9 @@ const specSchema = z.object({
     .default(DEFAULT_AFTER_TOKENS),
   delayMs: z.number({ error: 'delayMs must be a number >= 0' }).min(0, 'delayMs must be a number >= 0').default(DEFAULT_DELAY_MS),
   factor: z.number({ error: 'factor must be a whole number >= 1' }).int('factor must be a whole number >= 1').min(1, 'factor must be a whole number >= 1').default(DEFAULT_OVER_USAGE_FACTOR),
+  shape: z.enum(TOOL_CALL_SHAPES, { error: `shape must be one of ${TOOL_CALL_SHAPES.join(', ')}` }).default('whole'),
+  cachedTokens: count('cachedTokens'),
+  cacheWriteTokens: count('cacheWriteTokens'),
 });
 
 export type ParsedFaultSpec = { readonly ok: true; readonly spec: FaultSpec } | { readonly ok: false; readonly message: string };
@@ -58,12 +71,19 @@ export function parseFaultSpec(body: unknown, knownModels: ReadonlySet<string>):
     const problems = [...(modelProblem === undefined ? [] : [modelProblem]), ...(parsed.error?.issues.map((i) => i.message) ?? [])];
     return { ok: false, message: problems.join('; ') };
   }
-  const { fault: kind, times, afterTokens, delayMs, factor } = parsed.data;
-  return { ok: true, spec: { model: parsed.data.model, times, fault: kind === 'over_usage' ? { kind, factor } : faultOf(kind, afterTokens, delayMs) } };
+  const { times } = parsed.data;
+  return { ok: true, spec: { model: parsed.data.model, times, fault: faultOf(parsed.data) } };
 }
 
-function faultOf(kind: Exclude<FaultKind, 'over_usage'>, afterTokens: number, delayMs: number): Fault {
+function faultOf(p: { fault: FaultKind; afterTokens: number; delayMs: number; factor: number; shape: ToolCallShape; cachedTokens: number; cacheWriteTokens: number }): Fault {
+  const { fault: kind, afterTokens, delayMs } = p;
   switch (kind) {
+    case 'over_usage':
+      return { kind, factor: p.factor };
+    case 'tool_calls':
+      return { kind, shape: p.shape };
+    case 'cached':
+      return { kind, cachedTokens: p.cachedTokens, cacheWriteTokens: p.cacheWriteTokens };
     case 'timeout':
       return { kind, delayMs };
     case 'cut':
@@ -132,6 +152,9 @@ export interface FaultSpecView {
   readonly times: number;
   readonly afterTokens?: number;
   readonly delayMs?: number;
+  readonly shape?: ToolCallShape;
+  readonly cachedTokens?: number;
+  readonly cacheWriteTokens?: number;
 }
 
 export function describeFault(spec: FaultSpec): FaultSpecView {

@@ -6,10 +6,45 @@ export interface Usage {
   readonly prompt_tokens: number;
   readonly completion_tokens: number;
   readonly total_tokens: number;
+  /** Only when the cached fault asked for it. */
+  readonly prompt_tokens_details?: { readonly cached_tokens: number; readonly cache_write_tokens: number };
 }
 
 export function usageOf(promptTokens: number, completionTokens: number): Usage {
   return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
+/** The usage with prompt-cache details; both counts are part of prompt_tokens, so each is capped at what is left. */
+export function withCache(usage: Usage, cachedTokens: number, cacheWriteTokens: number): Usage {
+  const cached = Math.min(cachedTokens, usage.prompt_tokens);
+  const written = Math.min(cacheWriteTokens, usage.prompt_tokens - cached);
+  return { ...usage, prompt_tokens_details: { cached_tokens: cached, cache_write_tokens: written } };
+}
+
+/** One function call of an answer, whole. */
+export interface WireToolCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: string;
+}
+
+/** A non-streamed chat.completion whose message calls tools (content null; finish_reason tool_calls, or length). */
+export function toolCallsJson(who: CompletionIdentity, calls: readonly WireToolCall[], finishReason: string, usage: Usage | undefined): string {
+  return JSON.stringify({
+    id: who.id,
+    object: 'chat.completion',
+    created: who.created,
+    model: who.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: null, tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) },
+        logprobs: null,
+        finish_reason: finishReason,
+      },
+    ],
+    ...(usage === undefined ? {} : { usage }),
+  });
 }
 
 export interface OpenAiErrorBody {
@@ -55,6 +90,8 @@ export interface StreamFramer {
   token(i: number, text: string): string;
   final(finishReason: string): string;
   usage(usage: Usage): string;
+  /** A chunk carrying tool-call pieces (`first`: the answer's first chunk, which carries the role). */
+  toolCalls(first: boolean, pieces: readonly Record<string, unknown>[]): string;
 }
 
 export const DONE_FRAME = 'data: [DONE]\n\n';
@@ -66,6 +103,8 @@ export function streamFramer(who: CompletionIdentity): StreamFramer {
       `${head}"choices":[{"index":0,"delta":{${i === 0 ? '"role":"assistant",' : ''}"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}\n\n`,
     final: (finishReason) => `${head}"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":${JSON.stringify(finishReason)}}]}\n\n`,
     usage: (usage) => `${head}"choices":[],"usage":${JSON.stringify(usage)}}\n\n`,
+    toolCalls: (first, pieces) =>
+      `${head}"choices":[{"index":0,"delta":{${first ? '"role":"assistant","content":null,' : ''}"tool_calls":${JSON.stringify(pieces)}},"logprobs":null,"finish_reason":null}]}\n\n`,
   };
 }
 

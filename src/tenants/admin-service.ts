@@ -1,7 +1,8 @@
-import { AppError, badInput, serviceUnavailable } from '../errors';
+import { AppError, badInput } from '../errors';
 import type { Logger } from '../infra/logger';
 import type { Db } from '../infra/prisma';
 import type { Epoch } from '../infra/epoch';
+import { makeAdminCommit } from './admin-commit';
 import { parseUsd, type Micros } from '../accounting/money';
 import { REGIONS, type Region } from '../catalog/model-table';
 import type { ModelInfo } from '../catalog/types';
@@ -52,7 +53,7 @@ const notFoundTenant = (id: string) => new AppError('NOT_FOUND', `no tenant with
  * announce is rolled back and answered SERVICE_UNAVAILABLE, so none is ever committed and unseen by an instance.
  */
 export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }): AdminService {
-  const { db, epoch } = deps;
+  const { db } = deps;
 
   async function tenantOrThrow(tx: Pick<Db, 'tenant'>, tenantId: string) {
     const t = isUuid(tenantId) ? await tx.tenant.findUnique({ where: { id: tenantId } }) : null;
@@ -60,21 +61,7 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
     return t;
   }
 
-  const commit = async <T>(work: (tx: Parameters<Parameters<Db['$transaction']>[0]>[0]) => Promise<T>): Promise<T> => {
-    let changeId: string | null = null;
-    try {
-      return await db.$transaction(async (tx) => {
-        const out = await work(tx);
-        changeId = await epoch.begin().catch((e) => {
-          throw serviceUnavailable('Redis (the change was not applied)', e);
-        });
-        return out;
-      });
-    } finally {
-      // Committed or rolled back, the change is no longer pending; if this is lost, the pending entry expires.
-      if (changeId !== null) await epoch.end(changeId).catch((e) => deps.logger?.warn({ err: e }, 'epoch end failed; the pending admin change expires by itself'));
-    }
-  };
+  const commit = makeAdminCommit(deps);
 
   return {
     async createTenant(i) {
@@ -233,7 +220,9 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
         if (!m) throw new AppError('NOT_FOUND', `no model "${model.slice(0, 64)}"`);
         const next = { outputMicrosPerMillion: out, inputMicrosPerMillion: inp === undefined ? m.inputMicrosPerMillion : inp };
         await tx.model.update({ where: { id: model }, data: { ...next, priceSetByAdmin: true } });
-        await tx.modelPrice.create({ data: { modelId: model, ...next, source: 'admin' } });
+        // The history row carries the cache prices in force too, so each row is the model's whole price from then.
+        const cache = { cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion, cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion };
+        await tx.modelPrice.create({ data: { modelId: model, ...next, ...cache, source: 'admin' } });
         await audit(tx, ADMIN, {
           action: 'setModelPrice',
           targetType: 'model',

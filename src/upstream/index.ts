@@ -1,4 +1,4 @@
-export type { ChatMessage, ChatRole, UpstreamChatRequest, UpstreamClient, UpstreamEvent } from './types';
+export type { ChatMessage, ChatRole, FinishReason, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition, UpstreamChatRequest, UpstreamClient, UpstreamEvent } from './types';
 export {
   UpstreamError,
   classifyStatus,

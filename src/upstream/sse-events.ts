@@ -1,13 +1,16 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { retryable, type UpstreamError } from './errors';
-import type { UpstreamEvent } from './types';
+import type { FinishReason, ToolCallDelta, UpstreamEvent } from './types';
 
 /**
  * Turns the bytes of an OpenAI chat.completion.chunk SSE stream into UpstreamEvents. Pure: no I/O, no timers.
  *
  * - Bytes may be split anywhere, multi-byte UTF-8 characters included.
  * - Comments, blank lines, `event:`/`id:` fields, unknown fields, role-only and empty deltas yield nothing.
- * - A chunk carrying `usage` (OpenAI sends it last, with `choices: []`) yields a `usage` event.
+ * - `delta.tool_calls` pieces yield one `tool_calls` event per chunk (they count as content: model output).
+ * - A `finish_reason` OpenAI defines yields a `finish` event (stop, length, tool_calls, content_filter).
+ * - A chunk carrying `usage` (OpenAI sends it last, with `choices: []`) yields a `usage` event, with
+ *   `prompt_tokens_details.cached_tokens` and `cache_write_tokens` when present.
  * - After `data: [DONE]`, `done` is true and everything that follows is ignored.
  *
  * Failures are retryable UpstreamErrors. `push` returns the events completed before the failure and sets `failure`;
@@ -75,7 +78,7 @@ export function createSseEventDecoder(): SseEventDecoder {
     if (Array.isArray(c.choices)) {
       for (const choice of c.choices as unknown[]) {
         if (typeof choice !== 'object' || choice === null) continue;
-        const ch = choice as { index?: unknown; delta?: { content?: unknown } | null; finish_reason?: unknown };
+        const ch = choice as { index?: unknown; delta?: { content?: unknown; tool_calls?: unknown } | null; finish_reason?: unknown };
         // We never ask for n > 1; a stray other choice is not our answer.
         if (ch.index !== undefined && ch.index !== 0) continue;
         const content = ch.delta?.content;
@@ -83,7 +86,16 @@ export function createSseEventDecoder(): SseEventDecoder {
           sawContent = true;
           out.push({ type: 'delta', text: content });
         }
-        if (typeof ch.finish_reason === 'string' && ch.finish_reason !== '') finished = true;
+        const calls = ch.delta?.tool_calls === undefined ? NO_CALLS : readToolCallDeltas(ch.delta.tool_calls);
+        if (calls.length > 0) {
+          sawContent = true;
+          out.push({ type: 'tool_calls', deltas: calls });
+        }
+        if (typeof ch.finish_reason === 'string' && ch.finish_reason !== '') {
+          finished = true;
+          const reason = FINISH_REASONS[ch.finish_reason];
+          if (reason !== undefined) out.push({ type: 'finish', reason });
+        }
       }
     }
     const usage = readUsage(c.usage);
@@ -133,11 +145,52 @@ export function createSseEventDecoder(): SseEventDecoder {
   };
 }
 
+const FINISH_REASONS: Readonly<Record<string, FinishReason>> = {
+  stop: 'STOP',
+  length: 'LENGTH',
+  tool_calls: 'TOOL_CALLS',
+  function_call: 'TOOL_CALLS',
+  content_filter: 'CONTENT_FILTER',
+};
+
+/** Content chunks (the hot path) carry no tool calls: no array is allocated for them. */
+const NO_CALLS: readonly ToolCallDelta[] = [];
+
+/** The well-formed pieces of a `delta.tool_calls` array; a piece without a whole-number index is not ours to place. */
+function readToolCallDeltas(v: unknown): ToolCallDelta[] {
+  if (!Array.isArray(v)) return [];
+  const out: ToolCallDelta[] = [];
+  for (const item of v as unknown[]) {
+    if (typeof item !== 'object' || item === null) continue;
+    const t = item as { index?: unknown; id?: unknown; function?: { name?: unknown; arguments?: unknown } | null };
+    if (!isCount(t.index)) continue;
+    const fn = typeof t.function === 'object' && t.function !== null ? t.function : {};
+    const d: { index: number; id?: string; name?: string; argumentsDelta?: string } = { index: t.index };
+    if (typeof t.id === 'string' && t.id !== '') d.id = t.id;
+    if (typeof fn.name === 'string' && fn.name !== '') d.name = fn.name;
+    if (typeof fn.arguments === 'string' && fn.arguments !== '') d.argumentsDelta = fn.arguments;
+    if (d.id !== undefined || d.name !== undefined || d.argumentsDelta !== undefined) out.push(d);
+  }
+  return out;
+}
+
 function readUsage(u: unknown): UpstreamEvent | null {
   if (typeof u !== 'object' || u === null) return null;
-  const { prompt_tokens: p, completion_tokens: c } = u as { prompt_tokens?: unknown; completion_tokens?: unknown };
+  const { prompt_tokens: p, completion_tokens: c, prompt_tokens_details: details } = u as {
+    prompt_tokens?: unknown;
+    completion_tokens?: unknown;
+    prompt_tokens_details?: { cached_tokens?: unknown; cache_write_tokens?: unknown } | null;
+  };
   if (!isCount(p) || !isCount(c)) return null;
-  return { type: 'usage', promptTokens: p, completionTokens: c };
+  const cached = details?.cached_tokens;
+  const written = details?.cache_write_tokens;
+  return {
+    type: 'usage',
+    promptTokens: p,
+    completionTokens: c,
+    cachedPromptTokens: isCount(cached) ? cached : 0,
+    cacheWriteTokens: isCount(written) ? written : 0,
+  };
 }
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0;

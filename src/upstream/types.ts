@@ -1,11 +1,36 @@
 import type { Region } from '../catalog/types';
 
-export type ChatRole = 'system' | 'user' | 'assistant';
+export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+
+/** A function call the model made, as a later request sends it back (OpenAI's assistant `tool_calls`). */
+export interface ToolCall {
+  readonly id: string;
+  readonly name: string;
+  /** JSON text, as the model produced it. */
+  readonly arguments: string;
+}
 
 export interface ChatMessage {
   readonly role: ChatRole;
   readonly content: string;
+  /** Assistant messages only: the calls the model made in that turn. */
+  readonly toolCalls?: readonly ToolCall[];
+  /** Tool messages only: the call this message answers. */
+  readonly toolCallId?: string;
 }
+
+/** A function the model may call; `parameters` is a JSON Schema object (already parsed). */
+export interface ToolDefinition {
+  readonly name: string;
+  readonly description?: string;
+  readonly parameters?: Readonly<Record<string, unknown>>;
+}
+
+/** OpenAI's tool_choice: a mode, or one named function the model must call. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { readonly name: string };
+
+/** Why the model stopped, in OpenAI's words mapped to the contract's enum. */
+export type FinishReason = 'STOP' | 'LENGTH' | 'TOOL_CALLS' | 'CONTENT_FILTER';
 
 /**
  * One streamed chat completion. The client always streams (`stream: true` with `include_usage`), even for callers
@@ -17,6 +42,9 @@ export interface UpstreamChatRequest {
   /** Always sent: the upstream never picks a length of its own. */
   readonly maxTokens: number;
   readonly temperature?: number;
+  /** Sent as OpenAI `tools` (type function); left out when empty. */
+  readonly tools?: readonly ToolDefinition[];
+  readonly toolChoice?: ToolChoice;
   /** Sent as the header `x-region`. */
   readonly region: Region;
   /** The caller's signal (client gone, total deadline): aborts the HTTP request at once, mid-read included. */
@@ -32,11 +60,30 @@ export interface UpstreamChatRequest {
   readonly coalesce?: boolean;
 }
 
+/** One piece of a streamed tool call, as the upstream sent it: `index` says which call it belongs to. */
+export interface ToolCallDelta {
+  readonly index: number;
+  /** Present in a call's first piece. */
+  readonly id?: string;
+  readonly name?: string;
+  readonly argumentsDelta?: string;
+}
+
 /** What a stream yields. Role-only chunks, empty deltas, comments and `[DONE]` yield nothing. */
 export type UpstreamEvent =
   /** `chunks`: how many upstream chunks the text spans (more than 1 only when the request asked to coalesce). */
   | { readonly type: 'delta'; readonly text: string; readonly chunks?: number }
-  | { readonly type: 'usage'; readonly promptTokens: number; readonly completionTokens: number };
+  /** The tool-call pieces of one upstream chunk (counted as one chunk of output, like a content delta). */
+  | { readonly type: 'tool_calls'; readonly deltas: readonly ToolCallDelta[] }
+  | { readonly type: 'finish'; readonly reason: FinishReason }
+  /** cachedPromptTokens and cacheWriteTokens are part of promptTokens (0 when the upstream does not say). */
+  | {
+      readonly type: 'usage';
+      readonly promptTokens: number;
+      readonly completionTokens: number;
+      readonly cachedPromptTokens: number;
+      readonly cacheWriteTokens: number;
+    };
 
 /**
  * An OpenAI-compatible chat completions upstream.

@@ -118,7 +118,7 @@ describe('chat input validation (mutation over HTTP)', () => {
     ["idempotencyKey ''", () => hello('chat_default', { idempotencyKey: '' }), 'idempotencyKey', 200],
     ['idempotencyKey of 201 characters', () => hello('chat_default', { idempotencyKey: 'k'.repeat(201) }), 'idempotencyKey', 200],
     ['an unknown region', () => hello('chat_default', { region: 'EU_WEST' }), 'region', 400],
-    ['an unknown role', () => hello('chat_default', { messages: [{ role: 'TOOL', content: 'x' }] }), 'role', 400],
+    ['an unknown role', () => hello('chat_default', { messages: [{ role: 'FUNCTION', content: 'x' }] }), 'role', 400],
   ];
 
   it.each(CASES)('%s: BAD_USER_INPUT naming the field, nothing written', async (_label, vars, field, status) => {

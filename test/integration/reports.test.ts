@@ -51,6 +51,8 @@ interface Row {
   state?: 'HELD' | 'SETTLED';
   prompt?: number;
   unpriced?: number;
+  cached?: number;
+  written?: number;
   completion?: number;
   requestId?: string;
   outcome?: 'COMPLETED' | 'FAILED' | 'UPSTREAM_INTERRUPTED';
@@ -74,6 +76,8 @@ async function insert(tenantId: string, rows: readonly Row[], client: Db = db): 
       promptTokens: r.prompt ?? 10,
       completionTokens: r.completion ?? 20,
       unpricedPromptTokens: r.unpriced ?? 0,
+      cachedPromptTokens: r.cached ?? 0,
+      cacheWriteTokens: r.written ?? 0,
       priceSnapshot: {},
       costMicros: r.cost ?? 0n,
       holdMicros: 5_000n,
@@ -216,7 +220,7 @@ describe('costReport', () => {
     await insert(held, [{ startedAt: '2026-10-12T13:00:00.000Z', cost: 40n }]);
     expect((await reports.costReport(held, '2026-10', 'MODEL')).totalUsd).toBe(40n);
     expect((await reports.costReport(held, '2026-10', 'MODEL')).rows).toEqual([
-      { key: 'glm-5', requests: 1, promptTokens: 10, unpricedPromptTokens: 0, completionTokens: 20, costUsd: 40n },
+      { key: 'glm-5', requests: 1, promptTokens: 10, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 20, costUsd: 40n },
     ]);
     await db.ledgerEntry.update({ where: { requestId: id! }, data: { state: 'SETTLED', model: 'glm-5', costMicros: 2n, outcome: 'COMPLETED' } });
     expect((await reports.costReport(held, '2026-10', 'MODEL')).totalUsd).toBe(42n);
@@ -254,7 +258,7 @@ describe('costReport', () => {
     await insert(p, [{ startedAt: '2026-11-20T10:00:00.000Z', model: 'kimi-k2.5', completion: 1_000, cost: 5_000n }], priv);
     const later = await privReports.costReport(p, '2026-11', 'MODEL');
     expect(later.totalUsd).toBe(8_000n);
-    expect(later.rows).toEqual([{ key: 'kimi-k2.5', requests: 2, promptTokens: 20, unpricedPromptTokens: 0, completionTokens: 2_000, costUsd: 8_000n }]);
+    expect(later.rows).toEqual([{ key: 'kimi-k2.5', requests: 2, promptTokens: 20, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 2_000, costUsd: 8_000n }]);
     // And the projection uses the new (current) price.
     expect((await privReports.costProjection(1_000_000, [{ model: 'kimi-k2.5', share: 1 }])).totalUsd).toBe(5_000_000n);
   });
@@ -268,7 +272,7 @@ describe('costReport', () => {
     );
     const r = await reports.costReport(c, '2026-11', 'PROFILE');
     const lines = r.csv.split('\r\n');
-    expect(lines[0]).toBe('key,requests,promptTokens,unpricedPromptTokens,completionTokens,costUsd');
+    expect(lines[0]).toBe('key,requests,promptTokens,unpricedPromptTokens,cachedPromptTokens,cacheWriteTokens,completionTokens,costUsd');
     expect(r.csv.endsWith('\r\n')).toBe(true);
     const records = parse(r.csv, { columns: true }) as Record<string, string>[];
     expect(records).toHaveLength(r.rows.length);
@@ -280,6 +284,8 @@ describe('costReport', () => {
         requests: String(row.requests),
         promptTokens: String(row.promptTokens),
         unpricedPromptTokens: String(row.unpricedPromptTokens),
+        cachedPromptTokens: String(row.cachedPromptTokens),
+        cacheWriteTokens: String(row.cacheWriteTokens),
         completionTokens: String(row.completionTokens),
         costUsd: `${row.costUsd / 1_000_000n}.${String(row.costUsd % 1_000_000n).padStart(6, '0')}`,
       });
@@ -309,7 +315,7 @@ describe('costReport', () => {
     const r = await reports.costReport(t, '2026-08', 'DAY');
     expect(r.rows).toEqual([]);
     expect(r.totalUsd).toBe(0n);
-    expect(r.csv).toBe('key,requests,promptTokens,unpricedPromptTokens,completionTokens,costUsd\r\n');
+    expect(r.csv).toBe('key,requests,promptTokens,unpricedPromptTokens,cachedPromptTokens,cacheWriteTokens,completionTokens,costUsd\r\n');
   });
 });
 
@@ -340,6 +346,9 @@ describe('daily rollups', () => {
         apiKeyId: i % 4 === 0 ? null : randomUUID(),
         prompt: i,
         unpriced: i % 2,
+        // Cached and cache-write counts travel through the rollups too: the reports before and after must agree.
+        cached: Math.floor(i / 3),
+        written: Math.floor(i / 4),
         completion: 3 * i,
       });
     }
@@ -507,7 +516,7 @@ describe('keys, requests and the audit trail', () => {
         { model: 'glm-5', ok: true, error: null, latencyMs: 480 },
       ],
       outcome: 'COMPLETED',
-      usage: { promptTokens: 10, completionTokens: 20, costUsd: 1n, source: 'PROVIDER' },
+      usage: { promptTokens: 10, completionTokens: 20, cachedPromptTokens: 0, cacheWriteTokens: 0, costUsd: 1n, source: 'PROVIDER' },
       startedAt: new Date(base + 60_000),
       endedAt: new Date(base + 61_000),
     });
@@ -646,10 +655,10 @@ describe('tenants overview and the CLI', () => {
     expect(r).toMatchObject({ code: 0, err: '' });
     const lines = r.out.trimEnd().split('\n');
     expect(lines[0]).toBe(`Cost report: tenant ${nameA} (${a}), 2026-12 (UTC), by model`);
-    expect(lines[1]).toMatch(/^model\s+requests\s+promptTokens\s+unpricedPromptTokens\s+completionTokens\s+costUsd$/);
-    expect(lines[3]).toMatch(/^glm-5\s+1\s+100\s+100\s+1000\s+2\.500000$/);
-    expect(lines[4]).toMatch(/^qwen3-8b\s+1\s+50\s+50\s+500\s+1\.500000$/);
-    expect(lines[5]).toMatch(/^TOTAL\s+2\s+150\s+150\s+1500\s+4\.000000$/);
+    expect(lines[1]).toMatch(/^model\s+requests\s+promptTokens\s+unpricedPromptTokens\s+cachedPromptTokens\s+cacheWriteTokens\s+completionTokens\s+costUsd$/);
+    expect(lines[3]).toMatch(/^glm-5\s+1\s+100\s+100\s+0\s+0\s+1000\s+2\.500000$/);
+    expect(lines[4]).toMatch(/^qwen3-8b\s+1\s+50\s+50\s+0\s+0\s+500\s+1\.500000$/);
+    expect(lines[5]).toMatch(/^TOTAL\s+2\s+150\s+150\s+0\s+0\s+1500\s+4\.000000$/);
     expect(lines).toHaveLength(6);
     const byId = await run(['--month=2026-12', `--tenant=${a}`]);
     expect(byId.out).toBe(r.out);
@@ -660,7 +669,7 @@ describe('tenants overview and the CLI', () => {
     expect(csv.code).toBe(0);
     expect(csv.out).toBe((await reports.costReport(a, '2026-12', 'PROFILE')).csv);
     expect(csv.out).toBe(
-      'key,requests,promptTokens,unpricedPromptTokens,completionTokens,costUsd\r\nlong_form,1,100,100,1000,2.500000\r\n\'=evil(),1,50,50,500,1.500000\r\n',
+      'key,requests,promptTokens,unpricedPromptTokens,cachedPromptTokens,cacheWriteTokens,completionTokens,costUsd\r\nlong_form,1,100,100,0,0,1000,2.500000\r\n\'=evil(),1,50,50,0,0,500,1.500000\r\n',
     );
     const json = await run(['--month', '2026-12', '--tenant', nameA, '--group', 'key', '--format', 'json']);
     expect(JSON.parse(json.out)).toEqual({
@@ -669,10 +678,10 @@ describe('tenants overview and the CLI', () => {
       month: '2026-12',
       groupBy: 'API_KEY',
       totalUsd: '4.000000',
-      rows: [{ key: keyX, requests: 2, promptTokens: 150, unpricedPromptTokens: 150, completionTokens: 1500, costUsd: '4.000000' }],
+      rows: [{ key: keyX, requests: 2, promptTokens: 150, unpricedPromptTokens: 150, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 1500, costUsd: '4.000000' }],
     });
     const day = await run(['--month', '2026-12', '--tenant', nameA, '--group', 'day', '--format', 'csv']);
-    expect(day.out.split('\r\n').slice(1, 3)).toEqual(['2026-12-02,1,100,100,1000,2.500000', '2026-12-03,1,50,50,500,1.500000']);
+    expect(day.out.split('\r\n').slice(1, 3)).toEqual(['2026-12-02,1,100,100,0,0,1000,2.500000', '2026-12-03,1,50,50,0,0,500,1.500000']);
   });
 
   it('prints the overview as a table, csv and json', async () => {

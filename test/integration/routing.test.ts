@@ -452,7 +452,8 @@ describe('the upstream client on the wire', () => {
       const events = await drain(client.streamChat({ ...base, temperature: 0.3, region: 'ASIA', signal: new AbortController().signal }));
       expect(events).toEqual([
         { type: 'delta', text: 'Hi' },
-        { type: 'usage', promptTokens: 9, completionTokens: 1 },
+        { type: 'finish', reason: 'STOP' },
+        { type: 'usage', promptTokens: 9, completionTokens: 1, cachedPromptTokens: 0, cacheWriteTokens: 0 },
       ]);
       await drain(client.streamChat({ ...base, region: 'US_EAST', signal: new AbortController().signal }));
       const [asia, us] = tiny.seen;
@@ -585,7 +586,10 @@ describe('the upstream client on the wire', () => {
     });
     const client = makeUpstreamClient({ baseUrl: tiny.url, apiKey: API_KEY });
     try {
-      expect(await drain(client.streamChat({ ...base, region: 'US_EAST', signal: new AbortController().signal }))).toEqual([{ type: 'delta', text: 'Hi' }]);
+      expect(await drain(client.streamChat({ ...base, region: 'US_EAST', signal: new AbortController().signal }))).toEqual([
+        { type: 'delta', text: 'Hi' },
+        { type: 'finish', reason: 'STOP' },
+      ]);
     } finally {
       await client.close();
       await tiny.close();

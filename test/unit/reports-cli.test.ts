@@ -34,8 +34,8 @@ describe('rendering', () => {
     groupBy: 'PROFILE',
     totalUsd: 1_500_001n,
     rows: [
-      { key: 'long_form', requests: 2, promptTokens: 10, unpricedPromptTokens: 10, completionTokens: 100, costUsd: 1_500_000n },
-      { key: 'evil\u001b[31m', requests: 1, promptTokens: 1, unpricedPromptTokens: 0, completionTokens: 1, costUsd: 1n },
+      { key: 'long_form', requests: 2, promptTokens: 10, unpricedPromptTokens: 10, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 100, costUsd: 1_500_000n },
+      { key: 'evil\u001b[31m', requests: 1, promptTokens: 1, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 1, costUsd: 1n },
     ],
     csv: 'key,requests\r\n',
   };
@@ -43,9 +43,9 @@ describe('rendering', () => {
   it('prints a table with a total and escapes control characters', () => {
     const lines = renderReport('acme', report, 'table').trimEnd().split('\n');
     expect(lines[0]).toBe('Cost report: tenant acme (t-1), 2026-11 (UTC), by profile');
-    expect(lines[3]).toMatch(/^long_form\s+2\s+10\s+10\s+100\s+1\.500000$/);
-    expect(lines[4]).toMatch(/^evil\\u001b\[31m\s+1\s+1\s+0\s+1\s+0\.000001$/);
-    expect(lines[5]).toMatch(/^TOTAL\s+3\s+11\s+10\s+101\s+1\.500001$/);
+    expect(lines[3]).toMatch(/^long_form\s+2\s+10\s+10\s+0\s+0\s+100\s+1\.500000$/);
+    expect(lines[4]).toMatch(/^evil\\u001b\[31m\s+1\s+1\s+0\s+0\s+0\s+1\s+0\.000001$/);
+    expect(lines[5]).toMatch(/^TOTAL\s+3\s+11\s+10\s+0\s+0\s+101\s+1\.500001$/);
   });
 
   it('prints the csv field untouched and json with Usd strings', () => {

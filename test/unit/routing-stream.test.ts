@@ -34,7 +34,7 @@ function fakeUpstream(scripts: Record<string, Script | Script[]>): FakeUpstream 
         await Promise.resolve();
         yield { type: 'delta', text };
       }
-      if (s.usage) yield { type: 'usage', ...s.usage };
+      if (s.usage) yield { type: 'usage', cachedPromptTokens: 0, cacheWriteTokens: 0, ...s.usage };
       if (s.hang) {
         await new Promise<void>((_, reject) => {
           const fail = (): void => reject(new UpstreamError({ kind: 'aborted' }));
@@ -115,6 +115,8 @@ const shape = (events: RouteEvent[]): string[] =>
         return `attempt:${e.model}`;
       case 'delta':
         return `delta:${e.model}:${e.text}`;
+      case 'tool_calls':
+        return `tool_calls:${e.model}:${e.deltas.length}`;
       case 'discard':
         return `discard:${e.model}:${e.attempt.completionTokens}`;
       case 'done':
@@ -150,7 +152,7 @@ describe('routeStream', () => {
     expect(shape(events)).toEqual(['attempt:a', 'delta:a:Hel', 'delta:a:lo', 'done:a:COMPLETED']);
     const done = last(events);
     if (done.type !== 'done') throw new Error('not done');
-    expect(done.usage).toEqual({ promptTokens: 21, completionTokens: 2, source: 'PROVIDER' });
+    expect(done.usage).toEqual({ promptTokens: 21, completionTokens: 2, cachedPromptTokens: 0, cacheWriteTokens: 0, source: 'PROVIDER' });
     expect(done.attempts).toEqual([
       { model: 'a', ok: true, error: null, latencyMs: 10, promptTokens: 21, completionTokens: 2, usageSource: 'PROVIDER' },
     ]);

@@ -26,7 +26,8 @@ const EXPECTED: UpstreamEvent[] = [
   { type: 'delta', text: 'Ré' },
   { type: 'delta', text: ' 🙂 cursion' },
   { type: 'delta', text: ' 是' },
-  { type: 'usage', promptTokens: 12, completionTokens: 3 },
+  { type: 'finish', reason: 'STOP' },
+  { type: 'usage', promptTokens: 12, completionTokens: 3, cachedPromptTokens: 0, cacheWriteTokens: 0 },
 ];
 
 interface Decoded {
@@ -77,7 +78,7 @@ describe('SSE decoding of a chat completion stream', () => {
     const short = Buffer.from(token('é') + usage + DONE, 'utf8');
     const want = [
       { type: 'delta', text: 'é' },
-      { type: 'usage', promptTokens: 12, completionTokens: 3 },
+      { type: 'usage', promptTokens: 12, completionTokens: 3, cachedPromptTokens: 0, cacheWriteTokens: 0 },
     ];
     for (let i = 0; i <= short.length; i++) {
       for (let j = i; j <= short.length; j++) {
@@ -94,12 +95,12 @@ describe('SSE decoding of a chat completion stream', () => {
 
   it('accepts a clean end after a finish_reason without usage or [DONE] (usage missing)', () => {
     const r = decode([token('a', true) + token('b') + finish]);
-    expect(r).toEqual({ events: [{ type: 'delta', text: 'a' }, { type: 'delta', text: 'b' }], error: null, done: false });
+    expect(r).toEqual({ events: [{ type: 'delta', text: 'a' }, { type: 'delta', text: 'b' }, { type: 'finish', reason: 'STOP' }], error: null, done: false });
   });
 
   it('accepts [DONE] without usage: no usage event (the caller estimates)', () => {
     const r = decode([token('a') + finish + DONE]);
-    expect(r.events).toEqual([{ type: 'delta', text: 'a' }]);
+    expect(r.events).toEqual([{ type: 'delta', text: 'a' }, { type: 'finish', reason: 'STOP' }]);
     expect(r.error).toBeNull();
   });
 
@@ -109,7 +110,8 @@ describe('SSE decoding of a chat completion stream', () => {
     ]);
     expect(r.events).toEqual([
       { type: 'delta', text: 'x' },
-      { type: 'usage', promptTokens: 1, completionTokens: 1 },
+      { type: 'finish', reason: 'STOP' },
+      { type: 'usage', promptTokens: 1, completionTokens: 1, cachedPromptTokens: 0, cacheWriteTokens: 0 },
     ]);
   });
 

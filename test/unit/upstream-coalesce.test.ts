@@ -14,12 +14,12 @@ describe('coalesceDeltas (collect mode: one event per network read)', () => {
     expect(
       coalesceDeltas([
         { type: 'delta', text: 'x' },
-        { type: 'usage', promptTokens: 3, completionTokens: 2 },
+        { type: 'usage', promptTokens: 3, completionTokens: 2, cachedPromptTokens: 0, cacheWriteTokens: 0 },
         { type: 'delta', text: 'y' },
       ]),
     ).toEqual([
       { type: 'delta', text: 'x', chunks: 1 },
-      { type: 'usage', promptTokens: 3, completionTokens: 2 },
+      { type: 'usage', promptTokens: 3, completionTokens: 2, cachedPromptTokens: 0, cacheWriteTokens: 0 },
       { type: 'delta', text: 'y', chunks: 1 },
     ]);
   });

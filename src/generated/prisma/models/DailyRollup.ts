@@ -30,6 +30,8 @@ export type DailyRollupAvgAggregateOutputType = {
   requests: number | null
   promptTokens: number | null
   unpricedPromptTokens: number | null
+  cachedPromptTokens: number | null
+  cacheWriteTokens: number | null
   completionTokens: number | null
   costMicros: number | null
 }
@@ -38,6 +40,8 @@ export type DailyRollupSumAggregateOutputType = {
   requests: bigint | null
   promptTokens: bigint | null
   unpricedPromptTokens: bigint | null
+  cachedPromptTokens: bigint | null
+  cacheWriteTokens: bigint | null
   completionTokens: bigint | null
   costMicros: bigint | null
 }
@@ -51,6 +55,8 @@ export type DailyRollupMinAggregateOutputType = {
   requests: bigint | null
   promptTokens: bigint | null
   unpricedPromptTokens: bigint | null
+  cachedPromptTokens: bigint | null
+  cacheWriteTokens: bigint | null
   completionTokens: bigint | null
   costMicros: bigint | null
   computedAt: Date | null
@@ -65,6 +71,8 @@ export type DailyRollupMaxAggregateOutputType = {
   requests: bigint | null
   promptTokens: bigint | null
   unpricedPromptTokens: bigint | null
+  cachedPromptTokens: bigint | null
+  cacheWriteTokens: bigint | null
   completionTokens: bigint | null
   costMicros: bigint | null
   computedAt: Date | null
@@ -79,6 +87,8 @@ export type DailyRollupCountAggregateOutputType = {
   requests: number
   promptTokens: number
   unpricedPromptTokens: number
+  cachedPromptTokens: number
+  cacheWriteTokens: number
   completionTokens: number
   costMicros: number
   computedAt: number
@@ -90,6 +100,8 @@ export type DailyRollupAvgAggregateInputType = {
   requests?: true
   promptTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   completionTokens?: true
   costMicros?: true
 }
@@ -98,6 +110,8 @@ export type DailyRollupSumAggregateInputType = {
   requests?: true
   promptTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   completionTokens?: true
   costMicros?: true
 }
@@ -111,6 +125,8 @@ export type DailyRollupMinAggregateInputType = {
   requests?: true
   promptTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   completionTokens?: true
   costMicros?: true
   computedAt?: true
@@ -125,6 +141,8 @@ export type DailyRollupMaxAggregateInputType = {
   requests?: true
   promptTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   completionTokens?: true
   costMicros?: true
   computedAt?: true
@@ -139,6 +157,8 @@ export type DailyRollupCountAggregateInputType = {
   requests?: true
   promptTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   completionTokens?: true
   costMicros?: true
   computedAt?: true
@@ -240,6 +260,8 @@ export type DailyRollupGroupByOutputType = {
   requests: bigint
   promptTokens: bigint
   unpricedPromptTokens: bigint
+  cachedPromptTokens: bigint
+  cacheWriteTokens: bigint
   completionTokens: bigint
   costMicros: bigint
   computedAt: Date
@@ -277,6 +299,8 @@ export type DailyRollupWhereInput = {
   requests?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   promptTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   unpricedPromptTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
+  cachedPromptTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
+  cacheWriteTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   completionTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   costMicros?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   computedAt?: Prisma.DateTimeFilter<"DailyRollup"> | Date | string
@@ -291,6 +315,8 @@ export type DailyRollupOrderByWithRelationInput = {
   requests?: Prisma.SortOrder
   promptTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   computedAt?: Prisma.SortOrder
@@ -309,6 +335,8 @@ export type DailyRollupWhereUniqueInput = Prisma.AtLeast<{
   requests?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   promptTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   unpricedPromptTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
+  cachedPromptTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
+  cacheWriteTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   completionTokens?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   costMicros?: Prisma.BigIntFilter<"DailyRollup"> | bigint | number
   computedAt?: Prisma.DateTimeFilter<"DailyRollup"> | Date | string
@@ -323,6 +351,8 @@ export type DailyRollupOrderByWithAggregationInput = {
   requests?: Prisma.SortOrder
   promptTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   computedAt?: Prisma.SortOrder
@@ -345,6 +375,8 @@ export type DailyRollupScalarWhereWithAggregatesInput = {
   requests?: Prisma.BigIntWithAggregatesFilter<"DailyRollup"> | bigint | number
   promptTokens?: Prisma.BigIntWithAggregatesFilter<"DailyRollup"> | bigint | number
   unpricedPromptTokens?: Prisma.BigIntWithAggregatesFilter<"DailyRollup"> | bigint | number
+  cachedPromptTokens?: Prisma.BigIntWithAggregatesFilter<"DailyRollup"> | bigint | number
+  cacheWriteTokens?: Prisma.BigIntWithAggregatesFilter<"DailyRollup"> | bigint | number
   completionTokens?: Prisma.BigIntWithAggregatesFilter<"DailyRollup"> | bigint | number
   costMicros?: Prisma.BigIntWithAggregatesFilter<"DailyRollup"> | bigint | number
   computedAt?: Prisma.DateTimeWithAggregatesFilter<"DailyRollup"> | Date | string
@@ -359,6 +391,8 @@ export type DailyRollupCreateInput = {
   requests: bigint | number
   promptTokens: bigint | number
   unpricedPromptTokens: bigint | number
+  cachedPromptTokens?: bigint | number
+  cacheWriteTokens?: bigint | number
   completionTokens: bigint | number
   costMicros: bigint | number
   computedAt?: Date | string
@@ -373,6 +407,8 @@ export type DailyRollupUncheckedCreateInput = {
   requests: bigint | number
   promptTokens: bigint | number
   unpricedPromptTokens: bigint | number
+  cachedPromptTokens?: bigint | number
+  cacheWriteTokens?: bigint | number
   completionTokens: bigint | number
   costMicros: bigint | number
   computedAt?: Date | string
@@ -387,6 +423,8 @@ export type DailyRollupUpdateInput = {
   requests?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   promptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   unpricedPromptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  cachedPromptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  cacheWriteTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   completionTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   computedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -401,6 +439,8 @@ export type DailyRollupUncheckedUpdateInput = {
   requests?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   promptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   unpricedPromptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  cachedPromptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  cacheWriteTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   completionTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   computedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -415,6 +455,8 @@ export type DailyRollupCreateManyInput = {
   requests: bigint | number
   promptTokens: bigint | number
   unpricedPromptTokens: bigint | number
+  cachedPromptTokens?: bigint | number
+  cacheWriteTokens?: bigint | number
   completionTokens: bigint | number
   costMicros: bigint | number
   computedAt?: Date | string
@@ -429,6 +471,8 @@ export type DailyRollupUpdateManyMutationInput = {
   requests?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   promptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   unpricedPromptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  cachedPromptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  cacheWriteTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   completionTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   computedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -443,6 +487,8 @@ export type DailyRollupUncheckedUpdateManyInput = {
   requests?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   promptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   unpricedPromptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  cachedPromptTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  cacheWriteTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   completionTokens?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   computedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
@@ -465,6 +511,8 @@ export type DailyRollupCountOrderByAggregateInput = {
   requests?: Prisma.SortOrder
   promptTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   computedAt?: Prisma.SortOrder
@@ -474,6 +522,8 @@ export type DailyRollupAvgOrderByAggregateInput = {
   requests?: Prisma.SortOrder
   promptTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
 }
@@ -487,6 +537,8 @@ export type DailyRollupMaxOrderByAggregateInput = {
   requests?: Prisma.SortOrder
   promptTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   computedAt?: Prisma.SortOrder
@@ -501,6 +553,8 @@ export type DailyRollupMinOrderByAggregateInput = {
   requests?: Prisma.SortOrder
   promptTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   computedAt?: Prisma.SortOrder
@@ -510,6 +564,8 @@ export type DailyRollupSumOrderByAggregateInput = {
   requests?: Prisma.SortOrder
   promptTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
 }
@@ -525,6 +581,8 @@ export type DailyRollupSelect<ExtArgs extends runtime.Types.Extensions.InternalA
   requests?: boolean
   promptTokens?: boolean
   unpricedPromptTokens?: boolean
+  cachedPromptTokens?: boolean
+  cacheWriteTokens?: boolean
   completionTokens?: boolean
   costMicros?: boolean
   computedAt?: boolean
@@ -539,6 +597,8 @@ export type DailyRollupSelectCreateManyAndReturn<ExtArgs extends runtime.Types.E
   requests?: boolean
   promptTokens?: boolean
   unpricedPromptTokens?: boolean
+  cachedPromptTokens?: boolean
+  cacheWriteTokens?: boolean
   completionTokens?: boolean
   costMicros?: boolean
   computedAt?: boolean
@@ -553,6 +613,8 @@ export type DailyRollupSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.E
   requests?: boolean
   promptTokens?: boolean
   unpricedPromptTokens?: boolean
+  cachedPromptTokens?: boolean
+  cacheWriteTokens?: boolean
   completionTokens?: boolean
   costMicros?: boolean
   computedAt?: boolean
@@ -567,12 +629,14 @@ export type DailyRollupSelectScalar = {
   requests?: boolean
   promptTokens?: boolean
   unpricedPromptTokens?: boolean
+  cachedPromptTokens?: boolean
+  cacheWriteTokens?: boolean
   completionTokens?: boolean
   costMicros?: boolean
   computedAt?: boolean
 }
 
-export type DailyRollupOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"tenantId" | "day" | "model" | "profile" | "apiKeyId" | "requests" | "promptTokens" | "unpricedPromptTokens" | "completionTokens" | "costMicros" | "computedAt", ExtArgs["result"]["dailyRollup"]>
+export type DailyRollupOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"tenantId" | "day" | "model" | "profile" | "apiKeyId" | "requests" | "promptTokens" | "unpricedPromptTokens" | "cachedPromptTokens" | "cacheWriteTokens" | "completionTokens" | "costMicros" | "computedAt", ExtArgs["result"]["dailyRollup"]>
 
 export type $DailyRollupPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "DailyRollup"
@@ -592,6 +656,8 @@ export type $DailyRollupPayload<ExtArgs extends runtime.Types.Extensions.Interna
     requests: bigint
     promptTokens: bigint
     unpricedPromptTokens: bigint
+    cachedPromptTokens: bigint
+    cacheWriteTokens: bigint
     completionTokens: bigint
     costMicros: bigint
     computedAt: Date
@@ -1026,6 +1092,8 @@ export interface DailyRollupFieldRefs {
   readonly requests: Prisma.FieldRef<"DailyRollup", 'BigInt'>
   readonly promptTokens: Prisma.FieldRef<"DailyRollup", 'BigInt'>
   readonly unpricedPromptTokens: Prisma.FieldRef<"DailyRollup", 'BigInt'>
+  readonly cachedPromptTokens: Prisma.FieldRef<"DailyRollup", 'BigInt'>
+  readonly cacheWriteTokens: Prisma.FieldRef<"DailyRollup", 'BigInt'>
   readonly completionTokens: Prisma.FieldRef<"DailyRollup", 'BigInt'>
   readonly costMicros: Prisma.FieldRef<"DailyRollup", 'BigInt'>
   readonly computedAt: Prisma.FieldRef<"DailyRollup", 'DateTime'>

@@ -33,8 +33,12 @@ export type LedgerEntryAvgAggregateOutputType = {
   promptTokens: number | null
   completionTokens: number | null
   unpricedPromptTokens: number | null
+  cachedPromptTokens: number | null
+  cacheWriteTokens: number | null
   inputMicrosPerMillion: number | null
   outputMicrosPerMillion: number | null
+  cachedInputMicrosPerMillion: number | null
+  cacheWriteMicrosPerMillion: number | null
   costMicros: number | null
   holdMicros: number | null
   checkpointTokens: number | null
@@ -46,8 +50,12 @@ export type LedgerEntrySumAggregateOutputType = {
   promptTokens: number | null
   completionTokens: number | null
   unpricedPromptTokens: number | null
+  cachedPromptTokens: number | null
+  cacheWriteTokens: number | null
   inputMicrosPerMillion: bigint | null
   outputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   costMicros: bigint | null
   holdMicros: bigint | null
   checkpointTokens: number | null
@@ -66,8 +74,12 @@ export type LedgerEntryMinAggregateOutputType = {
   promptTokens: number | null
   completionTokens: number | null
   unpricedPromptTokens: number | null
+  cachedPromptTokens: number | null
+  cacheWriteTokens: number | null
   inputMicrosPerMillion: bigint | null
   outputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   costMicros: bigint | null
   holdMicros: bigint | null
   outcome: $Enums.Outcome | null
@@ -94,8 +106,12 @@ export type LedgerEntryMaxAggregateOutputType = {
   promptTokens: number | null
   completionTokens: number | null
   unpricedPromptTokens: number | null
+  cachedPromptTokens: number | null
+  cacheWriteTokens: number | null
   inputMicrosPerMillion: bigint | null
   outputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   costMicros: bigint | null
   holdMicros: bigint | null
   outcome: $Enums.Outcome | null
@@ -123,8 +139,12 @@ export type LedgerEntryCountAggregateOutputType = {
   promptTokens: number
   completionTokens: number
   unpricedPromptTokens: number
+  cachedPromptTokens: number
+  cacheWriteTokens: number
   inputMicrosPerMillion: number
   outputMicrosPerMillion: number
+  cachedInputMicrosPerMillion: number
+  cacheWriteMicrosPerMillion: number
   priceSnapshot: number
   costMicros: number
   holdMicros: number
@@ -147,8 +167,12 @@ export type LedgerEntryAvgAggregateInputType = {
   promptTokens?: true
   completionTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   inputMicrosPerMillion?: true
   outputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   costMicros?: true
   holdMicros?: true
   checkpointTokens?: true
@@ -160,8 +184,12 @@ export type LedgerEntrySumAggregateInputType = {
   promptTokens?: true
   completionTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   inputMicrosPerMillion?: true
   outputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   costMicros?: true
   holdMicros?: true
   checkpointTokens?: true
@@ -180,8 +208,12 @@ export type LedgerEntryMinAggregateInputType = {
   promptTokens?: true
   completionTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   inputMicrosPerMillion?: true
   outputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   costMicros?: true
   holdMicros?: true
   outcome?: true
@@ -208,8 +240,12 @@ export type LedgerEntryMaxAggregateInputType = {
   promptTokens?: true
   completionTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   inputMicrosPerMillion?: true
   outputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   costMicros?: true
   holdMicros?: true
   outcome?: true
@@ -237,8 +273,12 @@ export type LedgerEntryCountAggregateInputType = {
   promptTokens?: true
   completionTokens?: true
   unpricedPromptTokens?: true
+  cachedPromptTokens?: true
+  cacheWriteTokens?: true
   inputMicrosPerMillion?: true
   outputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   priceSnapshot?: true
   costMicros?: true
   holdMicros?: true
@@ -354,8 +394,12 @@ export type LedgerEntryGroupByOutputType = {
   promptTokens: number
   completionTokens: number
   unpricedPromptTokens: number
+  cachedPromptTokens: number
+  cacheWriteTokens: number
   inputMicrosPerMillion: bigint | null
   outputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   priceSnapshot: runtime.JsonValue
   costMicros: bigint
   holdMicros: bigint
@@ -407,8 +451,12 @@ export type LedgerEntryWhereInput = {
   promptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   completionTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   unpricedPromptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
+  cachedPromptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
+  cacheWriteTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   inputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
   outputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
   priceSnapshot?: Prisma.JsonFilter<"LedgerEntry">
   costMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
   holdMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
@@ -438,8 +486,12 @@ export type LedgerEntryOrderByWithRelationInput = {
   promptTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   priceSnapshot?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
@@ -472,8 +524,12 @@ export type LedgerEntryWhereUniqueInput = Prisma.AtLeast<{
   promptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   completionTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   unpricedPromptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
+  cachedPromptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
+  cacheWriteTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   inputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
   outputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
   priceSnapshot?: Prisma.JsonFilter<"LedgerEntry">
   costMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
   holdMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
@@ -503,8 +559,12 @@ export type LedgerEntryOrderByWithAggregationInput = {
   promptTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   priceSnapshot?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
@@ -541,8 +601,12 @@ export type LedgerEntryScalarWhereWithAggregatesInput = {
   promptTokens?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
   completionTokens?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
   unpricedPromptTokens?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
+  cachedPromptTokens?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
+  cacheWriteTokens?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
   inputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"LedgerEntry"> | bigint | number | null
   outputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"LedgerEntry"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"LedgerEntry"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"LedgerEntry"> | bigint | number | null
   priceSnapshot?: Prisma.JsonWithAggregatesFilter<"LedgerEntry">
   costMicros?: Prisma.BigIntWithAggregatesFilter<"LedgerEntry"> | bigint | number
   holdMicros?: Prisma.BigIntWithAggregatesFilter<"LedgerEntry"> | bigint | number
@@ -570,8 +634,12 @@ export type LedgerEntryCreateInput = {
   promptTokens?: number
   completionTokens?: number
   unpricedPromptTokens?: number
+  cachedPromptTokens?: number
+  cacheWriteTokens?: number
   inputMicrosPerMillion?: bigint | number | null
   outputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   priceSnapshot: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: bigint | number
   holdMicros?: bigint | number
@@ -601,8 +669,12 @@ export type LedgerEntryUncheckedCreateInput = {
   promptTokens?: number
   completionTokens?: number
   unpricedPromptTokens?: number
+  cachedPromptTokens?: number
+  cacheWriteTokens?: number
   inputMicrosPerMillion?: bigint | number | null
   outputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   priceSnapshot: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: bigint | number
   holdMicros?: bigint | number
@@ -630,8 +702,12 @@ export type LedgerEntryUpdateInput = {
   promptTokens?: Prisma.IntFieldUpdateOperationsInput | number
   completionTokens?: Prisma.IntFieldUpdateOperationsInput | number
   unpricedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cachedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cacheWriteTokens?: Prisma.IntFieldUpdateOperationsInput | number
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   priceSnapshot?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   holdMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
@@ -661,8 +737,12 @@ export type LedgerEntryUncheckedUpdateInput = {
   promptTokens?: Prisma.IntFieldUpdateOperationsInput | number
   completionTokens?: Prisma.IntFieldUpdateOperationsInput | number
   unpricedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cachedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cacheWriteTokens?: Prisma.IntFieldUpdateOperationsInput | number
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   priceSnapshot?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   holdMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
@@ -691,8 +771,12 @@ export type LedgerEntryCreateManyInput = {
   promptTokens?: number
   completionTokens?: number
   unpricedPromptTokens?: number
+  cachedPromptTokens?: number
+  cacheWriteTokens?: number
   inputMicrosPerMillion?: bigint | number | null
   outputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   priceSnapshot: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: bigint | number
   holdMicros?: bigint | number
@@ -720,8 +804,12 @@ export type LedgerEntryUpdateManyMutationInput = {
   promptTokens?: Prisma.IntFieldUpdateOperationsInput | number
   completionTokens?: Prisma.IntFieldUpdateOperationsInput | number
   unpricedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cachedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cacheWriteTokens?: Prisma.IntFieldUpdateOperationsInput | number
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   priceSnapshot?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   holdMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
@@ -750,8 +838,12 @@ export type LedgerEntryUncheckedUpdateManyInput = {
   promptTokens?: Prisma.IntFieldUpdateOperationsInput | number
   completionTokens?: Prisma.IntFieldUpdateOperationsInput | number
   unpricedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cachedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cacheWriteTokens?: Prisma.IntFieldUpdateOperationsInput | number
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   priceSnapshot?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   holdMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
@@ -790,8 +882,12 @@ export type LedgerEntryCountOrderByAggregateInput = {
   promptTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   priceSnapshot?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
@@ -812,8 +908,12 @@ export type LedgerEntryAvgOrderByAggregateInput = {
   promptTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
   checkpointTokens?: Prisma.SortOrder
@@ -832,8 +932,12 @@ export type LedgerEntryMaxOrderByAggregateInput = {
   promptTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -860,8 +964,12 @@ export type LedgerEntryMinOrderByAggregateInput = {
   promptTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
   outcome?: Prisma.SortOrder
@@ -881,8 +989,12 @@ export type LedgerEntrySumOrderByAggregateInput = {
   promptTokens?: Prisma.SortOrder
   completionTokens?: Prisma.SortOrder
   unpricedPromptTokens?: Prisma.SortOrder
+  cachedPromptTokens?: Prisma.SortOrder
+  cacheWriteTokens?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
   checkpointTokens?: Prisma.SortOrder
@@ -963,8 +1075,12 @@ export type LedgerEntryCreateWithoutTenantInput = {
   promptTokens?: number
   completionTokens?: number
   unpricedPromptTokens?: number
+  cachedPromptTokens?: number
+  cacheWriteTokens?: number
   inputMicrosPerMillion?: bigint | number | null
   outputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   priceSnapshot: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: bigint | number
   holdMicros?: bigint | number
@@ -992,8 +1108,12 @@ export type LedgerEntryUncheckedCreateWithoutTenantInput = {
   promptTokens?: number
   completionTokens?: number
   unpricedPromptTokens?: number
+  cachedPromptTokens?: number
+  cacheWriteTokens?: number
   inputMicrosPerMillion?: bigint | number | null
   outputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   priceSnapshot: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: bigint | number
   holdMicros?: bigint | number
@@ -1051,8 +1171,12 @@ export type LedgerEntryScalarWhereInput = {
   promptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   completionTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   unpricedPromptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
+  cachedPromptTokens?: Prisma.IntFilter<"LedgerEntry"> | number
+  cacheWriteTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   inputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
   outputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableFilter<"LedgerEntry"> | bigint | number | null
   priceSnapshot?: Prisma.JsonFilter<"LedgerEntry">
   costMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
   holdMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
@@ -1080,8 +1204,12 @@ export type LedgerEntryCreateManyTenantInput = {
   promptTokens?: number
   completionTokens?: number
   unpricedPromptTokens?: number
+  cachedPromptTokens?: number
+  cacheWriteTokens?: number
   inputMicrosPerMillion?: bigint | number | null
   outputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   priceSnapshot: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: bigint | number
   holdMicros?: bigint | number
@@ -1109,8 +1237,12 @@ export type LedgerEntryUpdateWithoutTenantInput = {
   promptTokens?: Prisma.IntFieldUpdateOperationsInput | number
   completionTokens?: Prisma.IntFieldUpdateOperationsInput | number
   unpricedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cachedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cacheWriteTokens?: Prisma.IntFieldUpdateOperationsInput | number
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   priceSnapshot?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   holdMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
@@ -1138,8 +1270,12 @@ export type LedgerEntryUncheckedUpdateWithoutTenantInput = {
   promptTokens?: Prisma.IntFieldUpdateOperationsInput | number
   completionTokens?: Prisma.IntFieldUpdateOperationsInput | number
   unpricedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cachedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cacheWriteTokens?: Prisma.IntFieldUpdateOperationsInput | number
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   priceSnapshot?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   holdMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
@@ -1167,8 +1303,12 @@ export type LedgerEntryUncheckedUpdateManyWithoutTenantInput = {
   promptTokens?: Prisma.IntFieldUpdateOperationsInput | number
   completionTokens?: Prisma.IntFieldUpdateOperationsInput | number
   unpricedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cachedPromptTokens?: Prisma.IntFieldUpdateOperationsInput | number
+  cacheWriteTokens?: Prisma.IntFieldUpdateOperationsInput | number
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   priceSnapshot?: Prisma.JsonNullValueInput | runtime.InputJsonValue
   costMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   holdMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
@@ -1199,8 +1339,12 @@ export type LedgerEntrySelect<ExtArgs extends runtime.Types.Extensions.InternalA
   promptTokens?: boolean
   completionTokens?: boolean
   unpricedPromptTokens?: boolean
+  cachedPromptTokens?: boolean
+  cacheWriteTokens?: boolean
   inputMicrosPerMillion?: boolean
   outputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   priceSnapshot?: boolean
   costMicros?: boolean
   holdMicros?: boolean
@@ -1230,8 +1374,12 @@ export type LedgerEntrySelectCreateManyAndReturn<ExtArgs extends runtime.Types.E
   promptTokens?: boolean
   completionTokens?: boolean
   unpricedPromptTokens?: boolean
+  cachedPromptTokens?: boolean
+  cacheWriteTokens?: boolean
   inputMicrosPerMillion?: boolean
   outputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   priceSnapshot?: boolean
   costMicros?: boolean
   holdMicros?: boolean
@@ -1261,8 +1409,12 @@ export type LedgerEntrySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.E
   promptTokens?: boolean
   completionTokens?: boolean
   unpricedPromptTokens?: boolean
+  cachedPromptTokens?: boolean
+  cacheWriteTokens?: boolean
   inputMicrosPerMillion?: boolean
   outputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   priceSnapshot?: boolean
   costMicros?: boolean
   holdMicros?: boolean
@@ -1292,8 +1444,12 @@ export type LedgerEntrySelectScalar = {
   promptTokens?: boolean
   completionTokens?: boolean
   unpricedPromptTokens?: boolean
+  cachedPromptTokens?: boolean
+  cacheWriteTokens?: boolean
   inputMicrosPerMillion?: boolean
   outputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   priceSnapshot?: boolean
   costMicros?: boolean
   holdMicros?: boolean
@@ -1308,7 +1464,7 @@ export type LedgerEntrySelectScalar = {
   idempotencyKey?: boolean
 }
 
-export type LedgerEntryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "requestId" | "tenantId" | "apiKeyId" | "profile" | "region" | "plannedModel" | "model" | "attempts" | "maxTokens" | "promptTokens" | "completionTokens" | "unpricedPromptTokens" | "inputMicrosPerMillion" | "outputMicrosPerMillion" | "priceSnapshot" | "costMicros" | "holdMicros" | "outcome" | "usageSource" | "state" | "leaseExpiresAt" | "checkpointTokens" | "checkpointModel" | "startedAt" | "endedAt" | "idempotencyKey", ExtArgs["result"]["ledgerEntry"]>
+export type LedgerEntryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "requestId" | "tenantId" | "apiKeyId" | "profile" | "region" | "plannedModel" | "model" | "attempts" | "maxTokens" | "promptTokens" | "completionTokens" | "unpricedPromptTokens" | "cachedPromptTokens" | "cacheWriteTokens" | "inputMicrosPerMillion" | "outputMicrosPerMillion" | "cachedInputMicrosPerMillion" | "cacheWriteMicrosPerMillion" | "priceSnapshot" | "costMicros" | "holdMicros" | "outcome" | "usageSource" | "state" | "leaseExpiresAt" | "checkpointTokens" | "checkpointModel" | "startedAt" | "endedAt" | "idempotencyKey", ExtArgs["result"]["ledgerEntry"]>
 export type LedgerEntryInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }
@@ -1345,10 +1501,24 @@ export type $LedgerEntryPayload<ExtArgs extends runtime.Types.Extensions.Interna
     completionTokens: number
     unpricedPromptTokens: number
     /**
+     * Of prompt_tokens: read from the provider's prompt cache.
+     */
+    cachedPromptTokens: number
+    /**
+     * Of prompt_tokens: written to the provider's prompt cache.
+     */
+    cacheWriteTokens: number
+    /**
      * Unit prices of the answering model that the cost was computed with (micro-USD per 1M tokens).
      */
     inputMicrosPerMillion: bigint | null
     outputMicrosPerMillion: bigint | null
+    /**
+     * The unit prices the cached and cache-write tokens were charged at (the input price when the model has none of
+     * its own); null when those tokens went unpriced.
+     */
+    cachedInputMicrosPerMillion: bigint | null
+    cacheWriteMicrosPerMillion: bigint | null
     /**
      * The prices in force for every model of the chain at admission: { model: { input, output } } as strings.
      */
@@ -1810,8 +1980,12 @@ export interface LedgerEntryFieldRefs {
   readonly promptTokens: Prisma.FieldRef<"LedgerEntry", 'Int'>
   readonly completionTokens: Prisma.FieldRef<"LedgerEntry", 'Int'>
   readonly unpricedPromptTokens: Prisma.FieldRef<"LedgerEntry", 'Int'>
+  readonly cachedPromptTokens: Prisma.FieldRef<"LedgerEntry", 'Int'>
+  readonly cacheWriteTokens: Prisma.FieldRef<"LedgerEntry", 'Int'>
   readonly inputMicrosPerMillion: Prisma.FieldRef<"LedgerEntry", 'BigInt'>
   readonly outputMicrosPerMillion: Prisma.FieldRef<"LedgerEntry", 'BigInt'>
+  readonly cachedInputMicrosPerMillion: Prisma.FieldRef<"LedgerEntry", 'BigInt'>
+  readonly cacheWriteMicrosPerMillion: Prisma.FieldRef<"LedgerEntry", 'BigInt'>
   readonly priceSnapshot: Prisma.FieldRef<"LedgerEntry", 'Json'>
   readonly costMicros: Prisma.FieldRef<"LedgerEntry", 'BigInt'>
   readonly holdMicros: Prisma.FieldRef<"LedgerEntry", 'BigInt'>

@@ -29,6 +29,8 @@ export type AggregateModel = {
 export type ModelAvgAggregateOutputType = {
   outputMicrosPerMillion: number | null
   inputMicrosPerMillion: number | null
+  cachedInputMicrosPerMillion: number | null
+  cacheWriteMicrosPerMillion: number | null
   ttftUsEastMs: number | null
   ttftAsiaMs: number | null
   tokensPerSecond: number | null
@@ -37,6 +39,8 @@ export type ModelAvgAggregateOutputType = {
 export type ModelSumAggregateOutputType = {
   outputMicrosPerMillion: bigint | null
   inputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   ttftUsEastMs: number | null
   ttftAsiaMs: number | null
   tokensPerSecond: number | null
@@ -48,6 +52,8 @@ export type ModelMinAggregateOutputType = {
   provider: string | null
   outputMicrosPerMillion: bigint | null
   inputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   ttftUsEastMs: number | null
   ttftAsiaMs: number | null
   tokensPerSecond: number | null
@@ -61,6 +67,8 @@ export type ModelMaxAggregateOutputType = {
   provider: string | null
   outputMicrosPerMillion: bigint | null
   inputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   ttftUsEastMs: number | null
   ttftAsiaMs: number | null
   tokensPerSecond: number | null
@@ -74,6 +82,8 @@ export type ModelCountAggregateOutputType = {
   provider: number
   outputMicrosPerMillion: number
   inputMicrosPerMillion: number
+  cachedInputMicrosPerMillion: number
+  cacheWriteMicrosPerMillion: number
   ttftUsEastMs: number
   ttftAsiaMs: number
   tokensPerSecond: number
@@ -86,6 +96,8 @@ export type ModelCountAggregateOutputType = {
 export type ModelAvgAggregateInputType = {
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   ttftUsEastMs?: true
   ttftAsiaMs?: true
   tokensPerSecond?: true
@@ -94,6 +106,8 @@ export type ModelAvgAggregateInputType = {
 export type ModelSumAggregateInputType = {
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   ttftUsEastMs?: true
   ttftAsiaMs?: true
   tokensPerSecond?: true
@@ -105,6 +119,8 @@ export type ModelMinAggregateInputType = {
   provider?: true
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   ttftUsEastMs?: true
   ttftAsiaMs?: true
   tokensPerSecond?: true
@@ -118,6 +134,8 @@ export type ModelMaxAggregateInputType = {
   provider?: true
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   ttftUsEastMs?: true
   ttftAsiaMs?: true
   tokensPerSecond?: true
@@ -131,6 +149,8 @@ export type ModelCountAggregateInputType = {
   provider?: true
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   ttftUsEastMs?: true
   ttftAsiaMs?: true
   tokensPerSecond?: true
@@ -231,6 +251,8 @@ export type ModelGroupByOutputType = {
   provider: string
   outputMicrosPerMillion: bigint | null
   inputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   ttftUsEastMs: number
   ttftAsiaMs: number | null
   tokensPerSecond: number
@@ -267,6 +289,8 @@ export type ModelWhereInput = {
   provider?: Prisma.StringFilter<"Model"> | string
   outputMicrosPerMillion?: Prisma.BigIntNullableFilter<"Model"> | bigint | number | null
   inputMicrosPerMillion?: Prisma.BigIntNullableFilter<"Model"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableFilter<"Model"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableFilter<"Model"> | bigint | number | null
   ttftUsEastMs?: Prisma.IntFilter<"Model"> | number
   ttftAsiaMs?: Prisma.IntNullableFilter<"Model"> | number | null
   tokensPerSecond?: Prisma.IntFilter<"Model"> | number
@@ -282,6 +306,8 @@ export type ModelOrderByWithRelationInput = {
   provider?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   ttftUsEastMs?: Prisma.SortOrder
   ttftAsiaMs?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
@@ -300,6 +326,8 @@ export type ModelWhereUniqueInput = Prisma.AtLeast<{
   provider?: Prisma.StringFilter<"Model"> | string
   outputMicrosPerMillion?: Prisma.BigIntNullableFilter<"Model"> | bigint | number | null
   inputMicrosPerMillion?: Prisma.BigIntNullableFilter<"Model"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableFilter<"Model"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableFilter<"Model"> | bigint | number | null
   ttftUsEastMs?: Prisma.IntFilter<"Model"> | number
   ttftAsiaMs?: Prisma.IntNullableFilter<"Model"> | number | null
   tokensPerSecond?: Prisma.IntFilter<"Model"> | number
@@ -315,6 +343,8 @@ export type ModelOrderByWithAggregationInput = {
   provider?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   ttftUsEastMs?: Prisma.SortOrder
   ttftAsiaMs?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
@@ -336,6 +366,8 @@ export type ModelScalarWhereWithAggregatesInput = {
   provider?: Prisma.StringWithAggregatesFilter<"Model"> | string
   outputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"Model"> | bigint | number | null
   inputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"Model"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"Model"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"Model"> | bigint | number | null
   ttftUsEastMs?: Prisma.IntWithAggregatesFilter<"Model"> | number
   ttftAsiaMs?: Prisma.IntNullableWithAggregatesFilter<"Model"> | number | null
   tokensPerSecond?: Prisma.IntWithAggregatesFilter<"Model"> | number
@@ -349,6 +381,8 @@ export type ModelCreateInput = {
   provider: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   ttftUsEastMs: number
   ttftAsiaMs?: number | null
   tokensPerSecond: number
@@ -364,6 +398,8 @@ export type ModelUncheckedCreateInput = {
   provider: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   ttftUsEastMs: number
   ttftAsiaMs?: number | null
   tokensPerSecond: number
@@ -379,6 +415,8 @@ export type ModelUpdateInput = {
   provider?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   ttftUsEastMs?: Prisma.IntFieldUpdateOperationsInput | number
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
@@ -394,6 +432,8 @@ export type ModelUncheckedUpdateInput = {
   provider?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   ttftUsEastMs?: Prisma.IntFieldUpdateOperationsInput | number
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
@@ -409,6 +449,8 @@ export type ModelCreateManyInput = {
   provider: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   ttftUsEastMs: number
   ttftAsiaMs?: number | null
   tokensPerSecond: number
@@ -422,6 +464,8 @@ export type ModelUpdateManyMutationInput = {
   provider?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   ttftUsEastMs?: Prisma.IntFieldUpdateOperationsInput | number
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
@@ -435,6 +479,8 @@ export type ModelUncheckedUpdateManyInput = {
   provider?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   ttftUsEastMs?: Prisma.IntFieldUpdateOperationsInput | number
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
@@ -448,6 +494,8 @@ export type ModelCountOrderByAggregateInput = {
   provider?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   ttftUsEastMs?: Prisma.SortOrder
   ttftAsiaMs?: Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
@@ -458,6 +506,8 @@ export type ModelCountOrderByAggregateInput = {
 export type ModelAvgOrderByAggregateInput = {
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   ttftUsEastMs?: Prisma.SortOrder
   ttftAsiaMs?: Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
@@ -469,6 +519,8 @@ export type ModelMaxOrderByAggregateInput = {
   provider?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   ttftUsEastMs?: Prisma.SortOrder
   ttftAsiaMs?: Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
@@ -482,6 +534,8 @@ export type ModelMinOrderByAggregateInput = {
   provider?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   ttftUsEastMs?: Prisma.SortOrder
   ttftAsiaMs?: Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
@@ -492,6 +546,8 @@ export type ModelMinOrderByAggregateInput = {
 export type ModelSumOrderByAggregateInput = {
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   ttftUsEastMs?: Prisma.SortOrder
   ttftAsiaMs?: Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
@@ -548,6 +604,8 @@ export type ModelCreateWithoutPricesInput = {
   provider: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   ttftUsEastMs: number
   ttftAsiaMs?: number | null
   tokensPerSecond: number
@@ -562,6 +620,8 @@ export type ModelUncheckedCreateWithoutPricesInput = {
   provider: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   ttftUsEastMs: number
   ttftAsiaMs?: number | null
   tokensPerSecond: number
@@ -592,6 +652,8 @@ export type ModelUpdateWithoutPricesInput = {
   provider?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   ttftUsEastMs?: Prisma.IntFieldUpdateOperationsInput | number
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
@@ -606,6 +668,8 @@ export type ModelUncheckedUpdateWithoutPricesInput = {
   provider?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   ttftUsEastMs?: Prisma.IntFieldUpdateOperationsInput | number
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
@@ -620,6 +684,8 @@ export type ModelCreateWithoutFallbacksInput = {
   provider: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   ttftUsEastMs: number
   ttftAsiaMs?: number | null
   tokensPerSecond: number
@@ -634,6 +700,8 @@ export type ModelUncheckedCreateWithoutFallbacksInput = {
   provider: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   ttftUsEastMs: number
   ttftAsiaMs?: number | null
   tokensPerSecond: number
@@ -664,6 +732,8 @@ export type ModelUpdateWithoutFallbacksInput = {
   provider?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   ttftUsEastMs?: Prisma.IntFieldUpdateOperationsInput | number
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
@@ -678,6 +748,8 @@ export type ModelUncheckedUpdateWithoutFallbacksInput = {
   provider?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   ttftUsEastMs?: Prisma.IntFieldUpdateOperationsInput | number
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
@@ -732,6 +804,8 @@ export type ModelSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
   provider?: boolean
   outputMicrosPerMillion?: boolean
   inputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   ttftUsEastMs?: boolean
   ttftAsiaMs?: boolean
   tokensPerSecond?: boolean
@@ -748,6 +822,8 @@ export type ModelSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensi
   provider?: boolean
   outputMicrosPerMillion?: boolean
   inputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   ttftUsEastMs?: boolean
   ttftAsiaMs?: boolean
   tokensPerSecond?: boolean
@@ -761,6 +837,8 @@ export type ModelSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensi
   provider?: boolean
   outputMicrosPerMillion?: boolean
   inputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   ttftUsEastMs?: boolean
   ttftAsiaMs?: boolean
   tokensPerSecond?: boolean
@@ -774,6 +852,8 @@ export type ModelSelectScalar = {
   provider?: boolean
   outputMicrosPerMillion?: boolean
   inputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   ttftUsEastMs?: boolean
   ttftAsiaMs?: boolean
   tokensPerSecond?: boolean
@@ -781,7 +861,7 @@ export type ModelSelectScalar = {
   updatedAt?: boolean
 }
 
-export type ModelOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "provider" | "outputMicrosPerMillion" | "inputMicrosPerMillion" | "ttftUsEastMs" | "ttftAsiaMs" | "tokensPerSecond" | "priceSetByAdmin" | "updatedAt", ExtArgs["result"]["model"]>
+export type ModelOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "provider" | "outputMicrosPerMillion" | "inputMicrosPerMillion" | "cachedInputMicrosPerMillion" | "cacheWriteMicrosPerMillion" | "ttftUsEastMs" | "ttftAsiaMs" | "tokensPerSecond" | "priceSetByAdmin" | "updatedAt", ExtArgs["result"]["model"]>
 export type ModelInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   prices?: boolean | Prisma.Model$pricesArgs<ExtArgs>
   fallbacks?: boolean | Prisma.Model$fallbacksArgs<ExtArgs>
@@ -808,6 +888,14 @@ export type $ModelPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs 
      * Micro-dollars per 1M prompt tokens; null: unknown, prompt tokens recorded but not charged.
      */
     inputMicrosPerMillion: bigint | null
+    /**
+     * Micro-dollars per 1M cached prompt tokens (read from the provider's cache); null: charged at the input price.
+     */
+    cachedInputMicrosPerMillion: bigint | null
+    /**
+     * Micro-dollars per 1M prompt tokens written to the provider's cache; null: charged at the input price.
+     */
+    cacheWriteMicrosPerMillion: bigint | null
     ttftUsEastMs: number
     /**
      * Null: no Asia figure; US East's applies.
@@ -1249,6 +1337,8 @@ export interface ModelFieldRefs {
   readonly provider: Prisma.FieldRef<"Model", 'String'>
   readonly outputMicrosPerMillion: Prisma.FieldRef<"Model", 'BigInt'>
   readonly inputMicrosPerMillion: Prisma.FieldRef<"Model", 'BigInt'>
+  readonly cachedInputMicrosPerMillion: Prisma.FieldRef<"Model", 'BigInt'>
+  readonly cacheWriteMicrosPerMillion: Prisma.FieldRef<"Model", 'BigInt'>
   readonly ttftUsEastMs: Prisma.FieldRef<"Model", 'Int'>
   readonly ttftAsiaMs: Prisma.FieldRef<"Model", 'Int'>
   readonly tokensPerSecond: Prisma.FieldRef<"Model", 'Int'>

@@ -30,12 +30,16 @@ export type ModelPriceAvgAggregateOutputType = {
   id: number | null
   outputMicrosPerMillion: number | null
   inputMicrosPerMillion: number | null
+  cachedInputMicrosPerMillion: number | null
+  cacheWriteMicrosPerMillion: number | null
 }
 
 export type ModelPriceSumAggregateOutputType = {
   id: bigint | null
   outputMicrosPerMillion: bigint | null
   inputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
 }
 
 export type ModelPriceMinAggregateOutputType = {
@@ -43,6 +47,8 @@ export type ModelPriceMinAggregateOutputType = {
   modelId: string | null
   outputMicrosPerMillion: bigint | null
   inputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   effectiveFrom: Date | null
   source: string | null
 }
@@ -52,6 +58,8 @@ export type ModelPriceMaxAggregateOutputType = {
   modelId: string | null
   outputMicrosPerMillion: bigint | null
   inputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   effectiveFrom: Date | null
   source: string | null
 }
@@ -61,6 +69,8 @@ export type ModelPriceCountAggregateOutputType = {
   modelId: number
   outputMicrosPerMillion: number
   inputMicrosPerMillion: number
+  cachedInputMicrosPerMillion: number
+  cacheWriteMicrosPerMillion: number
   effectiveFrom: number
   source: number
   _all: number
@@ -71,12 +81,16 @@ export type ModelPriceAvgAggregateInputType = {
   id?: true
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
 }
 
 export type ModelPriceSumAggregateInputType = {
   id?: true
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
 }
 
 export type ModelPriceMinAggregateInputType = {
@@ -84,6 +98,8 @@ export type ModelPriceMinAggregateInputType = {
   modelId?: true
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   effectiveFrom?: true
   source?: true
 }
@@ -93,6 +109,8 @@ export type ModelPriceMaxAggregateInputType = {
   modelId?: true
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   effectiveFrom?: true
   source?: true
 }
@@ -102,6 +120,8 @@ export type ModelPriceCountAggregateInputType = {
   modelId?: true
   outputMicrosPerMillion?: true
   inputMicrosPerMillion?: true
+  cachedInputMicrosPerMillion?: true
+  cacheWriteMicrosPerMillion?: true
   effectiveFrom?: true
   source?: true
   _all?: true
@@ -198,6 +218,8 @@ export type ModelPriceGroupByOutputType = {
   modelId: string
   outputMicrosPerMillion: bigint | null
   inputMicrosPerMillion: bigint | null
+  cachedInputMicrosPerMillion: bigint | null
+  cacheWriteMicrosPerMillion: bigint | null
   effectiveFrom: Date
   source: string
   _count: ModelPriceCountAggregateOutputType | null
@@ -230,6 +252,8 @@ export type ModelPriceWhereInput = {
   modelId?: Prisma.StringFilter<"ModelPrice"> | string
   outputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
   inputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFilter<"ModelPrice"> | Date | string
   source?: Prisma.StringFilter<"ModelPrice"> | string
   model?: Prisma.XOR<Prisma.ModelScalarRelationFilter, Prisma.ModelWhereInput>
@@ -240,6 +264,8 @@ export type ModelPriceOrderByWithRelationInput = {
   modelId?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   effectiveFrom?: Prisma.SortOrder
   source?: Prisma.SortOrder
   model?: Prisma.ModelOrderByWithRelationInput
@@ -253,6 +279,8 @@ export type ModelPriceWhereUniqueInput = Prisma.AtLeast<{
   modelId?: Prisma.StringFilter<"ModelPrice"> | string
   outputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
   inputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFilter<"ModelPrice"> | Date | string
   source?: Prisma.StringFilter<"ModelPrice"> | string
   model?: Prisma.XOR<Prisma.ModelScalarRelationFilter, Prisma.ModelWhereInput>
@@ -263,6 +291,8 @@ export type ModelPriceOrderByWithAggregationInput = {
   modelId?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrderInput | Prisma.SortOrder
   effectiveFrom?: Prisma.SortOrder
   source?: Prisma.SortOrder
   _count?: Prisma.ModelPriceCountOrderByAggregateInput
@@ -280,6 +310,8 @@ export type ModelPriceScalarWhereWithAggregatesInput = {
   modelId?: Prisma.StringWithAggregatesFilter<"ModelPrice"> | string
   outputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"ModelPrice"> | bigint | number | null
   inputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"ModelPrice"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"ModelPrice"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableWithAggregatesFilter<"ModelPrice"> | bigint | number | null
   effectiveFrom?: Prisma.DateTimeWithAggregatesFilter<"ModelPrice"> | Date | string
   source?: Prisma.StringWithAggregatesFilter<"ModelPrice"> | string
 }
@@ -288,6 +320,8 @@ export type ModelPriceCreateInput = {
   id?: bigint | number
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   effectiveFrom?: Date | string
   source: string
   model: Prisma.ModelCreateNestedOneWithoutPricesInput
@@ -298,6 +332,8 @@ export type ModelPriceUncheckedCreateInput = {
   modelId: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   effectiveFrom?: Date | string
   source: string
 }
@@ -306,6 +342,8 @@ export type ModelPriceUpdateInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   source?: Prisma.StringFieldUpdateOperationsInput | string
   model?: Prisma.ModelUpdateOneRequiredWithoutPricesNestedInput
@@ -316,6 +354,8 @@ export type ModelPriceUncheckedUpdateInput = {
   modelId?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   source?: Prisma.StringFieldUpdateOperationsInput | string
 }
@@ -325,6 +365,8 @@ export type ModelPriceCreateManyInput = {
   modelId: string
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   effectiveFrom?: Date | string
   source: string
 }
@@ -333,6 +375,8 @@ export type ModelPriceUpdateManyMutationInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   source?: Prisma.StringFieldUpdateOperationsInput | string
 }
@@ -342,6 +386,8 @@ export type ModelPriceUncheckedUpdateManyInput = {
   modelId?: Prisma.StringFieldUpdateOperationsInput | string
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   source?: Prisma.StringFieldUpdateOperationsInput | string
 }
@@ -361,6 +407,8 @@ export type ModelPriceCountOrderByAggregateInput = {
   modelId?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   effectiveFrom?: Prisma.SortOrder
   source?: Prisma.SortOrder
 }
@@ -369,6 +417,8 @@ export type ModelPriceAvgOrderByAggregateInput = {
   id?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
 }
 
 export type ModelPriceMaxOrderByAggregateInput = {
@@ -376,6 +426,8 @@ export type ModelPriceMaxOrderByAggregateInput = {
   modelId?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   effectiveFrom?: Prisma.SortOrder
   source?: Prisma.SortOrder
 }
@@ -385,6 +437,8 @@ export type ModelPriceMinOrderByAggregateInput = {
   modelId?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
   effectiveFrom?: Prisma.SortOrder
   source?: Prisma.SortOrder
 }
@@ -393,6 +447,8 @@ export type ModelPriceSumOrderByAggregateInput = {
   id?: Prisma.SortOrder
   outputMicrosPerMillion?: Prisma.SortOrder
   inputMicrosPerMillion?: Prisma.SortOrder
+  cachedInputMicrosPerMillion?: Prisma.SortOrder
+  cacheWriteMicrosPerMillion?: Prisma.SortOrder
 }
 
 export type ModelPriceCreateNestedManyWithoutModelInput = {
@@ -449,6 +505,8 @@ export type ModelPriceCreateWithoutModelInput = {
   id?: bigint | number
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   effectiveFrom?: Date | string
   source: string
 }
@@ -457,6 +515,8 @@ export type ModelPriceUncheckedCreateWithoutModelInput = {
   id?: bigint | number
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   effectiveFrom?: Date | string
   source: string
 }
@@ -495,6 +555,8 @@ export type ModelPriceScalarWhereInput = {
   modelId?: Prisma.StringFilter<"ModelPrice"> | string
   outputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
   inputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.BigIntNullableFilter<"ModelPrice"> | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFilter<"ModelPrice"> | Date | string
   source?: Prisma.StringFilter<"ModelPrice"> | string
 }
@@ -503,6 +565,8 @@ export type ModelPriceCreateManyModelInput = {
   id?: bigint | number
   outputMicrosPerMillion?: bigint | number | null
   inputMicrosPerMillion?: bigint | number | null
+  cachedInputMicrosPerMillion?: bigint | number | null
+  cacheWriteMicrosPerMillion?: bigint | number | null
   effectiveFrom?: Date | string
   source: string
 }
@@ -511,6 +575,8 @@ export type ModelPriceUpdateWithoutModelInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   source?: Prisma.StringFieldUpdateOperationsInput | string
 }
@@ -519,6 +585,8 @@ export type ModelPriceUncheckedUpdateWithoutModelInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   source?: Prisma.StringFieldUpdateOperationsInput | string
 }
@@ -527,6 +595,8 @@ export type ModelPriceUncheckedUpdateManyWithoutModelInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   outputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   inputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cachedInputMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  cacheWriteMicrosPerMillion?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
   effectiveFrom?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   source?: Prisma.StringFieldUpdateOperationsInput | string
 }
@@ -538,6 +608,8 @@ export type ModelPriceSelect<ExtArgs extends runtime.Types.Extensions.InternalAr
   modelId?: boolean
   outputMicrosPerMillion?: boolean
   inputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   effectiveFrom?: boolean
   source?: boolean
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
@@ -548,6 +620,8 @@ export type ModelPriceSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
   modelId?: boolean
   outputMicrosPerMillion?: boolean
   inputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   effectiveFrom?: boolean
   source?: boolean
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
@@ -558,6 +632,8 @@ export type ModelPriceSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
   modelId?: boolean
   outputMicrosPerMillion?: boolean
   inputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   effectiveFrom?: boolean
   source?: boolean
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
@@ -568,11 +644,13 @@ export type ModelPriceSelectScalar = {
   modelId?: boolean
   outputMicrosPerMillion?: boolean
   inputMicrosPerMillion?: boolean
+  cachedInputMicrosPerMillion?: boolean
+  cacheWriteMicrosPerMillion?: boolean
   effectiveFrom?: boolean
   source?: boolean
 }
 
-export type ModelPriceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "modelId" | "outputMicrosPerMillion" | "inputMicrosPerMillion" | "effectiveFrom" | "source", ExtArgs["result"]["modelPrice"]>
+export type ModelPriceOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "modelId" | "outputMicrosPerMillion" | "inputMicrosPerMillion" | "cachedInputMicrosPerMillion" | "cacheWriteMicrosPerMillion" | "effectiveFrom" | "source", ExtArgs["result"]["modelPrice"]>
 export type ModelPriceInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   model?: boolean | Prisma.ModelDefaultArgs<ExtArgs>
 }
@@ -593,6 +671,8 @@ export type $ModelPricePayload<ExtArgs extends runtime.Types.Extensions.Internal
     modelId: string
     outputMicrosPerMillion: bigint | null
     inputMicrosPerMillion: bigint | null
+    cachedInputMicrosPerMillion: bigint | null
+    cacheWriteMicrosPerMillion: bigint | null
     effectiveFrom: Date
     /**
      * "seed" or "admin".
@@ -1026,6 +1106,8 @@ export interface ModelPriceFieldRefs {
   readonly modelId: Prisma.FieldRef<"ModelPrice", 'String'>
   readonly outputMicrosPerMillion: Prisma.FieldRef<"ModelPrice", 'BigInt'>
   readonly inputMicrosPerMillion: Prisma.FieldRef<"ModelPrice", 'BigInt'>
+  readonly cachedInputMicrosPerMillion: Prisma.FieldRef<"ModelPrice", 'BigInt'>
+  readonly cacheWriteMicrosPerMillion: Prisma.FieldRef<"ModelPrice", 'BigInt'>
   readonly effectiveFrom: Prisma.FieldRef<"ModelPrice", 'DateTime'>
   readonly source: Prisma.FieldRef<"ModelPrice", 'String'>
 }

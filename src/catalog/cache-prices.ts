@@ -1,0 +1,51 @@
+import { AppError } from '../errors';
+import type { Db } from '../infra/prisma';
+import type { Epoch } from '../infra/epoch';
+import type { Logger } from '../infra/logger';
+import { makeAdminCommit } from '../tenants/admin-commit';
+import { parseUsd, type Micros } from '../accounting/money';
+import { audit } from '../tenants/audit';
+import type { Maybe } from '../tenants/admin-service';
+import { loadCatalog } from './catalog-store';
+import type { ModelInfo } from './types';
+
+export interface CachePriceService {
+  /**
+   * Sets a model's cached-input and cache-write prices from now: an argument left out keeps its price, an explicit
+   * null clears it (those tokens are then charged at the input price). Validates both before writing; writes the
+   * model, a price-history row carrying all four prices and an audit record in one transaction, announced on the
+   * epoch before it commits so every instance prices its next request with them. Unknown model: NOT_FOUND; a bad amount:
+   * BAD_USER_INPUT naming the argument; nothing written either way.
+   */
+  setCachePrices(model: string, cachedInput: Maybe<string>, cacheWrite: Maybe<string>): Promise<ModelInfo>;
+}
+
+const parsed = (m: Maybe<string>, field: string): Micros | null | undefined =>
+  m.given ? (m.value === null ? null : parseUsd(m.value, field)) : undefined;
+
+export function makeCachePriceService(deps: { db: Db; epoch: Epoch; logger?: Logger }): CachePriceService {
+  const { db } = deps;
+  const commit = makeAdminCommit(deps);
+  return {
+    async setCachePrices(model, cachedInput, cacheWrite) {
+      const cached = parsed(cachedInput, 'cachedInputUsdPerMillion');
+      const write = parsed(cacheWrite, 'cacheWriteUsdPerMillion');
+      await commit(async (tx) => {
+        const m = await tx.model.findUnique({ where: { id: model } });
+        if (!m) throw new AppError('NOT_FOUND', `no model "${model.slice(0, 64)}"`);
+        const before = { cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion, cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion };
+        const next = {
+          cachedInputMicrosPerMillion: cached === undefined ? m.cachedInputMicrosPerMillion : cached,
+          cacheWriteMicrosPerMillion: write === undefined ? m.cacheWriteMicrosPerMillion : write,
+        };
+        await tx.model.update({ where: { id: model }, data: { ...next, priceSetByAdmin: true } });
+        await tx.modelPrice.create({
+          data: { modelId: model, outputMicrosPerMillion: m.outputMicrosPerMillion, inputMicrosPerMillion: m.inputMicrosPerMillion, ...next, source: 'admin' },
+        });
+        await audit(tx, 'admin', { action: 'setModelCachePrices', targetType: 'model', targetId: model, oldValue: before, newValue: next });
+      });
+      const catalog = await loadCatalog(db);
+      return catalog.models.get(model)!;
+    },
+  };
+}
