@@ -66,8 +66,18 @@ function ensureAutocannon(scratchDir: string, install: boolean, log: (s: string)
   log(`load generator: installing autocannon ${AUTOCANNON_VERSION} into ${dir}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'bench-peers-autocannon', private: true, dependencies: { autocannon: AUTOCANNON_VERSION } }));
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--omit=dev'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  npmInstall(dir);
   return entry;
+}
+
+/** `npm install` in a scratch folder; its output is shown only when it fails. */
+export function npmInstall(dir: string): void {
+  try {
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--omit=dev'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stdout?: Buffer; stderr?: Buffer };
+    throw new Error(`npm install in ${dir} failed:\n${String(err.stdout ?? '')}${String(err.stderr ?? '')}`.slice(0, 4000));
+  }
 }
 
 /**
@@ -186,7 +196,9 @@ export function parseWrkOutput(out: string, concurrency: number, seconds: number
 }
 
 function wrkTool(workDir: string): LoadTool {
-  const version = execFileSync('sh', ['-c', 'wrk -v 2>&1 | head -1 || true']).toString().trim();
+  // `wrk -v` prints "wrk <version> [<engine>] Copyright ..." (and exits 1).
+  const banner = execFileSync('sh', ['-c', 'wrk -v 2>&1 | head -1 || true']).toString().trim();
+  const version = /^wrk (\S+)/.exec(banner)?.[1] ?? banner;
   let seq = 0;
   return {
     name: 'wrk',

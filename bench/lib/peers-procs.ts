@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { npmInstall } from './peers-load';
 import { answers, freePort, startChild } from './procs';
 
 export const PORTKEY_VERSION = '1.15.2';
@@ -50,7 +51,7 @@ export function installPortkey(scratchDir: string, install: boolean, log: (s: st
         overrides: { '@hono/node-server': HONO_NODE_SERVER_VERSION },
       }),
     );
-    execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+    npmInstall(dir);
     if (!ready()) throw new Error(`portkey: npm install into ${dir} did not leave ${PORTKEY_VERSION} with @hono/node-server ${HONO_NODE_SERVER_VERSION}`);
   }
   const entry = path.join(pkg, 'build', 'start-server.js');
