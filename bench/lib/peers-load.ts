@@ -76,7 +76,7 @@ export function npmInstall(dir: string): void {
     execFileSync('npm', ['install', '--no-audit', '--no-fund', '--omit=dev'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as { stdout?: Buffer; stderr?: Buffer };
-    throw new Error(`npm install in ${dir} failed:\n${String(err.stdout ?? '')}${String(err.stderr ?? '')}`.slice(0, 4000));
+    throw new Error(`npm install in ${dir} failed:\n${String(err.stdout ?? '')}${String(err.stderr ?? '')}`.slice(0, 4000), { cause: e });
   }
 }
 

@@ -48,7 +48,7 @@ export async function runPeers(o: PeersOptions): Promise<{ results: PeersResults
   const skipped: PeersResults['skipped'] = {};
   let pinning: PeersResults['pinning'] = { enabled: false, loadAndUpstreamCpu: null, targetCpu: null, detail: 'off (--no-pin)' };
   let tool: LoadTool | null = null;
-  let gatewayChild: Child | null = null;
+  let gatewayChild: Child | undefined;
   const targets: Target[] = [];
 
   try {
