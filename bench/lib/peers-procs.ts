@@ -10,13 +10,15 @@ export const PORTKEY_VERSION = '1.15.2';
 export const HONO_NODE_SERVER_VERSION = '1.13.5';
 
 /**
- * Pins every thread of a running process to one CPU (threads it starts later inherit it). True when it worked; a
- * machine without taskset, or with one core, runs unpinned and the results say so.
+ * Pins every thread of a running process to one CPU, or with `null` lets it run on all of them again (threads it
+ * starts later inherit it). True when it worked; a machine without taskset, or with one core, runs unpinned and the
+ * results say so.
  */
-export function pinProcess(pid: number, cpu: number): boolean {
-  if (os.cpus().length <= cpu) return false;
+export function pinProcess(pid: number, cpu: number | null): boolean {
+  const cores = os.cpus().length;
+  if (cpu !== null && cores <= cpu) return false;
   try {
-    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-p', '-c', cpu === null ? `0-${cores - 1}` : String(cpu), String(pid)], { stdio: 'ignore' });
     return true;
   } catch {
     return false;

@@ -199,7 +199,11 @@ function pinAll(simulatorPid: number, targets: readonly Target[]): PeersResults[
   if (!pinProcess(process.pid, LOAD_CPU)) failed.push('load generator');
   if (!pinProcess(simulatorPid, LOAD_CPU)) failed.push('simulator');
   for (const t of targets) if (t.id !== 'direct' && !pinProcess(t.pid, TARGET_CPU)) failed.push(TARGET_LABELS[t.id]);
-  if (failed.length) return { enabled: false, loadAndUpstreamCpu: null, targetCpu: null, detail: `none (taskset failed or fewer than 2 cores: ${failed.join(', ')})` };
+  if (failed.length) {
+    // All or nothing: a half-pinned run would measure some targets against a crowded core and others not.
+    for (const pid of [process.pid, simulatorPid, ...targets.map((t) => t.pid)]) pinProcess(pid, null);
+    return { enabled: false, loadAndUpstreamCpu: null, targetCpu: null, detail: `none (taskset failed or fewer than 2 cores: ${failed.join(', ')})` };
+  }
   return {
     enabled: true,
     loadAndUpstreamCpu: LOAD_CPU,
