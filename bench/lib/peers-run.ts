@@ -47,7 +47,7 @@ export async function runPeers(o: PeersOptions): Promise<{ results: PeersResults
   const runs: PeersResults['runs'] = {};
   const skipped: PeersResults['skipped'] = {};
   let pinning: PeersResults['pinning'] = { enabled: false, loadAndUpstreamCpu: null, targetCpu: null, detail: 'off (--no-pin)' };
-  let tool: LoadTool | null = null;
+  let tool: LoadTool | undefined;
   let gatewayChild: Child | undefined;
   const targets: Target[] = [];
 
@@ -66,26 +66,12 @@ export async function runPeers(o: PeersOptions): Promise<{ results: PeersResults
     redis.disconnect();
 
     log('bench:peers: starting the simulator (SIM_LATENCY_SCALE=0) and the targets as child processes');
-    const sim = track(await startSimulatorChild(0));
-    const [undici, apollo, pk, gw] = await Promise.all([
-      startProxyChild(sim.origin).then(track),
-      startApolloHopChild(sim.url, MODEL).then(track),
-      portkey ? startPortkeyChild(portkey.entry).then(track) : Promise.resolve(null),
-      startGatewayChild({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, adminKey: o.adminKey, upstreamUrl: sim.url }).then(track),
-    ]);
-    gatewayChild = gw.child;
-    const tenant = await createBenchTenant(gw.graphqlUrl, o.adminKey, `bench-peers-${Date.now().toString(36)}`);
-    targets.push(
-      openAiTarget('direct', sim.child.pid, sim.origin),
-      openAiTarget('undici', undici.child.pid, undici.origin),
-      graphqlTarget('apollo', apollo.child.pid, apollo.graphqlUrl, 'no-checks'),
-      ...(pk ? [openAiTarget('portkey', pk.child.pid, pk.origin, portkeyHeaders(sim.url))] : []),
-      graphqlTarget('gateway', gw.child.pid, gw.graphqlUrl, tenant.key),
-    );
-    const pids = Object.fromEntries(targets.map((t) => [t.id, t.pid]));
-    log(`bench:peers: ${targets.map((t) => `${t.id} pid ${t.pid}`).join(', ')}; gateway tenant ${tenant.id} (budget $1,000,000, limits 2e9/min)`);
+    const started = await startTargets(o, portkey?.entry ?? null, track);
+    gatewayChild = started.gatewayChild;
+    targets.push(...started.targets);
+    log(`bench:peers: ${targets.map((t) => `${t.id} pid ${t.pid}`).join(', ')}; gateway tenant ${started.tenantId} (budget $1,000,000, limits 2e9/min)`);
 
-    if (o.pin) pinning = pinAll(sim.child.pid, targets);
+    if (o.pin) pinning = pinAll(started.simulatorPid, targets);
     log(`bench:peers: pinning: ${pinning.detail}`);
 
     for (const tokens of o.answers) {
@@ -101,43 +87,7 @@ export async function runPeers(o: PeersOptions): Promise<{ results: PeersResults
     const live = targets.filter((t) => !skipped[t.id]);
     if (!live.some((t) => t.id === 'direct')) throw new Error(`the direct call to the simulator fails: ${skipped.direct}`);
 
-    const load = async (t: Target, tokens: number, c: number, seconds: number): Promise<LoadResult> => {
-      p.status(`${t.id} ${tokens} tokens c=${c} ${seconds} s`);
-      return tool!.run({ ...t.request(tokens), concurrency: c, seconds, pids });
-    };
-    if (o.prewarmSeconds > 0) {
-      for (const t of live) {
-        const r = await load(t, o.answers[0]!, 16, o.prewarmSeconds);
-        log(`  pre-warm ${t.id.padEnd(8)} c=16 ${o.prewarmSeconds} s: ${r.rps} req/s${r.errors ? `, ${r.errors} errors (${r.firstError})` : ''}`);
-      }
-    }
-
-    for (const tokens of o.answers) {
-      const byTarget: Partial<Record<TargetId, TargetRun>> = Object.fromEntries(live.map((t) => [t.id, { nonStreamed: {}, streamed: {} }]));
-      runs[String(tokens)] = byTarget;
-      log(`bench:peers: ${tokens}-token answers, non-streamed, ${o.seconds} s per cell after ${o.warmupSeconds} s warm-up`);
-      for (const c of o.concurrency) {
-        for (const t of live) {
-          if (o.warmupSeconds > 0) await load(t, tokens, c, o.warmupSeconds);
-          const r = await load(t, tokens, c, o.seconds);
-          byTarget[t.id]!.nonStreamed[String(c)] = r;
-          log(`  ${t.id.padEnd(8)} c=${String(c).padEnd(3)} ${String(r.rps).padStart(9)} req/s  p50 ${r.latencyMs.p50.toFixed(3).padStart(8)} ms  p99 ${r.latencyMs.p99.toFixed(3).padStart(8)} ms${r.errors ? `  ${r.errors} errors (${r.firstError})` : ''}`);
-        }
-      }
-      log(`bench:peers: ${tokens}-token answers, streamed, ${o.streamSeconds} s per cell after ${o.streamWarmupSeconds} s warm-up`);
-      for (const c of o.streamConcurrency) {
-        for (const t of live) {
-          const s = await t.openStreams(tokens, c);
-          try {
-            const r = await closedLoop({ label: `stream ${t.id}`, concurrency: c, warmupS: o.streamWarmupSeconds, seconds: o.streamSeconds, progress: p, pids, op: s.op });
-            byTarget[t.id]!.streamed[String(c)] = r;
-            log(`  ${t.id.padEnd(8)} c=${String(c).padEnd(3)} ${String(r.rps).padStart(9)} streams/s  TTFT p50 ${(r.ttftMs?.p50 ?? NaN).toFixed(3).padStart(8)} ms  p99 ${(r.ttftMs?.p99 ?? NaN).toFixed(3).padStart(8)} ms${r.errors ? `  ${r.errors} errors (${r.firstError})` : ''}`);
-          } finally {
-            await s.close();
-          }
-        }
-      }
-    }
+    Object.assign(runs, await measureAll(o, live, tool, p));
   } finally {
     await Promise.all([...children].map((c) => c.stop()));
     process.off('SIGINT', onSignal);
@@ -191,6 +141,73 @@ export async function runPeers(o: PeersOptions): Promise<{ results: PeersResults
     p.log(`bench:peers: refreshed ${o.markdown}`);
   }
   return { results, jsonPath, mdPath };
+}
+
+/** The simulator, then every target in front of it at once; the gateway's tenant has every check on and is never refused. */
+async function startTargets(o: PeersOptions, portkeyEntry: string | null, track: <T extends { child: Child }>(x: T) => T) {
+  const sim = track(await startSimulatorChild(0));
+  const [undici, apollo, pk, gw] = await Promise.all([
+    startProxyChild(sim.origin).then(track),
+    startApolloHopChild(sim.url, MODEL).then(track),
+    portkeyEntry ? startPortkeyChild(portkeyEntry).then(track) : Promise.resolve(null),
+    startGatewayChild({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, adminKey: o.adminKey, upstreamUrl: sim.url }).then(track),
+  ]);
+  const tenant = await createBenchTenant(gw.graphqlUrl, o.adminKey, `bench-peers-${Date.now().toString(36)}`);
+  const targets: Target[] = [
+    openAiTarget('direct', sim.child.pid, sim.origin),
+    openAiTarget('undici', undici.child.pid, undici.origin),
+    graphqlTarget('apollo', apollo.child.pid, apollo.graphqlUrl, 'no-checks'),
+    ...(pk ? [openAiTarget('portkey', pk.child.pid, pk.origin, portkeyHeaders(sim.url))] : []),
+    graphqlTarget('gateway', gw.child.pid, gw.graphqlUrl, tenant.key),
+  ];
+  return { targets, simulatorPid: sim.child.pid, gatewayChild: gw.child, tenantId: tenant.id };
+}
+
+/**
+ * Pre-warm, then per answer length: non-streamed cells (every target at one concurrency before the next, so
+ * neighbours in the table are measured minutes apart at most), then streamed cells.
+ */
+async function measureAll(o: PeersOptions, live: readonly Target[], tool: LoadTool, p: Progress): Promise<PeersResults['runs']> {
+  const runs: PeersResults['runs'] = {};
+  const pids = Object.fromEntries(live.map((t) => [t.id, t.pid]));
+  const load = async (t: Target, tokens: number, c: number, seconds: number): Promise<LoadResult> => {
+    p.status(`${t.id} ${tokens} tokens c=${c} ${seconds} s`);
+    return tool.run({ ...t.request(tokens), concurrency: c, seconds, pids });
+  };
+  const errorsOf = (r: LoadResult) => (r.errors ? `  ${r.errors} errors (${r.firstError})` : '');
+  if (o.prewarmSeconds > 0) {
+    for (const t of live) {
+      const r = await load(t, o.answers[0]!, 16, o.prewarmSeconds);
+      p.log(`  pre-warm ${t.id.padEnd(8)} c=16 ${o.prewarmSeconds} s: ${r.rps} req/s${errorsOf(r)}`);
+    }
+  }
+  for (const tokens of o.answers) {
+    const byTarget: Partial<Record<TargetId, TargetRun>> = Object.fromEntries(live.map((t) => [t.id, { nonStreamed: {}, streamed: {} }]));
+    runs[String(tokens)] = byTarget;
+    p.log(`bench:peers: ${tokens}-token answers, non-streamed, ${o.seconds} s per cell after ${o.warmupSeconds} s warm-up`);
+    for (const c of o.concurrency) {
+      for (const t of live) {
+        if (o.warmupSeconds > 0) await load(t, tokens, c, o.warmupSeconds);
+        const r = await load(t, tokens, c, o.seconds);
+        byTarget[t.id]!.nonStreamed[String(c)] = r;
+        p.log(`  ${t.id.padEnd(8)} c=${String(c).padEnd(3)} ${String(r.rps).padStart(9)} req/s  p50 ${r.latencyMs.p50.toFixed(3).padStart(8)} ms  p99 ${r.latencyMs.p99.toFixed(3).padStart(8)} ms${errorsOf(r)}`);
+      }
+    }
+    p.log(`bench:peers: ${tokens}-token answers, streamed, ${o.streamSeconds} s per cell after ${o.streamWarmupSeconds} s warm-up`);
+    for (const c of o.streamConcurrency) {
+      for (const t of live) {
+        const s = await t.openStreams(tokens, c);
+        try {
+          const r = await closedLoop({ label: `stream ${t.id}`, concurrency: c, warmupS: o.streamWarmupSeconds, seconds: o.streamSeconds, progress: p, pids, op: s.op });
+          byTarget[t.id]!.streamed[String(c)] = r;
+          p.log(`  ${t.id.padEnd(8)} c=${String(c).padEnd(3)} ${String(r.rps).padStart(9)} streams/s  TTFT p50 ${(r.ttftMs?.p50 ?? NaN).toFixed(3).padStart(8)} ms  p99 ${(r.ttftMs?.p99 ?? NaN).toFixed(3).padStart(8)} ms${errorsOf(r)}`);
+        } finally {
+          await s.close();
+        }
+      }
+    }
+  }
+  return runs;
 }
 
 /** This process (and so the load generators it spawns) and the simulator on CPU 0, each target on CPU 1. */
