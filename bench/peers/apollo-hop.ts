@@ -14,7 +14,7 @@ import { expressMiddleware } from '@as-integrations/express5';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import express from 'express';
 import { useServer } from 'graphql-ws/use/ws';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { WebSocketServer } from 'ws';
 import { createSseEventDecoder } from '../../src/upstream/sse-events';
 
@@ -60,11 +60,18 @@ function callUpstream(input: ChatInput, stream: boolean) {
   return pool.request({ method: 'POST', path: `${upstream.pathname}/chat/completions`, headers: { 'content-type': 'application/json', authorization: 'Bearer hop' }, body });
 }
 
+/** A non-200 answer becomes a GraphQL error (its body read, so the pooled connection is reused). */
+async function failUnlessOk(r: Dispatcher.ResponseData): Promise<void> {
+  if (r.statusCode === 200) return;
+  await r.body.dump();
+  throw new Error(`upstream answered ${r.statusCode}`);
+}
+
 async function chat(input: ChatInput) {
   const t0 = performance.now();
   const r = await callUpstream(input, false);
+  await failUnlessOk(r);
   const j = (await r.body.json()) as { choices: Array<{ message: { content: string } }>; usage: OpenAiUsage };
-  if (r.statusCode !== 200) throw new Error(`upstream answered ${r.statusCode}`);
   const totalMs = Math.round(performance.now() - t0);
   return { requestId: `hop-${++seq}`, model, content: j.choices[0]!.message.content, outcome: 'COMPLETED', usage: usageOf(j.usage), ttftMs: totalMs, totalMs };
 }
@@ -74,7 +81,7 @@ async function* chatStream(input: ChatInput) {
   const t0 = performance.now();
   const requestId = `hop-${++seq}`;
   const r = await callUpstream(input, true);
-  if (r.statusCode !== 200) throw new Error(`upstream answered ${r.statusCode}`);
+  await failUnlessOk(r);
   const decoder = createSseEventDecoder();
   let ttftMs: number | null = null;
   let usage: ReturnType<typeof usageOf> | null = null;
