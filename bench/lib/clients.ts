@@ -14,7 +14,7 @@ export const MAX_TOKENS = 1024;
 
 export const CHAT_DOC = `mutation Chat($input: ChatInput!) { chat(input: $input) { requestId model content usage { promptTokens completionTokens costUsd source } ttftMs totalMs } }`;
 export const CHAT_STREAM_DOC = `subscription ChatStream($input: ChatInput!) { chatStream(input: $input) { requestId model delta done outcome usage { promptTokens completionTokens costUsd source } ttftMs } }`;
-const CHAT_INPUT = { profile: PROFILE, messages: [{ role: 'USER', content: PROMPT }], maxTokens: MAX_TOKENS };
+export const CHAT_INPUT = { profile: PROFILE, messages: [{ role: 'USER', content: PROMPT }], maxTokens: MAX_TOKENS };
 const CHAT_BODY = JSON.stringify({ query: CHAT_DOC, operationName: 'Chat', variables: { input: CHAT_INPUT } });
 
 /** The same completion as the gateway asks for, in OpenAI form. */
@@ -106,9 +106,8 @@ export async function readSse(body: AsyncIterable<Buffer | string>, t0: number):
 }
 
 /** Streamed: time to the first token over SSE (direct or through the proxy); the whole stream is read. */
-export function sseOp(p: Pool) {
-  const body = upstreamBody(true);
-  const headers = { 'content-type': 'application/json', accept: 'text/event-stream', authorization: 'Bearer bench' };
+export function sseOp(p: Pool, body = upstreamBody(true), extraHeaders: Record<string, string> = {}) {
+  const headers = { 'content-type': 'application/json', accept: 'text/event-stream', authorization: 'Bearer bench', ...extraHeaders };
   return async (): Promise<OpSample> => {
     const t = performance.now();
     const r = await p.request({ method: 'POST', path: '/v1/chat/completions', headers, body });
@@ -210,6 +209,6 @@ export function subscribeChat(c: Client, input: Record<string, unknown> = CHAT_I
 }
 
 /** Streamed through the gateway: one open graphql-ws connection per worker, a subscription per operation. */
-export function gatewayStreamOp(clients: Client[]) {
-  return async (w: number): Promise<OpSample> => subscribeChat(clients[w]!).done;
+export function gatewayStreamOp(clients: Client[], input: Record<string, unknown> = CHAT_INPUT) {
+  return async (w: number): Promise<OpSample> => subscribeChat(clients[w]!, input).done;
 }
