@@ -91,6 +91,7 @@ async function* chatStream(input: ChatInput) {
         usage = usageOf({ prompt_tokens: ev.promptTokens, completion_tokens: ev.completionTokens });
         continue;
       }
+      if (ev.type !== 'delta') continue; // tool calls and finish reasons: this hop streams text only
       ttftMs ??= Math.round(performance.now() - t0);
       yield { chatStream: { requestId, model, delta: ev.text, done: false, outcome: null, usage: null, ttftMs } };
     }
