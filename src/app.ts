@@ -153,6 +153,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
       },
       mount: (app) => mountPlayground(app),
+      corsOrigins: config.corsOrigins,
+      subscriptionsPerConnection: config.SUBSCRIPTIONS_PER_CONNECTION,
+      streamHeartbeatMs: config.STREAM_HEARTBEAT_MS,
     });
     const port = await server.listen(config.PORT, opts.host ?? '0.0.0.0');
     // Drain first: in-flight requests settle while the checkpointer still renews their leases.
