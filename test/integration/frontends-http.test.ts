@@ -1,0 +1,172 @@
+import WebSocket from 'ws';
+import { createClient } from 'graphql-ws';
+import type { App } from '../../src/app';
+import type { Simulator } from '../../src/simulator/server';
+import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY } from '../support/app';
+
+/**
+ * The HTTP edge a browser frontend meets: CORS and the WebSocket's Origin check, the transport picked from Accept,
+ * the streaming headers and heartbeats, the coded 400 for a subscription that cannot stream, Retry-After, and the
+ * graphql-ws per-connection cap and parse-after-auth rule.
+ */
+let sim: Simulator;
+let app: App;
+let prodApp: App;
+beforeAll(async () => {
+  sim = await startSim(0.3);
+  app = await startApp({ STREAM_HEARTBEAT_MS: '150', SUBSCRIPTIONS_PER_CONNECTION: '2' }, sim);
+  prodApp = await startApp({ CORS_ORIGINS: 'https://app.example.com' }, sim);
+});
+afterAll(async () => {
+  await app?.stop();
+  await prodApp?.stop();
+  await sim?.close();
+});
+
+const ME = '{ me { id } }';
+
+describe('CORS', () => {
+  const preflight = (url: string, origin: string) =>
+    fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+
+  it('development default: a localhost origin is echoed (never *), with the asked headers; responses expose Retry-After and X-Request-Id', async () => {
+    const res = await preflight(app.url, 'http://localhost:5173');
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(res.headers.get('access-control-allow-headers')).toBe('authorization, content-type');
+    expect(res.headers.get('access-control-allow-methods')).toMatch(/POST/);
+    const t = await createTenant(app.url);
+    const r = await fetch(app.url, { method: 'POST', headers: { origin: 'http://127.0.0.1:3000', 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: ME }) });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:3000');
+    expect(r.headers.get('access-control-expose-headers')).toBe('Retry-After, X-Request-Id');
+    expect(r.headers.get('x-request-id')).toMatch(/^[\w-]+$/);
+  });
+
+  it('an origin not allowed: the preflight is 403 naming CORS_ORIGINS, and no CORS header is sent', async () => {
+    const res = await preflight(app.url, 'https://evil.example');
+    expect(res.status).toBe(403);
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+    expect(((await res.json()) as any).errors[0].message).toMatch(/CORS_ORIGINS/);
+  });
+
+  it('CORS_ORIGINS set: only the listed origins, localhost no longer', async () => {
+    expect((await preflight(prodApp.url, 'https://app.example.com')).headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect((await preflight(prodApp.url, 'http://localhost:5173')).status).toBe(403);
+  });
+
+  it('the WebSocket upgrade checks a browser Origin against the same list; no Origin (not a browser) and the page’s own origin pass', async () => {
+    const t = await createTenant(prodApp.url);
+    const wsUrl = prodApp.url.replace(/^http/, 'ws');
+    const opened = (origin?: string) =>
+      new Promise<number | 'open'>((resolve) => {
+        const ws = new WebSocket(wsUrl, 'graphql-transport-ws', origin ? { origin } : {});
+        ws.on('open', () => (ws.close(), resolve('open')));
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('error', () => undefined);
+      });
+    expect(await opened('https://evil.example')).toBe(403);
+    expect(await opened('http://localhost:5173')).toBe(403);
+    expect(await opened('https://app.example.com')).toBe('open');
+    expect(await opened(new URL(prodApp.url).origin)).toBe('open');
+    expect(await opened()).toBe('open');
+    void t;
+  });
+});
+
+describe('the transport comes from the request', () => {
+  it('a subscription without a streaming Accept header: a coded 400 naming the transports', async () => {
+    const t = await createTenant(app.url);
+    const r = await gql(app.url, t.key, CHAT_STREAM, hello());
+    expect(r.status).toBe(400);
+    expect(r.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_REQUEST', transports: ['graphql-ws', 'sse', 'multipart'] });
+    expect(r.errors?.[0]?.message).toMatch(/text\/event-stream/);
+  });
+
+  it('queries and mutations answer JSON even when Accept lists streaming types among JSON ones (urql’s list)', async () => {
+    const t = await createTenant(app.url);
+    const accept = 'application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed';
+    const q = await fetch(app.url, { method: 'POST', headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: ME }) });
+    expect(q.headers.get('content-type')).toMatch(/^application\/graphql-response\+json/);
+    expect(((await q.json()) as any).data.me.id).toBe(t.id);
+    const m = await fetch(app.url, { method: 'POST', headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: CHAT, variables: hello('fast_classify', { maxTokens: 5 }) }) });
+    expect(m.headers.get('content-type')).toMatch(/json/);
+    expect(((await m.json()) as any).data.chat.requestId).toEqual(expect.any(String));
+  });
+
+  it('SSE and multipart streams: no-cache, no-transform; X-Accel-Buffering: no; no compression; heartbeats while the upstream is silent', async () => {
+    const t = await createTenant(app.url);
+    const fault = { model: 'qwen3-8b', fault: 'stall', afterTokens: 2, delayMs: 700, times: 1 };
+    for (const [accept, beat] of [
+      ['text/event-stream', ':\n\n'],
+      ['multipart/mixed;boundary="graphql";subscriptionSpec="1.0",application/json', '\r\n--graphql\r\ncontent-type: application/json; charset=utf-8\r\n\r\n{}'],
+    ] as const) {
+      await fetch(new URL(sim.url).origin + '/__sim/faults', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fault) });
+      const res = await fetch(app.url, {
+        method: 'POST',
+        headers: { accept, 'accept-encoding': 'gzip, br', 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+        body: JSON.stringify({ query: CHAT_STREAM, variables: hello('fast_classify', { maxTokens: 20 }) }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-cache, no-transform');
+      expect(res.headers.get('x-accel-buffering')).toBe('no');
+      expect(res.headers.get('content-encoding')).toBeNull();
+      const body = await res.text();
+      // 700 ms of upstream silence after the second token, heartbeats every 150 ms.
+      const silence = body.slice(body.indexOf('requestId'), body.indexOf('"done":true'));
+      expect(silence.split(beat).length - 1).toBeGreaterThanOrEqual(2);
+      expect(body).toMatch(/"done":true/);
+    }
+  });
+
+  it('a client that accepts JSON gets a refusal before the stream as its HTTP status, with Retry-After on 429', async () => {
+    const t = await createTenant(app.url, { requestsPerMinute: 1 });
+    await gqlOk(app.url, t.key, CHAT, hello('fast_classify', { maxTokens: 5 }));
+    const res = await fetch(app.url, {
+      method: 'POST',
+      headers: { accept: 'multipart/mixed;subscriptionSpec="1.0",application/graphql-response+json', 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+      body: JSON.stringify({ query: CHAT_STREAM, variables: hello() }),
+    });
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await res.json()) as any).errors[0].extensions.code).toBe('RATE_LIMITED');
+    const bad = await fetch(app.url, { method: 'POST', headers: { accept: 'text/event-stream, application/json', 'content-type': 'application/json' }, body: JSON.stringify({ query: CHAT_STREAM, variables: hello() }) });
+    expect(bad.status).toBe(401);
+    // The mutation's 429 carries Retry-After too.
+    const m = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: CHAT, variables: hello() }) });
+    expect(m.status).toBe(429);
+    expect(Number(m.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('graphql-ws connection rules', () => {
+  it('at most SUBSCRIPTIONS_PER_CONNECTION operations at once; the next is RATE_LIMITED (limit SUBSCRIPTIONS, retryAfterMs 1000)', async () => {
+    const t = await createTenant(app.url);
+    const client = createClient({ url: app.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${t.key}` }, retryAttempts: 0 });
+    try {
+      const long = hello('long_form', { maxTokens: 200 });
+      const running = [subscribeAll(client, CHAT_STREAM, long), subscribeAll(client, CHAT_STREAM, long)];
+      const third = await subscribeAll(client, CHAT_STREAM, long);
+      expect(third.events).toEqual([]);
+      expect(third.error?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED', limit: 'SUBSCRIPTIONS', retryAfterMs: 1000 });
+      for (const r of await Promise.all(running)) expect(r.error).toBeNull();
+      // Finished ones free their places.
+      expect((await subscribeAll(client, ME, {})).error).toBeNull();
+    } finally {
+      await client.dispose();
+    }
+  });
+
+  it('a document is parsed only after the key is checked: a revoked key gets UNAUTHENTICATED, not a parse error', async () => {
+    const t = await createTenant(app.url);
+    const client = createClient({ url: app.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${t.key}` }, retryAttempts: 0, lazy: false });
+    try {
+      expect((await subscribeAll(client, ME, {})).error).toBeNull();
+      await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($id: ID!) { revokeApiKey(id: $id) }`, { id: t.keyId });
+      const r = await subscribeAll(client, '{ me { id ', {});
+      expect(r.error?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    } finally {
+      await client.dispose();
+    }
+  });
+});
