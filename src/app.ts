@@ -19,6 +19,7 @@ import { makeUpstreamClient } from './upstream';
 import { makeIdempotency } from './chat/idempotency';
 import { makeChatService } from './chat/chat-service';
 import { makeReportsService, makeRollupJob } from './reports';
+import { makePager } from './reports/pages';
 import { startSimulator, type Simulator } from './simulator/server';
 import { buildSchema } from './graphql/schema';
 import { makeContextBuilder } from './server/context-builder';
@@ -139,6 +140,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       chat,
       reports: makeReportsService({ db }),
       routing,
+      pages: makePager(db),
     };
 
     const server = await createHttpServer({
