@@ -43,7 +43,7 @@ describe('Apollo InMemoryCache', () => {
   it('a chat mutation that selects tenant updates the cached `me` without a refetch', async () => {
     const t = await createTenant(app.url);
     const client = apollo(t.key);
-    expect((await client.query({ query: ME })).data!.me.spentThisMonthUsd).toBe('0.000000');
+    expect(((await client.query({ query: ME })).data as any).me.spentThisMonthUsd).toBe('0.000000');
     const r = await client.mutate({
       mutation: gql`mutation Chat($input: ChatInput!) { chat(input: $input) { id requestId content usage { costUsd } tenant { id spentThisMonthUsd } } }`,
       variables: hello(),
@@ -51,7 +51,7 @@ describe('Apollo InMemoryCache', () => {
     const chat = (r.data as any).chat;
     expect(chat.id).toBe(chat.requestId);
     expect(chat.tenant.spentThisMonthUsd).toBe(chat.usage.costUsd);
-    expect(client.readQuery({ query: ME })!.me.spentThisMonthUsd).toBe(chat.usage.costUsd);
+    expect((client.readQuery({ query: ME }) as any).me.spentThisMonthUsd).toBe(chat.usage.costUsd);
   });
 
   it('the done event carries the tenant after the request; content events carry none', async () => {
