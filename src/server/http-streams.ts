@@ -73,10 +73,12 @@ export function makeHttpStreams(o: { ops: StreamOperations; heartbeatMs: number 
 function makeExchange(res: express.Response, accept: string): StreamExchange & { signal: AbortSignal } {
   const ac = new AbortController();
   const closers: Array<() => Promise<void>> = [];
+  let gone = false;
   // The client went away before the response ended: stop the upstream (the chat use case settles CLIENT_CANCELLED
   // for what was delivered) and end the operation.
   res.once('close', () => {
     if (res.writableFinished) return;
+    gone = true;
     ac.abort(new Error('client closed the connection'));
     for (const close of closers) void close().catch(() => undefined);
   });
@@ -84,7 +86,8 @@ function makeExchange(res: express.Response, accept: string): StreamExchange & {
     signal: ac.signal,
     acceptsJson: acceptsType(accept, /^(application\/json|application\/graphql-response\+json|application\/\*|\*\/\*)$/),
     acceptsGraphqlResponse: acceptsType(accept, /^application\/graphql-response\+json$/),
-    onClose: (fn) => void closers.push(fn),
+    // A client that left while the first event was awaited: end the operation at once.
+    onClose: (fn) => (gone ? void fn().catch(() => undefined) : void closers.push(fn)),
   };
 }
 

@@ -139,6 +139,35 @@ describe('the transport comes from the request', () => {
   });
 });
 
+describe('a client that goes away before the first event', () => {
+  it.each([
+    ['SSE', 'text/event-stream'],
+    ['multipart', 'multipart/mixed;subscriptionSpec="1.0",application/json'],
+  ])('%s: the request still settles, nothing stays held', async (_name, accept) => {
+    const t = await createTenant(app.url);
+    // deepseek-r1 as the only model: 800 ms to the first token at scale 0.3 = 240 ms; the client leaves at 100 ms.
+    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "fast_classify", model: "deepseek-r1", fallbacks: []) { model } }`, { t: t.id });
+    const ac = new AbortController();
+    const res = fetch(app.url, {
+      method: 'POST',
+      signal: ac.signal,
+      headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+      body: JSON.stringify({ query: CHAT_STREAM, variables: hello('fast_classify', { maxTokens: 50 }) }),
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    await expect(res).rejects.toThrow();
+    const ME_HELD = `{ me { heldUsd } requests(first: 5) { outcome } }`;
+    let state: any;
+    for (const until = Date.now() + 5_000; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+      state = await gqlOk(app.url, t.key, ME_HELD);
+      if (state.requests.length === 1 && state.requests[0].outcome !== null && state.me.heldUsd === '0.000000') break;
+    }
+    expect(state.requests).toEqual([{ outcome: 'CLIENT_CANCELLED' }]);
+    expect(state.me.heldUsd).toBe('0.000000');
+  });
+});
+
 describe('graphql-ws connection rules', () => {
   it('at most SUBSCRIPTIONS_PER_CONNECTION operations at once; the next is RATE_LIMITED (limit SUBSCRIPTIONS, retryAfterMs 1000)', async () => {
     const t = await createTenant(app.url);
