@@ -2,7 +2,7 @@ import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { createPrisma, type Db } from '../../src/infra/prisma';
 import { TEST_DATABASE_URL } from '../support/env';
-import { CHAT, CHAT_STREAM, createTenant, gqlOk, hello, startApp, startSim } from '../support/app';
+import { CHAT, createTenant, gqlOk, hello, startApp, startSim } from '../support/app';
 import { CLIENT_NAMES, collect, makeStreamClient, type ClientName, type StreamClient } from '../support/stream-clients';
 
 /**
@@ -145,6 +145,10 @@ describe.each(CLIENT_NAMES)('%s, the client goes away mid-stream', (name) => {
     expect(settled).toMatchObject({ tenantId: t.id, outcome: 'CLIENT_CANCELLED', state: 'SETTLED' });
     expect(settled!.completionTokens).toBeGreaterThanOrEqual(3);
     expect(settled!.completionTokens).toBeLessThan(150);
+    // The hold is released and what was delivered is charged.
+    const me = (await gqlOk(slowApp.url, t.key, `{ me { heldUsd spentThisMonthUsd } }`)).me;
+    expect(me.heldUsd).toBe('0.000000');
+    expect(me.spentThisMonthUsd).not.toBe('0.000000');
   });
 });
 
@@ -158,4 +162,3 @@ async function waitFor<T>(probe: () => Promise<T>, ms: number, every = 25): Prom
   return v;
 }
 
-void CHAT_STREAM;
