@@ -1,5 +1,7 @@
 import WebSocket from 'ws';
 import { createClient } from 'graphql-ws';
+import { Client as UrqlClient, cacheExchange, fetchExchange } from '@urql/core';
+import { collect, makeStreamClient } from '../support/stream-clients';
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY } from '../support/app';
@@ -92,6 +94,33 @@ describe('the transport comes from the request', () => {
     const m = await fetch(app.url, { method: 'POST', headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: CHAT, variables: hello('fast_classify', { maxTokens: 5 }) }) });
     expect(m.headers.get('content-type')).toMatch(/json/);
     expect(((await m.json()) as any).data.chat.requestId).toEqual(expect.any(String));
+  });
+
+  it('urql with its defaults: queries go as GET without a content type, pass CSRF prevention (they carry the key) and answer JSON', async () => {
+    const t = await createTenant(app.url);
+    const seen: string[] = [];
+    const client = new UrqlClient({
+      url: app.url,
+      exchanges: [cacheExchange, fetchExchange],
+      fetchOptions: { headers: { authorization: `Bearer ${t.key}` } },
+      fetch: (input, init) => (seen.push(`${init?.method ?? 'GET'} ${new Headers(init?.headers).get('content-type') ?? '-'}`), fetch(input, init)),
+    });
+    const r = await client.query(ME, {}).toPromise();
+    expect(r.error).toBeUndefined();
+    expect(r.data.me.id).toBe(t.id);
+    expect(seen).toEqual(['GET -']);
+  });
+
+  it('a client that accepts only text/event-stream (graphql-sse) gets a query as an event stream; a mutation over GET is 405', async () => {
+    const t = await createTenant(app.url);
+    const c = makeStreamClient('graphql-sse', app.url, t.key);
+    try {
+      expect(await collect(c, ME, {})).toEqual({ events: [{ me: { id: t.id } }], errors: null });
+    } finally {
+      await c.dispose();
+    }
+    const get = await fetch(`${app.url}?query=${encodeURIComponent(CHAT)}&variables=${encodeURIComponent(JSON.stringify(hello()))}`, { headers: { accept: 'text/event-stream, application/json', authorization: `Bearer ${t.key}` } });
+    expect(get.status).toBe(405);
   });
 
   it('SSE and multipart streams: no-cache, no-transform; X-Accel-Buffering: no; no compression; heartbeats while the upstream is silent', async () => {
