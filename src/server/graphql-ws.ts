@@ -9,6 +9,7 @@ import type { Metrics } from './metrics';
 import { makeFormatError } from '../graphql/errors';
 import type { DocumentCache } from './document-cache';
 import { upgradeAllowed, type OriginPolicy } from './cors';
+import { makeOperationRecorder } from './operation-log';
 
 /**
  * Per subscription id: its operation name, whether it started executing, whether its result was counted, and the
@@ -49,6 +50,7 @@ export function attachGraphqlWs(opts: {
     verifyClient: (info, done) => (upgradeAllowed(opts.origins, info.req) ? done(true) : done(false, 403, 'Origin not allowed; add it to CORS_ORIGINS')),
   });
   const formatError = makeFormatError(opts.logger);
+  const record = makeOperationRecorder(opts.metrics);
 
   const cleanup = useServer<Record<string, unknown>, Extra & Record<PropertyKey, unknown>>(
     {
@@ -105,10 +107,7 @@ export function attachGraphqlWs(opts: {
         opts.metrics.openStreams.dec();
         const op = ctx.extra.ops?.get(id);
         ctx.extra.ops?.delete(id);
-        if (op && !op.counted) {
-          opts.metrics.operations.inc({ operation: opts.metrics.operationLabel(op.name), code: 'OK' });
-          (op.log ?? opts.logger).info({ operation: op.name, code: 'OK', ms: Math.round(performance.now() - op.at), transport: 'ws' }, 'graphql operation');
-        }
+        if (op && !op.counted) record({ name: op.name, log: op.log ?? opts.logger, transport: 'ws', startedAt: op.at });
       },
       onError: (ctx, id, _payload, errors) => {
         const out = errors.map((e) => {
@@ -134,18 +133,12 @@ export function attachGraphqlWs(opts: {
     },
     wss,
   );
-  /** gateway_graphql_operations_total and the log line, as on HTTP: once per operation, its first error's code or OK. */
+  /** Counted and logged once per operation: its first error's code. */
   function count(extra: Extra, id: string, errors: readonly GraphQLError[]) {
     const op = extra.ops?.get(id);
     if (!op || op.counted) return;
     op.counted = true;
-    const c = errors[0]?.extensions?.code;
-    const code = typeof c === 'string' ? c : 'INTERNAL_SERVER_ERROR';
-    opts.metrics.operations.inc({ operation: opts.metrics.operationLabel(op.name), code });
-    const errorIds = errors.map((e) => e.extensions?.errorId).filter((x): x is string => typeof x === 'string');
-    const entry = { operation: op.name, code, ms: Math.round(performance.now() - op.at), transport: 'ws' };
-    if (errorIds.length) (op.log ?? opts.logger).error({ ...entry, errorIds }, 'graphql operation failed with an internal error');
-    else (op.log ?? opts.logger).info(entry, 'graphql operation');
+    record({ name: op.name, log: op.log ?? opts.logger, transport: 'ws', startedAt: op.at, errors });
   }
 
   return {

@@ -17,6 +17,7 @@ import { statusFor } from '../graphql/errors';
 import type { ContextBuilder } from './context-builder';
 import type { DocumentCache } from './document-cache';
 import type { Metrics } from './metrics';
+import { makeOperationRecorder } from './operation-log';
 
 /**
  * The one path behind the HTTP streaming transports (GraphQL over SSE, Apollo's multipart subscriptions): the same
@@ -76,16 +77,9 @@ export function makeStreamOperations(o: StreamOperationsOptions) {
   };
   const formatResult = (r: ExecutionResult): FormattedExecutionResult => (r.errors?.length ? { ...r, errors: r.errors.map(format) } : (r as FormattedExecutionResult));
 
-  /** The log line and gateway_graphql_operations_total, once per operation: its first error's code, or OK. */
-  const record = (name: string, log: Logger, transport: string, at: number, errors: readonly GraphQLFormattedError[] | undefined) => {
-    const c = errors?.[0]?.extensions?.code;
-    const code = !errors?.length ? 'OK' : typeof c === 'string' ? c : 'INTERNAL_SERVER_ERROR';
-    o.metrics.operations.inc({ operation: o.metrics.operationLabel(name), code });
-    const errorIds = (errors ?? []).map((e) => e.extensions?.errorId).filter((x): x is string => typeof x === 'string');
-    const entry = { operation: name, code, ms: Math.round(performance.now() - at), transport };
-    if (errorIds.length) log.error({ ...entry, errorIds }, 'graphql operation failed with an internal error');
-    else log.info(entry, 'graphql operation');
-  };
+  const recorder = makeOperationRecorder(o.metrics);
+  const record = (name: string, log: Logger, transport: string, startedAt: number, errors: readonly GraphQLFormattedError[] | undefined) =>
+    recorder({ name, log, transport, startedAt, errors });
 
   const refuse = (errors: readonly GraphQLFormattedError[], fallbackStatus: number): Refusal => {
     const retry = errors.find((e) => typeof e.extensions?.retryAfterMs === 'number')?.extensions?.retryAfterMs as number | undefined;

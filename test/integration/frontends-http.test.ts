@@ -168,6 +168,23 @@ describe('the transport comes from the request', () => {
   });
 });
 
+describe('metrics on the HTTP streaming transports', () => {
+  it('each operation is counted once by name and code, as on graphql-ws and plain HTTP', async () => {
+    const t = await createTenant(app.url, { requestsPerMinute: 1 });
+    const post = (accept: string, name: string) =>
+      fetch(app.url, {
+        method: 'POST',
+        headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+        body: JSON.stringify({ query: `subscription ${name}($input: ChatInput!) { chatStream(input: $input) { done } }`, variables: hello('fast_classify', { maxTokens: 3 }) }),
+      }).then((r) => r.text());
+    await post('text/event-stream', 'SseProbe');
+    await post('multipart/mixed;subscriptionSpec="1.0",application/json', 'MultipartProbe');
+    const metrics = await (await fetch(app.url.replace(/\/graphql$/, '/metrics'))).text();
+    expect(metrics).toContain('gateway_graphql_operations_total{operation="SseProbe",code="OK"} 1');
+    expect(metrics).toContain('gateway_graphql_operations_total{operation="MultipartProbe",code="RATE_LIMITED"} 1');
+  });
+});
+
 describe('a client that goes away before the first event', () => {
   it.each([
     ['SSE', 'text/event-stream'],
