@@ -23,6 +23,14 @@ const config: CodegenConfig = {
         mappers: {
           Model: '../catalog/types#ModelInfo',
           Tenant: '../tenants/tenant-view#TenantView',
+          // Parents without the cache ids and tenant fields, which src/graphql/frontend-resolvers.ts adds.
+          ChatResult: '../chat/types#ChatResult as ChatResultView',
+          ChatStreamEvent: '../chat/types#ChatStreamEvent as ChatStreamEventView',
+          RequestRecord: '../reports/types#RequestRecordView',
+          AuditEntry: '../reports/types#AuditEntryView',
+          CostReport: '../reports/types#CostReportView',
+          ProfileOverride: '../tenants/admin-service#OverrideView',
+          Profile: './frontend-resolvers#ProfileParent',
         },
         avoidOptionals: { field: true, inputValue: false, object: false, defaultValue: false },
         maybeValue: 'T | null',

@@ -22,6 +22,7 @@ import { makeIdempotency } from './chat/idempotency';
 import { makeKeySignals } from './chat/key-signals';
 import { makeChatService } from './chat/chat-service';
 import { makeReportsService, makeRollupJob } from './reports';
+import { makePager } from './reports/pages';
 import { startSimulator, type Simulator } from './simulator/server';
 import { buildSchema } from './graphql/schema';
 import { makeContextBuilder } from './server/context-builder';
@@ -150,6 +151,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       chat,
       reports: makeReportsService({ db }),
       routing,
+      pages: makePager(db),
     };
 
     const server = await createHttpServer({
@@ -164,6 +166,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
       },
       mount: (app) => mountPlayground(app),
+      corsOrigins: config.corsOrigins,
+      subscriptionsPerConnection: config.SUBSCRIPTIONS_PER_CONNECTION,
+      streamHeartbeatMs: config.STREAM_HEARTBEAT_MS,
     });
     const port = await server.listen(config.PORT, opts.host ?? '0.0.0.0');
     // Drain first: in-flight requests settle while the checkpointer still renews their leases.

@@ -63,6 +63,16 @@ const schema = z.object({
   IDEMPOTENCY_MAX_WAITERS: positiveInt(1_000),
   /** Failed authentications (unknown or revoked keys) one client address may make per minute, across instances. */
   AUTH_FAILURES_PER_MINUTE: positiveInt(30),
+  /** Browser origins allowed to call the API (comma-separated, e.g. https://app.example.com,http://localhost:5173). */
+  CORS_ORIGINS: z
+    .string()
+    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s*]+$/, 'a comma-separated list of origins such as https://app.example.com (scheme, host and port; no path, no *)')))
+    .optional(),
+  /** Most operations at once on one graphql-ws connection. */
+  SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
+  /** Longest silence on an SSE or multipart stream before a heartbeat (at most 10 s, which proxies tolerate). */
+  STREAM_HEARTBEAT_MS: digits('a whole number of milliseconds 100..10000').pipe(z.number().min(100, 'at least 100').max(10_000, 'at most 10000')).default(5_000),
 });
 
 export type Config = Readonly<
@@ -72,6 +82,8 @@ export type Config = Readonly<
     adminKeyGenerated: boolean;
     /** True when no GLOBAL_API_KEY is set: the server runs the embedded simulator as its upstream. */
     useSimulator: boolean;
+    /** Allowed browser origins: CORS_ORIGINS; unset, any localhost origin outside production (null) and none in it. */
+    corsOrigins: readonly string[] | null;
   }
 >;
 
@@ -105,5 +117,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ADMIN_API_KEY: adminKey,
     adminKeyGenerated,
     useSimulator: c.GLOBAL_API_KEY === undefined,
+    corsOrigins: c.CORS_ORIGINS ?? (c.NODE_ENV === 'production' ? [] : null),
   });
 }

@@ -26,13 +26,21 @@ async function main() {
   const db = createPrisma(config.DATABASE_URL, { max: 1 });
   try {
     const seeded = await seedCatalog(db);
-    logger.info(seeded, 'seed');
+    // The seed only inserts what is missing: on a restart nothing is, which is the good case, so say so.
+    const inserted = seeded.models + seeded.profiles + seeded.fallbacks;
+    logger.info(inserted === 0 ? { catalog: 'current: models, profiles and fallback chains already present, nothing to insert' } : { catalog: 'seeded', inserted: seeded }, 'seed');
   } finally {
     await db.$disconnect();
   }
 
   const app = await buildApp(config, { logger });
-  logger.info({ url: app.url, upstream: app.upstreamUrl }, 'llm-gateway listening');
+  const origin = `http://localhost:${app.port}`;
+  logger.info(
+    { url: app.url, playground: `${origin}/`, upstream: app.upstreamUrl, getAKey: 'npm run tenant -- create <name>, or the playground admin view with the admin key' },
+    'llm-gateway listening',
+  );
+  // Also plainly on the terminal, for the person who just ran npm start.
+  process.stderr.write(`\nPlayground: ${origin}/   API: ${origin}/graphql\nGet a tenant key: npm run tenant -- create <name>   (README: "First ten minutes")\n`);
   if (config.adminKeyGenerated) {
     // Printed once, to the terminal only; never logged. Set ADMIN_API_KEY to keep one across restarts.
     process.stderr.write(`\nADMIN_API_KEY was not set; generated one for this process (shown once):\n  ${config.ADMIN_API_KEY}\nSet ADMIN_API_KEY to choose your own.\n\n`);

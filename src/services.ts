@@ -8,6 +8,7 @@ import type { ChatService } from './chat/chat-service';
 import type { ReportsService } from './reports';
 import type { RoutingOptions } from './routing';
 import type { Epoch } from './infra/epoch';
+import type { Pager } from './reports/pages';
 
 /** The use cases the API calls; built once in app.ts. */
 export interface Services {
@@ -21,4 +22,6 @@ export interface Services {
   readonly chat: ChatService;
   readonly reports: ReportsService;
   readonly routing: RoutingOptions;
+  /** Relay-style pages of requests, the audit trail and tenants. */
+  readonly pages: Pager;
 }

@@ -3,6 +3,10 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { ModelInfo } from '../catalog/types';
 import type { TenantView } from '../tenants/tenant-view';
+import type { ChatResult as ChatResultView, ChatStreamEvent as ChatStreamEventView } from '../chat/types';
+import type { RequestRecordView, AuditEntryView, CostReportView } from '../reports/types';
+import type { OverrideView } from '../tenants/admin-service';
+import type { ProfileParent } from './frontend-resolvers';
 import type { GraphQLContext } from './context';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = T | null;
@@ -69,6 +73,18 @@ export type AuditEntry = {
   readonly tenantId: Maybe<Scalars['ID']['output']>;
 };
 
+export type AuditEntryConnection = {
+  readonly __typename?: 'AuditEntryConnection';
+  readonly edges: ReadonlyArray<AuditEntryEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type AuditEntryEdge = {
+  readonly __typename?: 'AuditEntryEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: AuditEntry;
+};
+
 export type ChatInput = {
   /**
    * chat mutation only (BAD_USER_INPUT on chatStream). Scoped to the tenant. Retries with the same key and input
@@ -108,6 +124,8 @@ export type ChatResult = {
   readonly content: Scalars['String']['output'];
   /** Null when the answer did not finish (outcome other than COMPLETED). */
   readonly finishReason: Maybe<FinishReason>;
+  /** The request id: the cache key of this result. */
+  readonly id: Scalars['ID']['output'];
   /** The model that produced the answer. */
   readonly model: Scalars['String']['output'];
   /**
@@ -117,6 +135,8 @@ export type ChatResult = {
    */
   readonly outcome: Outcome;
   readonly requestId: Scalars['ID']['output'];
+  /** The caller's tenant after this request (its spend included). Read only when selected. */
+  readonly tenant: Tenant;
   /** The tool calls of the answer, in index order; empty when the model answered with text. */
   readonly toolCalls: ReadonlyArray<ToolCall>;
   readonly totalMs: Scalars['Int']['output'];
@@ -144,9 +164,13 @@ export type ChatStreamEvent = {
   readonly done: Scalars['Boolean']['output'];
   /** On the done event; null when the answer did not finish. */
   readonly finishReason: Maybe<FinishReason>;
+  /** The request id: every event of one stream is the same object to a normalising cache. */
+  readonly id: Scalars['ID']['output'];
   readonly model: Scalars['String']['output'];
   readonly outcome: Maybe<Outcome>;
   readonly requestId: Scalars['ID']['output'];
+  /** On the done event, the caller's tenant after this request (its spend included); null on content events. */
+  readonly tenant: Maybe<Tenant>;
   /** The tool-call pieces of one upstream chunk (delta is then null). */
   readonly toolCallDeltas: Maybe<ReadonlyArray<ToolCallDelta>>;
   readonly ttftMs: Maybe<Scalars['Int']['output']>;
@@ -174,6 +198,8 @@ export type CostReport = {
   /** The same rows as CSV (RFC 4180): one header line, then one line per row, nothing else. */
   readonly csv: Scalars['String']['output'];
   readonly groupBy: ReportGroup;
+  /** tenant:month:groupBy */
+  readonly id: Scalars['ID']['output'];
   /** YYYY-MM, calendar month in UTC */
   readonly month: Scalars['String']['output'];
   readonly rows: ReadonlyArray<CostReportRow>;
@@ -355,11 +381,20 @@ export type Outcome =
   | 'TIMEOUT'
   | 'UPSTREAM_INTERRUPTED';
 
+/** Relay-style paging: pass `endCursor` as `after` to get the next page. */
+export type PageInfo = {
+  readonly __typename?: 'PageInfo';
+  readonly endCursor: Maybe<Scalars['String']['output']>;
+  readonly hasNextPage: Scalars['Boolean']['output'];
+};
+
 export type Profile = {
   readonly __typename?: 'Profile';
   /** Used when ChatInput.maxTokens is left out. */
   readonly defaultMaxTokens: Scalars['Int']['output'];
   readonly fallbacks: ReadonlyArray<Scalars['String']['output']>;
+  /** tenant:region:profile, since a profile's mapping depends on both. */
+  readonly id: Scalars['ID']['output'];
   /** The largest maxTokens this profile accepts. */
   readonly maxTokensCap: Scalars['Int']['output'];
   readonly model: Scalars['String']['output'];
@@ -371,6 +406,8 @@ export type Profile = {
 export type ProfileOverride = {
   readonly __typename?: 'ProfileOverride';
   readonly fallbacks: ReadonlyArray<Scalars['String']['output']>;
+  /** tenant:profile:region (ALL when it applies to every region) */
+  readonly id: Scalars['ID']['output'];
   readonly model: Scalars['String']['output'];
   readonly profile: Scalars['String']['output'];
   /** Null: applies to every region without an override of its own. */
@@ -384,6 +421,8 @@ export type Query = {
   readonly apiKeys: ReadonlyArray<ApiKeyInfo>;
   /** Admin only: the audit trail, newest first. tenantId narrows it to one tenant. first: 1..500. */
   readonly auditLog: ReadonlyArray<AuditEntry>;
+  /** Admin only: the audit trail, newest first, paged like requestsConnection. */
+  readonly auditLogConnection: AuditEntryConnection;
   /** What a month of output tokens costs under a routing mix, from the model table. */
   readonly costProjection: CostProjection;
   /**
@@ -402,10 +441,17 @@ export type Query = {
   readonly request: Maybe<RequestRecord>;
   /** The caller's tenant's requests, newest first (the admin must name the tenant). first: 1..500. */
   readonly requests: ReadonlyArray<RequestRecord>;
+  /**
+   * The caller's tenant's requests, newest first (the admin must name the tenant), `first` (1..500) at a time after
+   * the cursor `after`. Never more than `first` edges; rows with the same start time keep a stable order (by id).
+   */
+  readonly requestsConnection: RequestRecordConnection;
   /** Admin only. An unknown id is NOT_FOUND. */
   readonly tenant: Maybe<Tenant>;
   /** Admin only: tenants by name, `first` (1..500) at a time, after the tenant named `after`. */
   readonly tenants: ReadonlyArray<Tenant>;
+  /** Admin only: tenants by name (then id), paged like requestsConnection. */
+  readonly tenantsConnection: TenantConnection;
 };
 
 
@@ -416,6 +462,13 @@ export type QueryApiKeysArgs = {
 
 export type QueryAuditLogArgs = {
   before?: InputMaybe<Scalars['DateTime']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
+export type QueryAuditLogConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
   tenantId?: InputMaybe<Scalars['ID']['input']>;
 };
@@ -456,12 +509,25 @@ export type QueryRequestsArgs = {
 };
 
 
+export type QueryRequestsConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
 export type QueryTenantArgs = {
   id: Scalars['ID']['input'];
 };
 
 
 export type QueryTenantsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type QueryTenantsConnectionArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
 };
@@ -481,6 +547,8 @@ export type RequestRecord = {
   readonly __typename?: 'RequestRecord';
   readonly attempts: ReadonlyArray<Attempt>;
   readonly endedAt: Maybe<Scalars['DateTime']['output']>;
+  /** The request id. */
+  readonly id: Scalars['ID']['output'];
   /** The model that answered; null when none did. */
   readonly model: Maybe<Scalars['String']['output']>;
   /** Null while the request is still running. */
@@ -490,6 +558,18 @@ export type RequestRecord = {
   readonly requestId: Scalars['ID']['output'];
   readonly startedAt: Scalars['DateTime']['output'];
   readonly usage: Maybe<Usage>;
+};
+
+export type RequestRecordConnection = {
+  readonly __typename?: 'RequestRecordConnection';
+  readonly edges: ReadonlyArray<RequestRecordEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type RequestRecordEdge = {
+  readonly __typename?: 'RequestRecordEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: RequestRecord;
 };
 
 export type Subscription = {
@@ -518,6 +598,18 @@ export type Tenant = {
   /** Settled cost of this month's requests (UTC month in which each request started). */
   readonly spentThisMonthUsd: Scalars['Usd']['output'];
   readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
+};
+
+export type TenantConnection = {
+  readonly __typename?: 'TenantConnection';
+  readonly edges: ReadonlyArray<TenantEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type TenantEdge = {
+  readonly __typename?: 'TenantEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: Tenant;
 };
 
 /** A whole tool call, assembled from the stream. */
@@ -663,16 +755,18 @@ export type ResolversTypes = {
   ApiKey: ResolverTypeWrapper<ApiKey>;
   ApiKeyInfo: ResolverTypeWrapper<ApiKeyInfo>;
   Attempt: ResolverTypeWrapper<Attempt>;
-  AuditEntry: ResolverTypeWrapper<AuditEntry>;
+  AuditEntry: ResolverTypeWrapper<AuditEntryView>;
+  AuditEntryConnection: ResolverTypeWrapper<Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AuditEntryEdge']> }>;
+  AuditEntryEdge: ResolverTypeWrapper<Omit<AuditEntryEdge, 'node'> & { node: ResolversTypes['AuditEntry'] }>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   ChatInput: ChatInput;
   ChatMessageInput: ChatMessageInput;
-  ChatResult: ResolverTypeWrapper<ChatResult>;
+  ChatResult: ResolverTypeWrapper<ChatResultView>;
   ChatRole: ChatRole;
-  ChatStreamEvent: ResolverTypeWrapper<ChatStreamEvent>;
+  ChatStreamEvent: ResolverTypeWrapper<ChatStreamEventView>;
   CostProjection: ResolverTypeWrapper<CostProjection>;
   CostProjectionRow: ResolverTypeWrapper<CostProjectionRow>;
-  CostReport: ResolverTypeWrapper<CostReport>;
+  CostReport: ResolverTypeWrapper<CostReportView>;
   CostReportRow: ResolverTypeWrapper<CostReportRow>;
   Count: ResolverTypeWrapper<Scalars['Count']['output']>;
   CreateTenantInput: CreateTenantInput;
@@ -686,15 +780,20 @@ export type ResolversTypes = {
   ModelShareInput: ModelShareInput;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Outcome: Outcome;
-  Profile: ResolverTypeWrapper<Profile>;
-  ProfileOverride: ResolverTypeWrapper<ProfileOverride>;
+  PageInfo: ResolverTypeWrapper<PageInfo>;
+  Profile: ResolverTypeWrapper<ProfileParent>;
+  ProfileOverride: ResolverTypeWrapper<OverrideView>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Region: Region;
   ReportGroup: ReportGroup;
-  RequestRecord: ResolverTypeWrapper<RequestRecord>;
+  RequestRecord: ResolverTypeWrapper<RequestRecordView>;
+  RequestRecordConnection: ResolverTypeWrapper<Omit<RequestRecordConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['RequestRecordEdge']> }>;
+  RequestRecordEdge: ResolverTypeWrapper<Omit<RequestRecordEdge, 'node'> & { node: ResolversTypes['RequestRecord'] }>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Tenant: ResolverTypeWrapper<TenantView>;
+  TenantConnection: ResolverTypeWrapper<Omit<TenantConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['TenantEdge']> }>;
+  TenantEdge: ResolverTypeWrapper<Omit<TenantEdge, 'node'> & { node: ResolversTypes['Tenant'] }>;
   ToolCall: ResolverTypeWrapper<ToolCall>;
   ToolCallDelta: ResolverTypeWrapper<ToolCallDelta>;
   ToolCallInput: ToolCallInput;
@@ -711,15 +810,17 @@ export type ResolversParentTypes = {
   ApiKey: ApiKey;
   ApiKeyInfo: ApiKeyInfo;
   Attempt: Attempt;
-  AuditEntry: AuditEntry;
+  AuditEntry: AuditEntryView;
+  AuditEntryConnection: Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AuditEntryEdge']> };
+  AuditEntryEdge: Omit<AuditEntryEdge, 'node'> & { node: ResolversParentTypes['AuditEntry'] };
   Boolean: Scalars['Boolean']['output'];
   ChatInput: ChatInput;
   ChatMessageInput: ChatMessageInput;
-  ChatResult: ChatResult;
-  ChatStreamEvent: ChatStreamEvent;
+  ChatResult: ChatResultView;
+  ChatStreamEvent: ChatStreamEventView;
   CostProjection: CostProjection;
   CostProjectionRow: CostProjectionRow;
-  CostReport: CostReport;
+  CostReport: CostReportView;
   CostReportRow: CostReportRow;
   Count: Scalars['Count']['output'];
   CreateTenantInput: CreateTenantInput;
@@ -731,13 +832,18 @@ export type ResolversParentTypes = {
   Model: ModelInfo;
   ModelShareInput: ModelShareInput;
   Mutation: Record<PropertyKey, never>;
-  Profile: Profile;
-  ProfileOverride: ProfileOverride;
+  PageInfo: PageInfo;
+  Profile: ProfileParent;
+  ProfileOverride: OverrideView;
   Query: Record<PropertyKey, never>;
-  RequestRecord: RequestRecord;
+  RequestRecord: RequestRecordView;
+  RequestRecordConnection: Omit<RequestRecordConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['RequestRecordEdge']> };
+  RequestRecordEdge: Omit<RequestRecordEdge, 'node'> & { node: ResolversParentTypes['RequestRecord'] };
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
   Tenant: TenantView;
+  TenantConnection: Omit<TenantConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['TenantEdge']> };
+  TenantEdge: Omit<TenantEdge, 'node'> & { node: ResolversParentTypes['Tenant'] };
   ToolCall: ToolCall;
   ToolCallDelta: ToolCallDelta;
   ToolCallInput: ToolCallInput;
@@ -779,13 +885,25 @@ export type AuditEntryResolvers<ContextType = GraphQLContext, ParentType extends
   tenantId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
 };
 
+export type AuditEntryConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEntryConnection'] = ResolversParentTypes['AuditEntryConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['AuditEntryEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type AuditEntryEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEntryEdge'] = ResolversParentTypes['AuditEntryEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['AuditEntry'], ParentType, ContextType>;
+};
+
 export type ChatResultResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ChatResult'] = ResolversParentTypes['ChatResult']> = {
   attempts?: Resolver<ReadonlyArray<ResolversTypes['Attempt']>, ParentType, ContextType>;
   content?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   finishReason?: Resolver<Maybe<ResolversTypes['FinishReason']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   outcome?: Resolver<ResolversTypes['Outcome'], ParentType, ContextType>;
   requestId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  tenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
   toolCalls?: Resolver<ReadonlyArray<ResolversTypes['ToolCall']>, ParentType, ContextType>;
   totalMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   ttftMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
@@ -797,9 +915,11 @@ export type ChatStreamEventResolvers<ContextType = GraphQLContext, ParentType ex
   delta?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   done?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   finishReason?: Resolver<Maybe<ResolversTypes['FinishReason']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   outcome?: Resolver<Maybe<ResolversTypes['Outcome']>, ParentType, ContextType>;
   requestId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  tenant?: Resolver<Maybe<ResolversTypes['Tenant']>, ParentType, ContextType>;
   toolCallDeltas?: Resolver<Maybe<ReadonlyArray<ResolversTypes['ToolCallDelta']>>, ParentType, ContextType>;
   ttftMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   usage?: Resolver<Maybe<ResolversTypes['Usage']>, ParentType, ContextType>;
@@ -821,6 +941,7 @@ export type CostProjectionRowResolvers<ContextType = GraphQLContext, ParentType 
 export type CostReportResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CostReport'] = ResolversParentTypes['CostReport']> = {
   csv?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   groupBy?: Resolver<ResolversTypes['ReportGroup'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   month?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   rows?: Resolver<ReadonlyArray<ResolversTypes['CostReportRow']>, ParentType, ContextType>;
   tenantId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
@@ -877,9 +998,15 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   setTenantLimits?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantLimitsArgs, 'tenantId'>>;
 };
 
+export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
+  endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
 export type ProfileResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Profile'] = ResolversParentTypes['Profile']> = {
   defaultMaxTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   fallbacks?: Resolver<ReadonlyArray<ResolversTypes['String']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   maxTokensCap?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -888,6 +1015,7 @@ export type ProfileResolvers<ContextType = GraphQLContext, ParentType extends Re
 
 export type ProfileOverrideResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ProfileOverride'] = ResolversParentTypes['ProfileOverride']> = {
   fallbacks?: Resolver<ReadonlyArray<ResolversTypes['String']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   profile?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   region?: Resolver<Maybe<ResolversTypes['Region']>, ParentType, ContextType>;
@@ -897,6 +1025,7 @@ export type ProfileOverrideResolvers<ContextType = GraphQLContext, ParentType ex
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   apiKeys?: Resolver<ReadonlyArray<ResolversTypes['ApiKeyInfo']>, ParentType, ContextType, Partial<QueryApiKeysArgs>>;
   auditLog?: Resolver<ReadonlyArray<ResolversTypes['AuditEntry']>, ParentType, ContextType, RequireFields<QueryAuditLogArgs, 'first'>>;
+  auditLogConnection?: Resolver<ResolversTypes['AuditEntryConnection'], ParentType, ContextType, RequireFields<QueryAuditLogConnectionArgs, 'first'>>;
   costProjection?: Resolver<ResolversTypes['CostProjection'], ParentType, ContextType, RequireFields<QueryCostProjectionArgs, 'mix' | 'monthlyOutputTokens'>>;
   costReport?: Resolver<ResolversTypes['CostReport'], ParentType, ContextType, RequireFields<QueryCostReportArgs, 'groupBy' | 'month'>>;
   me?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
@@ -905,13 +1034,16 @@ export type QueryResolvers<ContextType = GraphQLContext, ParentType extends Reso
   profiles?: Resolver<ReadonlyArray<ResolversTypes['Profile']>, ParentType, ContextType, Partial<QueryProfilesArgs>>;
   request?: Resolver<Maybe<ResolversTypes['RequestRecord']>, ParentType, ContextType, RequireFields<QueryRequestArgs, 'id'>>;
   requests?: Resolver<ReadonlyArray<ResolversTypes['RequestRecord']>, ParentType, ContextType, RequireFields<QueryRequestsArgs, 'first'>>;
+  requestsConnection?: Resolver<ResolversTypes['RequestRecordConnection'], ParentType, ContextType, RequireFields<QueryRequestsConnectionArgs, 'first'>>;
   tenant?: Resolver<Maybe<ResolversTypes['Tenant']>, ParentType, ContextType, RequireFields<QueryTenantArgs, 'id'>>;
   tenants?: Resolver<ReadonlyArray<ResolversTypes['Tenant']>, ParentType, ContextType, RequireFields<QueryTenantsArgs, 'first'>>;
+  tenantsConnection?: Resolver<ResolversTypes['TenantConnection'], ParentType, ContextType, RequireFields<QueryTenantsConnectionArgs, 'first'>>;
 };
 
 export type RequestRecordResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RequestRecord'] = ResolversParentTypes['RequestRecord']> = {
   attempts?: Resolver<ReadonlyArray<ResolversTypes['Attempt']>, ParentType, ContextType>;
   endedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   model?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   outcome?: Resolver<Maybe<ResolversTypes['Outcome']>, ParentType, ContextType>;
   profile?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -919,6 +1051,16 @@ export type RequestRecordResolvers<ContextType = GraphQLContext, ParentType exte
   requestId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   startedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   usage?: Resolver<Maybe<ResolversTypes['Usage']>, ParentType, ContextType>;
+};
+
+export type RequestRecordConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RequestRecordConnection'] = ResolversParentTypes['RequestRecordConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['RequestRecordEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type RequestRecordEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RequestRecordEdge'] = ResolversParentTypes['RequestRecordEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['RequestRecord'], ParentType, ContextType>;
 };
 
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
@@ -935,6 +1077,16 @@ export type TenantResolvers<ContextType = GraphQLContext, ParentType extends Res
   requestsPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   spentThisMonthUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type TenantConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TenantConnection'] = ResolversParentTypes['TenantConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['TenantEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type TenantEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TenantEdge'] = ResolversParentTypes['TenantEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
 };
 
 export type ToolCallResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ToolCall'] = ResolversParentTypes['ToolCall']> = {
@@ -968,6 +1120,8 @@ export type Resolvers<ContextType = GraphQLContext> = {
   ApiKeyInfo?: ApiKeyInfoResolvers<ContextType>;
   Attempt?: AttemptResolvers<ContextType>;
   AuditEntry?: AuditEntryResolvers<ContextType>;
+  AuditEntryConnection?: AuditEntryConnectionResolvers<ContextType>;
+  AuditEntryEdge?: AuditEntryEdgeResolvers<ContextType>;
   ChatResult?: ChatResultResolvers<ContextType>;
   ChatStreamEvent?: ChatStreamEventResolvers<ContextType>;
   CostProjection?: CostProjectionResolvers<ContextType>;
@@ -979,12 +1133,17 @@ export type Resolvers<ContextType = GraphQLContext> = {
   DateTime?: GraphQLScalarType;
   Model?: ModelResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
+  PageInfo?: PageInfoResolvers<ContextType>;
   Profile?: ProfileResolvers<ContextType>;
   ProfileOverride?: ProfileOverrideResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   RequestRecord?: RequestRecordResolvers<ContextType>;
+  RequestRecordConnection?: RequestRecordConnectionResolvers<ContextType>;
+  RequestRecordEdge?: RequestRecordEdgeResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   Tenant?: TenantResolvers<ContextType>;
+  TenantConnection?: TenantConnectionResolvers<ContextType>;
+  TenantEdge?: TenantEdgeResolvers<ContextType>;
   ToolCall?: ToolCallResolvers<ContextType>;
   ToolCallDelta?: ToolCallDeltaResolvers<ContextType>;
   Usage?: UsageResolvers<ContextType>;

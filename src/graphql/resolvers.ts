@@ -42,7 +42,8 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
     profiles: async (_p, { region }, { principal, services }) => {
       const me = requireTenant(principal, 'profiles');
       const [catalog, tenant] = await Promise.all([services.catalog.get(), services.tenants.get(me.tenantId)]);
-      return effectiveProfiles(catalog, tenant.overrides, region ?? 'US_EAST', services.routing).map((p) => ({ ...p, fallbacks: [...p.fallbacks] }));
+      const r = region ?? 'US_EAST';
+      return effectiveProfiles(catalog, tenant.overrides, r, services.routing).map((p) => ({ ...p, fallbacks: [...p.fallbacks], cacheScope: `${me.tenantId}:${r}` }));
     },
     me: (_p, _a, { principal, services }) => services.tenantReader.view(requireTenant(principal, 'me').tenantId),
     tenant: (_p, { id }, { principal, services }) => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { GraphQLSchema } from 'graphql';
 import { resolvers } from './resolvers';
+import { frontendResolvers } from './frontend-resolvers';
 
 const SCHEMA_DIR = path.join(__dirname, 'schema');
 
@@ -16,5 +17,5 @@ export function loadTypeDefs(): string[] {
 
 /** One executable schema, shared by HTTP and graphql-ws. */
 export function buildSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: resolvers as never });
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers] as never });
 }

@@ -1,4 +1,5 @@
-// Talking to the gateway: queries and mutations over HTTP, chatStream over graphql-ws, and errors in words.
+// Talking to the gateway: queries and mutations over HTTP, chatStream over graphql-ws (or GraphQL over SSE when a
+// WebSocket cannot connect: proxies and some networks drop them), and errors in words.
 
 const HTTP_URL = new URL('/graphql', location.href).href;
 const WS_URL = HTTP_URL.replace(/^http/, 'ws');
@@ -34,9 +35,24 @@ export async function gql(key, query, variables = {}) {
 
 let wsClient = null;
 let wsKey = null;
+let sseClient = null;
+let sseKey = null;
+/** 'graphql-ws' until a WebSocket fails to connect; then 'sse' for the rest of this page's life. */
+let transport = 'graphql-ws';
+const transportListeners = [];
+
+/** Calls `fn(transport)` now and whenever the page switches transport. */
+export function onTransport(fn) {
+  transportListeners.push(fn);
+  fn(transport);
+}
+const useTransport = (t) => {
+  transport = t;
+  for (const fn of transportListeners) fn(t);
+};
 
 /** The graphql-ws client for a key: one connection per key, opened when a stream starts, closed when none runs. */
-function clientFor(key) {
+function wsClientFor(key) {
   if (wsClient && wsKey === key) return wsClient;
   wsClient?.dispose();
   wsKey = key;
@@ -45,40 +61,78 @@ function clientFor(key) {
     connectionParams: { authorization: `Bearer ${key}` },
     lazy: true,
     retryAttempts: 0,
+    on: { connected: () => (wsClient.everConnected = true) },
   });
   return wsClient;
 }
 
+/** The graphql-sse client for a key (distinct connections: one HTTP request per stream, Accept: text/event-stream). */
+function sseClientFor(key) {
+  if (sseClient && sseKey === key) return sseClient;
+  sseClient?.dispose();
+  sseKey = key;
+  sseClient = window.graphqlSse.createClient({ url: HTTP_URL, headers: { authorization: `Bearer ${key}` }, retryAttempts: 0 });
+  return sseClient;
+}
+
 /**
  * Starts a subscription; calls onEvent(data) for each result and onEnd(error | null) once. Returns the function
- * that stops it (graphql-ws sends `complete`, and the gateway cancels the upstream request).
+ * that stops it (the gateway cancels the upstream request). Over graphql-ws first; when the WebSocket never
+ * connects (blocked, or refused by a proxy), the same subscription runs over SSE and later ones go there directly.
  */
 export function subscribe(key, query, variables, onEvent, onEnd) {
   let ended = false;
+  let stop = () => undefined;
   const end = (err) => {
     if (ended) return;
     ended = true;
     onEnd(err);
   };
-  const unsubscribe = clientFor(key).subscribe(
-    { query, variables },
-    {
-      next: (r) => (r.errors?.length ? end(toApiError(r.errors[0])) : onEvent(r.data)),
-      error: (e) => end(socketError(e)),
-      complete: () => end(null),
-    },
-  );
+  const sink = (onSocketError) => ({
+    next: (r) => (r.errors?.length ? end(toApiError(r.errors[0])) : onEvent(r.data)),
+    error: onSocketError,
+    complete: () => end(null),
+  });
+  const overSse = () => {
+    stop = sseClientFor(key).subscribe({ query, variables }, sink((e) => end(sseError(e))));
+  };
+  if (transport === 'sse') {
+    overSse();
+  } else {
+    const client = wsClientFor(key);
+    stop = client.subscribe(
+      { query, variables },
+      sink((e) => {
+        if (!client.everConnected && !isRefusal(e) && !ended) {
+          useTransport('sse');
+          overSse();
+          return;
+        }
+        end(socketError(e));
+      }),
+    );
+  }
   return () => {
     ended = true;
-    unsubscribe();
+    stop();
   };
+}
+
+/** A close the gateway itself chose (a 4xxx code, 1013): the WebSocket works, so no fallback. */
+const isRefusal = (e) => Array.isArray(e) || (e && typeof e.code === 'number' && (e.code >= 4000 || e.code === 1013));
+
+function sseError(e) {
+  if (Array.isArray(e) && e.length) return toApiError(e[0]);
+  const status = e?.response?.status;
+  if (status) return new ApiError(`The gateway answered HTTP ${status} to the event stream.`, `HTTP_${status}`);
+  return new ApiError('The streaming connection failed. Is the gateway running?', 'NETWORK');
 }
 
 function socketError(e) {
   if (Array.isArray(e) && e.length) return toApiError(e[0]);
   if (e && typeof e.code === 'number') {
-    // graphql-ws closes with 4403 when the key in connectionParams is refused.
-    if (e.code === 4403) return new ApiError('The gateway refused this key on the WebSocket.', 'UNAUTHENTICATED');
+    // The gateway closes with 4401 when the key in connectionParams is refused (its reason starts with the code).
+    if (e.code === 4401 || e.code === 4403) return new ApiError(`The gateway refused this key on the WebSocket (${e.reason || 'no reason given'}).`, 'UNAUTHENTICATED');
     return new ApiError(`The streaming connection closed (code ${e.code}${e.reason ? `: ${e.reason}` : ''}).`, 'CONNECTION_CLOSED');
   }
   return new ApiError('The streaming connection failed. Is the gateway running?', 'NETWORK');

@@ -1,5 +1,5 @@
 // The playground page: a tenant key, a streamed chat with its stats, the month's spend, and an admin view.
-import { gql, subscribe, describeError } from './api.js';
+import { gql, subscribe, describeError, onTransport } from './api.js';
 import { drawGauge, drawBars, usd } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +26,10 @@ const STREAM = `subscription Chat($input: ChatInput!) {
 const REQUEST = `query Request($id: ID!) { request(id: $id) { outcome model usage { promptTokens completionTokens costUsd source } } }`;
 const TENANTS = `query Tenants { tenants(first: 200) { ${TENANT} } }`;
 const SET_BUDGET = `mutation SetBudget($id: ID!, $budget: Usd) { setTenantBudget(tenantId: $id, monthlyBudgetUsd: $budget) { ${TENANT} } }`;
+const CREATE_TENANT = `mutation CreateTenant($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id name } apiKey { id key } } }`;
+const CREATE_KEY = `mutation CreateKey($t: ID!) { createApiKey(tenantId: $t) { id key } }`;
+const API_KEYS = `query Keys($t: ID) { apiKeys(tenantId: $t) { id prefix createdAt lastUsedAt revokedAt } }`;
+const REVOKE = `mutation Revoke($id: ID!) { revokeApiKey(id: $id) }`;
 const SET_LIMITS = `mutation SetLimits($id: ID!, $rpm: Int, $tpm: Int) { setTenantLimits(tenantId: $id, requestsPerMinute: $rpm, tokensPerMinute: $tpm) { ${TENANT} } }`;
 
 let key = sessionStorage.getItem(KEY) ?? '';
@@ -337,7 +341,97 @@ function fillTenantForm() {
   $('admin-budget').value = t.monthlyBudgetUsd ?? '';
   $('admin-rpm').value = t.requestsPerMinute ?? '';
   $('admin-tpm').value = t.tokensPerMinute ?? '';
+  void loadKeys();
 }
+
+// ---- admin: tenants and keys ------------------------------------------------------------------------------------
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : '-');
+
+/** The selected tenant's keys, each live one with a Revoke button. */
+async function loadKeys() {
+  const id = $('admin-tenant').value;
+  if (!id) return;
+  try {
+    const { apiKeys } = await gql(adminKey, API_KEYS, { t: id });
+    const cell = (text) => Object.assign(document.createElement('td'), { textContent: text });
+    $('keys').tBodies[0].replaceChildren(
+      ...apiKeys.map((k) => {
+        const tr = document.createElement('tr');
+        tr.dataset.key = k.id;
+        const action = document.createElement('td');
+        if (!k.revokedAt) {
+          const b = Object.assign(document.createElement('button'), { type: 'button', className: 'secondary', textContent: 'Revoke' });
+          b.setAttribute('aria-label', `Revoke key ${k.prefix}`);
+          b.addEventListener('click', () => void revokeKey(k));
+          action.append(b);
+        }
+        tr.append(cell(k.prefix), cell(when(k.createdAt)), cell(when(k.lastUsedAt)), cell(k.revokedAt ? `revoked ${when(k.revokedAt)}` : 'active'), action);
+        return tr;
+      }),
+    );
+  } catch (e) {
+    showError($('admin-error'), e);
+  }
+}
+
+function showNewKey(tenantName, apiKey) {
+  $('new-key-tenant').textContent = tenantName;
+  $('new-key-value').textContent = apiKey.key;
+  $('new-key').hidden = false;
+}
+
+async function createTenant() {
+  showError($('admin-error'), null);
+  const name = $('new-tenant-name').value.trim();
+  try {
+    const { createTenant: r } = await gql(adminKey, CREATE_TENANT, { input: { name, monthlyBudgetUsd: $('new-tenant-budget').value.trim() || null } });
+    showNewKey(r.tenant.name, r.apiKey);
+    $('new-tenant-name').value = '';
+    $('new-tenant-budget').value = '';
+    await loadTenants();
+    $('admin-tenant').value = r.tenant.id;
+    fillTenantForm();
+    $('admin-status').textContent = `Created tenant “${r.tenant.name}”.`;
+  } catch (e) {
+    showError($('admin-error'), e);
+  }
+}
+
+async function createKey() {
+  showError($('admin-error'), null);
+  const t = tenants.find((x) => x.id === $('admin-tenant').value);
+  if (!t) return;
+  try {
+    const { createApiKey: k } = await gql(adminKey, CREATE_KEY, { t: t.id });
+    showNewKey(t.name, k);
+    await loadKeys();
+  } catch (e) {
+    showError($('admin-error'), e);
+  }
+}
+
+async function revokeKey(k) {
+  showError($('admin-error'), null);
+  try {
+    await gql(adminKey, REVOKE, { id: k.id });
+    $('admin-status').textContent = `Revoked key ${k.prefix}; it is refused from its next request.`;
+    await loadKeys();
+  } catch (e) {
+    showError($('admin-error'), e);
+  }
+}
+
+$('create-tenant-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  void createTenant();
+});
+$('create-key').addEventListener('click', () => void createKey());
+$('use-new-key').addEventListener('click', () => {
+  $('key').value = $('new-key-value').textContent;
+  void useKey($('key').value);
+  $('key').focus();
+});
 
 async function saveTenant(what) {
   const id = $('admin-tenant').value;
@@ -378,6 +472,7 @@ $('limits-form').addEventListener('submit', (ev) => {
 // ---- start --------------------------------------------------------------------------------------------------
 
 $('month').textContent = `(${month()})`;
+onTransport((t) => setStat('transport', t === 'sse' ? 'SSE (the WebSocket could not connect)' : 'WebSocket (graphql-ws)'));
 if (key) {
   $('key').value = key;
   void useKey(key);

@@ -2,11 +2,14 @@ import type { Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { GraphQLError, type DocumentNode, NoSchemaIntrospectionCustomRule, execute, getOperationAST, parse, specifiedRules, subscribe, validate, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { GraphQLError, execute, getOperationAST, subscribe, type GraphQLSchema } from 'graphql';
 import type { Logger } from '../infra/logger';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
 import { makeFormatError } from '../graphql/errors';
+import type { DocumentCache } from './document-cache';
+import { upgradeAllowed, type OriginPolicy } from './cors';
+import { makeOperationRecorder } from './operation-log';
 
 /**
  * Per subscription id: its operation name, whether it started executing, whether its result was counted, and the
@@ -15,37 +18,39 @@ import { makeFormatError } from '../graphql/errors';
 type OpState = { name: string; started: boolean; counted: boolean; at: number; log: Logger | null };
 type Extra = { abort?: AbortController; ops?: Map<string, OpState> };
 
-/** Most lexical tokens a document may have, on HTTP and graphql-ws alike. */
-export const MAX_DOCUMENT_TOKENS = 2000;
+/**
+ * Close codes of a refused connection. 4401 is one the graphql-ws client does not retry (its default retries 4403
+ * for half a minute), so a bad or missing key reaches the UI at once; 1013 (Try Again Later) is retried.
+ */
+export const WS_CLOSE = { badKey: 4401, unavailable: 1013 } as const;
 
 /**
- * graphql-ws on the HTTP server's port and path. The connection key is checked in onConnect (a bad key closes
- * with 4403) and again on every subscribe, so a revoked key starts no new stream. Apollo's validation rules do not
- * reach here, so graphql-armor's rules are applied in onSubscribe, and in production introspection and field
- * suggestions are refused here as Apollo refuses them on HTTP.
+ * graphql-ws on the HTTP server's port and path. A browser's Origin is checked at the upgrade (the CORS list, or
+ * the page's own origin). The connection key is checked in onConnect (a bad or missing key closes with 4401) and
+ * again on every subscribe, so a revoked key starts no new stream; documents are parsed only after that check.
+ * Apollo's validation rules do not reach here, so the shared document cache applies graphql-armor's (and, in
+ * production, refuses introspection and field suggestions as Apollo does on HTTP). At most
+ * `subscriptionsPerConnection` operations run at once on one connection; more are RATE_LIMITED (limit SUBSCRIPTIONS).
  */
-export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema: GraphQLSchema; buildContext: ContextBuilder; validationRules: ValidationRule[]; metrics: Metrics; logger: Logger; production: boolean }) {
-  const wss = new WebSocketServer({ server: opts.httpServer, path: opts.path, maxPayload: 1024 * 1024 });
+export function attachGraphqlWs(opts: {
+  httpServer: Server;
+  path: string;
+  schema: GraphQLSchema;
+  buildContext: ContextBuilder;
+  documents: DocumentCache;
+  origins: OriginPolicy;
+  subscriptionsPerConnection: number;
+  metrics: Metrics;
+  logger: Logger;
+}) {
+  const wss = new WebSocketServer({
+    server: opts.httpServer,
+    path: opts.path,
+    maxPayload: 1024 * 1024,
+    verifyClient: (info, done) => (upgradeAllowed(opts.origins, info.req) ? done(true) : done(false, 403, 'Origin not allowed; add it to CORS_ORIGINS')),
+  });
   const formatError = makeFormatError(opts.logger);
-  const rules = [...specifiedRules, ...opts.validationRules, ...(opts.production ? [NoSchemaIntrospectionCustomRule] : [])];
-
-  // Parsed and validated documents by query text, as Apollo's document store does on HTTP: a frontend subscribes
-  // with the same few documents over and over, and validation (armor's cost and depth rules included) is not free.
-  const documents = new Map<string, { document: DocumentNode; errors: readonly GraphQLError[] }>();
-  const checkDocument = (query: string): { document: DocumentNode; errors: readonly GraphQLError[] } | { parseError: string } => {
-    const hit = documents.get(query);
-    if (hit) return hit;
-    let document: DocumentNode;
-    try {
-      document = parse(query, { maxTokens: MAX_DOCUMENT_TOKENS });
-    } catch (e) {
-      return { parseError: (e as Error).message };
-    }
-    const entry = { document, errors: validate(opts.schema, document, rules, { hideSuggestions: opts.production }) };
-    if (documents.size >= 1_000) documents.clear();
-    documents.set(query, entry);
-    return entry;
-  };
+  const record = makeOperationRecorder(opts.metrics);
 
   const cleanup = useServer<Record<string, unknown>, Extra & Record<PropertyKey, unknown>>(
     {
@@ -59,28 +64,39 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
           await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort.signal, clientAddress: ctx.extra.request.socket.remoteAddress });
           return true;
         } catch (e) {
-          // Postgres or Redis down is not a bad key: close with 1013 Try Again Later (graphql-ws clients retry it)
-          // rather than 4403, which tells a client to drop its key. Closing first makes graphql-ws's own close a no-op.
-          if (e instanceof GraphQLError && e.extensions?.code === 'SERVICE_UNAVAILABLE') ctx.extra.socket.close(1013, 'service unavailable; try again shortly');
-          return false; // graphql-ws closes with 4403 Forbidden
+          // A bad or missing key: 4401, which graphql-ws clients do not retry. Anything else (Postgres or Redis down,
+          // too many failed attempts) is not a bad key: 1013 Try Again Later, which they retry. Closing first makes
+          // graphql-ws's own close (4403) a no-op.
+          const code = e instanceof GraphQLError ? e.extensions?.code : undefined;
+          if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN') ctx.extra.socket.close(WS_CLOSE.badKey, closeReason(code));
+          else ctx.extra.socket.close(WS_CLOSE.unavailable, `${typeof code === 'string' ? code : 'SERVICE_UNAVAILABLE'}: try again shortly`);
+          return false;
         }
       },
       onSubscribe: async (ctx, id, payload) => {
         const op: OpState = { name: payload.operationName ?? 'anonymous', started: false, counted: false, at: performance.now(), log: null };
-        (ctx.extra.ops ??= new Map()).set(id, op);
-        const checked = checkDocument(payload.query);
-        if ('parseError' in checked) return [new GraphQLError(checked.parseError, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
-        const { document, errors } = checked;
-        op.name = getOperationAST(document, payload.operationName)?.name?.value ?? op.name;
-        // The same code as Apollo gives these on HTTP (graphql-armor reports its own as BAD_USER_INPUT).
-        if (errors.length) return errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } }));
+        const ops = (ctx.extra.ops ??= new Map());
+        ops.set(id, op);
+        if (ops.size > opts.subscriptionsPerConnection) {
+          return [
+            new GraphQLError(`at most ${opts.subscriptionsPerConnection} operations may run at once on one connection; end one or open another connection`, {
+              extensions: { code: 'RATE_LIMITED', limit: 'SUBSCRIPTIONS', retryAfterMs: 1000 },
+            }),
+          ];
+        }
+        let contextValue;
         try {
-          const contextValue = await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort!.signal, clientAddress: ctx.extra.request.socket.remoteAddress });
-          op.log = contextValue.log;
-          return { schema: opts.schema, document, variableValues: payload.variables ?? undefined, operationName: payload.operationName ?? undefined, contextValue };
+          contextValue = await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort!.signal, clientAddress: ctx.extra.request.socket.remoteAddress });
         } catch (e) {
           return [e instanceof GraphQLError ? e : new GraphQLError('internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
         }
+        op.log = contextValue.log;
+        const checked = opts.documents.check(payload.query);
+        if ('parseError' in checked) return [new GraphQLError(checked.parseError, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+        const { document, errors } = checked;
+        op.name = getOperationAST(document, payload.operationName)?.name?.value ?? op.name;
+        if (errors.length) return [...errors];
+        return { schema: opts.schema, document, variableValues: payload.variables ?? undefined, operationName: payload.operationName ?? undefined, contextValue };
       },
       onOperation: (ctx, id) => {
         const op = ctx.extra.ops?.get(id);
@@ -91,10 +107,7 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
         opts.metrics.openStreams.dec();
         const op = ctx.extra.ops?.get(id);
         ctx.extra.ops?.delete(id);
-        if (op && !op.counted) {
-          opts.metrics.operations.inc({ operation: opts.metrics.operationLabel(op.name), code: 'OK' });
-          (op.log ?? opts.logger).info({ operation: op.name, code: 'OK', ms: Math.round(performance.now() - op.at), transport: 'ws' }, 'graphql operation');
-        }
+        if (op && !op.counted) record({ name: op.name, log: op.log ?? opts.logger, transport: 'ws', startedAt: op.at });
       },
       onError: (ctx, id, _payload, errors) => {
         const out = errors.map((e) => {
@@ -120,18 +133,12 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
     },
     wss,
   );
-  /** gateway_graphql_operations_total and the log line, as on HTTP: once per operation, its first error's code or OK. */
+  /** Counted and logged once per operation: its first error's code. */
   function count(extra: Extra, id: string, errors: readonly GraphQLError[]) {
     const op = extra.ops?.get(id);
     if (!op || op.counted) return;
     op.counted = true;
-    const c = errors[0]?.extensions?.code;
-    const code = typeof c === 'string' ? c : 'INTERNAL_SERVER_ERROR';
-    opts.metrics.operations.inc({ operation: opts.metrics.operationLabel(op.name), code });
-    const errorIds = errors.map((e) => e.extensions?.errorId).filter((x): x is string => typeof x === 'string');
-    const entry = { operation: op.name, code, ms: Math.round(performance.now() - op.at), transport: 'ws' };
-    if (errorIds.length) (op.log ?? opts.logger).error({ ...entry, errorIds }, 'graphql operation failed with an internal error');
-    else (op.log ?? opts.logger).info(entry, 'graphql operation');
+    record({ name: op.name, log: op.log ?? opts.logger, transport: 'ws', startedAt: op.at, errors });
   }
 
   return {
@@ -140,4 +147,9 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
       await cleanup.dispose();
     },
   };
+}
+
+/** A close reason fits in 123 bytes: the code and a hint, never the key. */
+function closeReason(code: string): string {
+  return `${code}: send connectionParams { authorization: "Bearer <key>" } with a valid key`.slice(0, 123);
 }

@@ -7,13 +7,17 @@ import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import type { GraphQLSchema } from 'graphql';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { Logger } from '../infra/logger';
 import type { GraphQLContext } from '../graphql/context';
 import { makeFormatError, statusFor } from '../graphql/errors';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
-import { attachGraphqlWs, MAX_DOCUMENT_TOKENS } from './graphql-ws';
+import { attachGraphqlWs } from './graphql-ws';
+import { makeDocumentCache, MAX_DOCUMENT_TOKENS } from './document-cache';
+import { corsMiddleware, makeOriginPolicy } from './cors';
+import { makeStreamOperations } from './stream-operation';
+import { makeHttpStreams, PREBUILT_CONTEXT, SUBSCRIPTION_TRANSPORTS } from './http-streams';
 
 export interface HttpServerOptions {
   readonly schema: GraphQLSchema;
@@ -26,7 +30,27 @@ export interface HttpServerOptions {
   readonly ready: () => Promise<void>;
   /** Extra routes mounted before /graphql (the playground). */
   readonly mount?: (app: express.Express) => void;
+  /** Browser origins allowed (CORS and the WebSocket upgrade); null: any localhost origin. */
+  readonly corsOrigins: readonly string[] | null;
+  /** Most operations at once on one graphql-ws connection. */
+  readonly subscriptionsPerConnection: number;
+  /** Longest silence on an SSE or multipart stream before a heartbeat is sent. */
+  readonly streamHeartbeatMs: number;
 }
+
+/** A subscription over plain JSON HTTP cannot stream: a coded 400 naming the transports that can. */
+const subscriptionTransportPlugin: ApolloServerPlugin<GraphQLContext> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ operation }) {
+        if (operation?.operation !== 'subscription') return;
+        throw new GraphQLError(`a subscription needs a streaming transport: ${SUBSCRIPTION_TRANSPORTS.map((t) => `${t.transport} (${t.how})`).join('; ')}`, {
+          extensions: { code: 'BAD_REQUEST', transports: SUBSCRIPTION_TRANSPORTS.map((t) => t.transport), http: { status: 400 } },
+        });
+      },
+    };
+  },
+};
 
 /** Sets the contract's HTTP status (401, 403, 413, 429, 503) from the response's error codes. */
 const statusPlugin: ApolloServerPlugin<GraphQLContext> = {
@@ -38,6 +62,9 @@ const statusPlugin: ApolloServerPlugin<GraphQLContext> = {
         if (!errors?.length) return;
         const s = statusFor(errors as never);
         if (s) response.http.status = s;
+        // Retry-After on 429 (exposed to pages on other origins), from the error's retryAfterMs.
+        const retry = errors.find((e) => typeof e.extensions?.retryAfterMs === 'number')?.extensions?.retryAfterMs as number | undefined;
+        if (s === 429 && retry !== undefined) response.http.headers.set('retry-after', String(Math.max(1, Math.ceil(retry / 1000))));
       },
     };
   },
@@ -96,14 +123,32 @@ export async function createHttpServer(o: HttpServerOptions) {
     blockFieldSuggestion: { enabled: o.production },
   }).protect();
 
-  const ws = attachGraphqlWs({ httpServer, path: '/graphql', schema: o.schema, buildContext: o.buildContext, validationRules: armor.validationRules, metrics: o.metrics, logger: o.logger, production: o.production });
+  const documents = makeDocumentCache({ schema: o.schema, validationRules: armor.validationRules, production: o.production });
+  const origins = makeOriginPolicy(o.corsOrigins);
+  const ws = attachGraphqlWs({
+    httpServer,
+    path: '/graphql',
+    schema: o.schema,
+    buildContext: o.buildContext,
+    documents,
+    origins,
+    subscriptionsPerConnection: o.subscriptionsPerConnection,
+    metrics: o.metrics,
+    logger: o.logger,
+  });
+  const streams = makeHttpStreams({
+    ops: makeStreamOperations({ schema: o.schema, buildContext: o.buildContext, documents, formatError: makeFormatError(o.logger), metrics: o.metrics, logger: o.logger }),
+    heartbeatMs: o.streamHeartbeatMs,
+  });
 
   const apollo = new ApolloServer<GraphQLContext>({
     // main.ts owns SIGTERM/SIGINT (drain everything, then exit); Apollo's own handlers would race it.
     stopOnTerminationSignals: false,
     schema: o.schema,
     introspection: !o.production,
-    csrfPrevention: true,
+    // A request carrying Authorization passes: a browser sends that header cross-site only after a preflight, and
+    // this API authenticates by it alone, so urql's plain GET queries work with its defaults.
+    csrfPrevention: { requestHeaders: ['authorization', 'x-apollo-operation-name', 'apollo-require-preflight'] },
     parseOptions: { maxTokens: MAX_DOCUMENT_TOKENS },
     allowBatchedHttpRequests: false,
     includeStacktraceInErrorResponses: false,
@@ -114,6 +159,7 @@ export async function createHttpServer(o: HttpServerOptions) {
       ApolloServerPluginDrainHttpServer({ httpServer }),
       { async serverWillStart() { return { async drainServer() { await ws.dispose(); } }; } },
       ApolloServerPluginLandingPageDisabled(),
+      subscriptionTransportPlugin,
       statusPlugin,
       makeMetricsPlugin(o.metrics),
       requestLogPlugin,
@@ -147,23 +193,31 @@ export async function createHttpServer(o: HttpServerOptions) {
     next(err);
   };
 
+  // The request id: the client's X-Request-Id when it is a plain token, else a new one; echoed on the response.
+  const requestId: express.RequestHandler = (req, res, next) => {
+    const rid = req.headers['x-request-id'];
+    const id = typeof rid === 'string' && /^[\w-]{1,64}$/.test(rid) ? rid : randomUUID();
+    res.locals.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    next();
+  };
+
   app.use(
     '/graphql',
+    corsMiddleware(origins),
+    requestId,
     express.json({ limit: o.maxBodyBytes }),
     tooLarge,
+    streams,
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
+        const prebuilt = (res.locals as Record<string, GraphQLContext | undefined>)[PREBUILT_CONTEXT];
+        if (prebuilt) return prebuilt;
         const ac = new AbortController();
         res.once('close', () => {
           if (!res.writableFinished) ac.abort(new Error('client closed the connection'));
         });
-        const rid = req.headers['x-request-id'];
-        return o.buildContext({
-          authorization: req.headers.authorization,
-          signal: ac.signal,
-          requestId: typeof rid === 'string' && /^[\w-]{1,64}$/.test(rid) ? rid : randomUUID(),
-          clientAddress: req.socket.remoteAddress,
-        });
+        return o.buildContext({ authorization: req.headers.authorization, signal: ac.signal, requestId: res.locals.requestId as string, clientAddress: req.socket.remoteAddress });
       },
     }),
   );

@@ -5,6 +5,8 @@ import express from 'express';
 const ASSETS = path.join(__dirname, '../playground');
 /** graphql-ws's browser (UMD) build from node_modules: it defines window.graphqlWs. Never from a CDN. */
 const GRAPHQL_WS_UMD = path.join(path.dirname(require.resolve('graphql-ws')), '../umd/graphql-ws.min.js');
+/** graphql-sse's browser build (window.graphqlSse): the page's fallback when a WebSocket cannot connect. */
+const GRAPHQL_SSE_UMD = path.join(path.dirname(require.resolve('graphql-sse')), '../umd/graphql-sse.min.js');
 
 /** Everything the page loads comes from this origin; the WebSocket goes back to it ('self' covers ws: in CSP 3). */
 const CSP = [
@@ -36,5 +38,6 @@ const headers: express.RequestHandler = (_req, res, next) => {
 export function mountPlayground(app: express.Express): void {
   app.get('/', headers, (_req, res) => res.sendFile(path.join(ASSETS, 'index.html')));
   app.get('/playground/vendor/graphql-ws.js', headers, (_req, res) => res.type('text/javascript').sendFile(GRAPHQL_WS_UMD));
+  app.get('/playground/vendor/graphql-sse.js', headers, (_req, res) => res.type('text/javascript').sendFile(GRAPHQL_SSE_UMD));
   app.use('/playground', headers, express.static(ASSETS, { index: false, redirect: false, fallthrough: true, etag: true }));
 }

@@ -63,10 +63,12 @@ d('web playground in headless Chromium', () => {
   });
 
   /** A fresh browser context on GET /; with a key, pastes it and waits for the profiles to load. */
-  async function openPage(key?: string, viewport = { width: 1280, height: 1000 }): Promise<Page> {
+  async function openPage(key?: string, viewport = { width: 1280, height: 1000 }, opts: { blockWebSockets?: boolean } = {}): Promise<Page> {
     context = await browser.newContext({ viewport });
     context.setDefaultTimeout(10_000); // a clear Playwright message before jest's 30 s timeout
     const page = await context.newPage();
+    // As a proxy that drops WebSockets would: the socket is closed before the gateway ever answers it.
+    if (opts.blockWebSockets) await page.routeWebSocket(/.*/, (ws) => ws.close({ code: 1006, reason: 'blocked by the network' }));
     pageErrors = [];
     foreignRequests = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -295,6 +297,60 @@ d('web playground in headless Chromium', () => {
     await row.scrollIntoViewIfNeeded();
     await page.locator('#limits-form').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(ARTIFACTS, 'admin.png') });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('falls back to SSE when the WebSocket cannot connect, shows the transport, streams and stops there too', async () => {
+    const t = await createTenant(app.url);
+    const page = await openPage(t.key, undefined, { blockWebSockets: true });
+    expect(await text(page, '#stat-transport')).toMatch(/WebSocket/);
+    await page.click('#send');
+    await page.waitForFunction(() => /^SSE/.test(document.getElementById('stat-transport')!.textContent!));
+    await waitState(page, '^Completed$');
+    expect((await text(page, '#output')).trim().split(/\s+/)).toHaveLength(150);
+    expect(await text(page, '#stat-cost')).toBe('$0.000038');
+    // The next chat goes over SSE directly, and Stop ends it there: the ledger says CLIENT_CANCELLED.
+    await page.click('#send');
+    await page.waitForFunction(() => document.getElementById('output')!.textContent!.length > 10);
+    await page.click('#stop');
+    await waitState(page, '^Stopped by you: recorded as CLIENT_CANCELLED$');
+    await shot(page, 'sse-fallback');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('admin view creates a tenant (its key shown once and usable at once), creates another key and revokes it', async () => {
+    const page = await openPage();
+    await page.click('#admin summary');
+    await page.fill('#admin-key', TEST_ADMIN_KEY);
+    await page.click('#admin-key-form button[type=submit]');
+    await page.waitForFunction(() => /tenant/.test(document.getElementById('admin-status')!.textContent!));
+    const name = `0-created-in-playground-${Date.now().toString(36)}`;
+    await page.fill('#new-tenant-name', name);
+    await page.fill('#new-tenant-budget', '2');
+    await page.click('#create-tenant');
+    await page.waitForFunction(() => !document.getElementById('new-key')!.hidden);
+    const firstKey = (await text(page, '#new-key-value')).trim();
+    const created = await db.tenant.findFirst({ where: { name } });
+    expect(created?.monthlyBudgetMicros).toBe(2_000_000n);
+    expect(await page.inputValue('#admin-tenant')).toBe(created!.id);
+    expect((await gqlOk(app.url, firstKey, '{ me { name } }')).me.name).toBe(name);
+    // "Use this key" puts it in the chat's key field and loads the tenant.
+    await page.click('#use-new-key');
+    await page.waitForFunction((n) => document.getElementById('key-status')!.textContent!.includes(n), name);
+
+    await page.waitForSelector('#keys tbody tr');
+    await page.click('#create-key');
+    await page.waitForFunction((k) => document.getElementById('new-key-value')!.textContent !== k, firstKey);
+    const secondKey = (await text(page, '#new-key-value')).trim();
+    await page.waitForFunction(() => document.querySelectorAll('#keys tbody tr').length === 2);
+    // Revoke the second key by its row's button.
+    const keys = await db.apiKey.findMany({ where: { tenantId: created!.id }, orderBy: { createdAt: 'asc' } });
+    await page.click(`#keys tbody tr[data-key="${keys[1]!.id}"] button`);
+    await page.waitForFunction(() => /Revoked key/.test(document.getElementById('admin-status')!.textContent!));
+    const refused = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${secondKey}` }, body: JSON.stringify({ query: '{ me { id } }' }) });
+    expect(refused.status).toBe(401);
+    expect((await gqlOk(app.url, firstKey, '{ me { name } }')).me.name).toBe(name);
+    await shot(page, 'admin-keys');
     expect(pageErrors).toEqual([]);
   });
 

@@ -85,10 +85,10 @@ describe('authentication over graphql-ws', () => {
     return (error as { code?: number } | null)?.code;
   };
 
-  it('a bad connection key closes the socket with 4403; nothing reaches the upstream', async () => {
+  it('a bad or missing connection key closes the socket with 4401 (not retried by graphql-ws clients); nothing reaches the upstream', async () => {
     const before = await simRequests();
-    expect(await closeCode('lgw_not-a-key')).toBe(4403);
-    expect(await closeCode(null)).toBe(4403);
+    expect(await closeCode('lgw_not-a-key')).toBe(4401);
+    expect(await closeCode(null)).toBe(4401);
     expect(await simRequests()).toBe(before);
   });
 
@@ -96,7 +96,7 @@ describe('authentication over graphql-ws', () => {
     const t = await createTenant(app.url);
     expect((await subscribeAll(track(wsClient(app.url, t.key)), ME_Q, {})).error).toBeNull();
     await gqlOk(app.url, TEST_ADMIN_KEY, `mutation Revoke($id: ID!) { revokeApiKey(id: $id) }`, { id: t.keyId });
-    expect(await closeCode(t.key)).toBe(4403);
+    expect(await closeCode(t.key)).toBe(4401);
     expectRefused(await gql(app.url, t.key, ME_Q), 'UNAUTHENTICATED', 401, [t.key]);
   });
 });

@@ -222,6 +222,13 @@ describe('npm start as a real process', () => {
     expect(sim?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+/);
     expect(main.lines.find((l) => l.msg === 'migrations')).toBeDefined();
     expect(main.lines.find((l) => l.msg === 'seed')).toBeDefined();
+    // A new user is told where the playground is and how to get a key; a restart's seed line does not read as a failure.
+    expect(listening.playground).toMatch(/^http:\/\/localhost:\d+\/$/);
+    expect(listening.getAKey).toMatch(/npm run tenant -- create/);
+    expect(main.out().stderr).toContain('Playground: http://localhost:');
+    const seed = main.lines.find((l) => l.msg === 'seed')!;
+    expect(JSON.stringify(seed)).not.toMatch(/"models":0/);
+    expect(String(seed.catalog)).toMatch(/^(current|seeded)/);
     // The simulator it logged is really there.
     const simModels = await fetch(`${String(sim!.url).replace(/\/v1\/?$/, '')}/v1/models`, { headers: { authorization: 'Bearer sim' } });
     expect(simModels.status).toBe(200);
