@@ -35,12 +35,12 @@ async function main() {
 
   const app = await buildApp(config, { logger });
   const origin = `http://localhost:${app.port}`;
+  // Also plainly on the terminal, for the person who just ran npm start.
+  process.stderr.write(`\nPlayground: ${origin}/   API: ${origin}/graphql\nGet a tenant key: npm run tenant -- create <name>   (README: "First ten minutes")\n`);
   logger.info(
     { url: app.url, playground: `${origin}/`, upstream: app.upstreamUrl, getAKey: 'npm run tenant -- create <name>, or the playground admin view with the admin key' },
     'llm-gateway listening',
   );
-  // Also plainly on the terminal, for the person who just ran npm start.
-  process.stderr.write(`\nPlayground: ${origin}/   API: ${origin}/graphql\nGet a tenant key: npm run tenant -- create <name>   (README: "First ten minutes")\n`);
   if (config.adminKeyGenerated) {
     // Printed once, to the terminal only; never logged. Set ADMIN_API_KEY to keep one across restarts.
     process.stderr.write(`\nADMIN_API_KEY was not set; generated one for this process (shown once):\n  ${config.ADMIN_API_KEY}\nSet ADMIN_API_KEY to choose your own.\n\n`);

@@ -386,12 +386,13 @@ async function createTenant() {
   const name = $('new-tenant-name').value.trim();
   try {
     const { createTenant: r } = await gql(adminKey, CREATE_TENANT, { input: { name, monthlyBudgetUsd: $('new-tenant-budget').value.trim() || null } });
-    showNewKey(r.tenant.name, r.apiKey);
     $('new-tenant-name').value = '';
     $('new-tenant-budget').value = '';
     await loadTenants();
     $('admin-tenant').value = r.tenant.id;
     fillTenantForm();
+    // Shown last, so that when the key appears the new tenant is already the selected one.
+    showNewKey(r.tenant.name, r.apiKey);
     $('admin-status').textContent = `Created tenant “${r.tenant.name}”.`;
   } catch (e) {
     showError($('admin-error'), e);

@@ -225,6 +225,8 @@ describe('npm start as a real process', () => {
     // A new user is told where the playground is and how to get a key; a restart's seed line does not read as a failure.
     expect(listening.playground).toMatch(/^http:\/\/localhost:\d+\/$/);
     expect(listening.getAKey).toMatch(/npm run tenant -- create/);
+    // stderr is its own pipe: its banner may arrive a moment after the log line on stdout.
+    for (let i = 0; i < 100 && !main.out().stderr.includes('Playground:'); i++) await new Promise((r) => setTimeout(r, 50));
     expect(main.out().stderr).toContain('Playground: http://localhost:');
     const seed = main.lines.find((l) => l.msg === 'seed')!;
     expect(JSON.stringify(seed)).not.toMatch(/"models":0/);
