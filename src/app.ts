@@ -24,6 +24,7 @@ import { buildSchema } from './graphql/schema';
 import { makeContextBuilder } from './server/context-builder';
 import { createHttpServer } from './server/http-server';
 import { mountPlayground } from './server/playground';
+import { openaiRouter } from './openai/router';
 import { makeMetrics } from './server/metrics';
 import type { Services } from './services';
 
@@ -152,7 +153,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       ready: async () => {
         await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
       },
-      mount: (app) => mountPlayground(app),
+      mount: (app) => {
+        mountPlayground(app);
+        app.use('/v1', openaiRouter({ services, logger, maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024 }));
+      },
     });
     const port = await server.listen(config.PORT, opts.host ?? '0.0.0.0');
     // Drain first: in-flight requests settle while the checkpointer still renews their leases.

@@ -6,14 +6,20 @@ import { hashInput, type Idempotency, type StoredOutcome } from './idempotency';
 import type { ChatInput } from './chat-input';
 import type { ChatResult, ChatStreamEvent } from './types';
 
+/** Optional observers of one request, for edges that must name it before it ends (e.g. an x-request-id header). */
+export interface ChatHooks {
+  /** Called once the request is admitted, with the requestId of its ledger row. */
+  readonly onAdmitted?: (requestId: string) => void;
+}
+
 export interface ChatService {
   /** The chat mutation: the whole answer, settled before it returns. Idempotent with input.idempotencyKey. */
-  complete(principal: Principal, input: ChatInput, signal: AbortSignal): Promise<ChatResult>;
+  complete(principal: Principal, input: ChatInput, signal: AbortSignal, hooks?: ChatHooks): Promise<ChatResult>;
   /**
    * chatStream: content events, then one done event for every stream that delivered content. Throws
    * UPSTREAM_UNAVAILABLE when the chain failed before any content. Abort `signal` when the client goes away.
    */
-  stream(principal: Principal, input: ChatInput, signal: AbortSignal): AsyncGenerator<ChatStreamEvent>;
+  stream(principal: Principal, input: ChatInput, signal: AbortSignal, hooks?: ChatHooks): AsyncGenerator<ChatStreamEvent>;
 }
 
 export type ChatServiceDeps = AdmissionDeps & RunDeps & { readonly idempotency: Idempotency };
@@ -30,8 +36,9 @@ function fromStored(o: StoredOutcome): ChatResult {
 }
 
 export function makeChatService(deps: ChatServiceDeps): ChatService {
-  async function collect(input: ChatInput, signal: AbortSignal, v: Validated) {
+  async function collect(input: ChatInput, signal: AbortSignal, v: Validated, hooks?: ChatHooks) {
     const a = await admit(deps, v, input);
+    hooks?.onAdmitted?.(a.requestId);
     let content = '';
     let final: Final | null = null;
     for await (const ev of runChat(deps, a, input, 'collect', signal)) {
@@ -44,11 +51,11 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
   }
 
   return {
-    async complete(principal, input, signal) {
+    async complete(principal, input, signal, hooks) {
       const v = await validate(deps, principal, input, 'collect');
       const key = input.idempotencyKey ?? null;
       if (key === null) {
-        const { a, final, content } = await collect(input, signal, v);
+        const { a, final, content } = await collect(input, signal, v, hooks);
         if (final.error) throw final.error;
         return toResult(a.requestId, final, content);
       }
@@ -57,7 +64,7 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       if (claim.kind === 'replay') return fromStored(claim.outcome);
       let outcome: StoredOutcome | null = null;
       try {
-        const { a, final, content } = await collect(input, signal, v);
+        const { a, final, content } = await collect(input, signal, v, hooks);
         if (final.error) {
           if (final.usage.costUsd > 0n) {
             outcome = { kind: 'error', code: final.error.code, message: final.error.message, extensions: { ...final.error.extensions } };
@@ -75,9 +82,10 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       }
     },
 
-    async *stream(principal, input, signal) {
+    async *stream(principal, input, signal, hooks) {
       const v = await validate(deps, principal, input, 'stream');
       const a = await admit(deps, v, input);
+      hooks?.onAdmitted?.(a.requestId);
       let model = a.plan.chain[0]!.model.id;
       for await (const ev of runChat(deps, a, input, 'stream', signal)) {
         if (ev.type === 'delta') {
