@@ -65,7 +65,7 @@ export function parseChatRequest(body: unknown, headers: { idempotencyKey: unkno
     const v = (body as Record<string, unknown>)[name];
     if (v !== undefined && v !== null && v !== false) throw badInput(name, 'is not supported by this gateway; leave it out');
   }
-  const parsed = ChatCompletionBody.safeParse(body);
+  const parsed = ChatCompletionBody.safeParse(body, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const param = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('') || 'body';
