@@ -3,7 +3,7 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import { AppError, isAppError } from '../errors';
 import type { Logger } from '../infra/logger';
 import type { Services } from '../services';
-import type { Principal } from '../tenants/principal';
+import { requireTenant, type Principal } from '../tenants/principal';
 import type { TenantSettings } from '../tenants/tenant-store';
 import type { ChatStreamEvent } from '../chat/types';
 import { openaiCors } from './cors';
@@ -64,13 +64,17 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
     return ac.signal;
   }
 
+  /** The models a tenant key may call (the admin key is not a tenant: FORBIDDEN). */
+  async function modelsFor(req: Request, x: Exchange) {
+    requireTenant(await authenticate(req, x), 'GET /v1/models');
+    const region = parseRegion(req.headers['x-region']) ?? 'US_EAST';
+    return listModels(await services.catalog.get(), x.tenant!.overrides, region, services.routing);
+  }
+
   router.get('/models', async (req, res) => {
     const x: Exchange = { requestId: randomUUID(), tenant: null };
     try {
-      const principal = await authenticate(req, x);
-      if (!x.tenant) throw new AppError('FORBIDDEN', `/v1/models lists what a tenant key may call: the admin key is not a tenant (${principal.kind})`);
-      const region = parseRegion(req.headers['x-region']) ?? 'US_EAST';
-      const data = listModels(await services.catalog.get(), x.tenant.overrides, region, services.routing);
+      const data = await modelsFor(req, x);
       res.set(headersOf(x)).json({ object: 'list', data });
     } catch (e) {
       sendError(res, x, e);
@@ -80,10 +84,7 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
   router.get('/models/:id', async (req, res) => {
     const x: Exchange = { requestId: randomUUID(), tenant: null };
     try {
-      await authenticate(req, x);
-      if (!x.tenant) throw new AppError('FORBIDDEN', '/v1/models lists what a tenant key may call: the admin key is not a tenant');
-      const region = parseRegion(req.headers['x-region']) ?? 'US_EAST';
-      const entry = listModels(await services.catalog.get(), x.tenant.overrides, region, services.routing).find((m) => m.id === req.params.id);
+      const entry = (await modelsFor(req, x)).find((m) => m.id === req.params.id);
       if (!entry) throw new AppError('NOT_FOUND', `model: no profile or model named "${req.params.id.slice(0, 64)}" that this key may call`, { field: 'model' });
       res.set(headersOf(x)).json(entry);
     } catch (e) {
@@ -165,10 +166,7 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
   return router;
 }
 
-/** A stream that delivered content but did not complete: the error event that follows its content. */
+/** A stream that delivered content but did not complete (cut, stalled, shut down): the error event after its content. */
 function endedEarly(ev: ChatStreamEvent): AppError {
-  const outcome = ev.outcome ?? 'FAILED';
-  return outcome === 'TIMEOUT'
-    ? new AppError('UPSTREAM_INTERRUPTED', `model ${ev.model} stalled mid-answer (outcome TIMEOUT); the content so far was delivered and billed`)
-    : new AppError('UPSTREAM_INTERRUPTED', `model ${ev.model} stopped mid-answer (outcome ${outcome}); the content so far was delivered and billed`);
+  return new AppError('UPSTREAM_INTERRUPTED', `model ${ev.model} stopped mid-answer (outcome ${ev.outcome ?? 'FAILED'}); the content so far was delivered and billed`);
 }

@@ -6,8 +6,6 @@ import type { Response } from 'express';
  * wait for the socket to drain, so a slow reader slows the stream instead of growing the process's memory.
  */
 export class SseWriter {
-  private started = false;
-
   constructor(private readonly res: Response) {}
 
   /** Sends the status line and headers now, so the client sees the stream begin. */
@@ -15,11 +13,6 @@ export class SseWriter {
     this.res.status(200);
     this.res.set({ ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
     this.res.flushHeaders();
-    this.started = true;
-  }
-
-  get isStarted(): boolean {
-    return this.started;
   }
 
   async data(value: unknown): Promise<void> {
