@@ -3,7 +3,7 @@ import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { createPrisma, type Db } from '../../src/infra/prisma';
 import { TEST_DATABASE_URL } from '../support/env';
-import { createTenant, gqlOk, startApp, startSim, TEST_ADMIN_KEY } from '../support/app';
+import { CHAT, createTenant, gqlOk, startApp, startSim, TEST_ADMIN_KEY } from '../support/app';
 import { SimClient } from '../support/simulator';
 
 /**
@@ -104,6 +104,20 @@ describe('POST /v1/chat/completions, not streamed', () => {
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.code).toBe('idempotency_key_reused');
     expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(1);
+  });
+});
+
+describe('same ledger, budgets and reports as GraphQL', () => {
+  it('one request through each API: identical cost and tokens, both in the cost report and the spend', async () => {
+    const t = await createTenant(app.url, { monthlyBudgetUsd: '1' });
+    const viaGraphql = (await gqlOk(app.url, t.key, CHAT, { input: { profile: 'chat_default', messages: [{ role: 'USER', content: ask[0]!.content }] } })).chat;
+    const viaV1 = await client(t.key).chat.completions.create({ model: 'chat_default', messages: ask });
+    expect(viaV1.usage).toMatchObject({ prompt_tokens: viaGraphql.usage.promptTokens, completion_tokens: viaGraphql.usage.completionTokens, cost_usd: viaGraphql.usage.costUsd });
+    const month = new Date().toISOString().slice(0, 7);
+    const report = (await gqlOk(app.url, t.key, `query($m: String!) { costReport(month: $m, groupBy: PROFILE) { totalUsd rows { key requests costUsd } } }`, { m: month })).costReport;
+    expect(report.rows).toEqual([{ key: 'chat_default', requests: 2, costUsd: '0.000076' }]);
+    expect(report.totalUsd).toBe('0.000076');
+    expect((await gqlOk(app.url, t.key, ME)).me).toEqual({ spentThisMonthUsd: '0.000076', heldUsd: '0.000000' });
   });
 });
 
