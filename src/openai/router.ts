@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
-import { AppError, isAppError } from '../errors';
+import { AppError, isAppError, rethrowUnavailable } from '../errors';
 import type { Logger } from '../infra/logger';
 import type { Services } from '../services';
 import { requireTenant, type Principal } from '../tenants/principal';
@@ -37,12 +37,19 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
   const router = express.Router();
   router.use(openaiCors);
 
-  /** Syncs the epoch (admin changes apply to the next request), authenticates, loads the tenant's limits. */
+  /**
+   * Syncs the epoch (admin changes apply to the next request), authenticates, loads the tenant's limits. Postgres or
+   * Redis failing here is 503 service_unavailable, as on /graphql, not a masked 500.
+   */
   async function authenticate(req: Request, x: Exchange): Promise<Principal> {
-    await services.epoch.sync();
-    const principal = await services.auth.authenticate(req.headers.authorization);
-    if (principal.kind === 'tenant') x.tenant = await services.tenants.get(principal.tenantId);
-    return principal;
+    try {
+      await services.epoch.sync();
+      const principal = await services.auth.authenticate(req.headers.authorization);
+      if (principal.kind === 'tenant') x.tenant = await services.tenants.get(principal.tenantId);
+      return principal;
+    } catch (e) {
+      return rethrowUnavailable('Postgres or Redis')(e);
+    }
   }
 
   function headersOf(x: Exchange, denial: AppError | null = null): Record<string, string> {

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
+import Redis from 'ioredis';
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { createPrisma, type Db } from '../../src/infra/prisma';
@@ -168,6 +170,53 @@ describe('client cancellation', () => {
     expect((await simc.waitForStats((s) => s.openStreams === 0)).openStreams).toBe(0);
   });
 });
+
+describe('Redis unreachable', () => {
+  it('fails closed: InternalServerError 503 service_unavailable, no upstream call, no row', async () => {
+    const t = await createTenant(app.url);
+    // An instance with a Redis of its own (redis-server cannot take port 0), stopped under it.
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    try {
+      await until(async () => {
+        const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        try {
+          return await probe.ping().then(() => true, () => false);
+        } finally {
+          probe.disconnect();
+        }
+      });
+      const lonely = await startApp({ REDIS_URL: `redis://127.0.0.1:${port}` }, sim);
+      try {
+        const c = new OpenAI({ apiKey: t.key, baseURL: lonely.url.replace(/\/graphql$/, '/v1'), maxRetries: 0 });
+        await c.chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5 });
+        server.kill('SIGKILL');
+        await until(async () => !(await lonely.services.epoch.sync().then(() => true, () => false)));
+        const before = (await simc.stats()).requests['qwen3-8b'] ?? 0;
+        for (const stream of [false, true]) {
+          const err = await c.chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5, stream }).catch((e) => e);
+          expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+          expect(err.status).toBe(503);
+          expect(err.code).toBe('service_unavailable');
+        }
+        expect((await simc.stats()).requests['qwen3-8b'] ?? 0).toBe(before);
+      } finally {
+        await lonely.stop();
+      }
+    } finally {
+      server.kill('SIGKILL');
+    }
+    expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(1);
+  });
+});
+
+async function until(cond: () => Promise<boolean>, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 async function settledRowsWhere(tenantId: string, pred: (r: { checkpointTokens: number; state: string }) => boolean, ms = 5_000) {
   const until = Date.now() + ms;
