@@ -25,19 +25,25 @@ export function toUsage(u: UsageView): OpenAIUsage {
 /** The ledger's requestId is the completion's id too, so a client's id finds the ledger row. */
 export const completionId = (requestId: string): string => `chatcmpl-${requestId}`;
 
-/** COMPLETED is a natural stop; any other outcome ended the answer early (partial, billed). */
-export const finishReason = (o: Outcome): 'stop' | 'length' => (o === 'COMPLETED' ? 'stop' : 'length');
+/**
+ * 'length' when the answer was cut short: any outcome but COMPLETED (partial, billed), or a completion that used the
+ * whole max_tokens the client asked for. The upstream's own finish_reason does not reach the use case, so a
+ * completion cut by the profile's default limit (max_tokens left out) reads 'stop'.
+ */
+export function finishReason(o: Outcome, completionTokens: number, maxTokens: number | null): 'stop' | 'length' {
+  return o !== 'COMPLETED' || (maxTokens !== null && completionTokens >= maxTokens) ? 'length' : 'stop';
+}
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 /** The non-streamed answer. `outcome` is an extra field: how the gateway's request ended. */
-export function completionBody(r: ChatResult) {
+export function completionBody(r: ChatResult, maxTokens: number | null) {
   return {
     id: completionId(r.requestId),
     object: 'chat.completion' as const,
     created: nowSeconds(),
     model: r.model,
-    choices: [{ index: 0, message: { role: 'assistant' as const, content: r.content, refusal: null }, logprobs: null, finish_reason: finishReason(r.outcome) }],
+    choices: [{ index: 0, message: { role: 'assistant' as const, content: r.content, refusal: null }, logprobs: null, finish_reason: finishReason(r.outcome, r.usage.completionTokens, maxTokens) }],
     usage: toUsage(r.usage),
     system_fingerprint: null,
     outcome: r.outcome,
@@ -45,7 +51,7 @@ export function completionBody(r: ChatResult) {
 }
 
 /** Builds the chunks of one stream; they share id and created, as OpenAI's do. */
-export function chunkMaker(requestId: string) {
+export function chunkMaker(requestId: string, maxTokens: number | null) {
   const id = completionId(requestId);
   const created = nowSeconds();
   let first = true;
@@ -57,8 +63,8 @@ export function chunkMaker(requestId: string) {
       first = false;
       return { ...base(model), choices: [{ index: 0, delta, logprobs: null, finish_reason: null }] };
     },
-    finish(model: string, outcome: Outcome) {
-      return { ...base(model), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(outcome) }] };
+    finish(model: string, outcome: Outcome, completionTokens: number) {
+      return { ...base(model), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(outcome, completionTokens, maxTokens) }] };
     },
     /** stream_options.include_usage: one more chunk with no choices and the whole request's usage. */
     usage(model: string, u: UsageView) {

@@ -115,7 +115,7 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
       else {
         const result = await services.chat.complete(principal, request.input, signal, hooks);
         x.requestId = result.requestId; // an idempotent replay answers with the first request's id
-        res.set(headersOf(x)).json(completionBody(result));
+        res.set(headersOf(x)).json(completionBody(result, request.input.maxTokens ?? null));
       }
     } catch (e) {
       if (res.headersSent) o.logger.error({ err: e, requestId: x.requestId }, 'OpenAI-compatible stream failed after it started');
@@ -136,13 +136,13 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
     if (first.done) return; // cancelled before any content: nobody is left to answer
     const sse = new SseWriter(res);
     sse.start(headersOf(x));
-    const chunks = chunkMaker(first.value.requestId);
+    const chunks = chunkMaker(first.value.requestId, r.input.maxTokens ?? null);
     let ev: ChatStreamEvent = first.value;
     try {
       for (;;) {
         if (!ev.done) await sse.data(chunks.content(ev.model, ev.delta ?? ''));
         else {
-          await sse.data(chunks.finish(ev.model, ev.outcome ?? 'COMPLETED'));
+          await sse.data(chunks.finish(ev.model, ev.outcome ?? 'COMPLETED', ev.usage?.completionTokens ?? 0));
           if (r.includeUsage && ev.usage) await sse.data(chunks.usage(ev.model, ev.usage));
           if (ev.outcome === 'COMPLETED') await sse.done();
           else await sse.fail(toOpenAIError(endedEarly(ev), o.logger).body);

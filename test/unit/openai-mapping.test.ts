@@ -4,7 +4,7 @@ import { AppError } from '../../src/errors';
 import { fromAppError, secondsToNextMonth } from '../../src/openai/errors';
 import { formatReset, rateLimitHeaders, snapshotFromSettings } from '../../src/openai/rate-headers';
 import { parseChatRequest } from '../../src/openai/request';
-import { toUsage } from '../../src/openai/responses';
+import { finishReason, toUsage } from '../../src/openai/responses';
 
 const catalog: Catalog = {
   models: new Map(MODEL_TABLE.map((r) => [r.id, { ...r, inputMicrosPerMillion: null }])),
@@ -94,4 +94,11 @@ it('usage carries the exact cost as a Usd string and integer micro-dollars', () 
     cost_usd: '1.234567',
     cost_micros: 1234567,
   });
+});
+
+it('finish_reason: length when cut short or when the asked max_tokens was used up, else stop', () => {
+  expect(finishReason('COMPLETED', 150, null)).toBe('stop');
+  expect(finishReason('COMPLETED', 39, 40)).toBe('stop');
+  expect(finishReason('COMPLETED', 40, 40)).toBe('length');
+  expect(finishReason('UPSTREAM_INTERRUPTED', 20, null)).toBe('length');
 });
