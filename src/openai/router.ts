@@ -155,6 +155,9 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
       res.end(); // the client went away: the use case settled the request CLIENT_CANCELLED
     } catch (e) {
       await sse.fail(toOpenAIError(e, o.logger.child({ requestId: x.requestId })).body);
+    } finally {
+      // Whatever left this loop, the use case's generator must finish: its finally settles the request.
+      await events.return(undefined);
     }
   }
 
