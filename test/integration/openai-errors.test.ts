@@ -105,6 +105,9 @@ describe('404', () => {
     expect(err.code).toBe('model_not_found');
     expect(err.param).toBe('model');
     expect(err.message).toMatch(/gpt-4o.*GET \/v1\/models/);
+    // Streamed: refused before the stream starts, so it is a plain HTTP error too.
+    const streamed = await changesNothing(t, () => new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create({ model: 'gpt-4o', messages: ask, stream: true }));
+    expect(streamed).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
   it('an unknown path answers 404 in the same shape', async () => {
@@ -214,5 +217,8 @@ describe('429', () => {
     const secs = Number(seen[0]!.headers.get('retry-after'));
     expect(secs).toBeGreaterThan(0);
     expect(secs).toBeLessThanOrEqual(31 * 86_400);
+    const streamed = await changesNothing(t, () => c.chat.completions.create({ model: 'deep_reasoning', messages: ask, stream: true }));
+    expect(streamed).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(streamed.code).toBe('insufficient_quota');
   });
 });
