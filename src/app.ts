@@ -155,7 +155,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       },
       mount: (app) => {
         mountPlayground(app);
-        app.use('/v1', openaiRouter({ services, logger, maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024 }));
+        app.use('/v1', openaiRouter({ services, logger, metrics, maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024 }));
       },
     });
     const port = await server.listen(config.PORT, opts.host ?? '0.0.0.0');

@@ -3,6 +3,7 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import { AppError, isAppError, rethrowUnavailable } from '../errors';
 import type { Logger } from '../infra/logger';
 import type { Services } from '../services';
+import type { Metrics } from '../server/metrics';
 import { requireTenant, type Principal } from '../tenants/principal';
 import type { TenantSettings } from '../tenants/tenant-store';
 import type { ChatStreamEvent } from '../chat/types';
@@ -19,6 +20,8 @@ export interface OpenAIRouterOptions {
   readonly logger: Logger;
   /** Largest accepted request body; larger ones get 413. */
   readonly maxBodyBytes: number;
+  /** Counts requests refused before authentication, as /graphql does. */
+  readonly metrics?: Pick<Metrics, 'refusals'>;
 }
 
 /** Per-request state the answer's headers are built from. */
@@ -48,6 +51,7 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
       if (principal.kind === 'tenant') x.tenant = await services.tenants.get(principal.tenantId);
       return principal;
     } catch (e) {
+      o.metrics?.refusals.inc({ code: isAppError(e) ? e.code : 'SERVICE_UNAVAILABLE' });
       return rethrowUnavailable('Postgres or Redis')(e);
     }
   }

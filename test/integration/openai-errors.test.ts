@@ -70,7 +70,12 @@ afterAll(async () => {
 });
 
 describe('401 and 403', () => {
-  it('an unknown key is AuthenticationError invalid_api_key, not retried', async () => {
+  it('an unknown key is AuthenticationError invalid_api_key, not retried, and counted as a refusal', async () => {
+    const refusals = async () => {
+      const text = await (await fetch(app.url.replace('/graphql', '/metrics'))).text();
+      return Number(/^gateway_auth_refusals_total\{code="UNAUTHENTICATED"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await refusals();
     const { c, seen } = recordingClient('sk-not-a-key');
     const err = await c.chat.completions.create({ model: 'chat_default', messages: ask }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
@@ -80,6 +85,7 @@ describe('401 and 403', () => {
     expect(err.message).toMatch(/unknown API key/);
     expect(err.requestID).toMatch(/^[0-9a-f-]{36}$/);
     expect(seen).toHaveLength(1);
+    expect(await refusals()).toBe(before + 1);
   });
 
   it('a missing key is 401 with a message naming the header', async () => {
