@@ -80,6 +80,9 @@ export function parseChatRequest(body: unknown, headers: { idempotencyKey: unkno
   }
   const region = parseRegion(headers.region);
   const isProfile = catalog.profiles.has(b.model);
+  const maxTokens = b.max_completion_tokens ?? b.max_tokens;
+  // Absent fields stay absent (not null), as GraphQL leaves them: the same request through either API hashes the
+  // same for idempotency.
   const input: ChatInput = {
     profile: b.model,
     ...(isProfile ? {} : { model: b.model }),
@@ -87,10 +90,10 @@ export function parseChatRequest(body: unknown, headers: { idempotencyKey: unkno
       role: ROLE[m.role],
       content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
     })),
-    maxTokens: b.max_completion_tokens ?? b.max_tokens ?? null,
-    temperature: b.temperature ?? null,
-    region,
-    idempotencyKey: typeof key === 'string' ? key : null,
+    ...(maxTokens != null ? { maxTokens } : {}),
+    ...(b.temperature != null ? { temperature: b.temperature } : {}),
+    ...(region ? { region } : {}),
+    ...(typeof key === 'string' ? { idempotencyKey: key } : {}),
   };
   return { input, stream, includeUsage: stream && b.stream_options?.include_usage === true, requested: b.model };
 }

@@ -107,6 +107,16 @@ describe('POST /v1/chat/completions, not streamed', () => {
     expect(err.code).toBe('idempotency_key_reused');
     expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(1);
   });
+
+  it('Idempotency-Key is the chat mutation’s idempotencyKey: a retry through the other API replays too', async () => {
+    const t = await createTenant(app.url);
+    const key = `x-${Date.now()}`;
+    const viaGraphql = (await gqlOk(app.url, t.key, CHAT, { input: { profile: 'chat_default', messages: [{ role: 'USER', content: ask[0]!.content }], idempotencyKey: key } })).chat;
+    const viaV1 = await client(t.key).chat.completions.create({ model: 'chat_default', messages: ask }, { headers: { 'Idempotency-Key': key } });
+    expect(viaV1.id).toBe(`chatcmpl-${viaGraphql.requestId}`);
+    expect(viaV1.choices[0]!.message.content).toBe(viaGraphql.content);
+    expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(1);
+  });
 });
 
 describe('same ledger, budgets and reports as GraphQL', () => {

@@ -32,7 +32,7 @@ describe('parseChatRequest', () => {
       catalog,
     );
     expect(r).toEqual({
-      input: { profile: 'chat_default', messages: [{ role: 'SYSTEM', content: 'be brief' }, { role: 'USER', content: 'ab' }], maxTokens: 7, temperature: 0.5, region: null, idempotencyKey: null },
+      input: { profile: 'chat_default', messages: [{ role: 'SYSTEM', content: 'be brief' }, { role: 'USER', content: 'ab' }], maxTokens: 7, temperature: 0.5 },
       stream: true,
       includeUsage: true,
       requested: 'chat_default',
