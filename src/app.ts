@@ -28,6 +28,7 @@ import { buildSchema } from './graphql/schema';
 import { makeContextBuilder } from './server/context-builder';
 import { createHttpServer } from './server/http-server';
 import { mountPlayground } from './server/playground';
+import { openaiRouter } from './openai/router';
 import { makeMetrics } from './server/metrics';
 import type { Services } from './services';
 
@@ -165,7 +166,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       ready: async () => {
         await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
       },
-      mount: (app) => mountPlayground(app),
+      mount: (app) => {
+        mountPlayground(app);
+        app.use('/v1', openaiRouter({ services, logger, metrics, maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024 }));
+      },
       corsOrigins: config.corsOrigins,
       subscriptionsPerConnection: config.SUBSCRIPTIONS_PER_CONNECTION,
       streamHeartbeatMs: config.STREAM_HEARTBEAT_MS,

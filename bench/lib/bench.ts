@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Client } from 'graphql-ws';
 import Redis from 'ioredis';
 import { closedLoop, type LoadResult } from './load';
-import { completionOp, connected, createBenchTenant, gatewayChatOp, gatewayStreamOp, gqlRequest, pool, sseOp, wsClient, CHAT_DOC, PROMPT, PROFILE, MAX_TOKENS } from './clients';
+import { completionOp, connected, createBenchTenant, gatewayChatOp, gatewayStreamOp, gqlRequest, pool, sseOp, upstreamBody, wsClient, CHAT_DOC, PROMPT, PROFILE, MAX_TOKENS } from './clients';
 import { holdStreams, type HoldResult } from './hold';
 import { machineInfo, resetDatabase, serviceVersions, versions } from './machine';
 import { microBench, type MicroResult } from './micro';
@@ -94,22 +94,24 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
           const direct = await run('chat', 'direct', c, completionOp(pools.direct));
           const viaProxy = await run('chat', 'proxy', c, completionOp(pools.proxy));
           const gateway = await run('chat', 'gateway', c, gatewayChatOp(pools.gateway, tenant.key));
+          const openai = await run('chat', 'openai', c, completionOp(pools.gateway, { model: PROFILE, key: tenant.key }));
           await Promise.all(Object.values(pools).map((x) => x.close()));
-          nonStreamed[String(c)] = cell(direct, viaProxy, gateway);
+          nonStreamed[String(c)] = cell(direct, viaProxy, gateway, openai);
         }
       }
 
       if (o.only.has('stream')) {
         p.log(`bench: streamed (time to first token), ${o.seconds} s per cell after ${o.warmupSeconds} s warm-up`);
         for (const c of o.streamConcurrency) {
-          const pools = { direct: pool(sim.origin, c), proxy: pool(proxy.origin, c) };
+          const pools = { direct: pool(sim.origin, c), proxy: pool(proxy.origin, c), gateway: pool(gw.origin, c) };
           const direct = await run('stream', 'direct', c, sseOp(pools.direct));
           const viaProxy = await run('stream', 'proxy', c, sseOp(pools.proxy));
           const clients: Client[] = Array.from({ length: c }, () => wsClient(gw.graphqlUrl, tenant.key));
           await Promise.all(clients.map((x) => connected(x)));
           const gateway = await run('stream', 'gateway', c, gatewayStreamOp(clients));
+          const openai = await run('stream', 'openai', c, sseOp(pools.gateway, upstreamBody(true, PROFILE), { authorization: `Bearer ${tenant.key}` }));
           await Promise.all([...clients.map((x) => x.dispose()), ...Object.values(pools).map((x) => x.close())]);
-          streamed[String(c)] = streamCell(direct, viaProxy, gateway);
+          streamed[String(c)] = streamCell(direct, viaProxy, gateway, openai);
         }
       }
 

@@ -66,10 +66,17 @@ export function gatewayChatOp(p: Pool, key: string) {
   };
 }
 
-/** Non-streamed: POST /v1/chat/completions, directly to the simulator or through the bare proxy. */
-export function completionOp(p: Pool) {
-  const body = upstreamBody(false);
-  const headers = { 'content-type': 'application/json', authorization: 'Bearer bench' };
+/** Who a /v1/chat/completions request is for: the upstream's model and key, or the gateway's profile and a tenant key. */
+export interface V1Target {
+  readonly model: string;
+  readonly key: string;
+}
+const UPSTREAM_TARGET: V1Target = { model: MODEL, key: 'bench' };
+
+/** Non-streamed: POST /v1/chat/completions, directly to the simulator, through the bare proxy, or to the gateway's /v1. */
+export function completionOp(p: Pool, target: V1Target = UPSTREAM_TARGET) {
+  const body = upstreamBody(false, target.model);
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${target.key}` };
   return async (): Promise<OpSample> => {
     const t = performance.now();
     const r = await p.request({ method: 'POST', path: '/v1/chat/completions', headers, body });

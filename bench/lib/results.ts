@@ -6,16 +6,19 @@ import type { MachineInfo } from './machine';
 import type { MicroResult } from './micro';
 import { round } from './stats';
 
-export type Path = 'direct' | 'proxy' | 'gateway';
+/** `openai`: the same gateway through its OpenAI-compatible /v1/chat/completions instead of GraphQL. */
+export type Path = 'direct' | 'proxy' | 'gateway' | 'openai';
 
 export interface Cell {
   readonly direct: LoadResult | null;
   readonly proxy: LoadResult | null;
   readonly gateway: LoadResult | null;
-  /** Gateway (and proxy) minus direct, ms: at p50 and at p99 (difference of the percentiles). */
-  readonly addedMs: { gatewayP50: number | null; gatewayP99: number | null; proxyP50: number | null; proxyP99: number | null };
+  /** The gateway's OpenAI-compatible path (absent in results written before it existed). */
+  readonly openai?: LoadResult | null;
+  /** Gateway (GraphQL, and OpenAI path) and proxy minus direct, ms: at p50 and at p99 (difference of the percentiles). */
+  readonly addedMs: { gatewayP50: number | null; gatewayP99: number | null; proxyP50: number | null; proxyP99: number | null; openaiP50?: number | null; openaiP99?: number | null };
   /** Throughput as a share of direct. */
-  readonly throughputVsDirect: { gateway: number | null; proxy: number | null };
+  readonly throughputVsDirect: { gateway: number | null; proxy: number | null; openai?: number | null };
 }
 
 export interface Goal {
@@ -38,7 +41,7 @@ export interface BenchResults {
   /** Keyed by concurrency. */
   readonly nonStreamed: Record<string, Cell>;
   /** Keyed by concurrency; latencies are whole streams, ttftMs the first token. */
-  readonly streamed: Record<string, Cell & { ttftAddedMs: { gatewayP50: number | null; gatewayP99: number | null; proxyP50: number | null; proxyP99: number | null } }>;
+  readonly streamed: Record<string, Cell & { ttftAddedMs: { gatewayP50: number | null; gatewayP99: number | null; proxyP50: number | null; proxyP99: number | null; openaiP50?: number | null; openaiP99?: number | null } }>;
   readonly manyStreams: HoldResult | null;
   readonly parts: MicroResult | null;
   readonly goals: Goal[];
@@ -51,32 +54,38 @@ export interface BenchResults {
 
 const diff = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? null : round(a - b, 3));
 
-export function cell(direct: LoadResult | null, proxy: LoadResult | null, gateway: LoadResult | null): Cell {
+export function cell(direct: LoadResult | null, proxy: LoadResult | null, gateway: LoadResult | null, openai: LoadResult | null = null): Cell {
   return {
     direct,
     proxy,
     gateway,
+    openai,
     addedMs: {
       gatewayP50: diff(gateway?.latencyMs.p50, direct?.latencyMs.p50),
       gatewayP99: diff(gateway?.latencyMs.p99, direct?.latencyMs.p99),
       proxyP50: diff(proxy?.latencyMs.p50, direct?.latencyMs.p50),
       proxyP99: diff(proxy?.latencyMs.p99, direct?.latencyMs.p99),
+      openaiP50: diff(openai?.latencyMs.p50, direct?.latencyMs.p50),
+      openaiP99: diff(openai?.latencyMs.p99, direct?.latencyMs.p99),
     },
     throughputVsDirect: {
       gateway: gateway && direct?.rps ? round(gateway.rps / direct.rps, 3) : null,
       proxy: proxy && direct?.rps ? round(proxy.rps / direct.rps, 3) : null,
+      openai: openai && direct?.rps ? round(openai.rps / direct.rps, 3) : null,
     },
   };
 }
 
-export function streamCell(direct: LoadResult | null, proxy: LoadResult | null, gateway: LoadResult | null) {
+export function streamCell(direct: LoadResult | null, proxy: LoadResult | null, gateway: LoadResult | null, openai: LoadResult | null = null) {
   return {
-    ...cell(direct, proxy, gateway),
+    ...cell(direct, proxy, gateway, openai),
     ttftAddedMs: {
       gatewayP50: diff(gateway?.ttftMs?.p50, direct?.ttftMs?.p50),
       gatewayP99: diff(gateway?.ttftMs?.p99, direct?.ttftMs?.p99),
       proxyP50: diff(proxy?.ttftMs?.p50, direct?.ttftMs?.p50),
       proxyP99: diff(proxy?.ttftMs?.p99, direct?.ttftMs?.p99),
+      openaiP50: diff(openai?.ttftMs?.p50, direct?.ttftMs?.p50),
+      openaiP99: diff(openai?.ttftMs?.p99, direct?.ttftMs?.p99),
     },
   };
 }
@@ -109,8 +118,15 @@ export function judgeGoals(r: Pick<BenchResults, 'nonStreamed' | 'streamed' | 'm
 
 const mib = (b: number | null | undefined) => (b === null || b === undefined ? 'n/a' : (b / 2 ** 20).toFixed(1));
 const verdict = (p: boolean | null) => (p === null ? 'not measured' : p ? '**pass**' : '**MISS**');
-const serverOf: Record<Path, string> = { direct: 'simulator', proxy: 'proxy', gateway: 'gateway' };
-const label: Record<Path, string> = { direct: 'direct to simulator', proxy: 'bare undici proxy (floor)', gateway: 'gateway (all checks on)' };
+const serverOf: Record<Path, string> = { direct: 'simulator', proxy: 'proxy', gateway: 'gateway', openai: 'gateway' };
+const label: Record<Path, string> = { direct: 'direct to simulator', proxy: 'bare undici proxy (floor)', gateway: 'gateway (all checks on)', openai: 'gateway /v1 OpenAI-compatible (all checks on)' };
+const PATHS = ['direct', 'proxy', 'gateway', 'openai'] as const;
+/** Added ms and throughput ratio of one path of a cell ('' for direct, the baseline). */
+function addedOf(x: Cell, p: Path, ttft?: Record<string, number | null | undefined>): [string, string, string] {
+  if (p === 'direct') return ['', '', '1'];
+  const src = ttft ?? (x.addedMs as Record<string, number | null | undefined>);
+  return [f(src[`${p}P50`]), f(src[`${p}P99`]), f((x.throughputVsDirect as Record<string, number | null | undefined>)[p], 3)];
+}
 
 /** The generated part of BENCHMARKS.md: machine, versions, goals and every figure of the run. */
 export function renderMarkdown(r: BenchResults): string {
@@ -130,16 +146,16 @@ export function renderMarkdown(r: BenchResults): string {
   L.push('|---|---|---|---|');
   for (const g of r.goals) L.push(`| ${g.goal} | ${g.target} | ${g.measured} | ${verdict(g.pass)} |`);
   L.push('');
-  L.push('#### Non-streamed: `chat` mutation vs the same completion (150 tokens) direct and through the floor proxy');
+  L.push('#### Non-streamed: `chat` mutation and `POST /v1/chat/completions` vs the same completion (150 tokens) direct and through the floor proxy');
   L.push('');
   L.push('| concurrency | path | req/s | vs direct | p50 ms | p99 ms | added p50 ms | added p99 ms | server CPU ms/req | req/s per server core | errors |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [c, x] of Object.entries(r.nonStreamed)) {
-    for (const p of ['direct', 'proxy', 'gateway'] as const) {
+    for (const p of PATHS) {
       const lr = x[p];
       if (!lr) continue;
-      const added = p === 'direct' ? ['', ''] : p === 'gateway' ? [f(x.addedMs.gatewayP50), f(x.addedMs.gatewayP99)] : [f(x.addedMs.proxyP50), f(x.addedMs.proxyP99)];
-      const ratio = p === 'direct' ? '1' : f(p === 'gateway' ? x.throughputVsDirect.gateway : x.throughputVsDirect.proxy, 3);
+      const [a50, a99, ratio] = addedOf(x, p);
+      const added = [a50, a99];
       const cpu = lr.cpuMsPerRequest[serverOf[p]];
       L.push(`| ${c} | ${label[p]} | ${f(lr.rps, 0)} | ${ratio} | ${f(lr.latencyMs.p50)} | ${f(lr.latencyMs.p99)} | ${added[0]} | ${added[1]} | ${f(cpu, 3)} | ${cpu ? f(1000 / cpu, 0) : 'n/a'} | ${lr.errors} |`);
     }
@@ -147,16 +163,17 @@ export function renderMarkdown(r: BenchResults): string {
   L.push('');
   L.push('"server" is the process in the middle for the proxy and the gateway, and the simulator itself for direct. A gateway request also costs the simulator a streamed answer (the gateway always streams from upstream).');
   L.push('');
-  L.push('#### Streamed: time to first token, graphql-ws subscription vs SSE');
+  L.push('#### Streamed: time to first token, graphql-ws subscription and the gateway\'s own SSE (/v1) vs SSE');
   L.push('');
   L.push('| concurrency | path | streams/s | TTFT p50 ms | TTFT p99 ms | added p50 ms | added p99 ms | whole stream p50 ms | server CPU ms/stream | errors |');
   L.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const [c, x] of Object.entries(r.streamed)) {
-    for (const p of ['direct', 'proxy', 'gateway'] as const) {
+    for (const p of PATHS) {
       const lr = x[p];
       if (!lr) continue;
-      const added = p === 'direct' ? ['', ''] : p === 'gateway' ? [f(x.ttftAddedMs.gatewayP50), f(x.ttftAddedMs.gatewayP99)] : [f(x.ttftAddedMs.proxyP50), f(x.ttftAddedMs.proxyP99)];
-      L.push(`| ${c} | ${label[p].replace('direct to simulator', 'direct SSE').replace('gateway (all checks on)', 'gateway graphql-ws (all checks on)')} | ${f(lr.rps, 0)} | ${f(lr.ttftMs?.p50)} | ${f(lr.ttftMs?.p99)} | ${added[0]} | ${added[1]} | ${f(lr.latencyMs.p50)} | ${f(lr.cpuMsPerRequest[serverOf[p]], 3)} | ${lr.errors} |`);
+      const [a50, a99] = addedOf(x, p, x.ttftAddedMs);
+      const added = [a50, a99];
+      L.push(`| ${c} | ${label[p].replace('direct to simulator', 'direct SSE').replace('gateway (all checks on)', 'gateway graphql-ws (all checks on)').replace('OpenAI-compatible (all', 'SSE (all')} | ${f(lr.rps, 0)} | ${f(lr.ttftMs?.p50)} | ${f(lr.ttftMs?.p99)} | ${added[0]} | ${added[1]} | ${f(lr.latencyMs.p50)} | ${f(lr.cpuMsPerRequest[serverOf[p]], 3)} | ${lr.errors} |`);
     }
   }
   L.push('');

@@ -20,6 +20,11 @@ export interface ChatInput {
   readonly temperature?: number | null;
   readonly region?: Region | null;
   readonly idempotencyKey?: string | null;
+  /**
+   * Internal, not in GraphQL: route to this model id with its default fallback chain instead of `profile` (the
+   * OpenAI-compatible surface, whose `model` may name either). NOT_FOUND when the catalog has no such model.
+   */
+  readonly model?: string | null;
 }
 
 export const MAX_MESSAGES = 256;

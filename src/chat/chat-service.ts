@@ -7,6 +7,12 @@ import type { ChatInput } from './chat-input';
 import { ToolCallAssembler } from './tool-call-assembler';
 import type { ChatResult, ChatStreamEvent } from './types';
 
+/** Optional observers of one request, for edges that must name it before it ends (e.g. an x-request-id header). */
+export interface ChatHooks {
+  /** Called once the request is admitted, with the requestId of its ledger row. */
+  readonly onAdmitted?: (requestId: string) => void;
+}
+
 export interface ChatService {
   /**
    * The chat mutation, settled before it returns. Idempotent with input.idempotencyKey. Returns (never throws) an
@@ -15,12 +21,12 @@ export interface ChatService {
    * gate refusals, bad input) or a fallback was refused mid-answer (BUDGET_EXCEEDED). A replay returns or throws
    * what the first request did, its outcome included; a first request ended by SHUTDOWN releases its key instead.
    */
-  complete(principal: Principal, input: ChatInput, signal: AbortSignal): Promise<ChatResult>;
+  complete(principal: Principal, input: ChatInput, signal: AbortSignal, hooks?: ChatHooks): Promise<ChatResult>;
   /**
    * chatStream: content events, then one done event for every stream that delivered content. Throws
    * UPSTREAM_UNAVAILABLE when the chain failed before any content. Abort `signal` when the client goes away.
    */
-  stream(principal: Principal, input: ChatInput, signal: AbortSignal): AsyncGenerator<ChatStreamEvent>;
+  stream(principal: Principal, input: ChatInput, signal: AbortSignal, hooks?: ChatHooks): AsyncGenerator<ChatStreamEvent>;
 }
 
 export type ChatServiceDeps = AdmissionDeps & RunDeps & { readonly idempotency: Idempotency };
@@ -43,7 +49,8 @@ function fromStored(o: StoredOutcome): ChatResult {
 }
 
 export function makeChatService(deps: ChatServiceDeps): ChatService {
-  async function collect(input: ChatInput, signal: AbortSignal, a: Admitted) {
+  async function collect(input: ChatInput, signal: AbortSignal, a: Admitted, hooks?: ChatHooks) {
+    hooks?.onAdmitted?.(a.requestId);
     let content = '';
     const calls = new ToolCallAssembler();
     let final: Final | null = null;
@@ -60,11 +67,11 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
   }
 
   return {
-    async complete(principal, input, signal) {
+    async complete(principal, input, signal, hooks) {
       const v = await validate(deps, principal, input, 'collect');
       const key = input.idempotencyKey ?? null;
       if (key === null) {
-        const { a, final, content } = await collect(input, signal, await admit(deps, v, input));
+        const { a, final, content } = await collect(input, signal, await admit(deps, v, input), hooks);
         if (final.error) throw final.error;
         return toResult(a.requestId, final, content);
       }
@@ -85,7 +92,7 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       }
       let outcome: StoredOutcome | null = null;
       try {
-        const { a, final, content } = await collect(input, signal, await writeAhead(deps, reserved));
+        const { a, final, content } = await collect(input, signal, await writeAhead(deps, reserved), hooks);
         // Ended by the server's shutdown: the key is released (below) so the retry runs afresh elsewhere; each is
         // charged for what it consumed.
         const keep = final.outcome !== 'SHUTDOWN';
@@ -107,9 +114,10 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       }
     },
 
-    async *stream(principal, input, signal) {
+    async *stream(principal, input, signal, hooks) {
       const v = await validate(deps, principal, input, 'stream');
       const a = await admit(deps, v, input);
+      hooks?.onAdmitted?.(a.requestId);
       let model = a.plan.chain[0]!.model.id;
       for await (const ev of runChat(deps, a, input, 'stream', signal)) {
         if (ev.type === 'delta') {

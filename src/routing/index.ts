@@ -1,4 +1,4 @@
-export { DEFAULT_ROUTING_OPTIONS, buildPlan, firstTokenDeadlineMs, type Plan, type PlannedModel, type RoutingOptions } from './plan';
+export { DEFAULT_ROUTING_OPTIONS, buildModelPlan, buildPlan, firstTokenDeadlineMs, type Plan, type PlannedModel, type RoutingOptions } from './plan';
 export {
   describeError,
   estimatePromptTokens,

@@ -87,3 +87,42 @@ export function buildPlan(
   }
   return { profile: info, region, chain };
 }
+
+/**
+ * The plan for a request that names a model id instead of a profile (the OpenAI-compatible surface): that model,
+ * then its default fallbacks. Pure. Its token limits are those of the widest profile that routes to the model,
+ * else the widest of all profiles, so naming a model never grants more than some profile already does; the plan's
+ * profile name (what the ledger records) is the model id.
+ *
+ * @throws AppError NOT_FOUND (field `model`) for a model the catalog does not have.
+ */
+export function buildModelPlan(
+  catalog: Catalog,
+  modelId: string,
+  region: Region,
+  opts: Pick<RoutingOptions, 'firstTokenFloorMs' | 'ttftMultiple'> = DEFAULT_ROUTING_OPTIONS,
+): Plan {
+  const head = catalog.models.get(modelId);
+  if (!head) {
+    const shown = modelId.length > 64 ? `${modelId.slice(0, 64)}...` : modelId;
+    throw new AppError('NOT_FOUND', `model: no profile or model named "${shown}"; GET /v1/models lists the ones you may call`, { field: 'model' });
+  }
+  const profiles = [...catalog.profiles.values()];
+  const routing = profiles.filter((p) => p.model === modelId);
+  const widest = (routing.length ? routing : profiles).reduce<ProfileInfo | null>((w, p) => (!w || p.maxTokensCap > w.maxTokensCap ? p : w), null);
+  // No profile at all means no token limits to borrow: refuse rather than invent some.
+  if (!widest) throw new AppError('NOT_FOUND', 'model: the catalog has no profiles, so no model can be called by id', { field: 'model' });
+  const chain: PlannedModel[] = [];
+  const seen = new Set<string>();
+  for (const id of [modelId, ...(catalog.fallbacks.get(modelId) ?? [])]) {
+    const model = catalog.models.get(id);
+    if (seen.has(id) || !model) continue;
+    seen.add(id);
+    chain.push({ model, firstTokenTimeoutMs: firstTokenDeadlineMs(model, region, opts) });
+  }
+  return {
+    profile: { name: head.id, model: head.id, defaultMaxTokens: widest.defaultMaxTokens, maxTokensCap: widest.maxTokensCap },
+    region,
+    chain,
+  };
+}

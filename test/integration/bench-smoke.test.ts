@@ -74,7 +74,7 @@ describe('benchmarks smoke', () => {
     for (const k of ['machine', 'versions', 'settings', 'nonStreamed', 'streamed', 'manyStreams', 'parts', 'goals']) expect(res).toHaveProperty(k);
     expect(res.machine.cores).toBeGreaterThan(0);
     for (const c of ['1', '4']) {
-      for (const p of ['direct', 'proxy', 'gateway']) {
+      for (const p of ['direct', 'proxy', 'gateway', 'openai']) {
         const cellRes = res.nonStreamed[c][p];
         expect(cellRes).toEqual(expect.objectContaining({ rps: expect.any(Number), requests: expect.any(Number), latencyMs: expect.objectContaining({ p50: expect.any(Number), p99: expect.any(Number) }) }));
         expect(cellRes.requests).toBeGreaterThan(0);
@@ -84,6 +84,9 @@ describe('benchmarks smoke', () => {
     }
     expect(res.streamed['1'].gateway.ttftMs).toEqual(expect.objectContaining({ p50: expect.any(Number) }));
     expect(res.streamed['1'].gateway.errors).toBe(0);
+    expect(res.streamed['1'].openai).toEqual(expect.objectContaining({ errors: 0, ttftMs: expect.objectContaining({ p50: expect.any(Number) }) }));
+    expect(res.streamed['1'].ttftAddedMs).toHaveProperty('openaiP50');
+    expect(res.nonStreamed['1'].addedMs).toEqual(expect.objectContaining({ openaiP50: expect.any(Number), openaiP99: expect.any(Number) }));
     expect(res.streamed['1'].ttftAddedMs).toHaveProperty('gatewayP50');
     expect(res.manyStreams).toEqual(expect.objectContaining({ streamsRequested: 50, completed: 50, errors: 0, rssPerStreamKiB: expect.any(Number) }));
     expect(res.manyStreams.eventLoopDelayMs).toHaveProperty('p99');
