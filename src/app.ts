@@ -51,6 +51,8 @@ export interface BuildOptions {
   readonly host?: string;
   /** Start background jobs (checkpointer, reaper, rollups). Default true. */
   readonly background?: boolean;
+  /** Tests only: skews the gate's clock (Redis TIME plus this many ms), to reach a rolling window's edge at once. */
+  readonly gateClockOffsetMs?: () => number;
 }
 
 /**
@@ -97,7 +99,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const epoch = makeEpoch(redis, { maxAgeMs: config.CACHE_MAX_AGE_MS });
     const catalog = makeCatalogStore(db, epoch);
     const tenants = makeTenantStore(db, epoch);
-    const limiter = makeLimiter(redis);
+    const limiter = makeLimiter(redis, { clockOffsetMs: opts.gateClockOffsetMs });
     const ledger = makeLedger(db, sql);
     const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
     const reaper = makeReaper({ db, ledger, limiter, intervalMs: config.REAPER_INTERVAL_MS, logger });

@@ -7,12 +7,18 @@ import type { TenantStore, TenantSettings } from '../tenants/tenant-store';
 import type { Principal } from '../tenants/principal';
 import { requireTenant } from '../tenants/principal';
 import { buildModelPlan, buildPlan, type Plan, type RoutingOptions } from '../routing';
-import type { AdmitInput, AdmitResult, Limiter, RateLimitName } from '../limits';
+import type { AdmitInput, AdmitResult, Limiter, RateLimitName, WindowUse } from '../limits';
 import type { Ledger, PriceSnapshot } from '../accounting/ledger';
 import { unitPricesOf, worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd } from '../accounting/money';
 import { monthOf } from '../accounting/period';
 import { checkHoldBound, checkShape, promptTokensEstimate, promptTokensUpperBound, resolveMaxTokens, type ChatInput } from './chat-input';
+
+/** The tenant's rolling windows as an admission left them. */
+export interface Windows {
+  readonly requests: WindowUse | null;
+  readonly tokens: WindowUse | null;
+}
 
 /** A request that passed every check: it holds budget in Redis and has its HELD ledger row. */
 export interface Admitted {
@@ -26,6 +32,7 @@ export interface Admitted {
   readonly prices: PriceSnapshot;
   readonly tokensEstimate: number;
   readonly promptEstimate: number;
+  readonly windows: Windows;
 }
 
 export interface AdmissionDeps {
@@ -91,6 +98,8 @@ export interface Reserved {
   readonly promptEstimate: number;
   readonly gate: AdmitInput;
   readonly generation: string;
+  /** The rolling windows right after this admission (null: no such limit), for clients' rate-limit headers. */
+  readonly windows: Windows;
   readonly reservedAtMs: number;
 }
 
@@ -114,8 +123,8 @@ export async function reserveAdmission(deps: AdmissionDeps, v: Validated, input:
     holdTtlMs: deps.holdTtlMs,
     maxConcurrentRequests: v.tenant.maxConcurrentRequests,
   };
-  const { generation } = await reserve(deps, v.tenant, gate);
-  return { v, input, startedAt, promptEstimate, gate, generation, reservedAtMs: Date.now() };
+  const { generation, windows } = await reserve(deps, v.tenant, gate);
+  return { v, input, startedAt, promptEstimate, gate, generation, windows, reservedAtMs: Date.now() };
 }
 
 /** The Postgres half: the HELD row, then the reseed-generation check. After it the upstream may be called. */
@@ -162,6 +171,7 @@ export async function writeAhead(deps: AdmissionDeps, r: Reserved): Promise<Admi
     prices: v.prices,
     tokensEstimate: gate.tokensEstimate,
     promptEstimate,
+    windows: r.windows,
   };
 }
 
@@ -179,7 +189,7 @@ const giveBack =
   };
 
 /** One admission (reseeding a missing month first); a refusal becomes its contract error. */
-async function reserve(deps: AdmissionDeps, tenant: TenantSettings, gate: AdmitInput): Promise<{ generation: string }> {
+async function reserve(deps: AdmissionDeps, tenant: TenantSettings, gate: AdmitInput): Promise<{ generation: string; windows: Windows }> {
   let verdict: AdmitResult;
   try {
     verdict = await deps.limiter.admit(gate);
@@ -191,7 +201,7 @@ async function reserve(deps: AdmissionDeps, tenant: TenantSettings, gate: AdmitI
   } catch (e) {
     throw isAppError(e) ? e : serviceUnavailable('Redis', e);
   }
-  if (verdict.allowed) return { generation: verdict.generation };
+  if (verdict.allowed) return { generation: verdict.generation, windows: { requests: verdict.requests, tokens: verdict.tokens } };
   switch (verdict.reason) {
     case 'RATE_LIMITED':
       deps.onDenied?.('RATE_LIMITED');

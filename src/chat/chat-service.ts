@@ -1,6 +1,6 @@
 import { AppError, rethrowUnavailable } from '../errors';
 import type { Principal } from '../tenants/principal';
-import { admit, reserveAdmission, validate, withdraw, writeAhead, type Admitted, type AdmissionDeps } from './admission';
+import { admit, reserveAdmission, validate, withdraw, writeAhead, type Admitted, type AdmissionDeps, type Windows } from './admission';
 import { runChat, type Final, type RunDeps } from './run-chat';
 import { hashInput, type Idempotency, type StoredOutcome } from './idempotency';
 import type { ChatInput } from './chat-input';
@@ -9,8 +9,8 @@ import type { ChatResult, ChatStreamEvent } from './types';
 
 /** Optional observers of one request, for edges that must name it before it ends (e.g. an x-request-id header). */
 export interface ChatHooks {
-  /** Called once the request is admitted, with the requestId of its ledger row. */
-  readonly onAdmitted?: (requestId: string) => void;
+  /** Called once the request is admitted, with the requestId of its ledger row and the tenant's windows after it. */
+  readonly onAdmitted?: (requestId: string, windows: Windows) => void;
 }
 
 export interface ChatService {
@@ -50,7 +50,7 @@ function fromStored(o: StoredOutcome): ChatResult {
 
 export function makeChatService(deps: ChatServiceDeps): ChatService {
   async function collect(input: ChatInput, signal: AbortSignal, a: Admitted, hooks?: ChatHooks) {
-    hooks?.onAdmitted?.(a.requestId);
+    hooks?.onAdmitted?.(a.requestId, a.windows);
     let content = '';
     const calls = new ToolCallAssembler();
     let final: Final | null = null;
@@ -117,7 +117,7 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
     async *stream(principal, input, signal, hooks) {
       const v = await validate(deps, principal, input, 'stream');
       const a = await admit(deps, v, input);
-      hooks?.onAdmitted?.(a.requestId);
+      hooks?.onAdmitted?.(a.requestId, a.windows);
       let model = a.plan.chain[0]!.model.id;
       for await (const ev of runChat(deps, a, input, 'stream', signal)) {
         if (ev.type === 'delta') {

@@ -14,4 +14,5 @@ export type {
   ReseedInput,
   ReseedSettled,
   SettleInput,
+  WindowUse,
 } from './types';

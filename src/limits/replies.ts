@@ -1,4 +1,4 @@
-import type { AdmitResult, BudgetState, ExtendHoldResult } from './types';
+import type { AdmitResult, BudgetState, ExtendHoldResult, WindowUse } from './types';
 
 /**
  * Script replies -> results. A reply of another shape means the script and this code disagree: that throws
@@ -13,12 +13,23 @@ const micros = (script: string, v: unknown, reply: unknown): bigint => {
   return BigInt(v);
 };
 
+/** A window's (used, reset ms) pair at reply[i], '' '' for no limit; absent from replies of older scripts. */
+function windowUse(reply: unknown[], i: number): WindowUse | null {
+  const used = reply[i];
+  const resetMs = reply[i + 1];
+  if (used === undefined || used === '') return null;
+  const n = Number(used);
+  const r = Number(resetMs);
+  if (!Number.isSafeInteger(n) || n < 0 || !Number.isSafeInteger(r) || r < 0) throw unexpected('admit', reply);
+  return { used: n, resetMs: r };
+}
+
 export function parseAdmitReply(reply: unknown): AdmitResult {
   if (!Array.isArray(reply)) throw unexpected('admit', reply);
   switch (reply[0]) {
     case 'OK':
       if (typeof reply[1] !== 'string') throw unexpected('admit', reply);
-      return { allowed: true, generation: reply[1] };
+      return { allowed: true, generation: reply[1], requests: windowUse(reply, 2), tokens: windowUse(reply, 4) };
     case 'NEEDS_RESEED':
       return { allowed: false, reason: 'NEEDS_RESEED' };
     case 'BUDGET_EXCEEDED':

@@ -23,9 +23,18 @@ export interface AdmitInput {
 
 export type RateLimitName = 'REQUESTS_PER_MINUTE' | 'TOKENS_PER_MINUTE' | 'CONCURRENT_REQUESTS';
 
+/** One rolling window right after an admission: its total with this request taken, and when its oldest part leaves. */
+export interface WindowUse {
+  readonly used: number;
+  readonly resetMs: number;
+}
+
 export type AdmitResult =
-  /** generation: the reseed that wrote the state this admission used (compare with Limiter.generation). */
-  | { readonly allowed: true; readonly generation: string }
+  /**
+   * generation: the reseed that wrote the state this admission used (compare with Limiter.generation). requests,
+   * tokens: the windows after this admission (null: no such limit), for clients' rate-limit headers.
+   */
+  | { readonly allowed: true; readonly generation: string; readonly requests: WindowUse | null; readonly tokens: WindowUse | null }
   | {
       readonly allowed: false;
       readonly reason: 'RATE_LIMITED';

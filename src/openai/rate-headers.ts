@@ -1,3 +1,4 @@
+import type { WindowUse } from '../limits';
 /**
  * The x-ratelimit-* headers OpenAI's clients read. Every field is optional: null means "not known" or "no limit",
  * and its header is left out rather than guessed.
@@ -38,8 +39,28 @@ export function rateLimitHeaders(s: RateLimitSnapshot): Record<string, string> {
 }
 
 /**
+ * The headers' figures: the tenant's limits; after an admission, what its windows have left and when their oldest
+ * part leaves; on a rate denial, nothing left of the denied limit until retryAfterMs.
+ */
+export function snapshotOf(
+  limits: { readonly requestsPerMinute: number | null; readonly tokensPerMinute: number | null },
+  denial: { readonly limit: unknown; readonly retryAfterMs: unknown } | null,
+  windows: { readonly requests: WindowUse | null; readonly tokens: WindowUse | null } | undefined,
+): RateLimitSnapshot {
+  const base = snapshotFromSettings(limits, denial);
+  const left = (limit: number | null, w: WindowUse | null | undefined) => (limit !== null && w ? Math.max(0, limit - w.used) : null);
+  return {
+    ...base,
+    remainingRequests: base.remainingRequests ?? left(limits.requestsPerMinute, windows?.requests),
+    resetRequestsMs: base.resetRequestsMs ?? (limits.requestsPerMinute !== null ? (windows?.requests?.resetMs ?? null) : null),
+    remainingTokens: base.remainingTokens ?? left(limits.tokensPerMinute, windows?.tokens),
+    resetTokensMs: base.resetTokensMs ?? (limits.tokensPerMinute !== null ? (windows?.tokens?.resetMs ?? null) : null),
+  };
+}
+
+/**
  * What is known today without asking the gate: the tenant's limits, and on a rate denial that the denied limit has
- * nothing left until retryAfterMs. Remaining counts on admitted requests need a snapshot from admission (to come).
+ * nothing left until retryAfterMs.
  */
 export function snapshotFromSettings(
   limits: { readonly requestsPerMinute: number | null; readonly tokensPerMinute: number | null },

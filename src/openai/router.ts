@@ -10,7 +10,9 @@ import type { ChatStreamEvent } from '../chat/types';
 import { openaiCors } from './cors';
 import { toOpenAIError } from './errors';
 import { listModels } from './models';
-import { rateLimitHeaders, snapshotFromSettings } from './rate-headers';
+import { rateLimitHeaders, snapshotOf } from './rate-headers';
+import type { Windows } from '../chat/admission';
+import type { ChatHooks } from '../chat/chat-service';
 import { parseChatRequest, parseRegion, type OpenAIChatRequest } from './request';
 import { chunkMaker, completionBody } from './responses';
 import { SseWriter } from './sse';
@@ -28,6 +30,8 @@ export interface OpenAIRouterOptions {
 interface Exchange {
   requestId: string;
   tenant: TenantSettings | null;
+  /** The tenant's rolling windows once the request was admitted: the remaining and reset headers come from them. */
+  windows?: Windows;
 }
 
 /**
@@ -57,7 +61,7 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
   }
 
   function headersOf(x: Exchange, denial: AppError | null = null): Record<string, string> {
-    const rate = x.tenant ? rateLimitHeaders(snapshotFromSettings(x.tenant, denial?.code === 'RATE_LIMITED' ? (denial.extensions as { limit: unknown; retryAfterMs: unknown }) : null)) : {};
+    const rate = x.tenant ? rateLimitHeaders(snapshotOf(x.tenant, denial?.code === 'RATE_LIMITED' ? (denial.extensions as { limit: unknown; retryAfterMs: unknown }) : null, x.windows)) : {};
     return { 'x-request-id': x.requestId, ...rate };
   }
 
@@ -114,7 +118,12 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
         await services.catalog.get(),
       );
       const signal = clientSignal(res);
-      const hooks = { onAdmitted: (id: string) => void (x.requestId = id) };
+      const hooks = {
+        onAdmitted: (id: string, windows: Windows) => {
+          x.requestId = id;
+          x.windows = windows;
+        },
+      };
       if (request.stream) await streamAnswer(res, x, principal, request, signal, hooks);
       else {
         const result = await services.chat.complete(principal, request.input, signal, hooks);
@@ -134,7 +143,7 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
    * proper status (429, 502...) that the SDK raises. After content, the stream ends with [DONE] when the answer
    * completed, else with an error event after the delivered (and billed) content.
    */
-  async function streamAnswer(res: Response, x: Exchange, principal: Principal, r: OpenAIChatRequest, signal: AbortSignal, hooks: { onAdmitted: (id: string) => void }) {
+  async function streamAnswer(res: Response, x: Exchange, principal: Principal, r: OpenAIChatRequest, signal: AbortSignal, hooks: ChatHooks) {
     const events = services.chat.stream(principal, r.input, signal, hooks);
     const first = await events.next();
     if (first.done) return; // cancelled before any content: nobody is left to answer

@@ -59,10 +59,16 @@ describe('POST /v1/chat/completions, not streamed', () => {
     expect(rows[0]).toMatchObject({ requestId, profile: 'chat_default', outcome: 'COMPLETED', state: 'SETTLED', model: 'deepseek-v4-flash', costMicros: 38n });
     expect((await gqlOk(app.url, t.key, ME)).me).toEqual({ spentThisMonthUsd: '0.000038', heldUsd: '0.000000' });
 
-    // The tenant's limits on every answer; remaining counts are left out until admission reports them.
+    // The tenant's limits on every answer, and what its rolling windows have left after this admission: one request
+    // taken, and the tokens reserved at admission (prompt estimate + maxTokens, corrected at settlement).
     expect(response.headers.get('x-ratelimit-limit-requests')).toBe('100');
     expect(response.headers.get('x-ratelimit-limit-tokens')).toBe('1000000');
-    expect(response.headers.get('x-ratelimit-remaining-requests')).toBeNull();
+    expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('99');
+    const tokensTaken = 1_000_000 - Number(response.headers.get('x-ratelimit-remaining-tokens'));
+    expect(tokensTaken).toBeGreaterThan(rows[0]!.maxTokens);
+    expect(tokensTaken).toBeLessThan(rows[0]!.maxTokens + 100);
+    // The window's oldest part (this request) leaves in about a minute: OpenAI's duration format.
+    expect(response.headers.get('x-ratelimit-reset-requests')).toMatch(/^(59|60|61)s$|^1m[01]s$/);
   });
 
   it('routes a model id to that model with its default fallback chain, recorded under the model id', async () => {

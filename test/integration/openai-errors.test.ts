@@ -52,15 +52,21 @@ async function changesNothing(t: { id: string; key: string }, fn: () => Promise<
   return err;
 }
 
+/** The gate's clock skew (ms) for this file's app: the rate test moves it to a rolling window's edge. */
+let gateClockOffset = 0;
+
 beforeAll(async () => {
   sim = await startSim(0);
-  app = await startApp({}, sim);
+  app = await startApp({}, sim, { gateClockOffsetMs: () => gateClockOffset });
   db = createPrisma(TEST_DATABASE_URL, { max: 2 });
   base = app.url.replace(/\/graphql$/, '/v1');
   simc = new SimClient(sim);
 });
 
-beforeEach(() => simc.reset());
+beforeEach(() => {
+  gateClockOffset = 0;
+  return simc.reset();
+});
 
 afterAll(async () => {
   await simc?.close();
@@ -172,8 +178,6 @@ describe('400: bad input names the parameter and changes nothing', () => {
 
 describe('429', () => {
   it('rate: RateLimitError rate_limit_exceeded with Retry-After in whole seconds; the SDK waits that long, retries, and the ledger counts only admitted requests', async () => {
-    // 6 a minute: one request frees up every 10 s, so the bucket stays empty between the burst and the SDK's call
-    // even on a loaded machine.
     const rpm = 6;
     const t = await createTenant(app.url, { requestsPerMinute: rpm });
     const post = () =>
@@ -186,8 +190,11 @@ describe('429', () => {
       // Empty, with at least a second to wait: the SDK's call below is refused.
       else if (r.status === 429 && Number(r.headers.get('retry-after')) >= 2) break;
     }
-    expect(admitted).toBeGreaterThanOrEqual(rpm);
+    expect(admitted).toBe(rpm);
 
+    // The burst leaves the rolling window 60-61 s after it was admitted: move the gate's clock to 57 s later, so the
+    // SDK's call is refused with a Retry-After of a few seconds (the SDK honours at most 60) and its retry fits.
+    gateClockOffset = 57_000;
     const { c, seen } = recordingClient(t.key);
     const answer = await c.chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5 });
     expect(answer.object).toBe('chat.completion');
@@ -203,8 +210,10 @@ describe('429', () => {
     // Those admitted at first, then the retry: the denied attempts wrote nothing.
     expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(admitted + 1);
 
-    // Without retries the SDK raises the error as it came.
-    const err = await new OpenAI({ apiKey: t.key, baseURL: base, maxRetries: 0 }).chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5 }).catch((e) => e);
+    // Without retries the SDK raises the error as it came: a tenant at 1 a minute that has used it.
+    const one = await createTenant(app.url, { requestsPerMinute: 1 });
+    await new OpenAI({ apiKey: one.key, baseURL: base, maxRetries: 0 }).chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5 });
+    const err = await new OpenAI({ apiKey: one.key, baseURL: base, maxRetries: 0 }).chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5 }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(err.code).toBe('rate_limit_exceeded');
     expect(err.type).toBe('requests');

@@ -36,7 +36,9 @@ describe('script arguments', () => {
 
 describe('script replies', () => {
   it('reads admit replies', () => {
-    expect(parseAdmitReply(['OK', '1764460000.123456'])).toEqual({ allowed: true, generation: '1764460000.123456' });
+    expect(parseAdmitReply(['OK', '1764460000.123456'])).toEqual({ allowed: true, generation: '1764460000.123456', requests: null, tokens: null });
+    expect(parseAdmitReply(['OK', 'g', '3', '59000', '', ''])).toEqual({ allowed: true, generation: 'g', requests: { used: 3, resetMs: 59000 }, tokens: null });
+    expect(() => parseAdmitReply(['OK', 'g', '-1', '5', '', ''])).toThrow(/unexpected admit reply/);
     expect(() => parseAdmitReply(['OK'])).toThrow(/unexpected admit reply/);
     expect(parseAdmitReply(['RATE_LIMITED', 'CONCURRENT_REQUESTS', 1000, 0])).toEqual({
       allowed: false,

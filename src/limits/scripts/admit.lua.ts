@@ -22,7 +22,7 @@ import { LIB_LUA } from './lib.lua';
  * ARGV[10] swept tombstone retention ms
  * ARGV[11] max concurrent requests, '' = no cap
  *
- * Returns {'OK', generation} | {'NEEDS_RESEED'} | {'BUDGET_EXCEEDED', remaining micro-USD}
+ * Returns {'OK', generation, requests used, requests reset ms, tokens used, tokens reset ms ('' = no limit)} | {'NEEDS_RESEED'} | {'BUDGET_EXCEEDED', remaining micro-USD}
  *       | {'RATE_LIMITED', 'REQUESTS_PER_MINUTE' | 'TOKENS_PER_MINUTE' | 'CONCURRENT_REQUESTS', retry after ms,
  *          1 if it can never fit else 0}
  * The generation names the reseed that wrote the month's state; the caller compares it after its write-ahead
@@ -66,10 +66,10 @@ if max_inflight then
   if running >= max_inflight then return {'RATE_LIMITED', 'CONCURRENT_REQUESTS', 1000, 0} end
 end
 
-local rpm_ok, rpm_retry, rpm_never, rpm_stale = true, 0, 0, nil
-if rpm then rpm_ok, rpm_retry, rpm_never, rpm_stale = window_check(KEYS[5], rpm, 1, now) end
-local tpm_ok, tpm_retry, tpm_never, tpm_stale = true, 0, 0, nil
-if tpm then tpm_ok, tpm_retry, tpm_never, tpm_stale = window_check(KEYS[6], tpm, estimate, now) end
+local rpm_ok, rpm_retry, rpm_never, rpm_stale, rpm_used, rpm_reset = true, 0, 0, nil, nil, nil
+if rpm then rpm_ok, rpm_retry, rpm_never, rpm_stale, rpm_used, rpm_reset = window_check(KEYS[5], rpm, 1, now) end
+local tpm_ok, tpm_retry, tpm_never, tpm_stale, tpm_used, tpm_reset = true, 0, 0, nil, nil, nil
+if tpm then tpm_ok, tpm_retry, tpm_never, tpm_stale, tpm_used, tpm_reset = window_check(KEYS[6], tpm, estimate, now) end
 
 -- A request that can never fit says so; otherwise the longer wait is the one after which both admit.
 if tpm_never == 1 then return {'RATE_LIMITED', 'TOKENS_PER_MINUTE', tpm_retry, 1} end
@@ -89,5 +89,7 @@ redis.call('ZREM', KEYS[4], request_id)
 redis.call('ZADD', KEYS[7], int(now + ttl), request_id)
 if redis.call('PTTL', KEYS[7]) < ttl then redis.call('PEXPIRE', KEYS[7], int(ttl)) end
 touch_month(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[9])
-return {'OK', state[3] or ''}
+-- What the windows hold now, for clients' rate-limit headers ('' where there is no limit).
+local function opt_int(v) if v then return int(v) end return '' end
+return {'OK', state[3] or '', opt_int(rpm_used), opt_int(rpm_reset), opt_int(tpm_used), opt_int(tpm_reset)}
 `;

@@ -69,12 +69,17 @@ end
 
 -- Decides one rolling limit without writing. The window must stay below the limit and take the cost whole:
 -- usage above a reservation (settled later) counts too, so a window at or over its limit admits nothing.
--- Returns (true, 0, 0, stale) when it fits, (false, retry_after_ms, 0) when it fits once enough leaves the window,
+-- Returns (true, 0, 0, stale, used, reset_ms) when it fits (used: the window's total with this cost taken; reset_ms:
+-- when its oldest bucket leaves the window), (false, retry_after_ms, 0) when it fits once enough leaves the window,
 -- (false, WINDOW_MS, 1) when it never can (limit 0 or cost above the limit).
 local function window_check(key, n, cost, now)
   if n == 0 or cost > n then return false, WINDOW_MS, 1 end
   local total, entries, stale = window_read(key, now)
-  if total < n and total + cost <= n then return true, 0, 0, stale end
+  if total < n and total + cost <= n then
+    local oldest = bucket_of(now)
+    if #entries > 0 then oldest = entries[1][1] end
+    return true, 0, 0, stale, total + cost, (oldest + WINDOW_BUCKETS + 1) * BUCKET_MS - now
+  end
   local left = total
   for _, e in ipairs(entries) do
     left = left - e[2]
