@@ -126,6 +126,7 @@ export async function resolveTenant(db: Pick<Db, 'tenant'>, nameOrId: string): P
 }
 
 /** Terminal output shows control characters escaped: a key cannot move the cursor or recolour the screen. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const printable = (s: string): string => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 function table(header: readonly string[], rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number>): string {

@@ -264,21 +264,20 @@ async function* runAttempt(
   let finished = false;
   let iterator: AsyncIterator<UpstreamEvent> | undefined;
   try {
-    iterator = upstream
-      .streamChat({
-        model: id,
-        messages: req.messages,
-        maxTokens: req.maxTokens,
-        ...(req.temperature === undefined ? {} : { temperature: req.temperature }),
-        ...(req.tools === undefined ? {} : { tools: req.tools }),
-        ...(req.toolChoice === undefined ? {} : { toolChoice: req.toolChoice }),
-        region: req.plan.region,
-        signal: ac.signal,
-        firstTokenTimeoutMs: planned.firstTokenTimeoutMs,
-        idleTimeoutMs: req.idleTimeoutMs,
-        coalesce: req.mode === 'collect',
-      })
-      [Symbol.asyncIterator]();
+    const events = upstream.streamChat({
+      model: id,
+      messages: req.messages,
+      maxTokens: req.maxTokens,
+      ...(req.temperature === undefined ? {} : { temperature: req.temperature }),
+      ...(req.tools === undefined ? {} : { tools: req.tools }),
+      ...(req.toolChoice === undefined ? {} : { toolChoice: req.toolChoice }),
+      region: req.plan.region,
+      signal: ac.signal,
+      firstTokenTimeoutMs: planned.firstTokenTimeoutMs,
+      idleTimeoutMs: req.idleTimeoutMs,
+      coalesce: req.mode === 'collect',
+    });
+    iterator = events[Symbol.asyncIterator]();
     for (;;) {
       const next = await iterator.next();
       if (next.done) break;

@@ -436,6 +436,7 @@ describe('masking', () => {
 
   it('an unexpected error in a stream: the same mask over graphql-ws', async () => {
     const t = await createTenant(app.url);
+    // eslint-disable-next-line require-yield -- a stream that fails before its first event
     const { events, error } = await withFault(app.services.chat, 'stream', async function* () {
       throw new Error(SECRET);
     }, () => subscribeAll(track(wsClient(app.url, t.key)), CHAT_STREAM, hello()));
