@@ -14,6 +14,12 @@ import { makeLedger } from './accounting/ledger';
 import { makeCheckpointer } from './accounting/checkpointer';
 import { makeReaper } from './accounting/reaper';
 import { makeReconciler } from './accounting/reconciler';
+import { makeGateLedger } from './accounting/gate-ledger';
+import { makeGateApplier } from './accounting/gate-applier';
+import { makeSpentRepair } from './limits/repair-spent';
+import { makeDrain } from './chat/drain';
+import { AppError } from './errors';
+import { toGraphQLError } from './graphql/errors';
 import { makeModelHealth, type RoutingOptions } from './routing';
 import { makeUpstreamClient } from './upstream';
 import { makeIdempotency } from './chat/idempotency';
@@ -36,7 +42,15 @@ export interface App {
   readonly logger: Logger;
   /** Runs the reaper once (tests, and the reaper's own timer). */
   reapOnce(): Promise<number>;
-  /** Drains HTTP and graphql-ws, settles what is in flight, closes every client. Idempotent. */
+  /** Applies the settlements Redis has not confirmed yet, once (tests, and the gate applier's own timer). */
+  applyGatePending(): Promise<number>;
+  /** One reconciler pass: compares the gate with the ledger and repairs lasting drift. */
+  reconcileOnce(): Promise<import('./accounting/reconciler').Drift[]>;
+  /**
+   * Drains, then closes: new operations get SERVICE_UNAVAILABLE and /readyz 503; requests in flight run on for up to
+   * DRAIN_TIMEOUT_MS, the rest end with outcome SHUTDOWN; all settle in Postgres and Redis; then HTTP and graphql-ws
+   * close and every client. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -94,12 +108,21 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const tenants = makeTenantStore(db, epoch);
     const limiter = makeLimiter(redis);
     const ledger = makeLedger(db, sql);
-    const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
-    const reaper = makeReaper({ db, ledger, limiter, intervalMs: config.REAPER_INTERVAL_MS, logger });
-    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
-    closers.push(() => upstream.close());
     const health = makeModelHealth();
     const metrics = makeMetrics({ breakerStates: () => health.states() });
+    const gateLedger = makeGateLedger(db);
+    const gate = makeGateApplier({
+      gateLedger,
+      limiter,
+      logger,
+      intervalMs: config.GATE_APPLY_INTERVAL_MS,
+      onPendingAge: (ms) => metrics.gatePendingAge.set(ms / 1000),
+    });
+    const drain = makeDrain();
+    const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
+    const reaper = makeReaper({ db, ledger, gate, intervalMs: config.REAPER_INTERVAL_MS, logger, onReaped: () => metrics.reaperSettlements.inc() });
+    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
+    closers.push(() => upstream.close());
 
     // Keys are kept 48 h (the contract promises at least 24 h), then purged hourly.
     const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs });
@@ -116,6 +139,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       upstream,
       health,
       checkpointer,
+      gate,
+      gateLedger,
+      drain,
       idleTimeoutMs: config.IDLE_TIMEOUT_MS,
       totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
       idempotency,
@@ -141,15 +167,21 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       routing,
     };
 
+    const buildContext = makeContextBuilder(services, logger, metrics);
     const server = await createHttpServer({
       schema: buildSchema(),
-      buildContext: makeContextBuilder(services, logger, metrics),
+      // Draining: every new operation, on any transport, is refused so the client retries on another instance.
+      buildContext: async (i) => {
+        if (drain.draining) throw toGraphQLError(new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down; retry, another instance will answer'));
+        return buildContext(i);
+      },
       metrics,
       logger,
       production: config.NODE_ENV === 'production',
       // The body limit leaves room for JSON framing around the messages' own cap.
       maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024,
       ready: async () => {
+        if (drain.draining) throw new Error('draining: shutting down');
         await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
       },
       mount: (app) => mountPlayground(app),
@@ -160,18 +192,32 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await checkpointer.flush();
       await checkpointer.stop();
     });
+    // Confirmations of gate settlements are written last (after the reaper's), before Postgres closes.
+    closers.push(() => gate.stop());
     closers.push(() => reaper.stop());
     const rollups = makeRollupJob({ db, logger });
     closers.push(() => rollups.stop());
-    const reconciler = makeReconciler({ db, limiter, logger });
+    const reconciler = makeReconciler({
+      db,
+      limiter,
+      gateLedger,
+      repair: makeSpentRepair(redis),
+      logger,
+      onPass: (r) => {
+        metrics.budgetDriftTenants.set(r.tenants);
+        metrics.budgetDriftMicros.set(Number(r.driftMicros));
+        metrics.budgetRepairs.inc(r.repaired);
+      },
+    });
     closers.push(() => reconciler.stop());
     closers.push(() => server.stop());
 
     if (opts.background !== false) {
       checkpointer.start();
       reaper.start();
+      gate.start();
       rollups.start(15 * 60_000);
-      reconciler.start(5 * 60_000);
+      reconciler.start(config.RECONCILE_INTERVAL_MS);
       const purge = setInterval(() => void idempotency.purgeExpired().catch((e) => logger.warn({ err: e }, 'idempotency purge failed')), 3600_000);
       purge.unref();
       closers.push(async () => clearInterval(purge));
@@ -186,7 +232,15 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       services,
       logger,
       reapOnce: () => reaper.reapOnce(),
-      stop: () => (stopping ??= closeAll()),
+      applyGatePending: () => gate.applyPendingOnce(),
+      reconcileOnce: () => reconciler.reconcileOnce(),
+      stop: () =>
+        (stopping ??= (async () => {
+          // Clients close only after every run has settled and handed its final event over.
+          const r = await drain.drain(config.DRAIN_TIMEOUT_MS);
+          logger.info(r, 'drained');
+          await closeAll();
+        })()),
     };
   } catch (e) {
     await closeAll();

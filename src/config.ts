@@ -57,6 +57,12 @@ const schema = z.object({
   /** Most sockets to the upstream at once: every open stream holds one (HTTP/1.1), so this caps concurrent streams. */
   UPSTREAM_MAX_CONNECTIONS: positiveInt(4_096),
   REAPER_INTERVAL_MS: positiveInt(5_000),
+  /** On SIGTERM, how long requests in flight may run on before they are ended with outcome SHUTDOWN. */
+  DRAIN_TIMEOUT_MS: positiveInt(8_000),
+  /** How often each instance re-applies settlements Redis has not confirmed (retried until they land). */
+  GATE_APPLY_INTERVAL_MS: positiveInt(2_000),
+  /** How often each instance compares the gate's spent with the ledger and repairs lasting drift. */
+  RECONCILE_INTERVAL_MS: positiveInt(60_000),
 });
 
 export type Config = Readonly<

@@ -38,6 +38,10 @@ export type LedgerEntryAvgAggregateOutputType = {
   costMicros: number | null
   holdMicros: number | null
   checkpointTokens: number | null
+  settleVersion: number | null
+  gateAppliedVersion: number | null
+  amendedMicros: number | null
+  amendedTokens: number | null
 }
 
 export type LedgerEntrySumAggregateOutputType = {
@@ -51,6 +55,10 @@ export type LedgerEntrySumAggregateOutputType = {
   costMicros: bigint | null
   holdMicros: bigint | null
   checkpointTokens: number | null
+  settleVersion: number | null
+  gateAppliedVersion: number | null
+  amendedMicros: bigint | null
+  amendedTokens: number | null
 }
 
 export type LedgerEntryMinAggregateOutputType = {
@@ -79,6 +87,11 @@ export type LedgerEntryMinAggregateOutputType = {
   startedAt: Date | null
   endedAt: Date | null
   idempotencyKey: string | null
+  settleVersion: number | null
+  gateAppliedVersion: number | null
+  gatePendingSince: Date | null
+  amendedMicros: bigint | null
+  amendedTokens: number | null
 }
 
 export type LedgerEntryMaxAggregateOutputType = {
@@ -107,6 +120,11 @@ export type LedgerEntryMaxAggregateOutputType = {
   startedAt: Date | null
   endedAt: Date | null
   idempotencyKey: string | null
+  settleVersion: number | null
+  gateAppliedVersion: number | null
+  gatePendingSince: Date | null
+  amendedMicros: bigint | null
+  amendedTokens: number | null
 }
 
 export type LedgerEntryCountAggregateOutputType = {
@@ -137,6 +155,11 @@ export type LedgerEntryCountAggregateOutputType = {
   startedAt: number
   endedAt: number
   idempotencyKey: number
+  settleVersion: number
+  gateAppliedVersion: number
+  gatePendingSince: number
+  amendedMicros: number
+  amendedTokens: number
   _all: number
 }
 
@@ -152,6 +175,10 @@ export type LedgerEntryAvgAggregateInputType = {
   costMicros?: true
   holdMicros?: true
   checkpointTokens?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  amendedMicros?: true
+  amendedTokens?: true
 }
 
 export type LedgerEntrySumAggregateInputType = {
@@ -165,6 +192,10 @@ export type LedgerEntrySumAggregateInputType = {
   costMicros?: true
   holdMicros?: true
   checkpointTokens?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  amendedMicros?: true
+  amendedTokens?: true
 }
 
 export type LedgerEntryMinAggregateInputType = {
@@ -193,6 +224,11 @@ export type LedgerEntryMinAggregateInputType = {
   startedAt?: true
   endedAt?: true
   idempotencyKey?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  gatePendingSince?: true
+  amendedMicros?: true
+  amendedTokens?: true
 }
 
 export type LedgerEntryMaxAggregateInputType = {
@@ -221,6 +257,11 @@ export type LedgerEntryMaxAggregateInputType = {
   startedAt?: true
   endedAt?: true
   idempotencyKey?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  gatePendingSince?: true
+  amendedMicros?: true
+  amendedTokens?: true
 }
 
 export type LedgerEntryCountAggregateInputType = {
@@ -251,6 +292,11 @@ export type LedgerEntryCountAggregateInputType = {
   startedAt?: true
   endedAt?: true
   idempotencyKey?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  gatePendingSince?: true
+  amendedMicros?: true
+  amendedTokens?: true
   _all?: true
 }
 
@@ -368,6 +414,11 @@ export type LedgerEntryGroupByOutputType = {
   startedAt: Date
   endedAt: Date | null
   idempotencyKey: string | null
+  settleVersion: number
+  gateAppliedVersion: number
+  gatePendingSince: Date | null
+  amendedMicros: bigint
+  amendedTokens: number
   _count: LedgerEntryCountAggregateOutputType | null
   _avg: LedgerEntryAvgAggregateOutputType | null
   _sum: LedgerEntrySumAggregateOutputType | null
@@ -421,6 +472,11 @@ export type LedgerEntryWhereInput = {
   startedAt?: Prisma.DateTimeFilter<"LedgerEntry"> | Date | string
   endedAt?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
   idempotencyKey?: Prisma.StringNullableFilter<"LedgerEntry"> | string | null
+  settleVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gateAppliedVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gatePendingSince?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
+  amendedMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
+  amendedTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   tenant?: Prisma.XOR<Prisma.TenantScalarRelationFilter, Prisma.TenantWhereInput>
 }
 
@@ -452,6 +508,11 @@ export type LedgerEntryOrderByWithRelationInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrderInput | Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
   tenant?: Prisma.TenantOrderByWithRelationInput
 }
 
@@ -486,6 +547,11 @@ export type LedgerEntryWhereUniqueInput = Prisma.AtLeast<{
   startedAt?: Prisma.DateTimeFilter<"LedgerEntry"> | Date | string
   endedAt?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
   idempotencyKey?: Prisma.StringNullableFilter<"LedgerEntry"> | string | null
+  settleVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gateAppliedVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gatePendingSince?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
+  amendedMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
+  amendedTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   tenant?: Prisma.XOR<Prisma.TenantScalarRelationFilter, Prisma.TenantWhereInput>
 }, "id" | "requestId">
 
@@ -517,6 +583,11 @@ export type LedgerEntryOrderByWithAggregationInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrderInput | Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
   _count?: Prisma.LedgerEntryCountOrderByAggregateInput
   _avg?: Prisma.LedgerEntryAvgOrderByAggregateInput
   _max?: Prisma.LedgerEntryMaxOrderByAggregateInput
@@ -555,6 +626,11 @@ export type LedgerEntryScalarWhereWithAggregatesInput = {
   startedAt?: Prisma.DateTimeWithAggregatesFilter<"LedgerEntry"> | Date | string
   endedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"LedgerEntry"> | Date | string | null
   idempotencyKey?: Prisma.StringNullableWithAggregatesFilter<"LedgerEntry"> | string | null
+  settleVersion?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
+  gateAppliedVersion?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
+  gatePendingSince?: Prisma.DateTimeNullableWithAggregatesFilter<"LedgerEntry"> | Date | string | null
+  amendedMicros?: Prisma.BigIntWithAggregatesFilter<"LedgerEntry"> | bigint | number
+  amendedTokens?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
 }
 
 export type LedgerEntryCreateInput = {
@@ -584,6 +660,11 @@ export type LedgerEntryCreateInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
   tenant: Prisma.TenantCreateNestedOneWithoutLedgerInput
 }
 
@@ -615,6 +696,11 @@ export type LedgerEntryUncheckedCreateInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryUpdateInput = {
@@ -644,6 +730,11 @@ export type LedgerEntryUpdateInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
   tenant?: Prisma.TenantUpdateOneRequiredWithoutLedgerNestedInput
 }
 
@@ -675,6 +766,11 @@ export type LedgerEntryUncheckedUpdateInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryCreateManyInput = {
@@ -705,6 +801,11 @@ export type LedgerEntryCreateManyInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryUpdateManyMutationInput = {
@@ -734,6 +835,11 @@ export type LedgerEntryUpdateManyMutationInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryUncheckedUpdateManyInput = {
@@ -764,6 +870,11 @@ export type LedgerEntryUncheckedUpdateManyInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryListRelationFilter = {
@@ -804,6 +915,11 @@ export type LedgerEntryCountOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntryAvgOrderByAggregateInput = {
@@ -817,6 +933,10 @@ export type LedgerEntryAvgOrderByAggregateInput = {
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
   checkpointTokens?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntryMaxOrderByAggregateInput = {
@@ -845,6 +965,11 @@ export type LedgerEntryMaxOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntryMinOrderByAggregateInput = {
@@ -873,6 +998,11 @@ export type LedgerEntryMinOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntrySumOrderByAggregateInput = {
@@ -886,6 +1016,10 @@ export type LedgerEntrySumOrderByAggregateInput = {
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
   checkpointTokens?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntryCreateNestedManyWithoutTenantInput = {
@@ -977,6 +1111,11 @@ export type LedgerEntryCreateWithoutTenantInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryUncheckedCreateWithoutTenantInput = {
@@ -1006,6 +1145,11 @@ export type LedgerEntryUncheckedCreateWithoutTenantInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryCreateOrConnectWithoutTenantInput = {
@@ -1065,6 +1209,11 @@ export type LedgerEntryScalarWhereInput = {
   startedAt?: Prisma.DateTimeFilter<"LedgerEntry"> | Date | string
   endedAt?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
   idempotencyKey?: Prisma.StringNullableFilter<"LedgerEntry"> | string | null
+  settleVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gateAppliedVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gatePendingSince?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
+  amendedMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
+  amendedTokens?: Prisma.IntFilter<"LedgerEntry"> | number
 }
 
 export type LedgerEntryCreateManyTenantInput = {
@@ -1094,6 +1243,11 @@ export type LedgerEntryCreateManyTenantInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryUpdateWithoutTenantInput = {
@@ -1123,6 +1277,11 @@ export type LedgerEntryUpdateWithoutTenantInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryUncheckedUpdateWithoutTenantInput = {
@@ -1152,6 +1311,11 @@ export type LedgerEntryUncheckedUpdateWithoutTenantInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryUncheckedUpdateManyWithoutTenantInput = {
@@ -1181,6 +1345,11 @@ export type LedgerEntryUncheckedUpdateManyWithoutTenantInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 
@@ -1213,6 +1382,11 @@ export type LedgerEntrySelect<ExtArgs extends runtime.Types.Extensions.InternalA
   startedAt?: boolean
   endedAt?: boolean
   idempotencyKey?: boolean
+  settleVersion?: boolean
+  gateAppliedVersion?: boolean
+  gatePendingSince?: boolean
+  amendedMicros?: boolean
+  amendedTokens?: boolean
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["ledgerEntry"]>
 
@@ -1244,6 +1418,11 @@ export type LedgerEntrySelectCreateManyAndReturn<ExtArgs extends runtime.Types.E
   startedAt?: boolean
   endedAt?: boolean
   idempotencyKey?: boolean
+  settleVersion?: boolean
+  gateAppliedVersion?: boolean
+  gatePendingSince?: boolean
+  amendedMicros?: boolean
+  amendedTokens?: boolean
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["ledgerEntry"]>
 
@@ -1275,6 +1454,11 @@ export type LedgerEntrySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.E
   startedAt?: boolean
   endedAt?: boolean
   idempotencyKey?: boolean
+  settleVersion?: boolean
+  gateAppliedVersion?: boolean
+  gatePendingSince?: boolean
+  amendedMicros?: boolean
+  amendedTokens?: boolean
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["ledgerEntry"]>
 
@@ -1306,9 +1490,14 @@ export type LedgerEntrySelectScalar = {
   startedAt?: boolean
   endedAt?: boolean
   idempotencyKey?: boolean
+  settleVersion?: boolean
+  gateAppliedVersion?: boolean
+  gatePendingSince?: boolean
+  amendedMicros?: boolean
+  amendedTokens?: boolean
 }
 
-export type LedgerEntryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "requestId" | "tenantId" | "apiKeyId" | "profile" | "region" | "plannedModel" | "model" | "attempts" | "maxTokens" | "promptTokens" | "completionTokens" | "unpricedPromptTokens" | "inputMicrosPerMillion" | "outputMicrosPerMillion" | "priceSnapshot" | "costMicros" | "holdMicros" | "outcome" | "usageSource" | "state" | "leaseExpiresAt" | "checkpointTokens" | "checkpointModel" | "startedAt" | "endedAt" | "idempotencyKey", ExtArgs["result"]["ledgerEntry"]>
+export type LedgerEntryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "requestId" | "tenantId" | "apiKeyId" | "profile" | "region" | "plannedModel" | "model" | "attempts" | "maxTokens" | "promptTokens" | "completionTokens" | "unpricedPromptTokens" | "inputMicrosPerMillion" | "outputMicrosPerMillion" | "priceSnapshot" | "costMicros" | "holdMicros" | "outcome" | "usageSource" | "state" | "leaseExpiresAt" | "checkpointTokens" | "checkpointModel" | "startedAt" | "endedAt" | "idempotencyKey" | "settleVersion" | "gateAppliedVersion" | "gatePendingSince" | "amendedMicros" | "amendedTokens", ExtArgs["result"]["ledgerEntry"]>
 export type LedgerEntryInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }
@@ -1373,6 +1562,24 @@ export type $LedgerEntryPayload<ExtArgs extends runtime.Types.Extensions.Interna
     startedAt: Date
     endedAt: Date | null
     idempotencyKey: string | null
+    /**
+     * 1 once settled; 2 once a request reaped while still running amended it with its late tokens (at most once).
+     */
+    settleVersion: number
+    /**
+     * The highest settle version the budget gate (Redis) has confirmed applying.
+     */
+    gateAppliedVersion: number
+    /**
+     * Set when a settle version is written and not yet applied to the gate; null once applied. The gate applier
+     * retries these rows until Redis takes them (see src/accounting/gate-applier.ts).
+     */
+    gatePendingSince: Date | null
+    /**
+     * What the amendment (version 2) added to cost_micros and to the tokens: the gate gets exactly this, once.
+     */
+    amendedMicros: bigint
+    amendedTokens: number
   }, ExtArgs["result"]["ledgerEntry"]>
   composites: {}
 }
@@ -1824,6 +2031,11 @@ export interface LedgerEntryFieldRefs {
   readonly startedAt: Prisma.FieldRef<"LedgerEntry", 'DateTime'>
   readonly endedAt: Prisma.FieldRef<"LedgerEntry", 'DateTime'>
   readonly idempotencyKey: Prisma.FieldRef<"LedgerEntry", 'String'>
+  readonly settleVersion: Prisma.FieldRef<"LedgerEntry", 'Int'>
+  readonly gateAppliedVersion: Prisma.FieldRef<"LedgerEntry", 'Int'>
+  readonly gatePendingSince: Prisma.FieldRef<"LedgerEntry", 'DateTime'>
+  readonly amendedMicros: Prisma.FieldRef<"LedgerEntry", 'BigInt'>
+  readonly amendedTokens: Prisma.FieldRef<"LedgerEntry", 'Int'>
 }
     
 
