@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
 import type { App } from '../../src/app';
 import { createPrisma } from '../../src/infra/prisma';
@@ -9,6 +7,7 @@ import { monthOf } from '../../src/accounting/period';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT_STREAM, createTenant, hello, startApp, startSim, testEnv, wsClient } from '../support/app';
+import { startServerProcess } from '../support/server-process';
 
 /** Nothing is lost when a process dies mid-stream: a real server process is SIGKILLed with 20 streams open. */
 const db = createPrisma(TEST_DATABASE_URL, { max: 2 });
@@ -28,27 +27,6 @@ afterAll(async () => {
   await db.$disconnect();
   redis.disconnect();
 });
-
-/** Starts `src/main.ts` as its own process and resolves with its GraphQL URL once it listens. */
-function startServerProcess(env: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; url: string }> {
-  const root = path.resolve(__dirname, '../..');
-  const proc = spawn(process.execPath, ['--require', 'tsx/cjs', 'src/main.ts'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server process did not start')), 30_000);
-    proc.once('exit', (code) => reject(new Error(`server process exited with ${code}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      try {
-        const j = JSON.parse(line) as { msg?: string; url?: string };
-        if (j.msg === 'llm-gateway listening' && j.url) {
-          clearTimeout(timer);
-          resolve({ proc, url: j.url });
-        }
-      } catch {
-        /* not a log line */
-      }
-    });
-  });
-}
 
 test('SIGKILL with 20 streams open: after the lease expires the reaper settles all 20 from their last checkpoints', async () => {
   const t = await createTenant(survivor.url, { monthlyBudgetUsd: '10' });
