@@ -238,6 +238,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         (stopping ??= (async () => {
           // Clients close only after every run has settled and handed its final event over.
           const r = await drain.drain(config.DRAIN_TIMEOUT_MS);
+          // The last run has handed over its final event; graphql-ws sends the operation's `complete` within the
+          // same turn of promises. One event-loop turn lets it go out before the sockets close.
+          await new Promise((resolve) => setImmediate(resolve));
           logger.info(r, 'drained');
           await closeAll();
         })()),
