@@ -16,7 +16,7 @@ import { makeReaper } from './accounting/reaper';
 import { makeReconciler } from './accounting/reconciler';
 import { makeGateLedger } from './accounting/gate-ledger';
 import { makeGateApplier } from './accounting/gate-applier';
-import { makeSpentRepair } from './limits/repair-spent';
+import { makeGateRepair } from './limits/repair';
 import { makeDrain } from './chat/drain';
 import { AppError } from './errors';
 import { toGraphQLError } from './graphql/errors';
@@ -119,6 +119,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       onPendingAge: (ms) => metrics.gatePendingAge.set(ms / 1000),
     });
     const drain = makeDrain();
+    const gateRepair = makeGateRepair(redis);
     const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
     const reaper = makeReaper({ db, ledger, gate, intervalMs: config.REAPER_INTERVAL_MS, logger, onReaped: () => metrics.reaperSettlements.inc() });
     const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
@@ -141,6 +142,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       checkpointer,
       gate,
       gateLedger,
+      gateRepair,
       drain,
       idleTimeoutMs: config.IDLE_TIMEOUT_MS,
       totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
@@ -201,7 +203,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       db,
       limiter,
       gateLedger,
-      repair: makeSpentRepair(redis),
+      repair: gateRepair,
       logger,
       onPass: (r) => {
         metrics.budgetDriftTenants.set(r.tenants);

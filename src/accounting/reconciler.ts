@@ -1,7 +1,7 @@
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
 import type { Limiter } from '../limits';
-import type { SpentRepair } from '../limits/repair-spent';
+import type { GateRepair } from '../limits/repair';
 import type { GateLedger } from './gate-ledger';
 import { monthOf, monthRange } from './period';
 
@@ -38,7 +38,7 @@ export function makeReconciler(deps: {
   db: Db;
   limiter: Pick<Limiter, 'budgetState'>;
   gateLedger: Pick<GateLedger, 'monthSettled'>;
-  repair: SpentRepair;
+  repair: Pick<GateRepair, 'repairSpent'>;
   logger: Logger;
   confirmMs?: number;
   now?: () => Date;

@@ -1,6 +1,7 @@
 import { AppError } from '../errors';
 import type { GateApplier } from '../accounting/gate-applier';
 import type { GateLedger } from '../accounting/gate-ledger';
+import type { GateRepair } from '../limits/repair';
 import type { Drain } from './drain';
 import type { Logger } from '../infra/logger';
 import { routeStream, type AttemptRecord, type ModelHealth, type RouteEvent } from '../routing';
@@ -27,6 +28,7 @@ export interface RunDeps {
   /** Where a settlement goes to the gate (Redis) after the ledger; retried from the ledger when Redis refuses. */
   readonly gate: Pick<GateApplier, 'apply'>;
   readonly gateLedger: Pick<GateLedger, 'amend'>;
+  readonly gateRepair: Pick<GateRepair, 'releaseLeftoverHold'>;
   /** Shutdown: runs still going at the drain deadline end with outcome SHUTDOWN. */
   readonly drain: Pick<Drain, 'enter' | 'deadline'>;
   readonly observe?: (e: { model: string | null; outcome: Outcome; ttftMs: number | null; totalMs: number; attempts: readonly StoredAttempt[] }) => void;
@@ -248,6 +250,10 @@ async function settle(
     if (amended) {
       await deps.gate.apply({ ...gateBase, version: 2, actualMicros: amended.amendedMicros, actualTokens: amended.amendedTokens, tokensEstimate: 0 }, GATE_WAIT_MS);
     }
+    // Reaped before this request's admission reached Redis: the reaper found no hold to release, so its hold is left.
+    await deps.gateRepair
+      .releaseLeftoverHold({ tenantId: a.tenant.id, month: a.month, requestId: a.requestId })
+      .catch((e) => deps.logger.warn({ err: e, requestId: a.requestId }, 'could not release a reaped request\'s hold; it expires by itself'));
   }
   deps.observe?.({ model, outcome, ttftMs, totalMs, attempts: stored });
   const error = denied ?? (model ? null : endedHere(endedBy)) ?? (terminal?.type === 'failed' ? terminal.error : null);

@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { createPrisma } from '../../src/infra/prisma';
 import { createLogger } from '../../src/infra/logger';
 import { makeLimiter } from '../../src/limits';
-import { makeSpentRepair } from '../../src/limits/repair-spent';
+import { makeGateRepair } from '../../src/limits/repair';
 import { makeReconciler } from '../../src/accounting/reconciler';
 import { makeGateLedger } from '../../src/accounting/gate-ledger';
 import { monthOf } from '../../src/accounting/period';
@@ -12,7 +12,7 @@ import { uniqueName } from '../support/app';
 const db = createPrisma(TEST_DATABASE_URL, { max: 2 });
 const redis = new Redis(TEST_REDIS_URL);
 const limiter = makeLimiter(redis);
-const repair = makeSpentRepair(redis);
+const repair = makeGateRepair(redis);
 const gateLedger = makeGateLedger(db);
 afterAll(async () => {
   await db.$disconnect();
