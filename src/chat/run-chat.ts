@@ -223,18 +223,23 @@ async function settle(
   const ttftMs = terminal?.type === 'done' ? terminal.ttftMs : null;
   const stored: StoredAttempt[] = attempts.map((x) => ({ ...x }));
 
-  const settledHere = await deps.ledger.settle(a.requestId, {
-    model,
-    attempts: stored,
-    promptTokens,
-    completionTokens,
-    unpricedPromptTokens,
-    prices: model ? (a.prices[model] ?? null) : null,
-    costMicros,
-    outcome,
-    usageSource: source,
-    endedAt: new Date(),
-  });
+  const settledHere = await deps.ledger
+    .settle(a.requestId, {
+      model,
+      attempts: stored,
+      promptTokens,
+      completionTokens,
+      unpricedPromptTokens,
+      prices: model ? (a.prices[model] ?? null) : null,
+      costMicros,
+      outcome,
+      usageSource: source,
+      endedAt: new Date(),
+    })
+    .catch((e: unknown) => {
+      // The row stays HELD with its last checkpoint; the reaper settles it once the lease runs out.
+      throw new AppError('SERVICE_UNAVAILABLE', 'the gateway lost its database while finishing this request; it is billed from its last checkpoint, retry it for a whole answer', {}, { cause: e });
+    });
   const gateBase = { tenantId: a.tenant.id, requestId: a.requestId, startedAt: a.startedAt };
   if (settledHere) {
     // The answer does not wait for a Redis that refuses or hangs: the ledger row stays pending and is retried.
