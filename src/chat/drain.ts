@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /**
  * Graceful shutdown of chat runs. `drain(timeoutMs)` marks the process draining (the edge then refuses new
  * operations with SERVICE_UNAVAILABLE and /readyz answers 503), waits for the runs in flight to finish, and at the
@@ -24,6 +26,7 @@ export class ShutdownAbort extends Error {
 
 export function makeDrain(): Drain {
   const deadline = new AbortController();
+  setMaxListeners(0, deadline.signal); // one listener per run in flight, thousands of them by design
   let draining = false;
   let count = 0;
   let idle: (() => void) | null = null;

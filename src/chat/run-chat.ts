@@ -64,8 +64,10 @@ const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant' } as const
 
 /**
  * Runs an admitted request through the router and settles it exactly once, whatever happens: completion, upstream
- * failure, client gone (the caller aborts `signal`, or stops iterating), or an exception. Settlement (ledger row,
- * then the Redis spend) finishes before the final event is yielded, so reads right after see the request.
+ * failure, client gone (the caller aborts `signal`, or stops iterating), or an exception. The ledger row is settled
+ * before the final event is yielded, and the gate (Redis) gets it too, waiting at most GATE_WAIT_MS: what Redis does
+ * not take then, the gate applier retries from the ledger. The process ends a run itself at the drain deadline
+ * (outcome SHUTDOWN) and when its row was reaped elsewhere (it stops the upstream and amends the row).
  */
 export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): AsyncGenerator<RunEvent> {
   const leave = deps.drain.enter();
