@@ -13,7 +13,7 @@ import { makeLimiter } from './limits';
 import { makeLedger } from './accounting/ledger';
 import { makeCheckpointer } from './accounting/checkpointer';
 import { makeReaper } from './accounting/reaper';
-import { makeReconciler } from './accounting/reconciler';
+import { makeReconciler, type Drift } from './accounting/reconciler';
 import { makeGateLedger } from './accounting/gate-ledger';
 import { makeGateApplier } from './accounting/gate-applier';
 import { makeGateRepair } from './limits/repair';
@@ -45,7 +45,7 @@ export interface App {
   /** Applies the settlements Redis has not confirmed yet, once (tests, and the gate applier's own timer). */
   applyGatePending(): Promise<number>;
   /** One reconciler pass: compares the gate with the ledger and repairs lasting drift. */
-  reconcileOnce(): Promise<import('./accounting/reconciler').Drift[]>;
+  reconcileOnce(): Promise<Drift[]>;
   /**
    * Drains, then closes: new operations get SERVICE_UNAVAILABLE and /readyz 503; requests in flight run on for up to
    * DRAIN_TIMEOUT_MS, the rest end with outcome SHUTDOWN; all settle in Postgres and Redis; then HTTP and graphql-ws
