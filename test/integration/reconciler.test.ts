@@ -2,6 +2,7 @@ import Redis from 'ioredis';
 import { createPrisma } from '../../src/infra/prisma';
 import { createLogger } from '../../src/infra/logger';
 import { makeLimiter } from '../../src/limits';
+import { limitKeys } from '../../src/limits/keys';
 import { makeGateRepair } from '../../src/limits/repair';
 import { makeReconciler } from '../../src/accounting/reconciler';
 import { makeGateLedger } from '../../src/accounting/gate-ledger';
@@ -43,7 +44,7 @@ async function settledRow(tenantId: string, costMicros: bigint, pending = false)
   });
 }
 
-const budget = (tenantId: string) => `lg:{${tenantId}}:budget:${monthOf(new Date())}`;
+const budget = (tenantId: string) => limitKeys().month(tenantId, monthOf(new Date())).budget;
 
 test('lasting drift is reported and repaired: the gate spent is rewritten from the ledger, and nothing is done when they agree', async () => {
   const tenant = await db.tenant.create({ data: { name: uniqueName('recon') } });

@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import { makeLimiter } from '../../src/limits';
+import { limitKeys } from '../../src/limits/keys';
 import { makeGateRepair } from '../../src/limits/repair';
 import { TEST_REDIS_URL } from '../support/env';
 
@@ -30,7 +31,7 @@ test('a hold value in the "amount:slot" form reads its amount', async () => {
   const month = '2026-11';
   const x = crypto.randomUUID();
   await limiter.reseed({ tenantId, month, spentMicros: 0n, holds: [{ requestId: x, holdMicros: 9n, expiresAtMs: Date.now() + 600_000 }] });
-  await redis.hset(`lg:{${tenantId}}:hold-amounts:${month}`, x, '9:12345');
+  await redis.hset(limitKeys().month(tenantId, month).holdAmounts, x, '9:12345');
   expect(await repair.releaseLeftoverHold({ tenantId, month, requestId: x })).toEqual({ released: true });
   expect(await limiter.budgetState(tenantId, month)).toEqual({ spentMicros: 0n, heldMicros: 0n });
 });

@@ -2,6 +2,7 @@ import Redis from 'ioredis';
 import type { App } from '../../src/app';
 import { createPrisma } from '../../src/infra/prisma';
 import { makeLimiter } from '../../src/limits';
+import { limitKeys } from '../../src/limits/keys';
 import { monthOf } from '../../src/accounting/period';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
@@ -208,8 +209,8 @@ test(`soak: ${REQUESTS} random requests on two instances under Redis/Postgres cu
     const gate = await limiter.budgetState(t.id, month);
     if (gate && gate.heldMicros !== 0n) {
       // Name the leaked holds and what the ledger knows of them, so a failure says which path leaked.
-      const holds = await redis.hgetall(`lg:{${t.id}}:hold-amounts:${month}`);
-      const known = await db.ledgerEntry.findMany({ where: { requestId: { in: Object.keys(holds).filter((id) => /^[0-9a-f-]{36}$/.test(id)) } } });
+      const holds = await redis.hgetall(limitKeys().month(t.id, month).holdAmounts);
+      const known = await db.ledgerEntry.findMany({ where: { requestId: { in: Object.keys(holds).map((id) => id.slice(0, 36)) } } });
       report.leakedHolds = { ...(report.leakedHolds as object), [t.id]: { holds, rows: known.map((r) => ({ id: r.requestId, state: r.state, outcome: r.outcome })) } };
       process.stdout.write(`soak leaked holds ${JSON.stringify(report.leakedHolds)}\n`);
     }
