@@ -62,7 +62,8 @@ test('the age of the oldest settlement not yet applied to the gate rises while R
   const tenant = await db.tenant.create({ data: { name: uniqueName('metrics') } });
   const r = await row(tenant.id, { state: 'SETTLED', outcome: 'COMPLETED', model: 'glm-5', costMicros: 77n, settleVersion: 1, gatePendingSince: new Date(Date.now() - 30_000), endedAt: new Date() });
   // The gate still holds the request, as when Redis refused its settlement.
-  await limiter.reseed({ tenantId: tenant.id, month: monthOf(new Date()), spentMicros: 0n, holds: [{ requestId: r.requestId, holdMicros: 100n, expiresAtMs: Date.now() + 600_000 }] });
+  const hold = { requestId: r.requestId, holdMicros: 100n, expiresAtMs: Date.now() + 600_000, admittedAtMs: Date.now() };
+  await limiter.reseed({ tenantId: tenant.id, month: monthOf(new Date()), spentMicros: 0n, holds: [hold] });
   restore = await refuseRedisWrites(redis);
   await app.applyGatePending().catch(() => undefined); // Redis refuses: the pass stops, the row stays pending
   expect(await metric('gateway_gate_oldest_pending_settlement_seconds')).toBeGreaterThanOrEqual(29);

@@ -13,12 +13,17 @@ const limiter = makeLimiter(redis);
 const repair = makeGateRepair(redis);
 afterAll(() => redis.disconnect());
 
+/** A reseeded hold, admitted now, expiring in ten minutes (extra fields serve the gate's newer hold format). */
+function hold(requestId: string, holdMicros: bigint) {
+  const h = { requestId, holdMicros, expiresAtMs: Date.now() + 600_000, admittedAtMs: Date.now() };
+  return h;
+}
+
 test('releaseLeftoverHold releases that request\'s hold once, leaves spent and other holds alone', async () => {
   const tenantId = crypto.randomUUID();
   const month = '2026-11';
   const [x, y] = [crypto.randomUUID(), crypto.randomUUID()];
-  const expiresAtMs = Date.now() + 600_000;
-  await limiter.reseed({ tenantId, month, spentMicros: 40n, holds: [{ requestId: x, holdMicros: 5n, expiresAtMs }, { requestId: y, holdMicros: 7n, expiresAtMs }] });
+  await limiter.reseed({ tenantId, month, spentMicros: 40n, holds: [hold(x, 5n), hold(y, 7n)] });
   expect(await limiter.budgetState(tenantId, month)).toEqual({ spentMicros: 40n, heldMicros: 12n });
   expect(await repair.releaseLeftoverHold({ tenantId, month, requestId: x })).toEqual({ released: true });
   expect(await limiter.budgetState(tenantId, month)).toEqual({ spentMicros: 40n, heldMicros: 7n });
@@ -30,7 +35,7 @@ test('a hold value in the "amount:slot" form reads its amount', async () => {
   const tenantId = crypto.randomUUID();
   const month = '2026-11';
   const x = crypto.randomUUID();
-  await limiter.reseed({ tenantId, month, spentMicros: 0n, holds: [{ requestId: x, holdMicros: 9n, expiresAtMs: Date.now() + 600_000 }] });
+  await limiter.reseed({ tenantId, month, spentMicros: 0n, holds: [hold(x, 9n)] });
   await redis.hset(limitKeys().month(tenantId, month).holdAmounts, x, '9:12345');
   expect(await repair.releaseLeftoverHold({ tenantId, month, requestId: x })).toEqual({ released: true });
   expect(await limiter.budgetState(tenantId, month)).toEqual({ spentMicros: 0n, heldMicros: 0n });

@@ -12,8 +12,8 @@ import type Redis from 'ioredis';
  * - `refuse(on)` close new connections at once (server down); existing ones are untouched;
  * - `delay(ms)`  add latency to every chunk in both directions (0 removes it).
  *
- * Redis refusing writes (OOM, a replica after failover): `refuseRedisWrites(redis)` sets maxmemory to 1 byte with
- * noeviction and returns a restore function. Use it only on a Redis server the test owns.
+ * Redis refusing writes (a replica after failover): `refuseRedisWrites(redis)` makes the server a replica of nothing
+ * and returns a restore function. Use it only on a Redis server the test owns.
  *
  * A skewed app clock: start a server process with `skewedClock(ms)` (node args before its script, plus env); every `Date` in it
  * reads `ms` ahead (negative: behind). Timers and performance.now() are untouched.
@@ -119,17 +119,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
 }
 
 /**
- * Makes the Redis server behind `redis` refuse every write (-OOM) until the returned function restores its
- * previous maxmemory settings. Reads still answer.
+ * Makes the Redis server behind `redis` refuse every write until the returned function restores it, as a node that a
+ * failover left a replica does: it becomes a replica of a master that does not exist (127.0.0.1:1), so it keeps its
+ * data, answers reads, and refuses every write with -READONLY, inside scripts too. (maxmemory 1 is not enough: a
+ * script whose first write frees memory, such as ZREM or DEL, may then write on.)
  */
 export async function refuseRedisWrites(redis: Redis): Promise<() => Promise<void>> {
-  const [, maxmemory] = (await redis.config('GET', 'maxmemory')) as string[];
-  const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as string[];
-  await redis.config('SET', 'maxmemory-policy', 'noeviction');
-  await redis.config('SET', 'maxmemory', '1');
+  await redis.call('REPLICAOF', '127.0.0.1', '1');
   return async () => {
-    await redis.config('SET', 'maxmemory', maxmemory ?? '0');
-    await redis.config('SET', 'maxmemory-policy', policy ?? 'noeviction');
+    await redis.call('REPLICAOF', 'NO', 'ONE');
   };
 }
 
