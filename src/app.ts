@@ -15,7 +15,13 @@ import { makeLimiter } from './limits';
 import { makeLedger } from './accounting/ledger';
 import { makeCheckpointer } from './accounting/checkpointer';
 import { makeReaper } from './accounting/reaper';
-import { makeReconciler } from './accounting/reconciler';
+import { makeReconciler, type Drift } from './accounting/reconciler';
+import { makeGateLedger } from './accounting/gate-ledger';
+import { makeGateApplier } from './accounting/gate-applier';
+import { makeGateRepair } from './limits/repair';
+import { makeDrain } from './chat/drain';
+import { AppError } from './errors';
+import { toGraphQLError } from './graphql/errors';
 import { makeModelHealth, type RoutingOptions } from './routing';
 import { makeUpstreamClient } from './upstream';
 import { makeIdempotency } from './chat/idempotency';
@@ -41,7 +47,15 @@ export interface App {
   readonly logger: Logger;
   /** Runs the reaper once (tests, and the reaper's own timer). */
   reapOnce(): Promise<number>;
-  /** Drains HTTP and graphql-ws, settles what is in flight, closes every client. Idempotent. */
+  /** Applies the settlements Redis has not confirmed yet, once (tests, and the gate applier's own timer). */
+  applyGatePending(): Promise<number>;
+  /** One reconciler pass: compares the gate with the ledger and repairs lasting drift. */
+  reconcileOnce(): Promise<Drift[]>;
+  /**
+   * Drains, then closes: new operations get SERVICE_UNAVAILABLE and /readyz 503; requests in flight run on for up to
+   * DRAIN_TIMEOUT_MS, the rest end with outcome SHUTDOWN; all settle in Postgres and Redis; then HTTP and graphql-ws
+   * close and every client. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -101,12 +115,22 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const tenants = makeTenantStore(db, epoch);
     const limiter = makeLimiter(redis, { clockOffsetMs: opts.gateClockOffsetMs });
     const ledger = makeLedger(db, sql);
-    const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
-    const reaper = makeReaper({ db, ledger, limiter, intervalMs: config.REAPER_INTERVAL_MS, logger });
-    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
-    closers.push(() => upstream.close());
     const health = makeModelHealth();
     const metrics = makeMetrics({ breakerStates: () => health.states() });
+    const gateLedger = makeGateLedger(db);
+    const gate = makeGateApplier({
+      gateLedger,
+      limiter,
+      logger,
+      intervalMs: config.GATE_APPLY_INTERVAL_MS,
+      onPendingAge: (ms) => metrics.gatePendingAge.set(ms / 1000),
+    });
+    const drain = makeDrain();
+    const gateRepair = makeGateRepair(redis);
+    const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
+    const reaper = makeReaper({ db, ledger, gate, intervalMs: config.REAPER_INTERVAL_MS, logger, onReaped: () => metrics.reaperSettlements.inc() });
+    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
+    closers.push(() => upstream.close());
 
     // Keys are kept 48 h (the contract promises at least 24 h), then purged hourly.
     // One subscriber connection per process carries every idempotent retry's wake-up.
@@ -130,6 +154,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       upstream,
       health,
       checkpointer,
+      gate,
+      gateLedger,
+      gateRepair,
+      drain,
       idleTimeoutMs: config.IDLE_TIMEOUT_MS,
       totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
       idempotency,
@@ -157,15 +185,21 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       pages: makePager(db),
     };
 
+    const buildContext = makeContextBuilder(services, logger, metrics);
     const server = await createHttpServer({
       schema: buildSchema(),
-      buildContext: makeContextBuilder(services, logger, metrics),
+      // Draining: every new operation, on any transport, is refused so the client retries on another instance.
+      buildContext: async (i) => {
+        if (drain.draining) throw toGraphQLError(new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down; retry, another instance will answer'));
+        return buildContext(i);
+      },
       metrics,
       logger,
       production: config.NODE_ENV === 'production',
       // The body limit leaves room for JSON framing around the messages' own cap.
       maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024,
       ready: async () => {
+        if (drain.draining) throw new Error('draining: shutting down');
         await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
       },
       mount: (app) => {
@@ -182,18 +216,32 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await checkpointer.flush();
       await checkpointer.stop();
     });
+    // Confirmations of gate settlements are written last (after the reaper's), before Postgres closes.
+    closers.push(() => gate.stop());
     closers.push(() => reaper.stop());
     const rollups = makeRollupJob({ db, logger });
     closers.push(() => rollups.stop());
-    const reconciler = makeReconciler({ db, limiter, logger });
+    const reconciler = makeReconciler({
+      db,
+      limiter,
+      gateLedger,
+      repair: gateRepair,
+      logger,
+      onPass: (r) => {
+        metrics.budgetDriftTenants.set(r.tenants);
+        metrics.budgetDriftMicros.set(Number(r.driftMicros));
+        metrics.budgetRepairs.inc(r.repaired);
+      },
+    });
     closers.push(() => reconciler.stop());
     closers.push(() => server.stop());
 
     if (opts.background !== false) {
       checkpointer.start();
       reaper.start();
+      gate.start();
       rollups.start(15 * 60_000);
-      reconciler.start(5 * 60_000);
+      reconciler.start(config.RECONCILE_INTERVAL_MS);
       const purge = setInterval(() => void idempotency.purgeExpired().catch((e) => logger.warn({ err: e }, 'idempotency purge failed')), 3600_000);
       purge.unref();
       closers.push(async () => clearInterval(purge));
@@ -208,7 +256,18 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       services,
       logger,
       reapOnce: () => reaper.reapOnce(),
-      stop: () => (stopping ??= closeAll()),
+      applyGatePending: () => gate.applyPendingOnce(),
+      reconcileOnce: () => reconciler.reconcileOnce(),
+      stop: () =>
+        (stopping ??= (async () => {
+          // Clients close only after every run has settled and handed its final event over.
+          const r = await drain.drain(config.DRAIN_TIMEOUT_MS);
+          // The last run has handed over its final event; graphql-ws sends the operation's `complete` within the
+          // same turn of promises. One event-loop turn lets it go out before the sockets close.
+          await new Promise((resolve) => setImmediate(resolve));
+          logger.info(r, 'drained');
+          await closeAll();
+        })()),
     };
   } catch (e) {
     await closeAll();

@@ -73,6 +73,12 @@ const schema = z.object({
   SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
   /** Longest silence on an SSE or multipart stream before a heartbeat (at most 10 s, which proxies tolerate). */
   STREAM_HEARTBEAT_MS: digits('a whole number of milliseconds 100..10000').pipe(z.number().min(100, 'at least 100').max(10_000, 'at most 10000')).default(5_000),
+  /** On SIGTERM, how long requests in flight may run on before they are ended with outcome SHUTDOWN. */
+  DRAIN_TIMEOUT_MS: positiveInt(8_000),
+  /** How often each instance re-applies settlements Redis has not confirmed (retried until they land). */
+  GATE_APPLY_INTERVAL_MS: positiveInt(2_000),
+  /** How often each instance compares the gate's spent with the ledger and repairs lasting drift. */
+  RECONCILE_INTERVAL_MS: positiveInt(60_000),
 });
 
 export type Config = Readonly<

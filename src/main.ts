@@ -51,10 +51,12 @@ async function main() {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'draining');
+    // The drain ends what is still running at DRAIN_TIMEOUT_MS and settles it; this is the backstop if settling
+    // hangs (the reaper then settles the rest from their checkpoints). It fits the usual 10 s stop grace.
     const force = setTimeout(() => {
       logger.error('drain took too long; exiting');
       process.exit(1);
-    }, 30_000);
+    }, config.DRAIN_TIMEOUT_MS + 1_500);
     force.unref();
     app.stop().then(
       () => {

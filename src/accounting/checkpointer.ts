@@ -5,6 +5,15 @@ import type { Logger } from '../infra/logger';
 export interface InFlight {
   tokens: number;
   model: string | null;
+  /**
+   * Aborted when a flush finds the request's row no longer HELD: another instance's reaper settled it (this
+   * process lost Postgres for longer than the lease). The request must stop its upstream call at once.
+   */
+  readonly lost: AbortSignal;
+}
+
+interface Tracked extends InFlight {
+  readonly lose: AbortController;
 }
 
 export interface Checkpointer {
@@ -23,7 +32,7 @@ export interface Checkpointer {
  * flush also renews the lease of every request in flight, so the reaper only ever settles rows of dead processes.
  */
 export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: number; logger: Logger }): Checkpointer {
-  const inflight = new Map<string, InFlight>();
+  const inflight = new Map<string, Tracked>();
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
 
@@ -37,13 +46,22 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
       tokens.push(f.tokens);
       models.push(f.model);
     }
-    await deps.db.$executeRaw`
+    // Postgres time only: an instance whose clock is off must neither shorten nor stretch a lease.
+    const renewed = await deps.db.$queryRaw<{ request_id: string }[]>`
       UPDATE usage_ledger AS l
          SET checkpoint_tokens = v.tokens,
              checkpoint_model = COALESCE(v.model, l.checkpoint_model),
              lease_expires_at = now() + ${deps.leaseMs} * interval '1 millisecond'
         FROM unnest(${ids}::uuid[], ${tokens}::int[], ${models}::text[]) AS v(id, tokens, model)
-       WHERE l.request_id = v.id AND l.state = 'HELD'`;
+       WHERE l.request_id = v.id AND l.state = 'HELD'
+      RETURNING l.request_id`;
+    if (renewed.length === ids.length) return;
+    const alive = new Set(renewed.map((r) => r.request_id));
+    for (const id of ids) {
+      const f = inflight.get(id);
+      // Not renewed: the row was settled, by this request itself just now (harmless) or by a reaper elsewhere.
+      if (f && !alive.has(id)) f.lose.abort(new Error('lease lost: the row was settled by another instance'));
+    }
   };
 
   const flush = async () => {
@@ -56,7 +74,8 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
 
   return {
     track(requestId) {
-      const f: InFlight = { tokens: 0, model: null };
+      const lose = new AbortController();
+      const f: Tracked = { tokens: 0, model: null, lose, lost: lose.signal };
       inflight.set(requestId, f);
       return f;
     },

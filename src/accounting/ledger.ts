@@ -88,7 +88,10 @@ export interface Ledger {
   adjustHold(requestId: string, deltaMicros: Micros): Promise<void>;
   /** Deletes the HELD row of a request the gate refused: it never reached the upstream, so it leaves no row. */
   discard(requestId: string): Promise<void>;
-  /** Settles a HELD row; true exactly once per request id (false when the reaper or another path settled it first). */
+  /**
+   * Settles a HELD row as version 1, pending for the gate until GateApplier confirms it reached Redis; true exactly
+   * once per request id (false when the reaper or another path settled it first).
+   */
   settle(requestId: string, s: Settlement): Promise<boolean>;
   /**
    * This month's settled sum, open holds, and the rows settled within the last `recentMs` (already in the sum), for
@@ -108,7 +111,8 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
         name: 'ledger_hold',
         text: `INSERT INTO usage_ledger (request_id, tenant_id, api_key_id, profile, region, planned_model, max_tokens, prompt_tokens,
                  price_snapshot, hold_micros, started_at, lease_expires_at, idempotency_key)
-               VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5::"Region", $6, $7, $8, $9::jsonb, $10::bigint, $11, $12, $13)`,
+               VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5::"Region", $6, $7, $8, $9::jsonb, $10::bigint, $11,
+                       now() + $12 * interval '1 millisecond', $13)`,
         values: [
           e.requestId,
           e.tenantId,
@@ -121,7 +125,7 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
           JSON.stringify(snapshotToJson(e.prices)),
           e.holdMicros.toString(),
           e.startedAt,
-          new Date(e.startedAt.getTime() + e.leaseMs),
+          e.leaseMs, // leases are judged by Postgres time only: an instance's skewed clock must not shorten them
           e.idempotencyKey,
         ],
       });
@@ -138,7 +142,8 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
                       output_micros_per_million = $8::bigint, cost_micros = $9::bigint, outcome = $10::"Outcome",
                       usage_source = $11::"UsageSource", ended_at = $12,
                       cached_prompt_tokens = $13, cache_write_tokens = $14,
-                      cached_input_micros_per_million = $15::bigint, cache_write_micros_per_million = $16::bigint
+                      cached_input_micros_per_million = $15::bigint, cache_write_micros_per_million = $16::bigint,
+                      settle_version = 1, gate_pending_since = now()
                 WHERE request_id = $1::uuid AND state = 'HELD'`,
         values: [
           requestId,

@@ -1,13 +1,8 @@
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
-import { monthOf } from './period';
 import { priceUsage } from './pricing';
 import { snapshotFromJson, type Ledger } from './ledger';
-
-/** The part of the limiter the reaper needs: releasing a dead request's hold and adding what it cost, once. */
-export interface HoldReleaser {
-  settle(i: { tenantId: string; requestId: string; month: string; actualMicros: bigint; actualTokens: number; tokensEstimate: number }): Promise<{ applied: boolean }>;
-}
+import type { GateApplier } from './gate-applier';
 
 export interface Reaper {
   /** Settles every HELD row whose lease has expired; returns how many this call settled. */
@@ -21,17 +16,26 @@ export interface Reaper {
  * the lease). It is settled from its last checkpoint as UPSTREAM_INTERRUPTED / ESTIMATED and its hold released,
  * so nothing is lost when a process is killed. Safe on every instance at once: settlement is guarded by state.
  */
-export function makeReaper(deps: { db: Db; ledger: Ledger; limiter: HoldReleaser; intervalMs: number; logger: Logger; batch?: number }): Reaper {
+export function makeReaper(deps: {
+  db: Db;
+  ledger: Ledger;
+  gate: Pick<GateApplier, 'apply'>;
+  intervalMs: number;
+  logger: Logger;
+  batch?: number;
+  /** Told of every row this process's reaper settled (metrics). */
+  onReaped?: () => void;
+}): Reaper {
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<number> | null = null;
 
   const reapOnce = async (): Promise<number> => {
-    const rows = await deps.db.ledgerEntry.findMany({
-      where: { state: 'HELD', leaseExpiresAt: { lt: new Date() } },
-      orderBy: { leaseExpiresAt: 'asc' },
-      take: deps.batch ?? 500,
-    });
+    // Leases are judged by Postgres time only: this instance's clock may be off (or frozen while it lost Postgres).
+    const expired = await deps.db.$queryRaw<{ request_id: string }[]>`
+      SELECT request_id FROM usage_ledger WHERE state = 'HELD' AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT ${deps.batch ?? 500}`;
+    const rows = await deps.db.ledgerEntry.findMany({ where: { requestId: { in: expired.map((r) => r.request_id) }, state: 'HELD' } });
     let settled = 0;
+    const toGate: Promise<boolean>[] = [];
     for (const r of rows) {
       const model = r.checkpointModel ?? (r.checkpointTokens > 0 ? r.plannedModel : null);
       const prices = model ? snapshotFromJson(r.priceSnapshot)[model] ?? null : null;
@@ -54,18 +58,26 @@ export function makeReaper(deps: { db: Db; ledger: Ledger; limiter: HoldReleaser
       });
       if (!ok) continue;
       settled++;
-      await deps.limiter
-        .settle({
-          tenantId: r.tenantId,
-          requestId: r.requestId,
-          month: monthOf(r.startedAt),
-          actualMicros: priced.costMicros,
-          actualTokens: r.promptTokens + r.checkpointTokens,
-          tokensEstimate: r.promptTokens + r.maxTokens,
-        })
-        .catch((e) => deps.logger.warn({ err: e, requestId: r.requestId }, 'reaper: Redis settle failed; the hold expires by itself'));
+      deps.onReaped?.();
+      // Redis refusing: the row stays pending in the ledger and the gate applier retries it. Sent together, so a
+      // hanging Redis delays the whole pass by one wait, not one per row.
+      toGate.push(
+        deps.gate.apply(
+          {
+            tenantId: r.tenantId,
+            requestId: r.requestId,
+            startedAt: r.startedAt,
+            version: 1,
+            actualMicros: priced.costMicros,
+            actualTokens: r.promptTokens + r.checkpointTokens,
+            tokensEstimate: r.promptTokens + r.maxTokens,
+          },
+          1_000,
+        ),
+      );
       deps.logger.warn({ requestId: r.requestId, tenantId: r.tenantId, tokens: r.checkpointTokens, costMicros: priced.costMicros.toString() }, 'reaper settled an orphaned request');
     }
+    await Promise.all(toGate);
     return settled;
   };
 

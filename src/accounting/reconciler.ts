@@ -1,6 +1,8 @@
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
 import type { Limiter } from '../limits';
+import type { GateRepair } from '../limits/repair';
+import type { GateLedger } from './gate-ledger';
 import { monthOf, monthRange } from './period';
 
 export interface Drift {
@@ -8,56 +10,96 @@ export interface Drift {
   readonly month: string;
   readonly redisSpentMicros: bigint;
   readonly ledgerSpentMicros: bigint;
+  /** Settlements of this tenant-month not yet applied to the gate: the gap may be just that lag. */
+  readonly pending: number;
+  /** True when this pass rewrote the gate's spent from the ledger. */
+  readonly repaired: boolean;
 }
 
 export interface Reconciler {
-  /** Compares Redis spent with the ledger's settled sum for every tenant active this month; returns lasting drifts. */
+  /**
+   * Compares Redis spent with the ledger's settled sum for every tenant active this month, repairs lasting drift,
+   * and returns it (as found, before the repair).
+   */
   reconcileOnce(): Promise<Drift[]>;
   start(intervalMs: number): void;
   stop(): Promise<void>;
 }
 
 /**
- * Postgres is the source of truth; Redis is the fast gate. A settlement lands in Postgres a moment before Redis,
- * so a difference is re-read once after `confirmMs` before it is reported, and only a lasting one is logged.
- * It reports and does not repair: a silent repair would hide the bug that caused the drift.
+ * Postgres is the source of truth; Redis is the fast gate and converges to it. A settlement lands in Postgres a
+ * moment before Redis (or, while Redis refuses writes, long before: the gate applier retries it), so a difference
+ * is re-read after `confirmMs` and a tenant-month with settlements still pending for the gate is left to the
+ * applier. What lasts beyond that is drift (a double count, an amount lost to a Redis failover): the gate's spent is
+ * rewritten from the ledger, under a compare-and-set so a settlement landing meanwhile is neither lost nor counted
+ * twice, and logged as an error, since it means something failed that the other mechanisms should have caught.
  */
-export function makeReconciler(deps: { db: Db; limiter: Limiter; logger: Logger; confirmMs?: number; now?: () => Date }): Reconciler {
+export function makeReconciler(deps: {
+  db: Db;
+  limiter: Pick<Limiter, 'budgetState'>;
+  gateLedger: Pick<GateLedger, 'monthSettled'>;
+  repair: Pick<GateRepair, 'repairSpent'>;
+  logger: Logger;
+  confirmMs?: number;
+  now?: () => Date;
+  /** Told after every pass: how many tenants drifted and by how much in total (absolute micro-USD). */
+  onPass?: (r: { tenants: number; driftMicros: bigint; repaired: number }) => void;
+}): Reconciler {
   const now = deps.now ?? (() => new Date());
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<unknown> | null = null;
 
-  const ledgerSums = async (month: string, tenantIds?: string[]) => {
+  const ledgerSums = async (month: string) => {
     const { start, end } = monthRange(month);
     const rows = await deps.db.ledgerEntry.groupBy({
       by: ['tenantId'],
-      where: { state: 'SETTLED', startedAt: { gte: start, lt: end }, ...(tenantIds ? { tenantId: { in: tenantIds } } : {}) },
+      where: { state: 'SETTLED', startedAt: { gte: start, lt: end } },
       _sum: { costMicros: true },
     });
     return new Map(rows.map((r) => [r.tenantId, r._sum.costMicros ?? 0n]));
   };
 
-  const diffs = async (month: string, sums: Map<string, bigint>) => {
-    const out: Drift[] = [];
-    for (const [tenantId, ledgerSpentMicros] of sums) {
+  const candidates = async (month: string): Promise<string[]> => {
+    const out: string[] = [];
+    for (const [tenantId, ledgerSpentMicros] of await ledgerSums(month)) {
       const state = await deps.limiter.budgetState(tenantId, month);
-      if (state && state.spentMicros !== ledgerSpentMicros) out.push({ tenantId, month, redisSpentMicros: state.spentMicros, ledgerSpentMicros });
+      if (state && state.spentMicros !== ledgerSpentMicros) out.push(tenantId);
     }
     return out;
   };
 
+  /** Observe the gate first, then read the ledger: the compare-and-set then proves nothing landed in between. */
+  const confirmAndRepair = async (tenantId: string, month: string): Promise<Drift | null> => {
+    const observed = await deps.limiter.budgetState(tenantId, month);
+    if (!observed) return null; // missing month: the next admission reseeds it from the ledger
+    const { start, end } = monthRange(month);
+    const ledger = await deps.gateLedger.monthSettled(tenantId, start, end);
+    if (observed.spentMicros === ledger.spentMicros) return null;
+    const repaired =
+      ledger.pending === 0 &&
+      (await deps.repair.repairSpent({ tenantId, month, observedMicros: observed.spentMicros, ledgerMicros: ledger.spentMicros })).repaired;
+    const drift = { tenantId, month, redisSpentMicros: observed.spentMicros, ledgerSpentMicros: ledger.spentMicros, pending: ledger.pending, repaired };
+    const log = { tenantId, month, redisSpentMicros: drift.redisSpentMicros.toString(), ledgerSpentMicros: drift.ledgerSpentMicros.toString(), pending: drift.pending };
+    if (repaired) deps.logger.error(log, 'budget drift: Redis spent differed from the ledger; rewritten from the ledger');
+    else if (drift.pending > 0) deps.logger.warn(log, 'budget gap: settlements still pending for the gate; the gate applier is retrying them');
+    else deps.logger.warn(log, 'budget drift: spent moved while repairing; retried next pass');
+    return drift;
+  };
+
   const reconcileOnce = async (): Promise<Drift[]> => {
     const month = monthOf(now());
-    const first = await diffs(month, await ledgerSums(month));
-    if (first.length === 0) return [];
-    await new Promise((r) => setTimeout(r, deps.confirmMs ?? 1_000));
-    const lasting = await diffs(month, await ledgerSums(month, first.map((d) => d.tenantId)));
-    for (const d of lasting) {
-      deps.logger.error(
-        { tenantId: d.tenantId, month: d.month, redisSpentMicros: d.redisSpentMicros.toString(), ledgerSpentMicros: d.ledgerSpentMicros.toString() },
-        'budget drift: Redis spent differs from the ledger',
-      );
+    const first = await candidates(month);
+    const lasting: Drift[] = [];
+    if (first.length > 0) {
+      await new Promise((r) => setTimeout(r, deps.confirmMs ?? 1_000));
+      for (const tenantId of first) {
+        const d = await confirmAndRepair(tenantId, month);
+        if (d) lasting.push(d);
+      }
     }
+    let driftMicros = 0n;
+    for (const d of lasting) driftMicros += d.redisSpentMicros > d.ledgerSpentMicros ? d.redisSpentMicros - d.ledgerSpentMicros : d.ledgerSpentMicros - d.redisSpentMicros;
+    deps.onPass?.({ tenants: lasting.length, driftMicros, repaired: lasting.filter((d) => d.repaired).length });
     return lasting;
   };
 

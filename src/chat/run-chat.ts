@@ -1,4 +1,8 @@
 import { AppError } from '../errors';
+import type { GateApplier } from '../accounting/gate-applier';
+import type { GateLedger } from '../accounting/gate-ledger';
+import type { GateRepair } from '../limits/repair';
+import type { Drain } from './drain';
 import type { Logger } from '../infra/logger';
 import { routeStream, type AttemptRecord, type ModelHealth, type RouteEvent } from '../routing';
 import type { FinishReason, ToolCallDelta, UpstreamClient } from '../upstream';
@@ -22,6 +26,12 @@ export interface RunDeps {
   readonly totalTimeoutMs: number;
   readonly holdTtlMs: number;
   readonly logger: Logger;
+  /** Where a settlement goes to the gate (Redis) after the ledger; retried from the ledger when Redis refuses. */
+  readonly gate: Pick<GateApplier, 'apply'>;
+  readonly gateLedger: Pick<GateLedger, 'amend'>;
+  readonly gateRepair: Pick<GateRepair, 'releaseLeftoverHold'>;
+  /** Shutdown: runs still going at the drain deadline end with outcome SHUTDOWN. */
+  readonly drain: Pick<Drain, 'enter' | 'deadline'>;
   readonly observe?: (e: { model: string | null; outcome: Outcome; ttftMs: number | null; totalMs: number; attempts: readonly StoredAttempt[] }) => void;
 }
 
@@ -48,20 +58,50 @@ export type RunEvent =
 
 type Terminal = Extract<RouteEvent, { type: 'done' } | { type: 'failed' }>;
 
+/** Why this process ended a run itself, if it did: the drain deadline, or its row reaped elsewhere. */
+type EndedBy = 'SHUTDOWN' | 'LEASE_LOST' | null;
+
+/** How long an answer waits for Redis to take its settlement; beyond it the gate applier retries from the ledger. */
+const GATE_WAIT_MS = 250;
+
 const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant', TOOL: 'tool' } as const;
 
 /**
  * Runs an admitted request through the router and settles it exactly once, whatever happens: completion, upstream
- * failure, client gone (the caller aborts `signal`, or stops iterating), or an exception. Settlement (ledger row,
- * then the Redis spend) finishes before the final event is yielded, so reads right after see the request.
+ * failure, client gone (the caller aborts `signal`, or stops iterating), or an exception. The ledger row is settled
+ * before the final event is yielded, and the gate (Redis) gets it too, waiting at most GATE_WAIT_MS: what Redis does
+ * not take then, the gate applier retries from the ledger. The process ends a run itself at the drain deadline
+ * (outcome SHUTDOWN) and when its row was reaped elsewhere (it stops the upstream and amends the row).
  */
 export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): AsyncGenerator<RunEvent> {
+  const leave = deps.drain.enter();
+  try {
+    yield* run(deps, a, input, mode, signal);
+  } finally {
+    // Left only after the consumer took the final event (or stopped iterating): the drain then closes clients.
+    leave();
+  }
+}
+
+async function* run(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): AsyncGenerator<RunEvent> {
   const started = Date.now();
   const inflight = deps.checkpointer.track(a.requestId);
   const ac = new AbortController();
+  let endedBy: EndedBy = null;
   const onAbort = () => ac.abort(signal.reason);
+  const onShutdown = () => {
+    endedBy ??= 'SHUTDOWN';
+    ac.abort(deps.drain.deadline.reason);
+  };
+  const onLost = () => {
+    endedBy ??= 'LEASE_LOST';
+    ac.abort(inflight.lost.reason);
+  };
   if (signal.aborted) ac.abort(signal.reason);
   else signal.addEventListener('abort', onAbort, { once: true });
+  if (deps.drain.deadline.aborted) onShutdown();
+  else deps.drain.deadline.addEventListener('abort', onShutdown, { once: true });
+  inflight.lost.addEventListener('abort', onLost, { once: true });
 
   let terminal: Terminal | null = null;
   let denied: AppError | null = null;
@@ -136,9 +176,11 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
   } finally {
     // Whatever ended the loop (an error included: the edge logs and masks it), the request settles here.
     signal.removeEventListener('abort', onAbort);
+    deps.drain.deadline.removeEventListener('abort', onShutdown);
+    inflight.lost.removeEventListener('abort', onLost);
     if (!terminal) ac.abort(new Error('run ended early')); // the consumer stopped iterating: stop the upstream at once
     try {
-      final = await settle(deps, a, terminal, denied, inflight, started);
+      final = await settle(deps, a, terminal, denied, inflight, started, endedBy);
     } finally {
       deps.checkpointer.release(a.requestId);
     }
@@ -172,6 +214,7 @@ async function settle(
   denied: AppError | null,
   inflight: { tokens: number; model: string | null },
   started: number,
+  endedBy: EndedBy,
 ): Promise<Final> {
   // Without a terminal event the consumer went away mid-stream: bill what was delivered, as the reaper would.
   const attempts: readonly AttemptRecord[] =
@@ -179,7 +222,15 @@ async function settle(
     (inflight.model
       ? [{ model: inflight.model, ok: false, error: 'CLIENT_CANCELLED', latencyMs: Date.now() - started, promptTokens: inflight.tokens > 0 ? a.promptEstimate : 0, completionTokens: inflight.tokens, usageSource: 'ESTIMATED' }]
       : []);
-  const outcome: Outcome = denied ? 'FAILED' : (terminal?.outcome ?? 'CLIENT_CANCELLED');
+  // The router reports our own aborts as the client's; the outcome says who really ended the request.
+  const cancelled = terminal?.outcome === 'CLIENT_CANCELLED';
+  const outcome: Outcome = denied
+    ? 'FAILED'
+    : cancelled && endedBy === 'SHUTDOWN'
+      ? 'SHUTDOWN'
+      : cancelled && endedBy === 'LEASE_LOST'
+        ? 'UPSTREAM_INTERRUPTED'
+        : (terminal?.outcome ?? 'CLIENT_CANCELLED');
   const model = terminal?.type === 'done' && !denied ? terminal.model : null;
   const { costMicros, unpricedPromptTokens } = costOf(attempts, a);
   let promptTokens = 0;
@@ -198,29 +249,47 @@ async function settle(
   const ttftMs = terminal?.type === 'done' ? terminal.ttftMs : null;
   const stored: StoredAttempt[] = attempts.map((x) => ({ ...x }));
 
-  const settledHere = await deps.ledger.settle(a.requestId, {
-    model,
-    attempts: stored,
-    promptTokens,
-    completionTokens,
-    cachedPromptTokens,
-    cacheWriteTokens,
-    unpricedPromptTokens,
-    prices: model ? (a.prices[model] ?? null) : null,
-    costMicros,
-    outcome,
-    usageSource: source,
-    endedAt: new Date(),
-  });
+  const settledHere = await deps.ledger
+    .settle(a.requestId, {
+      model,
+      attempts: stored,
+      promptTokens,
+      completionTokens,
+      cachedPromptTokens,
+      cacheWriteTokens,
+      unpricedPromptTokens,
+      prices: model ? (a.prices[model] ?? null) : null,
+      costMicros,
+      outcome,
+      usageSource: source,
+      endedAt: new Date(),
+    })
+    .catch((e: unknown) => {
+      // The row stays HELD with its last checkpoint; the reaper settles it once the lease runs out.
+      throw new AppError('SERVICE_UNAVAILABLE', 'the gateway lost its database while finishing this request; it is billed from its last checkpoint, retry it for a whole answer', {}, { cause: e });
+    });
+  const gateBase = { tenantId: a.tenant.id, requestId: a.requestId, startedAt: a.startedAt };
   if (settledHere) {
-    await deps.limiter
-      .settle({ tenantId: a.tenant.id, requestId: a.requestId, month: a.month, actualMicros: costMicros, actualTokens: promptTokens + completionTokens, tokensEstimate: a.tokensEstimate })
-      .catch((e) => deps.logger.error({ err: e, requestId: a.requestId }, 'Redis settle failed; the hold expires and the reconciler reports the gap'));
+    // The answer does not wait for a Redis that refuses or hangs: the ledger row stays pending and is retried.
+    await deps.gate.apply({ ...gateBase, version: 1, actualMicros: costMicros, actualTokens: promptTokens + completionTokens, tokensEstimate: a.tokensEstimate }, GATE_WAIT_MS);
   } else {
-    deps.logger.warn({ requestId: a.requestId }, 'ledger row was already settled (reaped after a lost lease)');
+    // Reaped while it still ran (this process lost Postgres past its lease): what it consumed beyond the reaper's
+    // settlement amends the same row, and the gate gets that difference once, under its own marker id.
+    const amended = await deps.gateLedger.amend(a.requestId, { costMicros, tokens: promptTokens + completionTokens, completionTokens });
+    deps.logger.warn(
+      { requestId: a.requestId, amendedMicros: amended?.amendedMicros.toString() ?? '0', amendedTokens: amended?.amendedTokens ?? 0 },
+      'ledger row was already settled (reaped after a lost lease); late usage amended',
+    );
+    if (amended) {
+      await deps.gate.apply({ ...gateBase, version: 2, actualMicros: amended.amendedMicros, actualTokens: amended.amendedTokens, tokensEstimate: 0 }, GATE_WAIT_MS);
+    }
+    // Reaped before this request's admission reached Redis: the reaper found no hold to release, so its hold is left.
+    await deps.gateRepair
+      .releaseLeftoverHold({ tenantId: a.tenant.id, month: a.month, requestId: a.requestId })
+      .catch((e) => deps.logger.warn({ err: e, requestId: a.requestId }, 'could not release a reaped request\'s hold; it expires by itself'));
   }
   deps.observe?.({ model, outcome, ttftMs, totalMs, attempts: stored });
-  const error = denied ?? (terminal?.type === 'failed' ? terminal.error : null);
+  const error = denied ?? (model ? null : endedHere(endedBy)) ?? (terminal?.type === 'failed' ? terminal.error : null);
   return {
     model,
     outcome,
@@ -231,4 +300,16 @@ async function settle(
     finishReason: terminal?.type === 'done' && !denied ? terminal.finishReason : null,
     error,
   };
+}
+
+/** The error of a request this process ended before it delivered anything: the client should retry elsewhere. */
+function endedHere(endedBy: EndedBy): AppError | null {
+  switch (endedBy) {
+    case 'SHUTDOWN':
+      return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down and ended the request before any answer; nothing was charged, retry it');
+    case 'LEASE_LOST':
+      return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance lost its database and ended the request before any answer; retry it');
+    case null:
+      return null;
+  }
 }

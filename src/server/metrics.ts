@@ -15,6 +15,12 @@ export function makeMetrics(opts: { breakerStates?: () => Record<string, 'closed
     refusals: new Counter({ name: 'gateway_auth_refusals_total', help: 'Requests refused before any operation ran (bad or missing key, auth backend down), by code', labelNames: ['code'], registers: [registry] }),
     denials: new Counter({ name: 'gateway_limiter_denials_total', help: 'Admissions refused by the gate', labelNames: ['reason'], registers: [registry] }),
     openStreams: new Gauge({ name: 'gateway_open_streams', help: 'chatStream subscriptions open now', registers: [registry] }),
+    // Exactness under faults (the gate converging to the ledger): an operator sees trouble before a tenant does.
+    budgetDriftMicros: new Gauge({ name: 'gateway_budget_drift_micros', help: "Sum over tenants of |gate spent - ledger settled sum| (micro-USD) found by the reconciler's last pass, before its repair", registers: [registry] }),
+    budgetDriftTenants: new Gauge({ name: 'gateway_budget_drift_tenants', help: "Tenants whose gate spent differed from the ledger in the reconciler's last pass", registers: [registry] }),
+    budgetRepairs: new Counter({ name: 'gateway_budget_repairs_total', help: 'Tenant-months whose gate spent the reconciler rewrote from the ledger', registers: [registry] }),
+    gatePendingAge: new Gauge({ name: 'gateway_gate_oldest_pending_settlement_seconds', help: 'Age of the oldest settlement in the ledger not yet applied to the gate (Redis); 0 when none', registers: [registry] }),
+    reaperSettlements: new Counter({ name: 'gateway_reaper_settlements_total', help: 'Requests settled by this instance\'s reaper after their lease expired (their process died or lost Postgres)', registers: [registry] }),
     /** Bounded label values for `operations` (see makeOperationLabel). */
     operationLabel: makeOperationLabel(),
     breaker: new Gauge({

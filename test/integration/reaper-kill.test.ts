@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
+import type { ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
 import type { App } from '../../src/app';
 import { createPrisma } from '../../src/infra/prisma';
@@ -9,6 +7,8 @@ import { monthOf } from '../../src/accounting/period';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT_STREAM, createTenant, hello, startApp, startSim, testEnv, wsClient } from '../support/app';
+import { startServerProcess } from '../support/server-process';
+import { until } from '../support/faults';
 
 /** Nothing is lost when a process dies mid-stream: a real server process is SIGKILLed with 20 streams open. */
 const db = createPrisma(TEST_DATABASE_URL, { max: 2 });
@@ -29,37 +29,16 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-/** Starts `src/main.ts` as its own process and resolves with its GraphQL URL once it listens. */
-function startServerProcess(env: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; url: string }> {
-  const root = path.resolve(__dirname, '../..');
-  const proc = spawn(process.execPath, ['--require', 'tsx/cjs', 'src/main.ts'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('server process did not start')), 30_000);
-    proc.once('exit', (code) => reject(new Error(`server process exited with ${code}`)));
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      try {
-        const j = JSON.parse(line) as { msg?: string; url?: string };
-        if (j.msg === 'llm-gateway listening' && j.url) {
-          clearTimeout(timer);
-          resolve({ proc, url: j.url });
-        }
-      } catch {
-        /* not a log line */
-      }
-    });
-  });
-}
-
 test('SIGKILL with 20 streams open: after the lease expires the reaper settles all 20 from their last checkpoints', async () => {
   const t = await createTenant(survivor.url, { monthlyBudgetUsd: '10' });
   const started = await startServerProcess(
-    testEnv({ LOG_LEVEL: 'info', LEASE_MS: '1500', CHECKPOINT_INTERVAL_MS: '200', REAPER_INTERVAL_MS: '600000' }, sim),
+    testEnv({ LOG_LEVEL: 'info', LEASE_MS: '4000', CHECKPOINT_INTERVAL_MS: '200', REAPER_INTERVAL_MS: '600000' }, sim),
   );
   child = started.proc;
   const ws = wsClient(started.url, t.key);
   const deltas = new Array<number>(20).fill(0);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('streams did not start')), 15_000);
+    const timer = setTimeout(() => reject(new Error('streams did not start')), 30_000);
     for (let i = 0; i < 20; i++) {
       ws.subscribe(
         { query: CHAT_STREAM, variables: hello('long_form', { maxTokens: 150 }) },
@@ -89,10 +68,8 @@ test('SIGKILL with 20 streams open: after the lease expires the reaper settles a
   // Nothing is reaped before the lease expires.
   await survivor.reapOnce();
   expect(await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'HELD' } })).toBe(20);
-  await new Promise((r) => setTimeout(r, 1700));
   // Any live instance's reaper may take them (other suites' apps share this database); all 20 must be settled once.
-  await survivor.reapOnce();
-  expect(await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'HELD' } })).toBe(0);
+  await until(async () => (await survivor.reapOnce(), (await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'HELD' } })) === 0), 'the lease to expire and the reaper to settle all 20', 15_000, 250);
 
   const rows = await db.ledgerEntry.findMany({ where: { tenantId: t.id } });
   let sum = 0n;

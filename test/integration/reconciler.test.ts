@@ -2,7 +2,10 @@ import Redis from 'ioredis';
 import { createPrisma } from '../../src/infra/prisma';
 import { createLogger } from '../../src/infra/logger';
 import { makeLimiter } from '../../src/limits';
+import { limitKeys } from '../../src/limits/keys';
+import { makeGateRepair } from '../../src/limits/repair';
 import { makeReconciler } from '../../src/accounting/reconciler';
+import { makeGateLedger } from '../../src/accounting/gate-ledger';
 import { monthOf } from '../../src/accounting/period';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { uniqueName } from '../support/app';
@@ -10,38 +13,84 @@ import { uniqueName } from '../support/app';
 const db = createPrisma(TEST_DATABASE_URL, { max: 2 });
 const redis = new Redis(TEST_REDIS_URL);
 const limiter = makeLimiter(redis);
+const repair = makeGateRepair(redis);
+const gateLedger = makeGateLedger(db);
 afterAll(async () => {
   await db.$disconnect();
   redis.disconnect();
 });
 
-test('the reconciler reports a lasting difference between Redis spent and the ledger, and nothing when they agree', async () => {
-  const tenant = await db.tenant.create({ data: { name: uniqueName('recon') } });
-  const month = monthOf(new Date());
+async function settledRow(tenantId: string, costMicros: bigint, pending = false) {
   await db.ledgerEntry.create({
     data: {
       requestId: crypto.randomUUID(),
-      tenantId: tenant.id,
+      tenantId,
       profile: 'chat_default',
       region: 'US_EAST',
       plannedModel: 'glm-5',
       model: 'glm-5',
       maxTokens: 150,
       priceSnapshot: {},
-      costMicros: 288n,
+      costMicros,
       state: 'SETTLED',
+      settleVersion: 1,
+      gateAppliedVersion: pending ? 0 : 1,
+      gatePendingSince: pending ? new Date() : null,
       outcome: 'COMPLETED',
       usageSource: 'PROVIDER',
       leaseExpiresAt: new Date(),
       endedAt: new Date(),
     },
   });
+}
+
+const budget = (tenantId: string) => limitKeys().month(tenantId, monthOf(new Date())).budget;
+
+test('lasting drift is reported and repaired: the gate spent is rewritten from the ledger, and nothing is done when they agree', async () => {
+  const tenant = await db.tenant.create({ data: { name: uniqueName('recon') } });
+  const month = monthOf(new Date());
+  await settledRow(tenant.id, 288n);
   await limiter.reseed({ tenantId: tenant.id, month, spentMicros: 288n, holds: [] });
-  const reconciler = makeReconciler({ db, limiter, logger: createLogger('silent'), confirmMs: 10 });
+  const passes: { tenants: number; driftMicros: bigint; repaired: number }[] = [];
+  const reconciler = makeReconciler({ db, limiter, gateLedger, repair, logger: createLogger('silent'), confirmMs: 10, onPass: (p) => passes.push(p) });
   expect((await reconciler.reconcileOnce()).filter((d) => d.tenantId === tenant.id)).toEqual([]);
 
-  await redis.hincrby(`lg:{${tenant.id}}:v2:budget:${month}`, 'spent', 12);
+  // A double count (e.g. a settlement applied twice through a failover) and a lost one are both repaired.
+  await redis.hincrby(budget(tenant.id), 'spent', 12);
   expect((await reconciler.reconcileOnce()).filter((d) => d.tenantId === tenant.id)).toEqual([
-    { tenantId: tenant.id, month, redisSpentMicros: 300n, ledgerSpentMicros: 288n },
+    { tenantId: tenant.id, month, redisSpentMicros: 300n, ledgerSpentMicros: 288n, pending: 0, repaired: true },
   ]);
+  expect(passes.at(-1)!.driftMicros).toBeGreaterThanOrEqual(12n);
+  expect(await limiter.budgetState(tenant.id, month)).toEqual({ spentMicros: 288n, heldMicros: 0n });
+
+  await redis.hincrby(budget(tenant.id), 'spent', -100);
+  await reconciler.reconcileOnce();
+  expect(await limiter.budgetState(tenant.id, month)).toEqual({ spentMicros: 288n, heldMicros: 0n });
+  expect((await reconciler.reconcileOnce()).filter((d) => d.tenantId === tenant.id)).toEqual([]);
+});
+
+test('a gap with settlements still pending for the gate is left to the gate applier, not overwritten', async () => {
+  const tenant = await db.tenant.create({ data: { name: uniqueName('recon') } });
+  const month = monthOf(new Date());
+  await settledRow(tenant.id, 100n);
+  await limiter.reseed({ tenantId: tenant.id, month, spentMicros: 100n, holds: [] });
+  await settledRow(tenant.id, 50n, true); // in Postgres, not yet in Redis
+  const reconciler = makeReconciler({ db, limiter, gateLedger, repair, logger: createLogger('silent'), confirmMs: 10 });
+  expect((await reconciler.reconcileOnce()).filter((d) => d.tenantId === tenant.id)).toEqual([
+    { tenantId: tenant.id, month, redisSpentMicros: 100n, ledgerSpentMicros: 150n, pending: 1, repaired: false },
+  ]);
+  expect((await limiter.budgetState(tenant.id, month))!.spentMicros).toBe(100n);
+});
+
+test('the repair is a compare-and-set: a settlement landing between the observation and the write is not lost', async () => {
+  const tenant = await db.tenant.create({ data: { name: uniqueName('recon') } });
+  const month = monthOf(new Date());
+  await limiter.reseed({ tenantId: tenant.id, month, spentMicros: 500n, holds: [] });
+  await redis.hincrby(budget(tenant.id), 'spent', 7); // moved after the caller observed 500
+  expect(await repair.repairSpent({ tenantId: tenant.id, month, observedMicros: 500n, ledgerMicros: 400n })).toEqual({ repaired: false });
+  expect((await limiter.budgetState(tenant.id, month))!.spentMicros).toBe(507n);
+  expect(await repair.repairSpent({ tenantId: tenant.id, month, observedMicros: 507n, ledgerMicros: 400n })).toEqual({ repaired: true });
+  expect((await limiter.budgetState(tenant.id, month))!.spentMicros).toBe(400n);
+  // A missing month is never created by a repair (the next admission reseeds it).
+  expect(await repair.repairSpent({ tenantId: tenant.id, month: '2001-01', observedMicros: 0n, ledgerMicros: 1n })).toEqual({ repaired: false });
 });

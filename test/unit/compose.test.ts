@@ -167,3 +167,13 @@ test('the app installs and starts as the README says, from the repository, once 
     expect(deps.redis?.condition).toBe('service_healthy');
   }
 });
+
+test('docker stop reaches the server: npm start is exec\'d (not a child of a PID-1 shell) and the stop grace outlasts the drain', () => {
+  const app = service('app') as Record<string, any>;
+  const command = Array.isArray(app.command) ? app.command.join(' ') : String(app.command ?? '');
+  expect(command).toMatch(/&&\s*exec npm start\b/);
+  const grace = String(app.stop_grace_period ?? '');
+  const m = /^(\d+)s$/.exec(grace);
+  expect(m).not.toBeNull();
+  expect(Number(m![1]) * 1000).toBeGreaterThan(loadConfig({}).DRAIN_TIMEOUT_MS);
+});

@@ -206,7 +206,12 @@ export const LedgerEntryScalarFieldEnum = {
   checkpointModel: 'checkpointModel',
   startedAt: 'startedAt',
   endedAt: 'endedAt',
-  idempotencyKey: 'idempotencyKey'
+  idempotencyKey: 'idempotencyKey',
+  settleVersion: 'settleVersion',
+  gateAppliedVersion: 'gateAppliedVersion',
+  gatePendingSince: 'gatePendingSince',
+  amendedMicros: 'amendedMicros',
+  amendedTokens: 'amendedTokens'
 } as const
 
 export type LedgerEntryScalarFieldEnum = (typeof LedgerEntryScalarFieldEnum)[keyof typeof LedgerEntryScalarFieldEnum]

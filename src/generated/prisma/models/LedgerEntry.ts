@@ -42,6 +42,10 @@ export type LedgerEntryAvgAggregateOutputType = {
   costMicros: number | null
   holdMicros: number | null
   checkpointTokens: number | null
+  settleVersion: number | null
+  gateAppliedVersion: number | null
+  amendedMicros: number | null
+  amendedTokens: number | null
 }
 
 export type LedgerEntrySumAggregateOutputType = {
@@ -59,6 +63,10 @@ export type LedgerEntrySumAggregateOutputType = {
   costMicros: bigint | null
   holdMicros: bigint | null
   checkpointTokens: number | null
+  settleVersion: number | null
+  gateAppliedVersion: number | null
+  amendedMicros: bigint | null
+  amendedTokens: number | null
 }
 
 export type LedgerEntryMinAggregateOutputType = {
@@ -91,6 +99,11 @@ export type LedgerEntryMinAggregateOutputType = {
   startedAt: Date | null
   endedAt: Date | null
   idempotencyKey: string | null
+  settleVersion: number | null
+  gateAppliedVersion: number | null
+  gatePendingSince: Date | null
+  amendedMicros: bigint | null
+  amendedTokens: number | null
 }
 
 export type LedgerEntryMaxAggregateOutputType = {
@@ -123,6 +136,11 @@ export type LedgerEntryMaxAggregateOutputType = {
   startedAt: Date | null
   endedAt: Date | null
   idempotencyKey: string | null
+  settleVersion: number | null
+  gateAppliedVersion: number | null
+  gatePendingSince: Date | null
+  amendedMicros: bigint | null
+  amendedTokens: number | null
 }
 
 export type LedgerEntryCountAggregateOutputType = {
@@ -157,6 +175,11 @@ export type LedgerEntryCountAggregateOutputType = {
   startedAt: number
   endedAt: number
   idempotencyKey: number
+  settleVersion: number
+  gateAppliedVersion: number
+  gatePendingSince: number
+  amendedMicros: number
+  amendedTokens: number
   _all: number
 }
 
@@ -176,6 +199,10 @@ export type LedgerEntryAvgAggregateInputType = {
   costMicros?: true
   holdMicros?: true
   checkpointTokens?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  amendedMicros?: true
+  amendedTokens?: true
 }
 
 export type LedgerEntrySumAggregateInputType = {
@@ -193,6 +220,10 @@ export type LedgerEntrySumAggregateInputType = {
   costMicros?: true
   holdMicros?: true
   checkpointTokens?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  amendedMicros?: true
+  amendedTokens?: true
 }
 
 export type LedgerEntryMinAggregateInputType = {
@@ -225,6 +256,11 @@ export type LedgerEntryMinAggregateInputType = {
   startedAt?: true
   endedAt?: true
   idempotencyKey?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  gatePendingSince?: true
+  amendedMicros?: true
+  amendedTokens?: true
 }
 
 export type LedgerEntryMaxAggregateInputType = {
@@ -257,6 +293,11 @@ export type LedgerEntryMaxAggregateInputType = {
   startedAt?: true
   endedAt?: true
   idempotencyKey?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  gatePendingSince?: true
+  amendedMicros?: true
+  amendedTokens?: true
 }
 
 export type LedgerEntryCountAggregateInputType = {
@@ -291,6 +332,11 @@ export type LedgerEntryCountAggregateInputType = {
   startedAt?: true
   endedAt?: true
   idempotencyKey?: true
+  settleVersion?: true
+  gateAppliedVersion?: true
+  gatePendingSince?: true
+  amendedMicros?: true
+  amendedTokens?: true
   _all?: true
 }
 
@@ -412,6 +458,11 @@ export type LedgerEntryGroupByOutputType = {
   startedAt: Date
   endedAt: Date | null
   idempotencyKey: string | null
+  settleVersion: number
+  gateAppliedVersion: number
+  gatePendingSince: Date | null
+  amendedMicros: bigint
+  amendedTokens: number
   _count: LedgerEntryCountAggregateOutputType | null
   _avg: LedgerEntryAvgAggregateOutputType | null
   _sum: LedgerEntrySumAggregateOutputType | null
@@ -469,6 +520,11 @@ export type LedgerEntryWhereInput = {
   startedAt?: Prisma.DateTimeFilter<"LedgerEntry"> | Date | string
   endedAt?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
   idempotencyKey?: Prisma.StringNullableFilter<"LedgerEntry"> | string | null
+  settleVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gateAppliedVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gatePendingSince?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
+  amendedMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
+  amendedTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   tenant?: Prisma.XOR<Prisma.TenantScalarRelationFilter, Prisma.TenantWhereInput>
 }
 
@@ -504,6 +560,11 @@ export type LedgerEntryOrderByWithRelationInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrderInput | Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
   tenant?: Prisma.TenantOrderByWithRelationInput
 }
 
@@ -542,6 +603,11 @@ export type LedgerEntryWhereUniqueInput = Prisma.AtLeast<{
   startedAt?: Prisma.DateTimeFilter<"LedgerEntry"> | Date | string
   endedAt?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
   idempotencyKey?: Prisma.StringNullableFilter<"LedgerEntry"> | string | null
+  settleVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gateAppliedVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gatePendingSince?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
+  amendedMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
+  amendedTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   tenant?: Prisma.XOR<Prisma.TenantScalarRelationFilter, Prisma.TenantWhereInput>
 }, "id" | "requestId">
 
@@ -577,6 +643,11 @@ export type LedgerEntryOrderByWithAggregationInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrderInput | Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrderInput | Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
   _count?: Prisma.LedgerEntryCountOrderByAggregateInput
   _avg?: Prisma.LedgerEntryAvgOrderByAggregateInput
   _max?: Prisma.LedgerEntryMaxOrderByAggregateInput
@@ -619,6 +690,11 @@ export type LedgerEntryScalarWhereWithAggregatesInput = {
   startedAt?: Prisma.DateTimeWithAggregatesFilter<"LedgerEntry"> | Date | string
   endedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"LedgerEntry"> | Date | string | null
   idempotencyKey?: Prisma.StringNullableWithAggregatesFilter<"LedgerEntry"> | string | null
+  settleVersion?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
+  gateAppliedVersion?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
+  gatePendingSince?: Prisma.DateTimeNullableWithAggregatesFilter<"LedgerEntry"> | Date | string | null
+  amendedMicros?: Prisma.BigIntWithAggregatesFilter<"LedgerEntry"> | bigint | number
+  amendedTokens?: Prisma.IntWithAggregatesFilter<"LedgerEntry"> | number
 }
 
 export type LedgerEntryCreateInput = {
@@ -652,6 +728,11 @@ export type LedgerEntryCreateInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
   tenant: Prisma.TenantCreateNestedOneWithoutLedgerInput
 }
 
@@ -687,6 +768,11 @@ export type LedgerEntryUncheckedCreateInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryUpdateInput = {
@@ -720,6 +806,11 @@ export type LedgerEntryUpdateInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
   tenant?: Prisma.TenantUpdateOneRequiredWithoutLedgerNestedInput
 }
 
@@ -755,6 +846,11 @@ export type LedgerEntryUncheckedUpdateInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryCreateManyInput = {
@@ -789,6 +885,11 @@ export type LedgerEntryCreateManyInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryUpdateManyMutationInput = {
@@ -822,6 +923,11 @@ export type LedgerEntryUpdateManyMutationInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryUncheckedUpdateManyInput = {
@@ -856,6 +962,11 @@ export type LedgerEntryUncheckedUpdateManyInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryListRelationFilter = {
@@ -900,6 +1011,11 @@ export type LedgerEntryCountOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntryAvgOrderByAggregateInput = {
@@ -917,6 +1033,10 @@ export type LedgerEntryAvgOrderByAggregateInput = {
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
   checkpointTokens?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntryMaxOrderByAggregateInput = {
@@ -949,6 +1069,11 @@ export type LedgerEntryMaxOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntryMinOrderByAggregateInput = {
@@ -981,6 +1106,11 @@ export type LedgerEntryMinOrderByAggregateInput = {
   startedAt?: Prisma.SortOrder
   endedAt?: Prisma.SortOrder
   idempotencyKey?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  gatePendingSince?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntrySumOrderByAggregateInput = {
@@ -998,6 +1128,10 @@ export type LedgerEntrySumOrderByAggregateInput = {
   costMicros?: Prisma.SortOrder
   holdMicros?: Prisma.SortOrder
   checkpointTokens?: Prisma.SortOrder
+  settleVersion?: Prisma.SortOrder
+  gateAppliedVersion?: Prisma.SortOrder
+  amendedMicros?: Prisma.SortOrder
+  amendedTokens?: Prisma.SortOrder
 }
 
 export type LedgerEntryCreateNestedManyWithoutTenantInput = {
@@ -1093,6 +1227,11 @@ export type LedgerEntryCreateWithoutTenantInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryUncheckedCreateWithoutTenantInput = {
@@ -1126,6 +1265,11 @@ export type LedgerEntryUncheckedCreateWithoutTenantInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryCreateOrConnectWithoutTenantInput = {
@@ -1189,6 +1333,11 @@ export type LedgerEntryScalarWhereInput = {
   startedAt?: Prisma.DateTimeFilter<"LedgerEntry"> | Date | string
   endedAt?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
   idempotencyKey?: Prisma.StringNullableFilter<"LedgerEntry"> | string | null
+  settleVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gateAppliedVersion?: Prisma.IntFilter<"LedgerEntry"> | number
+  gatePendingSince?: Prisma.DateTimeNullableFilter<"LedgerEntry"> | Date | string | null
+  amendedMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
+  amendedTokens?: Prisma.IntFilter<"LedgerEntry"> | number
 }
 
 export type LedgerEntryCreateManyTenantInput = {
@@ -1222,6 +1371,11 @@ export type LedgerEntryCreateManyTenantInput = {
   startedAt?: Date | string
   endedAt?: Date | string | null
   idempotencyKey?: string | null
+  settleVersion?: number
+  gateAppliedVersion?: number
+  gatePendingSince?: Date | string | null
+  amendedMicros?: bigint | number
+  amendedTokens?: number
 }
 
 export type LedgerEntryUpdateWithoutTenantInput = {
@@ -1255,6 +1409,11 @@ export type LedgerEntryUpdateWithoutTenantInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryUncheckedUpdateWithoutTenantInput = {
@@ -1288,6 +1447,11 @@ export type LedgerEntryUncheckedUpdateWithoutTenantInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 export type LedgerEntryUncheckedUpdateManyWithoutTenantInput = {
@@ -1321,6 +1485,11 @@ export type LedgerEntryUncheckedUpdateManyWithoutTenantInput = {
   startedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   endedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   idempotencyKey?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  settleVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gateAppliedVersion?: Prisma.IntFieldUpdateOperationsInput | number
+  gatePendingSince?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  amendedMicros?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
+  amendedTokens?: Prisma.IntFieldUpdateOperationsInput | number
 }
 
 
@@ -1357,6 +1526,11 @@ export type LedgerEntrySelect<ExtArgs extends runtime.Types.Extensions.InternalA
   startedAt?: boolean
   endedAt?: boolean
   idempotencyKey?: boolean
+  settleVersion?: boolean
+  gateAppliedVersion?: boolean
+  gatePendingSince?: boolean
+  amendedMicros?: boolean
+  amendedTokens?: boolean
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["ledgerEntry"]>
 
@@ -1392,6 +1566,11 @@ export type LedgerEntrySelectCreateManyAndReturn<ExtArgs extends runtime.Types.E
   startedAt?: boolean
   endedAt?: boolean
   idempotencyKey?: boolean
+  settleVersion?: boolean
+  gateAppliedVersion?: boolean
+  gatePendingSince?: boolean
+  amendedMicros?: boolean
+  amendedTokens?: boolean
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["ledgerEntry"]>
 
@@ -1427,6 +1606,11 @@ export type LedgerEntrySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.E
   startedAt?: boolean
   endedAt?: boolean
   idempotencyKey?: boolean
+  settleVersion?: boolean
+  gateAppliedVersion?: boolean
+  gatePendingSince?: boolean
+  amendedMicros?: boolean
+  amendedTokens?: boolean
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["ledgerEntry"]>
 
@@ -1462,9 +1646,14 @@ export type LedgerEntrySelectScalar = {
   startedAt?: boolean
   endedAt?: boolean
   idempotencyKey?: boolean
+  settleVersion?: boolean
+  gateAppliedVersion?: boolean
+  gatePendingSince?: boolean
+  amendedMicros?: boolean
+  amendedTokens?: boolean
 }
 
-export type LedgerEntryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "requestId" | "tenantId" | "apiKeyId" | "profile" | "region" | "plannedModel" | "model" | "attempts" | "maxTokens" | "promptTokens" | "completionTokens" | "unpricedPromptTokens" | "cachedPromptTokens" | "cacheWriteTokens" | "inputMicrosPerMillion" | "outputMicrosPerMillion" | "cachedInputMicrosPerMillion" | "cacheWriteMicrosPerMillion" | "priceSnapshot" | "costMicros" | "holdMicros" | "outcome" | "usageSource" | "state" | "leaseExpiresAt" | "checkpointTokens" | "checkpointModel" | "startedAt" | "endedAt" | "idempotencyKey", ExtArgs["result"]["ledgerEntry"]>
+export type LedgerEntryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "requestId" | "tenantId" | "apiKeyId" | "profile" | "region" | "plannedModel" | "model" | "attempts" | "maxTokens" | "promptTokens" | "completionTokens" | "unpricedPromptTokens" | "cachedPromptTokens" | "cacheWriteTokens" | "inputMicrosPerMillion" | "outputMicrosPerMillion" | "cachedInputMicrosPerMillion" | "cacheWriteMicrosPerMillion" | "priceSnapshot" | "costMicros" | "holdMicros" | "outcome" | "usageSource" | "state" | "leaseExpiresAt" | "checkpointTokens" | "checkpointModel" | "startedAt" | "endedAt" | "idempotencyKey" | "settleVersion" | "gateAppliedVersion" | "gatePendingSince" | "amendedMicros" | "amendedTokens", ExtArgs["result"]["ledgerEntry"]>
 export type LedgerEntryInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }
@@ -1543,6 +1732,24 @@ export type $LedgerEntryPayload<ExtArgs extends runtime.Types.Extensions.Interna
     startedAt: Date
     endedAt: Date | null
     idempotencyKey: string | null
+    /**
+     * 1 once settled; 2 once a request reaped while still running amended it with its late tokens (at most once).
+     */
+    settleVersion: number
+    /**
+     * The highest settle version the budget gate (Redis) has confirmed applying.
+     */
+    gateAppliedVersion: number
+    /**
+     * Set when a settle version is written and not yet applied to the gate; null once applied. The gate applier
+     * retries these rows until Redis takes them (see src/accounting/gate-applier.ts).
+     */
+    gatePendingSince: Date | null
+    /**
+     * What the amendment (version 2) added to cost_micros and to the tokens: the gate gets exactly this, once.
+     */
+    amendedMicros: bigint
+    amendedTokens: number
   }, ExtArgs["result"]["ledgerEntry"]>
   composites: {}
 }
@@ -1998,6 +2205,11 @@ export interface LedgerEntryFieldRefs {
   readonly startedAt: Prisma.FieldRef<"LedgerEntry", 'DateTime'>
   readonly endedAt: Prisma.FieldRef<"LedgerEntry", 'DateTime'>
   readonly idempotencyKey: Prisma.FieldRef<"LedgerEntry", 'String'>
+  readonly settleVersion: Prisma.FieldRef<"LedgerEntry", 'Int'>
+  readonly gateAppliedVersion: Prisma.FieldRef<"LedgerEntry", 'Int'>
+  readonly gatePendingSince: Prisma.FieldRef<"LedgerEntry", 'DateTime'>
+  readonly amendedMicros: Prisma.FieldRef<"LedgerEntry", 'BigInt'>
+  readonly amendedTokens: Prisma.FieldRef<"LedgerEntry", 'Int'>
 }
     
 
