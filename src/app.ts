@@ -1,7 +1,7 @@
 import type { Config } from './config';
 import { createPrisma } from './infra/prisma';
 import { createSqlPool } from './infra/postgres';
-import { createRedis, waitReady } from './infra/redis';
+import { createGateRedis, describeGate, pingGate, waitReady } from './infra/redis';
 import { createLogger, type Logger } from './infra/logger';
 import { makeEpoch } from './infra/epoch';
 import { makeCatalogStore } from './catalog/catalog-store';
@@ -56,7 +56,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
   const db = createPrisma(config.DATABASE_URL);
   const sql = createSqlPool(config.DATABASE_URL);
-  const redis = createRedis(config.REDIS_URL, { onError: (e) => logger.debug({ err: e }, 'redis connection error') });
+  const redisTarget = { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES };
+  const gate = createGateRedis(redisTarget, { logger });
+  const redis = gate.client;
   const closers: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c().catch((e) => logger.warn({ err: e }, 'shutdown step failed'));
@@ -68,8 +70,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     await db.$queryRaw`SELECT 1`.catch((e) => {
       throw new StartupError(`cannot reach Postgres at ${safeUrl(config.DATABASE_URL)} (${(e as Error).message}). Start it, e.g. docker compose up -d postgres`);
     });
-    await waitReady(redis, 5_000).catch((e) => {
-      throw new StartupError(`cannot reach Redis at ${safeUrl(config.REDIS_URL)} (${(e as Error).message}). Start it, e.g. docker compose up -d redis`);
+    await waitReady(redis, 5_000).then(() => pingGate(gate)).catch((e) => {
+      throw new StartupError(`cannot reach Redis at ${gate.kind === 'single' ? safeUrl(config.REDIS_URL) : describeGate(redisTarget)} (${(e as Error).message}). Start it, e.g. docker compose up -d redis`);
     });
 
     let simulator: Simulator | null = null;
@@ -92,7 +94,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const epoch = makeEpoch(redis);
     const catalog = makeCatalogStore(db, epoch);
     const tenants = makeTenantStore(db, epoch);
-    const limiter = makeLimiter(redis);
+    const limiter = makeLimiter(gate.limits);
     const ledger = makeLedger(db, sql);
     const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
     const reaper = makeReaper({ db, ledger, limiter, intervalMs: config.REAPER_INTERVAL_MS, logger });
@@ -150,7 +152,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       // The body limit leaves room for JSON framing around the messages' own cap.
       maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024,
       ready: async () => {
-        await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
+        await Promise.all([db.$queryRaw`SELECT 1`, pingGate(gate)]);
       },
       mount: (app) => mountPlayground(app),
     });

@@ -1,0 +1,162 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from './logger';
+
+/**
+ * Keeps the gate exact across a Redis Cluster failover.
+ *
+ * Replication is asynchronous: a replica promoted after its master died may lack the master's last writes (a hold
+ * taken, a settlement applied). Its gate state is then behind the ledger, and admitting against it could overspend.
+ * So when a slot gets a new master, this guard
+ *
+ * 1. fences the gate at once (synchronously, inside ioredis' slot-map update, before any command can reach the
+ *    new master): every limits call rejects, and admission fails closed with SERVICE_UNAVAILABLE;
+ * 2. deletes every tenant gate key (`<prefix>:{...}`) on the new master(s), which is a per-shard version of the
+ *    flush the gate already survives: the next admission finds its month missing (NEEDS_RESEED) and rebuilds
+ *    spent, holds and the last minute's rate usage from Postgres, the source of truth;
+ * 3. lifts the fence.
+ *
+ * Every instance does this on its own the first time it sees the new master, so no instance admits against the
+ * promoted replica's unverified state. A second instance's sweep after the first one's reseed is a flush during
+ * traffic, which the reseed's SET-only design and the settled markers already make safe.
+ */
+export interface FailoverGuard {
+  /** Rejects while a failover is being handled. Call before every gate command. */
+  check(): void;
+  readonly fenced: boolean;
+  /** Resolves when no rebuild is running (tests, shutdown). */
+  idle(): Promise<void>;
+  /** How many failovers this instance has handled. */
+  readonly failovers: number;
+}
+
+export class GateFencedError extends Error {
+  override readonly name = 'GateFencedError';
+}
+
+type MasterMap = ReadonlyMap<number, string>;
+
+const nodeKey = (n: Redis): string => `${n.options.host}:${n.options.port}`;
+
+/** Slot -> master node key, from ioredis' slot cache (first entry of each slot is its master). */
+function mastersBySlot(cluster: Cluster): MasterMap {
+  const map = new Map<number, string>();
+  const slots = cluster.slots as unknown as Array<string[] | undefined>;
+  for (let s = 0; s < slots.length; s++) {
+    const master = slots[s]?.[0];
+    if (master) map.set(s, master);
+  }
+  return map;
+}
+
+export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPrefix?: string }): FailoverGuard {
+  const pattern = `${opts.keyPrefix ?? 'lg'}:{*`;
+  let known: MasterMap | null = null;
+  let knownMasters = new Set<string>();
+  const pending = new Set<string>();
+  let rebuild: Promise<void> | null = null;
+  let fenced = false;
+  let failovers = 0;
+
+  const remember = (map: MasterMap) => {
+    known = map;
+    knownMasters = new Set(map.values());
+  };
+
+  const sweep = async (key: string): Promise<void> => {
+    const node = cluster.nodes('master').find((n) => nodeKey(n) === key);
+    if (!node) throw new Error(`node ${key} is not a master in the current slot map`);
+    let cursor = '0';
+    let deleted = 0;
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      // UNLINK of keys in different slots is allowed on one node only one slot at a time: delete key by key.
+      if (keys.length) deleted += (await Promise.all(keys.map((k) => node.unlink(k)))).reduce((a, b) => a + b, 0);
+    } while (cursor !== '0');
+    opts.logger.warn({ node: key, deleted }, 'redis cluster failover: gate state on the new master dropped; it is reseeded from the ledger');
+  };
+
+  const runRebuild = (): Promise<void> =>
+    (rebuild ??= (async () => {
+      // Keep going until every newly promoted master has been swept and no new one appeared meanwhile.
+      while (pending.size) {
+        const key = pending.values().next().value as string;
+        try {
+          await sweep(key);
+          pending.delete(key);
+        } catch (e) {
+          opts.logger.warn({ err: e, node: key }, 'redis cluster failover: sweep failed; retrying after the next slot refresh');
+          await new Promise<void>((r) => cluster.refreshSlotsCache(() => r()));
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      failovers++;
+      fenced = false;
+      rebuild = null;
+      opts.logger.warn('redis cluster failover handled: gate open again');
+    })());
+
+  const fence = (why: string) => {
+    if (!fenced) opts.logger.warn({ why }, 'redis cluster failover: gate fenced, requests fail closed until the new master is swept');
+    fenced = true;
+  };
+
+  cluster.on('ready', () => {
+    if (!known) remember(mastersBySlot(cluster));
+  });
+  // A master leaving the pool (its connection ended or the slot map dropped it): fence before any command is
+  // redirected to whichever node took its slots.
+  cluster.on('-node', (redis: Redis) => {
+    const key = nodeKey(redis);
+    if (knownMasters.has(key)) fence(`master ${key} left`);
+  });
+  // A master's connection failing (killed, partitioned, restarted): fence until a slot refresh says who owns its
+  // slots, so a MOVED redirect can never carry a command to a promoted replica before it is swept.
+  cluster.on('node error', (_e: unknown, key: string) => {
+    if (knownMasters.has(key)) fence(`master ${key} failing`);
+  });
+  // Open again after a scare only when every master of the current slot map answers.
+  let probing = false;
+  const reopenIfMastersAnswer = (map: MasterMap) => {
+    if (probing) return;
+    probing = true;
+    const masters = new Set(map.values());
+    const nodes = cluster.nodes('all').filter((n) => masters.has(nodeKey(n)));
+    void Promise.all(nodes.map((n) => n.ping()))
+      .then(() => {
+        if (nodes.length === masters.size && known === map && !rebuild && pending.size === 0) fenced = false;
+      })
+      .catch(() => undefined)
+      .finally(() => (probing = false));
+  };
+  cluster.on('refresh', () => {
+    const now = mastersBySlot(cluster);
+    if (!known) return remember(now);
+    const promoted = new Set<string>();
+    for (const [slot, master] of now) if (known.get(slot) !== master) promoted.add(master);
+    if (promoted.size === 0) {
+      // A master had trouble but kept its slots: open again once every master is connected.
+      if (fenced && !rebuild && pending.size === 0) reopenIfMastersAnswer(known);
+      return;
+    }
+    fence(`slots moved to ${[...promoted].join(', ')}`);
+    for (const m of promoted) pending.add(m);
+    remember(now);
+    void runRebuild();
+  });
+
+  return {
+    check() {
+      if (fenced) throw new GateFencedError('Redis Cluster failover in progress: the gate is rebuilding its state from the ledger');
+    },
+    get fenced() {
+      return fenced;
+    },
+    idle: async () => {
+      while (rebuild) await rebuild;
+    },
+    get failovers() {
+      return failovers;
+    },
+  };
+}
