@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { Cluster, Command, Redis } from 'ioredis';
 import type { Logger } from './logger';
 
 /**
@@ -20,8 +20,12 @@ import type { Logger } from './logger';
  * traffic, which the reseed's SET-only design and the settled markers already make safe.
  */
 export interface FailoverGuard {
-  /** Rejects while a failover is being handled. Call before every gate command. */
-  check(): void;
+  /**
+   * Throws GateFencedError while the slot of `command` (all its keys share one) is being failed over; a command
+   * without keys is refused while any slot is. Call before every gate command.
+   */
+  check(command: Command): void;
+  /** True while any slot is fenced. */
   readonly fenced: boolean;
   /** Resolves when no rebuild is running (tests, shutdown). */
   idle(): Promise<void>;
@@ -54,7 +58,9 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
   let knownMasters = new Set<string>();
   const pending = new Set<string>();
   let rebuild: Promise<void> | null = null;
-  let fenced = false;
+  // Slots whose master left, failed, or was replaced and not yet swept. Only these fail closed: tenants on the
+  // healthy masters keep working, and their settlements are not lost to a fence they have nothing to do with.
+  const fenced = new Set<number>();
   let failovers = 0;
 
   const remember = (map: MasterMap) => {
@@ -91,15 +97,17 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
         }
       }
       failovers++;
-      fenced = false;
+      fenced.clear();
       rebuild = null;
       opts.logger.warn('redis cluster failover handled: gate open again');
     })());
 
-  const fence = (why: string) => {
-    if (!fenced) opts.logger.warn({ why }, 'redis cluster failover: gate fenced, requests fail closed until the new master is swept');
-    fenced = true;
+  const fence = (why: string, slots: Iterable<number>) => {
+    const before = fenced.size;
+    for (const s of slots) fenced.add(s);
+    if (fenced.size > before) opts.logger.warn({ why, slots: fenced.size }, 'redis cluster failover: slots fenced, their requests fail closed until the new master is swept');
   };
+  const slotsOf = (master: string): number[] => (known ? [...known].filter(([, m]) => m === master).map(([s]) => s) : []);
 
   cluster.on('ready', () => {
     if (!known) remember(mastersBySlot(cluster));
@@ -108,12 +116,12 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
   // redirected to whichever node took its slots.
   cluster.on('-node', (redis: Redis) => {
     const key = nodeKey(redis);
-    if (knownMasters.has(key)) fence(`master ${key} left`);
+    if (knownMasters.has(key)) fence(`master ${key} left`, slotsOf(key));
   });
   // A master's connection failing (killed, partitioned, restarted): fence until a slot refresh says who owns its
   // slots, so a MOVED redirect can never carry a command to a promoted replica before it is swept.
   cluster.on('node error', (_e: unknown, key: string) => {
-    if (knownMasters.has(key)) fence(`master ${key} failing`);
+    if (knownMasters.has(key)) fence(`master ${key} failing`, slotsOf(key));
   });
   // Open again after a scare only when every master of the current slot map answers.
   let probing = false;
@@ -124,7 +132,7 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
     const nodes = cluster.nodes('all').filter((n) => masters.has(nodeKey(n)));
     void Promise.all(nodes.map((n) => n.ping()))
       .then(() => {
-        if (nodes.length === masters.size && known === map && !rebuild && pending.size === 0) fenced = false;
+        if (nodes.length === masters.size && known === map && !rebuild && pending.size === 0) fenced.clear();
       })
       .catch(() => undefined)
       .finally(() => (probing = false));
@@ -133,24 +141,33 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
     const now = mastersBySlot(cluster);
     if (!known) return remember(now);
     const promoted = new Set<string>();
-    for (const [slot, master] of now) if (known.get(slot) !== master) promoted.add(master);
+    const moved: number[] = [];
+    for (const [slot, master] of now) {
+      if (known.get(slot) !== master) {
+        promoted.add(master);
+        moved.push(slot);
+      }
+    }
     if (promoted.size === 0) {
       // A master had trouble but kept its slots: open again once every master is connected.
-      if (fenced && !rebuild && pending.size === 0) reopenIfMastersAnswer(known);
+      if (fenced.size && !rebuild && pending.size === 0) reopenIfMastersAnswer(known);
       return;
     }
-    fence(`slots moved to ${[...promoted].join(', ')}`);
+    fence(`slots moved to ${[...promoted].join(', ')}`, moved);
     for (const m of promoted) pending.add(m);
     remember(now);
     void runRebuild();
   });
 
   return {
-    check() {
-      if (fenced) throw new GateFencedError('Redis Cluster failover in progress: the gate is rebuilding its state from the ledger');
+    check(command) {
+      if (fenced.size === 0) return;
+      if (command.getKeys().length === 0 || fenced.has(command.getSlot())) {
+        throw new GateFencedError('Redis Cluster failover in progress: the gate is rebuilding this shard from the ledger');
+      }
     },
     get fenced() {
-      return fenced;
+      return fenced.size > 0;
     },
     idle: async () => {
       while (rebuild) await rebuild;

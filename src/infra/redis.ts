@@ -1,4 +1,4 @@
-import Redis, { Cluster } from 'ioredis';
+import Redis, { Cluster, Command } from 'ioredis';
 import { guardFailovers, type FailoverGuard } from './cluster-failover';
 import type { Logger } from './logger';
 
@@ -75,26 +75,26 @@ export function createGateRedis(
     if (node.status === 'wait') node.connect().catch(() => undefined);
   });
   const guard = guardFailovers(client, { logger: opts.logger, keyPrefix: opts.keyPrefix });
+  // The slot is computed the way ioredis routes the command, so the fence and the routing cannot disagree.
   const limits: FencedScripts = {
     evalsha: ((...args: Parameters<Redis['evalsha']>) => {
-      guard.check();
+      guard.check(new Command('evalsha', args as never));
       return client.evalsha(...args);
     }) as Redis['evalsha'],
     eval: ((...args: Parameters<Redis['eval']>) => {
-      guard.check();
+      guard.check(new Command('eval', args as never));
       return client.eval(...args);
     }) as Redis['eval'],
   };
   return { kind: 'cluster', client, limits, guard };
 }
 
-/** Readiness: one server answers PING; on a cluster every master does and no failover is being handled. */
+/** Readiness: one server answers PING; on a cluster every master does (while one is down, the instance is not ready). */
 export async function pingGate(gate: GateRedis): Promise<void> {
   if (gate.kind === 'single') {
     await gate.client.ping();
     return;
   }
-  gate.guard.check();
   const masters = gate.client.nodes('master');
   if (masters.length === 0) throw new Error('no Redis Cluster master connected');
   await Promise.all(masters.map((m) => m.ping()));
