@@ -103,6 +103,7 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
     })());
 
   const fence = (why: string, slots: Iterable<number>) => {
+    if (cluster.status === 'disconnecting' || cluster.status === 'close' || cluster.status === 'end') return; // our own shutdown
     const before = fenced.size;
     for (const s of slots) fenced.add(s);
     if (fenced.size > before) opts.logger.warn({ why, slots: fenced.size }, 'redis cluster failover: slots fenced, their requests fail closed until the new master is swept');
