@@ -26,6 +26,7 @@ import { createHttpServer } from './server/http-server';
 import { mountPlayground } from './server/playground';
 import { makeMetrics } from './server/metrics';
 import type { Services } from './services';
+import { startTracing, traceChat, traceUpstream } from './telemetry';
 
 export interface App {
   readonly url: string;
@@ -98,14 +99,18 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const ledger = makeLedger(db, sql);
     const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
     const reaper = makeReaper({ db, ledger, limiter, intervalMs: config.REAPER_INTERVAL_MS, logger });
-    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
+    // Tracing is on only with OTEL_EXPORTER_OTLP_ENDPOINT; off, nothing is wrapped.
+    const tracing = startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME });
+    if (tracing) closers.push(() => tracing.shutdown());
+    const untracedUpstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
+    const upstream = tracing ? traceUpstream(untracedUpstream, tracing, upstreamUrl) : untracedUpstream;
     closers.push(() => upstream.close());
     const health = makeModelHealth();
     const metrics = makeMetrics({ breakerStates: () => health.states() });
 
     // Keys are kept 48 h (the contract promises at least 24 h), then purged hourly.
     const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs });
-    const chat = makeChatService({
+    const untracedChat = makeChatService({
       catalog,
       tenants,
       limiter,
@@ -130,6 +135,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       },
       onDenied: (reason) => metrics.denials.inc({ reason }),
     });
+    const chat = tracing ? traceChat(untracedChat, tracing) : untracedChat;
 
     const services: Services = {
       auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch }),
@@ -155,6 +161,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
         await Promise.all([db.$queryRaw`SELECT 1`, pingGate(gate)]);
       },
       mount: (app) => mountPlayground(app),
+      requestContext: tracing ? (headers, fn) => tracing.runWithHeaders(headers, fn) : undefined,
     });
     const port = await server.listen(config.PORT, opts.host ?? '0.0.0.0');
     // Drain first: in-flight requests settle while the checkpointer still renews their leases.

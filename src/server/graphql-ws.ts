@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -15,6 +15,9 @@ import { makeFormatError } from '../graphql/errors';
 type OpState = { name: string; started: boolean; counted: boolean; at: number; log: Logger | null };
 type Extra = { abort?: AbortController; ops?: Map<string, OpState> };
 
+/** Runs `fn` in the context a request's headers ask for (the W3C traceparent): see telemetry/tracing.ts. */
+export type RequestContext = <T>(headers: IncomingHttpHeaders, fn: () => T) => T;
+
 /** Most lexical tokens a document may have, on HTTP and graphql-ws alike. */
 export const MAX_DOCUMENT_TOKENS = 2000;
 
@@ -24,7 +27,7 @@ export const MAX_DOCUMENT_TOKENS = 2000;
  * reach here, so graphql-armor's rules are applied in onSubscribe, and in production introspection and field
  * suggestions are refused here as Apollo refuses them on HTTP.
  */
-export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema: GraphQLSchema; buildContext: ContextBuilder; validationRules: ValidationRule[]; metrics: Metrics; logger: Logger; production: boolean }) {
+export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema: GraphQLSchema; buildContext: ContextBuilder; validationRules: ValidationRule[]; metrics: Metrics; logger: Logger; production: boolean; requestContext?: RequestContext }) {
   const wss = new WebSocketServer({ server: opts.httpServer, path: opts.path, maxPayload: 1024 * 1024 });
   const formatError = makeFormatError(opts.logger);
   const rules = [...specifiedRules, ...opts.validationRules, ...(opts.production ? [NoSchemaIntrospectionCustomRule] : [])];
@@ -47,11 +50,31 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
     return entry;
   };
 
+  const upgradeHeaders = new WeakMap<object, IncomingHttpHeaders>();
+  const inUpgradeContext = <T>(contextValue: unknown, fn: () => T): T => {
+    const headers = upgradeHeaders.get(contextValue as object);
+    return headers ? opts.requestContext!(headers, fn) : fn();
+  };
+  // A subscription's resolvers run as graphql-ws pulls the stream, in graphql-ws's own context: pull each step in
+  // the request's instead.
+  const eachStepIn = <R,>(result: R, contextValue: unknown): R => {
+    if (!result || typeof result !== 'object' || !(Symbol.asyncIterator in result)) return result;
+    const it = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]() as AsyncIterator<unknown>;
+    const step = (f: () => Promise<IteratorResult<unknown>>) => inUpgradeContext(contextValue, f);
+    const bound: AsyncIterableIterator<unknown> = {
+      next: () => step(() => it.next()),
+      return: (v?: unknown) => step(() => it.return?.(v) ?? Promise.resolve({ done: true as const, value: v })),
+      throw: (e?: unknown) => step(() => it.throw?.(e) ?? Promise.reject(e)),
+      [Symbol.asyncIterator]: () => bound,
+    };
+    return bound as R;
+  };
   const cleanup = useServer<Record<string, unknown>, Extra & Record<PropertyKey, unknown>>(
     {
       schema: opts.schema,
-      execute,
-      subscribe,
+      // With tracing on, operations run under the trace context of the connection's upgrade request.
+      execute: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => execute(args)) : execute,
+      subscribe: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => subscribe(args)).then((r) => eachStepIn(r, args.contextValue)) : subscribe,
       onConnect: async (ctx) => {
         try {
           ctx.extra.abort = new AbortController();
@@ -77,6 +100,7 @@ export function attachGraphqlWs(opts: { httpServer: Server; path: string; schema
         try {
           const contextValue = await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort!.signal });
           op.log = contextValue.log;
+          if (opts.requestContext) upgradeHeaders.set(contextValue, ctx.extra.request.headers);
           return { schema: opts.schema, document, variableValues: payload.variables ?? undefined, operationName: payload.operationName ?? undefined, contextValue };
         } catch (e) {
           return [e instanceof GraphQLError ? e : new GraphQLError('internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];

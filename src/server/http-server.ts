@@ -13,7 +13,7 @@ import type { GraphQLContext } from '../graphql/context';
 import { makeFormatError, statusFor } from '../graphql/errors';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
-import { attachGraphqlWs, MAX_DOCUMENT_TOKENS } from './graphql-ws';
+import { attachGraphqlWs, MAX_DOCUMENT_TOKENS, type RequestContext } from './graphql-ws';
 
 export interface HttpServerOptions {
   readonly schema: GraphQLSchema;
@@ -26,6 +26,8 @@ export interface HttpServerOptions {
   readonly ready: () => Promise<void>;
   /** Extra routes mounted before /graphql (the playground). */
   readonly mount?: (app: express.Express) => void;
+  /** Runs each GraphQL request (HTTP, graphql-ws) under its headers' trace context; unset when tracing is off. */
+  readonly requestContext?: RequestContext;
 }
 
 /** Sets the contract's HTTP status (401, 403, 413, 429, 503) from the response's error codes. */
@@ -96,7 +98,7 @@ export async function createHttpServer(o: HttpServerOptions) {
     blockFieldSuggestion: { enabled: o.production },
   }).protect();
 
-  const ws = attachGraphqlWs({ httpServer, path: '/graphql', schema: o.schema, buildContext: o.buildContext, validationRules: armor.validationRules, metrics: o.metrics, logger: o.logger, production: o.production });
+  const ws = attachGraphqlWs({ httpServer, path: '/graphql', schema: o.schema, buildContext: o.buildContext, validationRules: armor.validationRules, metrics: o.metrics, logger: o.logger, production: o.production, requestContext: o.requestContext });
 
   const apollo = new ApolloServer<GraphQLContext>({
     // main.ts owns SIGTERM/SIGINT (drain everything, then exit); Apollo's own handlers would race it.
@@ -151,6 +153,8 @@ export async function createHttpServer(o: HttpServerOptions) {
     '/graphql',
     express.json({ limit: o.maxBodyBytes }),
     tooLarge,
+    // After the body parser: its stream callbacks would not carry the context along.
+    ...(o.requestContext ? [(req: express.Request, _res: express.Response, next: express.NextFunction) => o.requestContext!(req.headers, next)] : []),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
         const ac = new AbortController();
