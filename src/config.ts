@@ -35,10 +35,13 @@ const clusterNodes = z
   .string()
   .trim()
   .regex(/^[^\s,:]+:\d{1,5}(\s*,\s*[^\s,:]+:\d{1,5})*$/, 'a comma-separated list of host:port seed nodes, e.g. 10.0.0.1:7000,10.0.0.2:7000')
-  .transform((v) => v.split(',').map((hp) => {
-    const [host, p] = hp.trim().split(':') as [string, string];
-    return { host, port: Number(p) };
-  }))
+  .transform((v) =>
+    v.split(',').map((hp) => {
+      const [host, p] = hp.trim().split(':') as [string, string];
+      return { host, port: Number(p) };
+    }),
+  )
+  .refine((nodes) => nodes.every((n) => n.port >= 1 && n.port <= 65535), 'host:port seed nodes with ports 1..65535')
   .optional();
 const SECRETS = new Set(['ADMIN_API_KEY', 'GLOBAL_API_KEY']);
 

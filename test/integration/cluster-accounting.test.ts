@@ -92,3 +92,9 @@ test('readiness pings every master', async () => {
   const res = await fetch(a.url.replace('/graphql', '/readyz'));
   expect(res.status).toBe(200);
 });
+
+test('start-up fails fast, naming the seed nodes, when no cluster node answers', async () => {
+  const started = Date.now();
+  await expect(startApp({ REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2' }, sim)).rejects.toThrow(/cannot reach Redis at the Redis Cluster seeded by 127\.0\.0\.1:1,127\.0\.0\.1:2/);
+  expect(Date.now() - started).toBeLessThan(10_000);
+});
