@@ -63,6 +63,7 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
   const fenced = new Set<number>();
   let failovers = 0;
 
+  const closing = () => cluster.status === 'disconnecting' || cluster.status === 'close' || cluster.status === 'end';
   const remember = (map: MasterMap) => {
     known = map;
     knownMasters = new Set(map.values());
@@ -86,6 +87,10 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
     (rebuild ??= (async () => {
       // Keep going until every newly promoted master has been swept and no new one appeared meanwhile.
       while (pending.size) {
+        if (closing()) {
+          rebuild = null; // shutting down: nothing left to protect, and no timer may keep the process alive
+          return;
+        }
         const key = pending.values().next().value as string;
         try {
           await sweep(key);
@@ -103,7 +108,7 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
     })());
 
   const fence = (why: string, slots: Iterable<number>) => {
-    if (cluster.status === 'disconnecting' || cluster.status === 'close' || cluster.status === 'end') return; // our own shutdown
+    if (closing()) return; // our own shutdown
     const before = fenced.size;
     for (const s of slots) fenced.add(s);
     if (fenced.size > before) opts.logger.warn({ why, slots: fenced.size }, 'redis cluster failover: slots fenced, their requests fail closed until the new master is swept');
