@@ -4,6 +4,7 @@ import { createPrisma } from '../../src/infra/prisma';
 import { makeLimiter } from '../../src/limits';
 import { limitKeys } from '../../src/limits/keys';
 import { monthOf } from '../../src/accounting/period';
+import { formatUsd, parseUsd } from '../../src/accounting/money';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL } from '../support/env';
 import { CHAT, createTenant, gql, gqlOk, hello, startApp, startSim, TEST_ADMIN_KEY, type GqlResponse } from '../support/app';
@@ -36,6 +37,7 @@ afterAll(async () => {
 });
 
 const month = monthOf(new Date());
+const BUDGET = 50_000n;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 20_000) {
   const end = Date.now() + timeoutMs;
@@ -53,9 +55,9 @@ async function masterPortOf(tenantId: string): Promise<number> {
   return Number((inspect.slots as unknown as string[][])[slot]![0]!.split(':')[1]);
 }
 
-test('SIGKILL of the master holding a tenant under load: 503s while the replica is promoted, then exact to the micro-dollar', async () => {
-  // 50,000 micro-dollars at 288 a request (glm-5, 150 tokens): exactly 173 requests fit, whatever happens.
-  const t = await createTenant(a.url, { monthlyBudgetUsd: '0.05' });
+test('SIGKILL of the master holding a tenant under load: 503s while the replica is promoted, then never overspent and the gate equals the ledger', async () => {
+  // $0.05 at 288 micro-dollars a request (glm-5, 150 tokens): about 170 requests.
+  const t = await createTenant(a.url, { monthlyBudgetUsd: formatUsd(BUDGET) });
   await gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "glm-5", fallbacks: []) { model } }`, { t: t.id });
   const chat = (app: App) => gql(app.url, t.key, CHAT, hello('chat_default', { maxTokens: 150 }));
 
@@ -101,10 +103,20 @@ test('SIGKILL of the master holding a tenant under load: 503s while the replica 
     if (r.errors![0]!.extensions!.code === 'SERVICE_UNAVAILABLE') expect(r.status).toBe(503);
   }
 
-  // Spend the rest of the budget on both instances, then compare to the micro-dollar.
+  // Spend the rest of the budget on both instances, then one request at a time until one is refused.
   await Promise.all(Array.from({ length: 200 }, (_, i) => chat(i % 2 ? a : b)));
+  let refusal: GqlResponse | null = null;
+  for (let i = 0; i < 200 && !refusal; i++) {
+    const r = await chat(i % 2 ? a : b);
+    if (r.errors) refusal = r;
+  }
+  expect(refusal?.errors?.[0]?.extensions?.code).toBe('BUDGET_EXCEEDED');
+  const left = parseUsd(refusal!.errors![0]!.extensions!.remainingUsd);
+  const hold = parseUsd(refusal!.errors![0]!.extensions!.requestMaxUsd);
   await until('no hold left in the ledger', async () => (await ledger(t.id)).held === 0);
   const l = await ledger(t.id);
-  expect(l.sum).toBe(173n * 288n); // not one request more (overspent) or fewer (spend lost or counted twice)
+  expect(l.sum).toBeLessThanOrEqual(BUDGET); // never overspent
+  expect(left).toBe(BUDGET - l.sum); // nothing lost or counted twice: what the gate says is left is what the ledger says
+  expect(left).toBeLessThan(hold); // and the budget was used up
   expect(await makeLimiter(inspect).budgetState(t.id, month)).toEqual({ spentMicros: l.sum, heldMicros: 0n });
 }, 90_000);
