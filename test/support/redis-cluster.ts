@@ -78,7 +78,11 @@ export async function startRedisCluster(opts: { nodeTimeoutMs?: number } = {}): 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-redis-cluster-'));
   const procs = new Map<number, ChildProcess>();
   const ports: number[] = [];
+  // If the test process dies without stop(), take the servers it started along.
+  const killAll = () => procs.forEach((p) => p.exitCode === null && p.signalCode === null && p.kill('SIGKILL'));
+  process.once('exit', killAll);
   const stop = async () => {
+    process.off('exit', killAll);
     await Promise.all(
       [...procs.values()].map(
         (p) =>
