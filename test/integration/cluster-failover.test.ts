@@ -119,4 +119,7 @@ test('SIGKILL of the master holding a tenant under load: 503s while the replica 
   expect(left).toBe(BUDGET - l.sum); // nothing lost or counted twice: what the gate says is left is what the ledger says
   expect(left).toBeLessThan(hold); // and the budget was used up
   expect(await makeLimiter(inspect).budgetState(t.id, month)).toEqual({ spentMicros: l.sum, heldMicros: 0n });
+  // Every request that reached the upstream has exactly one ledger row; the ones refused in the failover reached nothing.
+  const stats = (await (await fetch(`${new URL(sim.url).origin}/__sim/stats`)).json()) as { requests: Record<string, number> };
+  expect(stats.requests['glm-5']).toBe(l.count);
 }, 90_000);
