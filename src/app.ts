@@ -10,6 +10,7 @@ import { makeAuthenticator } from './tenants/authenticate';
 import { makeAdminService } from './tenants/admin-service';
 import { makeTenantReader } from './tenants/tenant-reader';
 import { makeLimiter } from './limits';
+import { SCRIPTS } from './limits/scripts';
 import { makeLedger } from './accounting/ledger';
 import { makeCheckpointer } from './accounting/checkpointer';
 import { makeReaper } from './accounting/reaper';
@@ -58,7 +59,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const db = createPrisma(config.DATABASE_URL);
   const sql = createSqlPool(config.DATABASE_URL);
   const redisTarget = { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES };
-  const gate = createGateRedis(redisTarget, { logger });
+  // Settlements apply what Postgres decided: they pass a Redis Cluster failover fence (see infra/redis.ts).
+  const gate = createGateRedis(redisTarget, { logger, unfencedScripts: [SCRIPTS.settle] });
   const redis = gate.client;
   const closers: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {

@@ -1,4 +1,4 @@
-import type { Cluster, Command, Redis } from 'ioredis';
+import { Command, type Cluster, type Redis } from 'ioredis';
 import type { Logger } from './logger';
 
 /**
@@ -54,6 +54,14 @@ function mastersBySlot(cluster: Cluster): MasterMap {
 
 export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPrefix?: string }): FailoverGuard {
   const pattern = `${opts.keyPrefix ?? 'lg'}:{*`;
+  // Not matched by `pattern`: the sweep leaves its own marker alone.
+  const markerPrefix = `${opts.keyPrefix ?? 'lg'}:failover`;
+  const slotsOfNode = (key: string): Set<number> => new Set(known ? [...known].filter(([, m]) => m === key).map(([s]) => s) : []);
+  /** A hash tag whose slot is one of `slots`, so the marker lives on that master. */
+  const tagOn = (slots: Set<number>): string => {
+    for (let i = 0; i < 1_000_000; i++) if (slots.has(new Command('get', [`{${i}}`]).getSlot()!)) return String(i);
+    throw new Error('no hash tag found for the node\'s slots');
+  };
   let known: MasterMap | null = null;
   let knownMasters = new Set<string>();
   const pending = new Set<string>();
@@ -72,6 +80,19 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
   const sweep = async (key: string): Promise<void> => {
     const node = cluster.nodes('master').find((n) => nodeKey(n) === key);
     if (!node) throw new Error(`node ${key} is not a master in the current slot map`);
+    // One sweep per promotion across all instances, finished before any of them lets a request through: a second
+    // instance sweeping later would delete the reseeds and settled markers of traffic the first one already let in.
+    // A promoted replica gets a new replication id, so the marker names this promotion and no earlier one.
+    const replid = /master_replid:(\w+)/.exec(String(await node.info('replication')))?.[1];
+    if (!replid) throw new Error(`node ${key} reports no replication id`);
+    const marker = `${markerPrefix}:{${tagOn(slotsOfNode(key))}}:${replid}`;
+    for (;;) {
+      if (closing()) return;
+      if ((await node.set(marker, 'sweeping', 'PX', 30_000, 'NX')) === 'OK') break;
+      if ((await node.get(marker)) === 'done') return; // another instance swept this promotion
+      opts.logger.debug({ node: key, marker }, 'redis cluster failover: another instance is sweeping; waiting');
+      await new Promise((r) => setTimeout(r, 100)); // it is sweeping now (or died: the lock expires)
+    }
     let cursor = '0';
     let deleted = 0;
     do {
@@ -80,6 +101,7 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
       // UNLINK of keys in different slots is allowed on one node only one slot at a time: delete key by key.
       if (keys.length) deleted += (await Promise.all(keys.map((k) => node.unlink(k)))).reduce((a, b) => a + b, 0);
     } while (cursor !== '0');
+    await node.set(marker, 'done', 'PX', 24 * 3600_000);
     opts.logger.warn({ node: key, deleted }, 'redis cluster failover: gate state on the new master dropped; it is reseeded from the ledger');
   };
 
@@ -113,7 +135,6 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
     for (const s of slots) fenced.add(s);
     if (fenced.size > before) opts.logger.warn({ why, slots: fenced.size }, 'redis cluster failover: slots fenced, their requests fail closed until the new master is swept');
   };
-  const slotsOf = (master: string): number[] => (known ? [...known].filter(([, m]) => m === master).map(([s]) => s) : []);
 
   cluster.on('ready', () => {
     if (!known) remember(mastersBySlot(cluster));
@@ -122,12 +143,12 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
   // redirected to whichever node took its slots.
   cluster.on('-node', (redis: Redis) => {
     const key = nodeKey(redis);
-    if (knownMasters.has(key)) fence(`master ${key} left`, slotsOf(key));
+    if (knownMasters.has(key)) fence(`master ${key} left`, slotsOfNode(key));
   });
   // A master's connection failing (killed, partitioned, restarted): fence until a slot refresh says who owns its
   // slots, so a MOVED redirect can never carry a command to a promoted replica before it is swept.
   cluster.on('node error', (_e: unknown, key: string) => {
-    if (knownMasters.has(key)) fence(`master ${key} failing`, slotsOf(key));
+    if (knownMasters.has(key)) fence(`master ${key} failing`, slotsOfNode(key));
   });
   // Open again after a scare only when every master of the current slot map answers.
   let probing = false;
@@ -154,6 +175,7 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
         moved.push(slot);
       }
     }
+    if (fenced.size) opts.logger.debug({ promoted: [...promoted], fenced: fenced.size, rebuilding: !!rebuild }, 'redis cluster failover: slot map refreshed while fenced');
     if (promoted.size === 0) {
       // A master had trouble but kept its slots: open again once every master is connected.
       if (fenced.size && !rebuild && pending.size === 0) reopenIfMastersAnswer(known);

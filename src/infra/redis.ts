@@ -40,7 +40,18 @@ export type FencedScripts = Pick<Redis, 'evalsha' | 'eval'>;
 
 export function createGateRedis(
   target: { url: string; clusterNodes?: readonly ClusterSeed[] | undefined },
-  opts: { name?: string; logger: Logger; keyPrefix?: string },
+  opts: {
+    name?: string;
+    logger: Logger;
+    keyPrefix?: string;
+    /**
+     * Scripts that pass the failover fence: ones that only apply what Postgres already decided (settlements,
+     * releases). Run against a promoted master before its sweep they are swept with the rest and rebuilt from the
+     * ledger; after it they are what keeps the state exact, e.g. the release of a refused request's hold that
+     * another instance's reseed restored from its write-ahead row.
+     */
+    unfencedScripts?: ReadonlyArray<{ readonly sha: string; readonly source: string }>;
+  },
 ): GateRedis {
   const onError = (e: Error) => opts.logger.debug({ err: e }, 'redis connection error');
   if (!target.clusterNodes?.length) {
@@ -76,13 +87,15 @@ export function createGateRedis(
   });
   const guard = guardFailovers(client, { logger: opts.logger, keyPrefix: opts.keyPrefix });
   // The slot is computed the way ioredis routes the command, so the fence and the routing cannot disagree.
+  const passShas = new Set((opts.unfencedScripts ?? []).map((x) => x.sha));
+  const passSources = new Set((opts.unfencedScripts ?? []).map((x) => x.source));
   const limits: FencedScripts = {
     evalsha: ((...args: Parameters<Redis['evalsha']>) => {
-      guard.check(new Command('evalsha', args as never));
+      if (!passShas.has(String(args[0]))) guard.check(new Command('evalsha', args as never));
       return client.evalsha(...args);
     }) as Redis['evalsha'],
     eval: ((...args: Parameters<Redis['eval']>) => {
-      guard.check(new Command('eval', args as never));
+      if (!passSources.has(String(args[0]))) guard.check(new Command('eval', args as never));
       return client.eval(...args);
     }) as Redis['eval'],
   };

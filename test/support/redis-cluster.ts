@@ -25,16 +25,18 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-/** A free TCP port on 127.0.0.1 (the OS picks it; the socket is closed before redis-server takes it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
+/** `n` distinct free TCP ports on 127.0.0.1: all held open at once (so none repeats), then released for redis-server. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
 }
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -96,9 +98,10 @@ export async function startRedisCluster(opts: { nodeTimeoutMs?: number } = {}): 
     rmSync(dir, { recursive: true, force: true });
   };
   try {
+    // The cluster bus gets its own free port too (the default, port + 10000, may be taken or out of range).
+    const free = await freePorts(12);
     for (let i = 0; i < 6; i++) {
-      // The cluster bus gets its own free port too (the default, port + 10000, may be taken or out of range).
-      const [port, busPort] = [await freePort(), await freePort()];
+      const [port, busPort] = [free[2 * i]!, free[2 * i + 1]!];
       const nodeDir = path.join(dir, String(port));
       mkdirSync(nodeDir);
       const p = spawn(
