@@ -1,7 +1,8 @@
+import type { Redis } from 'ioredis';
 import type { Config } from './config';
 import { createPrisma } from './infra/prisma';
 import { createSqlPool } from './infra/postgres';
-import { createRedis, waitReady } from './infra/redis';
+import { createGateRedis, describeGate, pingGate, waitReady } from './infra/redis';
 import { createLogger, type Logger } from './infra/logger';
 import { makeEpoch } from './infra/epoch';
 import { makeCatalogStore } from './catalog/catalog-store';
@@ -12,6 +13,7 @@ import { makeAdminService } from './tenants/admin-service';
 import { makeCachePriceService } from './catalog/cache-prices';
 import { makeTenantReader } from './tenants/tenant-reader';
 import { makeLimiter } from './limits';
+import { SCRIPTS } from './limits/scripts';
 import { makeLedger } from './accounting/ledger';
 import { makeCheckpointer } from './accounting/checkpointer';
 import { makeReaper } from './accounting/reaper';
@@ -37,6 +39,7 @@ import { mountPlayground } from './server/playground';
 import { openaiRouter } from './openai/router';
 import { makeMetrics } from './server/metrics';
 import type { Services } from './services';
+import { startTracing, traceChat, traceUpstream } from './telemetry';
 
 export interface App {
   readonly url: string;
@@ -77,7 +80,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
   const logger = opts.logger ?? createLogger(config.LOG_LEVEL);
   const db = createPrisma(config.DATABASE_URL);
   const sql = createSqlPool(config.DATABASE_URL);
-  const redis = createRedis(config.REDIS_URL, { onError: (e) => logger.debug({ err: e }, 'redis connection error') });
+  const redisTarget = { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES };
+  // Settlements apply what Postgres decided: they pass a Redis Cluster failover fence (see infra/redis.ts).
+  const gate = createGateRedis(redisTarget, { logger, unfencedScripts: [SCRIPTS.settle] });
+  const redis = gate.client;
   const closers: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c().catch((e) => logger.warn({ err: e }, 'shutdown step failed'));
@@ -89,8 +95,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     await db.$queryRaw`SELECT 1`.catch((e) => {
       throw new StartupError(`cannot reach Postgres at ${safeUrl(config.DATABASE_URL)} (${(e as Error).message}). Start it, e.g. docker compose up -d postgres`);
     });
-    await waitReady(redis, 5_000).catch((e) => {
-      throw new StartupError(`cannot reach Redis at ${safeUrl(config.REDIS_URL)} (${(e as Error).message}). Start it, e.g. docker compose up -d redis`);
+    await waitReady(redis, 5_000).then(() => pingGate(gate)).catch((e) => {
+      throw new StartupError(`cannot reach Redis at ${gate.kind === 'single' ? safeUrl(config.REDIS_URL) : describeGate(redisTarget)} (${(e as Error).message}). Start it, e.g. docker compose up -d redis`);
     });
 
     let simulator: Simulator | null = null;
@@ -113,12 +119,15 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const epoch = makeEpoch(redis, { maxAgeMs: config.CACHE_MAX_AGE_MS });
     const catalog = makeCatalogStore(db, epoch);
     const tenants = makeTenantStore(db, epoch);
-    const limiter = makeLimiter(redis, { clockOffsetMs: opts.gateClockOffsetMs });
+    const limiter = makeLimiter(gate.limits, { clockOffsetMs: opts.gateClockOffsetMs });
     const ledger = makeLedger(db, sql);
+    // Tracing is on only with OTEL_EXPORTER_OTLP_ENDPOINT; off, nothing is wrapped.
+    const tracing = startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME });
+    if (tracing) closers.push(() => tracing.shutdown());
     const health = makeModelHealth();
     const metrics = makeMetrics({ breakerStates: () => health.states() });
     const gateLedger = makeGateLedger(db);
-    const gate = makeGateApplier({
+    const gateApplier = makeGateApplier({
       gateLedger,
       limiter,
       logger,
@@ -128,20 +137,22 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const drain = makeDrain();
     const gateRepair = makeGateRepair(redis);
     const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
-    const reaper = makeReaper({ db, ledger, gate, intervalMs: config.REAPER_INTERVAL_MS, logger, onReaped: () => metrics.reaperSettlements.inc() });
-    const upstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
+    const reaper = makeReaper({ db, ledger, gate: gateApplier, intervalMs: config.REAPER_INTERVAL_MS, logger, onReaped: () => metrics.reaperSettlements.inc() });
+    const untracedUpstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
+    const upstream = tracing ? traceUpstream(untracedUpstream, tracing, upstreamUrl) : untracedUpstream;
     closers.push(() => upstream.close());
 
     // Keys are kept 48 h (the contract promises at least 24 h), then purged hourly.
     // One subscriber connection per process carries every idempotent retry's wake-up.
-    const subscriber = redis.duplicate();
+    // A Cluster's duplicate subscribes the same way (classic pub/sub reaches every node), with the same events.
+    const subscriber: Redis = gate.kind === 'single' ? gate.client.duplicate() : (gate.client.duplicate() as unknown as Redis);
     subscriber.on('error', (e) => logger.debug({ err: e }, 'redis subscriber connection error'));
     closers.push(async () => subscriber.disconnect());
     await waitReady(subscriber, 5_000);
     const signals = makeKeySignals({ publisher: redis, subscriber, maxWaiters: config.IDEMPOTENCY_MAX_WAITERS, logger });
     closers.push(() => signals.close());
     const idempotency = makeIdempotency({ db, ttlMs: 48 * 3600_000, ownerLeaseMs: holdTtlMs, signals });
-    const chat = makeChatService({
+    const untracedChat = makeChatService({
       catalog,
       tenants,
       limiter,
@@ -154,7 +165,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       upstream,
       health,
       checkpointer,
-      gate,
+      gate: gateApplier,
       gateLedger,
       gateRepair,
       drain,
@@ -170,6 +181,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       },
       onDenied: (reason) => metrics.denials.inc({ reason }),
     });
+    const chat = tracing ? traceChat(untracedChat, tracing) : untracedChat;
 
     const services: Services = {
       auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
@@ -200,7 +212,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024,
       ready: async () => {
         if (drain.draining) throw new Error('draining: shutting down');
-        await Promise.all([db.$queryRaw`SELECT 1`, redis.ping()]);
+        await Promise.all([db.$queryRaw`SELECT 1`, pingGate(gate)]);
       },
       mount: (app) => {
         mountPlayground(app);
@@ -209,6 +221,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       corsOrigins: config.corsOrigins,
       subscriptionsPerConnection: config.SUBSCRIPTIONS_PER_CONNECTION,
       streamHeartbeatMs: config.STREAM_HEARTBEAT_MS,
+      requestContext: tracing ? (headers, fn) => tracing.runWithHeaders(headers, fn) : undefined,
     });
     const port = await server.listen(config.PORT, opts.host ?? '0.0.0.0');
     // Drain first: in-flight requests settle while the checkpointer still renews their leases.
@@ -217,7 +230,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       await checkpointer.stop();
     });
     // Confirmations of gate settlements are written last (after the reaper's), before Postgres closes.
-    closers.push(() => gate.stop());
+    closers.push(() => gateApplier.stop());
     closers.push(() => reaper.stop());
     const rollups = makeRollupJob({ db, logger });
     closers.push(() => rollups.stop());
@@ -239,7 +252,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     if (opts.background !== false) {
       checkpointer.start();
       reaper.start();
-      gate.start();
+      gateApplier.start();
       rollups.start(15 * 60_000);
       reconciler.start(config.RECONCILE_INTERVAL_MS);
       const purge = setInterval(() => void idempotency.purgeExpired().catch((e) => logger.warn({ err: e }, 'idempotency purge failed')), 3600_000);
@@ -256,7 +269,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       services,
       logger,
       reapOnce: () => reaper.reapOnce(),
-      applyGatePending: () => gate.applyPendingOnce(),
+      applyGatePending: () => gateApplier.applyPendingOnce(),
       reconcileOnce: () => reconciler.reconcileOnce(),
       stop: () =>
         (stopping ??= (async () => {

@@ -30,6 +30,19 @@ const url = (protocols: readonly string[], def?: string) => {
   return def === undefined ? s : s.default(def);
 };
 const optionalSecret = z.string().min(1).optional();
+/** `host:port[,host:port...]`: seed nodes of a Redis Cluster. */
+const clusterNodes = z
+  .string()
+  .trim()
+  .regex(/^[^\s,:]+:\d{1,5}(\s*,\s*[^\s,:]+:\d{1,5})*$/, 'a comma-separated list of host:port seed nodes, e.g. 10.0.0.1:7000,10.0.0.2:7000')
+  .transform((v) =>
+    v.split(',').map((hp) => {
+      const [host, p] = hp.trim().split(':') as [string, string];
+      return { host, port: Number(p) };
+    }),
+  )
+  .refine((nodes) => nodes.every((n) => n.port >= 1 && n.port <= 65535), 'host:port seed nodes with ports 1..65535')
+  .optional();
 const SECRETS = new Set(['ADMIN_API_KEY', 'GLOBAL_API_KEY']);
 
 const schema = z.object({
@@ -79,6 +92,11 @@ const schema = z.object({
   GATE_APPLY_INTERVAL_MS: positiveInt(2_000),
   /** How often each instance compares the gate's spent with the ledger and repairs lasting drift. */
   RECONCILE_INTERVAL_MS: positiveInt(60_000),
+  /** Seed nodes of a Redis Cluster; when set the gate uses ioredis' Cluster client and REDIS_URL is not used. */
+  REDIS_CLUSTER_NODES: clusterNodes,
+  /** OTLP/HTTP traces endpoint (e.g. http://collector:4318); unset: tracing is off and costs nothing. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
+  OTEL_SERVICE_NAME: z.string().trim().min(1, 'a non-empty service name').default('llm-gateway'),
 });
 
 export type Config = Readonly<

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -24,6 +24,9 @@ type Extra = { abort?: AbortController; ops?: Map<string, OpState> };
  */
 export const WS_CLOSE = { badKey: 4401, unavailable: 1013 } as const;
 
+/** Runs `fn` in the context a request's headers ask for (the W3C traceparent): see telemetry/tracing.ts. */
+export type RequestContext = <T>(headers: IncomingHttpHeaders, fn: () => T) => T;
+
 /**
  * graphql-ws on the HTTP server's port and path. A browser's Origin is checked at the upgrade (the CORS list, or
  * the page's own origin). The connection key is checked in onConnect (a bad or missing key closes with 4401) and
@@ -42,6 +45,8 @@ export function attachGraphqlWs(opts: {
   subscriptionsPerConnection: number;
   metrics: Metrics;
   logger: Logger;
+  /** With tracing on: runs each operation under the trace context of the connection's upgrade request. */
+  requestContext?: RequestContext;
 }) {
   const wss = new WebSocketServer({
     server: opts.httpServer,
@@ -52,11 +57,31 @@ export function attachGraphqlWs(opts: {
   const formatError = makeFormatError(opts.logger);
   const record = makeOperationRecorder(opts.metrics);
 
+  const upgradeHeaders = new WeakMap<object, IncomingHttpHeaders>();
+  const inUpgradeContext = <T>(contextValue: unknown, fn: () => T): T => {
+    const headers = upgradeHeaders.get(contextValue as object);
+    return headers ? opts.requestContext!(headers, fn) : fn();
+  };
+  // A subscription's resolvers run as graphql-ws pulls the stream, in graphql-ws's own context: pull each step in
+  // the request's instead.
+  const eachStepIn = <R,>(result: R, contextValue: unknown): R => {
+    if (!result || typeof result !== 'object' || !(Symbol.asyncIterator in result)) return result;
+    const it = (result as AsyncIterable<unknown>)[Symbol.asyncIterator]() as AsyncIterator<unknown>;
+    const step = (f: () => Promise<IteratorResult<unknown>>) => inUpgradeContext(contextValue, f);
+    const bound: AsyncIterableIterator<unknown> = {
+      next: () => step(() => it.next()),
+      return: (v?: unknown) => step(() => it.return?.(v) ?? Promise.resolve({ done: true as const, value: v })),
+      throw: (e?: unknown) => step(() => it.throw?.(e) ?? Promise.reject(e)),
+      [Symbol.asyncIterator]: () => bound,
+    };
+    return bound as R;
+  };
+
   const cleanup = useServer<Record<string, unknown>, Extra & Record<PropertyKey, unknown>>(
     {
       schema: opts.schema,
-      execute,
-      subscribe,
+      execute: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => execute(args)) : execute,
+      subscribe: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => subscribe(args)).then((r) => eachStepIn(r, args.contextValue)) : subscribe,
       onConnect: async (ctx) => {
         try {
           ctx.extra.abort = new AbortController();
@@ -91,6 +116,7 @@ export function attachGraphqlWs(opts: {
           return [e instanceof GraphQLError ? e : new GraphQLError('internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
         }
         op.log = contextValue.log;
+        if (opts.requestContext) upgradeHeaders.set(contextValue, ctx.extra.request.headers);
         const checked = opts.documents.check(payload.query);
         if ('parseError' in checked) return [new GraphQLError(checked.parseError, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
         const { document, errors } = checked;

@@ -13,7 +13,7 @@ import type { GraphQLContext } from '../graphql/context';
 import { makeFormatError, statusFor } from '../graphql/errors';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
-import { attachGraphqlWs } from './graphql-ws';
+import { attachGraphqlWs, type RequestContext } from './graphql-ws';
 import { makeDocumentCache, MAX_DOCUMENT_TOKENS } from './document-cache';
 import { corsMiddleware, makeOriginPolicy } from './cors';
 import { makeStreamOperations } from './stream-operation';
@@ -36,6 +36,8 @@ export interface HttpServerOptions {
   readonly subscriptionsPerConnection: number;
   /** Longest silence on an SSE or multipart stream before a heartbeat is sent. */
   readonly streamHeartbeatMs: number;
+  /** Runs each GraphQL request (HTTP, graphql-ws) under its headers' trace context; unset when tracing is off. */
+  readonly requestContext?: RequestContext;
 }
 
 /** A subscription over plain JSON HTTP cannot stream: a coded 400 naming the transports that can. */
@@ -135,6 +137,7 @@ export async function createHttpServer(o: HttpServerOptions) {
     subscriptionsPerConnection: o.subscriptionsPerConnection,
     metrics: o.metrics,
     logger: o.logger,
+    requestContext: o.requestContext,
   });
   const streams = makeHttpStreams({
     ops: makeStreamOperations({ schema: o.schema, buildContext: o.buildContext, documents, formatError: makeFormatError(o.logger), metrics: o.metrics, logger: o.logger }),
@@ -208,6 +211,8 @@ export async function createHttpServer(o: HttpServerOptions) {
     requestId,
     express.json({ limit: o.maxBodyBytes }),
     tooLarge,
+    // After the body parser (its stream callbacks would not carry the context along), before every transport.
+    ...(o.requestContext ? [(req: express.Request, _res: express.Response, next: express.NextFunction) => o.requestContext!(req.headers, next)] : []),
     streams,
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {

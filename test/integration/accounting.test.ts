@@ -6,7 +6,8 @@ import { makeLimiter } from '../../src/limits';
 import { monthOf } from '../../src/accounting/period';
 import { makeIdempotency } from '../../src/chat/idempotency';
 import type { Simulator } from '../../src/simulator/server';
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
+import { TEST_DATABASE_URL } from '../support/env';
+import { testRedis } from '../support/test-redis';
 import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, wsClient } from '../support/app';
 
 /**
@@ -14,7 +15,7 @@ import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim,
  * overspend under concurrency, limits that hold across instances, no leaked holds, Redis spend equal to the ledger.
  */
 const db = createPrisma(TEST_DATABASE_URL, { max: 4 });
-const redis = new Redis(TEST_REDIS_URL);
+const redis = testRedis();
 const limiter = makeLimiter(redis);
 let sim: Simulator;
 let a: App;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { makeLimiter, type AdmitInput, type Limiter } from '../../src/limits';
 import { luaScript, runScript } from '../../src/limits/run-script';
-import { TEST_REDIS_URL } from '../support/env';
+import { testRedis } from '../support/test-redis';
 
 /**
  * The fast gate against the machine's real Redis (database 15). Two clients stand for two gateway instances: every
@@ -22,9 +22,9 @@ const MONTH = '2026-11';
 const month = MONTH;
 
 beforeAll(async () => {
-  inspect = new Redis(TEST_REDIS_URL);
-  redisA = new Redis(TEST_REDIS_URL, { connectionName: 'limits-test-a' });
-  redisB = new Redis(TEST_REDIS_URL, { connectionName: 'limits-test-b' });
+  inspect = testRedis();
+  redisA = testRedis('limits-test-a');
+  redisB = testRedis('limits-test-b');
   await inspect.flushdb();
   a = makeLimiter(redisA, { clockOffsetMs });
   b = makeLimiter(redisB, { clockOffsetMs });

@@ -1,4 +1,3 @@
-import Redis from 'ioredis';
 import { createPrisma } from '../../src/infra/prisma';
 import { createLogger } from '../../src/infra/logger';
 import { makeLimiter } from '../../src/limits';
@@ -7,11 +6,12 @@ import { makeGateRepair } from '../../src/limits/repair';
 import { makeReconciler } from '../../src/accounting/reconciler';
 import { makeGateLedger } from '../../src/accounting/gate-ledger';
 import { monthOf } from '../../src/accounting/period';
-import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
+import { TEST_DATABASE_URL } from '../support/env';
+import { testRedis } from '../support/test-redis';
 import { uniqueName } from '../support/app';
 
 const db = createPrisma(TEST_DATABASE_URL, { max: 2 });
-const redis = new Redis(TEST_REDIS_URL);
+const redis = testRedis();
 const limiter = makeLimiter(redis);
 const repair = makeGateRepair(redis);
 const gateLedger = makeGateLedger(db);

@@ -4,7 +4,7 @@ import { loadConfig } from '../../src/config';
 import { buildApp, type App, type BuildOptions } from '../../src/app';
 import { createLogger } from '../../src/infra/logger';
 import { startSimulator, type Simulator } from '../../src/simulator/server';
-import { TEST_ADMIN_KEY, TEST_DATABASE_URL, TEST_REDIS_URL } from './env';
+import { TEST_ADMIN_KEY, TEST_DATABASE_URL, TEST_REDIS_CLUSTER_NODES, TEST_REDIS_URL } from './env';
 
 export { TEST_ADMIN_KEY };
 
@@ -15,6 +15,8 @@ export function testEnv(extra: Record<string, string | undefined> = {}, sim?: Si
     PORT: '0',
     DATABASE_URL: TEST_DATABASE_URL,
     REDIS_URL: TEST_REDIS_URL,
+    // On the test cluster unless the test brings a Redis of its own.
+    ...(TEST_REDIS_CLUSTER_NODES && !('REDIS_URL' in extra) ? { REDIS_CLUSTER_NODES: TEST_REDIS_CLUSTER_NODES } : {}),
     ADMIN_API_KEY: TEST_ADMIN_KEY,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SIM_LATENCY_SCALE: '0',
