@@ -68,7 +68,8 @@ return redis.call('INCR', KEYS[1])
 );
 
 export function makeEpoch(redis: EpochRedis, opts: { maxAgeMs: number; pendingTtlMs?: number; key?: string }): Epoch {
-  const key = opts.key ?? 'lg:epoch';
+  // One hash tag for both keys: the scripts that touch them together must stay in one Redis Cluster slot.
+  const key = opts.key ?? '{lg:epoch}';
   const keys = [key, `${key}:pending`];
   // Longer than an admin transaction may take between `begin` and its commit (Prisma's interactive timeout is 5 s).
   const pendingTtlMs = opts.pendingTtlMs ?? 15_000;

@@ -201,14 +201,14 @@ test('an unpriced model is refused before any upstream call and writes no row', 
   const before = (await simStats()).requests['qwen3-8b'] ?? 0;
   const model = await db.model.findUniqueOrThrow({ where: { id: 'qwen3-8b' } });
   await db.model.update({ where: { id: 'qwen3-8b' }, data: { outputMicrosPerMillion: null } });
-  await redis.incr('lg:epoch');
+  await redis.incr('{lg:epoch}');
   try {
     const r = await gql(b.url, t.key, CHAT, hello('fast_classify'));
     expect(r.errors?.[0]?.extensions?.code).toBe('UNPRICED_MODEL');
     expect(r.errors?.[0]?.message).toMatch(/qwen3-8b/);
   } finally {
     await db.model.update({ where: { id: 'qwen3-8b' }, data: { outputMicrosPerMillion: model.outputMicrosPerMillion } });
-    await redis.incr('lg:epoch');
+    await redis.incr('{lg:epoch}');
   }
   expect((await simStats()).requests['qwen3-8b'] ?? 0).toBe(before);
   expect((await ledgerSum(t.id)).count).toBe(0);
