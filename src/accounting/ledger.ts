@@ -81,6 +81,13 @@ export interface MonthState {
   readonly recentlySettled: { requestId: string; costMicros: Micros }[];
 }
 
+/**
+ * A reservation whose write-ahead row is not in the ledger this long after it was made is an orphan (its INSERT
+ * failed and so did its release, e.g. Postgres and Redis both cut): the reconciler releases it. A request whose INSERT
+ * returns later than half of this re-admits before calling the upstream, so a release never hits a live request.
+ */
+export const WRITE_AHEAD_DEADLINE_MS = 10_000;
+
 export interface Ledger {
   /** The write-ahead row, state HELD, before the upstream is called. */
   hold(e: HeldEntry): Promise<void>;

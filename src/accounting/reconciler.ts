@@ -2,6 +2,7 @@ import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
 import type { Limiter } from '../limits';
 import type { GateRepair } from '../limits/repair';
+import { WRITE_AHEAD_DEADLINE_MS } from './ledger';
 import type { GateLedger } from './gate-ledger';
 import { monthOf, monthRange } from './period';
 
@@ -38,7 +39,7 @@ export function makeReconciler(deps: {
   db: Db;
   limiter: Pick<Limiter, 'budgetState'>;
   gateLedger: Pick<GateLedger, 'monthSettled'>;
-  repair: Pick<GateRepair, 'repairSpent'>;
+  repair: Pick<GateRepair, 'repairSpent' | 'holdsOlderThan' | 'releaseLeftoverHold'>;
   logger: Logger;
   confirmMs?: number;
   now?: () => Date;
@@ -59,9 +60,9 @@ export function makeReconciler(deps: {
     return new Map(rows.map((r) => [r.tenantId, r._sum.costMicros ?? 0n]));
   };
 
-  const candidates = async (month: string): Promise<string[]> => {
+  const candidates = async (month: string, sums: Map<string, bigint>): Promise<string[]> => {
     const out: string[] = [];
-    for (const [tenantId, ledgerSpentMicros] of await ledgerSums(month)) {
+    for (const [tenantId, ledgerSpentMicros] of sums) {
       const state = await deps.limiter.budgetState(tenantId, month);
       if (state && state.spentMicros !== ledgerSpentMicros) out.push(tenantId);
     }
@@ -86,9 +87,31 @@ export function makeReconciler(deps: {
     return drift;
   };
 
+  /**
+   * Holds with no ledger row well after their reservation: their write-ahead INSERT failed and so did the release
+   * (both stores cut at once). Nothing else would free them before they expire; the ledger proves no request runs.
+   */
+  const releaseOrphanHolds = async (tenantIds: Iterable<string>, month: string): Promise<number> => {
+    let released = 0;
+    for (const tenantId of tenantIds) {
+      const old = await deps.repair.holdsOlderThan({ tenantId, month, olderThanMs: WRITE_AHEAD_DEADLINE_MS });
+      if (old.length === 0) continue;
+      const known = new Set((await deps.db.ledgerEntry.findMany({ where: { requestId: { in: old } }, select: { requestId: true } })).map((r) => r.requestId));
+      for (const requestId of old.filter((id) => !known.has(id))) {
+        if ((await deps.repair.releaseLeftoverHold({ tenantId, month, requestId })).released) {
+          released++;
+          deps.logger.warn({ tenantId, requestId }, 'released a hold whose request never reached the ledger');
+        }
+      }
+    }
+    return released;
+  };
+
   const reconcileOnce = async (): Promise<Drift[]> => {
     const month = monthOf(now());
-    const first = await candidates(month);
+    const sums = await ledgerSums(month);
+    await releaseOrphanHolds(sums.keys(), month);
+    const first = await candidates(month, sums);
     const lasting: Drift[] = [];
     if (first.length > 0) {
       await new Promise((r) => setTimeout(r, deps.confirmMs ?? 1_000));

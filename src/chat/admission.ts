@@ -8,7 +8,7 @@ import type { Principal } from '../tenants/principal';
 import { requireTenant } from '../tenants/principal';
 import { buildModelPlan, buildPlan, type Plan, type RoutingOptions } from '../routing';
 import type { AdmitInput, AdmitResult, Limiter, RateLimitName, WindowUse } from '../limits';
-import type { Ledger, PriceSnapshot } from '../accounting/ledger';
+import { WRITE_AHEAD_DEADLINE_MS, type Ledger, type PriceSnapshot } from '../accounting/ledger';
 import { unitPricesOf, worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd } from '../accounting/money';
 import { monthOf } from '../accounting/period';
@@ -155,7 +155,9 @@ export async function writeAhead(deps: AdmissionDeps, r: Reserved): Promise<Admi
   // its hold. The row is durable now, so any later reseed sees it: one re-admission restores the hold before the
   // upstream is called (it may count this request in the windows twice, never zero times).
   try {
-    if ((await deps.limiter.generation(v.tenant.id, gate.month)) !== generation) await reserve(deps, v.tenant, gate);
+    // An INSERT that returned late may have outlived the reconciler's patience with rowless holds: re-admit too.
+    const late = Date.now() - r.reservedAtMs > WRITE_AHEAD_DEADLINE_MS / 2;
+    if (late || (await deps.limiter.generation(v.tenant.id, gate.month)) !== generation) await reserve(deps, v.tenant, gate);
   } catch (e) {
     await Promise.all([discard(deps, gate.requestId), release(deps, gate)]);
     throw isAppError(e) ? e : serviceUnavailable('Redis', e);

@@ -8,6 +8,11 @@ import { REPAIR_RELEASE_HOLD_LUA } from './scripts/repair-release-hold.lua';
 const REPAIR_SPENT = luaScript('repair-spent', REPAIR_SPENT_LUA);
 const REPAIR_RELEASE_HOLD = luaScript('repair-release-hold', REPAIR_RELEASE_HOLD_LUA);
 
+/** What holdsOlderThan needs: one tenant's hash and the server's clock in one round trip (one slot on a cluster). */
+interface HoldReader {
+  multi(): { hgetall(key: string): { time(): { exec(): Promise<unknown> } } };
+}
+
 export interface GateRepair {
   /**
    * Rewrites a tenant-month's gate `spent` from the ledger if it still equals `observedMicros` (see
@@ -16,6 +21,8 @@ export interface GateRepair {
   repairSpent(i: { tenantId: string; month: string; observedMicros: bigint; ledgerMicros: bigint }): Promise<{ repaired: boolean }>;
   /** Releases the leftover hold of a request the ledger already holds settled (scripts/repair-release-hold.lua.ts). */
   releaseLeftoverHold(i: { tenantId: string; month: string; requestId: string }): Promise<{ released: boolean }>;
+  /** The request ids of a tenant-month's holds placed more than `olderThanMs` ago (by Redis TIME). */
+  holdsOlderThan(i: { tenantId: string; month: string; olderThanMs: number }): Promise<string[]>;
 }
 
 /** Repairs of the gate toward the ledger, beside the limiter (same keys, same script runner). */
@@ -28,6 +35,20 @@ export function makeGateRepair(redis: LimitsRedis, opts: { keyPrefix?: string } 
         microsArg('ledgerMicros', i.ledgerMicros),
       ]);
       return { repaired: parseCountReply('repair-spent', reply) === 1 };
+    },
+    async holdsOlderThan(i) {
+      const [[, amounts], [, time]] = (await (redis as unknown as HoldReader).multi().hgetall(keys.month(i.tenantId, i.month).holdAmounts).time().exec()) as [
+        [unknown, Record<string, string>],
+        [unknown, [string, string]],
+      ];
+      // A hold's value is "amount:slot", the slot being the second (Redis TIME) its admission was made in.
+      const cutoffSlot = Math.floor((Number(time[0]) * 1000 - i.olderThanMs) / 1000);
+      return Object.entries(amounts)
+        .filter(([, v]) => {
+          const slot = Number(v.split(':')[1]);
+          return Number.isFinite(slot) && slot < cutoffSlot;
+        })
+        .map(([id]) => id);
     },
     async releaseLeftoverHold(i) {
       const k = keys.month(i.tenantId, i.month);
