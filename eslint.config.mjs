@@ -6,7 +6,7 @@ import globals from 'globals';
 export default tseslint.config(
   { ignores: ['node_modules/**', 'src/generated/**', 'src/graphql/generated.ts', 'coverage/**', 'test-artifacts/**', 'bench/results/**'] },
   js.configs.recommended,
-  { files: ['**/*.mjs', '**/*.js'], languageOptions: { globals: { ...globals.node } } },
+  { files: ['**/*.mjs', '**/*.cjs', '**/*.js'], languageOptions: { globals: { ...globals.node } } },
   { files: ['src/playground/**/*.js'], languageOptions: { globals: { ...globals.browser } } },
   ...tseslint.configs.recommended,
   {

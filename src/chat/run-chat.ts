@@ -105,7 +105,7 @@ async function* run(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect
 
   let terminal: Terminal | null = null;
   let denied: AppError | null = null;
-  let final: Final | null = null;
+  let final: Final;
   try {
     const events = routeStream(
       { upstream: deps.upstream, health: deps.health, logger: deps.logger },
