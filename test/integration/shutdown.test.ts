@@ -4,7 +4,7 @@ import { makeLimiter } from '../../src/limits';
 import { monthOf } from '../../src/accounting/period';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
-import { CHAT_STREAM, createTenant, gql, hello, startApp, startSim, testEnv, wsClient } from '../support/app';
+import { CHAT_STREAM, createTenant, gql, hello, startApp, startSim, testEnv, uniqueName, wsClient } from '../support/app';
 import { startServerProcess, type ServerProcess } from '../support/server-process';
 import { until } from '../support/faults';
 import type { App } from '../../src/app';
@@ -64,7 +64,9 @@ test('SIGTERM: readyz 503 and new requests SERVICE_UNAVAILABLE while draining; i
   const longGoing = new Promise<void>((r) => (longStarted = r));
   const long = stream(ws, hello('long_form', { maxTokens: 400 }), (n) => n === 3 && longStarted());
   const nothing = stream(ws, hello('deep_reasoning', { maxTokens: 50 }));
-  const mutation = gql(server.url, t.key, CHAT_OUTCOME, hello('long_form', { maxTokens: 400 }));
+  // With an idempotency key: a first request ended by SHUTDOWN releases it, so the retry runs afresh (issue 11 item 5).
+  const keyed = hello('long_form', { maxTokens: 400, idempotencyKey: uniqueName('shutdown') });
+  const mutation = gql(server.url, t.key, CHAT_OUTCOME, keyed);
   await longGoing;
   // The mutation has consumed tokens (its checkpoint shows them) before the signal.
   await until(async () => (await db.ledgerEntry.count({ where: { tenantId: t.id, profile: 'long_form', checkpointTokens: { gt: 0 } } })) === 2, 'both long requests to deliver tokens');
@@ -118,7 +120,16 @@ test('SIGTERM: readyz 503 and new requests SERVICE_UNAVAILABLE while draining; i
   // No request reached the reaper: the drain settled them all itself.
   expect(server.logs.some((j) => j.msg === 'reaper settled an orphaned request')).toBe(false);
   expect(server.logs.find((j) => j.msg === 'drained')).toMatchObject({ finished: 1, ended: 3 });
-}, 60_000);
+
+  // The client retries the keyed mutation on another instance: not a replay of the cut answer but a new request,
+  // charged on its own; the first stays charged for what it consumed.
+  const retry = await gql(adminApp.url, t.key, CHAT_OUTCOME, keyed);
+  expect(retry.errors).toBeUndefined();
+  expect(retry.data!.chat.requestId).not.toBe(m.data!.chat.requestId);
+  expect(retry.data!.chat.outcome).toBe('COMPLETED');
+  const after = await db.ledgerEntry.findMany({ where: { tenantId: t.id, profile: 'long_form' } });
+  expect(after.map((r) => r.outcome).sort()).toEqual(['COMPLETED', 'SHUTDOWN', 'SHUTDOWN']);
+}, 90_000);
 
 test('npm start: SIGTERM to the npm process stops the server (no orphaned child keeps answering)', async () => {
   server = await startServerProcess(testEnv({ LOG_LEVEL: 'info' }, sim), { command: ['npm', 'start', '--silent'] });
