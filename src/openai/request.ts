@@ -10,11 +10,20 @@ import type { ChatInput, ChatRole } from '../chat/chat-input';
  */
 
 const TextPart = z.object({ type: z.literal('text'), text: z.string() });
+const ToolCallIn = z.object({ id: z.string(), type: z.literal('function'), function: z.object({ name: z.string(), arguments: z.string() }) });
 const Message = z.object({
-  role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string(), z.array(TextPart).min(1)]),
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  // null on an assistant message that only called tools, as OpenAI's SDK sends it back.
+  content: z.union([z.string(), z.array(TextPart).min(1)]).nullish(),
   name: z.string().optional(),
+  tool_calls: z.array(ToolCallIn).nullish(),
+  tool_call_id: z.string().nullish(),
 });
+const Tool = z.object({
+  type: z.literal('function'),
+  function: z.object({ name: z.string(), description: z.string().nullish(), parameters: z.record(z.string(), z.unknown()).nullish() }),
+});
+const ToolChoice = z.union([z.enum(['auto', 'none', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })]);
 
 const ChatCompletionBody = z.object({
   model: z.string().min(1),
@@ -25,15 +34,18 @@ const ChatCompletionBody = z.object({
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
   n: z.literal(1).nullish(),
+  tools: z.array(Tool).nullish(),
+  tool_choice: ToolChoice.nullish(),
 });
 
 /**
  * Fields that would change the answer in ways the gateway cannot honour: refused by name rather than silently
  * dropped. Anything else (user, metadata, top_p, seed...) is accepted and not forwarded.
  */
-const UNSUPPORTED = ['tools', 'tool_choice', 'functions', 'function_call', 'logprobs', 'top_logprobs', 'audio', 'modalities', 'prediction'] as const;
+const UNSUPPORTED = ['functions', 'function_call', 'logprobs', 'top_logprobs', 'audio', 'modalities', 'prediction'] as const;
 
-const ROLE: Record<z.infer<typeof Message>['role'], ChatRole> = { system: 'SYSTEM', developer: 'SYSTEM', user: 'USER', assistant: 'ASSISTANT' };
+const ROLE: Record<z.infer<typeof Message>['role'], ChatRole> = { system: 'SYSTEM', developer: 'SYSTEM', user: 'USER', assistant: 'ASSISTANT', tool: 'TOOL' };
+const CHOICE_MODE = { auto: 'AUTO', none: 'NONE', required: 'REQUIRED' } as const;
 
 export interface OpenAIChatRequest {
   readonly input: ChatInput;
@@ -86,10 +98,23 @@ export function parseChatRequest(body: unknown, headers: { idempotencyKey: unkno
   const input: ChatInput = {
     profile: b.model,
     ...(isProfile ? {} : { model: b.model }),
+    // Tool fields map onto the use case's, which validates them as it does for GraphQL (names, schemas, call ids).
     messages: b.messages.map((m) => ({
       role: ROLE[m.role],
-      content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+      content: m.content == null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+      ...(m.tool_calls?.length ? { toolCalls: m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })) } : {}),
+      ...(m.tool_call_id != null ? { toolCallId: m.tool_call_id } : {}),
     })),
+    ...(b.tools?.length
+      ? {
+          tools: b.tools.map((t) => ({
+            name: t.function.name,
+            ...(t.function.description != null ? { description: t.function.description } : {}),
+            ...(t.function.parameters != null ? { parameters: JSON.stringify(t.function.parameters) } : {}),
+          })),
+        }
+      : {}),
+    ...(b.tool_choice != null ? { toolChoice: typeof b.tool_choice === 'string' ? { mode: CHOICE_MODE[b.tool_choice] } : { tool: b.tool_choice.function.name } } : {}),
     ...(maxTokens != null ? { maxTokens } : {}),
     ...(b.temperature != null ? { temperature: b.temperature } : {}),
     ...(region ? { region } : {}),

@@ -153,9 +153,11 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
     let ev: ChatStreamEvent = first.value;
     try {
       for (;;) {
-        if (!ev.done) await sse.data(chunks.content(ev.model, ev.delta ?? ''));
-        else {
-          await sse.data(chunks.finish(ev.model, ev.outcome ?? 'COMPLETED', ev.usage?.completionTokens ?? 0));
+        if (!ev.done) {
+          if (ev.toolCallDeltas?.length) await sse.data(chunks.toolCalls(ev.model, ev.toolCallDeltas));
+          if (ev.delta) await sse.data(chunks.content(ev.model, ev.delta));
+        } else {
+          await sse.data(chunks.finish(ev.model, ev.outcome ?? 'COMPLETED', ev.usage?.completionTokens ?? 0, ev.finishReason));
           if (r.includeUsage && ev.usage) await sse.data(chunks.usage(ev.model, ev.usage));
           if (ev.outcome === 'COMPLETED') await sse.done();
           else await sse.fail(toOpenAIError(endedEarly(ev), o.logger).body);

@@ -217,3 +217,56 @@ describe('CORS', () => {
     expect(exposed).toEqual(expect.arrayContaining(['x-request-id', 'retry-after', 'x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests', 'x-ratelimit-limit-tokens']));
   });
 });
+
+describe('tools through the OpenAI surface', () => {
+  const weather = [{ type: 'function' as const, function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+
+  it('not streamed: message.tool_calls and finish_reason tool_calls; the tool result goes back and is answered', async () => {
+    const t = await createTenant(app.url);
+    await simc.addFault({ model: '*', fault: 'tool_calls', shape: 'whole', times: 1 });
+    const first = await client(t.key).chat.completions.create({ model: 'chat_default', messages: ask, tools: weather, tool_choice: 'auto' });
+    const choice = first.choices[0]!;
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.content).toBeNull();
+    const call = choice.message.tool_calls![0]!;
+    expect(call).toMatchObject({ type: 'function', function: { name: 'get_weather' } });
+    expect(() => JSON.parse((call as { function: { arguments: string } }).function.arguments)).not.toThrow();
+
+    // The SDK's own message goes back as it came, with the tool's answer: a normal completion follows.
+    const second = await client(t.key).chat.completions.create({
+      model: 'chat_default',
+      tools: weather,
+      messages: [...ask, choice.message, { role: 'tool', tool_call_id: call.id, content: '{"celsius":21}' }],
+    });
+    expect(second.choices[0]!.finish_reason).toBe('stop');
+    expect(second.choices[0]!.message.content!.length).toBeGreaterThan(0);
+    const rows = await db.ledgerEntry.findMany({ where: { tenantId: t.id }, orderBy: { startedAt: 'asc' } });
+    expect(rows.map((r) => r.outcome)).toEqual(['COMPLETED', 'COMPLETED']);
+  });
+
+  it('streamed: tool-call pieces arrive as delta.tool_calls, assembled by the SDK into one call', async () => {
+    const t = await createTenant(app.url);
+    await simc.addFault({ model: '*', fault: 'tool_calls', shape: 'split', times: 1 });
+    const stream = await client(t.key).chat.completions.create({ model: 'chat_default', messages: ask, tools: weather, stream: true, stream_options: { include_usage: true } });
+    let id = '';
+    let name = '';
+    let args = '';
+    let finish: string | null = null;
+    let pieces = 0;
+    for await (const chunk of stream) {
+      const c = chunk.choices[0];
+      for (const d of c?.delta?.tool_calls ?? []) {
+        pieces++;
+        id ||= d.id ?? '';
+        name ||= d.function?.name ?? '';
+        args += d.function?.arguments ?? '';
+      }
+      if (c?.finish_reason) finish = c.finish_reason;
+    }
+    expect(pieces).toBeGreaterThan(1); // split: the arguments came in several pieces
+    expect(id.length).toBeGreaterThan(0);
+    expect(name).toBe('get_weather');
+    expect(() => JSON.parse(args)).not.toThrow();
+    expect(finish).toBe('tool_calls');
+  });
+});

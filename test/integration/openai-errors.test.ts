@@ -135,12 +135,14 @@ describe('400: bad input names the parameter and changes nothing', () => {
     ['messages of the wrong type', { model: 'chat_default', messages: 'hi' }, 'messages', /expected array, got string/],
     ['no messages', { model: 'chat_default', messages: [] }, 'messages', /expected 1 to 256 messages, got 0/],
     ['a number as content', { model: 'chat_default', messages: [{ role: 'user', content: 42 }] }, 'messages[0].content', /string or an array/],
-    ['an unknown role', { model: 'chat_default', messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role', /expected one of/],
+    ['an unknown role', { model: 'chat_default', messages: [{ role: 'function', content: 'x' }] }, 'messages[0].role', /expected one of/],
     ['max_tokens over the profile cap', { model: 'chat_default', messages: ask, max_tokens: 5000 }, 'max_tokens', /1 to 4096 for profile chat_default, got 5000/],
     ['max_tokens not a whole number', { model: 'chat_default', messages: ask, max_tokens: 1.5 }, 'max_tokens', /expected int/],
     ['temperature out of range', { model: 'chat_default', messages: ask, temperature: 3 }, 'temperature', /0 to 2, got 3/],
     ['n other than 1', { model: 'chat_default', messages: ask, n: 2 }, 'n', /expected one of 1/],
-    ['tools', { model: 'chat_default', messages: ask, tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools', /not supported/],
+    ['a tool name OpenAI would refuse', { model: 'chat_default', messages: ask, tools: [{ type: 'function', function: { name: 'get weather' } }] }, 'tools[0].name', /letters, digits, underscores or dashes/],
+    ['tool_choice naming no tool of the request', { model: 'chat_default', messages: ask, tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }, 'toolChoice.tool', /not one of the request's tools/],
+    ['functions (the pre-tools API)', { model: 'chat_default', messages: ask, functions: [{ name: 'f' }] }, 'functions', /not supported/],
     ['messages over the byte cap', { model: 'chat_default', messages: [{ role: 'user', content: 'x'.repeat(262_145) }] }, 'messages', /262145 bytes; the limit is 262144/],
   ];
   it.each(cases)('%s', async (_name, body, param, message) => {
