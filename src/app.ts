@@ -4,6 +4,7 @@ import { createPrisma } from './infra/prisma';
 import { createSqlPool } from './infra/postgres';
 import { createGateRedis, describeGate, pingGate, waitReady } from './infra/redis';
 import { createLogger, type Logger } from './infra/logger';
+import { periodic } from './infra/periodic';
 import { makeEpoch } from './infra/epoch';
 import { makeCatalogStore } from './catalog/catalog-store';
 import { makeTenantStore } from './tenants/tenant-store';
@@ -255,9 +256,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       gateApplier.start();
       rollups.start(15 * 60_000);
       reconciler.start(config.RECONCILE_INTERVAL_MS);
-      const purge = setInterval(() => void idempotency.purgeExpired().catch((e) => logger.warn({ err: e }, 'idempotency purge failed')), 3600_000);
-      purge.unref();
-      closers.push(async () => clearInterval(purge));
+      const purge = periodic(() => idempotency.purgeExpired(), 3600_000, (e) => logger.warn({ err: e }, 'idempotency purge failed'));
+      purge.start();
+      closers.push(() => purge.stop());
     }
 
     let stopping: Promise<void> | null = null;

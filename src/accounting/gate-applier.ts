@@ -1,3 +1,4 @@
+import { periodic } from '../infra/periodic';
 import type { Logger } from '../infra/logger';
 import type { SettleInput } from '../limits';
 import type { GateLedger, PendingSettlement } from './gate-ledger';
@@ -59,8 +60,6 @@ export function makeGateApplier(deps: {
 }): GateApplier {
   const queued: { requestId: string; version: number }[] = [];
   let flushing: Promise<void> | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<unknown> | null = null;
   let flushTimer: NodeJS.Timeout | null = null;
 
   const flush = async (): Promise<void> => {
@@ -148,24 +147,15 @@ export function makeGateApplier(deps: {
     return n;
   };
 
-  const tick = () => {
-    running ??= applyPendingOnce()
-      .catch((e) => deps.logger.warn({ err: e }, 'gate applier pass stopped; retrying next interval'))
-      .finally(() => (running = null));
-  };
+  const job = periodic(applyPendingOnce, deps.intervalMs, (e) => deps.logger.warn({ err: e }, 'gate applier pass stopped; retrying next interval'));
 
   return {
     apply,
     applyPendingOnce,
     flush,
-    start() {
-      timer ??= setInterval(tick, deps.intervalMs);
-      timer.unref();
-    },
+    start: job.start,
     async stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
-      await running;
+      await job.stop();
       if (flushTimer) clearTimeout(flushTimer);
       flushTimer = null;
       await flush();

@@ -1,3 +1,4 @@
+import { periodic } from '../infra/periodic';
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
 import { priceUsage } from './pricing';
@@ -26,9 +27,6 @@ export function makeReaper(deps: {
   /** Told of every row this process's reaper settled (metrics). */
   onReaped?: () => void;
 }): Reaper {
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<number> | null = null;
-
   const reapOnce = async (): Promise<number> => {
     // Leases are judged by Postgres time only: this instance's clock may be off (or frozen while it lost Postgres).
     const expired = await deps.db.$queryRaw<{ request_id: string }[]>`
@@ -81,26 +79,12 @@ export function makeReaper(deps: {
     return settled;
   };
 
-  const tick = () => {
-    if (running) return;
-    running = reapOnce()
-      .catch((e) => {
-        deps.logger.warn({ err: e }, 'reaper pass failed');
-        return 0;
-      })
-      .finally(() => (running = null));
-  };
+  const job = periodic(reapOnce, deps.intervalMs, (e) => deps.logger.warn({ err: e }, 'reaper pass failed'));
+
 
   return {
     reapOnce,
-    start() {
-      timer ??= setInterval(tick, deps.intervalMs);
-      timer.unref();
-    },
-    async stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
-      await running;
-    },
+    start: job.start,
+    stop: job.stop,
   };
 }

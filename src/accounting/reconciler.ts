@@ -1,3 +1,4 @@
+import { periodic, type Periodic } from '../infra/periodic';
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
 import type { Limiter } from '../limits';
@@ -47,8 +48,7 @@ export function makeReconciler(deps: {
   onPass?: (r: { tenants: number; driftMicros: bigint; repaired: number }) => void;
 }): Reconciler {
   const now = deps.now ?? (() => new Date());
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<unknown> | null = null;
+  let job: Periodic | null = null;
 
   const ledgerSums = async (month: string) => {
     const { start, end } = monthRange(month);
@@ -129,17 +129,11 @@ export function makeReconciler(deps: {
   return {
     reconcileOnce,
     start(intervalMs) {
-      timer ??= setInterval(() => {
-        running ??= reconcileOnce()
-          .catch((e) => deps.logger.warn({ err: e }, 'reconciler pass failed'))
-          .finally(() => (running = null));
-      }, intervalMs);
-      timer.unref();
+      job ??= periodic(reconcileOnce, intervalMs, (e) => deps.logger.warn({ err: e }, 'reconciler pass failed'));
+      job.start();
     },
     async stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
-      await running;
+      await job?.stop();
     },
   };
 }
