@@ -37,6 +37,7 @@ import { buildSchema } from './graphql/schema';
 import { makeContextBuilder } from './server/context-builder';
 import { createHttpServer } from './server/http-server';
 import { mountPlayground } from './server/playground';
+import { makeOriginPolicy } from './server/cors';
 import { openaiRouter } from './openai/router';
 import { makeMetrics } from './server/metrics';
 import type { Services } from './services';
@@ -217,7 +218,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       },
       mount: (app) => {
         mountPlayground(app);
-        app.use('/v1', openaiRouter({ services, logger, metrics, maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024 }));
+        app.use('/v1', openaiRouter({ services, logger, metrics, maxBodyBytes: config.MAX_REQUEST_BYTES + 64 * 1024, origins: makeOriginPolicy(config.corsOrigins) }));
       },
       corsOrigins: config.corsOrigins,
       subscriptionsPerConnection: config.SUBSCRIPTIONS_PER_CONNECTION,

@@ -7,7 +7,8 @@ import type { Metrics } from '../server/metrics';
 import { requireTenant, type Principal } from '../tenants/principal';
 import type { TenantSettings } from '../tenants/tenant-store';
 import type { ChatStreamEvent } from '../chat/types';
-import { openaiCors } from './cors';
+import { OPENAI_EXPOSED_HEADERS } from './cors';
+import { corsMiddleware, type OriginPolicy } from '../server/cors';
 import { toOpenAIError } from './errors';
 import { listModels } from './models';
 import { rateLimitHeaders, snapshotOf } from './rate-headers';
@@ -18,6 +19,8 @@ import { chunkMaker, completionBody } from './responses';
 import { SseWriter } from './sse';
 
 export interface OpenAIRouterOptions {
+  /** Browser origins allowed: the same policy as /graphql (CORS_ORIGINS). */
+  readonly origins: OriginPolicy;
   readonly services: Services;
   readonly logger: Logger;
   /** Largest accepted request body; larger ones get 413. */
@@ -42,7 +45,7 @@ interface Exchange {
 export function openaiRouter(o: OpenAIRouterOptions): express.Router {
   const { services } = o;
   const router = express.Router();
-  router.use(openaiCors);
+  router.use(corsMiddleware(o.origins, { expose: OPENAI_EXPOSED_HEADERS }));
 
   /**
    * Syncs the epoch (admin changes apply to the next request), authenticates, loads the tenant's limits. Postgres or

@@ -18,23 +18,25 @@ export function makeOriginPolicy(origins: readonly string[] | null) {
 export type OriginPolicy = ReturnType<typeof makeOriginPolicy>;
 
 /** Headers a page on another origin may read from a response: the backoff and the id to quote in a report. */
-const EXPOSED = 'Retry-After, X-Request-Id';
+const EXPOSED = ['Retry-After', 'X-Request-Id'];
 const METHODS = 'GET, POST, OPTIONS';
 const DEFAULT_HEADERS = 'authorization, content-type, accept, x-request-id, apollo-require-preflight, x-apollo-operation-name';
 
 /**
- * CORS for the API: an allowed origin is echoed (never `*`) with Vary: Origin;
+ * CORS for the API (/graphql and /v1 alike): an allowed origin is echoed (never `*`) with Vary: Origin;
  * a preflight from an allowed origin is answered 204 with the methods and the headers it asked for; a preflight from
- * any other origin is 403 with a message naming CORS_ORIGINS.
+ * any other origin is 403 with a message naming CORS_ORIGINS. `expose` adds headers a page may read (beyond
+ * Retry-After and X-Request-Id).
  */
-export function corsMiddleware(allowed: OriginPolicy): express.RequestHandler {
+export function corsMiddleware(allowed: OriginPolicy, opts: { expose?: readonly string[] } = {}): express.RequestHandler {
+  const exposed = [...EXPOSED, ...(opts.expose ?? [])].join(', ');
   return (req, res, next) => {
     const origin = req.headers.origin;
     res.vary('Origin');
     const ok = typeof origin === 'string' && allowed(origin);
     if (ok) {
       res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Access-Control-Expose-Headers', EXPOSED);
+      res.setHeader('Access-Control-Expose-Headers', exposed);
     }
     if (req.method !== 'OPTIONS' || !req.headers['access-control-request-method']) return next();
     if (!ok) {

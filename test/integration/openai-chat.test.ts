@@ -202,18 +202,22 @@ describe('GET /v1/models', () => {
 });
 
 describe('CORS', () => {
-  it('answers a preflight with the SDK’s headers allowed, and exposes the request id and rate headers', async () => {
+  it('the API’s one policy (CORS_ORIGINS): an allowed origin gets its preflight with the SDK’s headers, the request id and rate headers exposed; another is refused', async () => {
+    const origin = 'http://localhost:5173'; // allowed by the development default (any localhost origin)
     const pre = await fetch(`${base}/chat/completions`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-stainless-os' },
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-stainless-os' },
     });
     expect(pre.status).toBe(204);
-    expect(pre.headers.get('access-control-allow-origin')).toBe('*');
+    expect(pre.headers.get('access-control-allow-origin')).toBe(origin);
+    const foreign = await fetch(`${base}/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
     expect(pre.headers.get('access-control-allow-headers')).toBe('authorization,content-type,x-stainless-os');
     const t = await createTenant(app.url, { requestsPerMinute: 10 });
-    const res = await fetch(`${base}/models`, { headers: { origin: 'https://app.example', authorization: `Bearer ${t.key}` } });
+    const res = await fetch(`${base}/models`, { headers: { origin, authorization: `Bearer ${t.key}` } });
     expect(res.status).toBe(200);
-    const exposed = res.headers.get('access-control-expose-headers')!.split(/,\s*/);
+    const exposed = res.headers.get('access-control-expose-headers')!.toLowerCase().split(/,\s*/);
     expect(exposed).toEqual(expect.arrayContaining(['x-request-id', 'retry-after', 'x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests', 'x-ratelimit-limit-tokens']));
   });
 });
