@@ -144,8 +144,16 @@ test('a reseed between the reservation and the write-ahead INSERT is caught: the
 test('maxConcurrentRequests: set by the admin, held across instances, excess is RATE_LIMITED CONCURRENT_REQUESTS with retryAfterMs 1000', async () => {
   const t = await createTenant(a.url);
   const set = `mutation($t: ID!, $m: Int) { setTenantConcurrency(tenantId: $t, maxConcurrentRequests: $m) { maxConcurrentRequests } }`;
-  expect((await gql(a.url, TEST_ADMIN_KEY, set, { t: t.id, m: 0 })).errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  // Wrong values: each refused with its code, and nothing written (no cap, no audit record).
+  const zero = await gql(a.url, TEST_ADMIN_KEY, set, { t: t.id, m: 0 });
+  expect(zero.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'maxConcurrentRequests' });
+  expect(zero.errors?.[0]?.message).toMatch(/at least 1/);
+  expect((await gql(a.url, TEST_ADMIN_KEY, set, { t: t.id, m: -3 })).errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  expect((await gql(a.url, TEST_ADMIN_KEY, set, { t: '00000000-0000-4000-8000-000000000000', m: 2 })).errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+  expect((await gql(a.url, TEST_ADMIN_KEY, set, { t: 'not-a-uuid', m: 2 })).errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   expect((await gql(a.url, t.key, set, { t: t.id, m: 2 })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+  expect(await db.tenant.findUniqueOrThrow({ where: { id: t.id }, select: { maxConcurrentRequests: true } })).toEqual({ maxConcurrentRequests: null });
+  expect(await db.auditEntry.count({ where: { action: 'setTenantConcurrency', targetId: t.id } })).toBe(0);
   expect(await gqlOk(a.url, TEST_ADMIN_KEY, set, { t: t.id, m: 2 })).toEqual({ setTenantConcurrency: { maxConcurrentRequests: 2 } });
 
   await fault({ model: '*', fault: 'stall', afterTokens: 2, delayMs: 1_000, times: 2 });
