@@ -1,5 +1,6 @@
 import { createPrisma, type Db } from '../infra/prisma';
-import { loadConfig } from '../config';
+import type { Config } from '../config';
+import { runCli, type CliIo } from '../infra/cli';
 import { formatUsd } from '../accounting/money';
 import { monthRange } from '../accounting/period';
 import { isAppError } from '../errors';
@@ -22,11 +23,6 @@ export const USAGE = `usage: npm run report -- --month YYYY-MM [--tenant <name o
   --tenant  a tenant's name or id; left out: one line per tenant (spend, budget, share used)
   --group   grouping of a tenant's report (default: model)
   --format  table (default), csv or json`;
-
-export interface CliOutput {
-  out(text: string): void;
-  err(text: string): void;
-}
 
 export interface CliDeps {
   readonly reports: ReportsService;
@@ -83,7 +79,7 @@ export function parseArgs(argv: readonly string[]): Args | 'help' {
 }
 
 /** Runs the CLI; returns the exit code. Never calls process.exit, so a test can run it against a database. */
-export async function runReportCli(argv: readonly string[], deps: CliDeps, io: CliOutput): Promise<number> {
+export async function runReportCli(argv: readonly string[], deps: CliDeps, io: CliIo): Promise<number> {
   let args: Args | 'help';
   try {
     args = parseArgs(argv);
@@ -219,31 +215,13 @@ export function renderOverview(month: string, tenants: readonly TenantSpendView[
   }
 }
 
-async function main(argv: readonly string[]): Promise<number> {
-  let databaseUrl: string;
+async function main(config: Config, argv: readonly string[], io: CliIo): Promise<number> {
+  const db = createPrisma(config.DATABASE_URL, { max: 2 });
   try {
-    databaseUrl = loadConfig().DATABASE_URL;
-  } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    return 2;
-  }
-  const db = createPrisma(databaseUrl, { max: 2 });
-  try {
-    return await runReportCli(argv, { reports: makeReportsService({ db }), db }, {
-      out: (t) => process.stdout.write(t),
-      err: (t) => process.stderr.write(t),
-    });
+    return await runReportCli(argv, { reports: makeReportsService({ db }), db }, io);
   } finally {
     await db.$disconnect();
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (e: unknown) => {
-      process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runCli(main);

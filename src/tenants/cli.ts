@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config';
+import type { Config } from '../config';
+import { runCli, type CliIo } from '../infra/cli';
 import { createPrisma, type Db } from '../infra/prisma';
-import { createRedis, waitReady } from '../infra/redis';
+import { createGateRedis, waitReady } from '../infra/redis';
+import { createLogger } from '../infra/logger';
 import { makeEpoch } from '../infra/epoch';
 import { isAppError } from '../errors';
 import { makeAdminService, type AdminService } from './admin-service';
@@ -29,11 +31,6 @@ export interface TenantCliDeps {
   readonly db: Pick<Db, 'tenant'>;
 }
 
-export interface CliOutput {
-  out(text: string): void;
-  err(text: string): void;
-}
-
 const whole = (flag: string, v: string | undefined): number | null => {
   if (v === undefined) return null;
   if (!/^\d{1,9}$/.test(v)) throw new UsageError(`--${flag} expects a whole number, got "${v}"`);
@@ -43,7 +40,7 @@ const whole = (flag: string, v: string | undefined): number | null => {
 class UsageError extends Error {}
 
 /** Runs the CLI; returns the exit code. Never calls process.exit, so a test can run it against a database. */
-export async function runTenantCli(argv: readonly string[], deps: TenantCliDeps, io: CliOutput): Promise<number> {
+export async function runTenantCli(argv: readonly string[], deps: TenantCliDeps, io: CliIo): Promise<number> {
   try {
     const { positionals, values } = parseArgs({
       args: [...argv],
@@ -98,31 +95,18 @@ async function resolveTenant(db: Pick<Db, 'tenant'>, nameOrId: string): Promise<
   return t.id;
 }
 
-async function main(argv: readonly string[]): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
-    return 2;
-  }
+/** The process: Postgres, and Redis as the server reaches it (REDIS_URL or REDIS_CLUSTER_NODES) for the epoch. */
+async function main(config: Config, argv: readonly string[], io: CliIo): Promise<number> {
   const db = createPrisma(config.DATABASE_URL, { max: 2 });
-  const redis = createRedis(config.REDIS_URL);
+  // Its connection errors are not the tool's output: a failure surfaces as the command's own error.
+  const redis = createGateRedis({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES }, { logger: createLogger('silent') }).client;
   try {
     await waitReady(redis, 5_000);
-    return await runTenantCli(argv, { admin: makeAdminService({ db, epoch: makeEpoch(redis, { maxAgeMs: config.CACHE_MAX_AGE_MS }) }), db }, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+    return await runTenantCli(argv, { admin: makeAdminService({ db, epoch: makeEpoch(redis, { maxAgeMs: config.CACHE_MAX_AGE_MS }) }), db }, io);
   } finally {
     redis.disconnect();
     await db.$disconnect();
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (e: unknown) => {
-      process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runCli(main);
