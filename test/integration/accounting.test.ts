@@ -9,6 +9,7 @@ import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL } from '../support/env';
 import { testRedis } from '../support/test-redis';
 import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, wsClient } from '../support/app';
+import { until as waitUntil } from '../support/wait';
 
 /**
  * The accounting promises, proved on two app instances sharing the real Postgres and Redis: budgets that never
@@ -276,13 +277,7 @@ test('Redis unreachable: admission fails closed with SERVICE_UNAVAILABLE (503) a
   expect((await ledgerSum(t.id)).count).toBe(1);
 });
 
-async function waitFor(cond: () => Promise<boolean>, timeoutMs = 10_000) {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitFor = (cond: () => Promise<boolean>, timeoutMs = 10_000) => waitUntil(cond, 'the condition', timeoutMs);
 
 test('expired idempotency keys are purged; live ones stay', async () => {
   const t = await createTenant(a.url);

@@ -7,6 +7,7 @@ import { createPrisma, type Db } from '../../src/infra/prisma';
 import { makeEpoch } from '../../src/infra/epoch';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT, createTenant, gql, gqlOk, hello, startApp, startSim, TEST_ADMIN_KEY, uniqueName, type GqlResponse } from '../support/app';
+import { until as waitUntil } from '../support/wait';
 
 /**
  * Issue 11 items 4, 7 and the auth part of 11 under real faults: an admin change Redis cannot announce is rolled
@@ -28,13 +29,7 @@ afterAll(async () => {
   await db?.$disconnect();
 });
 
-async function waitFor(cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = (cond: () => Promise<boolean>, timeoutMs = 10_000) => waitUntil(cond, 'the condition', timeoutMs, 25);
 
 /** A TCP proxy in front of one port: `cut` drops every connection and refuses new ones until `restore`. */
 async function tcpProxy(targetPort: number) {

@@ -8,6 +8,7 @@ import { makeKeySignals, type KeySignals } from '../../src/chat/key-signals';
 import { AppError } from '../../src/errors';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT, createTenant, gql, gqlOk, hello, startApp, startSim, TEST_ADMIN_KEY, uniqueName } from '../support/app';
+import { until as waitUntil } from '../support/wait';
 
 /**
  * Issue 11 item 5 (a replay says how the first request ended) and the idempotency waiters of items 12/13 (woken by
@@ -34,13 +35,7 @@ afterAll(async () => {
   await db?.$disconnect();
 });
 
-async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const waitFor = (cond: () => Promise<boolean> | boolean, timeoutMs = 10_000) => waitUntil(cond, 'the condition', timeoutMs, 10);
 
 const fault = async (spec: Record<string, unknown>) => {
   const r = await fetch(`${simOrigin()}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });

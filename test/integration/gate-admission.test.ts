@@ -8,6 +8,7 @@ import { monthOf } from '../../src/accounting/period';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT, createTenant, gql, gqlOk, hello, startApp, startSim, TEST_ADMIN_KEY } from '../support/app';
+import { until as waitUntil } from '../support/wait';
 
 /**
  * The admission gate on two app instances over real Postgres, Redis and the simulator: a refusal changes nothing
@@ -39,13 +40,7 @@ async function gateState(tenantId: string) {
 }
 
 /** Polls `check` until it holds (a condition, not a fixed sleep); fails after `ms`. */
-async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (what: string, check: () => Promise<boolean>, ms = 10_000) => waitUntil(check, what, ms, 10);
 
 const setLimits = (tenantId: string, rpm: number | null, tpm: number | null) =>
   gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $r: Int, $k: Int) { setTenantLimits(tenantId: $t, requestsPerMinute: $r, tokensPerMinute: $k) { id } }`, { t: tenantId, r: rpm, k: tpm });

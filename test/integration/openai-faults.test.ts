@@ -7,6 +7,7 @@ import { createPrisma, type Db } from '../../src/infra/prisma';
 import { TEST_DATABASE_URL } from '../support/env';
 import { createTenant, gqlOk, startApp, startSim } from '../support/app';
 import { SimClient } from '../support/simulator';
+import { until as waitUntil } from '../support/wait';
 
 /**
  * The fault suite through the OpenAI-compatible surface, driven by the simulator's scripted faults: fallback before
@@ -210,13 +211,7 @@ describe('Redis unreachable', () => {
   });
 });
 
-async function until(cond: () => Promise<boolean>, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (cond: () => Promise<boolean>, ms = 10_000) => waitUntil(cond, 'the condition', ms);
 
 async function settledRowsWhere(tenantId: string, pred: (r: { checkpointTokens: number; state: string }) => boolean, ms = 5_000) {
   const until = Date.now() + ms;

@@ -1,6 +1,7 @@
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { CHAT_STREAM, createTenant, gql, hello, startApp, startSim, TEST_ADMIN_KEY, wsClient } from '../support/app';
+import { until as waitUntil } from '../support/wait';
 
 /** gateway_open_streams must come back to zero however a stream ends, or it lies to whoever alerts on it. */
 let sim: Simulator;
@@ -21,13 +22,7 @@ async function openStreams(): Promise<number> {
   return Number(m[1]);
 }
 
-async function until(cond: () => Promise<boolean>, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (cond: () => Promise<boolean>, ms = 10_000) => waitUntil(cond, 'the condition', ms);
 
 test('open streams count up while streaming and back to zero after completion, unsubscribe and a dropped socket', async () => {
   const t = await createTenant(app.url);

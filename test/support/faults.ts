@@ -136,12 +136,4 @@ export function skewedClock(skewMs: number): { execArgv: string[]; env: Record<s
   return { execArgv: ['--require', path.join(__dirname, 'skew-clock.cjs')], env: { CLOCK_SKEW_MS: String(skewMs) } };
 }
 
-/** Waits until `check` returns true (polled every `everyMs`); rejects naming `what` after `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000, everyMs = 50): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { until } from './wait';
