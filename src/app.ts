@@ -16,6 +16,9 @@ import { makeTenantReader } from './tenants/tenant-reader';
 import { makeLimiter } from './limits';
 import { SCRIPTS } from './limits/scripts';
 import { makeLedger } from './accounting/ledger';
+import { refuseSuspended } from './tenants/access';
+import { makeAccessAdmin } from './tenants/access-admin';
+import { makeModelSwitch } from './catalog/model-enable';
 import { makeCheckpointer } from './accounting/checkpointer';
 import { makeReaper } from './accounting/reaper';
 import { makeReconciler, type Drift } from './accounting/reconciler';
@@ -186,13 +189,15 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const chat = tracing ? traceChat(untracedChat, tracing) : untracedChat;
 
     const services: Services = {
-      auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
+      auth: refuseSuspended(makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }), tenants),
       epoch,
       catalog,
       tenants,
       tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
       admin: makeAdminService({ db, epoch, logger }),
       cachePrices: makeCachePriceService({ db, epoch, logger }),
+      access: makeAccessAdmin({ db, epoch, logger }),
+      modelSwitch: makeModelSwitch({ db, epoch, logger }),
       chat,
       reports: makeReportsService({ db }),
       routing,

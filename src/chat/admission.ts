@@ -6,7 +6,8 @@ import type { CatalogStore } from '../catalog/catalog-store';
 import type { TenantStore, TenantSettings } from '../tenants/tenant-store';
 import type { Principal } from '../tenants/principal';
 import { requireTenant } from '../tenants/principal';
-import { buildModelPlan, buildPlan, type Plan, type RoutingOptions } from '../routing';
+import type { Plan, RoutingOptions } from '../routing';
+import { planFor } from '../tenants/access';
 import type { AdmitInput, AdmitResult, Limiter, RateLimitName, WindowUse } from '../limits';
 import { WRITE_AHEAD_DEADLINE_MS, type Ledger, type PriceSnapshot } from '../accounting/ledger';
 import { unitPricesOf, worstCaseMicros, type UnitPrices } from '../accounting/pricing';
@@ -64,9 +65,7 @@ export async function validate(deps: AdmissionDeps, principal: Principal, input:
   const { messageBytes } = checkShape(input, { mode, maxMessageBytes: deps.maxMessageBytes });
   const [catalog, tenant] = await Promise.all([deps.catalog.get(), deps.tenants.get(who.tenantId)]).catch(rethrowUnavailable('Postgres'));
   const region = input.region ?? 'US_EAST';
-  const planned = input.model
-    ? buildModelPlan(catalog, input.model, region, deps.routing)
-    : buildPlan(catalog, tenant.overrides, input.profile, region, deps.routing);
+  const planned = planFor(catalog, tenant, input, region, deps.routing);
   const maxTokens = resolveMaxTokens(input, planned.profile);
   const primary = planned.chain[0];
   if (!primary || primary.model.outputMicrosPerMillion === null) {

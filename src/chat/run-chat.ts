@@ -58,8 +58,11 @@ export type RunEvent =
 
 type Terminal = Extract<RouteEvent, { type: 'done' } | { type: 'failed' }>;
 
-/** Why this process ended a run itself, if it did: the drain deadline, or its row reaped elsewhere. */
-type EndedBy = 'SHUTDOWN' | 'LEASE_LOST' | null;
+/** Why this process ended a run itself, if it did: the drain deadline, its row reaped elsewhere, its tenant suspended. */
+type EndedBy = 'SHUTDOWN' | 'LEASE_LOST' | 'SUSPENDED' | null;
+
+/** The outcome of a run this process ended itself. */
+const ENDED_AS: Readonly<Record<NonNullable<EndedBy>, Outcome>> = { SHUTDOWN: 'SHUTDOWN', LEASE_LOST: 'UPSTREAM_INTERRUPTED', SUSPENDED: 'SUSPENDED' };
 
 /** How long an answer waits for Redis to take its settlement; beyond it the gate applier retries from the ledger. */
 const GATE_WAIT_MS = 250;
@@ -71,7 +74,8 @@ const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant', TOOL: 'to
  * failure, client gone (the caller aborts `signal`, or stops iterating), or an exception. The ledger row is settled
  * before the final event is yielded, and the gate (Redis) gets it too, waiting at most GATE_WAIT_MS: what Redis does
  * not take then, the gate applier retries from the ledger. The process ends a run itself at the drain deadline
- * (outcome SHUTDOWN) and when its row was reaped elsewhere (it stops the upstream and amends the row).
+ * (outcome SHUTDOWN), when its row was reaped elsewhere (it stops the upstream and amends the row) and when its
+ * tenant was suspended (outcome SUSPENDED: the checkpointer sees the suspension).
  */
 export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): AsyncGenerator<RunEvent> {
   const leave = deps.drain.enter();
@@ -97,11 +101,16 @@ async function* run(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect
     endedBy ??= 'LEASE_LOST';
     ac.abort(inflight.lost.reason);
   };
+  const onSuspended = () => {
+    endedBy ??= 'SUSPENDED';
+    ac.abort(inflight.suspended.reason);
+  };
   if (signal.aborted) ac.abort(signal.reason);
   else signal.addEventListener('abort', onAbort, { once: true });
   if (deps.drain.deadline.aborted) onShutdown();
   else deps.drain.deadline.addEventListener('abort', onShutdown, { once: true });
   inflight.lost.addEventListener('abort', onLost, { once: true });
+  inflight.suspended.addEventListener('abort', onSuspended, { once: true });
 
   let terminal: Terminal | null = null;
   let denied: AppError | null = null;
@@ -178,6 +187,7 @@ async function* run(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect
     signal.removeEventListener('abort', onAbort);
     deps.drain.deadline.removeEventListener('abort', onShutdown);
     inflight.lost.removeEventListener('abort', onLost);
+    inflight.suspended.removeEventListener('abort', onSuspended);
     if (!terminal) ac.abort(new Error('run ended early')); // the consumer stopped iterating: stop the upstream at once
     try {
       final = await settle(deps, a, terminal, denied, inflight, started, endedBy);
@@ -224,13 +234,7 @@ async function settle(
       : []);
   // The router reports our own aborts as the client's; the outcome says who really ended the request.
   const cancelled = terminal?.outcome === 'CLIENT_CANCELLED';
-  const outcome: Outcome = denied
-    ? 'FAILED'
-    : cancelled && endedBy === 'SHUTDOWN'
-      ? 'SHUTDOWN'
-      : cancelled && endedBy === 'LEASE_LOST'
-        ? 'UPSTREAM_INTERRUPTED'
-        : (terminal?.outcome ?? 'CLIENT_CANCELLED');
+  const outcome: Outcome = denied ? 'FAILED' : cancelled && endedBy ? ENDED_AS[endedBy] : (terminal?.outcome ?? 'CLIENT_CANCELLED');
   const model = terminal?.type === 'done' && !denied ? terminal.model : null;
   const { costMicros, unpricedPromptTokens } = costOf(attempts, a);
   let promptTokens = 0;
@@ -309,6 +313,8 @@ function endedHere(endedBy: EndedBy): AppError | null {
       return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down and ended the request before any answer; nothing was charged, retry it');
     case 'LEASE_LOST':
       return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance lost its database and ended the request before any answer; retry it');
+    case 'SUSPENDED':
+      return new AppError('FORBIDDEN', 'this tenant was suspended while the request waited for its first token; its keys work again once an admin resumes it', { reason: 'SUSPENDED' });
     case null:
       return null;
   }

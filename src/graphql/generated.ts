@@ -250,6 +250,8 @@ export type Model = {
   readonly cacheWriteUsdPerMillion: Maybe<Scalars['Usd']['output']>;
   /** Price of prompt tokens read from the cache. Null: they are charged at inputUsdPerMillion. */
   readonly cachedInputUsdPerMillion: Maybe<Scalars['Usd']['output']>;
+  /** False: the admin disabled the model for every tenant; it is left out of every chain and cannot be named. */
+  readonly enabled: Scalars['Boolean']['output'];
   /** Upstream model id, e.g. deepseek-v4-flash */
   readonly id: Scalars['ID']['output'];
   /** Null while no input price is known: prompt tokens are then recorded but not charged. */
@@ -264,6 +266,21 @@ export type Model = {
   readonly ttftMs: Maybe<Scalars['Int']['output']>;
 };
 
+export type ModelAccess = {
+  readonly __typename?: 'ModelAccess';
+  readonly mode: ModelAccessMode;
+  readonly models: ReadonlyArray<Scalars['ID']['output']>;
+};
+
+/** Which models a tenant may use, through profiles, overrides, fallback chains and model ids alike. */
+export type ModelAccessMode =
+  /** Every enabled model (the list is empty). */
+  | 'ALL'
+  /** Only the listed models. */
+  | 'ALLOW'
+  /** Every enabled model except the listed ones. */
+  | 'DENY';
+
 export type ModelShareInput = {
   readonly model: Scalars['String']['input'];
   /** Fraction of output tokens, 0..1; the shares of one projection sum to 1 within 1e-9. */
@@ -277,6 +294,8 @@ export type Mutation = {
   /** Admin only, like every mutation below. */
   readonly createTenant: CreateTenantPayload;
   readonly removeProfileOverride: Scalars['Boolean']['output'];
+  /** Admin only. Lets the tenant's keys through again from its next request. Resuming an active tenant changes nothing. */
+  readonly resumeTenant: Tenant;
   readonly revokeApiKey: Scalars['Boolean']['output'];
   /**
    * Admin only. Starts a new price from now with the model's cache prices changed: an argument left out keeps its
@@ -284,6 +303,8 @@ export type Mutation = {
    * history and the audit log. Unknown model: NOT_FOUND.
    */
   readonly setModelCachePrices: Model;
+  /** Admin only. Enables or disables a model for every tenant from the next request on every instance. Unknown model: NOT_FOUND. */
+  readonly setModelEnabled: Model;
   /** Starts a new price from now. inputUsdPerMillion left out keeps the input price; an explicit null clears it. Unknown model: NOT_FOUND. */
   readonly setModelPrice: Model;
   /**
@@ -298,6 +319,17 @@ export type Mutation = {
   readonly setTenantConcurrency: Tenant;
   /** An argument left out keeps its value; an explicit null removes that limit. */
   readonly setTenantLimits: Tenant;
+  /**
+   * Admin only. ALL takes no models; ALLOW and DENY take 1 to 200 distinct known model ids. An unknown model id is
+   * BAD_USER_INPUT and nothing is written.
+   */
+  readonly setTenantModelAccess: Tenant;
+  /**
+   * Admin only. The tenant's next request on every instance is FORBIDDEN (extensions.reason SUSPENDED); its running
+   * requests end within about a second with outcome SUSPENDED and are settled. reason: at most 500 characters.
+   * Suspending a suspended tenant changes nothing.
+   */
+  readonly suspendTenant: Tenant;
 };
 
 
@@ -323,6 +355,11 @@ export type MutationRemoveProfileOverrideArgs = {
 };
 
 
+export type MutationResumeTenantArgs = {
+  tenantId: Scalars['ID']['input'];
+};
+
+
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
 };
@@ -331,6 +368,12 @@ export type MutationRevokeApiKeyArgs = {
 export type MutationSetModelCachePricesArgs = {
   cacheWriteUsdPerMillion?: InputMaybe<Scalars['Usd']['input']>;
   cachedInputUsdPerMillion?: InputMaybe<Scalars['Usd']['input']>;
+  model: Scalars['ID']['input'];
+};
+
+
+export type MutationSetModelEnabledArgs = {
+  enabled: Scalars['Boolean']['input'];
   model: Scalars['ID']['input'];
 };
 
@@ -367,6 +410,19 @@ export type MutationSetTenantLimitsArgs = {
   requestsPerMinute?: InputMaybe<Scalars['Int']['input']>;
   tenantId: Scalars['ID']['input'];
   tokensPerMinute?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type MutationSetTenantModelAccessArgs = {
+  mode: ModelAccessMode;
+  models?: InputMaybe<ReadonlyArray<Scalars['ID']['input']>>;
+  tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationSuspendTenantArgs = {
+  reason?: InputMaybe<Scalars['String']['input']>;
+  tenantId: Scalars['ID']['input'];
 };
 
 /** How a request ended. Every request that reached the upstream ends in exactly one ledger row with one of these. */
@@ -589,6 +645,11 @@ export type Tenant = {
   readonly id: Scalars['ID']['output'];
   /** Requests of this tenant in flight at once, across instances; null means no cap. Excess is RATE_LIMITED with limit CONCURRENT_REQUESTS. */
   readonly maxConcurrentRequests: Maybe<Scalars['Int']['output']>;
+  /**
+   * A model the tenant may not use is left out of its chains; a request whose whole chain is left out, or that names
+   * such a model, is FORBIDDEN with extensions.reason MODEL_NOT_ALLOWED (MODEL_DISABLED when the admin disabled it).
+   */
+  readonly modelAccess: ModelAccess;
   /** Null means no budget limit. */
   readonly monthlyBudgetUsd: Maybe<Scalars['Usd']['output']>;
   readonly name: Scalars['String']['output'];
@@ -597,6 +658,13 @@ export type Tenant = {
   readonly requestsPerMinute: Maybe<Scalars['Int']['output']>;
   /** Settled cost of this month's requests (UTC month in which each request started). */
   readonly spentThisMonthUsd: Scalars['Usd']['output'];
+  /**
+   * Null while the tenant is active. While set, every request of its keys is FORBIDDEN with extensions.reason
+   * SUSPENDED, and its running requests end with outcome SUSPENDED (charged for what they consumed).
+   */
+  readonly suspendedAt: Maybe<Scalars['DateTime']['output']>;
+  /** What the admin gave as the reason; null when none was given or the tenant is active. */
+  readonly suspensionReason: Maybe<Scalars['String']['output']>;
   readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
 };
 
@@ -777,6 +845,8 @@ export type ResolversTypes = {
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Model: ResolverTypeWrapper<ModelInfo>;
+  ModelAccess: ResolverTypeWrapper<ModelAccess>;
+  ModelAccessMode: ModelAccessMode;
   ModelShareInput: ModelShareInput;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Outcome: Outcome;
@@ -830,6 +900,7 @@ export type ResolversParentTypes = {
   ID: Scalars['ID']['output'];
   Int: Scalars['Int']['output'];
   Model: ModelInfo;
+  ModelAccess: ModelAccess;
   ModelShareInput: ModelShareInput;
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
@@ -975,6 +1046,7 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 export type ModelResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Model'] = ResolversParentTypes['Model']> = {
   cacheWriteUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   cachedInputUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  enabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   inputUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -984,18 +1056,27 @@ export type ModelResolvers<ContextType = GraphQLContext, ParentType extends Reso
   ttftMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
+export type ModelAccessResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ModelAccess'] = ResolversParentTypes['ModelAccess']> = {
+  mode?: Resolver<ResolversTypes['ModelAccessMode'], ParentType, ContextType>;
+  models?: Resolver<ReadonlyArray<ResolversTypes['ID']>, ParentType, ContextType>;
+};
+
 export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   chat?: Resolver<ResolversTypes['ChatResult'], ParentType, ContextType, RequireFields<MutationChatArgs, 'input'>>;
   createApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'tenantId'>>;
   createTenant?: Resolver<ResolversTypes['CreateTenantPayload'], ParentType, ContextType, RequireFields<MutationCreateTenantArgs, 'input'>>;
   removeProfileOverride?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveProfileOverrideArgs, 'profile' | 'tenantId'>>;
+  resumeTenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationResumeTenantArgs, 'tenantId'>>;
   revokeApiKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
   setModelCachePrices?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelCachePricesArgs, 'model'>>;
+  setModelEnabled?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelEnabledArgs, 'enabled' | 'model'>>;
   setModelPrice?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelPriceArgs, 'model' | 'outputUsdPerMillion'>>;
   setProfileOverride?: Resolver<ResolversTypes['ProfileOverride'], ParentType, ContextType, RequireFields<MutationSetProfileOverrideArgs, 'model' | 'profile' | 'tenantId'>>;
   setTenantBudget?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantBudgetArgs, 'tenantId'>>;
   setTenantConcurrency?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantConcurrencyArgs, 'tenantId'>>;
   setTenantLimits?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantLimitsArgs, 'tenantId'>>;
+  setTenantModelAccess?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantModelAccessArgs, 'mode' | 'tenantId'>>;
+  suspendTenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSuspendTenantArgs, 'tenantId'>>;
 };
 
 export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
@@ -1071,11 +1152,14 @@ export type TenantResolvers<ContextType = GraphQLContext, ParentType extends Res
   heldUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   maxConcurrentRequests?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  modelAccess?: Resolver<ResolversTypes['ModelAccess'], ParentType, ContextType>;
   monthlyBudgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   remainingThisMonthUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   requestsPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   spentThisMonthUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
+  suspendedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  suspensionReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
@@ -1132,6 +1216,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   CreateTenantPayload?: CreateTenantPayloadResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Model?: ModelResolvers<ContextType>;
+  ModelAccess?: ModelAccessResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Profile?: ProfileResolvers<ContextType>;

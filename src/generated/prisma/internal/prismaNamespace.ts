@@ -1362,6 +1362,10 @@ export const TenantScalarFieldEnum = {
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
   maxConcurrentRequests: 'maxConcurrentRequests',
+  suspendedAt: 'suspendedAt',
+  suspensionReason: 'suspensionReason',
+  modelAccessMode: 'modelAccessMode',
+  modelAccessList: 'modelAccessList',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const
@@ -1394,6 +1398,7 @@ export const ModelScalarFieldEnum = {
   ttftAsiaMs: 'ttftAsiaMs',
   tokensPerSecond: 'tokensPerSecond',
   priceSetByAdmin: 'priceSetByAdmin',
+  enabled: 'enabled',
   updatedAt: 'updatedAt'
 } as const
 
@@ -1655,6 +1660,20 @@ export type DateTimeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel
  * Reference to a field of type 'DateTime[]'
  */
 export type ListDateTimeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'DateTime[]'>
+    
+
+
+/**
+ * Reference to a field of type 'ModelAccessMode'
+ */
+export type EnumModelAccessModeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ModelAccessMode'>
+    
+
+
+/**
+ * Reference to a field of type 'ModelAccessMode[]'
+ */
+export type ListEnumModelAccessModeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ModelAccessMode[]'>
     
 
 

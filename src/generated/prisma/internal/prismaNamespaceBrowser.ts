@@ -88,6 +88,10 @@ export const TenantScalarFieldEnum = {
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
   maxConcurrentRequests: 'maxConcurrentRequests',
+  suspendedAt: 'suspendedAt',
+  suspensionReason: 'suspensionReason',
+  modelAccessMode: 'modelAccessMode',
+  modelAccessList: 'modelAccessList',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const
@@ -120,6 +124,7 @@ export const ModelScalarFieldEnum = {
   ttftAsiaMs: 'ttftAsiaMs',
   tokensPerSecond: 'tokensPerSecond',
   priceSetByAdmin: 'priceSetByAdmin',
+  enabled: 'enabled',
   updatedAt: 'updatedAt'
 } as const
 

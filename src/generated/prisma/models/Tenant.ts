@@ -47,6 +47,9 @@ export type TenantMinAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  suspendedAt: Date | null
+  suspensionReason: string | null
+  modelAccessMode: $Enums.ModelAccessMode | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -58,6 +61,9 @@ export type TenantMaxAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  suspendedAt: Date | null
+  suspensionReason: string | null
+  modelAccessMode: $Enums.ModelAccessMode | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -69,6 +75,10 @@ export type TenantCountAggregateOutputType = {
   requestsPerMinute: number
   tokensPerMinute: number
   maxConcurrentRequests: number
+  suspendedAt: number
+  suspensionReason: number
+  modelAccessMode: number
+  modelAccessList: number
   createdAt: number
   updatedAt: number
   _all: number
@@ -96,6 +106,9 @@ export type TenantMinAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  suspendedAt?: true
+  suspensionReason?: true
+  modelAccessMode?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -107,6 +120,9 @@ export type TenantMaxAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  suspendedAt?: true
+  suspensionReason?: true
+  modelAccessMode?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -118,6 +134,10 @@ export type TenantCountAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  suspendedAt?: true
+  suspensionReason?: true
+  modelAccessMode?: true
+  modelAccessList?: true
   createdAt?: true
   updatedAt?: true
   _all?: true
@@ -216,6 +236,10 @@ export type TenantGroupByOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  suspendedAt: Date | null
+  suspensionReason: string | null
+  modelAccessMode: $Enums.ModelAccessMode
+  modelAccessList: string[]
   createdAt: Date
   updatedAt: Date
   _count: TenantCountAggregateOutputType | null
@@ -250,6 +274,10 @@ export type TenantWhereInput = {
   requestsPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableFilter<"Tenant"> | number | null
+  suspendedAt?: Prisma.DateTimeNullableFilter<"Tenant"> | Date | string | null
+  suspensionReason?: Prisma.StringNullableFilter<"Tenant"> | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFilter<"Tenant"> | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
   createdAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   apiKeys?: Prisma.ApiKeyListRelationFilter
@@ -264,6 +292,10 @@ export type TenantOrderByWithRelationInput = {
   requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrderInput | Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrderInput | Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
+  modelAccessList?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   apiKeys?: Prisma.ApiKeyOrderByRelationAggregateInput
@@ -281,6 +313,10 @@ export type TenantWhereUniqueInput = Prisma.AtLeast<{
   requestsPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableFilter<"Tenant"> | number | null
+  suspendedAt?: Prisma.DateTimeNullableFilter<"Tenant"> | Date | string | null
+  suspensionReason?: Prisma.StringNullableFilter<"Tenant"> | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFilter<"Tenant"> | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
   createdAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   apiKeys?: Prisma.ApiKeyListRelationFilter
@@ -295,6 +331,10 @@ export type TenantOrderByWithAggregationInput = {
   requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrderInput | Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrderInput | Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
+  modelAccessList?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   _count?: Prisma.TenantCountOrderByAggregateInput
@@ -314,6 +354,10 @@ export type TenantScalarWhereWithAggregatesInput = {
   requestsPerMinute?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
+  suspendedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Tenant"> | Date | string | null
+  suspensionReason?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeWithAggregatesFilter<"Tenant"> | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Tenant"> | Date | string
 }
@@ -325,6 +369,10 @@ export type TenantCreateInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
@@ -339,6 +387,10 @@ export type TenantUncheckedCreateInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
@@ -353,6 +405,10 @@ export type TenantUpdateInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
@@ -367,6 +423,10 @@ export type TenantUncheckedUpdateInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
@@ -381,6 +441,10 @@ export type TenantCreateManyInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
 }
@@ -392,6 +456,10 @@ export type TenantUpdateManyMutationInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -403,8 +471,20 @@ export type TenantUncheckedUpdateManyInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+}
+
+export type StringNullableListFilter<$PrismaModel = never> = {
+  equals?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel> | null
+  has?: string | Prisma.StringFieldRefInput<$PrismaModel> | null
+  hasEvery?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
+  hasSome?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
+  isEmpty?: boolean
 }
 
 export type TenantCountOrderByAggregateInput = {
@@ -414,6 +494,10 @@ export type TenantCountOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
+  modelAccessList?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -432,6 +516,9 @@ export type TenantMaxOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -443,6 +530,9 @@ export type TenantMinOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -457,6 +547,10 @@ export type TenantSumOrderByAggregateInput = {
 export type TenantScalarRelationFilter = {
   is?: Prisma.TenantWhereInput
   isNot?: Prisma.TenantWhereInput
+}
+
+export type TenantCreatemodelAccessListInput = {
+  set: string[]
 }
 
 export type StringFieldUpdateOperationsInput = {
@@ -477,6 +571,23 @@ export type NullableIntFieldUpdateOperationsInput = {
   decrement?: number
   multiply?: number
   divide?: number
+}
+
+export type NullableDateTimeFieldUpdateOperationsInput = {
+  set?: Date | string | null
+}
+
+export type NullableStringFieldUpdateOperationsInput = {
+  set?: string | null
+}
+
+export type EnumModelAccessModeFieldUpdateOperationsInput = {
+  set?: $Enums.ModelAccessMode
+}
+
+export type TenantUpdatemodelAccessListInput = {
+  set?: string[]
+  push?: string | string[]
 }
 
 export type DateTimeFieldUpdateOperationsInput = {
@@ -532,6 +643,10 @@ export type TenantCreateWithoutApiKeysInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
   overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
@@ -545,6 +660,10 @@ export type TenantUncheckedCreateWithoutApiKeysInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
   overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
@@ -574,6 +693,10 @@ export type TenantUpdateWithoutApiKeysInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
@@ -587,6 +710,10 @@ export type TenantUncheckedUpdateWithoutApiKeysInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
@@ -600,6 +727,10 @@ export type TenantCreateWithoutOverridesInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
@@ -613,6 +744,10 @@ export type TenantUncheckedCreateWithoutOverridesInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
@@ -642,6 +777,10 @@ export type TenantUpdateWithoutOverridesInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
@@ -655,6 +794,10 @@ export type TenantUncheckedUpdateWithoutOverridesInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
@@ -668,6 +811,10 @@ export type TenantCreateWithoutLedgerInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
@@ -681,6 +828,10 @@ export type TenantUncheckedCreateWithoutLedgerInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
@@ -710,6 +861,10 @@ export type TenantUpdateWithoutLedgerInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
@@ -723,6 +878,10 @@ export type TenantUncheckedUpdateWithoutLedgerInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
@@ -785,6 +944,10 @@ export type TenantSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  suspendedAt?: boolean
+  suspensionReason?: boolean
+  modelAccessMode?: boolean
+  modelAccessList?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
@@ -800,6 +963,10 @@ export type TenantSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  suspendedAt?: boolean
+  suspensionReason?: boolean
+  modelAccessMode?: boolean
+  modelAccessList?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["tenant"]>
@@ -811,6 +978,10 @@ export type TenantSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  suspendedAt?: boolean
+  suspensionReason?: boolean
+  modelAccessMode?: boolean
+  modelAccessList?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["tenant"]>
@@ -822,11 +993,15 @@ export type TenantSelectScalar = {
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  suspendedAt?: boolean
+  suspensionReason?: boolean
+  modelAccessMode?: boolean
+  modelAccessList?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
+export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "suspendedAt" | "suspensionReason" | "modelAccessMode" | "modelAccessList" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
 export type TenantInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
   overrides?: boolean | Prisma.Tenant$overridesArgs<ExtArgs>
@@ -859,6 +1034,16 @@ export type $TenantPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
      * Requests in flight at once. Null: no cap.
      */
     maxConcurrentRequests: number | null
+    /**
+     * Set while an admin has the tenant suspended: every request of its keys is refused, running ones are ended.
+     */
+    suspendedAt: Date | null
+    suspensionReason: string | null
+    modelAccessMode: $Enums.ModelAccessMode
+    /**
+     * The model ids of the allow or deny list; empty with mode ALL.
+     */
+    modelAccessList: string[]
     createdAt: Date
     updatedAt: Date
   }, ExtArgs["result"]["tenant"]>
@@ -1293,6 +1478,10 @@ export interface TenantFieldRefs {
   readonly requestsPerMinute: Prisma.FieldRef<"Tenant", 'Int'>
   readonly tokensPerMinute: Prisma.FieldRef<"Tenant", 'Int'>
   readonly maxConcurrentRequests: Prisma.FieldRef<"Tenant", 'Int'>
+  readonly suspendedAt: Prisma.FieldRef<"Tenant", 'DateTime'>
+  readonly suspensionReason: Prisma.FieldRef<"Tenant", 'String'>
+  readonly modelAccessMode: Prisma.FieldRef<"Tenant", 'ModelAccessMode'>
+  readonly modelAccessList: Prisma.FieldRef<"Tenant", 'String[]'>
   readonly createdAt: Prisma.FieldRef<"Tenant", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Tenant", 'DateTime'>
 }
