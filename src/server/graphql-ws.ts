@@ -178,6 +178,6 @@ export function attachGraphqlWs(opts: {
 /** A close reason fits in 123 bytes: the code and a hint, never the key. */
 function closeReason(code: string, reason: unknown): string {
   // A suspended tenant's key is valid: asking for another key would mislead.
-  if (reason === 'SUSPENDED') return `${code} SUSPENDED: this tenant is suspended; its keys work again once an admin resumes it`;
+  if (reason === 'SUSPENDED') return `${code}: SUSPENDED, this tenant is suspended; its keys work again once an admin resumes it`;
   return `${code}: send connectionParams { authorization: "Bearer <key>" } with a valid key`.slice(0, 123);
 }
