@@ -18,8 +18,7 @@ export interface SettleItem {
 /** A row whose request id already has a ledger row: only its own request fails. */
 export class LedgerConflict extends Error {}
 
-const HOLD_SQL = `
-  INSERT INTO usage_ledger (request_id, tenant_id, api_key_id, profile, region, planned_model, max_tokens, prompt_tokens,
+const HOLD_SQL = `INSERT INTO usage_ledger (request_id, tenant_id, api_key_id, profile, region, planned_model, max_tokens, prompt_tokens,
                             price_snapshot, hold_micros, started_at, lease_expires_at, idempotency_key)
   SELECT v.id, v.tenant, v.api_key, v.profile, v.region, v.planned, v.max_tokens, v.prompt, v.snapshot, v.hold, v.started,
          now() + v.lease_ms * interval '1 millisecond', v.idem
@@ -29,8 +28,7 @@ const HOLD_SQL = `
   ON CONFLICT DO NOTHING
   RETURNING request_id::text AS id`;
 
-const SETTLE_SQL = `
-  UPDATE usage_ledger AS u
+const SETTLE_SQL = `UPDATE usage_ledger AS u
      SET state = 'SETTLED', model = v.model, attempts = v.attempts, prompt_tokens = v.prompt, completion_tokens = v.completion,
          checkpoint_tokens = v.completion, unpriced_prompt_tokens = v.unpriced, input_micros_per_million = v.input_price,
          output_micros_per_million = v.output_price, cost_micros = v.cost, outcome = v.outcome, usage_source = v.source,
