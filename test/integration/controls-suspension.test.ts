@@ -10,6 +10,7 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT_STREAM, TEST_ADMIN_KEY, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, wsClient } from '../support/app';
 import { collect, makeStreamClient, type StreamClient } from '../support/stream-clients';
 import { until } from '../support/wait';
+import { refuseRedisWrites } from '../support/faults';
 
 /** Issue 16: suspendTenant / resumeTenant on two instances, mid-stream, on every transport. */
 const db = createPrisma(TEST_DATABASE_URL, { max: 2 });
@@ -215,4 +216,20 @@ test('wrong values: unknown or malformed tenant, a reason too long or on several
   expect(await db.auditEntry.count()).toBe(auditBefore);
   // A blank reason is no reason.
   expect((await gqlOk(a.url, TEST_ADMIN_KEY, SUSPEND, { id: t.id, reason: '   ' })).suspendTenant.suspensionReason).toBeNull();
+});
+
+test('a suspension Redis cannot announce is rolled back: SERVICE_UNAVAILABLE, the tenant keeps working on both instances', async () => {
+  const t = await createTenant(a.url);
+  const restore = await refuseRedisWrites(redis);
+  let r;
+  try {
+    r = await gql(a.url, TEST_ADMIN_KEY, SUSPEND, { id: t.id, reason: 'never announced' });
+  } finally {
+    await restore();
+  }
+  expect(r.status).toBe(503);
+  expect(r.errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+  expect((await db.tenant.findUniqueOrThrow({ where: { id: t.id } })).suspendedAt).toBeNull();
+  expect(await db.auditEntry.count({ where: { tenantId: t.id, action: 'suspendTenant' } })).toBe(0);
+  for (const app of [a, b]) expect((await gql(app.url, t.key, CHAT_OUTCOME, hello('chat_default', { maxTokens: 10 }))).errors).toBeUndefined();
 });
