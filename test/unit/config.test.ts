@@ -186,7 +186,7 @@ describe('wrong values stop with a ConfigError naming the variable and what it e
 describe('the process stops on a wrong value', () => {
   const root = path.resolve(__dirname, '../..');
 
-  /** Runs src/main.ts as `npm start` does (tsx) and collects its exit. */
+  /** Runs src/main.ts from the sources (tsx), or as `npm start` (the built bundle), and collects its exit. */
   function runMain(env: Record<string, string>, cmd: 'node' | 'npm' = 'node') {
     const args = cmd === 'npm' ? ['start', '--silent'] : ['--require', 'tsx/cjs', 'src/main.ts'];
     const started = Date.now();
