@@ -18,6 +18,7 @@ import { SCRIPTS } from './limits/scripts';
 import { makeLedger } from './accounting/ledger';
 import { makeCheckpointer } from './accounting/checkpointer';
 import { makeReaper } from './accounting/reaper';
+import { makeLedgerPartitions } from './reports/ledger-partitions';
 import { makeReconciler, type Drift } from './accounting/reconciler';
 import { makeGateLedger } from './accounting/gate-ledger';
 import { makeGateApplier } from './accounting/gate-applier';
@@ -139,7 +140,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     const drain = makeDrain();
     const gateRepair = makeGateRepair(redis);
     const checkpointer = makeCheckpointer({ db, leaseMs: config.LEASE_MS, intervalMs: config.CHECKPOINT_INTERVAL_MS, logger });
-    const reaper = makeReaper({ db, ledger, gate: gateApplier, intervalMs: config.REAPER_INTERVAL_MS, logger, onReaped: () => metrics.reaperSettlements.inc() });
+    // A routine reaper pass looks back further than any request can run (so, at most two month partitions).
+    const reaperWindowMs = Math.max(86_400_000, 2 * holdTtlMs);
+    const reaper = makeReaper({ db, ledger, gate: gateApplier, intervalMs: config.REAPER_INTERVAL_MS, windowMs: reaperWindowMs, logger, onReaped: () => metrics.reaperSettlements.inc() });
     const untracedUpstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
     const upstream = tracing ? traceUpstream(untracedUpstream, tracing, upstreamUrl) : untracedUpstream;
     closers.push(() => upstream.close());
@@ -249,6 +252,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       },
     });
     closers.push(() => reconciler.stop());
+    const partitions = makeLedgerPartitions({ db, retentionMonths: config.LEDGER_RETENTION_MONTHS ?? null, logger });
+    closers.push(() => partitions.stop());
     closers.push(() => server.stop());
 
     if (opts.background !== false) {
@@ -257,6 +262,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       gateApplier.start();
       rollups.start(15 * 60_000);
       reconciler.start(config.RECONCILE_INTERVAL_MS);
+      // The migration made this month's and next month's partitions; the job keeps two months ahead from now on.
+      void partitions.ensureAhead().catch((e: unknown) => logger.warn({ err: e }, 'ledger partitions not created ahead; the hourly pass retries'));
+      partitions.start(3600_000);
       const purge = periodic(() => idempotency.purgeExpired(), 3600_000, (e) => logger.warn({ err: e }, 'idempotency purge failed'));
       purge.start();
       closers.push(() => purge.stop());

@@ -32,6 +32,8 @@ export interface HeldEntry {
 export type StoredAttempt = AttemptRecord;
 
 export interface Settlement {
+  /** The row's started_at, its partition key: the UPDATE then touches one month's partition only. */
+  readonly startedAt: Date;
   readonly model: string | null;
   readonly attempts: readonly StoredAttempt[];
   readonly promptTokens: number;
@@ -151,7 +153,7 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
                       cached_prompt_tokens = $13, cache_write_tokens = $14,
                       cached_input_micros_per_million = $15::bigint, cache_write_micros_per_million = $16::bigint,
                       settle_version = 1, gate_pending_since = now()
-                WHERE request_id = $1::uuid AND state = 'HELD'`,
+                WHERE request_id = $1::uuid AND started_at = $17 AND state = 'HELD'`,
         values: [
           requestId,
           s.model,
@@ -169,6 +171,7 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
           s.cacheWriteTokens,
           cacheEff?.cached?.toString() ?? null,
           cacheEff?.written?.toString() ?? null,
+          s.startedAt,
         ],
       });
       return r.rowCount === 1;

@@ -85,7 +85,7 @@ export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mod
 
 async function* run(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): AsyncGenerator<RunEvent> {
   const started = Date.now();
-  const inflight = deps.checkpointer.track(a.requestId);
+  const inflight = deps.checkpointer.track(a.requestId, a.startedAt);
   const ac = new AbortController();
   let endedBy: EndedBy = null;
   const onAbort = () => ac.abort(signal.reason);
@@ -251,6 +251,7 @@ async function settle(
 
   const settledHere = await deps.ledger
     .settle(a.requestId, {
+      startedAt: a.startedAt,
       model,
       attempts: stored,
       promptTokens,
