@@ -36,7 +36,11 @@ export function makeReaper(deps: {
 }): Reaper {
   let swept = false;
   const reapOnce = async (): Promise<number> => {
-    const recent = swept ? Prisma.sql`AND started_at > now() - ${deps.windowMs ?? 86_400_000} * interval '1 millisecond'` : Prisma.empty;
+    // Both bounds, so the DEFAULT and next month's partitions are pruned too (started_at is an instance's clock, within
+    // far less than an hour of Postgres').
+    const recent = swept
+      ? Prisma.sql`AND started_at > now() - ${deps.windowMs ?? 86_400_000} * interval '1 millisecond' AND started_at < now() + interval '1 hour'`
+      : Prisma.empty;
     // Leases are judged by Postgres time only: this instance's clock may be off (or frozen while it lost Postgres).
     const expired = await deps.db.$queryRaw<{ request_id: string; started_at: Date }[]>`
       SELECT request_id, started_at FROM usage_ledger
