@@ -97,6 +97,10 @@ const schema = z.object({
    * rollups are verified equal to them (reports read those months from the rollups). Unset: kept forever.
    */
   LEDGER_RETENTION_MONTHS: digits('a whole number of months 1..1200').pipe(z.number().min(1, 'at least 1 month').max(1200, 'at most 1200 months')).optional(),
+  /** How often each instance closes finished days into daily rollups (instances share the work by advisory locks). */
+  ROLLUP_INTERVAL_MS: positiveInt(15 * 60_000),
+  /** How often each instance deletes expired idempotency keys. */
+  IDEMPOTENCY_PURGE_INTERVAL_MS: positiveInt(3600_000),
   /** Seed nodes of a Redis Cluster; when set the gate uses ioredis' Cluster client and REDIS_URL is not used. */
   REDIS_CLUSTER_NODES: clusterNodes,
   /** OTLP/HTTP traces endpoint (e.g. http://collector:4318); unset: tracing is off and costs nothing. */

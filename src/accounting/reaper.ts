@@ -1,4 +1,4 @@
-import { Prisma } from '../generated/prisma/client';
+import { Prisma } from '../../generated/prisma/client';
 import { periodic } from '../infra/periodic';
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';

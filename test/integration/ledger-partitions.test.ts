@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import Redis from 'ioredis';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { PrismaClient } from '../../src/generated/prisma/client';
+import { PrismaClient } from '../../generated/prisma/client';
 import { makeLedger, type HeldEntry } from '../../src/accounting/ledger';
 import { makeCheckpointer } from '../../src/accounting/checkpointer';
 import { makeReaper } from '../../src/accounting/reaper';
