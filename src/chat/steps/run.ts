@@ -65,7 +65,7 @@ const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant', TOOL: 'to
  */
 export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): Run {
   const startedMs = Date.now();
-  const inflight = deps.checkpointer.track(a.requestId);
+  const inflight = deps.checkpointer.track(a.requestId, a.startedAt);
   const ac = new AbortController();
   let endedBy: EndedBy = null;
   let terminal: Terminal | null = null;

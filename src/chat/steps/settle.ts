@@ -67,6 +67,7 @@ async function settleRow(deps: SettleDeps, a: Admitted, end: RunEnd): Promise<Fi
 
   const settledHere = await deps.ledger
     .settle(a.requestId, {
+      startedAt: a.startedAt,
       model,
       attempts: stored,
       promptTokens: usage.promptTokens,
