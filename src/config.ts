@@ -48,6 +48,11 @@ const SECRETS = new Set(['ADMIN_API_KEY', 'GLOBAL_API_KEY']);
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: port(4000),
+  /**
+   * Processes serving PORT together (node:cluster): each a whole instance with its own pools and jobs. 1: this
+   * process serves alone. Size it to the cores; each worker opens its own Postgres pools (see docs/scaling.md).
+   */
+  WORKERS: digits('a whole number of worker processes 1..64').pipe(z.number().min(1, 'at least 1').max(64, 'at most 64')).default(1),
   DATABASE_URL: url(['postgresql:', 'postgres:'], 'postgresql://postgres@127.0.0.1:5432/llm_gateway'),
   REDIS_URL: url(['redis:', 'rediss:'], 'redis://127.0.0.1:6379'),
   GLOBAL_API_BASE_URL: url(['http:', 'https:'], 'https://global-apis.com/v1'),

@@ -140,9 +140,12 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
     },
 
     async lastMinute(tenantId) {
+      // An upper bound as well: the later months' partitions are pruned.
       const rows = await db.$queryRaw<{ n: bigint; tokens: bigint | null }[]>`
         SELECT count(*) AS n, sum(prompt_tokens + max_tokens) AS tokens
-          FROM usage_ledger WHERE tenant_id = ${tenantId}::uuid AND started_at > now() - interval '1 minute'`;
+          FROM usage_ledger
+         WHERE tenant_id = ${tenantId}::uuid AND started_at > now() - interval '1 minute'
+           AND started_at < now() + interval '1 hour'`;
       return { requests: Number(rows[0]?.n ?? 0), tokens: Number(rows[0]?.tokens ?? 0) };
     },
 
