@@ -49,12 +49,33 @@ export async function ensureDatabase(url) {
   }
 }
 
+/**
+ * The pg adapter runs a migration script split at every ';', which cuts a PL/pgSQL function body (a trigger) apart.
+ * Sent whole as one simple query, Postgres parses it itself (dollar quotes included) and runs it as one implicit
+ * transaction, as `prisma migrate deploy` would.
+ */
+function wholeScripts(factory) {
+  const connect = factory.connect.bind(factory);
+  factory.connect = async () => {
+    const adapter = await connect();
+    adapter.executeScript = async (script) => {
+      try {
+        await adapter.client.query(script);
+      } catch (e) {
+        adapter.onError(e);
+      }
+    };
+    return adapter;
+  };
+  return factory;
+}
+
 async function engineFor(url, schemaText) {
   const logs = [];
   const engine = await SchemaEngine.new(
     { datamodels: [[schemaPath, schemaText]] },
     (line) => logs.push(line),
-    bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString: url })),
+    bindMigrationAwareSqlAdapterFactory(wholeScripts(new PrismaPg({ connectionString: url }))),
   );
   return engine;
 }
