@@ -30,6 +30,7 @@ import { makeUpstreamClient } from './upstream';
 import { makeIdempotency } from './chat/idempotency';
 import { makeKeySignals } from './chat/key-signals';
 import { makeChatService } from './chat/chat-service';
+import { makeAlerts, type Alerts } from './alerts';
 import { makeReportsService, makeRollupJob } from './reports';
 import { makePager } from './reports/pages';
 import { startSimulator, type Simulator } from './simulator/server';
@@ -56,6 +57,8 @@ export interface App {
   applyGatePending(): Promise<number>;
   /** One reconciler pass: compares the gate with the ledger and repairs lasting drift. */
   reconcileOnce(): Promise<Drift[]>;
+  /** Budget alerts: deliverOnce / forecastOnce run a pass of their jobs (tests, and the jobs' own timers). */
+  readonly alerts: Alerts;
   /**
    * Drains, then closes: new operations get SERVICE_UNAVAILABLE and /readyz 503; requests in flight run on for up to
    * DRAIN_TIMEOUT_MS, the rest end with outcome SHUTDOWN; all settle in Postgres and Redis; then HTTP and graphql-ws
@@ -184,6 +187,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       onDenied: (reason) => metrics.denials.inc({ reason }),
     });
     const chat = tracing ? traceChat(untracedChat, tracing) : untracedChat;
+    const alerts = makeAlerts({ db, epoch, logger, publisher: redis, subscriber, config });
 
     const services: Services = {
       auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
@@ -197,6 +201,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       reports: makeReportsService({ db }),
       routing,
       pages: makePager(db),
+      alerts,
     };
 
     const buildContext = makeContextBuilder(services, logger, metrics);
@@ -250,6 +255,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
     });
     closers.push(() => reconciler.stop());
     closers.push(() => server.stop());
+    // Before the server drains (closers run last-in first): open budgetEvents streams end rather than hold it up.
+    closers.push(() => alerts.stop());
 
     if (opts.background !== false) {
       checkpointer.start();
@@ -259,6 +266,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       reconciler.start(config.RECONCILE_INTERVAL_MS);
       const purge = periodic(() => idempotency.purgeExpired(), 3600_000, (e) => logger.warn({ err: e }, 'idempotency purge failed'));
       purge.start();
+      alerts.start();
       closers.push(() => purge.stop());
     }
 
@@ -273,6 +281,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       reapOnce: () => reaper.reapOnce(),
       applyGatePending: () => gateApplier.applyPendingOnce(),
       reconcileOnce: () => reconciler.reconcileOnce(),
+      alerts,
       stop: () =>
         (stopping ??= (async () => {
           // Clients close only after every run has settled and handed its final event over.
