@@ -30,7 +30,7 @@ const RANGES: ReadonlyArray<readonly [string, number, 'ipv4' | 'ipv6', string]> 
 const lists = RANGES.map(([net, prefix, type, label]) => {
   const l = new BlockList();
   l.addSubnet(net, prefix, type);
-  return { l, label };
+  return { l, type, label };
 });
 
 /** 'public', or what kind of non-public address `ip` is (loopback, private, link-local, unique-local, ...). */
@@ -38,7 +38,8 @@ export function classifyAddress(ip: string): string {
   const v = isIP(ip);
   if (v === 0) throw new Error(`not an IP address: ${ip}`);
   const type = v === 4 ? 'ipv4' : 'ipv6';
-  return lists.find(({ l }) => l.check(ip, type))?.label ?? 'public';
+  // Only ranges of the address's own family: a BlockList also matches IPv4 against IPv6 ranges (::ffff:0:0/96).
+  return lists.find((r) => r.type === type && r.l.check(ip, type))?.label ?? 'public';
 }
 
 export class AddressRefused extends Error {
