@@ -1,4 +1,4 @@
-import type { Resolvers } from './generated';
+import type { Resolvers } from '../../generated/graphql';
 import type { GraphQLContext } from './context';
 import { requireAdmin, scopeTenant } from '../tenants/principal';
 import { guardArguments } from './argument-guard';

@@ -5,8 +5,9 @@ import type { GraphQLSchema } from 'graphql';
 import { resolvers } from './resolvers';
 import { frontendResolvers } from './frontend-resolvers';
 import { alertResolvers } from './alert-resolvers';
+import { PROJECT_ROOT } from '../infra/project-root';
 
-const SCHEMA_DIR = path.join(__dirname, 'schema');
+const SCHEMA_DIR = path.join(PROJECT_ROOT, 'src/graphql/schema');
 
 /** The SDL files, as codegen reads them. */
 export function loadTypeDefs(): string[] {

@@ -1,4 +1,4 @@
-import { Prisma } from '../generated/prisma/client';
+import { Prisma } from '../../generated/prisma/client';
 import type { Db } from '../infra/prisma';
 import { formatUsd } from '../accounting/money';
 import type { MonthPlan } from './day-plan';

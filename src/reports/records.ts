@@ -1,5 +1,5 @@
 import type { Db } from '../infra/prisma';
-import type { LedgerEntry, AuditEntry } from '../generated/prisma/client';
+import type { LedgerEntry, AuditEntry } from '../../generated/prisma/client';
 import { badInput } from '../errors';
 import type { AttemptView, AuditEntryView, RequestRecordView } from './types';
 
