@@ -83,7 +83,11 @@ export function makeDeliveryJob(deps: { db: Db; hub: BudgetEventHub; sender: Web
 
   return {
     async deliverOnce() {
-      const published = await publishPending();
+      // Redis down must not hold webhooks back: the unpublished rows stay so and the next pass publishes them.
+      const published = await publishPending().catch((e) => {
+        deps.logger.warn({ err: e }, 'budget events not published to subscribers; retried next pass');
+        return 0;
+      });
       const due = await claimDue();
       await Promise.all(due.map((r) => attempt(r).catch((e) => deps.logger.warn({ err: e, eventId: r.eventId }, 'budget alert delivery failed; retried after its lease'))));
       return { published, attempted: due.length };
