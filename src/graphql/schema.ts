@@ -10,7 +10,7 @@ import { PROJECT_ROOT } from '../infra/project-root';
 const SCHEMA_DIR = path.join(PROJECT_ROOT, 'src/graphql/schema');
 
 /** The SDL files, as codegen reads them. */
-export function loadTypeDefs(): string[] {
+function loadTypeDefs(): string[] {
   return readdirSync(SCHEMA_DIR)
     .filter((f) => f.endsWith('.graphql'))
     .sort()
