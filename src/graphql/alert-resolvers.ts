@@ -2,6 +2,7 @@ import type { Resolvers } from '../../generated/graphql';
 import type { GraphQLContext } from './context';
 import { requireAdmin, scopeTenant } from '../tenants/principal';
 import { guardArguments } from './argument-guard';
+import type { AlertSettings } from '../alerts/alert-settings';
 
 /** "Left out" versus explicit null: for setTenantAlerts, null restores a default and leaving out keeps the value. */
 const given = <T>(args: object, name: string, value: T | null | undefined) =>
@@ -11,11 +12,19 @@ const given = <T>(args: object, name: string, value: T | null | undefined) =>
 const tenantFilter = (ctx: GraphQLContext, tenantId: string | null | undefined, what: string): string | null =>
   ctx.principal.kind === 'admin' ? (tenantId ?? null) : scopeTenant(ctx.principal, tenantId, what);
 
+/** One read of a tenant's alert settings per Tenant object, however many of its alert fields are selected. */
+const settingsRead = new WeakMap<object, Promise<AlertSettings>>();
+function settingsOf(t: { id: string }, ctx: GraphQLContext): Promise<AlertSettings> {
+  let p = settingsRead.get(t);
+  if (!p) settingsRead.set(t, (p = ctx.services.alerts.settings.get(t.id)));
+  return p;
+}
+
 /** What alerts.graphql adds: alert settings on Tenant, their mutations, the logs and the budgetEvents subscription. */
 export const alertResolvers: Resolvers = guardArguments<Resolvers>({
   Tenant: {
-    alertThresholds: async (t, _a, { services }) => [...(await services.alerts.settings.get(t.id)).thresholds],
-    alertWebhookUrl: async (t, _a, { services }) => (await services.alerts.settings.get(t.id)).webhookUrl,
+    alertThresholds: async (t, _a, ctx) => [...(await settingsOf(t, ctx)).thresholds],
+    alertWebhookUrl: async (t, _a, ctx) => (await settingsOf(t, ctx)).webhookUrl,
   },
   BudgetEvent: {
     spentUsd: (e) => e.spentMicros,

@@ -5,6 +5,7 @@ import { createSqlPool } from '../../src/infra/postgres';
 import { makeLedger } from '../../src/accounting/ledger';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_ADMIN_KEY, createTenant, gqlOk, startApp, startSim, wsClient } from '../support/app';
+import { makeStreamClient } from '../support/stream-clients';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { startTcpProxy, type TcpProxy } from '../support/faults';
 import { startHttpsReceiver, type HttpsReceiver } from '../support/https-receiver';
@@ -96,4 +97,30 @@ it('a webhook leased by an instance that died is left alone until the lease ends
   const after = await db.budgetAlert.findUniqueOrThrow({ where: { id: row.id } });
   expect(after).toMatchObject({ webhookStatus: 'DELIVERED', attempts: 2 });
   expect(receiver.received.filter((h) => h.path === `/lease/${t.id}`)).toHaveLength(1);
+});
+
+it('shutdown ends open budgetEvents streams (graphql-ws and SSE) instead of waiting on them', async () => {
+  const app = await startApp({}, sim, { background: false });
+  const ended: string[] = [];
+  const live: string[] = [];
+  const clientsOpen = (['apollo-ws', 'graphql-sse'] as const).map((name) => {
+    const c = makeStreamClient(name, app.url, TEST_ADMIN_KEY);
+    c.subscribe(`subscription { budgetEvents { id } }`, {}, {
+      next: (d) => live.push(`${name}:${d.budgetEvents.id}`),
+      error: () => ended.push(name),
+      complete: () => ended.push(name),
+    });
+    return c;
+  });
+  try {
+    await until(async () => {
+      await app.services.alerts.events.publish({ id: 'probe', tenantId: randomUUID(), kind: 'FORECAST', month: '2026-11', thresholdPercent: null, spentMicros: 0n, budgetMicros: null, exhaustsOn: null, createdAt: new Date() });
+      return live.includes('apollo-ws:probe') && live.includes('graphql-sse:probe');
+    }, 'both subscriptions to be live', 10_000, 200);
+    await app.stop();
+    await until(() => ended.length === 2, 'both streams to end');
+  } finally {
+    await Promise.all(clientsOpen.map((c) => c.dispose()));
+    await app.stop();
+  }
 });

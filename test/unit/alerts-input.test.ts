@@ -4,6 +4,7 @@ import { checkThresholds, checkWebhookUrl } from '../../src/alerts/alert-input';
 import { backoffMs } from '../../src/alerts/delivery-job';
 import { signBody, webhookBody } from '../../src/alerts/webhook-sender';
 import { projectBudgetExhaustion } from '../../src/reports/projection';
+import { loadConfig } from '../../src/config';
 
 describe('the webhook address classifier', () => {
   it.each([
@@ -104,5 +105,14 @@ describe('budget exhaustion forecast', () => {
     expect(projectBudgetExhaustion({ spentMicros: 10_000_000n, budgetMicros: 10_000_000n, monthStart, monthEnd, now })).toBeNull();
     expect(projectBudgetExhaustion({ spentMicros: 0n, budgetMicros: 10_000_000n, monthStart, monthEnd, now })).toBeNull();
     expect(projectBudgetExhaustion({ spentMicros: 9n, budgetMicros: 10n, monthStart, monthEnd, now: new Date('2026-11-01T00:30:00Z') })).toBeNull();
+  });
+});
+
+describe('alert configuration', () => {
+  it('is off for private addresses by default and refuses anything but true or false', () => {
+    expect(loadConfig({}).ALERT_WEBHOOKS_ALLOW_PRIVATE).toBe(false);
+    expect(loadConfig({ ALERT_WEBHOOKS_ALLOW_PRIVATE: 'true' }).ALERT_WEBHOOKS_ALLOW_PRIVATE).toBe(true);
+    expect(() => loadConfig({ ALERT_WEBHOOKS_ALLOW_PRIVATE: 'yes' })).toThrow(/ALERT_WEBHOOKS_ALLOW_PRIVATE="yes": expected true or false/);
+    expect(() => loadConfig({ ALERT_WEBHOOK_MAX_ATTEMPTS: '0' })).toThrow(/ALERT_WEBHOOK_MAX_ATTEMPTS/);
   });
 });
