@@ -7,6 +7,7 @@ import type { ChatResult as ChatResultView, ChatStreamEvent as ChatStreamEventVi
 import type { RequestRecordView, AuditEntryView, CostReportView } from '../src/reports/types';
 import type { OverrideView } from '../src/tenants/admin-service';
 import type { ProfileParent } from '../src/graphql/frontend-resolvers';
+import type { BudgetEventView, BudgetAlertView, AlertDeliveryView } from '../src/alerts/types';
 import type { GraphQLContext } from '../src/graphql/context';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = T | null;
@@ -28,6 +29,34 @@ export type Scalars = {
    * Held internally as integer micro-dollars; never a float.
    */
   Usd: { input: string; output: bigint; }
+};
+
+/** One webhook attempt. */
+export type AlertDelivery = {
+  readonly __typename?: 'AlertDelivery';
+  readonly attempt: Scalars['Int']['output'];
+  readonly createdAt: Scalars['DateTime']['output'];
+  readonly durationMs: Scalars['Int']['output'];
+  readonly error: Maybe<Scalars['String']['output']>;
+  readonly eventId: Scalars['ID']['output'];
+  readonly id: Scalars['ID']['output'];
+  readonly ok: Scalars['Boolean']['output'];
+  /** The receiver's HTTP status; null when it never answered (refused address, timeout, connection error). */
+  readonly statusCode: Maybe<Scalars['Int']['output']>;
+  readonly tenantId: Scalars['ID']['output'];
+  readonly url: Scalars['String']['output'];
+};
+
+export type AlertDeliveryConnection = {
+  readonly __typename?: 'AlertDeliveryConnection';
+  readonly edges: ReadonlyArray<AlertDeliveryEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type AlertDeliveryEdge = {
+  readonly __typename?: 'AlertDeliveryEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: AlertDelivery;
 };
 
 export type ApiKey = {
@@ -84,6 +113,50 @@ export type AuditEntryEdge = {
   readonly cursor: Scalars['String']['output'];
   readonly node: AuditEntry;
 };
+
+export type BudgetAlert = {
+  readonly __typename?: 'BudgetAlert';
+  readonly attempts: Scalars['Int']['output'];
+  readonly deliveredAt: Maybe<Scalars['DateTime']['output']>;
+  readonly event: BudgetEvent;
+  readonly id: Scalars['ID']['output'];
+  readonly webhookStatus: WebhookStatus;
+};
+
+export type BudgetAlertConnection = {
+  readonly __typename?: 'BudgetAlertConnection';
+  readonly edges: ReadonlyArray<BudgetAlertEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type BudgetAlertEdge = {
+  readonly __typename?: 'BudgetAlertEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: BudgetAlert;
+};
+
+export type BudgetEvent = {
+  readonly __typename?: 'BudgetEvent';
+  readonly budgetUsd: Maybe<Scalars['Usd']['output']>;
+  readonly createdAt: Scalars['DateTime']['output'];
+  /** FORECAST: the UTC day (YYYY-MM-DD) the budget runs out at this pace. */
+  readonly exhaustsOn: Maybe<Scalars['String']['output']>;
+  /** The stable event id (X-Gateway-Event-Id): the same on every webhook retry. */
+  readonly id: Scalars['ID']['output'];
+  readonly kind: BudgetEventKind;
+  /** YYYY-MM */
+  readonly month: Scalars['String']['output'];
+  /** Settled spend of the month when the event was decided. */
+  readonly spentUsd: Scalars['Usd']['output'];
+  readonly tenantId: Scalars['ID']['output'];
+  readonly thresholdPercent: Maybe<Scalars['Int']['output']>;
+};
+
+export type BudgetEventKind =
+  /** At this month's pace the budget runs out on exhaustsOn (at most one a day). */
+  | 'FORECAST'
+  /** Spend reached thresholdPercent of the monthly budget. */
+  | 'THRESHOLD';
 
 export type ChatInput = {
   /**
@@ -278,6 +351,8 @@ export type Mutation = {
   readonly createTenant: CreateTenantPayload;
   readonly removeProfileOverride: Scalars['Boolean']['output'];
   readonly revokeApiKey: Scalars['Boolean']['output'];
+  /** Admin only. A new webhook signing secret, returned this once; the old one signs nothing more. */
+  readonly rotateAlertWebhookSecret: TenantAlertSettings;
   /**
    * Admin only. Starts a new price from now with the model's cache prices changed: an argument left out keeps its
    * price, an explicit null clears it (those tokens are then charged at the input price). Recorded in the price
@@ -292,6 +367,12 @@ export type Mutation = {
    * An unknown model or profile is BAD_USER_INPUT.
    */
   readonly setProfileOverride: ProfileOverride;
+  /**
+   * Admin only. thresholds: whole percents 1..1000, at most 10, no repeats ([] turns threshold alerts off, null
+   * restores 50, 80, 100). webhookUrl: an https URL (null removes it); the first one makes the signing secret. An
+   * argument left out keeps its value. A threshold already passed this month fires at the next settlement.
+   */
+  readonly setTenantAlerts: TenantAlertSettings;
   /** An explicit null removes the budget; leaving the argument out is BAD_USER_INPUT. */
   readonly setTenantBudget: Tenant;
   /** Admin only: caps the tenant's requests in flight at once (a whole number of at least 1), or removes the cap with null. */
@@ -328,6 +409,11 @@ export type MutationRevokeApiKeyArgs = {
 };
 
 
+export type MutationRotateAlertWebhookSecretArgs = {
+  tenantId: Scalars['ID']['input'];
+};
+
+
 export type MutationSetModelCachePricesArgs = {
   cacheWriteUsdPerMillion?: InputMaybe<Scalars['Usd']['input']>;
   cachedInputUsdPerMillion?: InputMaybe<Scalars['Usd']['input']>;
@@ -348,6 +434,13 @@ export type MutationSetProfileOverrideArgs = {
   profile: Scalars['String']['input'];
   region?: InputMaybe<Region>;
   tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationSetTenantAlertsArgs = {
+  tenantId: Scalars['ID']['input'];
+  thresholds?: InputMaybe<ReadonlyArray<Scalars['Int']['input']>>;
+  webhookUrl?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -417,12 +510,16 @@ export type ProfileOverride = {
 
 export type Query = {
   readonly __typename?: 'Query';
+  /** Admin only: webhook attempts, newest first (all tenants, or one). */
+  readonly alertDeliveriesConnection: AlertDeliveryConnection;
   /** A tenant key: its own tenant's keys (tenantId left out). The admin: any tenant's. */
   readonly apiKeys: ReadonlyArray<ApiKeyInfo>;
   /** Admin only: the audit trail, newest first. tenantId narrows it to one tenant. first: 1..500. */
   readonly auditLog: ReadonlyArray<AuditEntry>;
   /** Admin only: the audit trail, newest first, paged like requestsConnection. */
   readonly auditLogConnection: AuditEntryConnection;
+  /** Budget alerts, newest first, paged like requestsConnection. A tenant key reads its own; the admin one tenant's or all. */
+  readonly budgetAlertsConnection: BudgetAlertConnection;
   /** What a month of output tokens costs under a routing mix, from the model table. */
   readonly costProjection: CostProjection;
   /**
@@ -455,6 +552,13 @@ export type Query = {
 };
 
 
+export type QueryAlertDeliveriesConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
 export type QueryApiKeysArgs = {
   tenantId?: InputMaybe<Scalars['ID']['input']>;
 };
@@ -468,6 +572,13 @@ export type QueryAuditLogArgs = {
 
 
 export type QueryAuditLogConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
+export type QueryBudgetAlertsConnectionArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
   tenantId?: InputMaybe<Scalars['ID']['input']>;
@@ -574,7 +685,14 @@ export type RequestRecordEdge = {
 
 export type Subscription = {
   readonly __typename?: 'Subscription';
+  /** Budget events as they are decided, on every instance: a tenant key gets its own; the admin all (or one tenant's). */
+  readonly budgetEvents: BudgetEvent;
   readonly chatStream: ChatStreamEvent;
+};
+
+
+export type SubscriptionBudgetEventsArgs = {
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
 };
 
 
@@ -584,6 +702,10 @@ export type SubscriptionChatStreamArgs = {
 
 export type Tenant = {
   readonly __typename?: 'Tenant';
+  /** Percents of the monthly budget at which a budget alert fires, each at most once a month (default 50, 80, 100). */
+  readonly alertThresholds: ReadonlyArray<Scalars['Int']['output']>;
+  /** Where budget alerts are POSTed (https), signed with the tenant's webhook secret; null: no webhook. */
+  readonly alertWebhookUrl: Maybe<Scalars['String']['output']>;
   /** Reserved by requests still running. */
   readonly heldUsd: Scalars['Usd']['output'];
   readonly id: Scalars['ID']['output'];
@@ -598,6 +720,17 @@ export type Tenant = {
   /** Settled cost of this month's requests (UTC month in which each request started). */
   readonly spentThisMonthUsd: Scalars['Usd']['output'];
   readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
+};
+
+/** What the alert-settings mutations return. */
+export type TenantAlertSettings = {
+  readonly __typename?: 'TenantAlertSettings';
+  readonly tenant: Tenant;
+  /**
+   * The key webhooks are signed with (HMAC-SHA256 of the raw body, header X-Gateway-Signature: sha256=<hex>). Only
+   * when it was just made (the first webhook URL, or a rotation): shown this once, never readable again.
+   */
+  readonly webhookSecret: Maybe<Scalars['String']['output']>;
 };
 
 export type TenantConnection = {
@@ -679,6 +812,14 @@ export type UsageSource =
   | 'ESTIMATED'
   | 'PROVIDER';
 
+export type WebhookStatus =
+  | 'DELIVERED'
+  /** Gave up: attempts ran out, or the URL resolves to an address webhooks may not reach. */
+  | 'FAILED'
+  /** The tenant had no webhook URL. */
+  | 'NONE'
+  | 'PENDING';
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -752,6 +893,9 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
+  AlertDelivery: ResolverTypeWrapper<AlertDeliveryView>;
+  AlertDeliveryConnection: ResolverTypeWrapper<Omit<AlertDeliveryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AlertDeliveryEdge']> }>;
+  AlertDeliveryEdge: ResolverTypeWrapper<Omit<AlertDeliveryEdge, 'node'> & { node: ResolversTypes['AlertDelivery'] }>;
   ApiKey: ResolverTypeWrapper<ApiKey>;
   ApiKeyInfo: ResolverTypeWrapper<ApiKeyInfo>;
   Attempt: ResolverTypeWrapper<Attempt>;
@@ -759,6 +903,11 @@ export type ResolversTypes = {
   AuditEntryConnection: ResolverTypeWrapper<Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AuditEntryEdge']> }>;
   AuditEntryEdge: ResolverTypeWrapper<Omit<AuditEntryEdge, 'node'> & { node: ResolversTypes['AuditEntry'] }>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  BudgetAlert: ResolverTypeWrapper<BudgetAlertView>;
+  BudgetAlertConnection: ResolverTypeWrapper<Omit<BudgetAlertConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['BudgetAlertEdge']> }>;
+  BudgetAlertEdge: ResolverTypeWrapper<Omit<BudgetAlertEdge, 'node'> & { node: ResolversTypes['BudgetAlert'] }>;
+  BudgetEvent: ResolverTypeWrapper<BudgetEventView>;
+  BudgetEventKind: BudgetEventKind;
   ChatInput: ChatInput;
   ChatMessageInput: ChatMessageInput;
   ChatResult: ResolverTypeWrapper<ChatResultView>;
@@ -792,6 +941,7 @@ export type ResolversTypes = {
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Tenant: ResolverTypeWrapper<TenantView>;
+  TenantAlertSettings: ResolverTypeWrapper<Omit<TenantAlertSettings, 'tenant'> & { tenant: ResolversTypes['Tenant'] }>;
   TenantConnection: ResolverTypeWrapper<Omit<TenantConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['TenantEdge']> }>;
   TenantEdge: ResolverTypeWrapper<Omit<TenantEdge, 'node'> & { node: ResolversTypes['Tenant'] }>;
   ToolCall: ResolverTypeWrapper<ToolCall>;
@@ -803,10 +953,14 @@ export type ResolversTypes = {
   Usage: ResolverTypeWrapper<Usage>;
   UsageSource: UsageSource;
   Usd: ResolverTypeWrapper<Scalars['Usd']['output']>;
+  WebhookStatus: WebhookStatus;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
+  AlertDelivery: AlertDeliveryView;
+  AlertDeliveryConnection: Omit<AlertDeliveryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AlertDeliveryEdge']> };
+  AlertDeliveryEdge: Omit<AlertDeliveryEdge, 'node'> & { node: ResolversParentTypes['AlertDelivery'] };
   ApiKey: ApiKey;
   ApiKeyInfo: ApiKeyInfo;
   Attempt: Attempt;
@@ -814,6 +968,10 @@ export type ResolversParentTypes = {
   AuditEntryConnection: Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AuditEntryEdge']> };
   AuditEntryEdge: Omit<AuditEntryEdge, 'node'> & { node: ResolversParentTypes['AuditEntry'] };
   Boolean: Scalars['Boolean']['output'];
+  BudgetAlert: BudgetAlertView;
+  BudgetAlertConnection: Omit<BudgetAlertConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['BudgetAlertEdge']> };
+  BudgetAlertEdge: Omit<BudgetAlertEdge, 'node'> & { node: ResolversParentTypes['BudgetAlert'] };
+  BudgetEvent: BudgetEventView;
   ChatInput: ChatInput;
   ChatMessageInput: ChatMessageInput;
   ChatResult: ChatResultView;
@@ -842,6 +1000,7 @@ export type ResolversParentTypes = {
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
   Tenant: TenantView;
+  TenantAlertSettings: Omit<TenantAlertSettings, 'tenant'> & { tenant: ResolversParentTypes['Tenant'] };
   TenantConnection: Omit<TenantConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['TenantEdge']> };
   TenantEdge: Omit<TenantEdge, 'node'> & { node: ResolversParentTypes['Tenant'] };
   ToolCall: ToolCall;
@@ -851,6 +1010,29 @@ export type ResolversParentTypes = {
   ToolInput: ToolInput;
   Usage: Usage;
   Usd: Scalars['Usd']['output'];
+};
+
+export type AlertDeliveryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDelivery'] = ResolversParentTypes['AlertDelivery']> = {
+  attempt?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  durationMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  eventId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  statusCode?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  tenantId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type AlertDeliveryConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDeliveryConnection'] = ResolversParentTypes['AlertDeliveryConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['AlertDeliveryEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type AlertDeliveryEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDeliveryEdge'] = ResolversParentTypes['AlertDeliveryEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['AlertDelivery'], ParentType, ContextType>;
 };
 
 export type ApiKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ApiKey'] = ResolversParentTypes['ApiKey']> = {
@@ -893,6 +1075,36 @@ export type AuditEntryConnectionResolvers<ContextType = GraphQLContext, ParentTy
 export type AuditEntryEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEntryEdge'] = ResolversParentTypes['AuditEntryEdge']> = {
   cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   node?: Resolver<ResolversTypes['AuditEntry'], ParentType, ContextType>;
+};
+
+export type BudgetAlertResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlert'] = ResolversParentTypes['BudgetAlert']> = {
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  deliveredAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  event?: Resolver<ResolversTypes['BudgetEvent'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  webhookStatus?: Resolver<ResolversTypes['WebhookStatus'], ParentType, ContextType>;
+};
+
+export type BudgetAlertConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlertConnection'] = ResolversParentTypes['BudgetAlertConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['BudgetAlertEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type BudgetAlertEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlertEdge'] = ResolversParentTypes['BudgetAlertEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['BudgetAlert'], ParentType, ContextType>;
+};
+
+export type BudgetEventResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetEvent'] = ResolversParentTypes['BudgetEvent']> = {
+  budgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  exhaustsOn?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['BudgetEventKind'], ParentType, ContextType>;
+  month?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  spentUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
+  tenantId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  thresholdPercent?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
 export type ChatResultResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ChatResult'] = ResolversParentTypes['ChatResult']> = {
@@ -990,9 +1202,11 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   createTenant?: Resolver<ResolversTypes['CreateTenantPayload'], ParentType, ContextType, RequireFields<MutationCreateTenantArgs, 'input'>>;
   removeProfileOverride?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveProfileOverrideArgs, 'profile' | 'tenantId'>>;
   revokeApiKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
+  rotateAlertWebhookSecret?: Resolver<ResolversTypes['TenantAlertSettings'], ParentType, ContextType, RequireFields<MutationRotateAlertWebhookSecretArgs, 'tenantId'>>;
   setModelCachePrices?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelCachePricesArgs, 'model'>>;
   setModelPrice?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelPriceArgs, 'model' | 'outputUsdPerMillion'>>;
   setProfileOverride?: Resolver<ResolversTypes['ProfileOverride'], ParentType, ContextType, RequireFields<MutationSetProfileOverrideArgs, 'model' | 'profile' | 'tenantId'>>;
+  setTenantAlerts?: Resolver<ResolversTypes['TenantAlertSettings'], ParentType, ContextType, RequireFields<MutationSetTenantAlertsArgs, 'tenantId'>>;
   setTenantBudget?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantBudgetArgs, 'tenantId'>>;
   setTenantConcurrency?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantConcurrencyArgs, 'tenantId'>>;
   setTenantLimits?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantLimitsArgs, 'tenantId'>>;
@@ -1023,9 +1237,11 @@ export type ProfileOverrideResolvers<ContextType = GraphQLContext, ParentType ex
 };
 
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  alertDeliveriesConnection?: Resolver<ResolversTypes['AlertDeliveryConnection'], ParentType, ContextType, RequireFields<QueryAlertDeliveriesConnectionArgs, 'first'>>;
   apiKeys?: Resolver<ReadonlyArray<ResolversTypes['ApiKeyInfo']>, ParentType, ContextType, Partial<QueryApiKeysArgs>>;
   auditLog?: Resolver<ReadonlyArray<ResolversTypes['AuditEntry']>, ParentType, ContextType, RequireFields<QueryAuditLogArgs, 'first'>>;
   auditLogConnection?: Resolver<ResolversTypes['AuditEntryConnection'], ParentType, ContextType, RequireFields<QueryAuditLogConnectionArgs, 'first'>>;
+  budgetAlertsConnection?: Resolver<ResolversTypes['BudgetAlertConnection'], ParentType, ContextType, RequireFields<QueryBudgetAlertsConnectionArgs, 'first'>>;
   costProjection?: Resolver<ResolversTypes['CostProjection'], ParentType, ContextType, RequireFields<QueryCostProjectionArgs, 'mix' | 'monthlyOutputTokens'>>;
   costReport?: Resolver<ResolversTypes['CostReport'], ParentType, ContextType, RequireFields<QueryCostReportArgs, 'groupBy' | 'month'>>;
   me?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
@@ -1064,10 +1280,13 @@ export type RequestRecordEdgeResolvers<ContextType = GraphQLContext, ParentType 
 };
 
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  budgetEvents?: SubscriptionResolver<ResolversTypes['BudgetEvent'], "budgetEvents", ParentType, ContextType, Partial<SubscriptionBudgetEventsArgs>>;
   chatStream?: SubscriptionResolver<ResolversTypes['ChatStreamEvent'], "chatStream", ParentType, ContextType, RequireFields<SubscriptionChatStreamArgs, 'input'>>;
 };
 
 export type TenantResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Tenant'] = ResolversParentTypes['Tenant']> = {
+  alertThresholds?: Resolver<ReadonlyArray<ResolversTypes['Int']>, ParentType, ContextType>;
+  alertWebhookUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   heldUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   maxConcurrentRequests?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
@@ -1077,6 +1296,11 @@ export type TenantResolvers<ContextType = GraphQLContext, ParentType extends Res
   requestsPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   spentThisMonthUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type TenantAlertSettingsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TenantAlertSettings'] = ResolversParentTypes['TenantAlertSettings']> = {
+  tenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
+  webhookSecret?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type TenantConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TenantConnection'] = ResolversParentTypes['TenantConnection']> = {
@@ -1116,12 +1340,19 @@ export interface UsdScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes[
 }
 
 export type Resolvers<ContextType = GraphQLContext> = {
+  AlertDelivery?: AlertDeliveryResolvers<ContextType>;
+  AlertDeliveryConnection?: AlertDeliveryConnectionResolvers<ContextType>;
+  AlertDeliveryEdge?: AlertDeliveryEdgeResolvers<ContextType>;
   ApiKey?: ApiKeyResolvers<ContextType>;
   ApiKeyInfo?: ApiKeyInfoResolvers<ContextType>;
   Attempt?: AttemptResolvers<ContextType>;
   AuditEntry?: AuditEntryResolvers<ContextType>;
   AuditEntryConnection?: AuditEntryConnectionResolvers<ContextType>;
   AuditEntryEdge?: AuditEntryEdgeResolvers<ContextType>;
+  BudgetAlert?: BudgetAlertResolvers<ContextType>;
+  BudgetAlertConnection?: BudgetAlertConnectionResolvers<ContextType>;
+  BudgetAlertEdge?: BudgetAlertEdgeResolvers<ContextType>;
+  BudgetEvent?: BudgetEventResolvers<ContextType>;
   ChatResult?: ChatResultResolvers<ContextType>;
   ChatStreamEvent?: ChatStreamEventResolvers<ContextType>;
   CostProjection?: CostProjectionResolvers<ContextType>;
@@ -1142,6 +1373,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   RequestRecordEdge?: RequestRecordEdgeResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   Tenant?: TenantResolvers<ContextType>;
+  TenantAlertSettings?: TenantAlertSettingsResolvers<ContextType>;
   TenantConnection?: TenantConnectionResolvers<ContextType>;
   TenantEdge?: TenantEdgeResolvers<ContextType>;
   ToolCall?: ToolCallResolvers<ContextType>;

@@ -9,6 +9,7 @@ import type { ReportsService } from './reports';
 import type { RoutingOptions } from './routing';
 import type { Epoch } from './infra/epoch';
 import type { Pager } from './reports/pages';
+import type { Alerts } from './alerts';
 
 /** The use cases the API calls; built once in app.ts. */
 export interface Services {
@@ -24,4 +25,6 @@ export interface Services {
   readonly routing: RoutingOptions;
   /** Relay-style pages of requests, the audit trail and tenants. */
   readonly pages: Pager;
+  /** Budget alert settings, logs and the budgetEvents fan-out. */
+  readonly alerts: Alerts;
 }

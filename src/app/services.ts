@@ -18,6 +18,7 @@ import { makeDrain, type Drain } from '../chat/drain';
 import { makeIdempotency, type Idempotency } from '../chat/idempotency';
 import { makeKeySignals } from '../chat/key-signals';
 import { makeChatService } from '../chat/chat-service';
+import { makeAlerts } from '../alerts';
 import { makeModelHealth, type RoutingOptions } from '../routing';
 import { makeReportsService } from '../reports';
 import { makePager } from '../reports/pages';
@@ -111,6 +112,7 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     onDenied: (reason) => metrics.denials.inc({ reason }),
   });
 
+  const alerts = makeAlerts({ db, epoch, logger, publisher: redis, subscriber: clients.subscriber, config });
   const services: Services = {
     auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
     epoch,
@@ -123,6 +125,7 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     reports: makeReportsService({ db }),
     routing,
     pages: makePager(db),
+    alerts,
   };
   return { services, metrics, drain, limiter, ledger, gateLedger, gateApplier, gateRepair, checkpointer, idempotency };
 }
