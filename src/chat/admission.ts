@@ -4,10 +4,10 @@ import { reseedBudget } from '../accounting/budget-reseed';
 import type { Logger } from '../infra/logger';
 import type { CatalogStore } from '../catalog/catalog-store';
 import type { TenantStore, TenantSettings } from '../tenants/tenant-store';
-import type { Principal } from '../tenants/principal';
+import type { KeyLimits, Principal } from '../tenants/principal';
 import { requireTenant } from '../tenants/principal';
 import { buildModelPlan, buildPlan, type Plan, type RoutingOptions } from '../routing';
-import type { AdmitInput, AdmitResult, Limiter, RateLimitName, WindowUse } from '../limits';
+import type { AdmitInput, AdmitResult, LimitScope, Limiter, RateLimitName, WindowUse } from '../limits';
 import { WRITE_AHEAD_DEADLINE_MS, type Ledger, type PriceSnapshot } from '../accounting/ledger';
 import { unitPricesOf, worstCaseMicros, type UnitPrices } from '../accounting/pricing';
 import { formatUsd } from '../accounting/money';
@@ -25,6 +25,8 @@ export interface Admitted {
   readonly requestId: string;
   readonly tenant: TenantSettings;
   readonly keyId: string;
+  /** The key's own limits, checked with the tenant's (and again when a fallback grows the hold). */
+  readonly keyLimits: KeyLimits;
   readonly plan: Plan;
   readonly maxTokens: number;
   readonly month: string;
@@ -52,6 +54,8 @@ export interface AdmissionDeps {
 export interface Validated {
   readonly tenant: TenantSettings;
   readonly keyId: string;
+  /** The key's own limits, checked with the tenant's (and again when a fallback grows the hold). */
+  readonly keyLimits: KeyLimits;
   readonly plan: Plan;
   readonly maxTokens: number;
   readonly prices: PriceSnapshot;
@@ -77,7 +81,7 @@ export async function validate(deps: AdmissionDeps, principal: Principal, input:
   const plan: Plan = { ...planned, chain: planned.chain.filter((m) => m.model.outputMicrosPerMillion !== null) };
   const prices: Record<string, UnitPrices> = {};
   for (const m of plan.chain) prices[m.model.id] = unitPricesOf(m.model);
-  return { tenant, keyId: who.keyId, plan, maxTokens, prices, messageBytes };
+  return { tenant, keyId: who.keyId, keyLimits: who.keyLimits, plan, maxTokens, prices, messageBytes };
 }
 
 /**
@@ -122,6 +126,7 @@ export async function reserveAdmission(deps: AdmissionDeps, v: Validated, input:
     holdMicros,
     holdTtlMs: deps.holdTtlMs,
     maxConcurrentRequests: v.tenant.maxConcurrentRequests,
+    apiKey: { id: v.keyId, ...v.keyLimits },
   };
   const { generation, windows } = await reserve(deps, v.tenant, gate);
   return { v, input, startedAt, promptEstimate, gate, generation, windows, reservedAtMs: Date.now() };
@@ -166,6 +171,7 @@ export async function writeAhead(deps: AdmissionDeps, r: Reserved): Promise<Admi
     requestId: gate.requestId,
     tenant: v.tenant,
     keyId: v.keyId,
+    keyLimits: v.keyLimits,
     plan: v.plan,
     maxTokens: v.maxTokens,
     month: gate.month,
@@ -207,25 +213,33 @@ async function reserve(deps: AdmissionDeps, tenant: TenantSettings, gate: AdmitI
   switch (verdict.reason) {
     case 'RATE_LIMITED':
       deps.onDenied?.('RATE_LIMITED');
-      throw new AppError('RATE_LIMITED', rateLimitMessage(verdict.limit, verdict.retryAfterMs), { retryAfterMs: verdict.retryAfterMs, limit: verdict.limit });
+      throw new AppError('RATE_LIMITED', rateLimitMessage(verdict.limit, verdict.scope, verdict.retryAfterMs), {
+        retryAfterMs: verdict.retryAfterMs,
+        limit: verdict.limit,
+        scope: verdict.scope,
+      });
     case 'BUDGET_EXCEEDED':
       deps.onDenied?.('BUDGET_EXCEEDED');
       throw new AppError(
         'BUDGET_EXCEEDED',
-        `this request could cost up to $${formatUsd(gate.holdMicros)}, more than the $${formatUsd(verdict.remainingMicros)} left of this month's budget`,
-        { remainingUsd: formatUsd(verdict.remainingMicros), requestMaxUsd: formatUsd(gate.holdMicros) },
+        `this request could cost up to $${formatUsd(gate.holdMicros)}, more than the $${formatUsd(verdict.remainingMicros)} left of ${budgetOwner(verdict.scope)} budget`,
+        { remainingUsd: formatUsd(verdict.remainingMicros), requestMaxUsd: formatUsd(gate.holdMicros), scope: verdict.scope },
       );
     default:
       throw serviceUnavailable('a consistent budget state', new Error(String((verdict as { reason: string }).reason)));
   }
 }
 
-function rateLimitMessage(limit: RateLimitName, retryAfterMs: number): string {
+/** Whose monthly budget refused, in words: the tenant's or the API key's own. */
+export const budgetOwner = (scope: LimitScope): string => (scope === 'KEY' ? "this API key's own monthly" : "this month's");
+
+function rateLimitMessage(limit: RateLimitName, scope: LimitScope, retryAfterMs: number): string {
+  const whose = scope === 'KEY' ? "this API key's own" : "this tenant's";
   switch (limit) {
     case 'REQUESTS_PER_MINUTE':
-      return `requests per minute limit reached; retry in ${retryAfterMs} ms`;
+      return `${whose} requests per minute limit reached; retry in ${retryAfterMs} ms`;
     case 'TOKENS_PER_MINUTE':
-      return `tokens per minute limit reached; retry in ${retryAfterMs} ms`;
+      return `${whose} tokens per minute limit reached; retry in ${retryAfterMs} ms`;
     case 'CONCURRENT_REQUESTS':
       return `this tenant's limit of requests in flight at once is reached; retry in ${retryAfterMs} ms`;
   }

@@ -11,7 +11,7 @@ import type { Checkpointer } from '../accounting/checkpointer';
 import type { Ledger, Outcome, StoredAttempt, UsageSource } from '../accounting/ledger';
 import { priceUsage } from '../accounting/pricing';
 import { formatUsd } from '../accounting/money';
-import type { Admitted } from './admission';
+import { budgetOwner, type Admitted } from './admission';
 import type { ChatInput } from './chat-input';
 import { upstreamToolChoice, upstreamTools } from './tool-input';
 import type { AttemptView, UsageView } from './types';
@@ -153,13 +153,15 @@ async function* run(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect
             extraMicros: cost,
             budgetMicros: a.tenant.monthlyBudgetMicros,
             holdTtlMs: deps.holdTtlMs,
+            apiKey: { id: a.keyId, budgetMicros: a.keyLimits.budgetMicros },
           });
           // The extension joins the request's one hold, released with it at settlement. Only a real budget
           // denial stops the fallback: a month state lost to a Redis flush is rebuilt from the ledger later.
           if (!r.allowed && r.reason === 'BUDGET_EXCEEDED') {
             await deps.ledger.adjustHold(a.requestId, -cost);
-            denied = new AppError('BUDGET_EXCEEDED', 'the model failed mid-answer and the budget left does not cover another attempt', {
+            denied = new AppError('BUDGET_EXCEEDED', `the model failed mid-answer and what is left of ${budgetOwner(r.scope)} budget does not cover another attempt`, {
               remainingUsd: formatUsd(r.remainingMicros ?? 0n),
+              scope: r.scope,
             });
             ac.abort(denied);
           }
@@ -268,7 +270,7 @@ async function settle(
       // The row stays HELD with its last checkpoint; the reaper settles it once the lease runs out.
       throw new AppError('SERVICE_UNAVAILABLE', 'the gateway lost its database while finishing this request; it is billed from its last checkpoint, retry it for a whole answer', {}, { cause: e });
     });
-  const gateBase = { tenantId: a.tenant.id, requestId: a.requestId, startedAt: a.startedAt };
+  const gateBase = { tenantId: a.tenant.id, requestId: a.requestId, apiKeyId: a.keyId, startedAt: a.startedAt };
   if (settledHere) {
     // The answer does not wait for a Redis that refuses or hangs: the ledger row stays pending and is retried.
     await deps.gate.apply({ ...gateBase, version: 1, actualMicros: costMicros, actualTokens: promptTokens + completionTokens, tokensEstimate: a.tokensEstimate }, GATE_WAIT_MS);

@@ -100,3 +100,8 @@ export type DailyRollup = Prisma.DailyRollupModel
  * Which closed days have rollups, per tenant-independent day.
  */
 export type RollupDay = Prisma.RollupDayModel
+/**
+ * Model AdminKey
+ * Named admin keys beside the root ADMIN_API_KEY, created, rotated and revoked by the root key only.
+ */
+export type AdminKey = Prisma.AdminKeyModel

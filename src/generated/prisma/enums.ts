@@ -61,3 +61,11 @@ export const IdempotencyState = {
 } as const
 
 export type IdempotencyState = (typeof IdempotencyState)[keyof typeof IdempotencyState]
+
+
+export const AdminScope = {
+  REPORTS: 'REPORTS',
+  FULL: 'FULL'
+} as const
+
+export type AdminScope = (typeof AdminScope)[keyof typeof AdminScope]

@@ -408,7 +408,8 @@ export const ModelName = {
   IdempotencyKey: 'IdempotencyKey',
   AuditEntry: 'AuditEntry',
   DailyRollup: 'DailyRollup',
-  RollupDay: 'RollupDay'
+  RollupDay: 'RollupDay',
+  AdminKey: 'AdminKey'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -424,7 +425,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "tenant" | "apiKey" | "model" | "modelPrice" | "profile" | "modelFallback" | "profileOverride" | "ledgerEntry" | "idempotencyKey" | "auditEntry" | "dailyRollup" | "rollupDay"
+    modelProps: "tenant" | "apiKey" | "model" | "modelPrice" | "profile" | "modelFallback" | "profileOverride" | "ledgerEntry" | "idempotencyKey" | "auditEntry" | "dailyRollup" | "rollupDay" | "adminKey"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1316,6 +1317,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    AdminKey: {
+      payload: Prisma.$AdminKeyPayload<ExtArgs>
+      fields: Prisma.AdminKeyFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AdminKeyFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AdminKeyFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        findFirst: {
+          args: Prisma.AdminKeyFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AdminKeyFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        findMany: {
+          args: Prisma.AdminKeyFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        create: {
+          args: Prisma.AdminKeyCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        createMany: {
+          args: Prisma.AdminKeyCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AdminKeyCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        delete: {
+          args: Prisma.AdminKeyDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        update: {
+          args: Prisma.AdminKeyUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        deleteMany: {
+          args: Prisma.AdminKeyDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AdminKeyUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AdminKeyUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        upsert: {
+          args: Prisma.AdminKeyUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        aggregate: {
+          args: Prisma.AdminKeyAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAdminKey>
+        }
+        groupBy: {
+          args: Prisma.AdminKeyGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AdminKeyGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AdminKeyCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AdminKeyCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1374,6 +1449,13 @@ export const ApiKeyScalarFieldEnum = {
   tenantId: 'tenantId',
   hash: 'hash',
   prefix: 'prefix',
+  name: 'name',
+  monthlyBudgetMicros: 'monthlyBudgetMicros',
+  requestsPerMinute: 'requestsPerMinute',
+  tokensPerMinute: 'tokensPerMinute',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
   createdAt: 'createdAt',
   lastUsedAt: 'lastUsedAt',
   revokedAt: 'revokedAt'
@@ -1509,6 +1591,7 @@ export type IdempotencyKeyScalarFieldEnum = (typeof IdempotencyKeyScalarFieldEnu
 export const AuditEntryScalarFieldEnum = {
   id: 'id',
   actor: 'actor',
+  actorKeyId: 'actorKeyId',
   action: 'action',
   targetType: 'targetType',
   targetId: 'targetId',
@@ -1546,6 +1629,23 @@ export const RollupDayScalarFieldEnum = {
 } as const
 
 export type RollupDayScalarFieldEnum = (typeof RollupDayScalarFieldEnum)[keyof typeof RollupDayScalarFieldEnum]
+
+
+export const AdminKeyScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  scope: 'scope',
+  hash: 'hash',
+  prefix: 'prefix',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
+  createdAt: 'createdAt',
+  lastUsedAt: 'lastUsedAt',
+  revokedAt: 'revokedAt'
+} as const
+
+export type AdminKeyScalarFieldEnum = (typeof AdminKeyScalarFieldEnum)[keyof typeof AdminKeyScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -1764,6 +1864,20 @@ export type ListEnumIdempotencyStateFieldRefInput<$PrismaModel> = FieldRefInputT
 
 
 /**
+ * Reference to a field of type 'AdminScope'
+ */
+export type EnumAdminScopeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'AdminScope'>
+    
+
+
+/**
+ * Reference to a field of type 'AdminScope[]'
+ */
+export type ListEnumAdminScopeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'AdminScope[]'>
+    
+
+
+/**
  * Reference to a field of type 'Float'
  */
 export type FloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Float'>
@@ -1939,6 +2053,7 @@ export type GlobalOmitConfig = {
   auditEntry?: Prisma.AuditEntryOmit
   dailyRollup?: Prisma.DailyRollupOmit
   rollupDay?: Prisma.RollupDayOmit
+  adminKey?: Prisma.AdminKeyOmit
 }
 
 /* Types for Logging */

@@ -62,7 +62,8 @@ export const ModelName = {
   IdempotencyKey: 'IdempotencyKey',
   AuditEntry: 'AuditEntry',
   DailyRollup: 'DailyRollup',
-  RollupDay: 'RollupDay'
+  RollupDay: 'RollupDay',
+  AdminKey: 'AdminKey'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -100,6 +101,13 @@ export const ApiKeyScalarFieldEnum = {
   tenantId: 'tenantId',
   hash: 'hash',
   prefix: 'prefix',
+  name: 'name',
+  monthlyBudgetMicros: 'monthlyBudgetMicros',
+  requestsPerMinute: 'requestsPerMinute',
+  tokensPerMinute: 'tokensPerMinute',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
   createdAt: 'createdAt',
   lastUsedAt: 'lastUsedAt',
   revokedAt: 'revokedAt'
@@ -235,6 +243,7 @@ export type IdempotencyKeyScalarFieldEnum = (typeof IdempotencyKeyScalarFieldEnu
 export const AuditEntryScalarFieldEnum = {
   id: 'id',
   actor: 'actor',
+  actorKeyId: 'actorKeyId',
   action: 'action',
   targetType: 'targetType',
   targetId: 'targetId',
@@ -272,6 +281,23 @@ export const RollupDayScalarFieldEnum = {
 } as const
 
 export type RollupDayScalarFieldEnum = (typeof RollupDayScalarFieldEnum)[keyof typeof RollupDayScalarFieldEnum]
+
+
+export const AdminKeyScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  scope: 'scope',
+  hash: 'hash',
+  prefix: 'prefix',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
+  createdAt: 'createdAt',
+  lastUsedAt: 'lastUsedAt',
+  revokedAt: 'revokedAt'
+} as const
+
+export type AdminKeyScalarFieldEnum = (typeof AdminKeyScalarFieldEnum)[keyof typeof AdminKeyScalarFieldEnum]
 
 
 export const SortOrder = {
