@@ -28,6 +28,7 @@ const config: CodegenConfig = {
           ChatStreamEvent: '../chat/types#ChatStreamEvent as ChatStreamEventView',
           RequestRecord: '../reports/types#RequestRecordView',
           AuditEntry: '../reports/types#AuditEntryView',
+          ApiKeyInfo: '../reports/types#ApiKeyInfoView',
           CostReport: '../reports/types#CostReportView',
           ProfileOverride: '../tenants/admin-service#OverrideView',
           Profile: './frontend-resolvers#ProfileParent',

@@ -11,6 +11,7 @@ import { makeTenantStore } from './tenants/tenant-store';
 import { makeAuthenticator } from './tenants/authenticate';
 import { makeAuthFailures } from './tenants/auth-failures';
 import { makeAdminService } from './tenants/admin-service';
+import { makeKeyAdminService } from './tenants/key-admin';
 import { makeCachePriceService } from './catalog/cache-prices';
 import { makeTenantReader } from './tenants/tenant-reader';
 import { makeLimiter } from './limits';
@@ -192,6 +193,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       tenants,
       tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
       admin: makeAdminService({ db, epoch, logger }),
+      keyAdmin: makeKeyAdminService({ db, epoch, logger }),
       cachePrices: makeCachePriceService({ db, epoch, logger }),
       chat,
       reports: makeReportsService({ db }),

@@ -4,6 +4,7 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { GraphQLSchema } from 'graphql';
 import { resolvers } from './resolvers';
 import { frontendResolvers } from './frontend-resolvers';
+import { keyResolvers } from './key-resolvers';
 
 const SCHEMA_DIR = path.join(__dirname, 'schema');
 
@@ -17,5 +18,5 @@ export function loadTypeDefs(): string[] {
 
 /** One executable schema, shared by HTTP and graphql-ws. */
 export function buildSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers] as never });
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers, keyResolvers] as never });
 }

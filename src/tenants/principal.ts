@@ -31,14 +31,17 @@ export function requireTenant(p: Principal, what: string): Extract<Principal, { 
 }
 
 /** Reads: the root key or any admin key (reports-only included). */
-export function requireAdmin(p: Principal, what: string): Actor {
+export function requireAdminRead(p: Principal, what: string): Actor {
   if (p.kind !== 'admin') throw new AppError('FORBIDDEN', `${what} needs the admin key`);
   return p.actor;
 }
 
-/** Changes: the root key or a FULL admin key; a reports-only key is FORBIDDEN. Returns who acts, for the audit log. */
-export function requireFullAdmin(p: Principal, what: string): Actor {
-  const actor = requireAdmin(p, what);
+/**
+ * Changes (and anything not known to be a read): the root key or a FULL admin key; a reports-only key is
+ * FORBIDDEN. Returns who acts, for the audit log. The stricter check carries the plain name so it is the default.
+ */
+export function requireAdmin(p: Principal, what: string): Actor {
+  const actor = requireAdminRead(p, what);
   if (p.kind === 'admin' && p.scope !== 'FULL') {
     throw new AppError('FORBIDDEN', `${what} changes the gateway: the admin key "${actor.name}" is reports-only`, { scope: p.scope });
   }
@@ -47,7 +50,7 @@ export function requireFullAdmin(p: Principal, what: string): Actor {
 
 /** Admin keys themselves are managed by the root ADMIN_API_KEY only: no admin key can mint or revoke another. */
 export function requireRootAdmin(p: Principal, what: string): Actor {
-  const actor = requireAdmin(p, what);
+  const actor = requireAdminRead(p, what);
   if (actor.keyId !== null) throw new AppError('FORBIDDEN', `${what} needs the root admin key (ADMIN_API_KEY); admin keys cannot manage admin keys`);
   return actor;
 }
