@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 const newTenant = (): string => `t-${randomUUID()}`;
-const noLimits = (id = randomUUID()): ApiKeyLimits => ({ id, budgetMicros: null, requestsPerMinute: null, tokensPerMinute: null });
+const noLimits = (id: string = randomUUID()): ApiKeyLimits => ({ id, budgetMicros: null, requestsPerMinute: null, tokensPerMinute: null });
 
 function input(tenantId: string, apiKey: ApiKeyLimits, over: Partial<AdmitInput> = {}): AdmitInput {
   return {
