@@ -1,4 +1,4 @@
-import type { Resolvers } from './generated';
+import type { Resolvers } from '../../generated/graphql';
 import { requireAdmin, requireAdminRead, requireRootAdmin } from '../tenants/principal';
 import { guardArguments } from './argument-guard';
 
