@@ -531,6 +531,57 @@ export type JsonNullableWithAggregatesFilterBase<$PrismaModel = never> = {
   _max?: Prisma.NestedJsonNullableFilter<$PrismaModel>
 }
 
+export type EnumBudgetEventKindFilter<$PrismaModel = never> = {
+  equals?: $Enums.BudgetEventKind | Prisma.EnumBudgetEventKindFieldRefInput<$PrismaModel>
+  in?: $Enums.BudgetEventKind[] | Prisma.ListEnumBudgetEventKindFieldRefInput<$PrismaModel>
+  notIn?: $Enums.BudgetEventKind[] | Prisma.ListEnumBudgetEventKindFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumBudgetEventKindFilter<$PrismaModel> | $Enums.BudgetEventKind
+}
+
+export type EnumWebhookStatusFilter<$PrismaModel = never> = {
+  equals?: $Enums.WebhookStatus | Prisma.EnumWebhookStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.WebhookStatus[] | Prisma.ListEnumWebhookStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.WebhookStatus[] | Prisma.ListEnumWebhookStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel> | $Enums.WebhookStatus
+}
+
+export type EnumBudgetEventKindWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.BudgetEventKind | Prisma.EnumBudgetEventKindFieldRefInput<$PrismaModel>
+  in?: $Enums.BudgetEventKind[] | Prisma.ListEnumBudgetEventKindFieldRefInput<$PrismaModel>
+  notIn?: $Enums.BudgetEventKind[] | Prisma.ListEnumBudgetEventKindFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumBudgetEventKindWithAggregatesFilter<$PrismaModel> | $Enums.BudgetEventKind
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumBudgetEventKindFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumBudgetEventKindFilter<$PrismaModel>
+}
+
+export type EnumWebhookStatusWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.WebhookStatus | Prisma.EnumWebhookStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.WebhookStatus[] | Prisma.ListEnumWebhookStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.WebhookStatus[] | Prisma.ListEnumWebhookStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumWebhookStatusWithAggregatesFilter<$PrismaModel> | $Enums.WebhookStatus
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel>
+}
+
+export type EnumAdminScopeFilter<$PrismaModel = never> = {
+  equals?: $Enums.AdminScope | Prisma.EnumAdminScopeFieldRefInput<$PrismaModel>
+  in?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel> | $Enums.AdminScope
+}
+
+export type EnumAdminScopeWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.AdminScope | Prisma.EnumAdminScopeFieldRefInput<$PrismaModel>
+  in?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumAdminScopeWithAggregatesFilter<$PrismaModel> | $Enums.AdminScope
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel>
+}
+
 export type NestedUuidFilter<$PrismaModel = never> = {
   equals?: string | Prisma.StringFieldRefInput<$PrismaModel>
   in?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
@@ -1001,6 +1052,57 @@ export type NestedJsonNullableFilterBase<$PrismaModel = never> = {
   gt?: runtime.InputJsonValue | Prisma.JsonFieldRefInput<$PrismaModel>
   gte?: runtime.InputJsonValue | Prisma.JsonFieldRefInput<$PrismaModel>
   not?: runtime.InputJsonValue | Prisma.JsonFieldRefInput<$PrismaModel> | Prisma.JsonNullValueFilter
+}
+
+export type NestedEnumBudgetEventKindFilter<$PrismaModel = never> = {
+  equals?: $Enums.BudgetEventKind | Prisma.EnumBudgetEventKindFieldRefInput<$PrismaModel>
+  in?: $Enums.BudgetEventKind[] | Prisma.ListEnumBudgetEventKindFieldRefInput<$PrismaModel>
+  notIn?: $Enums.BudgetEventKind[] | Prisma.ListEnumBudgetEventKindFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumBudgetEventKindFilter<$PrismaModel> | $Enums.BudgetEventKind
+}
+
+export type NestedEnumWebhookStatusFilter<$PrismaModel = never> = {
+  equals?: $Enums.WebhookStatus | Prisma.EnumWebhookStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.WebhookStatus[] | Prisma.ListEnumWebhookStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.WebhookStatus[] | Prisma.ListEnumWebhookStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel> | $Enums.WebhookStatus
+}
+
+export type NestedEnumBudgetEventKindWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.BudgetEventKind | Prisma.EnumBudgetEventKindFieldRefInput<$PrismaModel>
+  in?: $Enums.BudgetEventKind[] | Prisma.ListEnumBudgetEventKindFieldRefInput<$PrismaModel>
+  notIn?: $Enums.BudgetEventKind[] | Prisma.ListEnumBudgetEventKindFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumBudgetEventKindWithAggregatesFilter<$PrismaModel> | $Enums.BudgetEventKind
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumBudgetEventKindFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumBudgetEventKindFilter<$PrismaModel>
+}
+
+export type NestedEnumWebhookStatusWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.WebhookStatus | Prisma.EnumWebhookStatusFieldRefInput<$PrismaModel>
+  in?: $Enums.WebhookStatus[] | Prisma.ListEnumWebhookStatusFieldRefInput<$PrismaModel>
+  notIn?: $Enums.WebhookStatus[] | Prisma.ListEnumWebhookStatusFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumWebhookStatusWithAggregatesFilter<$PrismaModel> | $Enums.WebhookStatus
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel>
+}
+
+export type NestedEnumAdminScopeFilter<$PrismaModel = never> = {
+  equals?: $Enums.AdminScope | Prisma.EnumAdminScopeFieldRefInput<$PrismaModel>
+  in?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel> | $Enums.AdminScope
+}
+
+export type NestedEnumAdminScopeWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.AdminScope | Prisma.EnumAdminScopeFieldRefInput<$PrismaModel>
+  in?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumAdminScopeWithAggregatesFilter<$PrismaModel> | $Enums.AdminScope
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel>
 }
 
 

@@ -14,23 +14,22 @@ export const accessResolvers: Resolvers = guardArguments<Resolvers>({
   },
   Mutation: {
     suspendTenant: async (_p, { tenantId, reason }, { principal, services }) => {
-      requireAdmin(principal, 'suspendTenant');
-      await services.access.suspendTenant(tenantId, reason ?? null);
+      const actor = requireAdmin(principal, 'suspendTenant');
+      await services.access.suspendTenant(tenantId, reason ?? null, actor);
       return services.tenantReader.view(tenantId);
     },
     resumeTenant: async (_p, { tenantId }, { principal, services }) => {
-      requireAdmin(principal, 'resumeTenant');
-      await services.access.resumeTenant(tenantId);
+      const actor = requireAdmin(principal, 'resumeTenant');
+      await services.access.resumeTenant(tenantId, actor);
       return services.tenantReader.view(tenantId);
     },
     setTenantModelAccess: async (_p, { tenantId, mode, models }, { principal, services }) => {
-      requireAdmin(principal, 'setTenantModelAccess');
-      await services.access.setModelAccess(tenantId, mode, models ?? null);
+      const actor = requireAdmin(principal, 'setTenantModelAccess');
+      await services.access.setModelAccess(tenantId, mode, models ?? null, actor);
       return services.tenantReader.view(tenantId);
     },
     setModelEnabled: (_p, { model, enabled }, { principal, services }) => {
-      requireAdmin(principal, 'setModelEnabled');
-      return services.modelSwitch.setEnabled(model, enabled);
+      return services.modelSwitch.setEnabled(model, enabled, requireAdmin(principal, 'setModelEnabled'));
     },
   },
 });

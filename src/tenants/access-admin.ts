@@ -6,17 +6,17 @@ import { makeAdminCommit } from './admin-commit';
 import { tenantOrThrow } from './admin-service';
 import { audit } from './audit';
 import type { ModelAccess } from './tenant-store';
+import type { Actor } from './principal';
 
 /** The admin's controls of what a tenant may do: suspension and its model access list. */
 export interface AccessAdmin {
   /** Nothing changes when the tenant is already suspended. */
-  suspendTenant(tenantId: string, reason: string | null): Promise<void>;
+  suspendTenant(tenantId: string, reason: string | null, actor: Actor): Promise<void>;
   /** Nothing changes when the tenant is active. */
-  resumeTenant(tenantId: string): Promise<void>;
-  setModelAccess(tenantId: string, mode: ModelAccess['mode'], models: readonly string[] | null): Promise<void>;
+  resumeTenant(tenantId: string, actor: Actor): Promise<void>;
+  setModelAccess(tenantId: string, mode: ModelAccess['mode'], models: readonly string[] | null, actor: Actor): Promise<void>;
 }
 
-const ADMIN = 'admin';
 const MAX_REASON = 500;
 const MAX_MODELS = 200;
 
@@ -49,23 +49,23 @@ function checkList(mode: ModelAccess['mode'], models: readonly string[] | null):
 export function makeAccessAdmin(deps: { db: Db; epoch: Epoch; logger?: Logger }): AccessAdmin {
   const commit = makeAdminCommit(deps);
   return {
-    async suspendTenant(tenantId, reason) {
+    async suspendTenant(tenantId, reason, actor) {
       const why = checkReason(reason);
       await commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);
         if (t.suspendedAt) return;
         const suspendedAt = new Date();
         await tx.tenant.update({ where: { id: t.id }, data: { suspendedAt, suspensionReason: why } });
-        await audit(tx, ADMIN, { action: 'suspendTenant', targetType: 'tenant', targetId: t.id, tenantId: t.id, oldValue: { suspendedAt: null }, newValue: { suspendedAt, reason: why } });
+        await audit(tx, actor, { action: 'suspendTenant', targetType: 'tenant', targetId: t.id, tenantId: t.id, oldValue: { suspendedAt: null }, newValue: { suspendedAt, reason: why } });
       });
     },
 
-    async resumeTenant(tenantId) {
+    async resumeTenant(tenantId, actor) {
       await commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);
         if (!t.suspendedAt) return;
         await tx.tenant.update({ where: { id: t.id }, data: { suspendedAt: null, suspensionReason: null } });
-        await audit(tx, ADMIN, {
+        await audit(tx, actor, {
           action: 'resumeTenant',
           targetType: 'tenant',
           targetId: t.id,
@@ -76,7 +76,7 @@ export function makeAccessAdmin(deps: { db: Db; epoch: Epoch; logger?: Logger })
       });
     },
 
-    async setModelAccess(tenantId, mode, models) {
+    async setModelAccess(tenantId, mode, models, actor) {
       const list = checkList(mode, models);
       await commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);
@@ -84,7 +84,7 @@ export function makeAccessAdmin(deps: { db: Db; epoch: Epoch; logger?: Logger })
         const unknown = list.filter((m) => !known.has(m));
         if (unknown.length) throw badInput('models', `unknown model${unknown.length > 1 ? 's' : ''} ${unknown.map((m) => `"${m.slice(0, 64)}"`).join(', ')}; the models query lists the known ones`);
         await tx.tenant.update({ where: { id: t.id }, data: { modelAccessMode: mode, modelAccessList: list } });
-        await audit(tx, ADMIN, {
+        await audit(tx, actor, {
           action: 'setTenantModelAccess',
           targetType: 'tenant',
           targetId: t.id,

@@ -4,6 +4,7 @@ import { AppError } from '../../src/errors';
 import { DEFAULT_ROUTING_OPTIONS } from '../../src/routing/plan';
 import { planFor, refuseSuspended, usableCatalog } from '../../src/tenants/access';
 import type { ModelAccess, TenantSettings } from '../../src/tenants/tenant-store';
+import { ROOT_ACTOR, type Principal } from '../../src/tenants/principal';
 
 /** The seed catalog; `disabled` models as the admin's global switch leaves them. */
 function seedCatalog(disabled: string[] = []): Catalog {
@@ -89,7 +90,8 @@ describe('usableCatalog', () => {
 describe('refuseSuspended', () => {
   const settings = (suspended: boolean) => ({ suspension: suspended ? { at: new Date(), reason: 'unpaid' } : null }) as TenantSettings;
   const auth = (kind: 'admin' | 'tenant') => ({
-    authenticate: async () => (kind === 'admin' ? ({ kind: 'admin' } as const) : ({ kind: 'tenant', tenantId: 't1', keyId: 'k1' } as const)),
+    authenticate: async (): Promise<Principal> =>
+      kind === 'admin' ? { kind: 'admin', scope: 'FULL', actor: ROOT_ACTOR } : { kind: 'tenant', tenantId: 't1', keyId: 'k1', keyLimits: { budgetMicros: null, requestsPerMinute: null, tokensPerMinute: null } },
   });
 
   it("refuses a suspended tenant's key with FORBIDDEN, reason SUSPENDED, and the admin's reason in the message", async () => {
@@ -100,7 +102,7 @@ describe('refuseSuspended', () => {
   it('lets an active tenant and the admin through, and never loads a tenant for the admin', async () => {
     expect(await refuseSuspended(auth('tenant'), { get: async () => settings(false) }).authenticate('Bearer x')).toMatchObject({ kind: 'tenant' });
     const get = jest.fn();
-    expect(await refuseSuspended(auth('admin'), { get }).authenticate('Bearer x')).toEqual({ kind: 'admin' });
+    expect(await refuseSuspended(auth('admin'), { get }).authenticate('Bearer x')).toMatchObject({ kind: 'admin' });
     expect(get).not.toHaveBeenCalled();
   });
 });

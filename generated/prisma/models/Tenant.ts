@@ -31,6 +31,7 @@ export type TenantAvgAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  alertThresholds: number | null
 }
 
 export type TenantSumAggregateOutputType = {
@@ -38,6 +39,7 @@ export type TenantSumAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  alertThresholds: number[]
 }
 
 export type TenantMinAggregateOutputType = {
@@ -50,6 +52,8 @@ export type TenantMinAggregateOutputType = {
   suspendedAt: Date | null
   suspensionReason: string | null
   modelAccessMode: $Enums.ModelAccessMode | null
+  alertWebhookUrl: string | null
+  alertWebhookSecret: string | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -64,6 +68,8 @@ export type TenantMaxAggregateOutputType = {
   suspendedAt: Date | null
   suspensionReason: string | null
   modelAccessMode: $Enums.ModelAccessMode | null
+  alertWebhookUrl: string | null
+  alertWebhookSecret: string | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -79,6 +85,9 @@ export type TenantCountAggregateOutputType = {
   suspensionReason: number
   modelAccessMode: number
   modelAccessList: number
+  alertThresholds: number
+  alertWebhookUrl: number
+  alertWebhookSecret: number
   createdAt: number
   updatedAt: number
   _all: number
@@ -90,6 +99,7 @@ export type TenantAvgAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  alertThresholds?: true
 }
 
 export type TenantSumAggregateInputType = {
@@ -97,6 +107,7 @@ export type TenantSumAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  alertThresholds?: true
 }
 
 export type TenantMinAggregateInputType = {
@@ -109,6 +120,8 @@ export type TenantMinAggregateInputType = {
   suspendedAt?: true
   suspensionReason?: true
   modelAccessMode?: true
+  alertWebhookUrl?: true
+  alertWebhookSecret?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -123,6 +136,8 @@ export type TenantMaxAggregateInputType = {
   suspendedAt?: true
   suspensionReason?: true
   modelAccessMode?: true
+  alertWebhookUrl?: true
+  alertWebhookSecret?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -138,6 +153,9 @@ export type TenantCountAggregateInputType = {
   suspensionReason?: true
   modelAccessMode?: true
   modelAccessList?: true
+  alertThresholds?: true
+  alertWebhookUrl?: true
+  alertWebhookSecret?: true
   createdAt?: true
   updatedAt?: true
   _all?: true
@@ -240,6 +258,9 @@ export type TenantGroupByOutputType = {
   suspensionReason: string | null
   modelAccessMode: $Enums.ModelAccessMode
   modelAccessList: string[]
+  alertThresholds: number[]
+  alertWebhookUrl: string | null
+  alertWebhookSecret: string | null
   createdAt: Date
   updatedAt: Date
   _count: TenantCountAggregateOutputType | null
@@ -278,11 +299,15 @@ export type TenantWhereInput = {
   suspensionReason?: Prisma.StringNullableFilter<"Tenant"> | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFilter<"Tenant"> | $Enums.ModelAccessMode
   modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
+  alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
+  alertWebhookUrl?: Prisma.StringNullableFilter<"Tenant"> | string | null
+  alertWebhookSecret?: Prisma.StringNullableFilter<"Tenant"> | string | null
   createdAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   apiKeys?: Prisma.ApiKeyListRelationFilter
   overrides?: Prisma.ProfileOverrideListRelationFilter
   ledger?: Prisma.LedgerEntryListRelationFilter
+  budgetAlerts?: Prisma.BudgetAlertListRelationFilter
 }
 
 export type TenantOrderByWithRelationInput = {
@@ -296,11 +321,15 @@ export type TenantOrderByWithRelationInput = {
   suspensionReason?: Prisma.SortOrderInput | Prisma.SortOrder
   modelAccessMode?: Prisma.SortOrder
   modelAccessList?: Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrderInput | Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   apiKeys?: Prisma.ApiKeyOrderByRelationAggregateInput
   overrides?: Prisma.ProfileOverrideOrderByRelationAggregateInput
   ledger?: Prisma.LedgerEntryOrderByRelationAggregateInput
+  budgetAlerts?: Prisma.BudgetAlertOrderByRelationAggregateInput
 }
 
 export type TenantWhereUniqueInput = Prisma.AtLeast<{
@@ -317,11 +346,15 @@ export type TenantWhereUniqueInput = Prisma.AtLeast<{
   suspensionReason?: Prisma.StringNullableFilter<"Tenant"> | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFilter<"Tenant"> | $Enums.ModelAccessMode
   modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
+  alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
+  alertWebhookUrl?: Prisma.StringNullableFilter<"Tenant"> | string | null
+  alertWebhookSecret?: Prisma.StringNullableFilter<"Tenant"> | string | null
   createdAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   apiKeys?: Prisma.ApiKeyListRelationFilter
   overrides?: Prisma.ProfileOverrideListRelationFilter
   ledger?: Prisma.LedgerEntryListRelationFilter
+  budgetAlerts?: Prisma.BudgetAlertListRelationFilter
 }, "id" | "name">
 
 export type TenantOrderByWithAggregationInput = {
@@ -335,6 +368,9 @@ export type TenantOrderByWithAggregationInput = {
   suspensionReason?: Prisma.SortOrderInput | Prisma.SortOrder
   modelAccessMode?: Prisma.SortOrder
   modelAccessList?: Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrderInput | Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   _count?: Prisma.TenantCountOrderByAggregateInput
@@ -358,6 +394,9 @@ export type TenantScalarWhereWithAggregatesInput = {
   suspensionReason?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeWithAggregatesFilter<"Tenant"> | $Enums.ModelAccessMode
   modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
+  alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
+  alertWebhookUrl?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
+  alertWebhookSecret?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Tenant"> | Date | string
 }
@@ -373,11 +412,15 @@ export type TenantCreateInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
   overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUncheckedCreateInput = {
@@ -391,11 +434,15 @@ export type TenantUncheckedCreateInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
   overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryUncheckedCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUpdateInput = {
@@ -409,11 +456,15 @@ export type TenantUpdateInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
   overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantUncheckedUpdateInput = {
@@ -427,11 +478,15 @@ export type TenantUncheckedUpdateInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
   overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantCreateManyInput = {
@@ -445,6 +500,9 @@ export type TenantCreateManyInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
 }
@@ -460,6 +518,9 @@ export type TenantUpdateManyMutationInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -475,6 +536,9 @@ export type TenantUncheckedUpdateManyInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -484,6 +548,14 @@ export type StringNullableListFilter<$PrismaModel = never> = {
   has?: string | Prisma.StringFieldRefInput<$PrismaModel> | null
   hasEvery?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
   hasSome?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
+  isEmpty?: boolean
+}
+
+export type IntNullableListFilter<$PrismaModel = never> = {
+  equals?: number[] | Prisma.ListIntFieldRefInput<$PrismaModel> | null
+  has?: number | Prisma.IntFieldRefInput<$PrismaModel> | null
+  hasEvery?: number[] | Prisma.ListIntFieldRefInput<$PrismaModel>
+  hasSome?: number[] | Prisma.ListIntFieldRefInput<$PrismaModel>
   isEmpty?: boolean
 }
 
@@ -498,6 +570,9 @@ export type TenantCountOrderByAggregateInput = {
   suspensionReason?: Prisma.SortOrder
   modelAccessMode?: Prisma.SortOrder
   modelAccessList?: Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -507,6 +582,7 @@ export type TenantAvgOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
 }
 
 export type TenantMaxOrderByAggregateInput = {
@@ -519,6 +595,8 @@ export type TenantMaxOrderByAggregateInput = {
   suspendedAt?: Prisma.SortOrder
   suspensionReason?: Prisma.SortOrder
   modelAccessMode?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -533,6 +611,8 @@ export type TenantMinOrderByAggregateInput = {
   suspendedAt?: Prisma.SortOrder
   suspensionReason?: Prisma.SortOrder
   modelAccessMode?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -542,6 +622,7 @@ export type TenantSumOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
 }
 
 export type TenantScalarRelationFilter = {
@@ -551,6 +632,10 @@ export type TenantScalarRelationFilter = {
 
 export type TenantCreatemodelAccessListInput = {
   set: string[]
+}
+
+export type TenantCreatealertThresholdsInput = {
+  set: number[]
 }
 
 export type StringFieldUpdateOperationsInput = {
@@ -588,6 +673,11 @@ export type EnumModelAccessModeFieldUpdateOperationsInput = {
 export type TenantUpdatemodelAccessListInput = {
   set?: string[]
   push?: string | string[]
+}
+
+export type TenantUpdatealertThresholdsInput = {
+  set?: number[]
+  push?: number | number[]
 }
 
 export type DateTimeFieldUpdateOperationsInput = {
@@ -636,6 +726,20 @@ export type TenantUpdateOneRequiredWithoutLedgerNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.TenantUpdateToOneWithWhereWithoutLedgerInput, Prisma.TenantUpdateWithoutLedgerInput>, Prisma.TenantUncheckedUpdateWithoutLedgerInput>
 }
 
+export type TenantCreateNestedOneWithoutBudgetAlertsInput = {
+  create?: Prisma.XOR<Prisma.TenantCreateWithoutBudgetAlertsInput, Prisma.TenantUncheckedCreateWithoutBudgetAlertsInput>
+  connectOrCreate?: Prisma.TenantCreateOrConnectWithoutBudgetAlertsInput
+  connect?: Prisma.TenantWhereUniqueInput
+}
+
+export type TenantUpdateOneRequiredWithoutBudgetAlertsNestedInput = {
+  create?: Prisma.XOR<Prisma.TenantCreateWithoutBudgetAlertsInput, Prisma.TenantUncheckedCreateWithoutBudgetAlertsInput>
+  connectOrCreate?: Prisma.TenantCreateOrConnectWithoutBudgetAlertsInput
+  upsert?: Prisma.TenantUpsertWithoutBudgetAlertsInput
+  connect?: Prisma.TenantWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.TenantUpdateToOneWithWhereWithoutBudgetAlertsInput, Prisma.TenantUpdateWithoutBudgetAlertsInput>, Prisma.TenantUncheckedUpdateWithoutBudgetAlertsInput>
+}
+
 export type TenantCreateWithoutApiKeysInput = {
   id?: string
   name: string
@@ -647,10 +751,14 @@ export type TenantCreateWithoutApiKeysInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUncheckedCreateWithoutApiKeysInput = {
@@ -664,10 +772,14 @@ export type TenantUncheckedCreateWithoutApiKeysInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryUncheckedCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedCreateNestedManyWithoutTenantInput
 }
 
 export type TenantCreateOrConnectWithoutApiKeysInput = {
@@ -697,10 +809,14 @@ export type TenantUpdateWithoutApiKeysInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantUncheckedUpdateWithoutApiKeysInput = {
@@ -714,10 +830,14 @@ export type TenantUncheckedUpdateWithoutApiKeysInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantCreateWithoutOverridesInput = {
@@ -731,10 +851,14 @@ export type TenantCreateWithoutOverridesInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUncheckedCreateWithoutOverridesInput = {
@@ -748,10 +872,14 @@ export type TenantUncheckedCreateWithoutOverridesInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryUncheckedCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedCreateNestedManyWithoutTenantInput
 }
 
 export type TenantCreateOrConnectWithoutOverridesInput = {
@@ -781,10 +909,14 @@ export type TenantUpdateWithoutOverridesInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantUncheckedUpdateWithoutOverridesInput = {
@@ -798,10 +930,14 @@ export type TenantUncheckedUpdateWithoutOverridesInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantCreateWithoutLedgerInput = {
@@ -815,10 +951,14 @@ export type TenantCreateWithoutLedgerInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
   overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUncheckedCreateWithoutLedgerInput = {
@@ -832,10 +972,14 @@ export type TenantUncheckedCreateWithoutLedgerInput = {
   suspensionReason?: string | null
   modelAccessMode?: $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
   overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedCreateNestedManyWithoutTenantInput
 }
 
 export type TenantCreateOrConnectWithoutLedgerInput = {
@@ -865,10 +1009,14 @@ export type TenantUpdateWithoutLedgerInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
   overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantUncheckedUpdateWithoutLedgerInput = {
@@ -882,10 +1030,114 @@ export type TenantUncheckedUpdateWithoutLedgerInput = {
   suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
   modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
   overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedUpdateManyWithoutTenantNestedInput
+}
+
+export type TenantCreateWithoutBudgetAlertsInput = {
+  id?: string
+  name: string
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
+  overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
+  ledger?: Prisma.LedgerEntryCreateNestedManyWithoutTenantInput
+}
+
+export type TenantUncheckedCreateWithoutBudgetAlertsInput = {
+  id?: string
+  name: string
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
+  overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
+  ledger?: Prisma.LedgerEntryUncheckedCreateNestedManyWithoutTenantInput
+}
+
+export type TenantCreateOrConnectWithoutBudgetAlertsInput = {
+  where: Prisma.TenantWhereUniqueInput
+  create: Prisma.XOR<Prisma.TenantCreateWithoutBudgetAlertsInput, Prisma.TenantUncheckedCreateWithoutBudgetAlertsInput>
+}
+
+export type TenantUpsertWithoutBudgetAlertsInput = {
+  update: Prisma.XOR<Prisma.TenantUpdateWithoutBudgetAlertsInput, Prisma.TenantUncheckedUpdateWithoutBudgetAlertsInput>
+  create: Prisma.XOR<Prisma.TenantCreateWithoutBudgetAlertsInput, Prisma.TenantUncheckedCreateWithoutBudgetAlertsInput>
+  where?: Prisma.TenantWhereInput
+}
+
+export type TenantUpdateToOneWithWhereWithoutBudgetAlertsInput = {
+  where?: Prisma.TenantWhereInput
+  data: Prisma.XOR<Prisma.TenantUpdateWithoutBudgetAlertsInput, Prisma.TenantUncheckedUpdateWithoutBudgetAlertsInput>
+}
+
+export type TenantUpdateWithoutBudgetAlertsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
+  overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
+  ledger?: Prisma.LedgerEntryUpdateManyWithoutTenantNestedInput
+}
+
+export type TenantUncheckedUpdateWithoutBudgetAlertsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
+  overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
+  ledger?: Prisma.LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput
 }
 
 
@@ -897,12 +1149,14 @@ export type TenantCountOutputType = {
   apiKeys: number
   overrides: number
   ledger: number
+  budgetAlerts: number
 }
 
 export type TenantCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | TenantCountOutputTypeCountApiKeysArgs
   overrides?: boolean | TenantCountOutputTypeCountOverridesArgs
   ledger?: boolean | TenantCountOutputTypeCountLedgerArgs
+  budgetAlerts?: boolean | TenantCountOutputTypeCountBudgetAlertsArgs
 }
 
 /**
@@ -936,6 +1190,13 @@ export type TenantCountOutputTypeCountLedgerArgs<ExtArgs extends runtime.Types.E
   where?: Prisma.LedgerEntryWhereInput
 }
 
+/**
+ * TenantCountOutputType without action
+ */
+export type TenantCountOutputTypeCountBudgetAlertsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.BudgetAlertWhereInput
+}
+
 
 export type TenantSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -948,11 +1209,15 @@ export type TenantSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   suspensionReason?: boolean
   modelAccessMode?: boolean
   modelAccessList?: boolean
+  alertThresholds?: boolean
+  alertWebhookUrl?: boolean
+  alertWebhookSecret?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
   overrides?: boolean | Prisma.Tenant$overridesArgs<ExtArgs>
   ledger?: boolean | Prisma.Tenant$ledgerArgs<ExtArgs>
+  budgetAlerts?: boolean | Prisma.Tenant$budgetAlertsArgs<ExtArgs>
   _count?: boolean | Prisma.TenantCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["tenant"]>
 
@@ -967,6 +1232,9 @@ export type TenantSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   suspensionReason?: boolean
   modelAccessMode?: boolean
   modelAccessList?: boolean
+  alertThresholds?: boolean
+  alertWebhookUrl?: boolean
+  alertWebhookSecret?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["tenant"]>
@@ -982,6 +1250,9 @@ export type TenantSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   suspensionReason?: boolean
   modelAccessMode?: boolean
   modelAccessList?: boolean
+  alertThresholds?: boolean
+  alertWebhookUrl?: boolean
+  alertWebhookSecret?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["tenant"]>
@@ -997,15 +1268,19 @@ export type TenantSelectScalar = {
   suspensionReason?: boolean
   modelAccessMode?: boolean
   modelAccessList?: boolean
+  alertThresholds?: boolean
+  alertWebhookUrl?: boolean
+  alertWebhookSecret?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "suspendedAt" | "suspensionReason" | "modelAccessMode" | "modelAccessList" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
+export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "suspendedAt" | "suspensionReason" | "modelAccessMode" | "modelAccessList" | "alertThresholds" | "alertWebhookUrl" | "alertWebhookSecret" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
 export type TenantInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
   overrides?: boolean | Prisma.Tenant$overridesArgs<ExtArgs>
   ledger?: boolean | Prisma.Tenant$ledgerArgs<ExtArgs>
+  budgetAlerts?: boolean | Prisma.Tenant$budgetAlertsArgs<ExtArgs>
   _count?: boolean | Prisma.TenantCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type TenantIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
@@ -1017,6 +1292,7 @@ export type $TenantPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
     apiKeys: Prisma.$ApiKeyPayload<ExtArgs>[]
     overrides: Prisma.$ProfileOverridePayload<ExtArgs>[]
     ledger: Prisma.$LedgerEntryPayload<ExtArgs>[]
+    budgetAlerts: Prisma.$BudgetAlertPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -1044,6 +1320,19 @@ export type $TenantPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
      * The model ids of the allow or deny list; empty with mode ALL.
      */
     modelAccessList: string[]
+    /**
+     * Percents of the monthly budget at which a budget alert fires (each once per month); see src/alerts/.
+     */
+    alertThresholds: number[]
+    /**
+     * https only; null: alerts go to the budgetEvents subscription and the alert log only.
+     */
+    alertWebhookUrl: string | null
+    /**
+     * The HMAC-SHA256 key webhooks are signed with. Kept as is because signing needs it (a hash could not sign);
+     * shown once when made, never read back through the API.
+     */
+    alertWebhookSecret: string | null
     createdAt: Date
     updatedAt: Date
   }, ExtArgs["result"]["tenant"]>
@@ -1443,6 +1732,7 @@ export interface Prisma__TenantClient<T, Null = never, ExtArgs extends runtime.T
   apiKeys<T extends Prisma.Tenant$apiKeysArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Tenant$apiKeysArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ApiKeyPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   overrides<T extends Prisma.Tenant$overridesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Tenant$overridesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ProfileOverridePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   ledger<T extends Prisma.Tenant$ledgerArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Tenant$ledgerArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$LedgerEntryPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  budgetAlerts<T extends Prisma.Tenant$budgetAlertsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Tenant$budgetAlertsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$BudgetAlertPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1482,6 +1772,9 @@ export interface TenantFieldRefs {
   readonly suspensionReason: Prisma.FieldRef<"Tenant", 'String'>
   readonly modelAccessMode: Prisma.FieldRef<"Tenant", 'ModelAccessMode'>
   readonly modelAccessList: Prisma.FieldRef<"Tenant", 'String[]'>
+  readonly alertThresholds: Prisma.FieldRef<"Tenant", 'Int[]'>
+  readonly alertWebhookUrl: Prisma.FieldRef<"Tenant", 'String'>
+  readonly alertWebhookSecret: Prisma.FieldRef<"Tenant", 'String'>
   readonly createdAt: Prisma.FieldRef<"Tenant", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Tenant", 'DateTime'>
 }
@@ -1946,6 +2239,30 @@ export type Tenant$ledgerArgs<ExtArgs extends runtime.Types.Extensions.InternalA
   take?: number
   skip?: number
   distinct?: Prisma.LedgerEntryScalarFieldEnum | Prisma.LedgerEntryScalarFieldEnum[]
+}
+
+/**
+ * Tenant.budgetAlerts
+ */
+export type Tenant$budgetAlertsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the BudgetAlert
+   */
+  select?: Prisma.BudgetAlertSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the BudgetAlert
+   */
+  omit?: Prisma.BudgetAlertOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.BudgetAlertInclude<ExtArgs> | null
+  where?: Prisma.BudgetAlertWhereInput
+  orderBy?: Prisma.BudgetAlertOrderByWithRelationInput | Prisma.BudgetAlertOrderByWithRelationInput[]
+  cursor?: Prisma.BudgetAlertWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.BudgetAlertScalarFieldEnum | Prisma.BudgetAlertScalarFieldEnum[]
 }
 
 /**
