@@ -38,3 +38,36 @@ export function gatewaySuite(env: Record<string, string> = {}, simLatencyScale =
     },
   };
 }
+
+/** The simulator's admin origin (faults and stats live outside /v1). */
+export const simAdmin = (sim: Simulator) => new URL(sim.url).origin;
+
+/** Queues a scripted fault on the simulator (shared/api/simulator.md). */
+export async function addSimFault(sim: Simulator, body: Record<string, unknown>): Promise<void> {
+  const r = await fetch(`${simAdmin(sim)}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (r.status >= 300) throw new Error(`the simulator refused the fault (${r.status}): ${await r.text()}`);
+}
+
+/**
+ * Two gateway instances on one simulator, sharing the test Postgres and Redis: the fixture of the cross-instance
+ * guarantees. The simulator's queued faults are cleared after each test; both instances and the simulator stop
+ * after the suite.
+ */
+export function twoInstanceSuite(env: Record<string, string> = {}) {
+  const parts: { sim?: Simulator; a?: App; b?: App } = {};
+  afterEach(async () => {
+    if (parts.sim) await fetch(`${simAdmin(parts.sim)}/__sim/faults`, { method: 'DELETE' });
+  });
+  afterAll(async () => {
+    await Promise.all([parts.a?.stop(), parts.b?.stop()]);
+    await parts.sim?.close();
+  });
+  return {
+    async start(): Promise<{ sim: Simulator; a: App; b: App }> {
+      const sim = (parts.sim = await startSim(0));
+      const [a, b] = await Promise.all([startApp(env, sim), startApp(env, sim)]);
+      Object.assign(parts, { a, b });
+      return { sim, a, b };
+    },
+  };
+}
