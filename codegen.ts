@@ -28,6 +28,7 @@ const config: CodegenConfig = {
           ChatStreamEvent: '../src/chat/types#ChatStreamEvent as ChatStreamEventView',
           RequestRecord: '../src/reports/types#RequestRecordView',
           AuditEntry: '../src/reports/types#AuditEntryView',
+          ApiKeyInfo: '../src/reports/types#ApiKeyInfoView',
           CostReport: '../src/reports/types#CostReportView',
           ProfileOverride: '../src/tenants/admin-service#OverrideView',
           Profile: '../src/graphql/frontend-resolvers#ProfileParent',

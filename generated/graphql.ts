@@ -4,7 +4,7 @@ import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } f
 import type { ModelInfo } from '../src/catalog/types';
 import type { TenantView } from '../src/tenants/tenant-view';
 import type { ChatResult as ChatResultView, ChatStreamEvent as ChatStreamEventView } from '../src/chat/types';
-import type { RequestRecordView, AuditEntryView, CostReportView } from '../src/reports/types';
+import type { RequestRecordView, AuditEntryView, ApiKeyInfoView, CostReportView } from '../src/reports/types';
 import type { OverrideView } from '../src/tenants/admin-service';
 import type { ProfileParent } from '../src/graphql/frontend-resolvers';
 import type { BudgetEventView, BudgetAlertView, AlertDeliveryView } from '../src/alerts/types';
@@ -30,6 +30,25 @@ export type Scalars = {
    */
   Usd: { input: string; output: bigint; }
 };
+
+export type AdminKeyInfo = {
+  readonly __typename?: 'AdminKeyInfo';
+  readonly createdAt: Scalars['DateTime']['output'];
+  readonly id: Scalars['ID']['output'];
+  readonly lastUsedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly name: Scalars['String']['output'];
+  readonly prefix: Scalars['String']['output'];
+  readonly previousKeyExpiresAt: Maybe<Scalars['DateTime']['output']>;
+  readonly revokedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly rotatedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly scope: AdminKeyScope;
+};
+
+export type AdminKeyScope =
+  /** Everything the admin can do, except managing admin keys (the root ADMIN_API_KEY only). */
+  | 'FULL'
+  /** Reads everything the admin can read (reports, tenants, keys, audit log); every change is FORBIDDEN. */
+  | 'REPORTS';
 
 /** One webhook attempt. */
 export type AlertDelivery = {
@@ -71,9 +90,23 @@ export type ApiKeyInfo = {
   readonly createdAt: Scalars['DateTime']['output'];
   readonly id: Scalars['ID']['output'];
   readonly lastUsedAt: Maybe<Scalars['DateTime']['output']>;
+  /** The key's own monthly budget, checked with the tenant's in the same admission; null: none of its own. */
+  readonly monthlyBudgetUsd: Maybe<Scalars['Usd']['output']>;
+  /** A label people give the key; null when unnamed. */
+  readonly name: Maybe<Scalars['String']['output']>;
   /** The first characters of the key, for people to recognise it. */
   readonly prefix: Scalars['String']['output'];
+  /** Until when the secret the last rotation replaced is still accepted; null when none is. */
+  readonly previousKeyExpiresAt: Maybe<Scalars['DateTime']['output']>;
+  /** The key's own requests per minute (rolling 60 s); null: none of its own. */
+  readonly requestsPerMinute: Maybe<Scalars['Int']['output']>;
   readonly revokedAt: Maybe<Scalars['DateTime']['output']>;
+  /** When the key's secret was last replaced; null if never. */
+  readonly rotatedAt: Maybe<Scalars['DateTime']['output']>;
+  /** What requests made with this key cost this month (settled, from the ledger). */
+  readonly spentThisMonthUsd: Scalars['Usd']['output'];
+  /** The key's own tokens per minute (rolling 60 s); null: none of its own. */
+  readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
 };
 
 export type Attempt = {
@@ -91,6 +124,8 @@ export type AuditEntry = {
   readonly action: Scalars['String']['output'];
   /** admin, or the tenant id for self-service actions */
   readonly actor: Scalars['String']['output'];
+  /** The admin key that made the change; null for the root ADMIN_API_KEY and for tenants (actor then says who). */
+  readonly actorKeyId: Maybe<Scalars['ID']['output']>;
   readonly createdAt: Scalars['DateTime']['output'];
   readonly id: Scalars['ID']['output'];
   /** JSON of the value after the change; null when the target was removed */
@@ -310,12 +345,26 @@ export type CreateTenantPayload = {
   readonly tenant: Tenant;
 };
 
+/** A new admin key; the secret is shown once. */
+export type CreatedAdminKey = {
+  readonly __typename?: 'CreatedAdminKey';
+  readonly id: Scalars['ID']['output'];
+  readonly key: Scalars['String']['output'];
+  readonly name: Scalars['String']['output'];
+  readonly scope: AdminKeyScope;
+};
+
 /** Why the model stopped. */
 export type FinishReason =
   | 'CONTENT_FILTER'
   | 'LENGTH'
   | 'STOP'
   | 'TOOL_CALLS';
+
+/** Whose limit refused a request: the tenant's or the API key's own (extensions.scope of RATE_LIMITED and BUDGET_EXCEEDED). */
+export type LimitScope =
+  | 'KEY'
+  | 'TENANT';
 
 export type Model = {
   readonly __typename?: 'Model';
@@ -346,13 +395,32 @@ export type ModelShareInput = {
 export type Mutation = {
   readonly __typename?: 'Mutation';
   readonly chat: ChatResult;
+  /** Root ADMIN_API_KEY only. A named admin key; names are unique. */
+  readonly createAdminKey: CreatedAdminKey;
   readonly createApiKey: ApiKey;
   /** Admin only, like every mutation below. */
   readonly createTenant: CreateTenantPayload;
   readonly removeProfileOverride: Scalars['Boolean']['output'];
+  /** Root ADMIN_API_KEY only. False when it was already revoked. */
+  readonly revokeAdminKey: Scalars['Boolean']['output'];
   readonly revokeApiKey: Scalars['Boolean']['output'];
+  /** Root ADMIN_API_KEY only. Rotates an admin key like rotateApiKey. */
+  readonly rotateAdminKey: RotatedApiKey;
   /** Admin only. A new webhook signing secret, returned this once; the old one signs nothing more. */
   readonly rotateAlertWebhookSecret: TenantAlertSettings;
+  /**
+   * Full admin. A new secret for the key (same id, name, limits and spend); the old secret keeps working for
+   * graceSeconds (0 to 604800), on every instance, then is UNAUTHENTICATED. Rotating again ends an earlier grace.
+   * A revoked key: CONFLICT.
+   */
+  readonly rotateApiKey: RotatedApiKey;
+  /**
+   * Full admin. The key's own limits, checked with the tenant's in the same atomic admission: an argument left out
+   * keeps its value, null removes that limit of the key (the tenant's still applies). Limits are whole numbers >= 1.
+   */
+  readonly setApiKeyLimits: ApiKeyInfo;
+  /** Full admin. Names a tenant key (1 to 100 letters, digits, spaces, dots, dashes or underscores); null clears it. */
+  readonly setApiKeyName: ApiKeyInfo;
   /**
    * Admin only. Starts a new price from now with the model's cache prices changed: an argument left out keeps its
    * price, an explicit null clears it (those tokens are then charged at the input price). Recorded in the price
@@ -387,6 +455,12 @@ export type MutationChatArgs = {
 };
 
 
+export type MutationCreateAdminKeyArgs = {
+  name: Scalars['String']['input'];
+  scope: AdminKeyScope;
+};
+
+
 export type MutationCreateApiKeyArgs = {
   tenantId: Scalars['ID']['input'];
 };
@@ -404,13 +478,44 @@ export type MutationRemoveProfileOverrideArgs = {
 };
 
 
+export type MutationRevokeAdminKeyArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
 export type MutationRevokeApiKeyArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationRotateAdminKeyArgs = {
+  graceSeconds: Scalars['Int']['input'];
   id: Scalars['ID']['input'];
 };
 
 
 export type MutationRotateAlertWebhookSecretArgs = {
   tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationRotateApiKeyArgs = {
+  graceSeconds: Scalars['Int']['input'];
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationSetApiKeyLimitsArgs = {
+  id: Scalars['ID']['input'];
+  monthlyBudgetUsd?: InputMaybe<Scalars['Usd']['input']>;
+  requestsPerMinute?: InputMaybe<Scalars['Int']['input']>;
+  tokensPerMinute?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type MutationSetApiKeyNameArgs = {
+  id: Scalars['ID']['input'];
+  name?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -510,6 +615,8 @@ export type ProfileOverride = {
 
 export type Query = {
   readonly __typename?: 'Query';
+  /** Admin only (any admin key): the named admin keys, newest first. */
+  readonly adminKeys: ReadonlyArray<AdminKeyInfo>;
   /** Admin only: webhook attempts, newest first (all tenants, or one). */
   readonly alertDeliveriesConnection: AlertDeliveryConnection;
   /** A tenant key: its own tenant's keys (tenantId left out). The admin: any tenant's. */
@@ -681,6 +788,15 @@ export type RequestRecordEdge = {
   readonly __typename?: 'RequestRecordEdge';
   readonly cursor: Scalars['String']['output'];
   readonly node: RequestRecord;
+};
+
+/** A rotated key: the same id, name and limits with a new secret (shown once). */
+export type RotatedApiKey = {
+  readonly __typename?: 'RotatedApiKey';
+  readonly id: Scalars['ID']['output'];
+  readonly key: Scalars['String']['output'];
+  /** Until when the old secret is still accepted; null when it stopped at once (graceSeconds 0). */
+  readonly previousKeyExpiresAt: Maybe<Scalars['DateTime']['output']>;
 };
 
 export type Subscription = {
@@ -893,11 +1009,13 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
+  AdminKeyInfo: ResolverTypeWrapper<AdminKeyInfo>;
+  AdminKeyScope: AdminKeyScope;
   AlertDelivery: ResolverTypeWrapper<AlertDeliveryView>;
   AlertDeliveryConnection: ResolverTypeWrapper<Omit<AlertDeliveryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AlertDeliveryEdge']> }>;
   AlertDeliveryEdge: ResolverTypeWrapper<Omit<AlertDeliveryEdge, 'node'> & { node: ResolversTypes['AlertDelivery'] }>;
   ApiKey: ResolverTypeWrapper<ApiKey>;
-  ApiKeyInfo: ResolverTypeWrapper<ApiKeyInfo>;
+  ApiKeyInfo: ResolverTypeWrapper<ApiKeyInfoView>;
   Attempt: ResolverTypeWrapper<Attempt>;
   AuditEntry: ResolverTypeWrapper<AuditEntryView>;
   AuditEntryConnection: ResolverTypeWrapper<Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AuditEntryEdge']> }>;
@@ -920,11 +1038,13 @@ export type ResolversTypes = {
   Count: ResolverTypeWrapper<Scalars['Count']['output']>;
   CreateTenantInput: CreateTenantInput;
   CreateTenantPayload: ResolverTypeWrapper<Omit<CreateTenantPayload, 'tenant'> & { tenant: ResolversTypes['Tenant'] }>;
+  CreatedAdminKey: ResolverTypeWrapper<CreatedAdminKey>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   FinishReason: FinishReason;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  LimitScope: LimitScope;
   Model: ResolverTypeWrapper<ModelInfo>;
   ModelShareInput: ModelShareInput;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -938,6 +1058,7 @@ export type ResolversTypes = {
   RequestRecord: ResolverTypeWrapper<RequestRecordView>;
   RequestRecordConnection: ResolverTypeWrapper<Omit<RequestRecordConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['RequestRecordEdge']> }>;
   RequestRecordEdge: ResolverTypeWrapper<Omit<RequestRecordEdge, 'node'> & { node: ResolversTypes['RequestRecord'] }>;
+  RotatedApiKey: ResolverTypeWrapper<RotatedApiKey>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Tenant: ResolverTypeWrapper<TenantView>;
@@ -958,11 +1079,12 @@ export type ResolversTypes = {
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
+  AdminKeyInfo: AdminKeyInfo;
   AlertDelivery: AlertDeliveryView;
   AlertDeliveryConnection: Omit<AlertDeliveryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AlertDeliveryEdge']> };
   AlertDeliveryEdge: Omit<AlertDeliveryEdge, 'node'> & { node: ResolversParentTypes['AlertDelivery'] };
   ApiKey: ApiKey;
-  ApiKeyInfo: ApiKeyInfo;
+  ApiKeyInfo: ApiKeyInfoView;
   Attempt: Attempt;
   AuditEntry: AuditEntryView;
   AuditEntryConnection: Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AuditEntryEdge']> };
@@ -983,6 +1105,7 @@ export type ResolversParentTypes = {
   Count: Scalars['Count']['output'];
   CreateTenantInput: CreateTenantInput;
   CreateTenantPayload: Omit<CreateTenantPayload, 'tenant'> & { tenant: ResolversParentTypes['Tenant'] };
+  CreatedAdminKey: CreatedAdminKey;
   DateTime: Scalars['DateTime']['output'];
   Float: Scalars['Float']['output'];
   ID: Scalars['ID']['output'];
@@ -997,6 +1120,7 @@ export type ResolversParentTypes = {
   RequestRecord: RequestRecordView;
   RequestRecordConnection: Omit<RequestRecordConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['RequestRecordEdge']> };
   RequestRecordEdge: Omit<RequestRecordEdge, 'node'> & { node: ResolversParentTypes['RequestRecord'] };
+  RotatedApiKey: RotatedApiKey;
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
   Tenant: TenantView;
@@ -1010,6 +1134,18 @@ export type ResolversParentTypes = {
   ToolInput: ToolInput;
   Usage: Usage;
   Usd: Scalars['Usd']['output'];
+};
+
+export type AdminKeyInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AdminKeyInfo'] = ResolversParentTypes['AdminKeyInfo']> = {
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  lastUsedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  prefix?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  previousKeyExpiresAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  revokedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  rotatedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  scope?: Resolver<ResolversTypes['AdminKeyScope'], ParentType, ContextType>;
 };
 
 export type AlertDeliveryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDelivery'] = ResolversParentTypes['AlertDelivery']> = {
@@ -1044,8 +1180,15 @@ export type ApiKeyInfoResolvers<ContextType = GraphQLContext, ParentType extends
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   lastUsedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  monthlyBudgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   prefix?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  previousKeyExpiresAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  requestsPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   revokedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  rotatedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  spentThisMonthUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
+  tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
 export type AttemptResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Attempt'] = ResolversParentTypes['Attempt']> = {
@@ -1058,6 +1201,7 @@ export type AttemptResolvers<ContextType = GraphQLContext, ParentType extends Re
 export type AuditEntryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEntry'] = ResolversParentTypes['AuditEntry']> = {
   action?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   actor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  actorKeyId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   newValue?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -1180,6 +1324,13 @@ export type CreateTenantPayloadResolvers<ContextType = GraphQLContext, ParentTyp
   tenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
 };
 
+export type CreatedAdminKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CreatedAdminKey'] = ResolversParentTypes['CreatedAdminKey']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  scope?: Resolver<ResolversTypes['AdminKeyScope'], ParentType, ContextType>;
+};
+
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
 }
@@ -1198,11 +1349,17 @@ export type ModelResolvers<ContextType = GraphQLContext, ParentType extends Reso
 
 export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   chat?: Resolver<ResolversTypes['ChatResult'], ParentType, ContextType, RequireFields<MutationChatArgs, 'input'>>;
+  createAdminKey?: Resolver<ResolversTypes['CreatedAdminKey'], ParentType, ContextType, RequireFields<MutationCreateAdminKeyArgs, 'name' | 'scope'>>;
   createApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'tenantId'>>;
   createTenant?: Resolver<ResolversTypes['CreateTenantPayload'], ParentType, ContextType, RequireFields<MutationCreateTenantArgs, 'input'>>;
   removeProfileOverride?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveProfileOverrideArgs, 'profile' | 'tenantId'>>;
+  revokeAdminKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeAdminKeyArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
+  rotateAdminKey?: Resolver<ResolversTypes['RotatedApiKey'], ParentType, ContextType, RequireFields<MutationRotateAdminKeyArgs, 'graceSeconds' | 'id'>>;
   rotateAlertWebhookSecret?: Resolver<ResolversTypes['TenantAlertSettings'], ParentType, ContextType, RequireFields<MutationRotateAlertWebhookSecretArgs, 'tenantId'>>;
+  rotateApiKey?: Resolver<ResolversTypes['RotatedApiKey'], ParentType, ContextType, RequireFields<MutationRotateApiKeyArgs, 'graceSeconds' | 'id'>>;
+  setApiKeyLimits?: Resolver<ResolversTypes['ApiKeyInfo'], ParentType, ContextType, RequireFields<MutationSetApiKeyLimitsArgs, 'id'>>;
+  setApiKeyName?: Resolver<ResolversTypes['ApiKeyInfo'], ParentType, ContextType, RequireFields<MutationSetApiKeyNameArgs, 'id'>>;
   setModelCachePrices?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelCachePricesArgs, 'model'>>;
   setModelPrice?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelPriceArgs, 'model' | 'outputUsdPerMillion'>>;
   setProfileOverride?: Resolver<ResolversTypes['ProfileOverride'], ParentType, ContextType, RequireFields<MutationSetProfileOverrideArgs, 'model' | 'profile' | 'tenantId'>>;
@@ -1237,6 +1394,7 @@ export type ProfileOverrideResolvers<ContextType = GraphQLContext, ParentType ex
 };
 
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  adminKeys?: Resolver<ReadonlyArray<ResolversTypes['AdminKeyInfo']>, ParentType, ContextType>;
   alertDeliveriesConnection?: Resolver<ResolversTypes['AlertDeliveryConnection'], ParentType, ContextType, RequireFields<QueryAlertDeliveriesConnectionArgs, 'first'>>;
   apiKeys?: Resolver<ReadonlyArray<ResolversTypes['ApiKeyInfo']>, ParentType, ContextType, Partial<QueryApiKeysArgs>>;
   auditLog?: Resolver<ReadonlyArray<ResolversTypes['AuditEntry']>, ParentType, ContextType, RequireFields<QueryAuditLogArgs, 'first'>>;
@@ -1277,6 +1435,12 @@ export type RequestRecordConnectionResolvers<ContextType = GraphQLContext, Paren
 export type RequestRecordEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RequestRecordEdge'] = ResolversParentTypes['RequestRecordEdge']> = {
   cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   node?: Resolver<ResolversTypes['RequestRecord'], ParentType, ContextType>;
+};
+
+export type RotatedApiKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RotatedApiKey'] = ResolversParentTypes['RotatedApiKey']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  previousKeyExpiresAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
 };
 
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
@@ -1340,6 +1504,7 @@ export interface UsdScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes[
 }
 
 export type Resolvers<ContextType = GraphQLContext> = {
+  AdminKeyInfo?: AdminKeyInfoResolvers<ContextType>;
   AlertDelivery?: AlertDeliveryResolvers<ContextType>;
   AlertDeliveryConnection?: AlertDeliveryConnectionResolvers<ContextType>;
   AlertDeliveryEdge?: AlertDeliveryEdgeResolvers<ContextType>;
@@ -1361,6 +1526,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   CostReportRow?: CostReportRowResolvers<ContextType>;
   Count?: GraphQLScalarType;
   CreateTenantPayload?: CreateTenantPayloadResolvers<ContextType>;
+  CreatedAdminKey?: CreatedAdminKeyResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Model?: ModelResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
@@ -1371,6 +1537,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   RequestRecord?: RequestRecordResolvers<ContextType>;
   RequestRecordConnection?: RequestRecordConnectionResolvers<ContextType>;
   RequestRecordEdge?: RequestRecordEdgeResolvers<ContextType>;
+  RotatedApiKey?: RotatedApiKeyResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   Tenant?: TenantResolvers<ContextType>;
   TenantAlertSettings?: TenantAlertSettingsResolvers<ContextType>;

@@ -1,5 +1,6 @@
 import type { Authenticator } from './tenants/authenticate';
 import type { AdminService } from './tenants/admin-service';
+import type { KeyAdminService } from './tenants/key-admin';
 import type { TenantReader } from './tenants/tenant-reader';
 import type { TenantStore } from './tenants/tenant-store';
 import type { CatalogStore } from './catalog/catalog-store';
@@ -19,6 +20,8 @@ export interface Services {
   readonly tenants: TenantStore;
   readonly tenantReader: TenantReader;
   readonly admin: AdminService;
+  /** Tenant keys' names, limits and rotation; the named admin keys. */
+  readonly keyAdmin: KeyAdminService;
   readonly cachePrices: CachePriceService;
   readonly chat: ChatService;
   readonly reports: ReportsService;

@@ -114,3 +114,8 @@ export type BudgetAlert = Prisma.BudgetAlertModel
  * One webhook attempt: what the admin reads to see why a tenant got (or did not get) an alert.
  */
 export type AlertDelivery = Prisma.AlertDeliveryModel
+/**
+ * Model AdminKey
+ * Named admin keys beside the root ADMIN_API_KEY, created, rotated and revoked by the root key only.
+ */
+export type AdminKey = Prisma.AdminKeyModel

@@ -548,6 +548,23 @@ export type EnumWebhookStatusWithAggregatesFilter<$PrismaModel = never> = {
   _max?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel>
 }
 
+export type EnumAdminScopeFilter<$PrismaModel = never> = {
+  equals?: $Enums.AdminScope | Prisma.EnumAdminScopeFieldRefInput<$PrismaModel>
+  in?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel> | $Enums.AdminScope
+}
+
+export type EnumAdminScopeWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.AdminScope | Prisma.EnumAdminScopeFieldRefInput<$PrismaModel>
+  in?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumAdminScopeWithAggregatesFilter<$PrismaModel> | $Enums.AdminScope
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel>
+}
+
 export type NestedUuidFilter<$PrismaModel = never> = {
   equals?: string | Prisma.StringFieldRefInput<$PrismaModel>
   in?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
@@ -1035,6 +1052,23 @@ export type NestedEnumWebhookStatusWithAggregatesFilter<$PrismaModel = never> = 
   _count?: Prisma.NestedIntFilter<$PrismaModel>
   _min?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel>
   _max?: Prisma.NestedEnumWebhookStatusFilter<$PrismaModel>
+}
+
+export type NestedEnumAdminScopeFilter<$PrismaModel = never> = {
+  equals?: $Enums.AdminScope | Prisma.EnumAdminScopeFieldRefInput<$PrismaModel>
+  in?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel> | $Enums.AdminScope
+}
+
+export type NestedEnumAdminScopeWithAggregatesFilter<$PrismaModel = never> = {
+  equals?: $Enums.AdminScope | Prisma.EnumAdminScopeFieldRefInput<$PrismaModel>
+  in?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  notIn?: $Enums.AdminScope[] | Prisma.ListEnumAdminScopeFieldRefInput<$PrismaModel>
+  not?: Prisma.NestedEnumAdminScopeWithAggregatesFilter<$PrismaModel> | $Enums.AdminScope
+  _count?: Prisma.NestedIntFilter<$PrismaModel>
+  _min?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel>
+  _max?: Prisma.NestedEnumAdminScopeFilter<$PrismaModel>
 }
 
 

@@ -79,3 +79,11 @@ export const WebhookStatus = {
 } as const
 
 export type WebhookStatus = (typeof WebhookStatus)[keyof typeof WebhookStatus]
+
+
+export const AdminScope = {
+  REPORTS: 'REPORTS',
+  FULL: 'FULL'
+} as const
+
+export type AdminScope = (typeof AdminScope)[keyof typeof AdminScope]

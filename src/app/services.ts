@@ -7,6 +7,7 @@ import { makeTenantStore } from '../tenants/tenant-store';
 import { makeAuthenticator } from '../tenants/authenticate';
 import { makeAuthFailures } from '../tenants/auth-failures';
 import { makeAdminService } from '../tenants/admin-service';
+import { makeKeyAdminService } from '../tenants/key-admin';
 import { makeTenantReader } from '../tenants/tenant-reader';
 import { makeLimiter, type Limiter } from '../limits';
 import { makeGateRepair, type GateRepair } from '../limits/repair';
@@ -120,6 +121,7 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     tenants,
     tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
     admin: makeAdminService({ db, epoch, logger }),
+    keyAdmin: makeKeyAdminService({ db, epoch, logger }),
     cachePrices: makeCachePriceService({ db, epoch, logger }),
     chat: clients.tracing ? traceChat(chat, clients.tracing) : chat,
     reports: makeReportsService({ db }),

@@ -5,6 +5,7 @@ import type { GraphQLSchema } from 'graphql';
 import { resolvers } from './resolvers';
 import { frontendResolvers } from './frontend-resolvers';
 import { alertResolvers } from './alert-resolvers';
+import { keyResolvers } from './key-resolvers';
 import { PROJECT_ROOT } from '../infra/project-root';
 
 const SCHEMA_DIR = path.join(PROJECT_ROOT, 'src/graphql/schema');
@@ -19,5 +20,5 @@ function loadTypeDefs(): string[] {
 
 /** One executable schema, shared by HTTP and graphql-ws. */
 export function buildSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers, alertResolvers] as never });
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers, alertResolvers, keyResolvers] as never });
 }

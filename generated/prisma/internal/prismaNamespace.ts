@@ -413,7 +413,8 @@ export const ModelName = {
   RollupDay: 'RollupDay',
   TenantMonthSpend: 'TenantMonthSpend',
   BudgetAlert: 'BudgetAlert',
-  AlertDelivery: 'AlertDelivery'
+  AlertDelivery: 'AlertDelivery',
+  AdminKey: 'AdminKey'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -429,7 +430,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "tenant" | "apiKey" | "model" | "modelPrice" | "profile" | "modelFallback" | "profileOverride" | "ledgerEntry" | "ledgerRequestId" | "ledgerArchivedMonth" | "idempotencyKey" | "auditEntry" | "dailyRollup" | "rollupDay" | "tenantMonthSpend" | "budgetAlert" | "alertDelivery"
+    modelProps: "tenant" | "apiKey" | "model" | "modelPrice" | "profile" | "modelFallback" | "profileOverride" | "ledgerEntry" | "ledgerRequestId" | "ledgerArchivedMonth" | "idempotencyKey" | "auditEntry" | "dailyRollup" | "rollupDay" | "tenantMonthSpend" | "budgetAlert" | "alertDelivery" | "adminKey"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1691,6 +1692,80 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    AdminKey: {
+      payload: Prisma.$AdminKeyPayload<ExtArgs>
+      fields: Prisma.AdminKeyFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AdminKeyFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AdminKeyFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        findFirst: {
+          args: Prisma.AdminKeyFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AdminKeyFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        findMany: {
+          args: Prisma.AdminKeyFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        create: {
+          args: Prisma.AdminKeyCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        createMany: {
+          args: Prisma.AdminKeyCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AdminKeyCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        delete: {
+          args: Prisma.AdminKeyDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        update: {
+          args: Prisma.AdminKeyUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        deleteMany: {
+          args: Prisma.AdminKeyDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AdminKeyUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AdminKeyUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        upsert: {
+          args: Prisma.AdminKeyUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        aggregate: {
+          args: Prisma.AdminKeyAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAdminKey>
+        }
+        groupBy: {
+          args: Prisma.AdminKeyGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AdminKeyGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AdminKeyCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AdminKeyCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1752,6 +1827,13 @@ export const ApiKeyScalarFieldEnum = {
   tenantId: 'tenantId',
   hash: 'hash',
   prefix: 'prefix',
+  name: 'name',
+  monthlyBudgetMicros: 'monthlyBudgetMicros',
+  requestsPerMinute: 'requestsPerMinute',
+  tokensPerMinute: 'tokensPerMinute',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
   createdAt: 'createdAt',
   lastUsedAt: 'lastUsedAt',
   revokedAt: 'revokedAt'
@@ -1905,6 +1987,7 @@ export type IdempotencyKeyScalarFieldEnum = (typeof IdempotencyKeyScalarFieldEnu
 export const AuditEntryScalarFieldEnum = {
   id: 'id',
   actor: 'actor',
+  actorKeyId: 'actorKeyId',
   action: 'action',
   targetType: 'targetType',
   targetId: 'targetId',
@@ -1992,6 +2075,23 @@ export const AlertDeliveryScalarFieldEnum = {
 } as const
 
 export type AlertDeliveryScalarFieldEnum = (typeof AlertDeliveryScalarFieldEnum)[keyof typeof AlertDeliveryScalarFieldEnum]
+
+
+export const AdminKeyScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  scope: 'scope',
+  hash: 'hash',
+  prefix: 'prefix',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
+  createdAt: 'createdAt',
+  lastUsedAt: 'lastUsedAt',
+  revokedAt: 'revokedAt'
+} as const
+
+export type AdminKeyScalarFieldEnum = (typeof AdminKeyScalarFieldEnum)[keyof typeof AdminKeyScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -2238,6 +2338,20 @@ export type ListEnumWebhookStatusFieldRefInput<$PrismaModel> = FieldRefInputType
 
 
 /**
+ * Reference to a field of type 'AdminScope'
+ */
+export type EnumAdminScopeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'AdminScope'>
+    
+
+
+/**
+ * Reference to a field of type 'AdminScope[]'
+ */
+export type ListEnumAdminScopeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'AdminScope[]'>
+    
+
+
+/**
  * Reference to a field of type 'Float'
  */
 export type FloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Float'>
@@ -2418,6 +2532,7 @@ export type GlobalOmitConfig = {
   tenantMonthSpend?: Prisma.TenantMonthSpendOmit
   budgetAlert?: Prisma.BudgetAlertOmit
   alertDelivery?: Prisma.AlertDeliveryOmit
+  adminKey?: Prisma.AdminKeyOmit
 }
 
 /* Types for Logging */
