@@ -1,0 +1,180 @@
+import { AppError, UnreachableCaseError } from '../../errors';
+import type { Logger } from '../../infra/logger';
+import { routeStream, type ModelHealth, type RouteEvent } from '../../routing';
+import type { ToolCallDelta, UpstreamClient } from '../../upstream';
+import type { Limiter } from '../../limits';
+import type { Checkpointer, InFlight } from '../../accounting/checkpointer';
+import type { Ledger } from '../../accounting/ledger';
+import { formatUsd } from '../../accounting/money';
+import type { Drain } from '../drain';
+import type { ChatInput } from '../chat-input';
+import { upstreamToolChoice, upstreamTools } from '../tool-input';
+import type { Admitted } from './admit';
+import { costOfAttempts } from './cost';
+import { budgetOwner } from './gate';
+
+export interface RunDeps {
+  readonly upstream: UpstreamClient;
+  readonly health: ModelHealth;
+  readonly limiter: Pick<Limiter, 'extendHold'>;
+  readonly ledger: Pick<Ledger, 'adjustHold'>;
+  readonly checkpointer: Pick<Checkpointer, 'track'>;
+  readonly idleTimeoutMs: number;
+  readonly totalTimeoutMs: number;
+  readonly holdTtlMs: number;
+  readonly logger: Logger;
+  /** Shutdown: runs still going at the drain deadline end with outcome SHUTDOWN. */
+  readonly drain: Pick<Drain, 'deadline'>;
+}
+
+export type RunEvent =
+  | { readonly type: 'delta'; readonly model: string; readonly text: string }
+  | { readonly type: 'tool_calls'; readonly model: string; readonly deltas: readonly ToolCallDelta[] }
+  /** Collect mode: the attempt so far failed after partial content; its text is void (its tokens are billed). */
+  | { readonly type: 'discard' };
+
+export type Terminal = Extract<RouteEvent, { type: 'done' } | { type: 'failed' }>;
+
+/** Why this process ended a run itself, if it did: the drain deadline, or its row reaped elsewhere. */
+export type EndedBy = 'SHUTDOWN' | 'LEASE_LOST' | null;
+
+/** What settlement needs to know of a run, however it ended. */
+export interface RunEnd {
+  /** The router's last event; null when the consumer stopped iterating (or an exception) ended the run first. */
+  readonly terminal: Terminal | null;
+  /** Set when a fallback was refused for want of budget. */
+  readonly denied: AppError | null;
+  /** The tokens delivered by the attempt in progress, for a run that ended without a terminal event. */
+  readonly inflight: Pick<InFlight, 'tokens' | 'model'>;
+  readonly startedMs: number;
+  readonly endedBy: EndedBy;
+}
+
+export interface Run {
+  /** The content as it arrives; the caller must call end() once this stops, however it stops. */
+  events(): AsyncGenerator<RunEvent>;
+  /** Stops listening and (without a terminal event) the upstream at once; what settlement needs. */
+  end(): RunEnd;
+}
+
+const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant', TOOL: 'tool' } as const;
+
+/**
+ * Step 3 of a chat request: the fallback walk over upstream attempts (routing/route-stream.ts), its content handed
+ * on as it comes. The client going away (`signal`), the drain deadline (SHUTDOWN) and the checkpointer finding the
+ * row reaped elsewhere (LEASE_LOST) each stop the upstream; a fallback after a billed attempt first grows the hold.
+ */
+export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): Run {
+  const startedMs = Date.now();
+  const inflight = deps.checkpointer.track(a.requestId, a.startedAt);
+  const ac = new AbortController();
+  let endedBy: EndedBy = null;
+  let terminal: Terminal | null = null;
+  let denied: AppError | null = null;
+  const onAbort = () => ac.abort(signal.reason);
+  const onShutdown = () => {
+    endedBy ??= 'SHUTDOWN';
+    ac.abort(deps.drain.deadline.reason);
+  };
+  const onLost = () => {
+    endedBy ??= 'LEASE_LOST';
+    ac.abort(inflight.lost.reason);
+  };
+  if (signal.aborted) ac.abort(signal.reason);
+  else signal.addEventListener('abort', onAbort, { once: true });
+  if (deps.drain.deadline.aborted) onShutdown();
+  else deps.drain.deadline.addEventListener('abort', onShutdown, { once: true });
+  inflight.lost.addEventListener('abort', onLost, { once: true });
+
+  async function* events(): AsyncGenerator<RunEvent> {
+    for await (const ev of routeStream({ upstream: deps.upstream, health: deps.health, logger: deps.logger }, routeRequest(deps, a, input, mode, ac.signal))) {
+      switch (ev.type) {
+        case 'attempt':
+          inflight.model = ev.model;
+          inflight.tokens = 0;
+          break;
+        case 'delta':
+          inflight.tokens += ev.chunks;
+          yield { type: 'delta', model: ev.model, text: ev.text };
+          break;
+        case 'tool_calls':
+          inflight.tokens += 1;
+          yield { type: 'tool_calls', model: ev.model, deltas: ev.deltas };
+          break;
+        case 'discard': {
+          const refusal = await growHoldForFallback(deps, a, costOfAttempts([ev.attempt], a.prices).costMicros);
+          if (refusal) {
+            denied = refusal;
+            ac.abort(refusal);
+          }
+          inflight.tokens = 0;
+          yield { type: 'discard' };
+          break;
+        }
+        case 'done':
+        case 'failed':
+          terminal = ev;
+          break;
+        default:
+          throw new UnreachableCaseError(ev);
+      }
+    }
+  }
+
+  return {
+    events,
+    end() {
+      signal.removeEventListener('abort', onAbort);
+      deps.drain.deadline.removeEventListener('abort', onShutdown);
+      inflight.lost.removeEventListener('abort', onLost);
+      if (!terminal) ac.abort(new Error('run ended early')); // the consumer stopped iterating: stop the upstream at once
+      return { terminal, denied, inflight, startedMs, endedBy };
+    },
+  };
+}
+
+function routeRequest(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal) {
+  return {
+    plan: a.plan,
+    messages: input.messages.map((m) => ({
+      role: ROLE[m.role],
+      content: m.content,
+      ...(m.toolCalls?.length ? { toolCalls: m.toolCalls } : {}),
+      ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
+    })),
+    maxTokens: a.maxTokens,
+    temperature: input.temperature ?? undefined,
+    tools: upstreamTools(input),
+    toolChoice: upstreamToolChoice(input),
+    signal,
+    mode,
+    idleTimeoutMs: deps.idleTimeoutMs,
+    totalTimeoutMs: deps.totalTimeoutMs,
+  };
+}
+
+/**
+ * The failed attempt's tokens are billed too: grow the hold by their cost before trying the next model. Returns
+ * the BUDGET_EXCEEDED that stops the fallback when the budget left does not cover it.
+ */
+async function growHoldForFallback(deps: RunDeps, a: Admitted, costMicros: bigint): Promise<AppError | null> {
+  // The ledger's hold grows first, so a reseed in between restores the larger (safe) amount.
+  await deps.ledger.adjustHold(a.requestId, costMicros);
+  const r = await deps.limiter.extendHold({
+    tenantId: a.tenant.id,
+    requestId: a.requestId,
+    month: a.month,
+    extraMicros: costMicros,
+    budgetMicros: a.tenant.monthlyBudgetMicros,
+    holdTtlMs: deps.holdTtlMs,
+    apiKey: { id: a.keyId, budgetMicros: a.keyLimits.budgetMicros },
+  });
+  // The extension joins the request's one hold, released with it at settlement. Only a real budget denial stops
+  // the fallback: a month state lost to a Redis flush is rebuilt from the ledger later.
+  if (r.allowed || r.reason !== 'BUDGET_EXCEEDED') return null;
+  await deps.ledger.adjustHold(a.requestId, -costMicros);
+  return new AppError('BUDGET_EXCEEDED', `the model failed mid-answer and what is left of ${budgetOwner(r.scope)} budget does not cover another attempt`, {
+    remainingUsd: formatUsd(r.remainingMicros),
+    scope: r.scope,
+  });
+}
