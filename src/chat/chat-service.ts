@@ -2,6 +2,7 @@ import { AppError, rethrowUnavailable } from '../errors';
 import type { Principal } from '../tenants/principal';
 import { admit, reserveAdmission, validate, withdraw, writeAhead, type Admitted, type AdmissionDeps, type Windows } from './admission';
 import { runChat, type Final, type RunDeps } from './run-chat';
+import { StreamQueue } from './stream-queue';
 import { hashInput, type Idempotency, type StoredOutcome } from './idempotency';
 import type { ChatInput } from './chat-input';
 import { ToolCallAssembler } from './tool-call-assembler';
@@ -51,19 +52,26 @@ function fromStored(o: StoredOutcome): ChatResult {
 export function makeChatService(deps: ChatServiceDeps): ChatService {
   async function collect(input: ChatInput, signal: AbortSignal, a: Admitted, hooks?: ChatHooks) {
     hooks?.onAdmitted?.(a.requestId, a.windows);
-    let content = '';
+    let parts: string[] = [];
     const calls = new ToolCallAssembler();
-    let final: Final | null = null;
-    for await (const ev of runChat(deps, a, input, 'collect', signal)) {
-      if (ev.type === 'delta') content += ev.text;
-      else if (ev.type === 'tool_calls') calls.add(ev.deltas);
-      else if (ev.type === 'discard') {
-        content = '';
-        calls.reset();
-      } else final = ev.final;
+    const leave = deps.drain.enter();
+    try {
+      const final = await runChat(deps, a, input, 'collect', signal, {
+        output: (_model, events) => {
+          for (const ev of events) {
+            if (ev.type === 'delta') parts.push(ev.text);
+            else if (ev.type === 'tool_calls') calls.add(ev.deltas);
+          }
+        },
+        discard: () => {
+          parts = [];
+          calls.reset();
+        },
+      });
+      return { a, final, content: { text: parts.join(''), toolCalls: calls.calls() } };
+    } finally {
+      leave();
     }
-    if (!final) throw new Error('run ended without a final event');
-    return { a, final, content: { text: content, toolCalls: calls.calls() } };
   }
 
   return {
@@ -118,31 +126,50 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       const v = await validate(deps, principal, input, 'stream');
       const a = await admit(deps, v, input);
       hooks?.onAdmitted?.(a.requestId, a.windows);
+      // Left only after the consumer took the done event (or went away): the drain then closes clients.
+      const leave = deps.drain.enter();
+      const ac = new AbortController();
+      const onAbort = () => ac.abort(signal.reason);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      const queue = new StreamQueue(input.flushMs ?? 0);
+      const run = runChat(deps, a, input, 'stream', ac.signal, queue).then(
+        (f) => queue.end(f),
+        (e: unknown) => queue.fail(e),
+      );
+      const event = (model: string, delta: string | null, toolCallDeltas: ChatStreamEvent['toolCallDeltas']): ChatStreamEvent => ({
+        requestId: a.requestId, model, delta, done: false, outcome: null, usage: null, ttftMs: null, attempts: null, toolCallDeltas, finishReason: null,
+      });
       let model = a.plan.chain[0]!.model.id;
-      for await (const ev of runChat(deps, a, input, 'stream', signal)) {
-        if (ev.type === 'delta') {
-          model = ev.model;
-          yield { requestId: a.requestId, model, delta: ev.text, done: false, outcome: null, usage: null, ttftMs: null, attempts: null, toolCallDeltas: null, finishReason: null };
-        } else if (ev.type === 'tool_calls') {
-          model = ev.model;
-          yield { requestId: a.requestId, model, delta: null, done: false, outcome: null, usage: null, ttftMs: null, attempts: null, toolCallDeltas: ev.deltas, finishReason: null };
-        } else if (ev.type === 'final') {
-          const f = ev.final;
-          if (f.error && (f.outcome === 'FAILED' || !f.model)) throw f.error;
-          if (f.outcome === 'CLIENT_CANCELLED' && !f.model) return;
-          yield {
-            requestId: a.requestId,
-            model: f.model ?? model,
-            delta: null,
-            done: true,
-            outcome: f.outcome,
-            usage: f.usage,
-            ttftMs: f.ttftMs,
-            attempts: f.attempts,
-            toolCallDeltas: null,
-            finishReason: f.finishReason,
-          };
+      try {
+        for (;;) {
+          const item = await queue.next();
+          switch (item.kind) {
+            case 'text':
+              model = item.model;
+              yield event(model, item.text, null);
+              break;
+            case 'tools':
+              model = item.model;
+              yield event(model, null, item.deltas);
+              break;
+            case 'error':
+              throw item.error;
+            case 'end': {
+              const f = item.final;
+              if (f.error && (f.outcome === 'FAILED' || !f.model)) throw f.error;
+              if (f.outcome === 'CLIENT_CANCELLED' && !f.model) return;
+              yield { ...event(f.model ?? model, null, null), done: true, outcome: f.outcome, usage: f.usage, ttftMs: f.ttftMs, attempts: f.attempts, finishReason: f.finishReason };
+              return;
+            }
+          }
         }
+      } finally {
+        // The consumer went away mid-stream: stop the upstream; the run settles before the stream ends.
+        ac.abort(new Error('stream ended by its consumer'));
+        signal.removeEventListener('abort', onAbort);
+        await run;
+        leave();
       }
     },
   };

@@ -4,8 +4,8 @@ import type { GateLedger } from '../accounting/gate-ledger';
 import type { GateRepair } from '../limits/repair';
 import type { Drain } from './drain';
 import type { Logger } from '../infra/logger';
-import { routeStream, type AttemptRecord, type ModelHealth, type RouteEvent } from '../routing';
-import type { FinishReason, ToolCallDelta, UpstreamClient } from '../upstream';
+import { estimatePromptTokens, routeChat, type AttemptRecord, type CallModel, type ModelHealth, type RouteEnd } from '../routing';
+import type { ChatMessage, FinishReason, UpstreamClient, UpstreamEvent } from '../upstream';
 import type { Limiter } from '../limits';
 import type { Checkpointer } from '../accounting/checkpointer';
 import type { Ledger, Outcome, StoredAttempt, UsageSource } from '../accounting/ledger';
@@ -49,14 +49,15 @@ export interface Final {
   readonly error: AppError | null;
 }
 
-export type RunEvent =
-  | { readonly type: 'delta'; readonly model: string; readonly text: string }
-  | { readonly type: 'tool_calls'; readonly model: string; readonly deltas: readonly ToolCallDelta[] }
+/** Where a run's output goes, synchronously, one network read at a time: no per-token promise anywhere. */
+export interface RunSink {
+  /** The events of one upstream read with output: content and tool-call pieces in order (usage and finish to skip). */
+  output(model: string, events: readonly UpstreamEvent[]): void;
   /** Collect mode: the attempt so far failed after partial content; its text is void (its tokens are billed). */
-  | { readonly type: 'discard' }
-  | { readonly type: 'final'; readonly final: Final };
+  discard(): void;
+}
 
-type Terminal = Extract<RouteEvent, { type: 'done' } | { type: 'failed' }>;
+type Terminal = RouteEnd;
 
 /** Why this process ended a run itself, if it did: the drain deadline, or its row reaped elsewhere. */
 type EndedBy = 'SHUTDOWN' | 'LEASE_LOST' | null;
@@ -68,22 +69,13 @@ const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant', TOOL: 'to
 
 /**
  * Runs an admitted request through the router and settles it exactly once, whatever happens: completion, upstream
- * failure, client gone (the caller aborts `signal`, or stops iterating), or an exception. The ledger row is settled
- * before the final event is yielded, and the gate (Redis) gets it too, waiting at most GATE_WAIT_MS: what Redis does
- * not take then, the gate applier retries from the ledger. The process ends a run itself at the drain deadline
- * (outcome SHUTDOWN) and when its row was reaped elsewhere (it stops the upstream and amends the row).
+ * failure, client gone (the caller aborts `signal`), or an exception. Output reaches `sink` as it arrives; the
+ * ledger row is settled before the returned promise resolves, and the gate (Redis) gets it too, waiting at most
+ * GATE_WAIT_MS: what Redis does not take then, the gate applier retries from the ledger. The process ends a run
+ * itself at the drain deadline (outcome SHUTDOWN) and when its row was reaped elsewhere (it stops the upstream and
+ * amends the row). The caller registers the run with the drain (it leaves once its answer was handed over).
  */
-export async function* runChat(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): AsyncGenerator<RunEvent> {
-  const leave = deps.drain.enter();
-  try {
-    yield* run(deps, a, input, mode, signal);
-  } finally {
-    // Left only after the consumer took the final event (or stopped iterating): the drain then closes clients.
-    leave();
-  }
-}
-
-async function* run(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): AsyncGenerator<RunEvent> {
+export async function runChat(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal, sink: RunSink): Promise<Final> {
   const started = Date.now();
   const inflight = deps.checkpointer.track(a.requestId);
   const ac = new AbortController();
@@ -105,87 +97,102 @@ async function* run(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect
 
   let terminal: Terminal | null = null;
   let denied: AppError | null = null;
-  let final: Final;
+  let thrown: { readonly error: unknown } | null = null;
   try {
-    const events = routeStream(
-      { upstream: deps.upstream, health: deps.health, logger: deps.logger },
+    const messages = upstreamMessages(input);
+    const tools = upstreamTools(input);
+    const call: CallModel = ({ planned, signal: callSignal }, onRead) =>
+      deps.upstream.streamChat(
+        {
+          model: planned.model.id,
+          messages,
+          maxTokens: a.maxTokens,
+          ...(input.temperature == null ? {} : { temperature: input.temperature }),
+          ...(tools === undefined ? {} : { tools }),
+          ...withToolChoice(input),
+          region: a.plan.region,
+          signal: callSignal,
+          firstTokenTimeoutMs: planned.firstTokenTimeoutMs,
+          idleTimeoutMs: deps.idleTimeoutMs,
+        },
+        onRead,
+      );
+    terminal = await routeChat(
+      { call, health: deps.health, logger: deps.logger },
+      { plan: a.plan, promptEstimate: estimatePromptTokens(messages, tools), signal: ac.signal, mode, totalTimeoutMs: deps.totalTimeoutMs },
       {
-        plan: a.plan,
-        messages: input.messages.map((m) => ({
-          role: ROLE[m.role],
-          content: m.content,
-          ...(m.toolCalls?.length ? { toolCalls: m.toolCalls } : {}),
-          ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
-        })),
-        maxTokens: a.maxTokens,
-        temperature: input.temperature ?? undefined,
-        tools: upstreamTools(input),
-        toolChoice: upstreamToolChoice(input),
-        signal: ac.signal,
-        mode,
-        idleTimeoutMs: deps.idleTimeoutMs,
-        totalTimeoutMs: deps.totalTimeoutMs,
+        attempt: (model) => {
+          inflight.model = model;
+          inflight.tokens = 0;
+        },
+        output: (model, events, chunks) => {
+          inflight.tokens += chunks;
+          sink.output(model, events);
+        },
+        discard: async (_model, attempt) => {
+          denied = await growHoldForDiscard(deps, a, attempt);
+          if (denied) ac.abort(denied);
+          inflight.tokens = 0;
+          sink.discard();
+        },
       },
     );
-    for await (const ev of events) {
-      switch (ev.type) {
-        case 'attempt':
-          inflight.model = ev.model;
-          inflight.tokens = 0;
-          break;
-        case 'delta':
-          inflight.tokens += ev.chunks;
-          yield { type: 'delta', model: ev.model, text: ev.text };
-          break;
-        case 'tool_calls':
-          inflight.tokens += 1;
-          yield { type: 'tool_calls', model: ev.model, deltas: ev.deltas };
-          break;
-        case 'discard': {
-          // The failed attempt's tokens are billed too: grow the hold by their cost before trying the next model.
-          const cost = costOf([ev.attempt], a).costMicros;
-          // The ledger's hold grows first, so a reseed in between restores the larger (safe) amount.
-          await deps.ledger.adjustHold(a.requestId, cost);
-          const r = await deps.limiter.extendHold({
-            tenantId: a.tenant.id,
-            requestId: a.requestId,
-            month: a.month,
-            extraMicros: cost,
-            budgetMicros: a.tenant.monthlyBudgetMicros,
-            holdTtlMs: deps.holdTtlMs,
-          });
-          // The extension joins the request's one hold, released with it at settlement. Only a real budget
-          // denial stops the fallback: a month state lost to a Redis flush is rebuilt from the ledger later.
-          if (!r.allowed && r.reason === 'BUDGET_EXCEEDED') {
-            await deps.ledger.adjustHold(a.requestId, -cost);
-            denied = new AppError('BUDGET_EXCEEDED', 'the model failed mid-answer and the budget left does not cover another attempt', {
-              remainingUsd: formatUsd(r.remainingMicros ?? 0n),
-            });
-            ac.abort(denied);
-          }
-          inflight.tokens = 0;
-          yield { type: 'discard' };
-          break;
-        }
-        case 'done':
-        case 'failed':
-          terminal = ev;
-          break;
-      }
-    }
+  } catch (e) {
+    thrown = { error: e };
   } finally {
-    // Whatever ended the loop (an error included: the edge logs and masks it), the request settles here.
     signal.removeEventListener('abort', onAbort);
     deps.drain.deadline.removeEventListener('abort', onShutdown);
     inflight.lost.removeEventListener('abort', onLost);
-    if (!terminal) ac.abort(new Error('run ended early')); // the consumer stopped iterating: stop the upstream at once
-    try {
-      final = await settle(deps, a, terminal, denied, inflight, started, endedBy);
-    } finally {
-      deps.checkpointer.release(a.requestId);
-    }
+    if (!terminal) ac.abort(new Error('run ended early')); // stop the upstream at once
   }
-  yield { type: 'final', final };
+  // Whatever ended the walk (an error included: the edge logs and masks it), the request settles here.
+  let final: Final;
+  try {
+    final = await settle(deps, a, terminal, denied, inflight, started, endedBy);
+  } finally {
+    deps.checkpointer.release(a.requestId);
+  }
+  if (thrown) throw thrown.error;
+  return final;
+}
+
+/**
+ * The failed attempt's tokens are billed too: grow the hold by their cost before trying the next model. Returns
+ * BUDGET_EXCEEDED when the budget left does not cover it (the fallback stops).
+ */
+async function growHoldForDiscard(deps: RunDeps, a: Admitted, attempt: AttemptRecord): Promise<AppError | null> {
+  const cost = costOf([attempt], a).costMicros;
+  // The ledger's hold grows first, so a reseed in between restores the larger (safe) amount.
+  await deps.ledger.adjustHold(a.requestId, cost);
+  const r = await deps.limiter.extendHold({
+    tenantId: a.tenant.id,
+    requestId: a.requestId,
+    month: a.month,
+    extraMicros: cost,
+    budgetMicros: a.tenant.monthlyBudgetMicros,
+    holdTtlMs: deps.holdTtlMs,
+  });
+  // The extension joins the request's one hold, released with it at settlement. Only a real budget denial stops
+  // the fallback: a month state lost to a Redis flush is rebuilt from the ledger later.
+  if (r.allowed || r.reason !== 'BUDGET_EXCEEDED') return null;
+  await deps.ledger.adjustHold(a.requestId, -cost);
+  return new AppError('BUDGET_EXCEEDED', 'the model failed mid-answer and the budget left does not cover another attempt', {
+    remainingUsd: formatUsd(r.remainingMicros ?? 0n),
+  });
+}
+
+function upstreamMessages(input: ChatInput): ChatMessage[] {
+  return input.messages.map((m) => ({
+    role: ROLE[m.role],
+    content: m.content,
+    ...(m.toolCalls?.length ? { toolCalls: m.toolCalls } : {}),
+    ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
+  }));
+}
+
+function withToolChoice(input: ChatInput) {
+  const choice = upstreamToolChoice(input);
+  return choice === undefined ? {} : { toolChoice: choice };
 }
 
 function costOf(attempts: readonly AttemptRecord[], a: Admitted) {

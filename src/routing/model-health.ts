@@ -27,8 +27,6 @@ export interface ModelHealth {
    * must report the attempt with recordSuccess, recordFailure or recordNeutral.
    */
   check(model: string): Availability;
-  /** `check(model).ok`, with the same probe reservation. */
-  isAvailable(model: string): boolean;
   recordSuccess(model: string): void;
   recordFailure(model: string): void;
   /** The attempt ended without saying anything about the model (client abort, fatal 4xx): frees a probe. */
@@ -88,7 +86,6 @@ export function makeModelHealth(opts: ModelHealthOptions = {}): ModelHealth {
 
   return {
     check,
-    isAvailable: (model) => check(model).ok,
     recordSuccess(model) {
       const e = entry(model);
       e.state = 'closed';
