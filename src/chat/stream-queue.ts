@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { ToolCallDelta, UpstreamEvent } from '../upstream/types';
 import type { Final, RunSink } from './run-chat';
 
