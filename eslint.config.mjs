@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'src/generated/**', 'src/graphql/generated.ts', 'coverage/**', 'test-artifacts/**', 'bench/results/**'] },
+  { ignores: ['node_modules/**', 'generated/**', 'dist/**', 'coverage/**', 'test-artifacts/**', 'bench/results/**'] },
   js.configs.recommended,
   { files: ['**/*.mjs', '**/*.cjs', '**/*.js'], languageOptions: { globals: { ...globals.node } } },
   { files: ['src/playground/**/*.js'], languageOptions: { globals: { ...globals.browser } } },

@@ -92,6 +92,10 @@ const schema = z.object({
   GATE_APPLY_INTERVAL_MS: positiveInt(2_000),
   /** How often each instance compares the gate's spent with the ledger and repairs lasting drift. */
   RECONCILE_INTERVAL_MS: positiveInt(60_000),
+  /** How often each instance closes finished days into daily rollups (instances share the work by advisory locks). */
+  ROLLUP_INTERVAL_MS: positiveInt(15 * 60_000),
+  /** How often each instance deletes expired idempotency keys. */
+  IDEMPOTENCY_PURGE_INTERVAL_MS: positiveInt(3600_000),
   /** Seed nodes of a Redis Cluster; when set the gate uses ioredis' Cluster client and REDIS_URL is not used. */
   REDIS_CLUSTER_NODES: clusterNodes,
   /** OTLP/HTTP traces endpoint (e.g. http://collector:4318); unset: tracing is off and costs nothing. */

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config';
 import { buildApp, StartupError } from './app';
 import { createLogger } from './infra/logger';
 import { createPrisma } from './infra/prisma';
+import { PROJECT_ROOT } from './infra/project-root';
 import { seedCatalog } from '../prisma/seed';
 
 /** Process entry: config -> migrations -> seed -> app -> listen; SIGTERM/SIGINT drain and exit. */
@@ -13,7 +14,7 @@ async function main() {
 
   // Migrations run in a child: the WebAssembly schema engine needs --experimental-wasm-modules on Node 20.
   try {
-    const out = execFileSync(process.execPath, ['--experimental-wasm-modules', '--no-warnings', path.join(__dirname, '../prisma/migrate.mjs'), 'apply'], {
+    const out = execFileSync(process.execPath, ['--experimental-wasm-modules', '--no-warnings', path.join(PROJECT_ROOT, 'prisma/migrate.mjs'), 'apply'], {
       env: { ...process.env, DATABASE_URL: config.DATABASE_URL },
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 60_000,

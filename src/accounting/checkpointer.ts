@@ -1,5 +1,6 @@
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
+import { periodic } from '../infra/periodic';
 
 /** A request in flight on this process: its delivered completion tokens so far and the model streaming them. */
 export interface InFlight {
@@ -33,7 +34,6 @@ export interface Checkpointer {
  */
 export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: number; logger: Logger }): Checkpointer {
   const inflight = new Map<string, Tracked>();
-  let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
 
   const flushOnce = async () => {
@@ -72,6 +72,9 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
     return running;
   };
 
+  // flush logs its own failures, so the job's error handler never runs.
+  const job = periodic(flush, deps.intervalMs, () => undefined);
+
   return {
     track(requestId) {
       const lose = new AbortController();
@@ -83,13 +86,9 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
       inflight.delete(requestId);
     },
     flush,
-    start() {
-      timer ??= setInterval(() => void flush(), deps.intervalMs);
-      timer.unref();
-    },
+    start: job.start,
     async stop() {
-      if (timer) clearInterval(timer);
-      timer = null;
+      await job.stop();
       await running;
     },
     get size() {

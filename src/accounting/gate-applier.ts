@@ -38,7 +38,7 @@ export interface GateApplier {
 const CONFIRM_BATCH_MS = 100;
 
 /** The marker id of a settle version: the request id itself for the first, a distinct one per amendment. */
-export const gateRequestId = (requestId: string, version: number): string => (version === 1 ? requestId : `${requestId}:v${version}`);
+const gateRequestId = (requestId: string, version: number): string => (version === 1 ? requestId : `${requestId}:v${version}`);
 
 /**
  * The ledger is the truth and the gate converges to it. A settlement is in Postgres before the answer goes out;

@@ -1,7 +1,10 @@
 import type { Db } from '../infra/prisma';
 import type { SqlPool } from '../infra/postgres';
 import type { Region } from '../catalog/types';
-import { effectivePromptPrices, type UnitPrices } from './pricing';
+import type { UnitPrices } from './pricing';
+import { makeGroupCommit } from './group-commit';
+import { insertHolds, updateSettlements, type SettleItem } from './ledger-writes';
+import { checkHeldEntry, uuidArg } from './ledger-checks';
 import type { Micros } from './money';
 import type { AttemptRecord } from '../routing';
 
@@ -110,68 +113,20 @@ export interface Ledger {
   lastMinute(tenantId: string): Promise<{ requests: number; tokens: number }>;
 }
 
-/** `sql` carries the two per-request statements (hold, settle); the rest goes through Prisma. */
+/**
+ * `sql` carries the two per-request statements (hold, settle), each group-committed: concurrent requests' rows go as
+ * one statement per flush (see group-commit.ts). The rest goes through Prisma.
+ */
 export function makeLedger(db: Db, sql: SqlPool): Ledger {
+  const holds = makeGroupCommit<HeldEntry, void>({ write: (entries) => insertHolds(sql, entries) });
+  const settlements = makeGroupCommit<SettleItem, boolean>({ write: (items) => updateSettlements(sql, items) });
   return {
     async hold(e) {
-      await sql.query({
-        name: 'ledger_hold',
-        text: `INSERT INTO usage_ledger (request_id, tenant_id, api_key_id, profile, region, planned_model, max_tokens, prompt_tokens,
-                 price_snapshot, hold_micros, started_at, lease_expires_at, idempotency_key)
-               VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5::"Region", $6, $7, $8, $9::jsonb, $10::bigint, $11,
-                       now() + $12 * interval '1 millisecond', $13)`,
-        values: [
-          e.requestId,
-          e.tenantId,
-          e.apiKeyId,
-          e.profile,
-          e.region,
-          e.plannedModel,
-          e.maxTokens,
-          e.promptTokensEstimate,
-          JSON.stringify(snapshotToJson(e.prices)),
-          e.holdMicros.toString(),
-          e.startedAt,
-          e.leaseMs, // leases are judged by Postgres time only: an instance's skewed clock must not shorten them
-          e.idempotencyKey,
-        ],
-      });
+      await holds.submit(checkHeldEntry(e));
     },
 
     async settle(requestId, s) {
-      // The unit prices the cached and cache-write tokens were charged at (the input price where the model has none).
-      const cacheEff = s.prices ? effectivePromptPrices(s.prices) : null;
-      const r = await sql.query({
-        name: 'ledger_settle',
-        text: `UPDATE usage_ledger
-                  SET state = 'SETTLED', model = $2, attempts = $3::jsonb, prompt_tokens = $4, completion_tokens = $5,
-                      checkpoint_tokens = $5, unpriced_prompt_tokens = $6, input_micros_per_million = $7::bigint,
-                      output_micros_per_million = $8::bigint, cost_micros = $9::bigint, outcome = $10::"Outcome",
-                      usage_source = $11::"UsageSource", ended_at = $12,
-                      cached_prompt_tokens = $13, cache_write_tokens = $14,
-                      cached_input_micros_per_million = $15::bigint, cache_write_micros_per_million = $16::bigint,
-                      settle_version = 1, gate_pending_since = now()
-                WHERE request_id = $1::uuid AND state = 'HELD'`,
-        values: [
-          requestId,
-          s.model,
-          JSON.stringify(s.attempts),
-          s.promptTokens,
-          s.completionTokens,
-          s.unpricedPromptTokens,
-          s.prices?.inputMicrosPerMillion?.toString() ?? null,
-          s.prices?.outputMicrosPerMillion?.toString() ?? null,
-          s.costMicros.toString(),
-          s.outcome,
-          s.usageSource,
-          s.endedAt,
-          s.cachedPromptTokens,
-          s.cacheWriteTokens,
-          cacheEff?.cached?.toString() ?? null,
-          cacheEff?.written?.toString() ?? null,
-        ],
-      });
-      return r.rowCount === 1;
+      return settlements.submit({ requestId: uuidArg('requestId', requestId), s });
     },
 
     async adjustHold(requestId, deltaMicros) {

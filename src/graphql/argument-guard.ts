@@ -6,8 +6,8 @@ import { badInput } from '../errors';
  * (Postgres text cannot hold U+0000) and a date-time outside 0001-01-01..9999-12-31 (the range every layer between
  * here and a timestamptz column holds exactly).
  */
-export const MIN_DATE = new Date('0001-01-01T00:00:00.000Z');
-export const MAX_DATE = new Date('9999-12-31T23:59:59.999Z');
+const MIN_DATE = new Date('0001-01-01T00:00:00.000Z');
+const MAX_DATE = new Date('9999-12-31T23:59:59.999Z');
 
 /** Throws BAD_USER_INPUT for the first unstorable value in `value`, named by its path (e.g. input.messages[0].content). */
 export function checkStorable(value: unknown, path: string): void {

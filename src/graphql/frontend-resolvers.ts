@@ -1,4 +1,4 @@
-import type { Resolvers } from './generated';
+import type { Resolvers } from '../../generated/graphql';
 import type { ProfileView } from '../tenants/profiles';
 import type { GraphQLContext } from './context';
 import { requireAdmin, requireTenant, scopeTenant } from '../tenants/principal';

@@ -1,4 +1,4 @@
-import type { Resolvers } from './generated';
+import type { Resolvers } from '../../generated/graphql';
 import { AppError } from '../errors';
 import { requireAdmin, requireTenant, scopeTenant } from '../tenants/principal';
 import { effectiveProfiles } from '../tenants/profiles';

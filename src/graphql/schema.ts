@@ -4,11 +4,12 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { GraphQLSchema } from 'graphql';
 import { resolvers } from './resolvers';
 import { frontendResolvers } from './frontend-resolvers';
+import { PROJECT_ROOT } from '../infra/project-root';
 
-const SCHEMA_DIR = path.join(__dirname, 'schema');
+const SCHEMA_DIR = path.join(PROJECT_ROOT, 'src/graphql/schema');
 
 /** The SDL files, as codegen reads them. */
-export function loadTypeDefs(): string[] {
+function loadTypeDefs(): string[] {
   return readdirSync(SCHEMA_DIR)
     .filter((f) => f.endsWith('.graphql'))
     .sort()

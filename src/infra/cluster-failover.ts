@@ -33,7 +33,7 @@ export interface FailoverGuard {
   readonly failovers: number;
 }
 
-export class GateFencedError extends Error {
+class GateFencedError extends Error {
   override readonly name = 'GateFencedError';
 }
 

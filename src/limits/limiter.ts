@@ -15,7 +15,7 @@ export const MONTH_STATE_TTL_MS = 40 * DAY_MS;
  */
 export const SETTLED_MARKER_MIN_MS = HOUR_MS;
 /** How long a swept hold waits for its late settlement. */
-export const SWEPT_RETENTION_MS = 2 * DAY_MS;
+const SWEPT_RETENTION_MS = 2 * DAY_MS;
 
 const monthKeyList = (k: MonthKeys): string[] => [k.budget, k.holds, k.holdAmounts, k.swept];
 
@@ -158,11 +158,6 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
     async budgetState(tenantId, month) {
       const reply = await runScript(redis, SCRIPTS.budgetState, monthKeyList(keys.month(tenantId, month)), [clock(), retention]);
       return parseBudgetStateReply(reply);
-    },
-
-    async sweepExpiredHolds(tenantId, month) {
-      const reply = await runScript(redis, SCRIPTS.sweepHolds, monthKeyList(keys.month(tenantId, month)), [clock(), retention]);
-      return parseCountReply('sweep-holds', reply);
     },
   };
 }

@@ -71,7 +71,7 @@ export function parseBudgetStateReply(reply: unknown): BudgetState | null {
   return { spentMicros: micros('budget-state', reply[0], reply), heldMicros: micros('budget-state', reply[1], reply) };
 }
 
-/** settle, release and reseed answer 1 or 0; sweep-holds a count. */
+/** settle, release and reseed answer 1 or 0. */
 export function parseCountReply(script: string, reply: unknown): number {
   if (typeof reply !== 'number' || !Number.isSafeInteger(reply) || reply < 0) throw unexpected(script, reply);
   return reply;

@@ -146,6 +146,4 @@ export interface Limiter {
   reseed(i: ReseedInput): Promise<{ seeded: boolean }>;
   /** Spent and held as the gate sees them (expired holds swept first); null when the month is missing. */
   budgetState(tenantId: string, month: string): Promise<BudgetState | null>;
-  /** Releases a tenant-month's expired holds (admit also does). Returns how many. */
-  sweepExpiredHolds(tenantId: string, month: string): Promise<number>;
 }

@@ -42,7 +42,7 @@ const SHAPES: Record<AppErrorCode, Shape> = {
 const PARAMS: Readonly<Record<string, string>> = { profile: 'model', maxTokens: 'max_tokens', idempotencyKey: 'Idempotency-Key' };
 
 /** Whole seconds for Retry-After, never 0 (a 0 makes clients spin). */
-export const retryAfterSeconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
+const retryAfterSeconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
 
 /** Seconds until the next UTC month, when a monthly budget starts afresh. */
 export function secondsToNextMonth(now: Date): number {

@@ -27,7 +27,7 @@ export function toUsage(u: UsageView): OpenAIUsage {
 }
 
 /** The ledger's requestId is the completion's id too, so a client's id finds the ledger row. */
-export const completionId = (requestId: string): string => `chatcmpl-${requestId}`;
+const completionId = (requestId: string): string => `chatcmpl-${requestId}`;
 
 type OpenAIFinish = 'stop' | 'length' | 'tool_calls' | 'content_filter';
 const FINISH: Record<FinishReason, OpenAIFinish> = { STOP: 'stop', LENGTH: 'length', TOOL_CALLS: 'tool_calls', CONTENT_FILTER: 'content_filter' };

@@ -1,4 +1,4 @@
-import { Prisma } from '../generated/prisma/client';
+import { Prisma } from '../../generated/prisma/client';
 import type { Db } from '../infra/prisma';
 import { formatUsd } from '../accounting/money';
 import type { MonthPlan } from './day-plan';
@@ -34,7 +34,7 @@ const count = (v: bigint): number => {
 };
 
 /** Rows by cost, highest first; equal costs by key in code-unit order (not locale order: stable everywhere). */
-export function sortRows(rows: CostReportRowView[]): CostReportRowView[] {
+function sortRows(rows: CostReportRowView[]): CostReportRowView[] {
   return rows.sort((a, b) => (a.costUsd !== b.costUsd ? (a.costUsd > b.costUsd ? -1 : 1) : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
@@ -63,7 +63,7 @@ export async function queryReportRows(db: Db, tenantId: string, plan: MonthPlan,
   );
 }
 
-export const REPORT_CSV_HEADER = [
+const REPORT_CSV_HEADER = [
   'key',
   'requests',
   'promptTokens',

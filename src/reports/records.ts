@@ -1,5 +1,5 @@
 import type { Db } from '../infra/prisma';
-import type { LedgerEntry, AuditEntry } from '../generated/prisma/client';
+import type { LedgerEntry, AuditEntry } from '../../generated/prisma/client';
 import { badInput } from '../errors';
 import type { AttemptView, AuditEntryView, RequestRecordView } from './types';
 
@@ -19,7 +19,7 @@ export function checkPage(first: number, before: Date | null): void {
  * rows tied with its last row (ordered by id, descending, like the page). A page can then hold more than `first`
  * rows, only when timestamps tie (e.g. two audit records written by one transaction share its now()).
  */
-export async function withTies<T extends { id: bigint }>(page: T[], first: number, at: (row: T) => Date, ties: (at: Date, belowId: bigint) => Promise<T[]>): Promise<T[]> {
+async function withTies<T extends { id: bigint }>(page: T[], first: number, at: (row: T) => Date, ties: (at: Date, belowId: bigint) => Promise<T[]>): Promise<T[]> {
   const last = page[page.length - 1];
   if (page.length < first || last === undefined) return page;
   return page.concat(await ties(at(last), last.id));

@@ -1,4 +1,4 @@
-import { Prisma } from '../generated/prisma/client';
+import { Prisma } from '../../generated/prisma/client';
 import type { Db } from '../infra/prisma';
 import { AppError, badInput } from '../errors';
 import { monthRange } from '../accounting/period';

@@ -1,4 +1,4 @@
-import { Prisma } from '../generated/prisma/client';
+import { Prisma } from '../../generated/prisma/client';
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
 import { DAY_MS, DEFAULT_ROLLUP_LAG_MS, dayKey, utcDayStart } from './day-plan';

@@ -1,4 +1,4 @@
-import { Prisma } from '../generated/prisma/client';
+import { Prisma } from '../../generated/prisma/client';
 import type { Db } from '../infra/prisma';
 import { planMonth, type MonthPlan, type TimeRange } from './day-plan';
 

@@ -38,13 +38,13 @@ export function makeMetrics(opts: { breakerStates?: () => Record<string, 'closed
 export type Metrics = ReturnType<typeof makeMetrics>;
 
 /** Most distinct operation names kept as label values; later ones are counted as "(other)". */
-export const MAX_OPERATION_LABELS = 200;
+const MAX_OPERATION_LABELS = 200;
 
 /**
  * Operation names come from clients, so as label values they would be unbounded (every new name is a new series
  * held for the life of the process): the first MAX_OPERATION_LABELS names are kept, later ones share "(other)".
  */
-export function makeOperationLabel(max = MAX_OPERATION_LABELS): (name: string | null | undefined) => string {
+function makeOperationLabel(max = MAX_OPERATION_LABELS): (name: string | null | undefined) => string {
   const seen = new Set<string>();
   return (name) => {
     const n = name || 'anonymous';

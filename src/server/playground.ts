@@ -1,8 +1,9 @@
 import path from 'node:path';
 import express from 'express';
+import { PROJECT_ROOT } from '../infra/project-root';
 
 /** The page's own files: plain ES modules, HTML and CSS, served as they are (no build step). */
-const ASSETS = path.join(__dirname, '../playground');
+const ASSETS = path.join(PROJECT_ROOT, 'src/playground');
 /** graphql-ws's browser (UMD) build from node_modules: it defines window.graphqlWs. Never from a CDN. */
 const GRAPHQL_WS_UMD = path.join(path.dirname(require.resolve('graphql-ws')), '../umd/graphql-ws.min.js');
 /** graphql-sse's browser build (window.graphqlSse): the page's fallback when a WebSocket cannot connect. */

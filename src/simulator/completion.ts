@@ -5,7 +5,7 @@
  */
 
 /** The length of an answer when max_tokens does not cut it shorter. */
-export const NATURAL_COMPLETION_TOKENS = 150;
+const NATURAL_COMPLETION_TOKENS = 150;
 
 /** Tokens counted per message on top of its characters, as a stand-in for role and framing overhead. */
 const TOKENS_PER_MESSAGE = 4;
@@ -50,7 +50,7 @@ export function completionLength(maxTokens: number | undefined): CompletionLengt
 }
 
 /** The text of a message's content: a string, or the text parts of a content-part array; anything else is empty. */
-export function messageText(content: unknown): string {
+function messageText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return '';
   let text = '';

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 
 /** The scripted faults of shared/api/simulator.md. */
-export const FAULT_KINDS = ['http_500', 'http_503', 'http_429', 'timeout', 'cut', 'stall', 'no_usage', 'garbage', 'over_usage', 'tool_calls', 'cached'] as const;
+const FAULT_KINDS = ['http_500', 'http_503', 'http_429', 'timeout', 'cut', 'stall', 'no_usage', 'garbage', 'over_usage', 'tool_calls', 'cached'] as const;
 /** How a tool_calls answer streams: see shared/api/simulator.md, last section. */
-export const TOOL_CALL_SHAPES = ['whole', 'split', 'parallel', 'cut'] as const;
+const TOOL_CALL_SHAPES = ['whole', 'split', 'parallel', 'cut'] as const;
 export type ToolCallShape = (typeof TOOL_CALL_SHAPES)[number];
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -30,7 +30,7 @@ export interface FaultSpec {
   readonly fault: Fault;
 }
 
-export const ANY_MODEL = '*';
+const ANY_MODEL = '*';
 const DEFAULT_AFTER_TOKENS = 20;
 const DEFAULT_DELAY_MS = 30_000;
 const DEFAULT_OVER_USAGE_FACTOR = 3;

@@ -3,7 +3,7 @@ import type { ToolCallShape } from './faults';
 import type { StreamFramer, WireToolCall } from './openai-format';
 
 /** Characters of arguments per chunk when arguments are split. */
-export const ARGUMENT_PIECE_CHARS = 8;
+const ARGUMENT_PIECE_CHARS = 8;
 
 /** One planned call: whole, and its arguments cut into the pieces a split stream sends. */
 export interface PlannedCall extends WireToolCall {

@@ -24,7 +24,7 @@ export interface TenantStore {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (s: string): boolean => UUID.test(s);
 
-export async function loadTenantSettings(db: Db, tenantId: string): Promise<TenantSettings | null> {
+async function loadTenantSettings(db: Db, tenantId: string): Promise<TenantSettings | null> {
   if (!isUuid(tenantId)) return null;
   const t = await db.tenant.findUnique({ where: { id: tenantId }, include: { overrides: true } });
   if (!t) return null;

@@ -85,6 +85,8 @@ test('refusals never touch Postgres: with Postgres unreachable, a rate-limited o
     // Warm the instance's caches (keys, tenants, catalog) and use the one request of the minute.
     expect((await gql(c.url, limited.key, CHAT, hello())).errors).toBeUndefined();
     expect((await gql(c.url, broke.key, CHAT, hello())).errors?.[0]?.extensions?.code).toBe('BUDGET_EXCEEDED');
+    // The warm-up's gate confirmation is written to Postgres in a batch shortly after its answer: let it land first.
+    await until('the warm-up settlement confirmed', async () => (await db.ledgerEntry.count({ where: { tenantId: limited.id, gatePendingSince: { not: null } } })) === 0);
 
     proxy.cut();
     const flood = await Promise.all(Array.from({ length: 20 }, (_, i) => gql(c.url, i % 2 ? limited.key : broke.key, CHAT, hello())));

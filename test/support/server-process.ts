@@ -14,8 +14,9 @@ export interface ServerProcess {
 }
 
 /**
- * Starts the gateway as its own process (by default `node --import tsx src/main.ts`, as `npm start` does) and
- * resolves once it logs that it listens. `command` overrides what is spawned (e.g. ['npm', 'start']).
+ * Starts the gateway as its own process (by default the sources through tsx: `node --import tsx src/main.ts`) and
+ * resolves once it logs that it listens. `command` overrides what is spawned (['npm', 'start'] runs the built bundle,
+ * as production does).
  */
 export function startServerProcess(env: NodeJS.ProcessEnv, opts: { command?: string[]; execArgv?: string[] } = {}): Promise<ServerProcess> {
   const [cmd, ...args] = opts.command ?? [process.execPath, ...(opts.execArgv ?? []), '--import', 'tsx', 'src/main.ts'];

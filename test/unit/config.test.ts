@@ -50,6 +50,8 @@ describe('defaults (nothing set)', () => {
       LEASE_MS: c.LEASE_MS,
       CHECKPOINT_INTERVAL_MS: c.CHECKPOINT_INTERVAL_MS,
       REAPER_INTERVAL_MS: c.REAPER_INTERVAL_MS,
+      ROLLUP_INTERVAL_MS: c.ROLLUP_INTERVAL_MS,
+      IDEMPOTENCY_PURGE_INTERVAL_MS: c.IDEMPOTENCY_PURGE_INTERVAL_MS,
     }).toEqual({
       LOG_LEVEL: 'info',
       MAX_REQUEST_BYTES: 256 * 1024,
@@ -61,6 +63,8 @@ describe('defaults (nothing set)', () => {
       LEASE_MS: 30_000,
       CHECKPOINT_INTERVAL_MS: 1_000,
       REAPER_INTERVAL_MS: 5_000,
+      ROLLUP_INTERVAL_MS: 15 * 60_000,
+      IDEMPOTENCY_PURGE_INTERVAL_MS: 3600_000,
     });
   });
 
@@ -147,6 +151,8 @@ describe('wrong values stop with a ConfigError naming the variable and what it e
     [{ NODE_ENV: 'staging' }, 'NODE_ENV', /development.*production.*test/],
     [{ ADMIN_API_KEY: 'too-short' }, 'ADMIN_API_KEY', /at least 24 characters/],
     [{ LEASE_MS: '0' }, 'LEASE_MS', /positive whole number/],
+    [{ ROLLUP_INTERVAL_MS: '0' }, 'ROLLUP_INTERVAL_MS', /positive whole number/],
+    [{ IDEMPOTENCY_PURGE_INTERVAL_MS: '1h' }, 'IDEMPOTENCY_PURGE_INTERVAL_MS', /positive whole number/],
   ];
 
   test.each(cases)('%j', (env, variable, expects) => {
@@ -180,7 +186,7 @@ describe('wrong values stop with a ConfigError naming the variable and what it e
 describe('the process stops on a wrong value', () => {
   const root = path.resolve(__dirname, '../..');
 
-  /** Runs src/main.ts as `npm start` does (tsx) and collects its exit. */
+  /** Runs src/main.ts from the sources (tsx), or as `npm start` (the built bundle), and collects its exit. */
   function runMain(env: Record<string, string>, cmd: 'node' | 'npm' = 'node') {
     const args = cmd === 'npm' ? ['start', '--silent'] : ['--require', 'tsx/cjs', 'src/main.ts'];
     const started = Date.now();

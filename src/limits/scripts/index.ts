@@ -6,7 +6,6 @@ import { GENERATION_LUA } from './generation.lua';
 import { RELEASE_LUA } from './release.lua';
 import { RESEED_LUA } from './reseed.lua';
 import { SETTLE_LUA } from './settle.lua';
-import { SWEEP_HOLDS_LUA } from './sweep-holds.lua';
 
 /** One script per atomic decision; each file's header gives its KEYS and ARGV. */
 export const SCRIPTS = {
@@ -17,5 +16,4 @@ export const SCRIPTS = {
   generation: luaScript('generation', GENERATION_LUA),
   reseed: luaScript('reseed', RESEED_LUA),
   budgetState: luaScript('budget-state', BUDGET_STATE_LUA),
-  sweepHolds: luaScript('sweep-holds', SWEEP_HOLDS_LUA),
 } as const;
