@@ -18,6 +18,8 @@ export interface SimulatorOptions {
   readonly host?: string;
   /** Multiplies every model latency; 0 answers at once without scheduling a single timer. Default 1. */
   readonly latencyScale?: number;
+  /** An answer's length when max_tokens does not cut it shorter; default 150 (NATURAL_COMPLETION_TOKENS). */
+  readonly answerTokens?: number;
   /** Timer functions; tests inject counting ones. Default: the global setTimeout/clearTimeout. */
   readonly timers?: SimTimers;
 }
@@ -44,6 +46,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   if (!Number.isFinite(scale) || scale < 0) throw new RangeError(`latencyScale must be a finite number >= 0, got ${scale}`);
   const host = opts.host ?? '127.0.0.1';
   const timers = opts.timers ?? REAL_TIMERS;
+  const answerTokens = opts.answerTokens;
   const faults = new FaultQueue();
   const stats = new SimStats();
   const open = new Set<Exchange>();
@@ -66,7 +69,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (!parsed.ok) return sendError(res, 400, parsed.error.message, 'invalid_request_error', parsed.error.code, parsed.error.param);
     if (res.destroyed) return;
 
-    const request = parsed.request;
+    const request = answerTokens === undefined ? parsed.request : { ...parsed.request, answerTokens };
     const fault = faults.take(request.model.id);
     const region = String(req.headers['x-region'] ?? '').toUpperCase() === 'ASIA' ? 'ASIA' : 'US_EAST';
     const ex = new Exchange(res, startedAt, timers, (end) => {
