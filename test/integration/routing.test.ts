@@ -367,7 +367,9 @@ describe('routing over the simulator', () => {
     await route({ overrides, maxTokens: 150, signal: consumer.signal }, (ev) => {
       if (ev.type === 'delta' && ++seen === 2) consumer.abort();
     });
-    expect(seen).toBe(2);
+    // The rest of the read that carried the second token is still handed over; the upstream stops there.
+    expect(seen).toBeGreaterThanOrEqual(2);
+    expect(seen).toBeLessThan(150);
     const s = await waitForStats((x) => x.abortedByClient === 1 && x.openStreams === 0);
     expect(s).toMatchObject({ requests: { 'qwen3.5-397b': 1 }, abortedByClient: 1, openStreams: 0 });
   });
