@@ -94,6 +94,11 @@ const schema = z.object({
   GATE_APPLY_INTERVAL_MS: positiveInt(2_000),
   /** How often each instance compares the gate's spent with the ledger and repairs lasting drift. */
   RECONCILE_INTERVAL_MS: positiveInt(60_000),
+  /**
+   * Months of ledger rows kept besides the current month; older month partitions are dropped once their daily
+   * rollups are verified equal to them (reports read those months from the rollups). Unset: kept forever.
+   */
+  LEDGER_RETENTION_MONTHS: digits('a whole number of months 1..1200').pipe(z.number().min(1, 'at least 1 month').max(1200, 'at most 1200 months')).optional(),
   /** How often each instance closes finished days into daily rollups (instances share the work by advisory locks). */
   ROLLUP_INTERVAL_MS: positiveInt(15 * 60_000),
   /** How often each instance deletes expired idempotency keys. */

@@ -60,3 +60,22 @@ export const rethrowUnavailable =
   (e: unknown): never => {
     throw isAppError(e) ? e : serviceUnavailable(what, e);
   };
+
+/**
+ * The default of a switch over a union: `value` is `never` when every member has its case, so adding a member
+ * without one fails to compile; at run time it names the value the code did not expect.
+ */
+export class UnreachableCaseError extends Error {
+  override readonly name = 'UnreachableCaseError';
+  constructor(value: never) {
+    super(`unexpected case: ${describe(value)}`);
+  }
+}
+
+function describe(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -15,11 +15,12 @@ export interface InFlight {
 
 interface Tracked extends InFlight {
   readonly lose: AbortController;
+  readonly startedAt: Date;
 }
 
 export interface Checkpointer {
   /** Tracks a request until `release`; its lease is renewed and its token count recorded with every flush. */
-  track(requestId: string): InFlight;
+  track(requestId: string, startedAt: Date): InFlight;
   release(requestId: string): void;
   /** One UPDATE for every request in flight; called every interval. */
   flush(): Promise<void>;
@@ -41,10 +42,15 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
     const ids: string[] = [];
     const tokens: number[] = [];
     const models: (string | null)[] = [];
+    // The rows' started_at bounds prune the UPDATE to their month's partition (two just after a month begins).
+    let from = Infinity;
+    let to = -Infinity;
     for (const [id, f] of inflight) {
       ids.push(id);
       tokens.push(f.tokens);
       models.push(f.model);
+      from = Math.min(from, f.startedAt.getTime());
+      to = Math.max(to, f.startedAt.getTime());
     }
     // Postgres time only: an instance whose clock is off must neither shorten nor stretch a lease.
     const renewed = await deps.db.$queryRaw<{ request_id: string }[]>`
@@ -53,7 +59,7 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
              checkpoint_model = COALESCE(v.model, l.checkpoint_model),
              lease_expires_at = now() + ${deps.leaseMs} * interval '1 millisecond'
         FROM unnest(${ids}::uuid[], ${tokens}::int[], ${models}::text[]) AS v(id, tokens, model)
-       WHERE l.request_id = v.id AND l.state = 'HELD'
+       WHERE l.request_id = v.id AND l.state = 'HELD' AND l.started_at BETWEEN ${new Date(from)} AND ${new Date(to)}
       RETURNING l.request_id`;
     if (renewed.length === ids.length) return;
     const alive = new Set(renewed.map((r) => r.request_id));
@@ -76,9 +82,9 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
   const job = periodic(flush, deps.intervalMs, () => undefined);
 
   return {
-    track(requestId) {
+    track(requestId, startedAt) {
       const lose = new AbortController();
-      const f: Tracked = { tokens: 0, model: null, lose, lost: lose.signal };
+      const f: Tracked = { tokens: 0, model: null, lose, lost: lose.signal, startedAt };
       inflight.set(requestId, f);
       return f;
     },

@@ -35,6 +35,8 @@ export interface HeldEntry {
 export type StoredAttempt = AttemptRecord;
 
 export interface Settlement {
+  /** The row's started_at, its partition key: the UPDATE then touches one month's partition only. */
+  readonly startedAt: Date;
   readonly model: string | null;
   readonly attempts: readonly StoredAttempt[];
   readonly promptTokens: number;

@@ -96,7 +96,10 @@ export function makeReconciler(deps: {
     for (const tenantId of tenantIds) {
       const old = await deps.repair.holdsOlderThan({ tenantId, month, olderThanMs: WRITE_AHEAD_DEADLINE_MS });
       if (old.length === 0) continue;
-      const known = new Set((await deps.db.ledgerEntry.findMany({ where: { requestId: { in: old } }, select: { requestId: true } })).map((r) => r.requestId));
+      // A month's holds belong to rows started in that month: the lookup reads its partition only.
+      const { start, end } = monthRange(month);
+      const rows = await deps.db.ledgerEntry.findMany({ where: { requestId: { in: old }, startedAt: { gte: start, lt: end } }, select: { requestId: true } });
+      const known = new Set(rows.map((r) => r.requestId));
       for (const requestId of old.filter((id) => !known.has(id))) {
         if ((await deps.repair.releaseLeftoverHold({ tenantId, month, requestId })).released) {
           released++;

@@ -12,7 +12,7 @@ import { corsMiddleware, type OriginPolicy } from '../server/cors';
 import { toOpenAIError } from './errors';
 import { listModels } from './models';
 import { rateLimitHeaders, snapshotOf } from './rate-headers';
-import type { Windows } from '../chat/admission';
+import type { Windows } from '../chat/steps/gate';
 import type { ChatHooks } from '../chat/chat-service';
 import { parseChatRequest, parseRegion, type OpenAIChatRequest } from './request';
 import { chunkMaker, completionBody } from './responses';

@@ -1,3 +1,5 @@
+import { UnreachableCaseError } from '../errors';
+
 /**
  * The fallback walk's decisions, as a pure table: how one attempt failed, whether it had delivered output, and the
  * mode -> what the walk does next. No I/O, no clocks: route-chat.ts does the calls and applies the step.
@@ -86,6 +88,8 @@ export function nextStep(f: Failure, delivered: boolean, mode: Mode): Step {
       if (!delivered) return { kind: 'next' };
       if (mode === 'collect') return { kind: 'discard-and-next' };
       return { kind: 'end', outcome: f.code === 'STALL' ? 'TIMEOUT' : 'UPSTREAM_INTERRUPTED' };
+    default:
+      throw new UnreachableCaseError(f);
   }
 }
 
@@ -101,6 +105,8 @@ export function failureCode(f: Failure): string {
     case 'auth':
     case 'other':
       return f.code;
+    default:
+      throw new UnreachableCaseError(f);
   }
 }
 
@@ -119,5 +125,7 @@ export function healthVerdict(f: Failure): { readonly counts: boolean; readonly 
     case 'fatal':
     case 'auth':
       return { counts: false };
+    default:
+      throw new UnreachableCaseError(f);
   }
 }

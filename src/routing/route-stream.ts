@@ -1,4 +1,4 @@
-import { AppError } from '../errors';
+import { AppError, UnreachableCaseError } from '../errors';
 import type { Logger } from '../infra/logger';
 import type { FinishReason, UpstreamEvent } from '../upstream/types';
 import { skippedAttempt, type AttemptRecord, type UsageSource } from './attempts';
@@ -178,6 +178,8 @@ export async function routeChat(deps: RouteDeps, req: RouteRequest, sink: RouteS
           continue;
         case 'next':
           continue;
+        default:
+          throw new UnreachableCaseError(step);
       }
     }
     return failed('chain');
@@ -201,6 +203,8 @@ function tallyRead(tally: AttemptTally, events: readonly UpstreamEvent[]): numbe
       case 'usage':
         tally.usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, cachedPromptTokens: ev.cachedPromptTokens, cacheWriteTokens: ev.cacheWriteTokens };
         break;
+      default:
+        throw new UnreachableCaseError(ev);
     }
   }
   tally.outputChunks += chunks;
@@ -263,6 +267,8 @@ function giveUpError(plan: Plan, attempts: readonly AttemptRecord[], why: 'chain
       return chainFailed(plan, attempts, `no model of profile ${plan.profile.name} answered within ${totalTimeoutMs} ms`);
     case 'invalid':
       return new AppError('BAD_USER_INPUT', `the upstream model refused the request as invalid (${code})`, { attempts: [...attempts], upstreamStatus: status });
+    default:
+      throw new UnreachableCaseError(why);
   }
 }
 

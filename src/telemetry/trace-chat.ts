@@ -8,8 +8,8 @@ import { GATEWAY, GEN_AI, ERROR_TYPE, PROVIDER } from './gen-ai';
 import type { Tracing } from './tracing';
 
 /**
- * A span per chat request around the use case (mutation and subscription alike), as a decorator: run-chat and
- * admission stay free of tracing code. The span is the parent of every upstream attempt's span (trace-upstream.ts)
+ * A span per chat request around the use case (mutation and subscription alike), as a decorator: the chat
+ * story's steps stay free of tracing code. The span is the parent of every upstream attempt's span (trace-upstream.ts)
  * and the child of the client's traceparent, when it sent one. It records models, token usage, cost, profile,
  * outcome and the fallback chain as walked; never the messages or the answer.
  */
@@ -30,10 +30,10 @@ export function traceChat(inner: ChatService, tracing: Tracing): ChatService {
     });
 
   return {
-    async complete(principal, input, signal) {
+    async complete(principal, input, signal, hooks) {
       const span = start(principal, input, 'collect');
       try {
-        const result = await tracing.withContext(tracing.setSpan(span), () => inner.complete(principal, input, signal));
+        const result = await tracing.withContext(tracing.setSpan(span), () => inner.complete(principal, input, signal, hooks));
         recordResult(span, result);
         return result;
       } catch (e) {
@@ -44,10 +44,10 @@ export function traceChat(inner: ChatService, tracing: Tracing): ChatService {
       }
     },
 
-    async *stream(principal, input, signal) {
+    async *stream(principal, input, signal, hooks) {
       const span = start(principal, input, 'stream');
       const ctx = tracing.setSpan(span);
-      const it = inner.stream(principal, input, signal);
+      const it = inner.stream(principal, input, signal, hooks);
       try {
         for (;;) {
           // Each step runs in the request's context, whoever pulls the stream (graphql-ws runs it in its own).

@@ -200,3 +200,20 @@ test('without a traceparent a request starts its own trace; a refused request is
   expect(attr(span, 'error.type')).toBe('BUDGET_EXCEEDED');
   expect(attr(span, 'llm_gateway.outcome')).toBe('FAILED');
 });
+
+test('with tracing on, /v1 still names the request and its rate windows (the traced use case passes the hooks on)', async () => {
+  const t = await createTenant(app.url, { requestsPerMinute: 100 });
+  const headers = { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' };
+  const body = JSON.stringify({ model: 'fast_classify', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] });
+  const base = app.url.replace('/graphql', '/v1/chat/completions');
+  const plain = await fetch(base, { method: 'POST', headers, body });
+  expect(plain.status).toBe(200);
+  const answer = (await plain.json()) as { id: string };
+  expect(answer.id).toBe(`chatcmpl-${plain.headers.get('x-request-id')}`);
+  expect(plain.headers.get('x-ratelimit-remaining-requests')).toBe('99');
+  const streamed = await fetch(base, { method: 'POST', headers, body: JSON.stringify({ ...JSON.parse(body), stream: true }) });
+  expect(streamed.status).toBe(200);
+  await streamed.text();
+  expect(streamed.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  expect(streamed.headers.get('x-ratelimit-remaining-requests')).toBe('98');
+});

@@ -1,20 +1,18 @@
-import { StreamQueue, type StreamItem } from '../../src/chat/stream-queue';
-import type { Final } from '../../src/chat/run-chat';
+import { StreamQueue, type QueueItem } from '../../src/chat/stream-queue';
 import type { UpstreamEvent } from '../../src/upstream/types';
 
 const d = (text: string): UpstreamEvent => ({ type: 'delta', text });
 const tools = (index: number): UpstreamEvent => ({ type: 'tool_calls', deltas: [{ index, argumentsDelta: `{${index}}` }] });
-const FINAL = { model: 'm', outcome: 'COMPLETED' } as unknown as Final;
-const brief = (i: StreamItem): string => (i.kind === 'text' ? `text:${i.text}` : i.kind === 'tools' ? `tools:${i.deltas[0]!.index}` : i.kind);
+const brief = (i: QueueItem): string => (i.type === 'delta' ? `text:${i.text}` : i.type === 'tool_calls' ? `tools:${i.deltas[0]!.index}` : i.type);
 
 /** Takes what the queue has ready now (next() calls that resolve without a timer); a waiting next() is kept. */
 function taker(q: StreamQueue): () => Promise<string[]> {
-  let waiting: { got: StreamItem | null } | null = null;
+  let waiting: { got: QueueItem | null } | null = null;
   return async () => {
     const out: string[] = [];
     for (;;) {
       if (!waiting) {
-        const w: { got: StreamItem | null } = { got: null };
+        const w: { got: QueueItem | null } = { got: null };
         waiting = w;
         void q.next().then((i) => (w.got = i));
       }
@@ -23,7 +21,7 @@ function taker(q: StreamQueue): () => Promise<string[]> {
       if (got === null) return out;
       waiting = null;
       out.push(brief(got));
-      if (got.kind === 'end') return out;
+      if (got.type === 'end') return out;
     }
   };
 }
@@ -37,7 +35,7 @@ describe('StreamQueue', () => {
     const ready = taker(q);
     q.output('m', [d(' a'), d(' b'), d(' c'), { type: 'finish', reason: 'STOP' }]);
     q.output('m', [d(' d')]);
-    q.end(FINAL);
+    q.end();
     expect(await ready()).toEqual(['text: a', 'text: b c d', 'end']);
   });
 
@@ -56,7 +54,7 @@ describe('StreamQueue', () => {
     const q = new StreamQueue(0);
     const ready = taker(q);
     q.output('m', [tools(0), d('x'), d('y'), tools(1), d('z')]);
-    q.end(FINAL);
+    q.end();
     expect(await ready()).toEqual(['tools:0', 'text:xy', 'tools:1', 'text:z', 'end']);
   });
 
@@ -82,14 +80,26 @@ describe('StreamQueue', () => {
     q.output('m', [tools(0)]);
     expect(await ready()).toEqual(['text:a', 'tools:0']);
     q.output('m', [d('b')]);
-    q.end(FINAL);
+    q.end();
     expect(await ready()).toEqual(['text:b', 'end']);
+  });
+
+  it('discard (collect mode) drops what is pending and tells the consumer; the next attempt starts afresh', async () => {
+    const q = new StreamQueue(0);
+    const ready = taker(q);
+    q.output('a', [d('1')]);
+    expect(await ready()).toEqual(['text:1']);
+    q.output('a', [d('2'), d('3')]);
+    q.discard();
+    q.output('b', [d('x'), d('y')]);
+    q.end();
+    expect(await ready()).toEqual(['discard', 'text:x', 'text:y', 'end']);
   });
 
   it('a failed run ends the stream with its error', async () => {
     const q = new StreamQueue(0);
     q.fail(new Error('boom'));
     const item = await q.next();
-    expect(item).toMatchObject({ kind: 'error', error: new Error('boom') });
+    expect(item).toMatchObject({ type: 'error', error: new Error('boom') });
   });
 });

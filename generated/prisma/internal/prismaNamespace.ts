@@ -405,6 +405,8 @@ export const ModelName = {
   ModelFallback: 'ModelFallback',
   ProfileOverride: 'ProfileOverride',
   LedgerEntry: 'LedgerEntry',
+  LedgerRequestId: 'LedgerRequestId',
+  LedgerArchivedMonth: 'LedgerArchivedMonth',
   IdempotencyKey: 'IdempotencyKey',
   AuditEntry: 'AuditEntry',
   DailyRollup: 'DailyRollup',
@@ -424,7 +426,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "tenant" | "apiKey" | "model" | "modelPrice" | "profile" | "modelFallback" | "profileOverride" | "ledgerEntry" | "idempotencyKey" | "auditEntry" | "dailyRollup" | "rollupDay"
+    modelProps: "tenant" | "apiKey" | "model" | "modelPrice" | "profile" | "modelFallback" | "profileOverride" | "ledgerEntry" | "ledgerRequestId" | "ledgerArchivedMonth" | "idempotencyKey" | "auditEntry" | "dailyRollup" | "rollupDay"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1020,6 +1022,154 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    LedgerRequestId: {
+      payload: Prisma.$LedgerRequestIdPayload<ExtArgs>
+      fields: Prisma.LedgerRequestIdFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.LedgerRequestIdFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.LedgerRequestIdFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>
+        }
+        findFirst: {
+          args: Prisma.LedgerRequestIdFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.LedgerRequestIdFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>
+        }
+        findMany: {
+          args: Prisma.LedgerRequestIdFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>[]
+        }
+        create: {
+          args: Prisma.LedgerRequestIdCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>
+        }
+        createMany: {
+          args: Prisma.LedgerRequestIdCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.LedgerRequestIdCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>[]
+        }
+        delete: {
+          args: Prisma.LedgerRequestIdDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>
+        }
+        update: {
+          args: Prisma.LedgerRequestIdUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>
+        }
+        deleteMany: {
+          args: Prisma.LedgerRequestIdDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.LedgerRequestIdUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.LedgerRequestIdUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>[]
+        }
+        upsert: {
+          args: Prisma.LedgerRequestIdUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerRequestIdPayload>
+        }
+        aggregate: {
+          args: Prisma.LedgerRequestIdAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateLedgerRequestId>
+        }
+        groupBy: {
+          args: Prisma.LedgerRequestIdGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.LedgerRequestIdGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.LedgerRequestIdCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.LedgerRequestIdCountAggregateOutputType> | number
+        }
+      }
+    }
+    LedgerArchivedMonth: {
+      payload: Prisma.$LedgerArchivedMonthPayload<ExtArgs>
+      fields: Prisma.LedgerArchivedMonthFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.LedgerArchivedMonthFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.LedgerArchivedMonthFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>
+        }
+        findFirst: {
+          args: Prisma.LedgerArchivedMonthFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.LedgerArchivedMonthFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>
+        }
+        findMany: {
+          args: Prisma.LedgerArchivedMonthFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>[]
+        }
+        create: {
+          args: Prisma.LedgerArchivedMonthCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>
+        }
+        createMany: {
+          args: Prisma.LedgerArchivedMonthCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.LedgerArchivedMonthCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>[]
+        }
+        delete: {
+          args: Prisma.LedgerArchivedMonthDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>
+        }
+        update: {
+          args: Prisma.LedgerArchivedMonthUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>
+        }
+        deleteMany: {
+          args: Prisma.LedgerArchivedMonthDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.LedgerArchivedMonthUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.LedgerArchivedMonthUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>[]
+        }
+        upsert: {
+          args: Prisma.LedgerArchivedMonthUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$LedgerArchivedMonthPayload>
+        }
+        aggregate: {
+          args: Prisma.LedgerArchivedMonthAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateLedgerArchivedMonth>
+        }
+        groupBy: {
+          args: Prisma.LedgerArchivedMonthGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.LedgerArchivedMonthGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.LedgerArchivedMonthCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.LedgerArchivedMonthCountAggregateOutputType> | number
+        }
+      }
+    }
     IdempotencyKey: {
       payload: Prisma.$IdempotencyKeyPayload<ExtArgs>
       fields: Prisma.IdempotencyKeyFieldRefs
@@ -1491,6 +1641,24 @@ export const LedgerEntryScalarFieldEnum = {
 export type LedgerEntryScalarFieldEnum = (typeof LedgerEntryScalarFieldEnum)[keyof typeof LedgerEntryScalarFieldEnum]
 
 
+export const LedgerRequestIdScalarFieldEnum = {
+  requestId: 'requestId',
+  startedAt: 'startedAt'
+} as const
+
+export type LedgerRequestIdScalarFieldEnum = (typeof LedgerRequestIdScalarFieldEnum)[keyof typeof LedgerRequestIdScalarFieldEnum]
+
+
+export const LedgerArchivedMonthScalarFieldEnum = {
+  month: 'month',
+  requests: 'requests',
+  costMicros: 'costMicros',
+  droppedAt: 'droppedAt'
+} as const
+
+export type LedgerArchivedMonthScalarFieldEnum = (typeof LedgerArchivedMonthScalarFieldEnum)[keyof typeof LedgerArchivedMonthScalarFieldEnum]
+
+
 export const IdempotencyKeyScalarFieldEnum = {
   tenantId: 'tenantId',
   key: 'key',
@@ -1935,6 +2103,8 @@ export type GlobalOmitConfig = {
   modelFallback?: Prisma.ModelFallbackOmit
   profileOverride?: Prisma.ProfileOverrideOmit
   ledgerEntry?: Prisma.LedgerEntryOmit
+  ledgerRequestId?: Prisma.LedgerRequestIdOmit
+  ledgerArchivedMonth?: Prisma.LedgerArchivedMonthOmit
   idempotencyKey?: Prisma.IdempotencyKeyOmit
   auditEntry?: Prisma.AuditEntryOmit
   dailyRollup?: Prisma.DailyRollupOmit

@@ -59,6 +59,8 @@ export const ModelName = {
   ModelFallback: 'ModelFallback',
   ProfileOverride: 'ProfileOverride',
   LedgerEntry: 'LedgerEntry',
+  LedgerRequestId: 'LedgerRequestId',
+  LedgerArchivedMonth: 'LedgerArchivedMonth',
   IdempotencyKey: 'IdempotencyKey',
   AuditEntry: 'AuditEntry',
   DailyRollup: 'DailyRollup',
@@ -215,6 +217,24 @@ export const LedgerEntryScalarFieldEnum = {
 } as const
 
 export type LedgerEntryScalarFieldEnum = (typeof LedgerEntryScalarFieldEnum)[keyof typeof LedgerEntryScalarFieldEnum]
+
+
+export const LedgerRequestIdScalarFieldEnum = {
+  requestId: 'requestId',
+  startedAt: 'startedAt'
+} as const
+
+export type LedgerRequestIdScalarFieldEnum = (typeof LedgerRequestIdScalarFieldEnum)[keyof typeof LedgerRequestIdScalarFieldEnum]
+
+
+export const LedgerArchivedMonthScalarFieldEnum = {
+  month: 'month',
+  requests: 'requests',
+  costMicros: 'costMicros',
+  droppedAt: 'droppedAt'
+} as const
+
+export type LedgerArchivedMonthScalarFieldEnum = (typeof LedgerArchivedMonthScalarFieldEnum)[keyof typeof LedgerArchivedMonthScalarFieldEnum]
 
 
 export const IdempotencyKeyScalarFieldEnum = {
