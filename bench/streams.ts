@@ -9,7 +9,10 @@
  *      20 s each at 60 tokens/s, so they overlap) with `flushMs: 50`: the gateway's event-loop delay p99
  *      (monitorEventLoopDelay via its /metrics) over a BENCH_HOLD_SECONDS (10) window, RSS, CPU (bench/lib/hold.ts).
  *   3. BENCH_IDLE_CONNECTIONS (10000) idle graphql-ws connections (acknowledged, no subscription): the gateway's RSS.
- * BENCH_PARTS=cpu,hold,idle picks parts; BENCH_CPU_PROF_DIR writes the gateway's CPU profiles there. BENCH_DATABASE_URL (its name must contain "bench"; it is dropped and
+ *   4. The GraphQL layer alone, in-process: CPU per event of one subscription through the real schema (20,000 events,
+ *      each JSON-serialized as graphql-ws does, a 6-message ChatInput), graphql-js `subscribe` against this project's
+ *      `subscribeOnce`, back to back.
+ * BENCH_PARTS=cpu,hold,idle,graphql picks parts; BENCH_CPU_PROF_DIR writes the gateway's CPU profiles there. BENCH_DATABASE_URL (its name must contain "bench"; it is dropped and
  * recreated), BENCH_REDIS_URL. Prints a markdown summary; numbers are only meaningful on a quiet machine.
  */
 import { performance } from 'node:perf_hooks';
@@ -19,9 +22,12 @@ import { holdStreams } from './lib/hold';
 import { resetDatabase } from './lib/machine';
 import { cpuMs, rssBytes, startGatewayChild, startSimulatorChild, type Child } from './lib/procs';
 import { Progress } from './lib/progress';
+import { parse, subscribe } from 'graphql';
+import { buildSchema } from '../src/graphql/schema';
+import { subscribeOnce } from '../src/graphql/subscription-execution';
 
 const env = process.env;
-const PARTS = new Set((env.BENCH_PARTS ?? 'cpu,hold,idle').split(','));
+const PARTS = new Set((env.BENCH_PARTS ?? 'cpu,hold,idle,graphql').split(','));
 const CPU_STREAMS = Number(env.BENCH_CPU_STREAMS ?? 200);
 const CPU_CONCURRENCY = Number(env.BENCH_CPU_CONCURRENCY ?? 20);
 const STREAMS = Number(env.BENCH_STREAMS ?? 1000);
@@ -138,13 +144,42 @@ async function idlePart(): Promise<string[]> {
   ];
 }
 
+/** CPU per event of the GraphQL layer alone: the chat service replaced by a stream of ready events. */
+async function graphqlPart(): Promise<string[]> {
+  const schema = buildSchema();
+  const document = parse(`subscription S($input: ChatInput!) { chatStream(input: $input) { requestId model delta done outcome usage { completionTokens costUsd } } }`);
+  const n = 20_000;
+  const big = { ...input(1024), messages: Array.from({ length: 6 }, (_, i) => ({ role: 'USER', content: `message ${i} `.repeat(40) })) };
+  const ev = { requestId: 'r', model: 'deepseek-v4-flash', delta: ' lorem', done: false, outcome: null, usage: null, ttftMs: null, attempts: null, toolCallDeltas: null, finishReason: null };
+  const contextValue = () => ({
+    signal: new AbortController().signal,
+    principal: {},
+    services: { chat: { stream: async function* () { for (let i = 0; i < n; i++) yield ev; } } },
+  });
+  const perEvent = async (sub: typeof subscribeOnce): Promise<number> => {
+    const it = (await sub({ schema, document, variableValues: { input: big }, contextValue: contextValue() })) as AsyncIterable<unknown>;
+    const t = process.cpuUsage();
+    for await (const r of it) JSON.stringify(r);
+    const u = process.cpuUsage(t);
+    return (u.user + u.system) / n;
+  };
+  const rows: string[] = [];
+  for (let round = 1; round <= 3; round++) {
+    const js = await perEvent(subscribe as typeof subscribeOnce);
+    const once = await perEvent(subscribeOnce);
+    rows.push(`| GraphQL layer per event, round ${round}: graphql-js subscribe / subscribeOnce | ${js.toFixed(1)} / ${once.toFixed(1)} µs | in-process, ${n} events, a 6-message ChatInput |`);
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
-  await resetDatabase(DATABASE_URL);
+  if (['cpu', 'hold', 'idle'].some((x) => PARTS.has(x))) await resetDatabase(DATABASE_URL);
   const rows: string[] = [];
   const parts: [string, () => Promise<string[]>][] = [
     ['cpu', cpuPart],
     ['hold', holdPart],
     ['idle', idlePart],
+    ['graphql', graphqlPart],
   ];
   for (const [name, run] of parts) {
     if (!PARTS.has(name)) continue;
