@@ -12,6 +12,7 @@ import { StreamQueue } from '../stream-queue';
 import { upstreamToolChoice, upstreamTools } from '../tool-input';
 import type { Admitted } from './admit';
 import { costOfAttempts } from './cost';
+import { budgetOwner } from './gate';
 
 export interface RunDeps {
   readonly upstream: UpstreamClient;
@@ -194,12 +195,14 @@ async function growHoldForFallback(deps: RunDeps, a: Admitted, costMicros: bigin
     extraMicros: costMicros,
     budgetMicros: a.tenant.monthlyBudgetMicros,
     holdTtlMs: deps.holdTtlMs,
+    apiKey: { id: a.keyId, budgetMicros: a.keyLimits.budgetMicros },
   });
   // The extension joins the request's one hold, released with it at settlement. Only a real budget denial stops
   // the fallback: a month state lost to a Redis flush is rebuilt from the ledger later.
   if (r.allowed || r.reason !== 'BUDGET_EXCEEDED') return null;
   await deps.ledger.adjustHold(a.requestId, -costMicros);
-  return new AppError('BUDGET_EXCEEDED', 'the model failed mid-answer and the budget left does not cover another attempt', {
+  return new AppError('BUDGET_EXCEEDED', `the model failed mid-answer and what is left of ${budgetOwner(r.scope)} budget does not cover another attempt`, {
     remainingUsd: formatUsd(r.remainingMicros),
+    scope: r.scope,
   });
 }
