@@ -4,6 +4,7 @@ import { requireAdmin, requireAdminRead, requireTenant, scopeTenant } from '../t
 import { effectiveProfiles } from '../tenants/profiles';
 import { CountScalar, DateTimeScalar, UsdScalar } from './scalars';
 import { chatStreamResolver } from './chat-stream';
+import { passEventThrough } from './subscription-execution';
 import { guardArguments } from './argument-guard';
 
 /** "Left out" versus explicit null, which GraphQL distinguishes and some mutations give different meanings. */
@@ -140,7 +141,7 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
   Subscription: {
     chatStream: {
       subscribe: chatStreamResolver,
-      resolve: (ev: unknown) => ev as never,
+      resolve: passEventThrough,
     },
   },
 });

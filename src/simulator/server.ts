@@ -18,6 +18,8 @@ export interface SimulatorOptions {
   readonly host?: string;
   /** Multiplies every model latency; 0 answers at once without scheduling a single timer. Default 1. */
   readonly latencyScale?: number;
+  /** An answer's length when max_tokens does not cut it shorter; default 150 (NATURAL_COMPLETION_TOKENS). */
+  readonly answerTokens?: number;
   /** Timer functions; tests inject counting ones. Default: the global setTimeout/clearTimeout. */
   readonly timers?: SimTimers;
 }
@@ -38,6 +40,8 @@ const BEARER = /^Bearer\s+\S/i;
 /** What one simulator's handlers share: its fault queue, counters, open exchanges and pacing. */
 interface SimState {
   readonly scale: number;
+  /** Every answer's length in tokens when set (benchmarks), instead of the prompt's own. */
+  readonly answerTokens: number | undefined;
   readonly timers: SimTimers;
   readonly faults: FaultQueue;
   readonly stats: SimStats;
@@ -53,7 +57,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const scale = opts.latencyScale ?? 1;
   if (!Number.isFinite(scale) || scale < 0) throw new RangeError(`latencyScale must be a finite number >= 0, got ${scale}`);
   const host = opts.host ?? '127.0.0.1';
-  const state: SimState = { scale, timers: opts.timers ?? REAL_TIMERS, faults: new FaultQueue(), stats: new SimStats(), open: new Set(), nextId: 1 };
+  const state: SimState = { scale, answerTokens: opts.answerTokens, timers: opts.timers ?? REAL_TIMERS, faults: new FaultQueue(), stats: new SimStats(), open: new Set(), nextId: 1 };
 
   const server = createServer((req, res) => {
     route(state, req, res).catch((err: unknown) => {
@@ -137,7 +141,7 @@ async function chatCompletion(state: SimState, req: IncomingMessage, res: Server
   if (!parsed.ok) return sendError(res, 400, parsed.error.message, 'invalid_request_error', parsed.error.code, parsed.error.param);
   if (res.destroyed) return;
 
-  const request = parsed.request;
+  const request = state.answerTokens === undefined ? parsed.request : { ...parsed.request, answerTokens: state.answerTokens };
   const fault = state.faults.take(request.model.id);
   const region = String(req.headers['x-region'] ?? '').toUpperCase() === 'ASIA' ? 'ASIA' : 'US_EAST';
   const ex = new Exchange(res, startedAt, state.timers, (end) => {
