@@ -195,6 +195,12 @@ export type BudgetEventKind =
 
 export type ChatInput = {
   /**
+   * chatStream only: the least time in milliseconds between two content events, 0 to 1000. Left out or 0: one event
+   * per upstream network read. The first token always goes out alone, at once; tool-call events and the done event
+   * are never held. Usage does not depend on it.
+   */
+  readonly flushMs?: InputMaybe<Scalars['Int']['input']>;
+  /**
    * chat mutation only (BAD_USER_INPUT on chatStream). Scoped to the tenant. Retries with the same key and input
    * return the first result and are charged once; a retry while the first runs waits for it; a first request that
    * failed with nothing charged releases the key, so a retry runs afresh.

@@ -59,6 +59,8 @@ const schema = z.object({
   GLOBAL_API_KEY: optionalSecret,
   ADMIN_API_KEY: z.string().min(24, 'at least 24 characters (use: openssl rand -hex 32)').optional(),
   SIM_PORT: port(4010),
+  /** The simulator's answer length when max_tokens does not cut it shorter (benchmarks of long streams). */
+  SIM_ANSWER_TOKENS: positiveInt(150),
   SIM_LATENCY_SCALE: z.coerce.number({ error: 'a number >= 0 (0 means no delay)' }).min(0, 'a number >= 0 (0 means no delay)').default(1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_REQUEST_BYTES: positiveInt(256 * 1024),

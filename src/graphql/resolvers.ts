@@ -5,6 +5,7 @@ import { effectiveProfiles } from '../tenants/profiles';
 import { usableCatalog } from '../tenants/access';
 import { CountScalar, DateTimeScalar, UsdScalar } from './scalars';
 import { chatStreamResolver } from './chat-stream';
+import { passEventThrough } from './subscription-execution';
 import { guardArguments } from './argument-guard';
 
 /** "Left out" versus explicit null, which GraphQL distinguishes and some mutations give different meanings. */
@@ -146,7 +147,7 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
   Subscription: {
     chatStream: {
       subscribe: chatStreamResolver,
-      resolve: (ev: unknown) => ev as never,
+      resolve: passEventThrough,
     },
   },
 });
