@@ -7,6 +7,7 @@ import type { ChatResult as ChatResultView, ChatStreamEvent as ChatStreamEventVi
 import type { RequestRecordView, AuditEntryView, ApiKeyInfoView, CostReportView } from '../src/reports/types';
 import type { OverrideView } from '../src/tenants/admin-service';
 import type { ProfileParent } from '../src/graphql/frontend-resolvers';
+import type { BudgetEventView, BudgetAlertView, AlertDeliveryView } from '../src/alerts/types';
 import type { GraphQLContext } from '../src/graphql/context';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = T | null;
@@ -48,6 +49,34 @@ export type AdminKeyScope =
   | 'FULL'
   /** Reads everything the admin can read (reports, tenants, keys, audit log); every change is FORBIDDEN. */
   | 'REPORTS';
+
+/** One webhook attempt. */
+export type AlertDelivery = {
+  readonly __typename?: 'AlertDelivery';
+  readonly attempt: Scalars['Int']['output'];
+  readonly createdAt: Scalars['DateTime']['output'];
+  readonly durationMs: Scalars['Int']['output'];
+  readonly error: Maybe<Scalars['String']['output']>;
+  readonly eventId: Scalars['ID']['output'];
+  readonly id: Scalars['ID']['output'];
+  readonly ok: Scalars['Boolean']['output'];
+  /** The receiver's HTTP status; null when it never answered (refused address, timeout, connection error). */
+  readonly statusCode: Maybe<Scalars['Int']['output']>;
+  readonly tenantId: Scalars['ID']['output'];
+  readonly url: Scalars['String']['output'];
+};
+
+export type AlertDeliveryConnection = {
+  readonly __typename?: 'AlertDeliveryConnection';
+  readonly edges: ReadonlyArray<AlertDeliveryEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type AlertDeliveryEdge = {
+  readonly __typename?: 'AlertDeliveryEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: AlertDelivery;
+};
 
 export type ApiKey = {
   readonly __typename?: 'ApiKey';
@@ -120,7 +149,57 @@ export type AuditEntryEdge = {
   readonly node: AuditEntry;
 };
 
+export type BudgetAlert = {
+  readonly __typename?: 'BudgetAlert';
+  readonly attempts: Scalars['Int']['output'];
+  readonly deliveredAt: Maybe<Scalars['DateTime']['output']>;
+  readonly event: BudgetEvent;
+  readonly id: Scalars['ID']['output'];
+  readonly webhookStatus: WebhookStatus;
+};
+
+export type BudgetAlertConnection = {
+  readonly __typename?: 'BudgetAlertConnection';
+  readonly edges: ReadonlyArray<BudgetAlertEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type BudgetAlertEdge = {
+  readonly __typename?: 'BudgetAlertEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: BudgetAlert;
+};
+
+export type BudgetEvent = {
+  readonly __typename?: 'BudgetEvent';
+  readonly budgetUsd: Maybe<Scalars['Usd']['output']>;
+  readonly createdAt: Scalars['DateTime']['output'];
+  /** FORECAST: the UTC day (YYYY-MM-DD) the budget runs out at this pace. */
+  readonly exhaustsOn: Maybe<Scalars['String']['output']>;
+  /** The stable event id (X-Gateway-Event-Id): the same on every webhook retry. */
+  readonly id: Scalars['ID']['output'];
+  readonly kind: BudgetEventKind;
+  /** YYYY-MM */
+  readonly month: Scalars['String']['output'];
+  /** Settled spend of the month when the event was decided. */
+  readonly spentUsd: Scalars['Usd']['output'];
+  readonly tenantId: Scalars['ID']['output'];
+  readonly thresholdPercent: Maybe<Scalars['Int']['output']>;
+};
+
+export type BudgetEventKind =
+  /** At this month's pace the budget runs out on exhaustsOn (at most one a day). */
+  | 'FORECAST'
+  /** Spend reached thresholdPercent of the monthly budget. */
+  | 'THRESHOLD';
+
 export type ChatInput = {
+  /**
+   * chatStream only: the least time in milliseconds between two content events, 0 to 1000. Left out or 0: one event
+   * per upstream network read. The first token always goes out alone, at once; tool-call events and the done event
+   * are never held. Usage does not depend on it.
+   */
+  readonly flushMs?: InputMaybe<Scalars['Int']['input']>;
   /**
    * chat mutation only (BAD_USER_INPUT on chatStream). Scoped to the tenant. Retries with the same key and input
    * return the first result and are charged once; a retry while the first runs waits for it; a first request that
@@ -299,6 +378,8 @@ export type Model = {
   readonly cacheWriteUsdPerMillion: Maybe<Scalars['Usd']['output']>;
   /** Price of prompt tokens read from the cache. Null: they are charged at inputUsdPerMillion. */
   readonly cachedInputUsdPerMillion: Maybe<Scalars['Usd']['output']>;
+  /** False: the admin disabled the model for every tenant; it is left out of every chain and cannot be named. */
+  readonly enabled: Scalars['Boolean']['output'];
   /** Upstream model id, e.g. deepseek-v4-flash */
   readonly id: Scalars['ID']['output'];
   /** Null while no input price is known: prompt tokens are then recorded but not charged. */
@@ -312,6 +393,21 @@ export type Model = {
   /** Measured time to first token and throughput, US East. */
   readonly ttftMs: Maybe<Scalars['Int']['output']>;
 };
+
+export type ModelAccess = {
+  readonly __typename?: 'ModelAccess';
+  readonly mode: ModelAccessMode;
+  readonly models: ReadonlyArray<Scalars['ID']['output']>;
+};
+
+/** Which models a tenant may use, through profiles, overrides, fallback chains and model ids alike. */
+export type ModelAccessMode =
+  /** Every enabled model (the list is empty). */
+  | 'ALL'
+  /** Only the listed models. */
+  | 'ALLOW'
+  /** Every enabled model except the listed ones. */
+  | 'DENY';
 
 export type ModelShareInput = {
   readonly model: Scalars['String']['input'];
@@ -328,11 +424,15 @@ export type Mutation = {
   /** Admin only, like every mutation below. */
   readonly createTenant: CreateTenantPayload;
   readonly removeProfileOverride: Scalars['Boolean']['output'];
+  /** Admin only. Lets the tenant's keys through again from its next request. Resuming an active tenant changes nothing. */
+  readonly resumeTenant: Tenant;
   /** Root ADMIN_API_KEY only. False when it was already revoked. */
   readonly revokeAdminKey: Scalars['Boolean']['output'];
   readonly revokeApiKey: Scalars['Boolean']['output'];
   /** Root ADMIN_API_KEY only. Rotates an admin key like rotateApiKey. */
   readonly rotateAdminKey: RotatedApiKey;
+  /** Admin only. A new webhook signing secret, returned this once; the old one signs nothing more. */
+  readonly rotateAlertWebhookSecret: TenantAlertSettings;
   /**
    * Full admin. A new secret for the key (same id, name, limits and spend); the old secret keeps working for
    * graceSeconds (0 to 604800), on every instance, then is UNAUTHENTICATED. Rotating again ends an earlier grace.
@@ -352,6 +452,8 @@ export type Mutation = {
    * history and the audit log. Unknown model: NOT_FOUND.
    */
   readonly setModelCachePrices: Model;
+  /** Admin only. Enables or disables a model for every tenant from the next request on every instance. Unknown model: NOT_FOUND. */
+  readonly setModelEnabled: Model;
   /** Starts a new price from now. inputUsdPerMillion left out keeps the input price; an explicit null clears it. Unknown model: NOT_FOUND. */
   readonly setModelPrice: Model;
   /**
@@ -360,12 +462,29 @@ export type Mutation = {
    * An unknown model or profile is BAD_USER_INPUT.
    */
   readonly setProfileOverride: ProfileOverride;
+  /**
+   * Admin only. thresholds: whole percents 1..1000, at most 10, no repeats ([] turns threshold alerts off, null
+   * restores 50, 80, 100). webhookUrl: an https URL (null removes it); the first one makes the signing secret. An
+   * argument left out keeps its value. A threshold already passed this month fires at the next settlement.
+   */
+  readonly setTenantAlerts: TenantAlertSettings;
   /** An explicit null removes the budget; leaving the argument out is BAD_USER_INPUT. */
   readonly setTenantBudget: Tenant;
   /** Admin only: caps the tenant's requests in flight at once (a whole number of at least 1), or removes the cap with null. */
   readonly setTenantConcurrency: Tenant;
   /** An argument left out keeps its value; an explicit null removes that limit. */
   readonly setTenantLimits: Tenant;
+  /**
+   * Admin only. ALL takes no models; ALLOW and DENY take 1 to 200 distinct known model ids. An unknown model id is
+   * BAD_USER_INPUT and nothing is written.
+   */
+  readonly setTenantModelAccess: Tenant;
+  /**
+   * Admin only. The tenant's next request on every instance is FORBIDDEN (extensions.reason SUSPENDED); its running
+   * requests end within about a second with outcome SUSPENDED and are settled. reason: at most 500 characters.
+   * Suspending a suspended tenant changes nothing.
+   */
+  readonly suspendTenant: Tenant;
 };
 
 
@@ -397,6 +516,11 @@ export type MutationRemoveProfileOverrideArgs = {
 };
 
 
+export type MutationResumeTenantArgs = {
+  tenantId: Scalars['ID']['input'];
+};
+
+
 export type MutationRevokeAdminKeyArgs = {
   id: Scalars['ID']['input'];
 };
@@ -410,6 +534,11 @@ export type MutationRevokeApiKeyArgs = {
 export type MutationRotateAdminKeyArgs = {
   graceSeconds: Scalars['Int']['input'];
   id: Scalars['ID']['input'];
+};
+
+
+export type MutationRotateAlertWebhookSecretArgs = {
+  tenantId: Scalars['ID']['input'];
 };
 
 
@@ -440,6 +569,12 @@ export type MutationSetModelCachePricesArgs = {
 };
 
 
+export type MutationSetModelEnabledArgs = {
+  enabled: Scalars['Boolean']['input'];
+  model: Scalars['ID']['input'];
+};
+
+
 export type MutationSetModelPriceArgs = {
   inputUsdPerMillion?: InputMaybe<Scalars['Usd']['input']>;
   model: Scalars['ID']['input'];
@@ -453,6 +588,13 @@ export type MutationSetProfileOverrideArgs = {
   profile: Scalars['String']['input'];
   region?: InputMaybe<Region>;
   tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationSetTenantAlertsArgs = {
+  tenantId: Scalars['ID']['input'];
+  thresholds?: InputMaybe<ReadonlyArray<Scalars['Int']['input']>>;
+  webhookUrl?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -472,6 +614,19 @@ export type MutationSetTenantLimitsArgs = {
   requestsPerMinute?: InputMaybe<Scalars['Int']['input']>;
   tenantId: Scalars['ID']['input'];
   tokensPerMinute?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type MutationSetTenantModelAccessArgs = {
+  mode: ModelAccessMode;
+  models?: InputMaybe<ReadonlyArray<Scalars['ID']['input']>>;
+  tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationSuspendTenantArgs = {
+  reason?: InputMaybe<Scalars['String']['input']>;
+  tenantId: Scalars['ID']['input'];
 };
 
 /** How a request ended. Every request that reached the upstream ends in exactly one ledger row with one of these. */
@@ -524,12 +679,16 @@ export type Query = {
   readonly __typename?: 'Query';
   /** Admin only (any admin key): the named admin keys, newest first. */
   readonly adminKeys: ReadonlyArray<AdminKeyInfo>;
+  /** Admin only: webhook attempts, newest first (all tenants, or one). */
+  readonly alertDeliveriesConnection: AlertDeliveryConnection;
   /** A tenant key: its own tenant's keys (tenantId left out). The admin: any tenant's. */
   readonly apiKeys: ReadonlyArray<ApiKeyInfo>;
   /** Admin only: the audit trail, newest first. tenantId narrows it to one tenant. first: 1..500. */
   readonly auditLog: ReadonlyArray<AuditEntry>;
   /** Admin only: the audit trail, newest first, paged like requestsConnection. */
   readonly auditLogConnection: AuditEntryConnection;
+  /** Budget alerts, newest first, paged like requestsConnection. A tenant key reads its own; the admin one tenant's or all. */
+  readonly budgetAlertsConnection: BudgetAlertConnection;
   /** What a month of output tokens costs under a routing mix, from the model table. */
   readonly costProjection: CostProjection;
   /**
@@ -562,6 +721,13 @@ export type Query = {
 };
 
 
+export type QueryAlertDeliveriesConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
 export type QueryApiKeysArgs = {
   tenantId?: InputMaybe<Scalars['ID']['input']>;
 };
@@ -575,6 +741,13 @@ export type QueryAuditLogArgs = {
 
 
 export type QueryAuditLogConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
+export type QueryBudgetAlertsConnectionArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
   tenantId?: InputMaybe<Scalars['ID']['input']>;
@@ -690,7 +863,14 @@ export type RotatedApiKey = {
 
 export type Subscription = {
   readonly __typename?: 'Subscription';
+  /** Budget events as they are decided, on every instance: a tenant key gets its own; the admin all (or one tenant's). */
+  readonly budgetEvents: BudgetEvent;
   readonly chatStream: ChatStreamEvent;
+};
+
+
+export type SubscriptionBudgetEventsArgs = {
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
 };
 
 
@@ -700,11 +880,20 @@ export type SubscriptionChatStreamArgs = {
 
 export type Tenant = {
   readonly __typename?: 'Tenant';
+  /** Percents of the monthly budget at which a budget alert fires, each at most once a month (default 50, 80, 100). */
+  readonly alertThresholds: ReadonlyArray<Scalars['Int']['output']>;
+  /** Where budget alerts are POSTed (https), signed with the tenant's webhook secret; null: no webhook. */
+  readonly alertWebhookUrl: Maybe<Scalars['String']['output']>;
   /** Reserved by requests still running. */
   readonly heldUsd: Scalars['Usd']['output'];
   readonly id: Scalars['ID']['output'];
   /** Requests of this tenant in flight at once, across instances; null means no cap. Excess is RATE_LIMITED with limit CONCURRENT_REQUESTS. */
   readonly maxConcurrentRequests: Maybe<Scalars['Int']['output']>;
+  /**
+   * A model the tenant may not use is left out of its chains; a request whose whole chain is left out, or that names
+   * such a model, is FORBIDDEN with extensions.reason MODEL_NOT_ALLOWED (MODEL_DISABLED when the admin disabled it).
+   */
+  readonly modelAccess: ModelAccess;
   /** Null means no budget limit. */
   readonly monthlyBudgetUsd: Maybe<Scalars['Usd']['output']>;
   readonly name: Scalars['String']['output'];
@@ -713,7 +902,25 @@ export type Tenant = {
   readonly requestsPerMinute: Maybe<Scalars['Int']['output']>;
   /** Settled cost of this month's requests (UTC month in which each request started). */
   readonly spentThisMonthUsd: Scalars['Usd']['output'];
+  /**
+   * Null while the tenant is active. While set, every request of its keys is FORBIDDEN with extensions.reason
+   * SUSPENDED, and its running requests end with outcome SUSPENDED (charged for what they consumed).
+   */
+  readonly suspendedAt: Maybe<Scalars['DateTime']['output']>;
+  /** What the admin gave as the reason; null when none was given or the tenant is active. */
+  readonly suspensionReason: Maybe<Scalars['String']['output']>;
   readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
+};
+
+/** What the alert-settings mutations return. */
+export type TenantAlertSettings = {
+  readonly __typename?: 'TenantAlertSettings';
+  readonly tenant: Tenant;
+  /**
+   * The key webhooks are signed with (HMAC-SHA256 of the raw body, header X-Gateway-Signature: sha256=<hex>). Only
+   * when it was just made (the first webhook URL, or a rotation): shown this once, never readable again.
+   */
+  readonly webhookSecret: Maybe<Scalars['String']['output']>;
 };
 
 export type TenantConnection = {
@@ -795,6 +1002,14 @@ export type UsageSource =
   | 'ESTIMATED'
   | 'PROVIDER';
 
+export type WebhookStatus =
+  | 'DELIVERED'
+  /** Gave up: attempts ran out, or the URL resolves to an address webhooks may not reach. */
+  | 'FAILED'
+  /** The tenant had no webhook URL. */
+  | 'NONE'
+  | 'PENDING';
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -870,6 +1085,9 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 export type ResolversTypes = {
   AdminKeyInfo: ResolverTypeWrapper<AdminKeyInfo>;
   AdminKeyScope: AdminKeyScope;
+  AlertDelivery: ResolverTypeWrapper<AlertDeliveryView>;
+  AlertDeliveryConnection: ResolverTypeWrapper<Omit<AlertDeliveryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AlertDeliveryEdge']> }>;
+  AlertDeliveryEdge: ResolverTypeWrapper<Omit<AlertDeliveryEdge, 'node'> & { node: ResolversTypes['AlertDelivery'] }>;
   ApiKey: ResolverTypeWrapper<ApiKey>;
   ApiKeyInfo: ResolverTypeWrapper<ApiKeyInfoView>;
   Attempt: ResolverTypeWrapper<Attempt>;
@@ -877,6 +1095,11 @@ export type ResolversTypes = {
   AuditEntryConnection: ResolverTypeWrapper<Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AuditEntryEdge']> }>;
   AuditEntryEdge: ResolverTypeWrapper<Omit<AuditEntryEdge, 'node'> & { node: ResolversTypes['AuditEntry'] }>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  BudgetAlert: ResolverTypeWrapper<BudgetAlertView>;
+  BudgetAlertConnection: ResolverTypeWrapper<Omit<BudgetAlertConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['BudgetAlertEdge']> }>;
+  BudgetAlertEdge: ResolverTypeWrapper<Omit<BudgetAlertEdge, 'node'> & { node: ResolversTypes['BudgetAlert'] }>;
+  BudgetEvent: ResolverTypeWrapper<BudgetEventView>;
+  BudgetEventKind: BudgetEventKind;
   ChatInput: ChatInput;
   ChatMessageInput: ChatMessageInput;
   ChatResult: ResolverTypeWrapper<ChatResultView>;
@@ -897,6 +1120,8 @@ export type ResolversTypes = {
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   LimitScope: LimitScope;
   Model: ResolverTypeWrapper<ModelInfo>;
+  ModelAccess: ResolverTypeWrapper<ModelAccess>;
+  ModelAccessMode: ModelAccessMode;
   ModelShareInput: ModelShareInput;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Outcome: Outcome;
@@ -913,6 +1138,7 @@ export type ResolversTypes = {
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Tenant: ResolverTypeWrapper<TenantView>;
+  TenantAlertSettings: ResolverTypeWrapper<Omit<TenantAlertSettings, 'tenant'> & { tenant: ResolversTypes['Tenant'] }>;
   TenantConnection: ResolverTypeWrapper<Omit<TenantConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['TenantEdge']> }>;
   TenantEdge: ResolverTypeWrapper<Omit<TenantEdge, 'node'> & { node: ResolversTypes['Tenant'] }>;
   ToolCall: ResolverTypeWrapper<ToolCall>;
@@ -924,11 +1150,15 @@ export type ResolversTypes = {
   Usage: ResolverTypeWrapper<Usage>;
   UsageSource: UsageSource;
   Usd: ResolverTypeWrapper<Scalars['Usd']['output']>;
+  WebhookStatus: WebhookStatus;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
   AdminKeyInfo: AdminKeyInfo;
+  AlertDelivery: AlertDeliveryView;
+  AlertDeliveryConnection: Omit<AlertDeliveryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AlertDeliveryEdge']> };
+  AlertDeliveryEdge: Omit<AlertDeliveryEdge, 'node'> & { node: ResolversParentTypes['AlertDelivery'] };
   ApiKey: ApiKey;
   ApiKeyInfo: ApiKeyInfoView;
   Attempt: Attempt;
@@ -936,6 +1166,10 @@ export type ResolversParentTypes = {
   AuditEntryConnection: Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AuditEntryEdge']> };
   AuditEntryEdge: Omit<AuditEntryEdge, 'node'> & { node: ResolversParentTypes['AuditEntry'] };
   Boolean: Scalars['Boolean']['output'];
+  BudgetAlert: BudgetAlertView;
+  BudgetAlertConnection: Omit<BudgetAlertConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['BudgetAlertEdge']> };
+  BudgetAlertEdge: Omit<BudgetAlertEdge, 'node'> & { node: ResolversParentTypes['BudgetAlert'] };
+  BudgetEvent: BudgetEventView;
   ChatInput: ChatInput;
   ChatMessageInput: ChatMessageInput;
   ChatResult: ChatResultView;
@@ -953,6 +1187,7 @@ export type ResolversParentTypes = {
   ID: Scalars['ID']['output'];
   Int: Scalars['Int']['output'];
   Model: ModelInfo;
+  ModelAccess: ModelAccess;
   ModelShareInput: ModelShareInput;
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
@@ -966,6 +1201,7 @@ export type ResolversParentTypes = {
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
   Tenant: TenantView;
+  TenantAlertSettings: Omit<TenantAlertSettings, 'tenant'> & { tenant: ResolversParentTypes['Tenant'] };
   TenantConnection: Omit<TenantConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['TenantEdge']> };
   TenantEdge: Omit<TenantEdge, 'node'> & { node: ResolversParentTypes['Tenant'] };
   ToolCall: ToolCall;
@@ -987,6 +1223,29 @@ export type AdminKeyInfoResolvers<ContextType = GraphQLContext, ParentType exten
   revokedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
   rotatedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
   scope?: Resolver<ResolversTypes['AdminKeyScope'], ParentType, ContextType>;
+};
+
+export type AlertDeliveryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDelivery'] = ResolversParentTypes['AlertDelivery']> = {
+  attempt?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  durationMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  eventId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  statusCode?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  tenantId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type AlertDeliveryConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDeliveryConnection'] = ResolversParentTypes['AlertDeliveryConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['AlertDeliveryEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type AlertDeliveryEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDeliveryEdge'] = ResolversParentTypes['AlertDeliveryEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['AlertDelivery'], ParentType, ContextType>;
 };
 
 export type ApiKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ApiKey'] = ResolversParentTypes['ApiKey']> = {
@@ -1037,6 +1296,36 @@ export type AuditEntryConnectionResolvers<ContextType = GraphQLContext, ParentTy
 export type AuditEntryEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEntryEdge'] = ResolversParentTypes['AuditEntryEdge']> = {
   cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   node?: Resolver<ResolversTypes['AuditEntry'], ParentType, ContextType>;
+};
+
+export type BudgetAlertResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlert'] = ResolversParentTypes['BudgetAlert']> = {
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  deliveredAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  event?: Resolver<ResolversTypes['BudgetEvent'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  webhookStatus?: Resolver<ResolversTypes['WebhookStatus'], ParentType, ContextType>;
+};
+
+export type BudgetAlertConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlertConnection'] = ResolversParentTypes['BudgetAlertConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['BudgetAlertEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type BudgetAlertEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlertEdge'] = ResolversParentTypes['BudgetAlertEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['BudgetAlert'], ParentType, ContextType>;
+};
+
+export type BudgetEventResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetEvent'] = ResolversParentTypes['BudgetEvent']> = {
+  budgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  exhaustsOn?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['BudgetEventKind'], ParentType, ContextType>;
+  month?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  spentUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
+  tenantId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  thresholdPercent?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
 export type ChatResultResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ChatResult'] = ResolversParentTypes['ChatResult']> = {
@@ -1126,6 +1415,7 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 export type ModelResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Model'] = ResolversParentTypes['Model']> = {
   cacheWriteUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   cachedInputUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  enabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   inputUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1135,24 +1425,35 @@ export type ModelResolvers<ContextType = GraphQLContext, ParentType extends Reso
   ttftMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
+export type ModelAccessResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ModelAccess'] = ResolversParentTypes['ModelAccess']> = {
+  mode?: Resolver<ResolversTypes['ModelAccessMode'], ParentType, ContextType>;
+  models?: Resolver<ReadonlyArray<ResolversTypes['ID']>, ParentType, ContextType>;
+};
+
 export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   chat?: Resolver<ResolversTypes['ChatResult'], ParentType, ContextType, RequireFields<MutationChatArgs, 'input'>>;
   createAdminKey?: Resolver<ResolversTypes['CreatedAdminKey'], ParentType, ContextType, RequireFields<MutationCreateAdminKeyArgs, 'name' | 'scope'>>;
   createApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'tenantId'>>;
   createTenant?: Resolver<ResolversTypes['CreateTenantPayload'], ParentType, ContextType, RequireFields<MutationCreateTenantArgs, 'input'>>;
   removeProfileOverride?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveProfileOverrideArgs, 'profile' | 'tenantId'>>;
+  resumeTenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationResumeTenantArgs, 'tenantId'>>;
   revokeAdminKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeAdminKeyArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
   rotateAdminKey?: Resolver<ResolversTypes['RotatedApiKey'], ParentType, ContextType, RequireFields<MutationRotateAdminKeyArgs, 'graceSeconds' | 'id'>>;
+  rotateAlertWebhookSecret?: Resolver<ResolversTypes['TenantAlertSettings'], ParentType, ContextType, RequireFields<MutationRotateAlertWebhookSecretArgs, 'tenantId'>>;
   rotateApiKey?: Resolver<ResolversTypes['RotatedApiKey'], ParentType, ContextType, RequireFields<MutationRotateApiKeyArgs, 'graceSeconds' | 'id'>>;
   setApiKeyLimits?: Resolver<ResolversTypes['ApiKeyInfo'], ParentType, ContextType, RequireFields<MutationSetApiKeyLimitsArgs, 'id'>>;
   setApiKeyName?: Resolver<ResolversTypes['ApiKeyInfo'], ParentType, ContextType, RequireFields<MutationSetApiKeyNameArgs, 'id'>>;
   setModelCachePrices?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelCachePricesArgs, 'model'>>;
+  setModelEnabled?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelEnabledArgs, 'enabled' | 'model'>>;
   setModelPrice?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelPriceArgs, 'model' | 'outputUsdPerMillion'>>;
   setProfileOverride?: Resolver<ResolversTypes['ProfileOverride'], ParentType, ContextType, RequireFields<MutationSetProfileOverrideArgs, 'model' | 'profile' | 'tenantId'>>;
+  setTenantAlerts?: Resolver<ResolversTypes['TenantAlertSettings'], ParentType, ContextType, RequireFields<MutationSetTenantAlertsArgs, 'tenantId'>>;
   setTenantBudget?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantBudgetArgs, 'tenantId'>>;
   setTenantConcurrency?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantConcurrencyArgs, 'tenantId'>>;
   setTenantLimits?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantLimitsArgs, 'tenantId'>>;
+  setTenantModelAccess?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantModelAccessArgs, 'mode' | 'tenantId'>>;
+  suspendTenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSuspendTenantArgs, 'tenantId'>>;
 };
 
 export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
@@ -1181,9 +1482,11 @@ export type ProfileOverrideResolvers<ContextType = GraphQLContext, ParentType ex
 
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   adminKeys?: Resolver<ReadonlyArray<ResolversTypes['AdminKeyInfo']>, ParentType, ContextType>;
+  alertDeliveriesConnection?: Resolver<ResolversTypes['AlertDeliveryConnection'], ParentType, ContextType, RequireFields<QueryAlertDeliveriesConnectionArgs, 'first'>>;
   apiKeys?: Resolver<ReadonlyArray<ResolversTypes['ApiKeyInfo']>, ParentType, ContextType, Partial<QueryApiKeysArgs>>;
   auditLog?: Resolver<ReadonlyArray<ResolversTypes['AuditEntry']>, ParentType, ContextType, RequireFields<QueryAuditLogArgs, 'first'>>;
   auditLogConnection?: Resolver<ResolversTypes['AuditEntryConnection'], ParentType, ContextType, RequireFields<QueryAuditLogConnectionArgs, 'first'>>;
+  budgetAlertsConnection?: Resolver<ResolversTypes['BudgetAlertConnection'], ParentType, ContextType, RequireFields<QueryBudgetAlertsConnectionArgs, 'first'>>;
   costProjection?: Resolver<ResolversTypes['CostProjection'], ParentType, ContextType, RequireFields<QueryCostProjectionArgs, 'mix' | 'monthlyOutputTokens'>>;
   costReport?: Resolver<ResolversTypes['CostReport'], ParentType, ContextType, RequireFields<QueryCostReportArgs, 'groupBy' | 'month'>>;
   me?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
@@ -1228,19 +1531,30 @@ export type RotatedApiKeyResolvers<ContextType = GraphQLContext, ParentType exte
 };
 
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  budgetEvents?: SubscriptionResolver<ResolversTypes['BudgetEvent'], "budgetEvents", ParentType, ContextType, Partial<SubscriptionBudgetEventsArgs>>;
   chatStream?: SubscriptionResolver<ResolversTypes['ChatStreamEvent'], "chatStream", ParentType, ContextType, RequireFields<SubscriptionChatStreamArgs, 'input'>>;
 };
 
 export type TenantResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Tenant'] = ResolversParentTypes['Tenant']> = {
+  alertThresholds?: Resolver<ReadonlyArray<ResolversTypes['Int']>, ParentType, ContextType>;
+  alertWebhookUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   heldUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   maxConcurrentRequests?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  modelAccess?: Resolver<ResolversTypes['ModelAccess'], ParentType, ContextType>;
   monthlyBudgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   remainingThisMonthUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   requestsPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   spentThisMonthUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
+  suspendedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  suspensionReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type TenantAlertSettingsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TenantAlertSettings'] = ResolversParentTypes['TenantAlertSettings']> = {
+  tenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
+  webhookSecret?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type TenantConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TenantConnection'] = ResolversParentTypes['TenantConnection']> = {
@@ -1281,12 +1595,19 @@ export interface UsdScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes[
 
 export type Resolvers<ContextType = GraphQLContext> = {
   AdminKeyInfo?: AdminKeyInfoResolvers<ContextType>;
+  AlertDelivery?: AlertDeliveryResolvers<ContextType>;
+  AlertDeliveryConnection?: AlertDeliveryConnectionResolvers<ContextType>;
+  AlertDeliveryEdge?: AlertDeliveryEdgeResolvers<ContextType>;
   ApiKey?: ApiKeyResolvers<ContextType>;
   ApiKeyInfo?: ApiKeyInfoResolvers<ContextType>;
   Attempt?: AttemptResolvers<ContextType>;
   AuditEntry?: AuditEntryResolvers<ContextType>;
   AuditEntryConnection?: AuditEntryConnectionResolvers<ContextType>;
   AuditEntryEdge?: AuditEntryEdgeResolvers<ContextType>;
+  BudgetAlert?: BudgetAlertResolvers<ContextType>;
+  BudgetAlertConnection?: BudgetAlertConnectionResolvers<ContextType>;
+  BudgetAlertEdge?: BudgetAlertEdgeResolvers<ContextType>;
+  BudgetEvent?: BudgetEventResolvers<ContextType>;
   ChatResult?: ChatResultResolvers<ContextType>;
   ChatStreamEvent?: ChatStreamEventResolvers<ContextType>;
   CostProjection?: CostProjectionResolvers<ContextType>;
@@ -1298,6 +1619,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   CreatedAdminKey?: CreatedAdminKeyResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Model?: ModelResolvers<ContextType>;
+  ModelAccess?: ModelAccessResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Profile?: ProfileResolvers<ContextType>;
@@ -1309,6 +1631,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   RotatedApiKey?: RotatedApiKeyResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   Tenant?: TenantResolvers<ContextType>;
+  TenantAlertSettings?: TenantAlertSettingsResolvers<ContextType>;
   TenantConnection?: TenantConnectionResolvers<ContextType>;
   TenantEdge?: TenantEdgeResolvers<ContextType>;
   ToolCall?: ToolCallResolvers<ContextType>;

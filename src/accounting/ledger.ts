@@ -35,6 +35,8 @@ export interface HeldEntry {
 export type StoredAttempt = AttemptRecord;
 
 export interface Settlement {
+  /** The row's started_at, its partition key: the UPDATE then touches one month's partition only. */
+  readonly startedAt: Date;
   readonly model: string | null;
   readonly attempts: readonly StoredAttempt[];
   readonly promptTokens: number;
@@ -146,9 +148,11 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
     },
 
     async lastMinute(tenantId) {
+      // An upper bound as well: the later months' partitions are pruned.
       const rows = await db.$queryRaw<{ key: string | null; n: bigint; tokens: bigint | null }[]>`
         SELECT api_key_id::text AS key, count(*) AS n, sum(prompt_tokens + max_tokens) AS tokens
           FROM usage_ledger WHERE tenant_id = ${tenantId}::uuid AND started_at > now() - interval '1 minute'
+           AND started_at < now() + interval '1 hour'
          GROUP BY api_key_id`;
       const byApiKey = new Map<string, MinuteUse>();
       let requests = 0;
