@@ -10,7 +10,7 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT_STREAM, TEST_ADMIN_KEY, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, wsClient } from '../support/app';
 import { collect, makeStreamClient, type StreamClient } from '../support/stream-clients';
 import { until } from '../support/wait';
-import { refuseRedisWrites } from '../support/faults';
+import { refuseRedisWrites, startTcpProxy } from '../support/faults';
 
 /** Issue 16: suspendTenant / resumeTenant on two instances, mid-stream, on every transport. */
 const db = createPrisma(TEST_DATABASE_URL, { max: 2 });
@@ -232,4 +232,35 @@ test('a suspension Redis cannot announce is rolled back: SERVICE_UNAVAILABLE, th
   expect((await db.tenant.findUniqueOrThrow({ where: { id: t.id } })).suspendedAt).toBeNull();
   expect(await db.auditEntry.count({ where: { tenantId: t.id, action: 'suspendTenant' } })).toBe(0);
   for (const app of [a, b]) expect((await gql(app.url, t.key, CHAT_OUTCOME, hello('chat_default', { maxTokens: 10 }))).errors).toBeUndefined();
+});
+
+test('a warm instance refuses a suspended tenant with Postgres unreachable and Redis refusing writes: the refusal reads no statement and admits nothing', async () => {
+  const t = await createTenant(a.url, { monthlyBudgetUsd: '10' });
+  const pg = new URL(TEST_DATABASE_URL);
+  const proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
+  const c = await startApp({ DATABASE_URL: proxy.url(TEST_DATABASE_URL), CACHE_MAX_AGE_MS: '60000' }, sim, { background: false });
+  let restoreRedis: (() => Promise<void>) | null = null;
+  try {
+    await gqlOk(a.url, TEST_ADMIN_KEY, SUSPEND, { id: t.id });
+    // The first refusal on C loads the key and the tenant; every later one is answered from C's cache.
+    expect(suspendedCode((await gql(c.url, t.key, `{ me { id } }`)).errors)).toEqual({ code: 'FORBIDDEN', reason: 'SUSPENDED' });
+    proxy.refuse(true);
+    proxy.cut();
+    restoreRedis = await refuseRedisWrites(redis);
+    const chat = await gql(c.url, t.key, CHAT_OUTCOME, hello('chat_default', { maxTokens: 10 }));
+    expect(chat.status).toBe(403);
+    expect(suspendedCode(chat.errors)).toEqual({ code: 'FORBIDDEN', reason: 'SUSPENDED' });
+    expect((await v1Chat(c, t.key)).status).toBe(403);
+    const ws = wsClient(c.url, t.key);
+    closers.push(() => ws.dispose());
+    const streamed = await subscribeAll(ws, CHAT_STREAM, hello('chat_default', { maxTokens: 10 }));
+    expect(streamed.error).toMatchObject({ code: 4401 });
+  } finally {
+    await restoreRedis?.();
+    proxy.refuse(false);
+    await c.stop();
+    await proxy.close();
+  }
+  expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(0);
+  expect(await limiter.budgetState(t.id, monthOf(new Date()))).toEqual({ spentMicros: 0n, heldMicros: 0n });
 });

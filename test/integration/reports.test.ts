@@ -577,7 +577,7 @@ describe('keys, requests and the audit trail', () => {
     expect(keys.map((x) => x.prefix)).toEqual(['lgw_bbbbbbbb', 'lgw_cccccccc', 'lgw_aaaaaaaa']);
     expect(keys[0]).toMatchObject({ revokedAt: new Date('2026-04-01T00:00:00Z'), lastUsedAt: null });
     expect(keys[1]).toMatchObject({ revokedAt: null, lastUsedAt: new Date('2026-02-02T00:00:00Z') });
-    // Never a hash (current or previous): names, limits, rotation and this month's spend only.
+    // What a key shows: never its hash (nor the previous secret's, kept during a rotation's grace).
     expect(Object.keys(keys[0]!).sort()).toEqual([
       'createdAt',
       'id',
