@@ -592,6 +592,7 @@ describe('keys, requests and the audit trail', () => {
       'spentThisMonthMicros',
       'tokensPerMinute',
     ]);
+    expect(keys[0]).toMatchObject({ spentThisMonthMicros: 0n, name: null, monthlyBudgetMicros: null });
   });
 
   it("reads back the admin's changes from the audit trail, newest first, per tenant", async () => {
