@@ -50,6 +50,11 @@ async function main(): Promise<void> {
     }
     const indexes = (await db.$queryRaw<{ def: string }[]>`SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'usage_ledger' ORDER BY indexname`).map((i) => i.def);
     const ledgerRows = await scalar(db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM usage_ledger`);
+    // A partitioned table's own size is 0: its partitions (and the request-id table that keeps ids unique) hold it.
+    const ledgerBytes = await scalar(db.$queryRaw<{ n: bigint }[]>`
+      SELECT (sum(pg_total_relation_size(inhrelid)) + pg_total_relation_size('ledger_request_ids'))::bigint AS n
+        FROM pg_inherits WHERE inhparent = 'usage_ledger'::regclass`);
+    const partitions = await scalar(db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'usage_ledger'::regclass`);
     const job = makeRollupJob({ db });
     const firstPass = await timed(() => job.runOnce());
     const secondPass = await timed(() => job.runOnce());
@@ -145,6 +150,8 @@ async function main(): Promise<void> {
       date: now.toISOString(),
       machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
       ledgerRows: Number(ledgerRows),
+      ledgerPartitions: Number(partitions),
+      ledgerBytesPerRow: ledgerRows > 0n ? Number(ledgerBytes / ledgerRows) : null,
       ledgerIndexes: indexes,
       runsPerCase: RUNS,
       rollupJob: {
@@ -161,7 +168,7 @@ async function main(): Promise<void> {
     };
     const dir = path.resolve(__dirname, 'results');
     mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `report-scale-${now.toISOString().slice(0, 10)}.json`);
+    const file = path.join(dir, `report-scale-${now.toISOString().slice(0, 10)}-${ledgerRows}.json`);
     writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(`worst p50 ${worstP50} ms (goal 200); totals equal the ledger and the raw path: ${allEqual}; wrote ${file}\n`);
     if (!allEqual) process.exitCode = 1;

@@ -49,12 +49,33 @@ export async function ensureDatabase(url) {
   }
 }
 
+/**
+ * The pg adapter's executeScript splits a migration on every ";" and runs the pieces one by one, which breaks any
+ * statement with a ";" inside (a plpgsql function body, a string) and leaves a failed migration half applied. A
+ * migration is sent whole instead, as one simple-protocol query: Postgres runs it in one implicit transaction, as
+ * `prisma migrate deploy`'s native engine does.
+ */
+class WholeScriptPg extends PrismaPg {
+  async connect() {
+    const adapter = await super.connect();
+    const pool = adapter.client;
+    adapter.executeScript = async (script) => {
+      try {
+        await pool.query(script);
+      } catch (error) {
+        adapter.onError(error);
+      }
+    };
+    return adapter;
+  }
+}
+
 async function engineFor(url, schemaText) {
   const logs = [];
   const engine = await SchemaEngine.new(
     { datamodels: [[schemaPath, schemaText]] },
     (line) => logs.push(line),
-    bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString: url })),
+    bindMigrationAwareSqlAdapterFactory(new WholeScriptPg({ connectionString: url })),
   );
   return engine;
 }

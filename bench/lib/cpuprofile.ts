@@ -9,7 +9,7 @@ interface Node {
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-interface Profile {
+export interface Profile {
   nodes: Node[];
   samples: number[];
   timeDeltas: number[];
@@ -30,14 +30,18 @@ export function area(url: string): string {
   return url.replace(/^file:\/\//, '');
 }
 
-/** skipMs: leave out the first milliseconds of the profile (start-up: module loading, migrations). */
-export function summarizeProfile(p: Profile, top = 25, skipMs = 0) {
+/**
+ * skipMs: leave out the first milliseconds of the profile (start-up: module loading, migrations); untilMs: and
+ * everything after this many ms from its start (shut-down), so a window of load can be summarised alone.
+ */
+export function summarizeProfile(p: Profile, top = 25, skipMs = 0, untilMs = Infinity) {
   const self = new Map<number, number>();
   let t = p.startTime;
   const from = p.startTime + skipMs * 1000;
+  const to = p.startTime + untilMs * 1000;
   for (let i = 0; i < p.samples.length; i++) {
     t += p.timeDeltas[i] ?? 0;
-    if (t < from) continue;
+    if (t < from || t > to) continue;
     self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
   }
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
@@ -60,7 +64,7 @@ export function summarizeProfile(p: Profile, top = 25, skipMs = 0) {
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([k, us]) => ({ name: k, ms: Math.round(us / 100) / 10, shareOfBusy: Math.round((us / busy) * 1000) / 10 }));
-  return { wallMs: Math.round((p.endTime - p.startTime) / 1000 - skipMs), busyMs: Math.round(busy / 1000), byArea: rows(byArea), byFunction: rows(byFn) };
+  return { wallMs: Math.round(Math.min(p.endTime - p.startTime, untilMs * 1000) / 1000 - skipMs), busyMs: Math.round(busy / 1000), byArea: rows(byArea), byFunction: rows(byFn) };
 }
 
 if (require.main === module) {

@@ -79,8 +79,8 @@ export async function microBench(o: { databaseUrl: string; redisUrl: string; ten
     const settleInput = (requestId: string) => ({ tenantId: o.tenantId, requestId, month, actualMicros: 38n, actualTokens: 169, tokensEstimate: 1043 });
     await timed('settlement (limiter.settle, Lua)', n, (i) => limiter.settle(settleInput(i < 0 ? warm[-1 - i]! : admitted[i]!)));
 
-    const held: string[] = [];
-    const warmHeld: string[] = [];
+    const held: { id: string; startedAt: Date }[] = [];
+    const warmHeld: { id: string; startedAt: Date }[] = [];
     const m = await timed('write-ahead insert (ledger.hold)', null, async (i) => {
       const id = randomUUID();
       const startedAt = new Date();
@@ -99,9 +99,10 @@ export async function microBench(o: { databaseUrl: string; redisUrl: string; ten
         leaseMs: 30_000,
         idempotencyKey: null,
       });
-      (i < 0 ? warmHeld : held).push(id);
+      (i < 0 ? warmHeld : held).push({ id, startedAt });
     });
-    const settlement = (): Settlement => ({
+    const settlement = (startedAt: Date): Settlement => ({
+      startedAt,
       model: 'deepseek-v4-flash',
       attempts: [{ model: 'deepseek-v4-flash', ok: true, error: null, latencyMs: 3, promptTokens: 19, completionTokens: 150, usageSource: 'PROVIDER' }],
       promptTokens: 19,
@@ -115,7 +116,10 @@ export async function microBench(o: { databaseUrl: string; redisUrl: string; ten
       usageSource: 'PROVIDER',
       endedAt: new Date(),
     });
-    await timed('ledger settlement (ledger.settle)', m, (i) => ledger.settle(i < 0 ? warmHeld[-1 - i]! : held[i]!, settlement()));
+    await timed('ledger settlement (ledger.settle)', m, (i) => {
+      const h = i < 0 ? warmHeld[-1 - i]! : held[i]!;
+      return ledger.settle(h.id, settlement(h.startedAt));
+    });
     return { ops, postgresSynchronousCommit: sync[0]?.synchronous_commit ?? 'unknown' };
   } finally {
     redis.disconnect();

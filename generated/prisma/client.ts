@@ -78,8 +78,26 @@ export type ProfileOverride = Prisma.ProfileOverrideModel
  * Model LedgerEntry
  * The usage ledger: one row per request that was admitted, written before the upstream call (HELD) and settled
  * exactly once (SETTLED). Reports sum these rows; they are never re-priced.
+ * 
+ * Partitioned by UTC month of started_at (hand-written SQL in migration 20261130010000_ledger_partitioned_by_month;
+ * Prisma declares it as a plain table): one partition per month, created ahead by accounting/ledger-partitions.ts,
+ * plus a DEFAULT partition for rows of a month without one. A partitioned table's unique indexes must include the
+ * partition key, so the key is (id, started_at) and request_id's uniqueness across months is enforced by
+ * ledger_request_ids (filled by a trigger); the ledger itself carries a plain index on request_id.
  */
 export type LedgerEntry = Prisma.LedgerEntryModel
+/**
+ * Model LedgerRequestId
+ * Every ledger row's request id, unpartitioned: the one place request ids are unique across months. Written by an
+ * AFTER INSERT trigger on usage_ledger; a month's ids are deleted when its partition is dropped (retention).
+ */
+export type LedgerRequestId = Prisma.LedgerRequestIdModel
+/**
+ * Model LedgerArchivedMonth
+ * Months whose ledger partition retention dropped (LEDGER_RETENTION_MONTHS), after their rollups were verified
+ * equal to the rows: reports read these months' days from daily_rollups only.
+ */
+export type LedgerArchivedMonth = Prisma.LedgerArchivedMonthModel
 /**
  * Model IdempotencyKey
  * Idempotency keys, scoped to the tenant. Kept at least 24 h.
@@ -100,3 +118,26 @@ export type DailyRollup = Prisma.DailyRollupModel
  * Which closed days have rollups, per tenant-independent day.
  */
 export type RollupDay = Prisma.RollupDayModel
+/**
+ * Model TenantMonthSpend
+ * Settled spend per tenant and budget month (UTC, by the request's start), kept by a trigger on usage_ledger
+ * (see the budget_alerts migration): the one row every settlement of a tenant-month passes, so a threshold is
+ * decided under its row lock. firedThresholds: the thresholds already in the outbox this month.
+ */
+export type TenantMonthSpend = Prisma.TenantMonthSpendModel
+/**
+ * Model BudgetAlert
+ * The outbox of budget events: written in the settling transaction (thresholds) or by the forecast job, then
+ * published to subscribers and POSTed to the tenant's webhook by src/alerts/delivery-job.ts.
+ */
+export type BudgetAlert = Prisma.BudgetAlertModel
+/**
+ * Model AlertDelivery
+ * One webhook attempt: what the admin reads to see why a tenant got (or did not get) an alert.
+ */
+export type AlertDelivery = Prisma.AlertDeliveryModel
+/**
+ * Model AdminKey
+ * Named admin keys beside the root ADMIN_API_KEY, created, rotated and revoked by the root key only.
+ */
+export type AdminKey = Prisma.AdminKeyModel

@@ -39,6 +39,15 @@ export const Outcome = {
 export type Outcome = (typeof Outcome)[keyof typeof Outcome]
 
 
+export const ModelAccessMode = {
+  ALL: 'ALL',
+  ALLOW: 'ALLOW',
+  DENY: 'DENY'
+} as const
+
+export type ModelAccessMode = (typeof ModelAccessMode)[keyof typeof ModelAccessMode]
+
+
 export const UsageSource = {
   PROVIDER: 'PROVIDER',
   ESTIMATED: 'ESTIMATED'
@@ -61,3 +70,29 @@ export const IdempotencyState = {
 } as const
 
 export type IdempotencyState = (typeof IdempotencyState)[keyof typeof IdempotencyState]
+
+
+export const BudgetEventKind = {
+  THRESHOLD: 'THRESHOLD',
+  FORECAST: 'FORECAST'
+} as const
+
+export type BudgetEventKind = (typeof BudgetEventKind)[keyof typeof BudgetEventKind]
+
+
+export const WebhookStatus = {
+  PENDING: 'PENDING',
+  DELIVERED: 'DELIVERED',
+  FAILED: 'FAILED',
+  NONE: 'NONE'
+} as const
+
+export type WebhookStatus = (typeof WebhookStatus)[keyof typeof WebhookStatus]
+
+
+export const AdminScope = {
+  REPORTS: 'REPORTS',
+  FULL: 'FULL'
+} as const
+
+export type AdminScope = (typeof AdminScope)[keyof typeof AdminScope]

@@ -25,6 +25,9 @@ const HOLD_SQL = `INSERT INTO usage_ledger (request_id, tenant_id, api_key_id, p
     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::"Region"[], $6::text[], $7::int[], $8::int[],
                 $9::jsonb[], $10::bigint[], $11::timestamptz[], $12::int[], $13::text[])
          AS v(id, tenant, api_key, profile, region, planned, max_tokens, prompt, snapshot, hold, started, lease_ms, idem)
+   -- Request ids are unique across the ledger's month partitions through ledger_request_ids (its insert trigger
+   -- raises on a duplicate): an id already there is left out here, so it fails alone as a conflict.
+   WHERE NOT EXISTS (SELECT 1 FROM ledger_request_ids r WHERE r.request_id = v.id)
   ON CONFLICT DO NOTHING
   RETURNING request_id::text AS id`;
 
@@ -36,10 +39,12 @@ const SETTLE_SQL = `UPDATE usage_ledger AS u
          cached_input_micros_per_million = v.cached_price, cache_write_micros_per_million = v.cache_write_price,
          settle_version = 1, gate_pending_since = now()
     FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::int[], $7::bigint[], $8::bigint[], $9::bigint[],
-                $10::"Outcome"[], $11::"UsageSource"[], $12::timestamptz[], $13::int[], $14::int[], $15::bigint[], $16::bigint[])
+                $10::"Outcome"[], $11::"UsageSource"[], $12::timestamptz[], $13::int[], $14::int[], $15::bigint[], $16::bigint[],
+                $17::timestamptz[])
          AS v(id, model, attempts, prompt, completion, unpriced, input_price, output_price, cost, outcome, source, ended,
-              cached, cache_write, cached_price, cache_write_price)
-   WHERE u.request_id = v.id AND u.state = 'HELD'
+              cached, cache_write, cached_price, cache_write_price, started)
+   WHERE u.request_id = v.id AND u.started_at = v.started AND u.state = 'HELD'
+     AND u.started_at BETWEEN $18::timestamptz AND $19::timestamptz
   RETURNING u.request_id::text AS id`;
 
 /** The write-ahead rows of a batch; a request id that already has a row fails with LedgerConflict. */
@@ -86,12 +91,17 @@ export function updateSettlements(sql: SqlPool, items: readonly SettleItem[]): P
       batch.map(({ s }) => s.cacheWriteTokens),
       eff.map((e) => e?.cached?.toString() ?? null),
       eff.map((e) => e?.written?.toString() ?? null),
+      batch.map(({ s }) => s.startedAt),
+      // The batch's started_at bounds: the ledger is partitioned by month, and these prune the UPDATE to the batch's
+      // month (two just after a month begins).
+      new Date(Math.min(...batch.map(({ s }) => s.startedAt.getTime()))),
+      new Date(Math.max(...batch.map(({ s }) => s.startedAt.getTime()))),
     ]);
     return batch.map((i) => ({ ok: true, value: takeOnce(landed, i.requestId) }));
   });
 }
 
-async function returnedIds(sql: SqlPool, name: string, text: string, values: unknown[][]): Promise<Map<string, number>> {
+async function returnedIds(sql: SqlPool, name: string, text: string, values: unknown[]): Promise<Map<string, number>> {
   const r = await sql.query<{ id: string }>({ name, text, values });
   const ids = new Map<string, number>();
   for (const row of r.rows) ids.set(row.id, (ids.get(row.id) ?? 0) + 1);

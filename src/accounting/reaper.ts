@@ -1,3 +1,4 @@
+import { Prisma } from '../../generated/prisma/client';
 import { periodic } from '../infra/periodic';
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
@@ -24,14 +25,32 @@ export function makeReaper(deps: {
   intervalMs: number;
   logger: Logger;
   batch?: number;
+  /**
+   * How far back a HELD row can start and still be found by a routine pass (longer than any request runs; default a
+   * day): the pass then reads this month's ledger partition only. A process's first pass looks at every month, for
+   * rows left while no instance ran.
+   */
+  windowMs?: number;
   /** Told of every row this process's reaper settled (metrics). */
   onReaped?: () => void;
 }): Reaper {
+  let swept = false;
   const reapOnce = async (): Promise<number> => {
+    // Both bounds, so the DEFAULT and next month's partitions are pruned too (started_at is an instance's clock, within
+    // far less than an hour of Postgres').
+    const recent = swept
+      ? Prisma.sql`AND started_at > now() - ${deps.windowMs ?? 86_400_000} * interval '1 millisecond' AND started_at < now() + interval '1 hour'`
+      : Prisma.empty;
     // Leases are judged by Postgres time only: this instance's clock may be off (or frozen while it lost Postgres).
-    const expired = await deps.db.$queryRaw<{ request_id: string }[]>`
-      SELECT request_id FROM usage_ledger WHERE state = 'HELD' AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT ${deps.batch ?? 500}`;
-    const rows = await deps.db.ledgerEntry.findMany({ where: { requestId: { in: expired.map((r) => r.request_id) }, state: 'HELD' } });
+    const expired = await deps.db.$queryRaw<{ request_id: string; started_at: Date }[]>`
+      SELECT request_id, started_at FROM usage_ledger
+       WHERE state = 'HELD' AND lease_expires_at < now() ${recent}
+       ORDER BY lease_expires_at LIMIT ${deps.batch ?? 500}`;
+    swept = true;
+    if (expired.length === 0) return 0;
+    const rows = await deps.db.ledgerEntry.findMany({
+      where: { OR: expired.map((r) => ({ requestId: r.request_id, startedAt: r.started_at })), state: 'HELD' },
+    });
     let settled = 0;
     const toGate: Promise<boolean>[] = [];
     for (const r of rows) {
@@ -41,6 +60,7 @@ export function makeReaper(deps: {
       const billable = prices !== null && prices.outputMicrosPerMillion !== null && r.checkpointTokens > 0;
       const priced = billable ? priceUsage(prices, { promptTokens: r.promptTokens, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: r.checkpointTokens }) : { costMicros: 0n, unpricedPromptTokens: 0 };
       const ok = await deps.ledger.settle(r.requestId, {
+        startedAt: r.startedAt,
         model: billable ? model : null,
         attempts: [], // a HELD row has none recorded: attempts are written at settlement, which never happened
         promptTokens: billable ? r.promptTokens : 0,
@@ -64,6 +84,7 @@ export function makeReaper(deps: {
           {
             tenantId: r.tenantId,
             requestId: r.requestId,
+            apiKeyId: r.apiKeyId,
             startedAt: r.startedAt,
             version: 1,
             actualMicros: priced.costMicros,

@@ -4,6 +4,7 @@ import { periodic } from '../infra/periodic';
 import { makeReaper } from '../accounting/reaper';
 import { makeReconciler, type Drift } from '../accounting/reconciler';
 import { makeRollupJob } from '../reports';
+import { makeLedgerPartitions } from '../reports/ledger-partitions';
 import type { Clients } from './clients';
 import type { Closers } from './closers';
 import type { Core } from './services';
@@ -21,7 +22,18 @@ export interface Jobs {
 export function makeJobs(config: Config, clients: Clients, core: Core, logger: Logger, closers: Closers): Jobs {
   const { db } = clients;
   const { metrics, checkpointer, gateApplier } = core;
-  const reaper = makeReaper({ db, ledger: core.ledger, gate: gateApplier, intervalMs: config.REAPER_INTERVAL_MS, logger, onReaped: () => metrics.reaperSettlements.inc() });
+  // A routine reaper pass looks back further than any request can run (so it reads one or two month partitions).
+  const reaperWindowMs = Math.max(86_400_000, 2 * (config.TOTAL_TIMEOUT_MS + config.LEASE_MS));
+  const reaper = makeReaper({
+    db,
+    ledger: core.ledger,
+    gate: gateApplier,
+    intervalMs: config.REAPER_INTERVAL_MS,
+    windowMs: reaperWindowMs,
+    logger,
+    onReaped: () => metrics.reaperSettlements.inc(),
+  });
+  const partitions = makeLedgerPartitions({ db, retentionMonths: config.LEDGER_RETENTION_MONTHS ?? null, logger });
   const rollups = makeRollupJob({ db, logger });
   const reconciler = makeReconciler({
     db,
@@ -48,6 +60,7 @@ export function makeJobs(config: Config, clients: Clients, core: Core, logger: L
     () => rollups.stop(),
     () => reconciler.stop(),
     () => purge.stop(),
+    () => partitions.stop(),
   );
   return {
     start() {
@@ -57,6 +70,10 @@ export function makeJobs(config: Config, clients: Clients, core: Core, logger: L
       rollups.start(config.ROLLUP_INTERVAL_MS);
       reconciler.start(config.RECONCILE_INTERVAL_MS);
       purge.start();
+      // The migration made this month's and next month's partitions; the job keeps two months ahead from now on.
+      void partitions.ensureAhead().catch((e: unknown) => logger.warn({ err: e }, 'ledger partitions not created ahead; the hourly pass retries'));
+      partitions.start(3600_000);
+      core.services.alerts.start();
     },
     reapOnce: () => reaper.reapOnce(),
     applyGatePending: () => gateApplier.applyPendingOnce(),

@@ -7,7 +7,11 @@ import { makeTenantStore } from '../tenants/tenant-store';
 import { makeAuthenticator } from '../tenants/authenticate';
 import { makeAuthFailures } from '../tenants/auth-failures';
 import { makeAdminService } from '../tenants/admin-service';
+import { makeKeyAdminService } from '../tenants/key-admin';
 import { makeTenantReader } from '../tenants/tenant-reader';
+import { refuseSuspended } from '../tenants/access';
+import { makeAccessAdmin } from '../tenants/access-admin';
+import { makeModelSwitch } from '../catalog/model-enable';
 import { makeLimiter, type Limiter } from '../limits';
 import { makeGateRepair, type GateRepair } from '../limits/repair';
 import { makeLedger, type Ledger } from '../accounting/ledger';
@@ -18,6 +22,7 @@ import { makeDrain, type Drain } from '../chat/drain';
 import { makeIdempotency, type Idempotency } from '../chat/idempotency';
 import { makeKeySignals } from '../chat/key-signals';
 import { makeChatService } from '../chat/chat-service';
+import { makeAlerts } from '../alerts';
 import { makeModelHealth, type RoutingOptions } from '../routing';
 import { makeReportsService } from '../reports';
 import { makePager } from '../reports/pages';
@@ -111,18 +116,23 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     onDenied: (reason) => metrics.denials.inc({ reason }),
   });
 
+  const alerts = makeAlerts({ db, epoch, logger, publisher: redis, subscriber: clients.subscriber, config });
   const services: Services = {
-    auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
+    auth: refuseSuspended(makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }), tenants),
     epoch,
     catalog,
     tenants,
     tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
     admin: makeAdminService({ db, epoch, logger }),
+    keyAdmin: makeKeyAdminService({ db, epoch, logger }),
     cachePrices: makeCachePriceService({ db, epoch, logger }),
+    access: makeAccessAdmin({ db, epoch, logger }),
+    modelSwitch: makeModelSwitch({ db, epoch, logger }),
     chat: clients.tracing ? traceChat(chat, clients.tracing) : chat,
     reports: makeReportsService({ db }),
     routing,
     pages: makePager(db),
+    alerts,
   };
   return { services, metrics, drain, limiter, ledger, gateLedger, gateApplier, gateRepair, checkpointer, idempotency };
 }

@@ -5,6 +5,8 @@
 export const DAY_MS = 86_400_000;
 /** A day is closed this long after it ended: requests still running over midnight are settled or reaped by then. */
 export const DEFAULT_ROLLUP_LAG_MS = 10 * 60_000;
+/** Closed days this recent are re-verified against the ledger by every rollup pass. */
+export const DEFAULT_RECHECK_DAYS = 35;
 
 /** 'YYYY-MM-DD' of a UTC day. */
 export const dayKey = (d: Date): string => d.toISOString().slice(0, 10);

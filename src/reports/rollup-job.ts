@@ -1,7 +1,7 @@
 import { Prisma } from '../../generated/prisma/client';
 import type { Db } from '../infra/prisma';
 import type { Logger } from '../infra/logger';
-import { DAY_MS, DEFAULT_ROLLUP_LAG_MS, dayKey, utcDayStart } from './day-plan';
+import { DAY_MS, DEFAULT_RECHECK_DAYS, DEFAULT_ROLLUP_LAG_MS, dayKey, utcDayStart } from './day-plan';
 
 export interface RollupJobDeps {
   readonly db: Db;
@@ -47,7 +47,7 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
   const { db } = deps;
   const now = deps.now ?? (() => new Date());
   const lagMs = deps.safetyLagMs ?? DEFAULT_ROLLUP_LAG_MS;
-  const recheckDays = deps.recheckDays ?? 35;
+  const recheckDays = deps.recheckDays ?? DEFAULT_RECHECK_DAYS;
 
   async function candidateDays(q: Pick<Db, '$queryRaw'>): Promise<Date[]> {
     const closedBefore = new Date(utcDayStart(now().getTime() - lagMs));
@@ -128,8 +128,10 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
       async (tx) => {
         const [lock] = await tx.$queryRaw<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(${LOCK_NS}::int, ${Math.round(day.getTime() / DAY_MS)}::int) AS ok`;
         if (!lock?.ok) return false;
+        // A month whose ledger partition retention dropped keeps its rollups as its only record: never recomputed.
         const [held] = await tx.$queryRaw<{ n: bigint }[]>`
-          SELECT count(*) AS n FROM usage_ledger WHERE state = 'HELD' AND started_at >= ${start} AND started_at < ${end}`;
+          SELECT count(*) + (SELECT count(*) FROM ledger_archived_months a WHERE a.month = date_trunc('month', ${key}::date)::date) AS n
+            FROM usage_ledger WHERE state = 'HELD' AND started_at >= ${start} AND started_at < ${end}`;
         if (!held || held.n > 0n) return false;
         await tx.$executeRaw`DELETE FROM daily_rollups WHERE day = ${key}::date`;
         await tx.$executeRaw`

@@ -13,6 +13,8 @@ import { planMonth, type MonthPlan, type TimeRange } from './day-plan';
  *   holds no HELD row and rows are never deleted while their tenant exists, so any row written into the day after
  *   its computation (a late settlement, a clock-skewed instance, a back-dated insert) breaks the equality, and that
  *   day is then read raw for this tenant until the job's next pass recomputes it. Reports stay exact in between.
+ * - A day of a month whose ledger partition retention dropped (ledger_archived_months) has no rows left to count:
+ *   its rollups, verified equal to its rows just before the drop, are read as they are.
  */
 
 /**
@@ -36,12 +38,13 @@ const rangesSql = (ranges: readonly TimeRange[]): Prisma.Sql =>
  */
 function checkedDays(days: readonly string[], tenant: Prisma.Sql): Prisma.Sql {
   return Prisma.sql`
-    SELECT d.day, d.s, d.e, (lc.n = rc.n) AS good, rc.cost AS rolled_cost
+    SELECT d.day, d.s, d.e, (lc.n = rc.n OR archived.yes) AS good, rc.cost AS rolled_cost
       FROM (SELECT x.day, x.day::timestamp AT TIME ZONE 'UTC' AS s, (x.day + 1)::timestamp AT TIME ZONE 'UTC' AS e
               FROM unnest(${days as string[]}::date[]) AS x(day)) d
       CROSS JOIN LATERAL (SELECT count(*) AS n FROM usage_ledger l WHERE l.tenant_id = ${tenant} AND l.started_at >= d.s AND l.started_at < d.e) lc
       CROSS JOIN LATERAL (SELECT coalesce(sum(r.requests), 0) AS n, coalesce(sum(r.cost_micros), 0)::bigint AS cost
-                            FROM daily_rollups r WHERE r.tenant_id = ${tenant} AND r.day = d.day) rc`;
+                            FROM daily_rollups r WHERE r.tenant_id = ${tenant} AND r.day = d.day) rc
+      CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM ledger_archived_months a WHERE a.month = date_trunc('month', d.day)::date) AS yes) archived`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type express from 'express';
 
 /**
@@ -19,8 +19,27 @@ export type OriginPolicy = ReturnType<typeof makeOriginPolicy>;
 
 /** Headers a page on another origin may read from a response: the backoff and the id to quote in a report. */
 const EXPOSED = ['Retry-After', 'X-Request-Id'];
+const EXPOSED_HEADER = EXPOSED.join(', ');
 const METHODS = 'GET, POST, OPTIONS';
 const DEFAULT_HEADERS = 'authorization, content-type, accept, x-request-id, apollo-require-preflight, x-apollo-operation-name';
+
+/**
+ * The headers of an actual (not preflight) request: Vary: Origin always, and an allowed origin echoed with the
+ * headers its page may read. Plain node:http, so /graphql's express-free path applies the same policy. True when
+ * the origin is allowed.
+ */
+export function applyCors(allowed: OriginPolicy, req: IncomingMessage, res: ServerResponse, exposed = EXPOSED_HEADER): boolean {
+  const vary = res.getHeader('Vary');
+  if (vary === undefined) res.setHeader('Vary', 'Origin');
+  else if (!/(^|,)\s*origin\s*(,|$)/i.test(String(vary))) res.setHeader('Vary', `${String(vary)}, Origin`);
+  const origin = req.headers.origin;
+  const ok = typeof origin === 'string' && allowed(origin);
+  if (ok) {
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    res.setHeader('Access-Control-Expose-Headers', exposed);
+  }
+  return ok;
+}
 
 /**
  * CORS for the API (/graphql and /v1 alike): an allowed origin is echoed (never `*`) with Vary: Origin;
@@ -31,13 +50,8 @@ const DEFAULT_HEADERS = 'authorization, content-type, accept, x-request-id, apol
 export function corsMiddleware(allowed: OriginPolicy, opts: { expose?: readonly string[] } = {}): express.RequestHandler {
   const exposed = [...EXPOSED, ...(opts.expose ?? [])].join(', ');
   return (req, res, next) => {
+    const ok = applyCors(allowed, req, res, exposed);
     const origin = req.headers.origin;
-    res.vary('Origin');
-    const ok = typeof origin === 'string' && allowed(origin);
-    if (ok) {
-      res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Access-Control-Expose-Headers', exposed);
-    }
     if (req.method !== 'OPTIONS' || !req.headers['access-control-request-method']) return next();
     if (!ok) {
       res.status(403).json({ errors: [{ message: `origin ${String(origin ?? '(none)').slice(0, 200)} is not allowed; add it to CORS_ORIGINS`, extensions: { code: 'FORBIDDEN' } }] });

@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders, Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { GraphQLError, execute, getOperationAST, subscribe, type GraphQLSchema } from 'graphql';
+import { GraphQLError, execute, getOperationAST, type GraphQLSchema } from 'graphql';
+import { subscribeOnce } from '../graphql/subscription-execution';
 import type { Logger } from '../infra/logger';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
@@ -53,6 +54,8 @@ export function attachGraphqlWs(opts: {
     server: opts.httpServer,
     path: opts.path,
     maxPayload: 1024 * 1024,
+    // Compressing every small event costs more CPU (and zlib memory per connection) than the bytes it saves.
+    perMessageDeflate: false,
     verifyClient: (info, done) => (upgradeAllowed(opts.origins, info.req) ? done(true) : done(false, 403, 'Origin not allowed; add it to CORS_ORIGINS')),
   });
   const formatError = makeFormatError(opts.logger);
@@ -82,7 +85,7 @@ export function attachGraphqlWs(opts: {
     {
       schema: opts.schema,
       execute: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => execute(args)) : execute,
-      subscribe: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => subscribe(args)).then((r) => eachStepIn(r, args.contextValue)) : subscribe,
+      subscribe: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => subscribeOnce(args)).then((r) => eachStepIn(r, args.contextValue)) : subscribeOnce,
       onConnect: async (ctx) => {
         try {
           ctx.extra.abort = new AbortController();
@@ -94,7 +97,7 @@ export function attachGraphqlWs(opts: {
           // too many failed attempts) is not a bad key: 1013 Try Again Later, which they retry. Closing first makes
           // graphql-ws's own close (4403) a no-op.
           const code = e instanceof GraphQLError ? e.extensions?.code : undefined;
-          if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN') ctx.extra.socket.close(WS_CLOSE.badKey, closeReason(code));
+          if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN') ctx.extra.socket.close(WS_CLOSE.badKey, closeReason(code, (e as GraphQLError).extensions.reason));
           else ctx.extra.socket.close(WS_CLOSE.unavailable, `${typeof code === 'string' ? code : 'SERVICE_UNAVAILABLE'}: try again shortly`);
           return false;
         }
@@ -180,6 +183,8 @@ export function attachGraphqlWs(opts: {
 }
 
 /** A close reason fits in 123 bytes: the code and a hint, never the key. */
-function closeReason(code: string): string {
+function closeReason(code: string, reason: unknown): string {
+  // A suspended tenant's key is valid: asking for another key would mislead.
+  if (reason === 'SUSPENDED') return `${code}: SUSPENDED, this tenant is suspended; its keys work again once an admin resumes it`;
   return `${code}: send connectionParams { authorization: "Bearer <key>" } with a valid key`.slice(0, 123);
 }

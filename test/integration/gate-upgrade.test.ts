@@ -68,7 +68,7 @@ test('format 1 state in Redis, the ledger as truth: the new release reseeds, set
   await held(t.id, settledId, new Date(now - 10_000), 500n);
   expect(
     await ledger.settle(settledId, {
-      model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 140, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0, prices: prices['glm-5'],
+      startedAt: new Date(now - 10_000), model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 140, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0, prices: prices['glm-5'],
       costMicros: 300n, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date(now - 5_000),
     }),
   ).toBe(true);

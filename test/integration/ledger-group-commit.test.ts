@@ -51,8 +51,8 @@ const entry = (over: Partial<HeldEntry> = {}): HeldEntry => ({
   idempotencyKey: null,
   ...over,
 });
-const settlement = (costMicros: bigint): Settlement => ({
-  model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 100, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0,
+const settlement = (costMicros: bigint, startedAt = new Date()): Settlement => ({
+  startedAt, model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 100, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0,
   prices: prices['glm-5'], costMicros, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date(),
 });
 const rowsOf = (ids: string[]) => db.ledgerEntry.findMany({ where: { requestId: { in: ids } }, select: { requestId: true, state: true, costMicros: true, holdMicros: true } });
@@ -75,14 +75,14 @@ test('32 concurrent holds and then their 32 settlements: each group takes a few 
   expect((await rowsOf(ids)).map((r) => r.state)).toEqual(Array(32).fill('HELD'));
 
   statements = 0;
-  const settled = await Promise.all(ids.map((id, i) => ledger.settle(id, settlement(BigInt(100 + i)))));
+  const settled = await Promise.all(entries.map((e, i) => ledger.settle(e.requestId, settlement(BigInt(100 + i), e.startedAt))));
   expect(settled).toEqual(Array(32).fill(true));
   expect(statements).toBe(2);
   const rows = await rowsOf(ids);
   expect(rows.every((r) => r.state === 'SETTLED')).toBe(true);
   expect(new Map(rows.map((r) => [r.requestId, r.costMicros]))).toEqual(new Map(ids.map((id, i) => [id, BigInt(100 + i)])));
   // Settled already: false, exactly once per request (in a batch or alone).
-  expect(await Promise.all([ledger.settle(ids[0]!, settlement(1n)), ledger.settle(ids[1]!, settlement(1n))])).toEqual([false, false]);
+  expect(await Promise.all([ledger.settle(ids[0]!, settlement(1n, entries[0]!.startedAt)), ledger.settle(ids[1]!, settlement(1n, entries[1]!.startedAt))])).toEqual([false, false]);
 });
 
 test('a request id that already has a row fails alone (ON CONFLICT ... RETURNING), its batch-mates land', async () => {

@@ -59,10 +59,16 @@ export const ModelName = {
   ModelFallback: 'ModelFallback',
   ProfileOverride: 'ProfileOverride',
   LedgerEntry: 'LedgerEntry',
+  LedgerRequestId: 'LedgerRequestId',
+  LedgerArchivedMonth: 'LedgerArchivedMonth',
   IdempotencyKey: 'IdempotencyKey',
   AuditEntry: 'AuditEntry',
   DailyRollup: 'DailyRollup',
-  RollupDay: 'RollupDay'
+  RollupDay: 'RollupDay',
+  TenantMonthSpend: 'TenantMonthSpend',
+  BudgetAlert: 'BudgetAlert',
+  AlertDelivery: 'AlertDelivery',
+  AdminKey: 'AdminKey'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -88,6 +94,13 @@ export const TenantScalarFieldEnum = {
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
   maxConcurrentRequests: 'maxConcurrentRequests',
+  suspendedAt: 'suspendedAt',
+  suspensionReason: 'suspensionReason',
+  modelAccessMode: 'modelAccessMode',
+  modelAccessList: 'modelAccessList',
+  alertThresholds: 'alertThresholds',
+  alertWebhookUrl: 'alertWebhookUrl',
+  alertWebhookSecret: 'alertWebhookSecret',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const
@@ -100,6 +113,13 @@ export const ApiKeyScalarFieldEnum = {
   tenantId: 'tenantId',
   hash: 'hash',
   prefix: 'prefix',
+  name: 'name',
+  monthlyBudgetMicros: 'monthlyBudgetMicros',
+  requestsPerMinute: 'requestsPerMinute',
+  tokensPerMinute: 'tokensPerMinute',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
   createdAt: 'createdAt',
   lastUsedAt: 'lastUsedAt',
   revokedAt: 'revokedAt'
@@ -120,6 +140,7 @@ export const ModelScalarFieldEnum = {
   ttftAsiaMs: 'ttftAsiaMs',
   tokensPerSecond: 'tokensPerSecond',
   priceSetByAdmin: 'priceSetByAdmin',
+  enabled: 'enabled',
   updatedAt: 'updatedAt'
 } as const
 
@@ -217,6 +238,24 @@ export const LedgerEntryScalarFieldEnum = {
 export type LedgerEntryScalarFieldEnum = (typeof LedgerEntryScalarFieldEnum)[keyof typeof LedgerEntryScalarFieldEnum]
 
 
+export const LedgerRequestIdScalarFieldEnum = {
+  requestId: 'requestId',
+  startedAt: 'startedAt'
+} as const
+
+export type LedgerRequestIdScalarFieldEnum = (typeof LedgerRequestIdScalarFieldEnum)[keyof typeof LedgerRequestIdScalarFieldEnum]
+
+
+export const LedgerArchivedMonthScalarFieldEnum = {
+  month: 'month',
+  requests: 'requests',
+  costMicros: 'costMicros',
+  droppedAt: 'droppedAt'
+} as const
+
+export type LedgerArchivedMonthScalarFieldEnum = (typeof LedgerArchivedMonthScalarFieldEnum)[keyof typeof LedgerArchivedMonthScalarFieldEnum]
+
+
 export const IdempotencyKeyScalarFieldEnum = {
   tenantId: 'tenantId',
   key: 'key',
@@ -235,6 +274,7 @@ export type IdempotencyKeyScalarFieldEnum = (typeof IdempotencyKeyScalarFieldEnu
 export const AuditEntryScalarFieldEnum = {
   id: 'id',
   actor: 'actor',
+  actorKeyId: 'actorKeyId',
   action: 'action',
   targetType: 'targetType',
   targetId: 'targetId',
@@ -272,6 +312,73 @@ export const RollupDayScalarFieldEnum = {
 } as const
 
 export type RollupDayScalarFieldEnum = (typeof RollupDayScalarFieldEnum)[keyof typeof RollupDayScalarFieldEnum]
+
+
+export const TenantMonthSpendScalarFieldEnum = {
+  tenantId: 'tenantId',
+  month: 'month',
+  spentMicros: 'spentMicros',
+  firedThresholds: 'firedThresholds',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TenantMonthSpendScalarFieldEnum = (typeof TenantMonthSpendScalarFieldEnum)[keyof typeof TenantMonthSpendScalarFieldEnum]
+
+
+export const BudgetAlertScalarFieldEnum = {
+  id: 'id',
+  eventId: 'eventId',
+  tenantId: 'tenantId',
+  kind: 'kind',
+  month: 'month',
+  threshold: 'threshold',
+  forecastDay: 'forecastDay',
+  exhaustsOn: 'exhaustsOn',
+  spentMicros: 'spentMicros',
+  budgetMicros: 'budgetMicros',
+  createdAt: 'createdAt',
+  publishedAt: 'publishedAt',
+  webhookStatus: 'webhookStatus',
+  attempts: 'attempts',
+  nextAttemptAt: 'nextAttemptAt',
+  leaseUntil: 'leaseUntil',
+  deliveredAt: 'deliveredAt'
+} as const
+
+export type BudgetAlertScalarFieldEnum = (typeof BudgetAlertScalarFieldEnum)[keyof typeof BudgetAlertScalarFieldEnum]
+
+
+export const AlertDeliveryScalarFieldEnum = {
+  id: 'id',
+  alertId: 'alertId',
+  tenantId: 'tenantId',
+  attempt: 'attempt',
+  url: 'url',
+  statusCode: 'statusCode',
+  ok: 'ok',
+  error: 'error',
+  durationMs: 'durationMs',
+  createdAt: 'createdAt'
+} as const
+
+export type AlertDeliveryScalarFieldEnum = (typeof AlertDeliveryScalarFieldEnum)[keyof typeof AlertDeliveryScalarFieldEnum]
+
+
+export const AdminKeyScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  scope: 'scope',
+  hash: 'hash',
+  prefix: 'prefix',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
+  createdAt: 'createdAt',
+  lastUsedAt: 'lastUsedAt',
+  revokedAt: 'revokedAt'
+} as const
+
+export type AdminKeyScalarFieldEnum = (typeof AdminKeyScalarFieldEnum)[keyof typeof AdminKeyScalarFieldEnum]
 
 
 export const SortOrder = {

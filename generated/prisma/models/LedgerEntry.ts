@@ -16,6 +16,12 @@ import type * as Prisma from "../internal/prismaNamespace"
  * Model LedgerEntry
  * The usage ledger: one row per request that was admitted, written before the upstream call (HELD) and settled
  * exactly once (SETTLED). Reports sum these rows; they are never re-priced.
+ * 
+ * Partitioned by UTC month of started_at (hand-written SQL in migration 20261130010000_ledger_partitioned_by_month;
+ * Prisma declares it as a plain table): one partition per month, created ahead by accounting/ledger-partitions.ts,
+ * plus a DEFAULT partition for rows of a month without one. A partitioned table's unique indexes must include the
+ * partition key, so the key is (id, started_at) and request_id's uniqueness across months is enforced by
+ * ledger_request_ids (filled by a trigger); the ledger itself carries a plain index on request_id.
  */
 export type LedgerEntryModel = runtime.Types.Result.DefaultSelection<Prisma.$LedgerEntryPayload>
 
@@ -569,11 +575,12 @@ export type LedgerEntryOrderByWithRelationInput = {
 }
 
 export type LedgerEntryWhereUniqueInput = Prisma.AtLeast<{
-  id?: bigint | number
   requestId?: string
+  id_startedAt?: Prisma.LedgerEntryIdStartedAtCompoundUniqueInput
   AND?: Prisma.LedgerEntryWhereInput | Prisma.LedgerEntryWhereInput[]
   OR?: Prisma.LedgerEntryWhereInput[]
   NOT?: Prisma.LedgerEntryWhereInput | Prisma.LedgerEntryWhereInput[]
+  id?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
   tenantId?: Prisma.UuidFilter<"LedgerEntry"> | string
   apiKeyId?: Prisma.UuidNullableFilter<"LedgerEntry"> | string | null
   profile?: Prisma.StringFilter<"LedgerEntry"> | string
@@ -609,7 +616,7 @@ export type LedgerEntryWhereUniqueInput = Prisma.AtLeast<{
   amendedMicros?: Prisma.BigIntFilter<"LedgerEntry"> | bigint | number
   amendedTokens?: Prisma.IntFilter<"LedgerEntry"> | number
   tenant?: Prisma.XOR<Prisma.TenantScalarRelationFilter, Prisma.TenantWhereInput>
-}, "id" | "requestId">
+}, "id_startedAt" | "requestId">
 
 export type LedgerEntryOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
@@ -979,6 +986,11 @@ export type LedgerEntryOrderByRelationAggregateInput = {
   _count?: Prisma.SortOrder
 }
 
+export type LedgerEntryIdStartedAtCompoundUniqueInput = {
+  id: bigint | number
+  startedAt: Date | string
+}
+
 export type LedgerEntryCountOrderByAggregateInput = {
   id?: Prisma.SortOrder
   requestId?: Prisma.SortOrder
@@ -1174,10 +1186,6 @@ export type LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput = {
   update?: Prisma.LedgerEntryUpdateWithWhereUniqueWithoutTenantInput | Prisma.LedgerEntryUpdateWithWhereUniqueWithoutTenantInput[]
   updateMany?: Prisma.LedgerEntryUpdateManyWithWhereWithoutTenantInput | Prisma.LedgerEntryUpdateManyWithWhereWithoutTenantInput[]
   deleteMany?: Prisma.LedgerEntryScalarWhereInput | Prisma.LedgerEntryScalarWhereInput[]
-}
-
-export type NullableStringFieldUpdateOperationsInput = {
-  set?: string | null
 }
 
 export type EnumRegionFieldUpdateOperationsInput = {
@@ -1671,6 +1679,9 @@ export type $LedgerEntryPayload<ExtArgs extends runtime.Types.Extensions.Interna
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: bigint
+    /**
+     * Unique across months through ledger_request_ids (see above), not through an index of this table.
+     */
     requestId: string
     tenantId: string
     apiKeyId: string | null

@@ -67,6 +67,7 @@ async function settleRow(deps: SettleDeps, a: Admitted, end: RunEnd): Promise<Fi
 
   const settledHere = await deps.ledger
     .settle(a.requestId, {
+      startedAt: a.startedAt,
       model,
       attempts: stored,
       promptTokens: usage.promptTokens,
@@ -87,7 +88,7 @@ async function settleRow(deps: SettleDeps, a: Admitted, end: RunEnd): Promise<Fi
   const tokens = usage.promptTokens + usage.completionTokens;
   if (settledHere) {
     // The answer does not wait for a Redis that refuses or hangs: the ledger row stays pending and is retried.
-    await deps.gate.apply({ tenantId: a.tenant.id, requestId: a.requestId, startedAt: a.startedAt, version: 1, actualMicros: costMicros, actualTokens: tokens, tokensEstimate: a.tokensEstimate }, GATE_WAIT_MS);
+    await deps.gate.apply({ tenantId: a.tenant.id, requestId: a.requestId, apiKeyId: a.keyId, startedAt: a.startedAt, version: 1, actualMicros: costMicros, actualTokens: tokens, tokensEstimate: a.tokensEstimate }, GATE_WAIT_MS);
   } else {
     await amendReaped(deps, a, { costMicros, tokens, completionTokens: usage.completionTokens });
   }
@@ -117,6 +118,7 @@ function outcomeOf({ terminal, denied, endedBy }: RunEnd): Outcome {
   if (denied) return 'FAILED';
   if (terminal?.outcome === 'CLIENT_CANCELLED' && endedBy === 'SHUTDOWN') return 'SHUTDOWN';
   if (terminal?.outcome === 'CLIENT_CANCELLED' && endedBy === 'LEASE_LOST') return 'UPSTREAM_INTERRUPTED';
+  if (terminal?.outcome === 'CLIENT_CANCELLED' && endedBy === 'SUSPENDED') return 'SUSPENDED';
   return terminal?.outcome ?? 'CLIENT_CANCELLED';
 }
 
@@ -148,7 +150,7 @@ async function amendReaped(deps: SettleDeps, a: Admitted, used: { costMicros: bi
   );
   if (amended) {
     await deps.gate.apply(
-      { tenantId: a.tenant.id, requestId: a.requestId, startedAt: a.startedAt, version: 2, actualMicros: amended.amendedMicros, actualTokens: amended.amendedTokens, tokensEstimate: 0 },
+      { tenantId: a.tenant.id, requestId: a.requestId, apiKeyId: a.keyId, startedAt: a.startedAt, version: 2, actualMicros: amended.amendedMicros, actualTokens: amended.amendedTokens, tokensEstimate: 0 },
       GATE_WAIT_MS,
     );
   }
@@ -165,6 +167,8 @@ function endedHere(endedBy: EndedBy): AppError | null {
       return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down and ended the request before any answer; nothing was charged, retry it');
     case 'LEASE_LOST':
       return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance lost its database and ended the request before any answer; retry it');
+    case 'SUSPENDED':
+      return new AppError('FORBIDDEN', 'this tenant was suspended while the request waited for its first token; its keys work again once an admin resumes it', { reason: 'SUSPENDED' });
     case null:
       return null;
     default:
