@@ -4,9 +4,10 @@ import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } f
 import type { ModelInfo } from '../src/catalog/types';
 import type { TenantView } from '../src/tenants/tenant-view';
 import type { ChatResult as ChatResultView, ChatStreamEvent as ChatStreamEventView } from '../src/chat/types';
-import type { RequestRecordView, AuditEntryView, CostReportView } from '../src/reports/types';
+import type { RequestRecordView, AuditEntryView, ApiKeyInfoView, CostReportView } from '../src/reports/types';
 import type { OverrideView } from '../src/tenants/admin-service';
 import type { ProfileParent } from '../src/graphql/frontend-resolvers';
+import type { BudgetEventView, BudgetAlertView, AlertDeliveryView } from '../src/alerts/types';
 import type { GraphQLContext } from '../src/graphql/context';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = T | null;
@@ -30,6 +31,53 @@ export type Scalars = {
   Usd: { input: string; output: bigint; }
 };
 
+export type AdminKeyInfo = {
+  readonly __typename?: 'AdminKeyInfo';
+  readonly createdAt: Scalars['DateTime']['output'];
+  readonly id: Scalars['ID']['output'];
+  readonly lastUsedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly name: Scalars['String']['output'];
+  readonly prefix: Scalars['String']['output'];
+  readonly previousKeyExpiresAt: Maybe<Scalars['DateTime']['output']>;
+  readonly revokedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly rotatedAt: Maybe<Scalars['DateTime']['output']>;
+  readonly scope: AdminKeyScope;
+};
+
+export type AdminKeyScope =
+  /** Everything the admin can do, except managing admin keys (the root ADMIN_API_KEY only). */
+  | 'FULL'
+  /** Reads everything the admin can read (reports, tenants, keys, audit log); every change is FORBIDDEN. */
+  | 'REPORTS';
+
+/** One webhook attempt. */
+export type AlertDelivery = {
+  readonly __typename?: 'AlertDelivery';
+  readonly attempt: Scalars['Int']['output'];
+  readonly createdAt: Scalars['DateTime']['output'];
+  readonly durationMs: Scalars['Int']['output'];
+  readonly error: Maybe<Scalars['String']['output']>;
+  readonly eventId: Scalars['ID']['output'];
+  readonly id: Scalars['ID']['output'];
+  readonly ok: Scalars['Boolean']['output'];
+  /** The receiver's HTTP status; null when it never answered (refused address, timeout, connection error). */
+  readonly statusCode: Maybe<Scalars['Int']['output']>;
+  readonly tenantId: Scalars['ID']['output'];
+  readonly url: Scalars['String']['output'];
+};
+
+export type AlertDeliveryConnection = {
+  readonly __typename?: 'AlertDeliveryConnection';
+  readonly edges: ReadonlyArray<AlertDeliveryEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type AlertDeliveryEdge = {
+  readonly __typename?: 'AlertDeliveryEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: AlertDelivery;
+};
+
 export type ApiKey = {
   readonly __typename?: 'ApiKey';
   readonly id: Scalars['ID']['output'];
@@ -42,9 +90,23 @@ export type ApiKeyInfo = {
   readonly createdAt: Scalars['DateTime']['output'];
   readonly id: Scalars['ID']['output'];
   readonly lastUsedAt: Maybe<Scalars['DateTime']['output']>;
+  /** The key's own monthly budget, checked with the tenant's in the same admission; null: none of its own. */
+  readonly monthlyBudgetUsd: Maybe<Scalars['Usd']['output']>;
+  /** A label people give the key; null when unnamed. */
+  readonly name: Maybe<Scalars['String']['output']>;
   /** The first characters of the key, for people to recognise it. */
   readonly prefix: Scalars['String']['output'];
+  /** Until when the secret the last rotation replaced is still accepted; null when none is. */
+  readonly previousKeyExpiresAt: Maybe<Scalars['DateTime']['output']>;
+  /** The key's own requests per minute (rolling 60 s); null: none of its own. */
+  readonly requestsPerMinute: Maybe<Scalars['Int']['output']>;
   readonly revokedAt: Maybe<Scalars['DateTime']['output']>;
+  /** When the key's secret was last replaced; null if never. */
+  readonly rotatedAt: Maybe<Scalars['DateTime']['output']>;
+  /** What requests made with this key cost this month (settled, from the ledger). */
+  readonly spentThisMonthUsd: Scalars['Usd']['output'];
+  /** The key's own tokens per minute (rolling 60 s); null: none of its own. */
+  readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
 };
 
 export type Attempt = {
@@ -62,6 +124,8 @@ export type AuditEntry = {
   readonly action: Scalars['String']['output'];
   /** admin, or the tenant id for self-service actions */
   readonly actor: Scalars['String']['output'];
+  /** The admin key that made the change; null for the root ADMIN_API_KEY and for tenants (actor then says who). */
+  readonly actorKeyId: Maybe<Scalars['ID']['output']>;
   readonly createdAt: Scalars['DateTime']['output'];
   readonly id: Scalars['ID']['output'];
   /** JSON of the value after the change; null when the target was removed */
@@ -85,7 +149,57 @@ export type AuditEntryEdge = {
   readonly node: AuditEntry;
 };
 
+export type BudgetAlert = {
+  readonly __typename?: 'BudgetAlert';
+  readonly attempts: Scalars['Int']['output'];
+  readonly deliveredAt: Maybe<Scalars['DateTime']['output']>;
+  readonly event: BudgetEvent;
+  readonly id: Scalars['ID']['output'];
+  readonly webhookStatus: WebhookStatus;
+};
+
+export type BudgetAlertConnection = {
+  readonly __typename?: 'BudgetAlertConnection';
+  readonly edges: ReadonlyArray<BudgetAlertEdge>;
+  readonly pageInfo: PageInfo;
+};
+
+export type BudgetAlertEdge = {
+  readonly __typename?: 'BudgetAlertEdge';
+  readonly cursor: Scalars['String']['output'];
+  readonly node: BudgetAlert;
+};
+
+export type BudgetEvent = {
+  readonly __typename?: 'BudgetEvent';
+  readonly budgetUsd: Maybe<Scalars['Usd']['output']>;
+  readonly createdAt: Scalars['DateTime']['output'];
+  /** FORECAST: the UTC day (YYYY-MM-DD) the budget runs out at this pace. */
+  readonly exhaustsOn: Maybe<Scalars['String']['output']>;
+  /** The stable event id (X-Gateway-Event-Id): the same on every webhook retry. */
+  readonly id: Scalars['ID']['output'];
+  readonly kind: BudgetEventKind;
+  /** YYYY-MM */
+  readonly month: Scalars['String']['output'];
+  /** Settled spend of the month when the event was decided. */
+  readonly spentUsd: Scalars['Usd']['output'];
+  readonly tenantId: Scalars['ID']['output'];
+  readonly thresholdPercent: Maybe<Scalars['Int']['output']>;
+};
+
+export type BudgetEventKind =
+  /** At this month's pace the budget runs out on exhaustsOn (at most one a day). */
+  | 'FORECAST'
+  /** Spend reached thresholdPercent of the monthly budget. */
+  | 'THRESHOLD';
+
 export type ChatInput = {
+  /**
+   * chatStream only: the least time in milliseconds between two content events, 0 to 1000. Left out or 0: one event
+   * per upstream network read. The first token always goes out alone, at once; tool-call events and the done event
+   * are never held. Usage does not depend on it.
+   */
+  readonly flushMs?: InputMaybe<Scalars['Int']['input']>;
   /**
    * chat mutation only (BAD_USER_INPUT on chatStream). Scoped to the tenant. Retries with the same key and input
    * return the first result and are charged once; a retry while the first runs waits for it; a first request that
@@ -237,12 +351,26 @@ export type CreateTenantPayload = {
   readonly tenant: Tenant;
 };
 
+/** A new admin key; the secret is shown once. */
+export type CreatedAdminKey = {
+  readonly __typename?: 'CreatedAdminKey';
+  readonly id: Scalars['ID']['output'];
+  readonly key: Scalars['String']['output'];
+  readonly name: Scalars['String']['output'];
+  readonly scope: AdminKeyScope;
+};
+
 /** Why the model stopped. */
 export type FinishReason =
   | 'CONTENT_FILTER'
   | 'LENGTH'
   | 'STOP'
   | 'TOOL_CALLS';
+
+/** Whose limit refused a request: the tenant's or the API key's own (extensions.scope of RATE_LIMITED and BUDGET_EXCEEDED). */
+export type LimitScope =
+  | 'KEY'
+  | 'TENANT';
 
 export type Model = {
   readonly __typename?: 'Model';
@@ -273,11 +401,32 @@ export type ModelShareInput = {
 export type Mutation = {
   readonly __typename?: 'Mutation';
   readonly chat: ChatResult;
+  /** Root ADMIN_API_KEY only. A named admin key; names are unique. */
+  readonly createAdminKey: CreatedAdminKey;
   readonly createApiKey: ApiKey;
   /** Admin only, like every mutation below. */
   readonly createTenant: CreateTenantPayload;
   readonly removeProfileOverride: Scalars['Boolean']['output'];
+  /** Root ADMIN_API_KEY only. False when it was already revoked. */
+  readonly revokeAdminKey: Scalars['Boolean']['output'];
   readonly revokeApiKey: Scalars['Boolean']['output'];
+  /** Root ADMIN_API_KEY only. Rotates an admin key like rotateApiKey. */
+  readonly rotateAdminKey: RotatedApiKey;
+  /** Admin only. A new webhook signing secret, returned this once; the old one signs nothing more. */
+  readonly rotateAlertWebhookSecret: TenantAlertSettings;
+  /**
+   * Full admin. A new secret for the key (same id, name, limits and spend); the old secret keeps working for
+   * graceSeconds (0 to 604800), on every instance, then is UNAUTHENTICATED. Rotating again ends an earlier grace.
+   * A revoked key: CONFLICT.
+   */
+  readonly rotateApiKey: RotatedApiKey;
+  /**
+   * Full admin. The key's own limits, checked with the tenant's in the same atomic admission: an argument left out
+   * keeps its value, null removes that limit of the key (the tenant's still applies). Limits are whole numbers >= 1.
+   */
+  readonly setApiKeyLimits: ApiKeyInfo;
+  /** Full admin. Names a tenant key (1 to 100 letters, digits, spaces, dots, dashes or underscores); null clears it. */
+  readonly setApiKeyName: ApiKeyInfo;
   /**
    * Admin only. Starts a new price from now with the model's cache prices changed: an argument left out keeps its
    * price, an explicit null clears it (those tokens are then charged at the input price). Recorded in the price
@@ -292,6 +441,12 @@ export type Mutation = {
    * An unknown model or profile is BAD_USER_INPUT.
    */
   readonly setProfileOverride: ProfileOverride;
+  /**
+   * Admin only. thresholds: whole percents 1..1000, at most 10, no repeats ([] turns threshold alerts off, null
+   * restores 50, 80, 100). webhookUrl: an https URL (null removes it); the first one makes the signing secret. An
+   * argument left out keeps its value. A threshold already passed this month fires at the next settlement.
+   */
+  readonly setTenantAlerts: TenantAlertSettings;
   /** An explicit null removes the budget; leaving the argument out is BAD_USER_INPUT. */
   readonly setTenantBudget: Tenant;
   /** Admin only: caps the tenant's requests in flight at once (a whole number of at least 1), or removes the cap with null. */
@@ -303,6 +458,12 @@ export type Mutation = {
 
 export type MutationChatArgs = {
   input: ChatInput;
+};
+
+
+export type MutationCreateAdminKeyArgs = {
+  name: Scalars['String']['input'];
+  scope: AdminKeyScope;
 };
 
 
@@ -323,8 +484,44 @@ export type MutationRemoveProfileOverrideArgs = {
 };
 
 
+export type MutationRevokeAdminKeyArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
 export type MutationRevokeApiKeyArgs = {
   id: Scalars['ID']['input'];
+};
+
+
+export type MutationRotateAdminKeyArgs = {
+  graceSeconds: Scalars['Int']['input'];
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationRotateAlertWebhookSecretArgs = {
+  tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationRotateApiKeyArgs = {
+  graceSeconds: Scalars['Int']['input'];
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationSetApiKeyLimitsArgs = {
+  id: Scalars['ID']['input'];
+  monthlyBudgetUsd?: InputMaybe<Scalars['Usd']['input']>;
+  requestsPerMinute?: InputMaybe<Scalars['Int']['input']>;
+  tokensPerMinute?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type MutationSetApiKeyNameArgs = {
+  id: Scalars['ID']['input'];
+  name?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -348,6 +545,13 @@ export type MutationSetProfileOverrideArgs = {
   profile: Scalars['String']['input'];
   region?: InputMaybe<Region>;
   tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationSetTenantAlertsArgs = {
+  tenantId: Scalars['ID']['input'];
+  thresholds?: InputMaybe<ReadonlyArray<Scalars['Int']['input']>>;
+  webhookUrl?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -417,12 +621,18 @@ export type ProfileOverride = {
 
 export type Query = {
   readonly __typename?: 'Query';
+  /** Admin only (any admin key): the named admin keys, newest first. */
+  readonly adminKeys: ReadonlyArray<AdminKeyInfo>;
+  /** Admin only: webhook attempts, newest first (all tenants, or one). */
+  readonly alertDeliveriesConnection: AlertDeliveryConnection;
   /** A tenant key: its own tenant's keys (tenantId left out). The admin: any tenant's. */
   readonly apiKeys: ReadonlyArray<ApiKeyInfo>;
   /** Admin only: the audit trail, newest first. tenantId narrows it to one tenant. first: 1..500. */
   readonly auditLog: ReadonlyArray<AuditEntry>;
   /** Admin only: the audit trail, newest first, paged like requestsConnection. */
   readonly auditLogConnection: AuditEntryConnection;
+  /** Budget alerts, newest first, paged like requestsConnection. A tenant key reads its own; the admin one tenant's or all. */
+  readonly budgetAlertsConnection: BudgetAlertConnection;
   /** What a month of output tokens costs under a routing mix, from the model table. */
   readonly costProjection: CostProjection;
   /**
@@ -455,6 +665,13 @@ export type Query = {
 };
 
 
+export type QueryAlertDeliveriesConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
 export type QueryApiKeysArgs = {
   tenantId?: InputMaybe<Scalars['ID']['input']>;
 };
@@ -468,6 +685,13 @@ export type QueryAuditLogArgs = {
 
 
 export type QueryAuditLogConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+
+export type QueryBudgetAlertsConnectionArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
   tenantId?: InputMaybe<Scalars['ID']['input']>;
@@ -572,9 +796,25 @@ export type RequestRecordEdge = {
   readonly node: RequestRecord;
 };
 
+/** A rotated key: the same id, name and limits with a new secret (shown once). */
+export type RotatedApiKey = {
+  readonly __typename?: 'RotatedApiKey';
+  readonly id: Scalars['ID']['output'];
+  readonly key: Scalars['String']['output'];
+  /** Until when the old secret is still accepted; null when it stopped at once (graceSeconds 0). */
+  readonly previousKeyExpiresAt: Maybe<Scalars['DateTime']['output']>;
+};
+
 export type Subscription = {
   readonly __typename?: 'Subscription';
+  /** Budget events as they are decided, on every instance: a tenant key gets its own; the admin all (or one tenant's). */
+  readonly budgetEvents: BudgetEvent;
   readonly chatStream: ChatStreamEvent;
+};
+
+
+export type SubscriptionBudgetEventsArgs = {
+  tenantId?: InputMaybe<Scalars['ID']['input']>;
 };
 
 
@@ -584,6 +824,10 @@ export type SubscriptionChatStreamArgs = {
 
 export type Tenant = {
   readonly __typename?: 'Tenant';
+  /** Percents of the monthly budget at which a budget alert fires, each at most once a month (default 50, 80, 100). */
+  readonly alertThresholds: ReadonlyArray<Scalars['Int']['output']>;
+  /** Where budget alerts are POSTed (https), signed with the tenant's webhook secret; null: no webhook. */
+  readonly alertWebhookUrl: Maybe<Scalars['String']['output']>;
   /** Reserved by requests still running. */
   readonly heldUsd: Scalars['Usd']['output'];
   readonly id: Scalars['ID']['output'];
@@ -598,6 +842,17 @@ export type Tenant = {
   /** Settled cost of this month's requests (UTC month in which each request started). */
   readonly spentThisMonthUsd: Scalars['Usd']['output'];
   readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
+};
+
+/** What the alert-settings mutations return. */
+export type TenantAlertSettings = {
+  readonly __typename?: 'TenantAlertSettings';
+  readonly tenant: Tenant;
+  /**
+   * The key webhooks are signed with (HMAC-SHA256 of the raw body, header X-Gateway-Signature: sha256=<hex>). Only
+   * when it was just made (the first webhook URL, or a rotation): shown this once, never readable again.
+   */
+  readonly webhookSecret: Maybe<Scalars['String']['output']>;
 };
 
 export type TenantConnection = {
@@ -679,6 +934,14 @@ export type UsageSource =
   | 'ESTIMATED'
   | 'PROVIDER';
 
+export type WebhookStatus =
+  | 'DELIVERED'
+  /** Gave up: attempts ran out, or the URL resolves to an address webhooks may not reach. */
+  | 'FAILED'
+  /** The tenant had no webhook URL. */
+  | 'NONE'
+  | 'PENDING';
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -752,13 +1015,23 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
+  AdminKeyInfo: ResolverTypeWrapper<AdminKeyInfo>;
+  AdminKeyScope: AdminKeyScope;
+  AlertDelivery: ResolverTypeWrapper<AlertDeliveryView>;
+  AlertDeliveryConnection: ResolverTypeWrapper<Omit<AlertDeliveryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AlertDeliveryEdge']> }>;
+  AlertDeliveryEdge: ResolverTypeWrapper<Omit<AlertDeliveryEdge, 'node'> & { node: ResolversTypes['AlertDelivery'] }>;
   ApiKey: ResolverTypeWrapper<ApiKey>;
-  ApiKeyInfo: ResolverTypeWrapper<ApiKeyInfo>;
+  ApiKeyInfo: ResolverTypeWrapper<ApiKeyInfoView>;
   Attempt: ResolverTypeWrapper<Attempt>;
   AuditEntry: ResolverTypeWrapper<AuditEntryView>;
   AuditEntryConnection: ResolverTypeWrapper<Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['AuditEntryEdge']> }>;
   AuditEntryEdge: ResolverTypeWrapper<Omit<AuditEntryEdge, 'node'> & { node: ResolversTypes['AuditEntry'] }>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  BudgetAlert: ResolverTypeWrapper<BudgetAlertView>;
+  BudgetAlertConnection: ResolverTypeWrapper<Omit<BudgetAlertConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['BudgetAlertEdge']> }>;
+  BudgetAlertEdge: ResolverTypeWrapper<Omit<BudgetAlertEdge, 'node'> & { node: ResolversTypes['BudgetAlert'] }>;
+  BudgetEvent: ResolverTypeWrapper<BudgetEventView>;
+  BudgetEventKind: BudgetEventKind;
   ChatInput: ChatInput;
   ChatMessageInput: ChatMessageInput;
   ChatResult: ResolverTypeWrapper<ChatResultView>;
@@ -771,11 +1044,13 @@ export type ResolversTypes = {
   Count: ResolverTypeWrapper<Scalars['Count']['output']>;
   CreateTenantInput: CreateTenantInput;
   CreateTenantPayload: ResolverTypeWrapper<Omit<CreateTenantPayload, 'tenant'> & { tenant: ResolversTypes['Tenant'] }>;
+  CreatedAdminKey: ResolverTypeWrapper<CreatedAdminKey>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   FinishReason: FinishReason;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  LimitScope: LimitScope;
   Model: ResolverTypeWrapper<ModelInfo>;
   ModelShareInput: ModelShareInput;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
@@ -789,9 +1064,11 @@ export type ResolversTypes = {
   RequestRecord: ResolverTypeWrapper<RequestRecordView>;
   RequestRecordConnection: ResolverTypeWrapper<Omit<RequestRecordConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['RequestRecordEdge']> }>;
   RequestRecordEdge: ResolverTypeWrapper<Omit<RequestRecordEdge, 'node'> & { node: ResolversTypes['RequestRecord'] }>;
+  RotatedApiKey: ResolverTypeWrapper<RotatedApiKey>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Tenant: ResolverTypeWrapper<TenantView>;
+  TenantAlertSettings: ResolverTypeWrapper<Omit<TenantAlertSettings, 'tenant'> & { tenant: ResolversTypes['Tenant'] }>;
   TenantConnection: ResolverTypeWrapper<Omit<TenantConnection, 'edges'> & { edges: ReadonlyArray<ResolversTypes['TenantEdge']> }>;
   TenantEdge: ResolverTypeWrapper<Omit<TenantEdge, 'node'> & { node: ResolversTypes['Tenant'] }>;
   ToolCall: ResolverTypeWrapper<ToolCall>;
@@ -803,17 +1080,26 @@ export type ResolversTypes = {
   Usage: ResolverTypeWrapper<Usage>;
   UsageSource: UsageSource;
   Usd: ResolverTypeWrapper<Scalars['Usd']['output']>;
+  WebhookStatus: WebhookStatus;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
+  AdminKeyInfo: AdminKeyInfo;
+  AlertDelivery: AlertDeliveryView;
+  AlertDeliveryConnection: Omit<AlertDeliveryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AlertDeliveryEdge']> };
+  AlertDeliveryEdge: Omit<AlertDeliveryEdge, 'node'> & { node: ResolversParentTypes['AlertDelivery'] };
   ApiKey: ApiKey;
-  ApiKeyInfo: ApiKeyInfo;
+  ApiKeyInfo: ApiKeyInfoView;
   Attempt: Attempt;
   AuditEntry: AuditEntryView;
   AuditEntryConnection: Omit<AuditEntryConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['AuditEntryEdge']> };
   AuditEntryEdge: Omit<AuditEntryEdge, 'node'> & { node: ResolversParentTypes['AuditEntry'] };
   Boolean: Scalars['Boolean']['output'];
+  BudgetAlert: BudgetAlertView;
+  BudgetAlertConnection: Omit<BudgetAlertConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['BudgetAlertEdge']> };
+  BudgetAlertEdge: Omit<BudgetAlertEdge, 'node'> & { node: ResolversParentTypes['BudgetAlert'] };
+  BudgetEvent: BudgetEventView;
   ChatInput: ChatInput;
   ChatMessageInput: ChatMessageInput;
   ChatResult: ChatResultView;
@@ -825,6 +1111,7 @@ export type ResolversParentTypes = {
   Count: Scalars['Count']['output'];
   CreateTenantInput: CreateTenantInput;
   CreateTenantPayload: Omit<CreateTenantPayload, 'tenant'> & { tenant: ResolversParentTypes['Tenant'] };
+  CreatedAdminKey: CreatedAdminKey;
   DateTime: Scalars['DateTime']['output'];
   Float: Scalars['Float']['output'];
   ID: Scalars['ID']['output'];
@@ -839,9 +1126,11 @@ export type ResolversParentTypes = {
   RequestRecord: RequestRecordView;
   RequestRecordConnection: Omit<RequestRecordConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['RequestRecordEdge']> };
   RequestRecordEdge: Omit<RequestRecordEdge, 'node'> & { node: ResolversParentTypes['RequestRecord'] };
+  RotatedApiKey: RotatedApiKey;
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
   Tenant: TenantView;
+  TenantAlertSettings: Omit<TenantAlertSettings, 'tenant'> & { tenant: ResolversParentTypes['Tenant'] };
   TenantConnection: Omit<TenantConnection, 'edges'> & { edges: ReadonlyArray<ResolversParentTypes['TenantEdge']> };
   TenantEdge: Omit<TenantEdge, 'node'> & { node: ResolversParentTypes['Tenant'] };
   ToolCall: ToolCall;
@@ -853,6 +1142,41 @@ export type ResolversParentTypes = {
   Usd: Scalars['Usd']['output'];
 };
 
+export type AdminKeyInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AdminKeyInfo'] = ResolversParentTypes['AdminKeyInfo']> = {
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  lastUsedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  prefix?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  previousKeyExpiresAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  revokedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  rotatedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  scope?: Resolver<ResolversTypes['AdminKeyScope'], ParentType, ContextType>;
+};
+
+export type AlertDeliveryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDelivery'] = ResolversParentTypes['AlertDelivery']> = {
+  attempt?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  durationMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  eventId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  ok?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  statusCode?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  tenantId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type AlertDeliveryConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDeliveryConnection'] = ResolversParentTypes['AlertDeliveryConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['AlertDeliveryEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type AlertDeliveryEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AlertDeliveryEdge'] = ResolversParentTypes['AlertDeliveryEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['AlertDelivery'], ParentType, ContextType>;
+};
+
 export type ApiKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ApiKey'] = ResolversParentTypes['ApiKey']> = {
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -862,8 +1186,15 @@ export type ApiKeyInfoResolvers<ContextType = GraphQLContext, ParentType extends
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   lastUsedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  monthlyBudgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  name?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   prefix?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  previousKeyExpiresAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  requestsPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   revokedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  rotatedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  spentThisMonthUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
+  tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
 export type AttemptResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Attempt'] = ResolversParentTypes['Attempt']> = {
@@ -876,6 +1207,7 @@ export type AttemptResolvers<ContextType = GraphQLContext, ParentType extends Re
 export type AuditEntryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEntry'] = ResolversParentTypes['AuditEntry']> = {
   action?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   actor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  actorKeyId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   newValue?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -893,6 +1225,36 @@ export type AuditEntryConnectionResolvers<ContextType = GraphQLContext, ParentTy
 export type AuditEntryEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['AuditEntryEdge'] = ResolversParentTypes['AuditEntryEdge']> = {
   cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   node?: Resolver<ResolversTypes['AuditEntry'], ParentType, ContextType>;
+};
+
+export type BudgetAlertResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlert'] = ResolversParentTypes['BudgetAlert']> = {
+  attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  deliveredAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  event?: Resolver<ResolversTypes['BudgetEvent'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  webhookStatus?: Resolver<ResolversTypes['WebhookStatus'], ParentType, ContextType>;
+};
+
+export type BudgetAlertConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlertConnection'] = ResolversParentTypes['BudgetAlertConnection']> = {
+  edges?: Resolver<ReadonlyArray<ResolversTypes['BudgetAlertEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type BudgetAlertEdgeResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetAlertEdge'] = ResolversParentTypes['BudgetAlertEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['BudgetAlert'], ParentType, ContextType>;
+};
+
+export type BudgetEventResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['BudgetEvent'] = ResolversParentTypes['BudgetEvent']> = {
+  budgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  exhaustsOn?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['BudgetEventKind'], ParentType, ContextType>;
+  month?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  spentUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
+  tenantId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  thresholdPercent?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
 export type ChatResultResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ChatResult'] = ResolversParentTypes['ChatResult']> = {
@@ -968,6 +1330,13 @@ export type CreateTenantPayloadResolvers<ContextType = GraphQLContext, ParentTyp
   tenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
 };
 
+export type CreatedAdminKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['CreatedAdminKey'] = ResolversParentTypes['CreatedAdminKey']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  scope?: Resolver<ResolversTypes['AdminKeyScope'], ParentType, ContextType>;
+};
+
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
 }
@@ -986,13 +1355,21 @@ export type ModelResolvers<ContextType = GraphQLContext, ParentType extends Reso
 
 export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   chat?: Resolver<ResolversTypes['ChatResult'], ParentType, ContextType, RequireFields<MutationChatArgs, 'input'>>;
+  createAdminKey?: Resolver<ResolversTypes['CreatedAdminKey'], ParentType, ContextType, RequireFields<MutationCreateAdminKeyArgs, 'name' | 'scope'>>;
   createApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'tenantId'>>;
   createTenant?: Resolver<ResolversTypes['CreateTenantPayload'], ParentType, ContextType, RequireFields<MutationCreateTenantArgs, 'input'>>;
   removeProfileOverride?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveProfileOverrideArgs, 'profile' | 'tenantId'>>;
+  revokeAdminKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeAdminKeyArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
+  rotateAdminKey?: Resolver<ResolversTypes['RotatedApiKey'], ParentType, ContextType, RequireFields<MutationRotateAdminKeyArgs, 'graceSeconds' | 'id'>>;
+  rotateAlertWebhookSecret?: Resolver<ResolversTypes['TenantAlertSettings'], ParentType, ContextType, RequireFields<MutationRotateAlertWebhookSecretArgs, 'tenantId'>>;
+  rotateApiKey?: Resolver<ResolversTypes['RotatedApiKey'], ParentType, ContextType, RequireFields<MutationRotateApiKeyArgs, 'graceSeconds' | 'id'>>;
+  setApiKeyLimits?: Resolver<ResolversTypes['ApiKeyInfo'], ParentType, ContextType, RequireFields<MutationSetApiKeyLimitsArgs, 'id'>>;
+  setApiKeyName?: Resolver<ResolversTypes['ApiKeyInfo'], ParentType, ContextType, RequireFields<MutationSetApiKeyNameArgs, 'id'>>;
   setModelCachePrices?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelCachePricesArgs, 'model'>>;
   setModelPrice?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelPriceArgs, 'model' | 'outputUsdPerMillion'>>;
   setProfileOverride?: Resolver<ResolversTypes['ProfileOverride'], ParentType, ContextType, RequireFields<MutationSetProfileOverrideArgs, 'model' | 'profile' | 'tenantId'>>;
+  setTenantAlerts?: Resolver<ResolversTypes['TenantAlertSettings'], ParentType, ContextType, RequireFields<MutationSetTenantAlertsArgs, 'tenantId'>>;
   setTenantBudget?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantBudgetArgs, 'tenantId'>>;
   setTenantConcurrency?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantConcurrencyArgs, 'tenantId'>>;
   setTenantLimits?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantLimitsArgs, 'tenantId'>>;
@@ -1023,9 +1400,12 @@ export type ProfileOverrideResolvers<ContextType = GraphQLContext, ParentType ex
 };
 
 export type QueryResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  adminKeys?: Resolver<ReadonlyArray<ResolversTypes['AdminKeyInfo']>, ParentType, ContextType>;
+  alertDeliveriesConnection?: Resolver<ResolversTypes['AlertDeliveryConnection'], ParentType, ContextType, RequireFields<QueryAlertDeliveriesConnectionArgs, 'first'>>;
   apiKeys?: Resolver<ReadonlyArray<ResolversTypes['ApiKeyInfo']>, ParentType, ContextType, Partial<QueryApiKeysArgs>>;
   auditLog?: Resolver<ReadonlyArray<ResolversTypes['AuditEntry']>, ParentType, ContextType, RequireFields<QueryAuditLogArgs, 'first'>>;
   auditLogConnection?: Resolver<ResolversTypes['AuditEntryConnection'], ParentType, ContextType, RequireFields<QueryAuditLogConnectionArgs, 'first'>>;
+  budgetAlertsConnection?: Resolver<ResolversTypes['BudgetAlertConnection'], ParentType, ContextType, RequireFields<QueryBudgetAlertsConnectionArgs, 'first'>>;
   costProjection?: Resolver<ResolversTypes['CostProjection'], ParentType, ContextType, RequireFields<QueryCostProjectionArgs, 'mix' | 'monthlyOutputTokens'>>;
   costReport?: Resolver<ResolversTypes['CostReport'], ParentType, ContextType, RequireFields<QueryCostReportArgs, 'groupBy' | 'month'>>;
   me?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
@@ -1063,11 +1443,20 @@ export type RequestRecordEdgeResolvers<ContextType = GraphQLContext, ParentType 
   node?: Resolver<ResolversTypes['RequestRecord'], ParentType, ContextType>;
 };
 
+export type RotatedApiKeyResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['RotatedApiKey'] = ResolversParentTypes['RotatedApiKey']> = {
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  previousKeyExpiresAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+};
+
 export type SubscriptionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  budgetEvents?: SubscriptionResolver<ResolversTypes['BudgetEvent'], "budgetEvents", ParentType, ContextType, Partial<SubscriptionBudgetEventsArgs>>;
   chatStream?: SubscriptionResolver<ResolversTypes['ChatStreamEvent'], "chatStream", ParentType, ContextType, RequireFields<SubscriptionChatStreamArgs, 'input'>>;
 };
 
 export type TenantResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Tenant'] = ResolversParentTypes['Tenant']> = {
+  alertThresholds?: Resolver<ReadonlyArray<ResolversTypes['Int']>, ParentType, ContextType>;
+  alertWebhookUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   heldUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   maxConcurrentRequests?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
@@ -1077,6 +1466,11 @@ export type TenantResolvers<ContextType = GraphQLContext, ParentType extends Res
   requestsPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   spentThisMonthUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type TenantAlertSettingsResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TenantAlertSettings'] = ResolversParentTypes['TenantAlertSettings']> = {
+  tenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType>;
+  webhookSecret?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type TenantConnectionResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['TenantConnection'] = ResolversParentTypes['TenantConnection']> = {
@@ -1116,12 +1510,20 @@ export interface UsdScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes[
 }
 
 export type Resolvers<ContextType = GraphQLContext> = {
+  AdminKeyInfo?: AdminKeyInfoResolvers<ContextType>;
+  AlertDelivery?: AlertDeliveryResolvers<ContextType>;
+  AlertDeliveryConnection?: AlertDeliveryConnectionResolvers<ContextType>;
+  AlertDeliveryEdge?: AlertDeliveryEdgeResolvers<ContextType>;
   ApiKey?: ApiKeyResolvers<ContextType>;
   ApiKeyInfo?: ApiKeyInfoResolvers<ContextType>;
   Attempt?: AttemptResolvers<ContextType>;
   AuditEntry?: AuditEntryResolvers<ContextType>;
   AuditEntryConnection?: AuditEntryConnectionResolvers<ContextType>;
   AuditEntryEdge?: AuditEntryEdgeResolvers<ContextType>;
+  BudgetAlert?: BudgetAlertResolvers<ContextType>;
+  BudgetAlertConnection?: BudgetAlertConnectionResolvers<ContextType>;
+  BudgetAlertEdge?: BudgetAlertEdgeResolvers<ContextType>;
+  BudgetEvent?: BudgetEventResolvers<ContextType>;
   ChatResult?: ChatResultResolvers<ContextType>;
   ChatStreamEvent?: ChatStreamEventResolvers<ContextType>;
   CostProjection?: CostProjectionResolvers<ContextType>;
@@ -1130,6 +1532,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   CostReportRow?: CostReportRowResolvers<ContextType>;
   Count?: GraphQLScalarType;
   CreateTenantPayload?: CreateTenantPayloadResolvers<ContextType>;
+  CreatedAdminKey?: CreatedAdminKeyResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Model?: ModelResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
@@ -1140,8 +1543,10 @@ export type Resolvers<ContextType = GraphQLContext> = {
   RequestRecord?: RequestRecordResolvers<ContextType>;
   RequestRecordConnection?: RequestRecordConnectionResolvers<ContextType>;
   RequestRecordEdge?: RequestRecordEdgeResolvers<ContextType>;
+  RotatedApiKey?: RotatedApiKeyResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
   Tenant?: TenantResolvers<ContextType>;
+  TenantAlertSettings?: TenantAlertSettingsResolvers<ContextType>;
   TenantConnection?: TenantConnectionResolvers<ContextType>;
   TenantEdge?: TenantEdgeResolvers<ContextType>;
   ToolCall?: ToolCallResolvers<ContextType>;

@@ -3,6 +3,7 @@ import { createLogger, type Logger } from './infra/logger';
 import type { Drift } from './accounting/reconciler';
 import type { Simulator } from './simulator/server';
 import type { Services } from './services';
+import type { Alerts } from './alerts';
 import { makeClosers } from './app/closers';
 import { openClients } from './app/clients';
 import { makeCore } from './app/services';
@@ -24,6 +25,8 @@ export interface App {
   applyGatePending(): Promise<number>;
   /** One reconciler pass: compares the gate with the ledger and repairs lasting drift. */
   reconcileOnce(): Promise<Drift[]>;
+  /** Budget alerts: deliverOnce / forecastOnce run a pass of their jobs (tests, and the jobs' own timers). */
+  readonly alerts: Alerts;
   /**
    * Drains, then closes: new operations get SERVICE_UNAVAILABLE and /readyz 503; requests in flight run on for up to
    * DRAIN_TIMEOUT_MS, the rest end with outcome SHUTDOWN; all settle in Postgres and Redis; then HTTP and graphql-ws
@@ -68,6 +71,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}): Promise
       reapOnce: jobs.reapOnce,
       applyGatePending: jobs.applyGatePending,
       reconcileOnce: jobs.reconcileOnce,
+      alerts: core.services.alerts,
       stop: () =>
         (stopping ??= (async () => {
           // Clients close only after every run has settled and handed its final event over.

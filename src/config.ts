@@ -59,6 +59,8 @@ const schema = z.object({
   GLOBAL_API_KEY: optionalSecret,
   ADMIN_API_KEY: z.string().min(24, 'at least 24 characters (use: openssl rand -hex 32)').optional(),
   SIM_PORT: port(4010),
+  /** The simulator's answer length when max_tokens does not cut it shorter (benchmarks of long streams). */
+  SIM_ANSWER_TOKENS: positiveInt(150),
   SIM_LATENCY_SCALE: z.coerce.number({ error: 'a number >= 0 (0 means no delay)' }).min(0, 'a number >= 0 (0 means no delay)').default(1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_REQUEST_BYTES: positiveInt(256 * 1024),
@@ -111,6 +113,20 @@ const schema = z.object({
   /** OTLP/HTTP traces endpoint (e.g. http://collector:4318); unset: tracing is off and costs nothing. */
   OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
   OTEL_SERVICE_NAME: z.string().trim().min(1, 'a non-empty service name').default('llm-gateway'),
+  /** Development and tests only: budget-alert webhooks may reach private, loopback and link-local addresses. */
+  ALERT_WEBHOOKS_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'true or false' }).default('false').transform((v) => v === 'true'),
+  /** A PEM file of an extra CA that webhook receivers' certificates may chain to (added to the system's roots). */
+  ALERT_WEBHOOK_CA_FILE: z.string().trim().min(1, 'a path to a PEM file').optional(),
+  /** How often each instance publishes new budget events and makes the webhook attempts that are due. */
+  ALERT_DELIVERY_INTERVAL_MS: positiveInt(1_000),
+  /** Webhook attempts per event before it is given up (FAILED in the alert log). */
+  ALERT_WEBHOOK_MAX_ATTEMPTS: positiveInt(8),
+  /** The first retry's wait; each next one doubles (at most an hour). */
+  ALERT_WEBHOOK_RETRY_BASE_MS: positiveInt(10_000),
+  /** Connect timeout, and again the wait for the receiver's answer, per attempt. */
+  ALERT_WEBHOOK_TIMEOUT_MS: positiveInt(5_000),
+  /** How often each instance looks for budgets that run out before the month ends (one forecast per tenant a day). */
+  ALERT_FORECAST_INTERVAL_MS: positiveInt(15 * 60_000),
 });
 
 export type Config = Readonly<

@@ -1,5 +1,6 @@
 import type { Authenticator } from './tenants/authenticate';
 import type { AdminService } from './tenants/admin-service';
+import type { KeyAdminService } from './tenants/key-admin';
 import type { TenantReader } from './tenants/tenant-reader';
 import type { TenantStore } from './tenants/tenant-store';
 import type { CatalogStore } from './catalog/catalog-store';
@@ -9,6 +10,7 @@ import type { ReportsService } from './reports';
 import type { RoutingOptions } from './routing';
 import type { Epoch } from './infra/epoch';
 import type { Pager } from './reports/pages';
+import type { Alerts } from './alerts';
 
 /** The use cases the API calls; built once in app.ts. */
 export interface Services {
@@ -18,10 +20,14 @@ export interface Services {
   readonly tenants: TenantStore;
   readonly tenantReader: TenantReader;
   readonly admin: AdminService;
+  /** Tenant keys' names, limits and rotation; the named admin keys. */
+  readonly keyAdmin: KeyAdminService;
   readonly cachePrices: CachePriceService;
   readonly chat: ChatService;
   readonly reports: ReportsService;
   readonly routing: RoutingOptions;
   /** Relay-style pages of requests, the audit trail and tenants. */
   readonly pages: Pager;
+  /** Budget alert settings, logs and the budgetEvents fan-out. */
+  readonly alerts: Alerts;
 }

@@ -101,7 +101,7 @@ export async function readSse(body: AsyncIterable<Buffer | string>, t0: number):
     for (const ev of events) {
       if (ev.type === 'usage') completionTokens = ev.completionTokens;
       else if (ev.type === 'delta' || ev.type === 'tool_calls') {
-        tokens += ev.type === 'delta' ? (ev.chunks ?? 1) : 1;
+        tokens += 1;
         ttftMs ??= performance.now() - t0;
       }
     }

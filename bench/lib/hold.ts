@@ -65,6 +65,8 @@ export async function holdStreams(o: {
   streamSecondsExpected: number;
   openConcurrency: number;
   progress: Progress;
+  /** The ChatInput of every subscription; default clients.ts's CHAT_INPUT. */
+  input?: Record<string, unknown>;
 }): Promise<HoldResult> {
   const p = o.progress;
   const metrics = () => getText(`${o.origin}/metrics`);
@@ -117,7 +119,7 @@ export async function holdStreams(o: {
         firstError ??= (e as Error).message;
         continue;
       }
-      const h = subscribeChat(c, undefined, onDelta);
+      const h = subscribeChat(c, o.input, onDelta);
       handles.push(h);
       let flowing = false;
       void h.first.then((t) => {

@@ -133,13 +133,13 @@ export async function getText(url: string, headers: Record<string, string> = {})
 }
 
 /** Starts the project's simulator as a child on a free port: { child, url (with /v1), origin }. */
-export async function startSimulatorChild(latencyScale: number, name = 'simulator') {
+export async function startSimulatorChild(latencyScale: number, name = 'simulator', extraEnv: Record<string, string> = {}) {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const child = await startChild({
     name,
     script: 'src/simulator/main.ts',
-    env: { SIM_PORT: String(port), SIM_LATENCY_SCALE: String(latencyScale), NODE_ENV: 'production', ADMIN_API_KEY: 'x'.repeat(32) },
+    env: { SIM_PORT: String(port), SIM_LATENCY_SCALE: String(latencyScale), NODE_ENV: 'production', ADMIN_API_KEY: 'x'.repeat(32), ...extraEnv },
     ready: () => answers(`${origin}/__sim/stats`),
     timeoutMs: 30_000,
   });

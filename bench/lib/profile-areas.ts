@@ -18,19 +18,21 @@ const PACKAGE_AREAS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^(zod)$/, 'zod'],
 ];
 
+// Named only when V8 samples them as native frames; otherwise JSON work is its JavaScript caller's self time.
 const JSON_FUNCTIONS = new Set(['parse', 'stringify', 'JSONParse', 'JSONStringify']);
 
 /** The area a function's self time is counted under. */
 export function bucketOf(functionName: string, url: string): string {
   if (functionName === '(garbage collector)') return 'GC';
   if (functionName === '(idle)') return '(idle)';
-  if (functionName === '(program)') return 'V8 / native (unattributed)';
+  // V8 outside JavaScript (compilation, runtime calls); on a busy machine also the time the process was descheduled.
+  if (functionName === '(program)') return '(program): V8 outside JS';
   if (!url && JSON_FUNCTIONS.has(functionName)) return 'JSON (parse, stringify)';
   // Prisma's query compiler runs as WebAssembly.
   if (url.startsWith('wasm://')) return 'Prisma';
   const a = area(url);
   if (a.startsWith('src/')) return `ours: ${a.split('/').slice(0, 2).join('/')}/`;
-  if (a === '(native/V8)') return 'V8 / native (unattributed)';
+  if (a === '(native/V8)') return `native: ${functionName || '(anonymous)'}`;
   if (a.startsWith('node:internal/deps/undici') || a === 'node:undici') return 'undici';
   if (a.startsWith('node:')) return 'Node core (net, http, streams, timers)';
   for (const [re, name] of PACKAGE_AREAS) if (re.test(a)) return name;

@@ -96,3 +96,26 @@ export type DailyRollup = Prisma.DailyRollupModel
  * Which closed days have rollups, per tenant-independent day.
  */
 export type RollupDay = Prisma.RollupDayModel
+/**
+ * Model TenantMonthSpend
+ * Settled spend per tenant and budget month (UTC, by the request's start), kept by a trigger on usage_ledger
+ * (see the budget_alerts migration): the one row every settlement of a tenant-month passes, so a threshold is
+ * decided under its row lock. firedThresholds: the thresholds already in the outbox this month.
+ */
+export type TenantMonthSpend = Prisma.TenantMonthSpendModel
+/**
+ * Model BudgetAlert
+ * The outbox of budget events: written in the settling transaction (thresholds) or by the forecast job, then
+ * published to subscribers and POSTed to the tenant's webhook by src/alerts/delivery-job.ts.
+ */
+export type BudgetAlert = Prisma.BudgetAlertModel
+/**
+ * Model AlertDelivery
+ * One webhook attempt: what the admin reads to see why a tenant got (or did not get) an alert.
+ */
+export type AlertDelivery = Prisma.AlertDeliveryModel
+/**
+ * Model AdminKey
+ * Named admin keys beside the root ADMIN_API_KEY, created, rotated and revoked by the root key only.
+ */
+export type AdminKey = Prisma.AdminKeyModel

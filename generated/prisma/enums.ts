@@ -61,3 +61,29 @@ export const IdempotencyState = {
 } as const
 
 export type IdempotencyState = (typeof IdempotencyState)[keyof typeof IdempotencyState]
+
+
+export const BudgetEventKind = {
+  THRESHOLD: 'THRESHOLD',
+  FORECAST: 'FORECAST'
+} as const
+
+export type BudgetEventKind = (typeof BudgetEventKind)[keyof typeof BudgetEventKind]
+
+
+export const WebhookStatus = {
+  PENDING: 'PENDING',
+  DELIVERED: 'DELIVERED',
+  FAILED: 'FAILED',
+  NONE: 'NONE'
+} as const
+
+export type WebhookStatus = (typeof WebhookStatus)[keyof typeof WebhookStatus]
+
+
+export const AdminScope = {
+  REPORTS: 'REPORTS',
+  FULL: 'FULL'
+} as const
+
+export type AdminScope = (typeof AdminScope)[keyof typeof AdminScope]

@@ -29,7 +29,13 @@ export async function reseedBudget(
       tenantId: t.tenantId,
       month: t.month,
       spentMicros: state.spentMicros,
-      holds: state.holds.map((h) => ({ requestId: h.requestId, holdMicros: h.holdMicros, expiresAtMs: h.startedAtMs + deps.holdTtlMs, admittedAtMs: h.startedAtMs })),
+      holds: state.holds.map((h) => ({
+        requestId: h.requestId,
+        holdMicros: h.holdMicros,
+        expiresAtMs: h.startedAtMs + deps.holdTtlMs,
+        admittedAtMs: h.startedAtMs,
+        apiKeyId: h.apiKeyId,
+      })),
       // Already in spentMicros: their markers stop a late or retried settlement from adding them again.
       recentlySettled: state.recentlySettled,
       // A flushed Redis must not hand out a fresh burst: the last minute's requests count against the limits.
@@ -37,6 +43,13 @@ export async function reseedBudget(
       tokensLastMinute: recent.tokens,
       requestsPerMinute: t.requestsPerMinute,
       tokensPerMinute: t.tokensPerMinute,
+      // Each key's share the same way: its spend (its budget) and its last minute (its windows).
+      apiKeys: [...new Set([...state.spentByApiKey.keys(), ...recent.byApiKey.keys()])].map((apiKeyId) => ({
+        apiKeyId,
+        spentMicros: state.spentByApiKey.get(apiKeyId) ?? 0n,
+        requestsLastMinute: recent.byApiKey.get(apiKeyId)?.requests ?? 0,
+        tokensLastMinute: recent.byApiKey.get(apiKeyId)?.tokens ?? 0,
+      })),
     })
     .catch(rethrowUnavailable('Redis'));
 }

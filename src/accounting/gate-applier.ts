@@ -13,6 +13,8 @@ export interface GateSettle {
 export interface GateSettlement {
   readonly tenantId: string;
   readonly requestId: string;
+  /** The row's API key: its share of the gate (spent, tokens window) moves with the tenant's. */
+  readonly apiKeyId: string | null;
   readonly startedAt: Date;
   /** 1: the settlement (releases the hold); 2: the amendment (adds the late cost under its own marker id). */
   readonly version: 1 | 2;
@@ -85,6 +87,7 @@ export function makeGateApplier(deps: {
       actualMicros: s.actualMicros,
       actualTokens: s.actualTokens,
       tokensEstimate: s.tokensEstimate,
+      apiKeyId: s.apiKeyId,
     });
     // applied: false means an earlier call applied it: either way the gate holds this version now.
     queued.push({ requestId: s.requestId, version: s.version });
@@ -115,7 +118,7 @@ export function makeGateApplier(deps: {
   /** The versions a pending row still owes the gate. Deferred: no tokens/min correction (see the README). */
   const owed = (r: PendingSettlement): GateSettlement[] => {
     const out: GateSettlement[] = [];
-    const base = { tenantId: r.tenantId, requestId: r.requestId, startedAt: r.startedAt };
+    const base = { tenantId: r.tenantId, requestId: r.requestId, apiKeyId: r.apiKeyId, startedAt: r.startedAt };
     if (r.gateAppliedVersion < 1) {
       const tokens = r.tokens - r.amendedTokens;
       out.push({ ...base, version: 1, actualMicros: r.costMicros - r.amendedMicros, actualTokens: tokens, tokensEstimate: tokens });

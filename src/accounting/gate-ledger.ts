@@ -11,6 +11,7 @@ import type { Micros } from './money';
 export interface PendingSettlement {
   readonly requestId: string;
   readonly tenantId: string;
+  readonly apiKeyId: string | null;
   readonly startedAt: Date;
   readonly settleVersion: number;
   readonly gateAppliedVersion: number;
@@ -47,9 +48,9 @@ export function makeGateLedger(db: Db): GateLedger {
   return {
     async pending(olderThanMs, limit) {
       const rows = await db.$queryRaw<
-        { request_id: string; tenant_id: string; started_at: Date; settle_version: number; gate_applied_version: number; cost_micros: bigint; amended_micros: bigint; tokens: number; amended_tokens: number }[]
+        { request_id: string; tenant_id: string; api_key_id: string | null; started_at: Date; settle_version: number; gate_applied_version: number; cost_micros: bigint; amended_micros: bigint; tokens: number; amended_tokens: number }[]
       >`
-        SELECT request_id, tenant_id, started_at, settle_version, gate_applied_version, cost_micros, amended_micros,
+        SELECT request_id, tenant_id, api_key_id, started_at, settle_version, gate_applied_version, cost_micros, amended_micros,
                prompt_tokens + completion_tokens AS tokens, amended_tokens
           FROM usage_ledger
          WHERE gate_pending_since < now() - ${olderThanMs} * interval '1 millisecond'
@@ -58,6 +59,7 @@ export function makeGateLedger(db: Db): GateLedger {
       return rows.map((r) => ({
         requestId: r.request_id,
         tenantId: r.tenant_id,
+        apiKeyId: r.api_key_id,
         startedAt: r.started_at,
         settleVersion: r.settle_version,
         gateAppliedVersion: r.gate_applied_version,

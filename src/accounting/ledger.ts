@@ -82,8 +82,16 @@ export function snapshotFromJson(j: unknown): PriceSnapshot {
 
 export interface MonthState {
   readonly spentMicros: Micros;
-  readonly holds: { requestId: string; holdMicros: Micros; startedAtMs: number }[];
+  readonly holds: { requestId: string; holdMicros: Micros; startedAtMs: number; apiKeyId: string | null }[];
   readonly recentlySettled: { requestId: string; costMicros: Micros }[];
+  /** The settled sum per API key (rows without a key are in spentMicros only). */
+  readonly spentByApiKey: Map<string, Micros>;
+}
+
+/** Requests admitted in the last minute and their admission token estimates. */
+export interface MinuteUse {
+  readonly requests: number;
+  readonly tokens: number;
 }
 
 /**
@@ -112,7 +120,7 @@ export interface Ledger {
    */
   monthState(tenantId: string, start: Date, end: Date, recentMs: number): Promise<MonthState>;
   /** Requests admitted in the last minute and their admission token estimates, to reseed the rate limits. */
-  lastMinute(tenantId: string): Promise<{ requests: number; tokens: number }>;
+  lastMinute(tenantId: string): Promise<MinuteUse & { byApiKey: Map<string, MinuteUse> }>;
 }
 
 /**
@@ -141,34 +149,48 @@ export function makeLedger(db: Db, sql: SqlPool): Ledger {
 
     async lastMinute(tenantId) {
       // An upper bound as well: the later months' partitions are pruned.
-      const rows = await db.$queryRaw<{ n: bigint; tokens: bigint | null }[]>`
-        SELECT count(*) AS n, sum(prompt_tokens + max_tokens) AS tokens
-          FROM usage_ledger
-         WHERE tenant_id = ${tenantId}::uuid AND started_at > now() - interval '1 minute'
-           AND started_at < now() + interval '1 hour'`;
-      return { requests: Number(rows[0]?.n ?? 0), tokens: Number(rows[0]?.tokens ?? 0) };
+      const rows = await db.$queryRaw<{ key: string | null; n: bigint; tokens: bigint | null }[]>`
+        SELECT api_key_id::text AS key, count(*) AS n, sum(prompt_tokens + max_tokens) AS tokens
+          FROM usage_ledger WHERE tenant_id = ${tenantId}::uuid AND started_at > now() - interval '1 minute'
+           AND started_at < now() + interval '1 hour'
+         GROUP BY api_key_id`;
+      const byApiKey = new Map<string, MinuteUse>();
+      let requests = 0;
+      let tokens = 0;
+      for (const r of rows) {
+        const use = { requests: Number(r.n), tokens: Number(r.tokens ?? 0) };
+        requests += use.requests;
+        tokens += use.tokens;
+        if (r.key !== null) byApiKey.set(r.key, use);
+      }
+      return { requests, tokens, byApiKey };
     },
 
     async monthState(tenantId, start, end, recentMs) {
-      const rows = await db.$queryRaw<{ id: string | null; held: boolean; micros: bigint | null; started_at: Date | null }[]>`
+      // One snapshot: the rows still held or recently settled, then the settled sum per API key (NULL: keyless).
+      const rows = await db.$queryRaw<{ id: string | null; held: boolean; micros: bigint | null; started_at: Date | null; key: string | null }[]>`
         SELECT request_id::text AS id, state = 'HELD' AS held,
-               CASE WHEN state = 'HELD' THEN hold_micros ELSE cost_micros END AS micros, started_at
+               CASE WHEN state = 'HELD' THEN hold_micros ELSE cost_micros END AS micros, started_at, api_key_id::text AS key
           FROM usage_ledger
          WHERE tenant_id = ${tenantId}::uuid AND started_at >= ${start} AND started_at < ${end}
            AND (state = 'HELD' OR ended_at > now() - make_interval(secs => ${recentMs / 1000}))
         UNION ALL
-        SELECT NULL, false, coalesce(sum(cost_micros), 0)::bigint, NULL
+        SELECT NULL, false, coalesce(sum(cost_micros), 0)::bigint, NULL, api_key_id::text
           FROM usage_ledger
-         WHERE tenant_id = ${tenantId}::uuid AND state = 'SETTLED' AND started_at >= ${start} AND started_at < ${end}`;
+         WHERE tenant_id = ${tenantId}::uuid AND state = 'SETTLED' AND started_at >= ${start} AND started_at < ${end}
+         GROUP BY api_key_id`;
       let spentMicros = 0n;
+      const spentByApiKey = new Map<string, Micros>();
       const holds: MonthState['holds'] = [];
       const recentlySettled: MonthState['recentlySettled'] = [];
       for (const r of rows) {
-        if (r.id === null) spentMicros = r.micros ?? 0n;
-        else if (r.held) holds.push({ requestId: r.id, holdMicros: r.micros ?? 0n, startedAtMs: r.started_at!.getTime() });
+        if (r.id === null) {
+          spentMicros += r.micros ?? 0n;
+          if (r.key !== null) spentByApiKey.set(r.key, r.micros ?? 0n);
+        } else if (r.held) holds.push({ requestId: r.id, holdMicros: r.micros ?? 0n, startedAtMs: r.started_at!.getTime(), apiKeyId: r.key });
         else recentlySettled.push({ requestId: r.id, costMicros: r.micros ?? 0n });
       }
-      return { spentMicros, holds, recentlySettled };
+      return { spentMicros, holds, recentlySettled, spentByApiKey };
     },
   };
 }

@@ -84,6 +84,7 @@ export function makeReaper(deps: {
           {
             tenantId: r.tenantId,
             requestId: r.requestId,
+            apiKeyId: r.apiKeyId,
             startedAt: r.startedAt,
             version: 1,
             actualMicros: priced.costMicros,

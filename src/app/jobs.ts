@@ -73,6 +73,7 @@ export function makeJobs(config: Config, clients: Clients, core: Core, logger: L
       // The migration made this month's and next month's partitions; the job keeps two months ahead from now on.
       void partitions.ensureAhead().catch((e: unknown) => logger.warn({ err: e }, 'ledger partitions not created ahead; the hourly pass retries'));
       partitions.start(3600_000);
+      core.services.alerts.start();
     },
     reapOnce: () => reaper.reapOnce(),
     applyGatePending: () => gateApplier.applyPendingOnce(),

@@ -46,5 +46,7 @@ export async function startServers(config: Config, clients: Clients, core: Core,
   });
   const port = await server.listen(config.PORT, host);
   closers.push(() => server.stop());
+  // Before the server drains (closers run last-in first): open budgetEvents streams end rather than hold it up.
+  closers.push(() => services.alerts.stop());
   return port;
 }

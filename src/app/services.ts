@@ -7,6 +7,7 @@ import { makeTenantStore } from '../tenants/tenant-store';
 import { makeAuthenticator } from '../tenants/authenticate';
 import { makeAuthFailures } from '../tenants/auth-failures';
 import { makeAdminService } from '../tenants/admin-service';
+import { makeKeyAdminService } from '../tenants/key-admin';
 import { makeTenantReader } from '../tenants/tenant-reader';
 import { makeLimiter, type Limiter } from '../limits';
 import { makeGateRepair, type GateRepair } from '../limits/repair';
@@ -18,6 +19,7 @@ import { makeDrain, type Drain } from '../chat/drain';
 import { makeIdempotency, type Idempotency } from '../chat/idempotency';
 import { makeKeySignals } from '../chat/key-signals';
 import { makeChatService } from '../chat/chat-service';
+import { makeAlerts } from '../alerts';
 import { makeModelHealth, type RoutingOptions } from '../routing';
 import { makeReportsService } from '../reports';
 import { makePager } from '../reports/pages';
@@ -111,6 +113,7 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     onDenied: (reason) => metrics.denials.inc({ reason }),
   });
 
+  const alerts = makeAlerts({ db, epoch, logger, publisher: redis, subscriber: clients.subscriber, config });
   const services: Services = {
     auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
     epoch,
@@ -118,11 +121,13 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     tenants,
     tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
     admin: makeAdminService({ db, epoch, logger }),
+    keyAdmin: makeKeyAdminService({ db, epoch, logger }),
     cachePrices: makeCachePriceService({ db, epoch, logger }),
     chat: clients.tracing ? traceChat(chat, clients.tracing) : chat,
     reports: makeReportsService({ db }),
     routing,
     pages: makePager(db),
+    alerts,
   };
   return { services, metrics, drain, limiter, ledger, gateLedger, gateApplier, gateRepair, checkpointer, idempotency };
 }

@@ -6,6 +6,7 @@ import { makeAdminCommit } from '../tenants/admin-commit';
 import { parseUsd, type Micros } from '../accounting/money';
 import { audit } from '../tenants/audit';
 import type { Maybe } from '../tenants/admin-service';
+import { ROOT_ACTOR, type Actor } from '../tenants/principal';
 import { loadCatalog } from './catalog-store';
 import type { ModelInfo } from './types';
 
@@ -17,7 +18,7 @@ export interface CachePriceService {
    * epoch before it commits so every instance prices its next request with them. Unknown model: NOT_FOUND; a bad amount:
    * BAD_USER_INPUT naming the argument; nothing written either way.
    */
-  setCachePrices(model: string, cachedInput: Maybe<string>, cacheWrite: Maybe<string>): Promise<ModelInfo>;
+  setCachePrices(model: string, cachedInput: Maybe<string>, cacheWrite: Maybe<string>, actor?: Actor): Promise<ModelInfo>;
 }
 
 const parsed = (m: Maybe<string>, field: string): Micros | null | undefined =>
@@ -27,7 +28,7 @@ export function makeCachePriceService(deps: { db: Db; epoch: Epoch; logger?: Log
   const { db } = deps;
   const commit = makeAdminCommit(deps);
   return {
-    async setCachePrices(model, cachedInput, cacheWrite) {
+    async setCachePrices(model, cachedInput, cacheWrite, actor = ROOT_ACTOR) {
       const cached = parsed(cachedInput, 'cachedInputUsdPerMillion');
       const write = parsed(cacheWrite, 'cacheWriteUsdPerMillion');
       await commit(async (tx) => {
@@ -42,7 +43,7 @@ export function makeCachePriceService(deps: { db: Db; epoch: Epoch; logger?: Log
         await tx.modelPrice.create({
           data: { modelId: model, outputMicrosPerMillion: m.outputMicrosPerMillion, inputMicrosPerMillion: m.inputMicrosPerMillion, ...next, source: 'admin' },
         });
-        await audit(tx, 'admin', { action: 'setModelCachePrices', targetType: 'model', targetId: model, oldValue: before, newValue: next });
+        await audit(tx, actor, { action: 'setModelCachePrices', targetType: 'model', targetId: model, oldValue: before, newValue: next });
       });
       const catalog = await loadCatalog(db);
       return catalog.models.get(model)!;

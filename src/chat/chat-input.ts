@@ -20,6 +20,8 @@ export interface ChatInput {
   readonly temperature?: number | null;
   readonly region?: Region | null;
   readonly idempotencyKey?: string | null;
+  /** chatStream only: the least milliseconds between two content events (0..MAX_FLUSH_MS); 0 = one per read. */
+  readonly flushMs?: number | null;
   /**
    * Internal, not in GraphQL: route to this model id with its default fallback chain instead of `profile` (the
    * OpenAI-compatible surface, whose `model` may name either). NOT_FOUND when the catalog has no such model.
@@ -29,6 +31,7 @@ export interface ChatInput {
 
 export const MAX_MESSAGES = 256;
 export const MAX_IDEMPOTENCY_KEY = 200;
+export const MAX_FLUSH_MS = 1000;
 
 /** The checks that need no profile: run first, so a bad request touches nothing. */
 export function checkShape(input: ChatInput, opts: { mode: 'collect' | 'stream'; maxMessageBytes: number }): { messageBytes: number } {
@@ -52,7 +55,16 @@ export function checkShape(input: ChatInput, opts: { mode: 'collect' | 'stream';
       throw badInput('idempotencyKey', `expected 1 to ${MAX_IDEMPOTENCY_KEY} characters, got ${key.length}`);
     }
   }
+  checkFlushMs(input.flushMs, opts.mode);
   return { messageBytes: bytes };
+}
+
+function checkFlushMs(flushMs: number | null | undefined, mode: 'collect' | 'stream'): void {
+  if (flushMs === undefined || flushMs === null) return;
+  if (mode === 'collect') throw badInput('flushMs', 'is accepted by chatStream only: the chat mutation returns the whole answer at once');
+  if (!Number.isInteger(flushMs) || flushMs < 0 || flushMs > MAX_FLUSH_MS) {
+    throw badInput('flushMs', `expected a whole number of milliseconds from 0 to ${MAX_FLUSH_MS}, got ${flushMs}`);
+  }
 }
 
 /** maxTokens left out takes the profile's default; otherwise 1..cap. */

@@ -1,7 +1,7 @@
 import type { Resolvers } from '../../generated/graphql';
 import type { ProfileView } from '../tenants/profiles';
 import type { GraphQLContext } from './context';
-import { requireAdmin, requireTenant, scopeTenant } from '../tenants/principal';
+import { requireAdminRead, requireTenant, scopeTenant } from '../tenants/principal';
 
 /** A Profile as the profiles query returns it: the view plus "tenant:region", which its cache id needs. */
 export type ProfileParent = ProfileView & { readonly cacheScope?: string };
@@ -32,11 +32,11 @@ export const frontendResolvers: Resolvers = {
     requestsConnection: (_p, { tenantId, first, after }, { principal, services }) =>
       services.pages.requests(scopeTenant(principal, tenantId, 'requestsConnection'), first ?? 50, after ?? null),
     auditLogConnection: (_p, { tenantId, first, after }, { principal, services }) => {
-      requireAdmin(principal, 'auditLogConnection');
+      requireAdminRead(principal, 'auditLogConnection');
       return services.pages.auditLog(tenantId ?? null, first ?? 50, after ?? null);
     },
     tenantsConnection: async (_p, { first, after }, { principal, services }) => {
-      requireAdmin(principal, 'tenantsConnection');
+      requireAdminRead(principal, 'tenantsConnection');
       const p = await services.pages.tenants(first ?? 100, after ?? null);
       const views = await Promise.all(p.edges.map((e) => services.tenantReader.view(e.node)));
       return { edges: p.edges.map((e, i) => ({ cursor: e.cursor, node: views[i]! })), pageInfo: p.pageInfo };

@@ -1,9 +1,10 @@
 import type { Resolvers } from '../../generated/graphql';
 import { AppError } from '../errors';
-import { requireAdmin, requireTenant, scopeTenant } from '../tenants/principal';
+import { requireAdmin, requireAdminRead, requireTenant, scopeTenant } from '../tenants/principal';
 import { effectiveProfiles } from '../tenants/profiles';
 import { CountScalar, DateTimeScalar, UsdScalar } from './scalars';
 import { chatStreamResolver } from './chat-stream';
+import { passEventThrough } from './subscription-execution';
 import { guardArguments } from './argument-guard';
 
 /** "Left out" versus explicit null, which GraphQL distinguishes and some mutations give different meanings. */
@@ -47,11 +48,11 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
     },
     me: (_p, _a, { principal, services }) => services.tenantReader.view(requireTenant(principal, 'me').tenantId),
     tenant: (_p, { id }, { principal, services }) => {
-      requireAdmin(principal, 'tenant');
+      requireAdminRead(principal, 'tenant');
       return services.tenantReader.view(id);
     },
     tenants: (_p, { first, after }, { principal, services }) => {
-      requireAdmin(principal, 'tenants');
+      requireAdminRead(principal, 'tenants');
       return services.tenantReader.list(first ?? 100, after ?? null);
     },
     costReport: (_p, { month, groupBy, tenantId }, { principal, services }) =>
@@ -66,7 +67,7 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
     requests: (_p, { tenantId, first, before }, { principal, services }) =>
       services.reports.requests(scopeTenant(principal, tenantId, 'requests'), first ?? 50, before ?? null),
     auditLog: (_p, { tenantId, first, before }, { principal, services }) => {
-      requireAdmin(principal, 'auditLog');
+      requireAdminRead(principal, 'auditLog');
       return services.reports.auditLog(tenantId ?? null, first ?? 50, before ?? null);
     },
     profileOverrides: async (_p, { tenantId }, { principal, services }) => {
@@ -85,56 +86,54 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
   Mutation: {
     chat: (_p, { input }, { principal, services, signal }) => services.chat.complete(principal, input, signal).then((r) => ({ ...r, attempts: [...r.attempts] })),
     createTenant: async (_p, { input }, { principal, services }) => {
-      requireAdmin(principal, 'createTenant');
-      const r = await services.admin.createTenant(input);
+      const r = await services.admin.createTenant(input, requireAdmin(principal, 'createTenant'));
       return { tenant: await services.tenantReader.view(r.tenantId), apiKey: r.apiKey };
     },
     setTenantBudget: async (_p, args, { principal, services }) => {
-      requireAdmin(principal, 'setTenantBudget');
-      await services.admin.setTenantBudget(args.tenantId, given(args, 'monthlyBudgetUsd', args.monthlyBudgetUsd));
+      const actor = requireAdmin(principal, 'setTenantBudget');
+      await services.admin.setTenantBudget(args.tenantId, given(args, 'monthlyBudgetUsd', args.monthlyBudgetUsd), actor);
       return services.tenantReader.view(args.tenantId);
     },
     setTenantLimits: async (_p, args, { principal, services }) => {
-      requireAdmin(principal, 'setTenantLimits');
+      const actor = requireAdmin(principal, 'setTenantLimits');
       await services.admin.setTenantLimits(
         args.tenantId,
         given(args, 'requestsPerMinute', args.requestsPerMinute),
         given(args, 'tokensPerMinute', args.tokensPerMinute),
+        actor,
       );
       return services.tenantReader.view(args.tenantId);
     },
     setTenantConcurrency: async (_p, args, { principal, services }) => {
-      requireAdmin(principal, 'setTenantConcurrency');
-      await services.admin.setTenantConcurrency(args.tenantId, args.maxConcurrentRequests ?? null);
+      const actor = requireAdmin(principal, 'setTenantConcurrency');
+      await services.admin.setTenantConcurrency(args.tenantId, args.maxConcurrentRequests ?? null, actor);
       return services.tenantReader.view(args.tenantId);
     },
     setProfileOverride: async (_p, args, { principal, services }) => {
-      requireAdmin(principal, 'setProfileOverride');
-      const o = await services.admin.setProfileOverride(args);
+      const o = await services.admin.setProfileOverride(args, requireAdmin(principal, 'setProfileOverride'));
       return { ...o, fallbacks: [...o.fallbacks] };
     },
     removeProfileOverride: (_p, { tenantId, profile, region }, { principal, services }) => {
-      requireAdmin(principal, 'removeProfileOverride');
-      return services.admin.removeProfileOverride(tenantId, profile, region);
+      const actor = requireAdmin(principal, 'removeProfileOverride');
+      return services.admin.removeProfileOverride(tenantId, profile, region, actor);
     },
     createApiKey: (_p, { tenantId }, { principal, services }) => {
-      requireAdmin(principal, 'createApiKey');
-      return services.admin.createApiKey(tenantId);
+      return services.admin.createApiKey(tenantId, requireAdmin(principal, 'createApiKey'));
     },
     revokeApiKey: (_p, { id }, { principal, services }) => {
-      requireAdmin(principal, 'revokeApiKey');
-      return services.admin.revokeApiKey(id);
+      return services.admin.revokeApiKey(id, requireAdmin(principal, 'revokeApiKey'));
     },
     setModelPrice: (_p, args, { principal, services }) => {
-      requireAdmin(principal, 'setModelPrice');
-      return services.admin.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion));
+      const actor = requireAdmin(principal, 'setModelPrice');
+      return services.admin.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion), actor);
     },
     setModelCachePrices: (_p, args, { principal, services }) => {
-      requireAdmin(principal, 'setModelCachePrices');
+      const actor = requireAdmin(principal, 'setModelCachePrices');
       return services.cachePrices.setCachePrices(
         args.model,
         given(args, 'cachedInputUsdPerMillion', args.cachedInputUsdPerMillion),
         given(args, 'cacheWriteUsdPerMillion', args.cacheWriteUsdPerMillion),
+        actor,
       );
     },
   },
@@ -142,7 +141,7 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
   Subscription: {
     chatStream: {
       subscribe: chatStreamResolver,
-      resolve: (ev: unknown) => ev as never,
+      resolve: passEventThrough,
     },
   },
 });

@@ -4,6 +4,8 @@ import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { GraphQLSchema } from 'graphql';
 import { resolvers } from './resolvers';
 import { frontendResolvers } from './frontend-resolvers';
+import { alertResolvers } from './alert-resolvers';
+import { keyResolvers } from './key-resolvers';
 import { PROJECT_ROOT } from '../infra/project-root';
 
 const SCHEMA_DIR = path.join(PROJECT_ROOT, 'src/graphql/schema');
@@ -18,5 +20,5 @@ function loadTypeDefs(): string[] {
 
 /** One executable schema, shared by HTTP and graphql-ws. */
 export function buildSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers] as never });
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers, alertResolvers, keyResolvers] as never });
 }

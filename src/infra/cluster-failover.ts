@@ -57,11 +57,6 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
   // Not matched by `pattern`: the sweep leaves its own marker alone.
   const markerPrefix = `${opts.keyPrefix ?? 'lg'}:failover`;
   const slotsOfNode = (key: string): Set<number> => new Set(known ? [...known].filter(([, m]) => m === key).map(([s]) => s) : []);
-  /** A hash tag whose slot is one of `slots`, so the marker lives on that master. */
-  const tagOn = (slots: Set<number>): string => {
-    for (let i = 0; i < 1_000_000; i++) if (slots.has(new Command('get', [`{${i}}`]).getSlot()!)) return String(i);
-    throw new Error('no hash tag found for the node\'s slots');
-  };
   let known: MasterMap | null = null;
   let knownMasters = new Set<string>();
   const pending = new Set<string>();
@@ -77,33 +72,7 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
     knownMasters = new Set(map.values());
   };
 
-  const sweep = async (key: string): Promise<void> => {
-    const node = cluster.nodes('master').find((n) => nodeKey(n) === key);
-    if (!node) throw new Error(`node ${key} is not a master in the current slot map`);
-    // One sweep per promotion across all instances, finished before any of them lets a request through: a second
-    // instance sweeping later would delete the reseeds and settled markers of traffic the first one already let in.
-    // A promoted replica gets a new replication id, so the marker names this promotion and no earlier one.
-    const replid = /master_replid:(\w+)/.exec(String(await node.info('replication')))?.[1];
-    if (!replid) throw new Error(`node ${key} reports no replication id`);
-    const marker = `${markerPrefix}:{${tagOn(slotsOfNode(key))}}:${replid}`;
-    for (;;) {
-      if (closing()) return;
-      if ((await node.set(marker, 'sweeping', 'PX', 30_000, 'NX')) === 'OK') break;
-      if ((await node.get(marker)) === 'done') return; // another instance swept this promotion
-      opts.logger.debug({ node: key, marker }, 'redis cluster failover: another instance is sweeping; waiting');
-      await new Promise((r) => setTimeout(r, 100)); // it is sweeping now (or died: the lock expires)
-    }
-    let cursor = '0';
-    let deleted = 0;
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      // UNLINK of keys in different slots is allowed on one node only one slot at a time: delete key by key.
-      if (keys.length) deleted += (await Promise.all(keys.map((k) => node.unlink(k)))).reduce((a, b) => a + b, 0);
-    } while (cursor !== '0');
-    await node.set(marker, 'done', 'PX', 24 * 3600_000);
-    opts.logger.warn({ node: key, deleted }, 'redis cluster failover: gate state on the new master dropped; it is reseeded from the ledger');
-  };
+  const sweep = (key: string) => sweepPromotedMaster(cluster, key, slotsOfNode(key), { pattern, markerPrefix, logger: opts.logger, closing });
 
   const runRebuild = (): Promise<void> =>
     (rebuild ??= (async () => {
@@ -167,14 +136,7 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
   cluster.on('refresh', () => {
     const now = mastersBySlot(cluster);
     if (!known) return remember(now);
-    const promoted = new Set<string>();
-    const moved: number[] = [];
-    for (const [slot, master] of now) {
-      if (known.get(slot) !== master) {
-        promoted.add(master);
-        moved.push(slot);
-      }
-    }
+    const { promoted, moved } = diffMasters(known, now);
     if (fenced.size) opts.logger.debug({ promoted: [...promoted], fenced: fenced.size, rebuilding: !!rebuild }, 'redis cluster failover: slot map refreshed while fenced');
     if (promoted.size === 0) {
       // A master had trouble but kept its slots: open again once every master is connected.
@@ -204,4 +166,60 @@ export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPref
       return failovers;
     },
   };
+}
+
+/** Masters that took slots since `before` (a promotion, or a resharding), and those slots. */
+function diffMasters(before: MasterMap, now: MasterMap): { promoted: Set<string>; moved: number[] } {
+  const promoted = new Set<string>();
+  const moved: number[] = [];
+  for (const [slot, master] of now) {
+    if (before.get(slot) !== master) {
+      promoted.add(master);
+      moved.push(slot);
+    }
+  }
+  return { promoted, moved };
+}
+
+/** A hash tag whose slot is one of `slots`, so the marker lives on that master. */
+function tagOn(slots: Set<number>): string {
+  for (let i = 0; i < 1_000_000; i++) if (slots.has(new Command('get', [`{${i}}`]).getSlot()!)) return String(i);
+  throw new Error('no hash tag found for the node\'s slots');
+}
+
+/**
+ * Deletes the gate keys on a newly promoted master, once per promotion across all instances. `slots` are the
+ * master's (its marker lives there).
+ */
+async function sweepPromotedMaster(
+  cluster: Cluster,
+  key: string,
+  slots: Set<number>,
+  o: { pattern: string; markerPrefix: string; logger: Logger; closing: () => boolean },
+): Promise<void> {
+  const node = cluster.nodes('master').find((n) => nodeKey(n) === key);
+  if (!node) throw new Error(`node ${key} is not a master in the current slot map`);
+  // One sweep per promotion across all instances, finished before any of them lets a request through: a second
+  // instance sweeping later would delete the reseeds and settled markers of traffic the first one already let in.
+  // A promoted replica gets a new replication id, so the marker names this promotion and no earlier one.
+  const replid = /master_replid:(\w+)/.exec(String(await node.info('replication')))?.[1];
+  if (!replid) throw new Error(`node ${key} reports no replication id`);
+  const marker = `${o.markerPrefix}:{${tagOn(slots)}}:${replid}`;
+  for (;;) {
+    if (o.closing()) return;
+    if ((await node.set(marker, 'sweeping', 'PX', 30_000, 'NX')) === 'OK') break;
+    if ((await node.get(marker)) === 'done') return; // another instance swept this promotion
+    o.logger.debug({ node: key, marker }, 'redis cluster failover: another instance is sweeping; waiting');
+    await new Promise((r) => setTimeout(r, 100)); // it is sweeping now (or died: the lock expires)
+  }
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await node.scan(cursor, 'MATCH', o.pattern, 'COUNT', 1000);
+    cursor = next;
+    // UNLINK of keys in different slots is allowed on one node only one slot at a time: delete key by key.
+    if (keys.length) deleted += (await Promise.all(keys.map((k) => node.unlink(k)))).reduce((a, b) => a + b, 0);
+  } while (cursor !== '0');
+  await node.set(marker, 'done', 'PX', 24 * 3600_000);
+  o.logger.warn({ node: key, deleted }, 'redis cluster failover: gate state on the new master dropped; it is reseeded from the ledger');
 }

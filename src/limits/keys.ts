@@ -14,6 +14,10 @@
  * `lg:{t}:v2:inflight` (sorted set requestId -> slot expiry) and `lg:{t}:v2:settled:0|1` (the once-only settlement
  * markers, two hourly slots: requestId -> actual micro-USD).
  *
+ * Per API key (same tag, so one slot with its tenant): `lg:{t}:v2:key:<apiKeyId>:win:rpm|tpm` (its rolling windows).
+ * Its monthly spent and held are fields of the tenant-month's budget hash (`k:<apiKeyId>:s|h`; see
+ * scripts/lib.lua.ts), whose `kv` field names that layout.
+ *
  * Version 1 (the previous release) used `lg:{t}:budget:YYYY-MM`, ..., `lg:{t}:rate:rpm|tpm` (token buckets) and
  * one `lg:{t}:settled:<requestId>` key per request; v2 code never reads them (they expire by their own TTLs).
  */
@@ -31,9 +35,15 @@ export interface TenantKeys {
   readonly settled: readonly [string, string];
 }
 
+export interface ApiKeyKeys {
+  readonly rpm: string;
+  readonly tpm: string;
+}
+
 export interface LimitKeys {
   month(tenantId: string, month: string): MonthKeys;
   tenant(tenantId: string): TenantKeys;
+  apiKey(tenantId: string, apiKeyId: string): ApiKeyKeys;
 }
 
 /** The gate's Redis format version, part of every key name. */
@@ -67,5 +77,20 @@ export function limitKeys(prefix = 'lg'): LimitKeys {
       const t = tag(tenantId);
       return { rpm: `${t}:win:rpm`, tpm: `${t}:win:tpm`, inflight: `${t}:inflight`, settled: [`${t}:settled:0`, `${t}:settled:1`] };
     },
+    apiKey(tenantId, apiKeyId) {
+      const k = `${tag(tenantId)}:key:${apiKeyIdPart(apiKeyId)}`;
+      return { rpm: `${k}:win:rpm`, tpm: `${k}:win:tpm` };
+    },
   };
+}
+
+/**
+ * An API key id as it goes into key names and hold values ('amount:bucket:keyId'): non-empty, no braces (the hash
+ * tag) and no ':' (the hold value's separator). Throws RangeError otherwise (a caller bug).
+ */
+export function apiKeyIdPart(apiKeyId: string): string {
+  if (apiKeyId.length === 0 || /[{}:]/.test(apiKeyId)) {
+    throw new RangeError(`limits: API key id must be non-empty and contain no braces or colons, got ${JSON.stringify(apiKeyId)}`);
+  }
+  return apiKeyId;
 }

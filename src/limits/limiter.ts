@@ -1,9 +1,9 @@
 import { countArg, limitArg, microsArg, msArg, optionalMicrosArg, signedCountArg } from './args';
-import { limitKeys, type MonthKeys, type TenantKeys } from './keys';
+import { apiKeyIdPart, limitKeys, type MonthKeys, type TenantKeys } from './keys';
 import { parseAdmitReply, parseBudgetStateReply, parseCountReply, parseExtendHoldReply } from './replies';
 import { runScript, type LimitsRedis } from './run-script';
 import { SCRIPTS } from './scripts';
-import type { AdmitInput, Limiter } from './types';
+import type { AdmitInput, ApiKeyLimits, Limiter, ReseedInput } from './types';
 
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
@@ -43,7 +43,19 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
     if (!Number.isSafeInteger(offset)) throw new RangeError(`limits: clock offset must be an integer, got ${offset}`);
     return String(offset);
   };
-  const admitKeys = (i: AdmitInput, t: TenantKeys): string[] => [...monthKeyList(keys.month(i.tenantId, i.month)), t.rpm, t.tpm, t.inflight];
+  /** The key's windows follow the tenant's (KEYS[8], KEYS[9]) only when the request came with an API key. */
+  const apiKeyWindows = (tenantId: string, apiKeyId: string | null | undefined): string[] => {
+    if (!apiKeyId) return [];
+    const k = keys.apiKey(tenantId, apiKeyId);
+    return [k.rpm, k.tpm];
+  };
+  const admitKeys = (i: AdmitInput, t: TenantKeys): string[] => [
+    ...monthKeyList(keys.month(i.tenantId, i.month)),
+    t.rpm,
+    t.tpm,
+    t.inflight,
+    ...apiKeyWindows(i.tenantId, i.apiKey?.id),
+  ];
 
   return {
     async admit(i) {
@@ -60,6 +72,7 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
         stateTtl,
         retention,
         limitArg('maxConcurrentRequests', i.maxConcurrentRequests),
+        ...apiKeyArgs(i.apiKey),
       ]);
       return parseAdmitReply(reply);
     },
@@ -72,6 +85,8 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
         limitArg('requestsPerMinute', i.requestsPerMinute),
         limitArg('tokensPerMinute', i.tokensPerMinute),
         countArg('tokensEstimate', i.tokensEstimate),
+        limitArg('apiKey.requestsPerMinute', i.apiKey?.requestsPerMinute),
+        limitArg('apiKey.tokensPerMinute', i.apiKey?.tokensPerMinute),
       ]);
       return { released: parseCountReply('release', reply) === 1 };
     },
@@ -87,13 +102,14 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
       const reply = await runScript(
         redis,
         SCRIPTS.settle,
-        [...monthKeyList(keys.month(i.tenantId, i.month)), ...t.settled, t.tpm, t.inflight],
+        [...monthKeyList(keys.month(i.tenantId, i.month)), ...t.settled, t.tpm, t.inflight, ...(i.apiKeyId ? [keys.apiKey(i.tenantId, i.apiKeyId).tpm] : [])],
         [
           clock(),
           requestIdArg(i.requestId),
           microsArg('actualMicros', i.actualMicros),
           signedCountArg('actualTokens - tokensEstimate', countNumber('actualTokens', i.actualTokens) - countNumber('tokensEstimate', i.tokensEstimate)),
           stateTtl,
+          i.apiKeyId ? apiKeyIdPart(i.apiKeyId) : '',
         ],
       );
       return { applied: parseCountReply('settle', reply) === 1 };
@@ -113,6 +129,8 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
           msArg('holdTtlMs', i.holdTtlMs),
           stateTtl,
           retention,
+          i.apiKey ? apiKeyIdPart(i.apiKey.id) : '',
+          optionalMicrosArg('apiKey.budgetMicros', i.apiKey?.budgetMicros ?? null),
         ],
       );
       return parseExtendHoldReply(reply);
@@ -120,25 +138,13 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
 
     async reseed(i) {
       const t = keys.tenant(i.tenantId);
-      const seen = new Set<string>();
-      const holdArgs: string[] = [];
-      for (const h of i.holds) {
-        // A duplicate would be held (or counted from its marker) twice.
-        if (seen.has(h.requestId)) throw new RangeError(`limits: reseed lists request ${h.requestId} twice`);
-        seen.add(h.requestId);
-        holdArgs.push(
-          requestIdArg(h.requestId),
-          microsArg('holdMicros', h.holdMicros),
-          msArg('expiresAtMs', h.expiresAtMs, 0),
-          msArg('admittedAtMs', h.admittedAtMs, 0),
-        );
-      }
+      const { apiKeyArgs: keyArgs, windowKeys } = reseedApiKeyArgs(i, (id) => apiKeyWindows(i.tenantId, id));
       const settledArgs: string[] = [];
       for (const s of i.recentlySettled ?? []) settledArgs.push(requestIdArg(s.requestId), microsArg('costMicros', s.costMicros));
       const reply = await runScript(
         redis,
         SCRIPTS.reseed,
-        [...monthKeyList(keys.month(i.tenantId, i.month)), t.rpm, t.tpm, t.inflight, ...t.settled],
+        [...monthKeyList(keys.month(i.tenantId, i.month)), t.rpm, t.tpm, t.inflight, ...t.settled, ...windowKeys],
         [
           clock(),
           microsArg('spentMicros', i.spentMicros),
@@ -147,8 +153,8 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
           limitArg('requestsLastMinute', i.requestsLastMinute),
           limitArg('tokensPerMinute', i.tokensPerMinute),
           limitArg('tokensLastMinute', i.tokensLastMinute),
-          String(i.holds.length),
-          ...holdArgs,
+          ...reseedHoldArgs(i),
+          ...keyArgs,
           ...settledArgs,
         ],
       );
@@ -159,6 +165,52 @@ export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limi
       const reply = await runScript(redis, SCRIPTS.budgetState, monthKeyList(keys.month(tenantId, month)), [clock(), retention]);
       return parseBudgetStateReply(reply);
     },
+  };
+}
+
+/** ARGV[12..15] of admit: the API key's id and limits, '' each without a key. */
+function apiKeyArgs(k: ApiKeyLimits | undefined): string[] {
+  if (!k) return ['', '', '', ''];
+  return [
+    apiKeyIdPart(k.id),
+    optionalMicrosArg('apiKey.budgetMicros', k.budgetMicros),
+    limitArg('apiKey.requestsPerMinute', k.requestsPerMinute),
+    limitArg('apiKey.tokensPerMinute', k.tokensPerMinute),
+  ];
+}
+
+/** The reseed's hold count and holds (5 values each). A duplicate would be held (or counted from its marker) twice. */
+function reseedHoldArgs(i: ReseedInput): string[] {
+  const seen = new Set<string>();
+  const out = [String(i.holds.length)];
+  for (const h of i.holds) {
+    if (seen.has(h.requestId)) throw new RangeError(`limits: reseed lists request ${h.requestId} twice`);
+    seen.add(h.requestId);
+    out.push(
+      requestIdArg(h.requestId),
+      microsArg('holdMicros', h.holdMicros),
+      msArg('expiresAtMs', h.expiresAtMs, 0),
+      msArg('admittedAtMs', h.admittedAtMs, 0),
+      h.apiKeyId ? apiKeyIdPart(h.apiKeyId) : '',
+    );
+  }
+  return out;
+}
+
+/** The reseed's per-key spend (K pairs) and window seeds (W triples, with their two window keys each). */
+function reseedApiKeyArgs(i: ReseedInput, windowsOf: (apiKeyId: string) => string[]): { apiKeyArgs: string[]; windowKeys: string[] } {
+  const keyList = i.apiKeys ?? [];
+  if (new Set(keyList.map((k) => k.apiKeyId)).size !== keyList.length) throw new RangeError('limits: reseed lists an API key twice');
+  const spent = keyList.filter((k) => k.spentMicros > 0n);
+  const recent = keyList.filter((k) => k.requestsLastMinute > 0 || k.tokensLastMinute > 0);
+  return {
+    apiKeyArgs: [
+      String(spent.length),
+      ...spent.flatMap((k) => [apiKeyIdPart(k.apiKeyId), microsArg('apiKey.spentMicros', k.spentMicros)]),
+      String(recent.length),
+      ...recent.flatMap((k) => [k.apiKeyId, countArg('apiKey.requestsLastMinute', k.requestsLastMinute), countArg('apiKey.tokensLastMinute', k.tokensLastMinute)]),
+    ],
+    windowKeys: recent.flatMap((k) => windowsOf(k.apiKeyId)),
   };
 }
 

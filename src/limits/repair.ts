@@ -41,12 +41,13 @@ export function makeGateRepair(redis: LimitsRedis, opts: { keyPrefix?: string } 
         [unknown, Record<string, string>],
         [unknown, [string, string]],
       ];
-      // A hold's value is "amount:slot", the slot being the second (Redis TIME) its admission was made in.
+      // A hold's value is "amount:slot[:apiKeyId]", the slot being the second (Redis TIME) its admission was made in;
+      // a hold without a slot (recreated by an extension after a sweep) is never taken for an old one.
       const cutoffSlot = Math.floor((Number(time[0]) * 1000 - i.olderThanMs) / 1000);
       return Object.entries(amounts)
         .filter(([, v]) => {
-          const slot = Number(v.split(':')[1]);
-          return Number.isFinite(slot) && slot < cutoffSlot;
+          const slot = /^\d+:(\d+)/.exec(v)?.[1];
+          return slot !== undefined && Number(slot) < cutoffSlot;
         })
         .map(([id]) => id);
     },

@@ -1,4 +1,4 @@
-import type { AdmitResult, BudgetState, ExtendHoldResult, WindowUse } from './types';
+import type { AdmitResult, BudgetState, ExtendHoldResult, LimitScope, WindowUse } from './types';
 
 /**
  * Script replies -> results. A reply of another shape means the script and this code disagree: that throws
@@ -24,6 +24,13 @@ function windowUse(reply: unknown[], i: number): WindowUse | null {
   return { used: n, resetMs: r };
 }
 
+/** Whose limit refused; replies of scripts before per-key limits name none: the tenant's. */
+function scopeOf(script: string, v: unknown, reply: unknown): LimitScope {
+  if (v === undefined || v === 'TENANT') return 'TENANT';
+  if (v === 'KEY') return 'KEY';
+  throw unexpected(script, reply);
+}
+
 export function parseAdmitReply(reply: unknown): AdmitResult {
   if (!Array.isArray(reply)) throw unexpected('admit', reply);
   switch (reply[0]) {
@@ -33,16 +40,17 @@ export function parseAdmitReply(reply: unknown): AdmitResult {
     case 'NEEDS_RESEED':
       return { allowed: false, reason: 'NEEDS_RESEED' };
     case 'BUDGET_EXCEEDED':
-      return { allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: micros('admit', reply[1], reply) };
+      return { allowed: false, reason: 'BUDGET_EXCEEDED', scope: scopeOf('admit', reply[2], reply), remainingMicros: micros('admit', reply[1], reply) };
     case 'RATE_LIMITED': {
-      const [, limit, retryAfterMs, never] = reply as unknown[];
+      const [, limit, retryAfterMs, never, scopeReply] = reply as unknown[];
+      const scope = scopeOf('admit', scopeReply, reply);
       if (limit !== 'REQUESTS_PER_MINUTE' && limit !== 'TOKENS_PER_MINUTE' && limit !== 'CONCURRENT_REQUESTS') throw unexpected('admit', reply);
       if (typeof retryAfterMs !== 'number' || !Number.isSafeInteger(retryAfterMs) || retryAfterMs < 1) {
         throw unexpected('admit', reply);
       }
-      if (never === 1) return { allowed: false, reason: 'RATE_LIMITED', limit, retryAfterMs, exceedsLimit: true };
+      if (never === 1) return { allowed: false, reason: 'RATE_LIMITED', limit, scope, retryAfterMs, exceedsLimit: true };
       if (never !== 0) throw unexpected('admit', reply);
-      return { allowed: false, reason: 'RATE_LIMITED', limit, retryAfterMs };
+      return { allowed: false, reason: 'RATE_LIMITED', limit, scope, retryAfterMs };
     }
     default:
       throw unexpected('admit', reply);
@@ -55,7 +63,7 @@ export function parseExtendHoldReply(reply: unknown): ExtendHoldResult {
     case 'OK':
       return { allowed: true, remainingMicros: reply[1] === '' ? null : micros('extend-hold', reply[1], reply) };
     case 'BUDGET_EXCEEDED':
-      return { allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: micros('extend-hold', reply[1], reply) };
+      return { allowed: false, reason: 'BUDGET_EXCEEDED', scope: scopeOf('extend-hold', reply[2], reply), remainingMicros: micros('extend-hold', reply[1], reply) };
     case 'NEEDS_RESEED':
       return { allowed: false, reason: 'NEEDS_RESEED', remainingMicros: null };
     case 'SETTLED':

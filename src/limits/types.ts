@@ -19,7 +19,20 @@ export interface AdmitInput {
   readonly holdTtlMs: number;
   /** Requests of the tenant in flight at once; null = no cap; 0 admits nothing. */
   readonly maxConcurrentRequests?: number | null;
+  /** The API key the request came with, checked against its own limits in the same decision. */
+  readonly apiKey?: ApiKeyLimits;
 }
+
+/** An API key's own limits (null = none), checked beside the tenant's with the same rules. */
+export interface ApiKeyLimits {
+  readonly id: string;
+  readonly budgetMicros: bigint | null;
+  readonly requestsPerMinute: number | null;
+  readonly tokensPerMinute: number | null;
+}
+
+/** Whose limit refused: the tenant's or the API key's own. */
+export type LimitScope = 'TENANT' | 'KEY';
 
 export type RateLimitName = 'REQUESTS_PER_MINUTE' | 'TOKENS_PER_MINUTE' | 'CONCURRENT_REQUESTS';
 
@@ -39,6 +52,7 @@ export type AdmitResult =
       readonly allowed: false;
       readonly reason: 'RATE_LIMITED';
       readonly limit: RateLimitName;
+      readonly scope: LimitScope;
       /**
        * When enough leaves the rolling window for this request to fit (the longer wait if both windows deny), >= 1.
        * CONCURRENT_REQUESTS: 1000 (a slot frees when a request in flight ends).
@@ -51,7 +65,7 @@ export type AdmitResult =
        */
       readonly exceedsLimit?: true;
     }
-  | { readonly allowed: false; readonly reason: 'BUDGET_EXCEEDED'; readonly remainingMicros: bigint }
+  | { readonly allowed: false; readonly reason: 'BUDGET_EXCEEDED'; readonly scope: LimitScope; readonly remainingMicros: bigint }
   /** The month's state is missing (cold start, Redis flushed): reseed from Postgres, then admit again. */
   | { readonly allowed: false; readonly reason: 'NEEDS_RESEED' };
 
@@ -62,6 +76,8 @@ export interface SettleInput {
   readonly actualMicros: bigint;
   readonly actualTokens: number;
   readonly tokensEstimate: number;
+  /** The ledger row's API key: the cost joins its spent (and the correction its tokens window). */
+  readonly apiKeyId?: string | null;
 }
 
 export interface ExtendHoldInput {
@@ -71,12 +87,14 @@ export interface ExtendHoldInput {
   readonly extraMicros: bigint;
   readonly budgetMicros: bigint | null;
   readonly holdTtlMs: number;
+  /** The request's API key: the extension must fit its budget too. */
+  readonly apiKey?: Pick<ApiKeyLimits, 'id' | 'budgetMicros'>;
 }
 
 export type ExtendHoldResult =
-  /** remainingMicros: budget left after the extension; null without a budget. */
+  /** remainingMicros: the tenant's budget left after the extension; null without a budget. */
   | { readonly allowed: true; readonly remainingMicros: bigint | null }
-  | { readonly allowed: false; readonly reason: 'BUDGET_EXCEEDED'; readonly remainingMicros: bigint }
+  | { readonly allowed: false; readonly reason: 'BUDGET_EXCEEDED'; readonly scope: LimitScope; readonly remainingMicros: bigint }
   /** NEEDS_RESEED: the month's state is missing. ALREADY_SETTLED: the request was settled; nothing to extend. */
   | { readonly allowed: false; readonly reason: 'NEEDS_RESEED' | 'ALREADY_SETTLED'; readonly remainingMicros: null };
 
@@ -87,6 +105,18 @@ export interface ReseedHold {
   readonly expiresAtMs: number;
   /** When the request was admitted (epoch ms): its settlement corrects the tokens window there. */
   readonly admittedAtMs: number;
+  /** The ledger row's API key (null: none): the hold joins that key's held. */
+  readonly apiKeyId?: string | null;
+}
+
+/** One API key's share of a tenant-month, from the ledger. */
+export interface ReseedApiKey {
+  readonly apiKeyId: string;
+  /** Its settled sum this month. */
+  readonly spentMicros: bigint;
+  /** Requests admitted with it in the last minute and their token estimates (seed its windows). */
+  readonly requestsLastMinute: number;
+  readonly tokensLastMinute: number;
 }
 
 /** A row the ledger holds as settled, recently enough that its settlement may still reach Redis. */
@@ -112,6 +142,8 @@ export interface ReseedInput {
   readonly tokensLastMinute?: number;
   readonly requestsPerMinute?: number | null;
   readonly tokensPerMinute?: number | null;
+  /** Every API key with settled spend this month or requests in the last minute; ids unique. */
+  readonly apiKeys?: ReadonlyArray<ReseedApiKey>;
 }
 
 export interface BudgetState {

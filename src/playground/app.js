@@ -1,6 +1,7 @@
 // The playground page: a tenant key, a streamed chat with its stats, the month's spend, and an admin view.
 import { gql, subscribe, describeError, onTransport } from './api.js';
 import { drawGauge, drawBars, usd } from './charts.js';
+import { loadAlerts, saveAlerts, rotateSecret } from './alerts.js';
 
 const $ = (id) => document.getElementById(id);
 const KEY = 'gateway.key';
@@ -342,7 +343,24 @@ function fillTenantForm() {
   $('admin-rpm').value = t.requestsPerMinute ?? '';
   $('admin-tpm').value = t.tokensPerMinute ?? '';
   void loadKeys();
+  loadAlerts(adminKey, t.id).catch((e) => showError($('admin-error'), e));
 }
+
+/** Runs an alerts action on the selected tenant, showing what it says or what went wrong. */
+async function alertsAction(fn, done) {
+  showError($('admin-error'), null);
+  try {
+    await fn(adminKey, $('admin-tenant').value);
+    $('admin-status').textContent = done;
+  } catch (e) {
+    showError($('admin-error'), e);
+  }
+}
+$('alerts-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  void alertsAction(saveAlerts, 'Alert settings saved.');
+});
+$('rotate-secret').addEventListener('click', () => void alertsAction(rotateSecret, 'New signing secret made; the old one signs nothing more.'));
 
 // ---- admin: tenants and keys ------------------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ export interface Page<T> {
  * share a timestamp (two audit records of one transaction) keep one stable order and none is skipped or repeated,
  * and a page never holds more than `first` rows (the contract's list fields extend a page with ties instead).
  */
-const encode = (key: string, id: string) => Buffer.from(JSON.stringify([key, id])).toString('base64url');
+export const encode = (key: string, id: string) => Buffer.from(JSON.stringify([key, id])).toString('base64url');
 
-function decode(cursor: string): [string, string] {
+export function decode(cursor: string): [string, string] {
   try {
     const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return [v[0], v[1]];
@@ -26,21 +26,21 @@ function decode(cursor: string): [string, string] {
   throw badInput('after', 'not a cursor this API gave out (pass a pageInfo.endCursor or an edge cursor)');
 }
 
-function checkFirst(first: number): void {
+export function checkFirst(first: number): void {
   if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) throw badInput('first', `expected a whole number from 1 to ${MAX_PAGE}, got ${String(first)}`);
 }
 
-const dateOf = (s: string): Date => {
+export const dateOf = (s: string): Date => {
   const d = new Date(s);
   if (!Number.isFinite(d.getTime())) throw badInput('after', 'not a cursor this API gave out');
   return d;
 };
-const bigintOf = (s: string): bigint => {
+export const bigintOf = (s: string): bigint => {
   if (!/^\d{1,19}$/.test(s)) throw badInput('after', 'not a cursor this API gave out');
   return BigInt(s);
 };
 
-function page<R, T>(rows: R[], first: number, cursorOf: (r: R) => string, nodeOf: (r: R) => T): Page<T> {
+export function page<R, T>(rows: R[], first: number, cursorOf: (r: R) => string, nodeOf: (r: R) => T): Page<T> {
   const kept = rows.slice(0, first);
   const edges = kept.map((r) => ({ cursor: cursorOf(r), node: nodeOf(r) }));
   return { edges, pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null } };

@@ -55,3 +55,19 @@ export function projectCost(monthlyOutputTokens: number, mix: readonly ModelShar
   });
   return { monthlyOutputTokens, totalUsd, rows };
 }
+
+/** Pace below an hour of the month is noise (one request extrapolated over a month): no forecast before then. */
+const MIN_PACE_MS = 3600_000n;
+
+/**
+ * The UTC day (YYYY-MM-DD) a month's budget runs out at this month's pace so far, or null when it lasts the month
+ * (or has no pace yet, or is already spent: the 100% threshold says that). Linear: spent / elapsed since the month
+ * began, projected from `now`; exact in bigint milliseconds.
+ */
+export function projectBudgetExhaustion(i: { spentMicros: Micros; budgetMicros: Micros; monthStart: Date; monthEnd: Date; now: Date }): string | null {
+  const elapsed = BigInt(i.now.getTime() - i.monthStart.getTime());
+  const remaining = i.budgetMicros - i.spentMicros;
+  if (elapsed < MIN_PACE_MS || i.spentMicros <= 0n || remaining <= 0n) return null;
+  const at = i.now.getTime() + Number((remaining * elapsed) / i.spentMicros);
+  return at < i.monthEnd.getTime() ? new Date(at).toISOString().slice(0, 10) : null;
+}

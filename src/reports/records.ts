@@ -71,6 +71,7 @@ export function auditEntry(a: AuditEntry): AuditEntryView {
   return {
     id: a.id.toString(),
     actor: a.actor,
+    actorKeyId: a.actorKeyId,
     action: a.action,
     targetType: a.targetType,
     targetId: a.targetId,

@@ -1,7 +1,7 @@
 import { Prisma } from '../../generated/prisma/client';
 import type { Db } from '../infra/prisma';
 import { AppError, badInput } from '../errors';
-import { monthRange } from '../accounting/period';
+import { monthOf, monthRange } from '../accounting/period';
 import { isUuid } from '../tenants/tenant-store';
 import { DEFAULT_ROLLUP_LAG_MS } from './day-plan';
 import { everyTenantsSpend, planFor, withoutJit } from './spend-source';
@@ -33,6 +33,8 @@ export interface ReportsService {
   costProjection(monthlyOutputTokens: number, mix: readonly ModelShare[]): Promise<CostProjectionView>;
   /** The tenant's keys, newest first (revoked ones included). NOT_FOUND for an unknown tenant. */
   apiKeys(tenantId: string): Promise<ApiKeyInfoView[]>;
+  /** One key, whichever tenant's (the admin's view after changing it); NOT_FOUND for an unknown or malformed id. */
+  apiKey(id: string): Promise<ApiKeyInfoView>;
   /** tenantId null = admin (any tenant). Another tenant's request, an unknown or a non-uuid id -> null. */
   request(requestId: string, tenantId: string | null): Promise<RequestRecordView | null>;
   /**
@@ -83,8 +85,13 @@ export function makeReportsService(deps: { db: Db; now?: () => Date; rollupSafet
 
     async apiKeys(tenantId) {
       await tenantOrThrow(tenantId);
-      const keys = await db.apiKey.findMany({ where: { tenantId }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
-      return keys.map((k) => ({ id: k.id, prefix: k.prefix, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt }));
+      return apiKeyViews(db, tenantId, now(), await db.apiKey.findMany({ where: { tenantId }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }));
+    },
+
+    async apiKey(id) {
+      const k = typeof id === 'string' && isUuid(id) ? await db.apiKey.findUnique({ where: { id } }) : null;
+      if (!k) throw new AppError('NOT_FOUND', `no API key with id "${String(id).slice(0, 64)}"`);
+      return (await apiKeyViews(db, k.tenantId, now(), [k]))[0]!;
     },
 
     async request(requestId, tenantId) {
@@ -124,4 +131,31 @@ export function makeReportsService(deps: { db: Db; now?: () => Date; rollupSafet
       }));
     },
   };
+}
+
+type ApiKeyRow = Awaited<ReturnType<Db['apiKey']['findMany']>>[number];
+
+/** Keys as the API shows them, each with what its requests cost this month (settled rows of the ledger, one query). */
+async function apiKeyViews(db: Db, tenantId: string, at: Date, keys: ApiKeyRow[]): Promise<ApiKeyInfoView[]> {
+  const { start, end } = monthRange(monthOf(at));
+  const spent = await db.ledgerEntry.groupBy({
+    by: ['apiKeyId'],
+    where: { tenantId, state: 'SETTLED', startedAt: { gte: start, lt: end }, apiKeyId: { in: keys.map((k) => k.id) } },
+    _sum: { costMicros: true },
+  });
+  const byKey = new Map(spent.map((r) => [r.apiKeyId, r._sum.costMicros ?? 0n]));
+  return keys.map((k) => ({
+    id: k.id,
+    prefix: k.prefix,
+    name: k.name,
+    monthlyBudgetMicros: k.monthlyBudgetMicros,
+    requestsPerMinute: k.requestsPerMinute,
+    tokensPerMinute: k.tokensPerMinute,
+    spentThisMonthMicros: byKey.get(k.id) ?? 0n,
+    createdAt: k.createdAt,
+    lastUsedAt: k.lastUsedAt,
+    revokedAt: k.revokedAt,
+    rotatedAt: k.rotatedAt,
+    previousKeyExpiresAt: k.previousExpiresAt,
+  }));
 }

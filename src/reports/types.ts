@@ -51,9 +51,17 @@ export interface CostProjectionView {
 export interface ApiKeyInfoView {
   readonly id: string;
   readonly prefix: string;
+  readonly name: string | null;
+  readonly monthlyBudgetMicros: Micros | null;
+  readonly requestsPerMinute: number | null;
+  readonly tokensPerMinute: number | null;
+  /** Settled cost of the key's requests this (UTC) month, from the ledger. */
+  readonly spentThisMonthMicros: Micros;
   readonly createdAt: Date;
   readonly lastUsedAt: Date | null;
   readonly revokedAt: Date | null;
+  readonly rotatedAt: Date | null;
+  readonly previousKeyExpiresAt: Date | null;
 }
 
 export interface AttemptView {
@@ -89,6 +97,7 @@ export interface RequestRecordView {
 export interface AuditEntryView {
   readonly id: string;
   readonly actor: string;
+  readonly actorKeyId: string | null;
   readonly action: string;
   readonly targetType: string;
   readonly targetId: string;

@@ -1,6 +1,4 @@
-import { isAppError } from '../errors';
 import type { ChatMessage, ToolDefinition } from '../upstream/types';
-import { UpstreamError } from '../upstream/errors';
 
 export type UsageSource = 'PROVIDER' | 'ESTIMATED';
 
@@ -48,34 +46,4 @@ export function estimatePromptTokens(messages: readonly ChatMessage[], tools: re
 /** The text a tool definition adds to a prompt: name, description and parameters as JSON. */
 export function toolText(t: ToolDefinition): string {
   return t.name + (t.description ?? '') + JSON.stringify(t.parameters ?? {});
-}
-
-/** How the router reads an error thrown by an attempt. */
-export interface ErrorDescription {
-  /** The attempt record's `error`. */
-  readonly code: string;
-  /** The model asked not to be called again for this long (429/503 Retry-After). */
-  readonly retryAfterMs?: number;
-  /** Every other model would fail the same way (the gateway's own key was refused): stop walking the chain. */
-  readonly endsChain?: boolean;
-}
-
-/** UpstreamError: its failure code; AppError: its code; anything else: its name. */
-export function describeError(e: unknown): ErrorDescription {
-  if (e instanceof UpstreamError) {
-    const f = e.failure;
-    switch (f.kind) {
-      case 'retryable':
-        return f.retryAfterMs === undefined ? { code: f.code } : { code: f.code, retryAfterMs: f.retryAfterMs };
-      case 'auth':
-        return { code: f.code, endsChain: true };
-      case 'fatal':
-        return { code: f.code };
-      case 'aborted':
-        return { code: 'CLIENT_CANCELLED' };
-    }
-  }
-  if (isAppError(e)) return { code: e.code };
-  if (e instanceof Error) return { code: e.name || 'Error' };
-  return { code: 'UNKNOWN' };
 }

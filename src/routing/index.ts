@@ -1,21 +1,19 @@
 export { DEFAULT_ROUTING_OPTIONS, buildModelPlan, buildPlan, firstTokenDeadlineMs, type Plan, type PlannedModel, type RoutingOptions } from './plan';
-export {
-  describeError,
-  estimatePromptTokens,
-  skippedAttempt,
-  type AttemptRecord,
-  type ErrorDescription,
-  type UsageSource,
-} from './attempts';
+export { estimatePromptTokens, skippedAttempt, type AttemptRecord, type UsageSource } from './attempts';
 export { makeModelHealth, type Availability, type BreakerState, type ModelHealth, type ModelHealthOptions } from './model-health';
-export { chainFailed, runWithFallback, type AttemptUsage, type FallbackOptions, type FallbackResult } from './run-with-fallback';
+export { nextStep, type AttemptFailure, type Failure, type Mode, type RetryableCode, type Step } from './fallback-step';
 export {
-  routeStream,
+  chainFailed,
+  routeChat,
+  type CallEnd,
+  type CallModel,
+  type ModelCall,
   type RouteDeps,
   type RouteDone,
-  type RouteEvent,
+  type RouteEnd,
   type RouteFailed,
   type RouteOutcome,
   type RouteRequest,
+  type RouteSink,
   type RouteUsage,
 } from './route-stream';

@@ -1,14 +1,30 @@
-import { AppError } from '../errors';
+import { AppError, UnreachableCaseError } from '../errors';
 import type { Logger } from '../infra/logger';
-import { UpstreamError } from '../upstream/errors';
-import type { ChatMessage, FinishReason, ToolCallDelta, ToolChoice, ToolDefinition, UpstreamClient, UpstreamEvent } from '../upstream/types';
-import { estimatePromptTokens, skippedAttempt, type AttemptRecord, type UsageSource } from './attempts';
+import type { FinishReason, UpstreamEvent } from '../upstream/types';
+import { skippedAttempt, type AttemptRecord, type UsageSource } from './attempts';
+import { failureCode, healthVerdict, nextStep, readFailure, type AttemptFailure, type Failure, type Mode } from './fallback-step';
 import type { ModelHealth } from './model-health';
 import type { Plan, PlannedModel } from './plan';
-import { chainFailed } from './run-with-fallback';
+
+/** One model call, as the walk asks for it. */
+export interface ModelCall {
+  readonly planned: PlannedModel;
+  /** Aborted when the client leaves or the total deadline passes: the call must end at once. */
+  readonly signal: AbortSignal;
+}
+
+/** How a call ended: completed, or the failure its I/O reported. */
+export type CallEnd = { readonly ok: true } | { readonly ok: false; readonly failure: AttemptFailure };
+
+/**
+ * The I/O of one attempt, supplied by the caller: streams the model's answer, handing the events of each network
+ * read to `onRead` synchronously and in order, and resolves how the call ended. A rejection is a bug in the I/O:
+ * the walk records it as UNEXPECTED and tries the next model.
+ */
+export type CallModel = (call: ModelCall, onRead: (events: readonly UpstreamEvent[]) => void) => Promise<CallEnd>;
 
 export interface RouteDeps {
-  readonly upstream: UpstreamClient;
+  readonly call: CallModel;
   readonly health: ModelHealth;
   /** Milliseconds, for latencies and ttftMs. Default Date.now. */
   readonly clock?: () => number;
@@ -17,18 +33,23 @@ export interface RouteDeps {
 
 export interface RouteRequest {
   readonly plan: Plan;
-  readonly messages: readonly ChatMessage[];
-  readonly maxTokens: number;
-  readonly temperature?: number;
-  readonly tools?: readonly ToolDefinition[];
-  readonly toolChoice?: ToolChoice;
-  /** The client went away: aborts the upstream request at once. */
+  /** The prompt's tokens as the gateway estimates them, billed when the upstream reports no usage. */
+  readonly promptEstimate: number;
+  /** The client went away: aborts the upstream call at once. */
   readonly signal: AbortSignal;
-  /** 'stream': deltas reach the client as they come. 'collect': the client sees only the end result. */
-  readonly mode: 'stream' | 'collect';
-  readonly idleTimeoutMs: number;
+  /** 'stream': output reaches the client as it comes. 'collect': the client sees only the end result. */
+  readonly mode: Mode;
   /** The whole request, every attempt included. */
   readonly totalTimeoutMs: number;
+}
+
+/** Where the walk's output goes, synchronously except `discard` (the caller may grow the hold before the next try). */
+export interface RouteSink {
+  attempt(model: string): void;
+  /** The events of one network read of the current attempt, as the upstream sent them (usage and finish included). */
+  output(model: string, events: readonly UpstreamEvent[], outputChunks: number): void;
+  /** Collect mode: the attempt failed after partial output; its text is void, its tokens are billed. */
+  discard(model: string, attempt: AttemptRecord): Promise<void>;
 }
 
 export interface RouteUsage {
@@ -49,7 +70,7 @@ export interface RouteDone {
   /** The answering attempt's usage (discarded attempts carry their own in `attempts`). */
   readonly usage: RouteUsage;
   readonly attempts: readonly AttemptRecord[];
-  /** From routeStream's start to the first delta; null when none came. */
+  /** From the walk's start to the first output; null when none came. */
   readonly ttftMs: number | null;
   /** The answering attempt's finish_reason; null when the stream ended without one (cut, stalled, cancelled). */
   readonly finishReason: FinishReason | null;
@@ -63,125 +84,68 @@ export interface RouteFailed {
   readonly error: AppError;
 }
 
-export type RouteEvent =
-  | { readonly type: 'attempt'; readonly model: string }
-  /** `chunks`: upstream chunks in this text (1 in stream mode; collect mode coalesces what arrives together). */
-  | { readonly type: 'delta'; readonly model: string; readonly text: string; readonly chunks: number }
-  /** The tool-call pieces of one upstream chunk, as the upstream sent them (one chunk of output). */
-  | { readonly type: 'tool_calls'; readonly model: string; readonly deltas: readonly ToolCallDelta[] }
-  | { readonly type: 'discard'; readonly model: string; readonly attempt: AttemptRecord }
-  | RouteDone
-  | RouteFailed;
+export type RouteEnd = RouteDone | RouteFailed;
 
-type AttemptEnd =
-  | { readonly kind: 'completed'; readonly deltas: number; readonly usage: ProviderUsage | null; readonly finishReason: FinishReason | null }
-  | { readonly kind: 'failed'; readonly deltas: number; readonly usage: ProviderUsage | null; readonly finishReason: FinishReason | null; readonly error: unknown };
-
-interface ProviderUsage {
-  readonly promptTokens: number;
-  readonly completionTokens: number;
-  readonly cachedPromptTokens: number;
-  readonly cacheWriteTokens: number;
+/** What one attempt consumed and how it ended. */
+interface AttemptTally {
+  outputChunks: number;
+  usage: Omit<RouteUsage, 'source'> | null;
+  finishReason: FinishReason | null;
 }
 
-/** How one failed attempt reads to the router. */
-type Failure =
-  | { readonly kind: 'cancelled'; readonly code: 'CLIENT_CANCELLED' }
-  | { readonly kind: 'total'; readonly code: 'TOTAL_TIMEOUT' }
-  | { readonly kind: 'retryable'; readonly code: string; readonly retryAfterMs?: number }
-  | { readonly kind: 'auth'; readonly code: string }
-  | { readonly kind: 'fatal'; readonly code: string; readonly status: number };
-
 /**
- * The one streaming code path of a chat request, for the mutation ('collect') and the subscription ('stream').
+ * The one fallback walker of a chat request, for the mutation ('collect') and the subscription ('stream').
  *
  * Walks the plan's chain: models the health skips are recorded (CIRCUIT_OPEN / RETRY_AFTER) and not called; each
- * attempt emits `attempt`, then its `delta`s and `tool_calls` (a tool-call chunk is output like a content chunk: it
- * counts toward the estimate, the first token and the mid-stream rule). Every attempt is recorded in the health:
- * retryable failures count against the breaker (and Retry-After is honoured), client aborts, the total deadline,
- * fatal 4xx and a refused gateway key do not.
+ * attempt reports `attempt`, then its reads through `output` (a tool-call chunk is output like a content chunk: it
+ * counts toward the estimate, the first token and the mid-stream rule). Every attempt is recorded in the health as
+ * fallback-step.ts's healthVerdict says. What follows a failed attempt is fallback-step.ts's nextStep.
  *
- * Exactly one terminal event ends the generator:
- * - `done` COMPLETED: an attempt finished. Usage is the provider's, or ESTIMATED (prompt: estimatePromptTokens,
- *   completion: one token per delta) when the stream carried none.
- * - The mid-stream rule, 'stream' mode: once a delta was yielded the model never changes. A later cut or unreadable
- *   stream ends `done` UPSTREAM_INTERRUPTED, an idle stall or the total deadline `done` TIMEOUT, with usage
- *   ESTIMATED from what was streamed (the provider's if it had sent it).
- * - 'collect' mode: a retryable failure after partial content emits `discard` (the attempt with its consumed
- *   tokens, ESTIMATED; the caller drops that attempt's text) and falls back like any other retryable failure. The
- *   total deadline after partial content ends `done` TIMEOUT with the partial answer.
- * - The client's signal: `done` CLIENT_CANCELLED when the current attempt had delivered content, else `failed`
- *   CLIENT_CANCELLED (its error is UPSTREAM_UNAVAILABLE; nobody is left to read it).
- * - `failed` FAILED: every model failed or was skipped, the gateway's key was refused (the whole chain would
- *   fail), or the total deadline passed before content (all UPSTREAM_UNAVAILABLE with `extensions.attempts`); or
- *   the upstream refused the request as invalid (a fatal 4xx: BAD_USER_INPUT, no fallback).
- * `attempts` in the terminal event lists every attempt and skip, with the tokens each consumed, for billing.
- *
- * The client's signal and the total deadline abort the in-flight upstream request itself, so a pending read ends
- * at once; leaving the loop early (return()) aborts it too. No upstream request outlives the generator.
+ * Resolves with the walk's end: `done` (COMPLETED, or the partial answer's outcome) with usage the provider's, or
+ * ESTIMATED (prompt: the request's estimate, completion: one token per output chunk) when the stream carried none;
+ * or `failed`. `attempts` lists every attempt and skip, with the tokens each consumed, for billing. The client's
+ * signal and the total deadline abort the call in flight, so a pending read ends at once.
  */
-export async function* routeStream(deps: RouteDeps, req: RouteRequest): AsyncGenerator<RouteEvent, void, undefined> {
+export async function routeChat(deps: RouteDeps, req: RouteRequest, sink: RouteSink): Promise<RouteEnd> {
   const clock = deps.clock ?? Date.now;
   const startedAt = clock();
   const { plan } = req;
   const attempts: AttemptRecord[] = [];
-  const promptEstimate = estimatePromptTokens(req.messages, req.tools);
   let ttftMs: number | null = null;
-  const onFirstDelta = (): void => {
-    ttftMs ??= clock() - startedAt;
-  };
 
   const total = new AbortController();
   const totalTimer = setTimeout(() => total.abort(), req.totalTimeoutMs);
-
-  const failed = (error: AppError, outcome: RouteFailed['outcome'] = 'FAILED'): RouteFailed => ({
+  const failed = (why: 'chain' | 'cancelled' | 'total' | 'invalid', code?: string, status?: number): RouteFailed => ({
     type: 'failed',
-    outcome,
+    outcome: why === 'cancelled' ? 'CLIENT_CANCELLED' : 'FAILED',
     attempts,
-    error,
+    error: giveUpError(plan, attempts, why, req.totalTimeoutMs, code, status),
   });
-  const cancelledBeforeContent = (): RouteFailed =>
-    failed(chainFailed(plan, attempts, 'the client cancelled the request before any content'), 'CLIENT_CANCELLED');
-  const totalTimedOut = (): RouteFailed =>
-    failed(chainFailed(plan, attempts, `no model of profile ${plan.profile.name} answered within ${req.totalTimeoutMs} ms`));
 
   try {
     for (const planned of plan.chain) {
       const id = planned.model.id;
-      if (req.signal.aborted) return yield cancelledBeforeContent();
-      if (total.signal.aborted) return yield totalTimedOut();
+      if (req.signal.aborted) return failed('cancelled');
+      if (total.signal.aborted) return failed('total');
       const availability = deps.health.check(id);
       if (!availability.ok) {
         attempts.push(skippedAttempt(id, availability.reason));
         continue;
       }
 
-      yield { type: 'attempt', model: id };
+      sink.attempt(id);
       const attemptStart = clock();
-      const end = yield* runAttempt(deps.upstream, req, planned, total.signal, onFirstDelta);
-      const latencyMs = clock() - attemptStart;
-      const delivered = end.deltas > 0;
-      const usage: RouteUsage = end.usage
-        ? { ...end.usage, source: 'PROVIDER' }
-        : {
-            promptTokens: delivered || end.kind === 'completed' ? promptEstimate : 0,
-            completionTokens: end.deltas,
-            cachedPromptTokens: 0,
-            cacheWriteTokens: 0,
-            source: 'ESTIMATED',
-          };
-      const record = (error: string | null): AttemptRecord => ({
-        model: id,
-        ok: error === null,
-        error,
-        latencyMs,
-        promptTokens: usage.promptTokens,
-        completionTokens: usage.completionTokens,
-        usageSource: usage.source,
-        // Only when the provider reported a cache: attempts without one keep their earlier shape.
-        ...(usage.cachedPromptTokens > 0 ? { cachedPromptTokens: usage.cachedPromptTokens } : {}),
-        ...(usage.cacheWriteTokens > 0 ? { cacheWriteTokens: usage.cacheWriteTokens } : {}),
-      });
+      const tally: AttemptTally = { outputChunks: 0, usage: null, finishReason: null };
+      const onRead = (events: readonly UpstreamEvent[]): void => {
+        const chunks = tallyRead(tally, events);
+        if (chunks === 0) return; // a read of usage or finish_reason only: nothing to show
+        ttftMs ??= clock() - startedAt;
+        sink.output(id, events, chunks);
+      };
+      const end = await callOnce(deps.call, planned, req.signal, total.signal, onRead);
+      const delivered = tally.outputChunks > 0;
+      const usage = usageOf(tally, delivered || end.ok, req.promptEstimate);
+      const record = attemptRecord(id, clock() - attemptStart, usage);
       const done = (outcome: RouteOutcome): RouteDone => ({
         type: 'done',
         model: id,
@@ -189,157 +153,129 @@ export async function* routeStream(deps: RouteDeps, req: RouteRequest): AsyncGen
         usage,
         attempts,
         ttftMs,
-        finishReason: outcome === 'COMPLETED' ? end.finishReason : null,
+        finishReason: outcome === 'COMPLETED' ? tally.finishReason : null,
       });
 
-      if (end.kind === 'completed') {
+      if (end.ok) {
         deps.health.recordSuccess(id);
         attempts.push(record(null));
-        return yield done('COMPLETED');
+        return done('COMPLETED');
       }
-
-      const f = readFailure(end.error, req.signal, total.signal);
-      attempts.push(record(f.code));
-      if (f.kind === 'retryable') {
-        deps.health.recordFailure(id);
-        if (f.retryAfterMs !== undefined) deps.health.markRetryAfter(id, f.retryAfterMs);
-      } else {
-        deps.health.recordNeutral(id);
-      }
+      const f = readFailure(end.failure, req.signal.aborted, total.signal.aborted);
+      attempts.push(record(failureCode(f)));
+      applyVerdict(deps.health, id, f);
       if (f.kind !== 'cancelled') {
-        deps.logger?.warn({ model: id, profile: plan.profile.name, code: f.code, delivered: end.deltas }, 'upstream attempt failed');
+        deps.logger?.warn({ model: id, profile: plan.profile.name, code: failureCode(f), delivered: tally.outputChunks }, 'upstream attempt failed');
       }
-
-      switch (f.kind) {
-        case 'cancelled':
-          return yield delivered ? done('CLIENT_CANCELLED') : cancelledBeforeContent();
-        case 'total':
-          return yield delivered ? done('TIMEOUT') : totalTimedOut();
-        case 'auth':
-          return yield failed(chainFailed(plan, attempts));
-        case 'fatal':
-          if (delivered && req.mode === 'stream') return yield done('UPSTREAM_INTERRUPTED');
-          return yield failed(
-            new AppError('BAD_USER_INPUT', `the upstream model refused the request as invalid (${f.code})`, {
-              attempts: [...attempts],
-              upstreamStatus: f.status,
-            }),
-          );
-        case 'retryable':
-          if (delivered) {
-            if (req.mode === 'stream') return yield done(f.code === 'STALL' ? 'TIMEOUT' : 'UPSTREAM_INTERRUPTED');
-            yield { type: 'discard', model: id, attempt: attempts[attempts.length - 1]! };
-          }
+      const step = nextStep(f, delivered, req.mode);
+      switch (step.kind) {
+        case 'end':
+          return done(step.outcome);
+        case 'give-up':
+          return f.kind === 'fatal' ? failed(step.why, f.code, f.status) : failed(step.why);
+        case 'discard-and-next':
+          await sink.discard(id, attempts[attempts.length - 1]!);
           continue;
+        case 'next':
+          continue;
+        default:
+          throw new UnreachableCaseError(step);
       }
     }
-    yield failed(chainFailed(plan, attempts));
+    return failed('chain');
   } finally {
     clearTimeout(totalTimer);
   }
 }
 
-/**
- * One upstream call: yields its deltas, returns how it ended. Its own AbortController follows the client's signal
- * and the total deadline; its finally aborts the request whenever the call did not finish (failure, or the
- * consumer leaving during a yield), so nothing stays open.
- */
-async function* runAttempt(
-  upstream: UpstreamClient,
-  req: RouteRequest,
-  planned: PlannedModel,
-  totalSignal: AbortSignal,
-  onFirstDelta: () => void,
-): AsyncGenerator<RouteEvent, AttemptEnd, undefined> {
-  const id = planned.model.id;
+/** Counts a read's output chunks (content and tool-call pieces) and keeps its usage and finish_reason. */
+function tallyRead(tally: AttemptTally, events: readonly UpstreamEvent[]): number {
+  let chunks = 0;
+  for (const ev of events) {
+    switch (ev.type) {
+      case 'delta':
+      case 'tool_calls':
+        chunks++;
+        break;
+      case 'finish':
+        tally.finishReason = ev.reason;
+        break;
+      case 'usage':
+        tally.usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, cachedPromptTokens: ev.cachedPromptTokens, cacheWriteTokens: ev.cacheWriteTokens };
+        break;
+      default:
+        throw new UnreachableCaseError(ev);
+    }
+  }
+  tally.outputChunks += chunks;
+  return chunks;
+}
+
+/** The provider's usage, or the estimate: the prompt once the model answered something, one token per chunk. */
+function usageOf(tally: AttemptTally, answered: boolean, promptEstimate: number): RouteUsage {
+  if (tally.usage) return { ...tally.usage, source: 'PROVIDER' };
+  return { promptTokens: answered ? promptEstimate : 0, completionTokens: tally.outputChunks, cachedPromptTokens: 0, cacheWriteTokens: 0, source: 'ESTIMATED' };
+}
+
+function attemptRecord(model: string, latencyMs: number, usage: RouteUsage) {
+  return (error: string | null): AttemptRecord => ({
+    model,
+    ok: error === null,
+    error,
+    latencyMs,
+    promptTokens: usage.promptTokens,
+    completionTokens: usage.completionTokens,
+    usageSource: usage.source,
+    // Only when the provider reported a cache: attempts without one keep their earlier shape.
+    ...(usage.cachedPromptTokens > 0 ? { cachedPromptTokens: usage.cachedPromptTokens } : {}),
+    ...(usage.cacheWriteTokens > 0 ? { cacheWriteTokens: usage.cacheWriteTokens } : {}),
+  });
+}
+
+/** One call under its own signal, which follows the client's and the total deadline's; it is detached afterwards. */
+async function callOnce(call: CallModel, planned: PlannedModel, client: AbortSignal, total: AbortSignal, onRead: (events: readonly UpstreamEvent[]) => void): Promise<CallEnd | { ok: false; failure: null }> {
   const ac = new AbortController();
   const abort = (): void => ac.abort();
-  req.signal.addEventListener('abort', abort, { once: true });
-  totalSignal.addEventListener('abort', abort, { once: true });
-  if (req.signal.aborted || totalSignal.aborted) ac.abort();
-
-  let deltas = 0;
-  let usage: ProviderUsage | null = null;
-  let finishReason: FinishReason | null = null;
-  let finished = false;
-  let iterator: AsyncIterator<UpstreamEvent> | undefined;
+  client.addEventListener('abort', abort, { once: true });
+  total.addEventListener('abort', abort, { once: true });
+  if (client.aborted || total.aborted) ac.abort();
   try {
-    const events = upstream.streamChat({
-      model: id,
-      messages: req.messages,
-      maxTokens: req.maxTokens,
-      ...(req.temperature === undefined ? {} : { temperature: req.temperature }),
-      ...(req.tools === undefined ? {} : { tools: req.tools }),
-      ...(req.toolChoice === undefined ? {} : { toolChoice: req.toolChoice }),
-      region: req.plan.region,
-      signal: ac.signal,
-      firstTokenTimeoutMs: planned.firstTokenTimeoutMs,
-      idleTimeoutMs: req.idleTimeoutMs,
-      coalesce: req.mode === 'collect',
-    });
-    iterator = events[Symbol.asyncIterator]();
-    for (;;) {
-      const next = await iterator.next();
-      if (next.done) break;
-      const ev = next.value;
-      switch (ev.type) {
-        case 'usage':
-          usage = {
-            promptTokens: ev.promptTokens,
-            completionTokens: ev.completionTokens,
-            cachedPromptTokens: ev.cachedPromptTokens,
-            cacheWriteTokens: ev.cacheWriteTokens,
-          };
-          break;
-        case 'finish':
-          finishReason = ev.reason;
-          break;
-        case 'tool_calls':
-          // A tool-call chunk is output like a content chunk: it counts toward the estimate and the mid-stream rule.
-          deltas += 1;
-          onFirstDelta();
-          yield { type: 'tool_calls', model: id, deltas: ev.deltas };
-          break;
-        case 'delta': {
-          const chunks = ev.chunks ?? 1;
-          deltas += chunks;
-          onFirstDelta();
-          yield { type: 'delta', model: id, text: ev.text, chunks };
-          break;
-        }
-      }
-    }
-    finished = true;
-    return { kind: 'completed', deltas, usage, finishReason };
-  } catch (error) {
-    finished = true;
-    return { kind: 'failed', deltas, usage, finishReason, error };
+    return await call({ planned, signal: ac.signal }, onRead);
+  } catch {
+    return { ok: false, failure: null };
   } finally {
-    req.signal.removeEventListener('abort', abort);
-    totalSignal.removeEventListener('abort', abort);
-    if (!finished) {
-      // The consumer left during a yield: abort the request, then let the upstream generator run its cleanup.
-      ac.abort();
-      await iterator?.return?.().catch(() => undefined);
-    }
+    client.removeEventListener('abort', abort);
+    total.removeEventListener('abort', abort);
+    ac.abort(); // nothing of this attempt outlives it
   }
 }
 
-function readFailure(e: unknown, clientSignal: AbortSignal, totalSignal: AbortSignal): Failure {
-  // Whatever error an abort surfaced as, the abort is the cause.
-  if (clientSignal.aborted) return { kind: 'cancelled', code: 'CLIENT_CANCELLED' };
-  if (totalSignal.aborted) return { kind: 'total', code: 'TOTAL_TIMEOUT' };
-  if (!(e instanceof UpstreamError)) return { kind: 'retryable', code: 'UNEXPECTED' };
-  const f = e.failure;
-  switch (f.kind) {
-    case 'retryable':
-      return f.retryAfterMs === undefined ? { kind: 'retryable', code: f.code } : { kind: 'retryable', code: f.code, retryAfterMs: f.retryAfterMs };
-    case 'auth':
-      return { kind: 'auth', code: f.code };
-    case 'fatal':
-      return { kind: 'fatal', code: f.code, status: f.status };
-    case 'aborted':
-      // Neither of our signals fired, so something else aborted it: not the model's answer, try the next one.
-      return { kind: 'retryable', code: 'ABORTED' };
+function applyVerdict(health: ModelHealth, model: string, f: Failure): void {
+  const v = healthVerdict(f);
+  if (!v.counts) return health.recordNeutral(model);
+  health.recordFailure(model);
+  if (v.retryAfterMs !== undefined) health.markRetryAfter(model, v.retryAfterMs);
+}
+
+function giveUpError(plan: Plan, attempts: readonly AttemptRecord[], why: 'chain' | 'cancelled' | 'total' | 'invalid', totalTimeoutMs: number, code?: string, status?: number): AppError {
+  switch (why) {
+    case 'chain':
+      return chainFailed(plan, attempts);
+    case 'cancelled':
+      return chainFailed(plan, attempts, 'the client cancelled the request before any content');
+    case 'total':
+      return chainFailed(plan, attempts, `no model of profile ${plan.profile.name} answered within ${totalTimeoutMs} ms`);
+    case 'invalid':
+      return new AppError('BAD_USER_INPUT', `the upstream model refused the request as invalid (${code})`, { attempts: [...attempts], upstreamStatus: status });
+    default:
+      throw new UnreachableCaseError(why);
   }
+}
+
+/** UPSTREAM_UNAVAILABLE for a plan whose every model failed or was skipped. */
+export function chainFailed(plan: Plan, attempts: readonly AttemptRecord[], message?: string): AppError {
+  // The client sees the contract's Attempt fields only; the token counts are the ledger's business.
+  return new AppError('UPSTREAM_UNAVAILABLE', message ?? `every model of profile ${plan.profile.name} failed`, {
+    attempts: attempts.map(({ model, ok, error, latencyMs }) => ({ model, ok, error, latencyMs })),
+  });
 }

@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders, Server } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { GraphQLError, execute, getOperationAST, subscribe, type GraphQLSchema } from 'graphql';
+import { GraphQLError, execute, getOperationAST, type GraphQLSchema } from 'graphql';
+import { subscribeOnce } from '../graphql/subscription-execution';
 import type { Logger } from '../infra/logger';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
@@ -52,6 +53,8 @@ export function attachGraphqlWs(opts: {
     server: opts.httpServer,
     path: opts.path,
     maxPayload: 1024 * 1024,
+    // Compressing every small event costs more CPU (and zlib memory per connection) than the bytes it saves.
+    perMessageDeflate: false,
     verifyClient: (info, done) => (upgradeAllowed(opts.origins, info.req) ? done(true) : done(false, 403, 'Origin not allowed; add it to CORS_ORIGINS')),
   });
   const formatError = makeFormatError(opts.logger);
@@ -81,7 +84,7 @@ export function attachGraphqlWs(opts: {
     {
       schema: opts.schema,
       execute: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => execute(args)) : execute,
-      subscribe: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => subscribe(args)).then((r) => eachStepIn(r, args.contextValue)) : subscribe,
+      subscribe: opts.requestContext ? (args) => inUpgradeContext(args.contextValue, () => subscribeOnce(args)).then((r) => eachStepIn(r, args.contextValue)) : subscribeOnce,
       onConnect: async (ctx) => {
         try {
           ctx.extra.abort = new AbortController();

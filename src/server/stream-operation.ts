@@ -3,7 +3,6 @@ import {
   GraphQLError,
   execute,
   getOperationAST,
-  subscribe,
   type DocumentNode,
   type ExecutionResult,
   type FormattedExecutionResult,
@@ -14,6 +13,7 @@ import {
 import type { Logger } from '../infra/logger';
 import type { GraphQLContext } from '../graphql/context';
 import { statusFor } from '../graphql/errors';
+import { subscribeOnce } from '../graphql/subscription-execution';
 import type { ContextBuilder } from './context-builder';
 import type { DocumentCache } from './document-cache';
 import type { Metrics } from './metrics';
@@ -124,7 +124,7 @@ export function makeStreamOperations(o: StreamOperationsOptions) {
       record(name, context.log, r.transport, at, result.errors);
       return { kind: 'single', result };
     }
-    const subscribed = await subscribe(args);
+    const subscribed = await subscribeOnce(args);
     if (!(Symbol.asyncIterator in subscribed)) {
       // Variables that do not fit their types, and errors the subscribe resolver throws synchronously.
       const errors = (subscribed.errors ?? []).map(format);

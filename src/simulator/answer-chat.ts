@@ -83,7 +83,7 @@ interface UsageTwist {
 }
 
 function answer(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, ending: Ending, twist: UsageTwist = {}): void {
-  const length = completionLength(request.maxTokens);
+  const length = completionLength(request.maxTokens, request.answerTokens);
   const tokens = completionTokens(request.model.id, request.messages, length.tokens);
   const factor = twist.usageFactor ?? 1;
   const plain = usageOf(promptTokens(request.messages, request.tools) * factor, length.tokens * factor);

@@ -11,6 +11,8 @@ export interface ChatRequest {
   readonly includeUsage: boolean;
   /** The request's function tools, in order ([] when none). */
   readonly tools: readonly SimTool[];
+  /** The answer's length when max_tokens does not cut it shorter: the simulator's setting (default 150). */
+  readonly answerTokens?: number;
 }
 
 /** Why a request is refused, in OpenAI's terms (status, error code, the offending parameter). */

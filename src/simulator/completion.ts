@@ -43,10 +43,10 @@ export interface CompletionLength {
   readonly finishReason: 'stop' | 'length';
 }
 
-/** 150 tokens, or maxTokens when that is smaller. */
-export function completionLength(maxTokens: number | undefined): CompletionLength {
-  if (maxTokens !== undefined && maxTokens < NATURAL_COMPLETION_TOKENS) return { tokens: maxTokens, finishReason: 'length' };
-  return { tokens: NATURAL_COMPLETION_TOKENS, finishReason: 'stop' };
+/** `natural` (150) tokens, or maxTokens when that is smaller. */
+export function completionLength(maxTokens: number | undefined, natural = NATURAL_COMPLETION_TOKENS): CompletionLength {
+  if (maxTokens !== undefined && maxTokens < natural) return { tokens: maxTokens, finishReason: 'length' };
+  return { tokens: natural, finishReason: 'stop' };
 }
 
 /** The text of a message's content: a string, or the text parts of a content-part array; anything else is empty. */

@@ -1,5 +1,5 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { isUpstreamError, type UpstreamClient } from '../upstream';
+import type { UpstreamClient } from '../upstream';
 import { GATEWAY, GEN_AI, ERROR_TYPE, PROVIDER } from './gen-ai';
 import type { Tracing } from './tracing';
 
@@ -13,7 +13,7 @@ export function traceUpstream(inner: UpstreamClient, tracing: Tracing, upstreamU
   const port = Number(server.port || (server.protocol === 'https:' ? 443 : 80));
   return {
     close: () => inner.close(),
-    async *streamChat(req) {
+    async streamChat(req, onRead) {
       const started = performance.now();
       const span = tracing.startSpan(`chat ${req.model}`, {
         kind: SpanKind.CLIENT,
@@ -31,24 +31,31 @@ export function traceUpstream(inner: UpstreamClient, tracing: Tracing, upstreamU
       let firstToken = true;
       let outcome: 'completed' | 'failed' | 'abandoned' = 'abandoned';
       try {
-        for await (const ev of inner.streamChat(req)) {
-          if (ev.type === 'delta' && firstToken) {
-            firstToken = false;
-            span.setAttributes({ [GEN_AI.responseModel]: req.model, [GATEWAY.ttftMs]: Math.round(performance.now() - started) });
-          } else if (ev.type === 'usage') {
-            span.setAttributes({ [GEN_AI.inputTokens]: ev.promptTokens, [GEN_AI.outputTokens]: ev.completionTokens });
+        const end = await inner.streamChat(req, (events) => {
+          for (const ev of events) {
+            if (ev.type === 'delta' && firstToken) {
+              firstToken = false;
+              span.setAttributes({ [GEN_AI.responseModel]: req.model, [GATEWAY.ttftMs]: Math.round(performance.now() - started) });
+            } else if (ev.type === 'usage') {
+              span.setAttributes({ [GEN_AI.inputTokens]: ev.promptTokens, [GEN_AI.outputTokens]: ev.completionTokens });
+            }
           }
-          yield ev;
+          onRead(events);
+        });
+        if (end.ok) outcome = 'completed';
+        // 'abandoned': the caller aborted before the end (client gone, total deadline, budget stop).
+        else if (end.failure.kind !== 'aborted') {
+          outcome = 'failed';
+          span.setAttribute(ERROR_TYPE, end.failure.code);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: end.failure.code });
         }
-        outcome = 'completed';
+        return end;
       } catch (e) {
         outcome = 'failed';
-        const type = isUpstreamError(e) ? e.code : 'INTERNAL';
-        span.setAttribute(ERROR_TYPE, type);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: type });
+        span.setAttribute(ERROR_TYPE, 'INTERNAL');
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'INTERNAL' });
         throw e;
       } finally {
-        // 'abandoned': the caller stopped reading before the end (client gone, fallback after a stall, budget stop).
         span.setAttribute(GATEWAY.outcome, outcome);
         span.end();
       }

@@ -10,6 +10,7 @@ import { loadCatalog } from '../catalog/catalog-store';
 import { generateApiKey } from './api-keys';
 import { audit } from './audit';
 import { isUuid } from './tenant-store';
+import { ROOT_ACTOR, type Actor } from './principal';
 
 export interface OverrideView {
   readonly tenantId: string;
@@ -22,24 +23,24 @@ export interface OverrideView {
 /** Argument present-or-absent, as GraphQL distinguishes "left out" from an explicit null. */
 export type Maybe<T> = { readonly given: false } | { readonly given: true; readonly value: T | null };
 
+/** Every change takes, last, who makes it (the audit log names it); left out: the root admin key (CLI, tests). */
 export interface AdminService {
-  createTenant(i: { name: string; monthlyBudgetUsd?: string | null; requestsPerMinute?: number | null; tokensPerMinute?: number | null }): Promise<{ tenantId: string; apiKey: { id: string; key: string } }>;
-  setTenantBudget(tenantId: string, budget: Maybe<string>): Promise<void>;
-  setTenantLimits(tenantId: string, rpm: Maybe<number>, tpm: Maybe<number>): Promise<void>;
+  createTenant(i: { name: string; monthlyBudgetUsd?: string | null; requestsPerMinute?: number | null; tokensPerMinute?: number | null }, actor?: Actor): Promise<{ tenantId: string; apiKey: { id: string; key: string } }>;
+  setTenantBudget(tenantId: string, budget: Maybe<string>, actor?: Actor): Promise<void>;
+  setTenantLimits(tenantId: string, rpm: Maybe<number>, tpm: Maybe<number>, actor?: Actor): Promise<void>;
   /** null removes the cap. */
-  setTenantConcurrency(tenantId: string, max: number | null): Promise<void>;
-  setProfileOverride(i: { tenantId: string; profile: string; model: string; fallbacks?: readonly string[] | null; region?: Region | null }): Promise<OverrideView>;
-  removeProfileOverride(tenantId: string, profile: string, region?: Region | null): Promise<boolean>;
-  createApiKey(tenantId: string): Promise<{ id: string; key: string }>;
-  revokeApiKey(id: string): Promise<boolean>;
-  setModelPrice(model: string, output: string, input: Maybe<string>): Promise<ModelInfo>;
+  setTenantConcurrency(tenantId: string, max: number | null, actor?: Actor): Promise<void>;
+  setProfileOverride(i: { tenantId: string; profile: string; model: string; fallbacks?: readonly string[] | null; region?: Region | null }, actor?: Actor): Promise<OverrideView>;
+  removeProfileOverride(tenantId: string, profile: string, region?: Region | null, actor?: Actor): Promise<boolean>;
+  createApiKey(tenantId: string, actor?: Actor): Promise<{ id: string; key: string }>;
+  revokeApiKey(id: string, actor?: Actor): Promise<boolean>;
+  setModelPrice(model: string, output: string, input: Maybe<string>, actor?: Actor): Promise<ModelInfo>;
 }
 
 type OverrideScope = 'ALL' | Region;
-const ADMIN = 'admin';
 const NAME = /^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,99}$/u;
 
-function checkLimit(field: string, v: number | null | undefined): number | null {
+export function checkLimit(field: string, v: number | null | undefined): number | null {
   if (v === undefined || v === null) return null;
   if (!Number.isInteger(v) || v < 1) throw badInput(field, `expected a whole number of at least 1 (leave it out or null for no limit), got ${v}`);
   return v;
@@ -64,7 +65,7 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
   const commit = makeAdminCommit(deps);
 
   return {
-    async createTenant(i) {
+    async createTenant(i, actor = ROOT_ACTOR) {
       const name = i.name.trim();
       if (!NAME.test(name)) throw badInput('name', 'expected 1 to 100 letters, digits, spaces, dots, dashes or underscores, starting with a letter or digit');
       const budget: Micros | null = i.monthlyBudgetUsd === undefined || i.monthlyBudgetUsd === null ? null : parseUsd(i.monthlyBudgetUsd, 'monthlyBudgetUsd');
@@ -75,8 +76,8 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
         return await commit(async (tx) => {
           const t = await tx.tenant.create({ data: { name, monthlyBudgetMicros: budget, requestsPerMinute: rpm, tokensPerMinute: tpm } });
           const key = await tx.apiKey.create({ data: { tenantId: t.id, hash: k.hash, prefix: k.prefix } });
-          await audit(tx, ADMIN, { action: 'createTenant', targetType: 'tenant', targetId: t.id, tenantId: t.id, newValue: { name, monthlyBudgetMicros: budget, requestsPerMinute: rpm, tokensPerMinute: tpm } });
-          await audit(tx, ADMIN, { action: 'createApiKey', targetType: 'apiKey', targetId: key.id, tenantId: t.id, newValue: { prefix: k.prefix } });
+          await audit(tx, actor, { action: 'createTenant', targetType: 'tenant', targetId: t.id, tenantId: t.id, newValue: { name, monthlyBudgetMicros: budget, requestsPerMinute: rpm, tokensPerMinute: tpm } });
+          await audit(tx, actor, { action: 'createApiKey', targetType: 'apiKey', targetId: key.id, tenantId: t.id, newValue: { prefix: k.prefix } });
           return { tenantId: t.id, apiKey: { id: key.id, key: k.key } };
         });
       } catch (e) {
@@ -85,24 +86,24 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
       }
     },
 
-    async setTenantBudget(tenantId, budget) {
+    async setTenantBudget(tenantId, budget, actor = ROOT_ACTOR) {
       if (!budget.given) throw badInput('monthlyBudgetUsd', 'is required: give an amount such as "25", or null to remove the budget');
       const micros = budget.value === null ? null : parseUsd(budget.value, 'monthlyBudgetUsd');
       await commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);
         await tx.tenant.update({ where: { id: t.id }, data: { monthlyBudgetMicros: micros } });
-        await audit(tx, ADMIN, { action: 'setTenantBudget', targetType: 'tenant', targetId: t.id, tenantId: t.id, oldValue: { monthlyBudgetMicros: t.monthlyBudgetMicros }, newValue: { monthlyBudgetMicros: micros } });
+        await audit(tx, actor, { action: 'setTenantBudget', targetType: 'tenant', targetId: t.id, tenantId: t.id, oldValue: { monthlyBudgetMicros: t.monthlyBudgetMicros }, newValue: { monthlyBudgetMicros: micros } });
       });
     },
 
-    async setTenantLimits(tenantId, rpm, tpm) {
+    async setTenantLimits(tenantId, rpm, tpm, actor = ROOT_ACTOR) {
       const data: { requestsPerMinute?: number | null; tokensPerMinute?: number | null } = {};
       if (rpm.given) data.requestsPerMinute = checkLimit('requestsPerMinute', rpm.value);
       if (tpm.given) data.tokensPerMinute = checkLimit('tokensPerMinute', tpm.value);
       await commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);
         await tx.tenant.update({ where: { id: t.id }, data });
-        await audit(tx, ADMIN, {
+        await audit(tx, actor, {
           action: 'setTenantLimits',
           targetType: 'tenant',
           targetId: t.id,
@@ -113,12 +114,12 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
       });
     },
 
-    async setTenantConcurrency(tenantId, max) {
+    async setTenantConcurrency(tenantId, max, actor = ROOT_ACTOR) {
       const maxConcurrentRequests = checkLimit('maxConcurrentRequests', max);
       await commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);
         await tx.tenant.update({ where: { id: t.id }, data: { maxConcurrentRequests } });
-        await audit(tx, ADMIN, {
+        await audit(tx, actor, {
           action: 'setTenantConcurrency',
           targetType: 'tenant',
           targetId: t.id,
@@ -129,7 +130,7 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
       });
     },
 
-    async setProfileOverride(i) {
+    async setProfileOverride(i, actor = ROOT_ACTOR) {
       const catalog = await loadCatalog(db);
       if (!catalog.profiles.has(i.profile)) {
         throw badInput('profile', `unknown profile "${i.profile}"; valid profiles: ${[...catalog.profiles.keys()].join(', ')}`);
@@ -151,7 +152,7 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
         const old = await tx.profileOverride.findUnique({ where });
         const data = { modelId: i.model, replaceFallbacks: fallbacks !== null, fallbacks: fallbacks ? [...fallbacks] : [] };
         await tx.profileOverride.upsert({ where, create: { tenantId: t.id, profile: i.profile, scope, ...data }, update: data });
-        await audit(tx, ADMIN, {
+        await audit(tx, actor, {
           action: 'setProfileOverride',
           targetType: 'profileOverride',
           targetId: `${t.id}/${i.profile}/${scope}`,
@@ -169,7 +170,7 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
       });
     },
 
-    async removeProfileOverride(tenantId, profile, region) {
+    async removeProfileOverride(tenantId, profile, region, actor = ROOT_ACTOR) {
       const catalog = await loadCatalog(db);
       // A typo must not pass for "there was nothing to remove".
       if (!catalog.profiles.has(profile)) throw badInput('profile', `unknown profile "${profile.slice(0, 64)}"; valid profiles: ${[...catalog.profiles.keys()].join(', ')}`);
@@ -179,7 +180,7 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
         const old = await tx.profileOverride.findUnique({ where: { tenantId_profile_scope: { tenantId: t.id, profile, scope } } });
         if (!old) return false;
         await tx.profileOverride.delete({ where: { id: old.id } });
-        await audit(tx, ADMIN, {
+        await audit(tx, actor, {
           action: 'removeProfileOverride',
           targetType: 'profileOverride',
           targetId: `${t.id}/${profile}/${scope}`,
@@ -190,29 +191,29 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
       });
     },
 
-    async createApiKey(tenantId) {
+    async createApiKey(tenantId, actor = ROOT_ACTOR) {
       const k = generateApiKey();
       return commit(async (tx) => {
         const t = await tenantOrThrow(tx, tenantId);
         const key = await tx.apiKey.create({ data: { tenantId: t.id, hash: k.hash, prefix: k.prefix } });
-        await audit(tx, ADMIN, { action: 'createApiKey', targetType: 'apiKey', targetId: key.id, tenantId: t.id, newValue: { prefix: k.prefix } });
+        await audit(tx, actor, { action: 'createApiKey', targetType: 'apiKey', targetId: key.id, tenantId: t.id, newValue: { prefix: k.prefix } });
         return { id: key.id, key: k.key };
       });
     },
 
-    async revokeApiKey(id) {
+    async revokeApiKey(id, actor = ROOT_ACTOR) {
       return commit(async (tx) => {
         const key = isUuid(id) ? await tx.apiKey.findUnique({ where: { id } }) : null;
         if (!key) throw new AppError('NOT_FOUND', `no API key with id "${id.slice(0, 64)}"`);
         if (key.revokedAt) return false;
         const revokedAt = new Date();
         await tx.apiKey.update({ where: { id }, data: { revokedAt } });
-        await audit(tx, ADMIN, { action: 'revokeApiKey', targetType: 'apiKey', targetId: id, tenantId: key.tenantId, oldValue: { revokedAt: null }, newValue: { revokedAt } });
+        await audit(tx, actor, { action: 'revokeApiKey', targetType: 'apiKey', targetId: id, tenantId: key.tenantId, oldValue: { revokedAt: null }, newValue: { revokedAt } });
         return true;
       });
     },
 
-    async setModelPrice(model, output, input) {
+    async setModelPrice(model, output, input, actor = ROOT_ACTOR) {
       const out = parseUsd(output, 'outputUsdPerMillion');
       const inp = input.given ? (input.value === null ? null : parseUsd(input.value, 'inputUsdPerMillion')) : undefined;
       await commit(async (tx) => {
@@ -223,7 +224,7 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
         // The history row carries the cache prices in force too, so each row is the model's whole price from then.
         const cache = { cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion, cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion };
         await tx.modelPrice.create({ data: { modelId: model, ...next, ...cache, source: 'admin' } });
-        await audit(tx, ADMIN, {
+        await audit(tx, actor, {
           action: 'setModelPrice',
           targetType: 'model',
           targetId: model,

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 
-/** Tenant keys: 192 random bits, shown once; stored as SHA-256 hex with a display prefix. */
+/** Keys: 192 random bits, shown once; stored as SHA-256 hex with a display prefix. Tenant keys start lgw_. */
 export const KEY_PREFIX = 'lgw_';
+/** Named admin keys start lga_, so a leaked one is recognisable as an admin secret. */
+export const ADMIN_KEY_PREFIX = 'lga_';
 const DISPLAY_CHARS = 12;
 
 export interface NewApiKey {
@@ -10,8 +12,8 @@ export interface NewApiKey {
   readonly prefix: string;
 }
 
-export function generateApiKey(): NewApiKey {
-  const key = `${KEY_PREFIX}${randomBytes(24).toString('base64url')}`;
+export function generateApiKey(prefix = KEY_PREFIX): NewApiKey {
+  const key = `${prefix}${randomBytes(24).toString('base64url')}`;
   return { key, hash: hashApiKey(key), prefix: key.slice(0, DISPLAY_CHARS) };
 }
 

@@ -4,7 +4,8 @@ import type { Db } from '../infra/prisma';
 import { EpochCache, type Epoch } from '../infra/epoch';
 import { hashApiKey } from './api-keys';
 import type { AuthFailures } from './auth-failures';
-import type { Principal } from './principal';
+import { findKey, touchKey, type KeyRecord } from './key-lookup';
+import { ROOT_ACTOR, type Principal } from './principal';
 
 export interface Authenticator {
   /**
@@ -19,8 +20,11 @@ const LAST_USED_EVERY_MS = 60_000;
 const MAX_UNKNOWN = 10_000;
 
 /**
- * Keys are looked up by SHA-256 and cached per process until the epoch moves (every key creation and revocation
- * moves it) or the cache's maximum age passes, so a revoked key is refused on its next request on every instance.
+ * Keys are looked up by SHA-256 and cached per process until the epoch moves (every key creation, rotation, limit
+ * change and revocation moves it) or the cache's maximum age passes, so a revoked key is refused on its next request
+ * on every instance. A rotated key's old secret stays valid until its grace period ends: the cached row carries that
+ * instant and every request compares it with the clock, so it ends on time on every instance without an epoch move.
+ * lastUsedAt is written at most once a minute per key and instance, fire-and-forget (never a write per request).
  * Unknown keys are remembered as unknown the same way, apart (so guesses cannot evict real keys), and a client
  * address that keeps failing is refused before its keys reach Postgres at all.
  */
@@ -28,9 +32,7 @@ export function makeAuthenticator(deps: { db: Db; adminKey: string; epoch: Epoch
   const adminDigest = createHash('sha256').update(deps.adminKey).digest();
   const now = deps.now ?? Date.now;
   const lastTouched = new Map<string, number>();
-  const keys = new EpochCache(deps.epoch, async (hash: string) =>
-    deps.db.apiKey.findUnique({ where: { hash }, select: { id: true, tenantId: true, revokedAt: true } }),
-  );
+  const keys = new EpochCache(deps.epoch, (hash: string) => findKey(deps.db, hash));
   const unknown = new Map<string, number>();
   deps.epoch.onChange(() => unknown.clear());
   const isKnownUnknown = (hash: string) => {
@@ -43,13 +45,13 @@ export function makeAuthenticator(deps: { db: Db; adminKey: string; epoch: Epoch
     unknown.set(hash, now());
   };
 
-  const touch = (keyId: string) => {
+  const touch = (row: KeyRecord) => {
     const t = now();
-    if ((lastTouched.get(keyId) ?? 0) + LAST_USED_EVERY_MS > t) return;
-    lastTouched.set(keyId, t);
+    if ((lastTouched.get(row.id) ?? 0) + LAST_USED_EVERY_MS > t) return;
+    lastTouched.set(row.id, t);
     if (lastTouched.size > 50_000) lastTouched.clear();
     // Best effort and off the request path: lastUsedAt is informational, at one-minute resolution.
-    deps.db.apiKey.update({ where: { id: keyId }, data: { lastUsedAt: new Date(t) } }).catch(() => undefined);
+    touchKey(deps.db, row.kind, row.id, new Date(t)).catch(() => undefined);
   };
 
   /** A failed authentication: counted against the address, then UNAUTHENTICATED (or RATE_LIMITED past the limit). */
@@ -67,7 +69,7 @@ export function makeAuthenticator(deps: { db: Db; adminKey: string; epoch: Epoch
       if (!m) throw new AppError('UNAUTHENTICATED', 'malformed Authorization header: expected "Bearer <key>"');
       const presented = m[1]!;
       const digest = createHash('sha256').update(presented).digest();
-      if (timingSafeEqual(digest, adminDigest)) return { kind: 'admin' };
+      if (timingSafeEqual(digest, adminDigest)) return { kind: 'admin', scope: 'FULL', actor: ROOT_ACTOR };
       const hash = hashApiKey(presented);
       if (isKnownUnknown(hash)) return fail(clientAddress, 'unknown API key');
       // A key not cached yet costs a Postgres lookup: not for an address that keeps failing.
@@ -79,8 +81,12 @@ export function makeAuthenticator(deps: { db: Db; adminKey: string; epoch: Epoch
         return fail(clientAddress, 'unknown API key');
       }
       if (row.revokedAt) return fail(clientAddress, 'this API key has been revoked');
-      touch(row.id);
-      return { kind: 'tenant', tenantId: row.tenantId, keyId: row.id };
+      if (row.graceEndsAt && row.graceEndsAt.getTime() <= now()) {
+        return fail(clientAddress, `this API key was rotated and its grace period ended at ${row.graceEndsAt.toISOString()}: use the new key`);
+      }
+      touch(row);
+      if (row.kind === 'admin') return { kind: 'admin', scope: row.scope, actor: { name: row.name, keyId: row.id } };
+      return { kind: 'tenant', tenantId: row.tenantId, keyId: row.id, keyLimits: row.limits };
     },
   };
 }

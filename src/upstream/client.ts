@@ -4,7 +4,7 @@ import type { Logger } from '../infra/logger';
 import { chatEndpoint, chatRequestBody, chatRequestHeaders } from './chat-request';
 import { UpstreamError, classifyStatus, parseRetryAfter } from './errors';
 import { createSseEventDecoder } from './sse-events';
-import type { UpstreamChatRequest, UpstreamClient, UpstreamEvent } from './types';
+import type { StreamEnd, UpstreamChatRequest, UpstreamClient, UpstreamEvent } from './types';
 
 export type UpstreamLogger = Pick<Logger, 'error' | 'warn' | 'debug'>;
 
@@ -26,12 +26,14 @@ type AbortWhy = 'caller' | 'first_token' | 'idle' | 'cleanup';
  *
  * Deadlines are the client's own (undici's header and body timeouts are off): the first-token deadline runs from
  * the call to the first content chunk (connect, headers, role-only chunks included); after content, the idle
- * deadline bounds each wait for the next bytes. The idle clock does not run while the consumer holds a yielded
- * event, so a slow consumer is never mistaken for a stalled upstream. Either deadline, the caller's signal, or the
- * consumer leaving the loop early aborts the undici request, which closes the connection: the upstream sees it.
+ * deadline bounds each wait for the next bytes. The body is consumed in bulk: each network read is decoded at once
+ * (one JSON.parse per SSE event) and its events handed to `onRead` synchronously, so the consumer's pace never
+ * holds the socket and no per-token promise exists. Either deadline or the caller's signal aborts the undici
+ * request, which closes the connection: the upstream sees it.
  *
- * Errors: every failure is an UpstreamError (see ./errors). A 401/403 is logged at error level (status and model
- * only: neither the key nor the upstream's body is ever logged or put in a message).
+ * Failures resolve as values (`{ ok: false, failure }`, see ./errors); only an exception thrown by `onRead` rejects.
+ * A 401/403 is logged at error level (status and model only: neither the key nor the upstream's body is ever
+ * logged or put in a message).
  */
 export function makeUpstreamClient(opts: UpstreamClientOptions): UpstreamClient {
   const { origin, path } = chatEndpoint(opts.baseUrl);
@@ -43,8 +45,8 @@ export function makeUpstreamClient(opts: UpstreamClientOptions): UpstreamClient 
   });
   const log = opts.logger;
 
-  async function* streamChat(req: UpstreamChatRequest): AsyncGenerator<UpstreamEvent, void, undefined> {
-    if (req.signal.aborted) throw new UpstreamError({ kind: 'aborted' });
+  async function streamChat(req: UpstreamChatRequest, onRead: (events: readonly UpstreamEvent[]) => void): Promise<StreamEnd> {
+    if (req.signal.aborted) return { ok: false, failure: { kind: 'aborted' } };
     const startedAt = performance.now();
     const firstTokenDeadline = startedAt + req.firstTokenTimeoutMs;
     const ac = new AbortController();
@@ -129,13 +131,18 @@ export function makeUpstreamClient(opts: UpstreamClientOptions): UpstreamClient 
         if (next.done) break;
         const value = next.value;
         const events = decoder.push(value instanceof Uint8Array ? value : String(value));
-        for (const ev of req.coalesce ? coalesceDeltas(events) : events) yield ev;
+        if (events.length > 0) onRead(events);
         if (decoder.failure) throw decoder.failure;
         // After [DONE] the loop keeps reading to the end of the response, so the socket returns to the pool.
       }
-      for (const ev of decoder.end()) yield ev;
+      const last = decoder.end();
+      if (last.length > 0) onRead(last);
       if (decoder.failure) throw decoder.failure;
       complete = true;
+      return { ok: true };
+    } catch (e) {
+      if (e instanceof UpstreamError) return { ok: false, failure: e.failure };
+      throw e; // onRead's own exception: a bug of the caller, not the upstream's answer
     } finally {
       disarm();
       req.signal.removeEventListener('abort', onCallerAbort);
@@ -159,27 +166,4 @@ function errorCodeOf(e: unknown): string | undefined {
     cur = (cur as { cause?: unknown }).cause;
   }
   return undefined;
-}
-
-/** Consecutive deltas of one read become one delta carrying their count; usage events stay as they are. */
-export function coalesceDeltas(events: readonly UpstreamEvent[]): UpstreamEvent[] {
-  const out: UpstreamEvent[] = [];
-  let text: string[] = [];
-  let chunks = 0;
-  const flush = () => {
-    if (chunks > 0) out.push({ type: 'delta', text: text.join(''), chunks });
-    text = [];
-    chunks = 0;
-  };
-  for (const ev of events) {
-    if (ev.type === 'delta') {
-      text.push(ev.text);
-      chunks += ev.chunks ?? 1;
-    } else {
-      flush();
-      out.push(ev);
-    }
-  }
-  flush();
-  return out;
 }

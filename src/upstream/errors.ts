@@ -1,34 +1,16 @@
 /**
- * Classification of upstream failures. A failure is a value (`UpstreamFailure`) carried by one error class
- * (`UpstreamError`) so the router can switch on it exhaustively. Messages are built from codes only: they never
- * contain the upstream's body, its headers or the gateway's key, so they are safe to pass on.
+ * Classification of upstream failures. A failure is a value (`UpstreamFailure`, routing's AttemptFailure), carried
+ * inside the client by one error class (`UpstreamError`). Messages are built from codes only: they never contain the
+ * upstream's body, its headers or the gateway's key, so they are safe to pass on.
  */
 
-/** Codes of failures another model (or the same one, later) may not have. */
-export type RetryableCode =
-  | `HTTP_${number}`
-  /** Connection refused, reset or closed before the response headers. */
-  | 'CONNECTION'
-  /** The first-token deadline passed (connect + headers + first content chunk). */
-  | 'TIMEOUT'
-  /** The idle deadline passed between chunks after content had started. */
-  | 'STALL'
-  /** The response could not be read as an OpenAI chat completion stream before any content. */
-  | 'GARBAGE'
-  /** The upstream sent an error object inside the stream before any content. */
-  | 'STREAM_ERROR'
-  /** The stream ended without `[DONE]`, or became unreadable after content had started. */
-  | 'INTERRUPTED';
+import type { AttemptFailure, RetryableCode } from '../routing/fallback-step';
 
-export type UpstreamFailure =
-  | { readonly kind: 'retryable'; readonly code: RetryableCode; readonly retryAfterMs?: number }
-  /** A 4xx another model would also refuse: the request itself is wrong. */
-  | { readonly kind: 'fatal'; readonly code: `HTTP_${number}`; readonly status: number }
-  /** 401/403: the gateway's own upstream key is wrong. Every model would fail the same way. */
-  | { readonly kind: 'auth'; readonly code: 'HTTP_401' | 'HTTP_403' }
-  /** The caller's signal aborted the request. */
-  | { readonly kind: 'aborted' };
+/** Routing defines what a failed call is; the client produces it. */
+export type UpstreamFailure = AttemptFailure;
+export type { RetryableCode };
 
+/** How the client carries a failure inside its own read loop; streamChat hands callers the `failure` value only. */
 export class UpstreamError extends Error {
   override readonly name = 'UpstreamError';
   constructor(
@@ -43,11 +25,6 @@ export class UpstreamError extends Error {
     return this.failure.kind === 'aborted' ? 'ABORTED' : this.failure.code;
   }
 }
-
-export const isUpstreamError = (e: unknown): e is UpstreamError => e instanceof UpstreamError;
-
-/** True for an UpstreamError whose failure another attempt may not have. */
-export const isRetryableUpstream = (e: unknown): boolean => isUpstreamError(e) && e.failure.kind === 'retryable';
 
 export const retryable = (code: RetryableCode, retryAfterMs?: number): UpstreamError =>
   new UpstreamError(retryAfterMs === undefined ? { kind: 'retryable', code } : { kind: 'retryable', code, retryAfterMs });

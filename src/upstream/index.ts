@@ -1,9 +1,7 @@
-export type { ChatMessage, ChatRole, FinishReason, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition, UpstreamChatRequest, UpstreamClient, UpstreamEvent } from './types';
+export type { ChatMessage, ChatRole, FinishReason, StreamEnd, ToolCall, ToolCallDelta, ToolChoice, ToolDefinition, UpstreamChatRequest, UpstreamClient, UpstreamEvent } from './types';
 export {
   UpstreamError,
   classifyStatus,
-  isRetryableUpstream,
-  isUpstreamError,
   parseRetryAfter,
   type RetryableCode,
   type UpstreamFailure,

@@ -1,4 +1,5 @@
 import type { Region } from '../catalog/types';
+import type { UpstreamFailure } from './errors';
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
@@ -53,11 +54,6 @@ export interface UpstreamChatRequest {
   readonly firstTokenTimeoutMs: number;
   /** Deadline for each wait on the upstream after the first content chunk. */
   readonly idleTimeoutMs: number;
-  /**
-   * Merge the content chunks that arrive in one network read into one delta event (with their count). For callers
-   * that show nothing until the end (the chat mutation): 150 tokens then cost one pass through the pipeline, not 150.
-   */
-  readonly coalesce?: boolean;
 }
 
 /** One piece of a streamed tool call, as the upstream sent it: `index` says which call it belongs to. */
@@ -71,8 +67,8 @@ export interface ToolCallDelta {
 
 /** What a stream yields. Role-only chunks, empty deltas, comments and `[DONE]` yield nothing. */
 export type UpstreamEvent =
-  /** `chunks`: how many upstream chunks the text spans (more than 1 only when the request asked to coalesce). */
-  | { readonly type: 'delta'; readonly text: string; readonly chunks?: number }
+  /** The content of one upstream chunk (one chunk of output). */
+  | { readonly type: 'delta'; readonly text: string }
   /** The tool-call pieces of one upstream chunk (counted as one chunk of output, like a content delta). */
   | { readonly type: 'tool_calls'; readonly deltas: readonly ToolCallDelta[] }
   | { readonly type: 'finish'; readonly reason: FinishReason }
@@ -85,15 +81,18 @@ export type UpstreamEvent =
       readonly cacheWriteTokens: number;
     };
 
+/** How a call ended: complete (after `[DONE]`, or a clean end after a `finish_reason`), or its failure. */
+export type StreamEnd = { readonly ok: true } | { readonly ok: false; readonly failure: UpstreamFailure };
+
 /**
  * An OpenAI-compatible chat completions upstream.
  *
- * `streamChat` yields the stream's events and ends normally after `[DONE]` (or on a clean end of the response
- * after a `finish_reason`). Every failure is thrown as an `UpstreamError` (see ./errors). Breaking out of the
- * iteration, or aborting `signal`, aborts the HTTP request: the upstream sees the connection close.
+ * `streamChat` hands the events of each network read to `onRead` (synchronously, in order) and resolves how the
+ * stream ended; failures resolve as values (see ./errors). Aborting `signal` aborts the HTTP request at once: the
+ * upstream sees the connection close.
  */
 export interface UpstreamClient {
-  streamChat(req: UpstreamChatRequest): AsyncIterable<UpstreamEvent>;
+  streamChat(req: UpstreamChatRequest, onRead: (events: readonly UpstreamEvent[]) => void): Promise<StreamEnd>;
   /** Closes the pooled connections. Streams still open are destroyed. */
   close(): Promise<void>;
 }

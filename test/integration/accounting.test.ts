@@ -8,7 +8,8 @@ import { makeIdempotency } from '../../src/chat/idempotency';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL } from '../support/env';
 import { testRedis } from '../support/test-redis';
-import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, wsClient } from '../support/app';
+import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, subscribeAll, TEST_ADMIN_KEY, wsClient } from '../support/app';
+import { addSimFault, simAdmin as simAdminOf, twoInstanceSuite } from '../support/suite';
 import { until as waitUntil } from '../support/wait';
 
 /**
@@ -21,12 +22,9 @@ const limiter = makeLimiter(redis);
 let sim: Simulator;
 let a: App;
 let b: App;
-const simAdmin = () => new URL(sim.url).origin;
+const simAdmin = () => simAdminOf(sim);
 
-async function fault(body: Record<string, unknown>) {
-  const r = await fetch(`${simAdmin()}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  expect(r.status).toBeLessThan(300);
-}
+const fault = (body: Record<string, unknown>) => addSimFault(sim, body);
 const simStats = async () => (await (await fetch(`${simAdmin()}/__sim/stats`)).json()) as { requests: Record<string, number>; openStreams: number; abortedByClient: number };
 
 async function override(tenantId: string, profile: string, model: string, fallbacks: string[] | null) {
@@ -44,18 +42,11 @@ async function gateState(tenantId: string) {
   return s;
 }
 
-beforeAll(async () => {
-  sim = await startSim(0);
-  [a, b] = await Promise.all([startApp({ IDLE_TIMEOUT_MS: '400' }, sim), startApp({ IDLE_TIMEOUT_MS: '400' }, sim)]);
-});
+const instances = twoInstanceSuite({ IDLE_TIMEOUT_MS: '400' });
+beforeAll(async () => void ({ sim, a, b } = await instances.start()));
 afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await sim?.close();
   await db.$disconnect();
   redis.disconnect();
-});
-afterEach(async () => {
-  await fetch(`${simAdmin()}/__sim/faults`, { method: 'DELETE' });
 });
 
 test('budget $0.001 on glm-5 at 150 tokens: of 200 concurrent chats on two instances exactly 3 succeed, 864 micro-dollars, no hold left', async () => {

@@ -1,10 +1,10 @@
 import type { Client } from 'graphql-ws';
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
-import { createPrisma, type Db } from '../../src/infra/prisma';
+import type { Db } from '../../src/infra/prisma';
 import { monthOf } from '../../src/accounting/period';
-import { TEST_DATABASE_URL } from '../support/env';
-import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, uniqueName, wsClient, type GqlResponse } from '../support/app';
+import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, subscribeAll, TEST_ADMIN_KEY, uniqueName, wsClient, type GqlResponse } from '../support/app';
+import { gatewaySuite } from '../support/suite';
 
 /**
  * Who may do what, black box over HTTP and graphql-ws: missing, unknown, malformed and revoked keys; the admin key
@@ -15,23 +15,13 @@ import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim,
 let sim: Simulator;
 let app: App;
 let db: Db;
-const clients: Client[] = [];
+const suite = gatewaySuite();
+const clients = suite.clients;
 const track = (c: Client) => (clients.push(c), c);
 
 const ME_Q = `query Me { me { id } }`;
 
-beforeAll(async () => {
-  sim = await startSim(0);
-  app = await startApp({}, sim);
-  db = createPrisma(TEST_DATABASE_URL, { max: 2 });
-});
-
-afterAll(async () => {
-  for (const c of clients) await c.dispose();
-  await app?.stop();
-  await sim?.close();
-  await db?.$disconnect();
-});
+beforeAll(async () => void ({ sim, app, db } = await suite.start()));
 
 const simRequests = async (): Promise<number> => {
   const s = (await (await fetch(new URL(sim.url).origin + '/__sim/stats')).json()) as { requests: Record<string, number> };

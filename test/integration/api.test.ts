@@ -4,10 +4,10 @@ import pino from 'pino';
 import WebSocket from 'ws';
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
-import { createPrisma, type Db } from '../../src/infra/prisma';
+import type { Db } from '../../src/infra/prisma';
 import { monthOf } from '../../src/accounting/period';
-import { TEST_DATABASE_URL } from '../support/env';
 import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, uniqueName, wsClient } from '../support/app';
+import { gatewaySuite } from '../support/suite';
 
 /**
  * The contract's operations over real HTTP and a real graphql-ws client, against the app on port 0 with the test
@@ -67,7 +67,8 @@ interface StreamEvent {
 let sim: Simulator;
 let app: App;
 let db: Db;
-const clients: Client[] = [];
+const suite = gatewaySuite();
+const clients = suite.clients;
 const track = (c: Client) => (clients.push(c), c);
 
 /** Polls `probe` until it returns a truthy value or `ms` pass; returns the last value. */
@@ -81,18 +82,7 @@ async function waitFor<T>(probe: () => Promise<T>, ms = 5_000, every = 25): Prom
   return v;
 }
 
-beforeAll(async () => {
-  sim = await startSim(0);
-  app = await startApp({}, sim);
-  db = createPrisma(TEST_DATABASE_URL, { max: 2 });
-});
-
-afterAll(async () => {
-  for (const c of clients) await c.dispose();
-  await app?.stop();
-  await sim?.close();
-  await db?.$disconnect();
-});
+beforeAll(async () => void ({ sim, app, db } = await suite.start()));
 
 describe('queries', () => {
   it('models: the 15 models of the model table with their exact prices, input prices unknown (null)', async () => {

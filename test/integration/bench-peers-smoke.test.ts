@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { dropDatabase, runTsScript } from '../support/scripts';
 
 /**
  * CI guard for `npm run bench:peers`: the whole harness at a tiny size, without Portkey (no install from the
@@ -11,25 +10,9 @@ import pg from 'pg';
  * with no error; the results file must carry the table and the goals. No timing assertion: figures on a shared CI
  * machine mean nothing.
  */
-const ROOT = path.resolve(__dirname, '../..');
 /** A scratch database of this run only (the harness drops and recreates it). */
 const DB_URL = `postgresql://postgres@127.0.0.1:5432/llm_gateway_bench_peers_smoke_${process.pid}`;
 const TARGETS = ['direct', 'undici', 'apollo', 'gateway'];
-
-function runPeers(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--require', 'tsx/cjs', 'bench/peers.ts', ...args], { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => p.kill('SIGINT'), timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('bench:peers smoke', () => {
   let dir: string;
@@ -38,17 +21,13 @@ describe('bench:peers smoke', () => {
   });
   afterAll(async () => {
     rmSync(dir, { recursive: true, force: true });
-    const admin = new URL(DB_URL);
-    const name = admin.pathname.slice(1);
-    admin.pathname = '/postgres';
-    const c = new pg.Client({ connectionString: admin.toString() });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).finally(() => c.end());
+    await dropDatabase(DB_URL);
   });
 
   it('measures every target but Portkey at both answer lengths and writes the table and the goals', async () => {
     const md = path.join(dir, 'BENCHMARKS.md');
-    const r = await runPeers(
+    const r = await runTsScript(
+      'bench/peers.ts',
       [
         '--no-portkey',
         '--duration', '1',
@@ -62,6 +41,7 @@ describe('bench:peers smoke', () => {
         '--database-url', DB_URL,
         '--redis-url', process.env.BENCH_SMOKE_REDIS_URL ?? 'redis://127.0.0.1:6379/14',
       ],
+      {},
       200_000,
     );
     if (r.code !== 0) throw new Error(`bench:peers exited ${r.code}:\n${r.stderr.slice(-4000)}`);

@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { dropDatabase, runTsScript } from '../support/scripts';
 
 /**
  * CI guard for the benchmarks: a short smoke run of `npm run bench` and of `npm run bench:models` (a few hundred
@@ -10,24 +9,8 @@ import pg from 'pg';
  * BENCHMARKS.md are never touched). Checks that they run and that their JSON parses with the expected keys. No
  * timing assertion: figures on a shared CI machine mean nothing.
  */
-const ROOT = path.resolve(__dirname, '../..');
 /** A scratch database of this run only (the bench drops and recreates it), so concurrent test runs do not collide. */
 const SMOKE_DB_URL = process.env.BENCH_SMOKE_DATABASE_URL ?? `postgresql://postgres@127.0.0.1:5432/llm_gateway_bench_smoke_${process.pid}`;
-
-function run(script: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--require', 'tsx/cjs', script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => p.kill('SIGINT'), timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('benchmarks smoke', () => {
   let dir: string;
@@ -37,17 +20,12 @@ describe('benchmarks smoke', () => {
   afterAll(async () => {
     rmSync(dir, { recursive: true, force: true });
     if (process.env.BENCH_SMOKE_DATABASE_URL) return;
-    const admin = new URL(SMOKE_DB_URL);
-    const name = admin.pathname.slice(1);
-    admin.pathname = '/postgres';
-    const c = new pg.Client({ connectionString: admin.toString() });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).finally(() => c.end());
+    await dropDatabase(SMOKE_DB_URL);
   });
 
   it('npm run bench runs end to end and writes parseable results with every part', async () => {
     const md = path.join(dir, 'BENCHMARKS.md');
-    const r = await run(
+    const r = await runTsScript(
       'bench/run.ts',
       [],
       {
@@ -98,7 +76,7 @@ describe('benchmarks smoke', () => {
   }, 180_000);
 
   it('npm run bench:models measures models side by side and writes the leaderboard', async () => {
-    const r = await run('bench/models.ts', ['--runs', '1', '--models', 'step-3.5-flash,qwen3-8b', '--out', dir, '--markdown', 'none'], { GLOBAL_API_KEY: '' }, 60_000);
+    const r = await runTsScript('bench/models.ts', ['--runs', '1', '--models', 'step-3.5-flash,qwen3-8b', '--out', dir, '--markdown', 'none'], { GLOBAL_API_KEY: '' }, 60_000);
     if (r.code !== 0 && r.code !== 1) throw new Error(`bench:models exited ${r.code}:\n${r.stderr.slice(-4000)}`);
     const file = readdirSync(dir).find((f) => /^models-\d{4}-\d{2}-\d{2}\.json$/.test(f));
     expect(file).toBeDefined();

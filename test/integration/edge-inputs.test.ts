@@ -1,32 +1,19 @@
-import type { Client } from 'graphql-ws';
 import type { App } from '../../src/app';
-import type { Simulator } from '../../src/simulator/server';
-import { createPrisma, type Db } from '../../src/infra/prisma';
-import { TEST_DATABASE_URL } from '../support/env';
-import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, uniqueName, wsClient, type GqlResponse } from '../support/app';
+import type { Db } from '../../src/infra/prisma';
+import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, subscribeAll, TEST_ADMIN_KEY, uniqueName, wsClient, type GqlResponse } from '../support/app';
+import { gatewaySuite } from '../support/suite';
 
 /**
  * Issue 11 items 6 and 8, and the audit of wrong values the API takes: inputs Postgres or the gate cannot hold are
  * BAD_USER_INPUT naming the argument, with nothing written, instead of a 500 or a tenant locked out by 503s.
  */
 
-let sim: Simulator;
 let app: App;
 let db: Db;
-const clients: Client[] = [];
+const suite = gatewaySuite();
+const clients = suite.clients;
 
-beforeAll(async () => {
-  sim = await startSim(0);
-  app = await startApp({}, sim);
-  db = createPrisma(TEST_DATABASE_URL, { max: 2 });
-});
-
-afterAll(async () => {
-  for (const c of clients) await c.dispose();
-  await app?.stop();
-  await sim?.close();
-  await db?.$disconnect();
-});
+beforeAll(async () => void ({ app, db } = await suite.start()));
 
 function expectBadInput(r: GqlResponse, field: string, status: number | number[] = 200) {
   expect(r.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');

@@ -7,7 +7,8 @@ import { makeLimiter } from '../../src/limits';
 import { monthOf } from '../../src/accounting/period';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
-import { CHAT, createTenant, gql, gqlOk, hello, startApp, startSim, TEST_ADMIN_KEY } from '../support/app';
+import { CHAT, createTenant, gql, gqlOk, hello, startApp, TEST_ADMIN_KEY } from '../support/app';
+import { addSimFault, simAdmin as simAdminOf, twoInstanceSuite } from '../support/suite';
 import { until as waitUntil } from '../support/wait';
 
 /**
@@ -21,12 +22,9 @@ const limiter = makeLimiter(redis);
 let sim: Simulator;
 let a: App;
 let b: App;
-const simAdmin = () => new URL(sim.url).origin;
+const simAdmin = () => simAdminOf(sim);
 
-async function fault(body: Record<string, unknown>) {
-  const r = await fetch(`${simAdmin()}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  expect(r.status).toBeLessThan(300);
-}
+const fault = (body: Record<string, unknown>) => addSimFault(sim, body);
 const simStats = async () => (await (await fetch(`${simAdmin()}/__sim/stats`)).json()) as { openStreams: number };
 
 async function rows(tenantId: string) {
@@ -45,18 +43,11 @@ const until = (what: string, check: () => Promise<boolean>, ms = 10_000) => wait
 const setLimits = (tenantId: string, rpm: number | null, tpm: number | null) =>
   gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $r: Int, $k: Int) { setTenantLimits(tenantId: $t, requestsPerMinute: $r, tokensPerMinute: $k) { id } }`, { t: tenantId, r: rpm, k: tpm });
 
-beforeAll(async () => {
-  sim = await startSim(0);
-  [a, b] = await Promise.all([startApp({ IDLE_TIMEOUT_MS: '2000' }, sim), startApp({ IDLE_TIMEOUT_MS: '2000' }, sim)]);
-});
+const instances = twoInstanceSuite({ IDLE_TIMEOUT_MS: '2000' });
+beforeAll(async () => void ({ sim, a, b } = await instances.start()));
 afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await sim?.close();
   await db.$disconnect();
   redis.disconnect();
-});
-afterEach(async () => {
-  await fetch(`${simAdmin()}/__sim/faults`, { method: 'DELETE' });
 });
 
 test('a refusal gives nothing back: TPM 400, 20 sequential chats of maxTokens 150 on two instances admit only what fits', async () => {

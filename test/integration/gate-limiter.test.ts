@@ -123,7 +123,7 @@ describe('requests in flight', () => {
     const inputs = Array.from({ length: 10 }, () => input(t, cap));
     const results = await Promise.all(inputs.map((i, n) => (n % 2 ? a : b).admit(i)));
     expect(results.filter((r) => r.allowed)).toHaveLength(3);
-    for (const r of results.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'CONCURRENT_REQUESTS', retryAfterMs: 1000 });
+    for (const r of results.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'CONCURRENT_REQUESTS', scope: 'TENANT', retryAfterMs: 1000 });
     const admitted = inputs.filter((_, n) => results[n]!.allowed);
     expect(await inspect.zcard(`lg:{${t}}:v2:inflight`)).toBe(3);
     const state = async () => [await inspect.hgetall(`lg:{${t}}:v2:budget:${month}`), await inspect.zrange(`lg:{${t}}:v2:inflight`, '0', '-1', 'WITHSCORES')];
@@ -150,7 +150,7 @@ describe('requests in flight', () => {
 
   it('a cap of 0 admits nothing and says no wait helps', async () => {
     const t = await seeded();
-    expect(await a.admit(input(t, { maxConcurrentRequests: 0 }))).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'CONCURRENT_REQUESTS', retryAfterMs: 1000, exceedsLimit: true });
+    expect(await a.admit(input(t, { maxConcurrentRequests: 0 }))).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'CONCURRENT_REQUESTS', scope: 'TENANT', retryAfterMs: 1000, exceedsLimit: true });
   });
 });
 

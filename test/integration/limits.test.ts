@@ -136,6 +136,7 @@ describe('requests per minute', () => {
       allowed: false,
       reason: 'RATE_LIMITED',
       limit: 'REQUESTS_PER_MINUTE',
+      scope: 'TENANT',
       retryAfterMs: 60_000,
       exceedsLimit: true,
     });
@@ -188,7 +189,7 @@ describe('tokens per minute', () => {
     const t = await seeded(newTenant());
     const before = await snapshot(t);
     const r = await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 1_001 }));
-    expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE', retryAfterMs: 60_000, exceedsLimit: true });
+    expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE', scope: 'TENANT', retryAfterMs: 60_000, exceedsLimit: true });
     expect(await snapshot(t)).toEqual(before);
     expect(await a.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 1_000 }))).toMatchObject({ allowed: true });
   });
@@ -212,7 +213,7 @@ describe('budget', () => {
     const inputs = Array.from({ length: 200 }, () => input(t, { budgetMicros: 1_000n, holdMicros: 288n }));
     const results = await Promise.all(inputs.map((i, n) => (n % 2 ? a : b).admit(i)));
     expect(allowedCount(results)).toBe(3);
-    for (const r of results.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: 136n });
+    for (const r of results.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'TENANT', remainingMicros: 136n });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 0n, heldMicros: 864n });
 
     const admitted = inputs.filter((_, n) => results[n]!.allowed);
@@ -231,11 +232,12 @@ describe('budget', () => {
     expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 301n }))).toEqual({
       allowed: false,
       reason: 'BUDGET_EXCEEDED',
+      scope: 'TENANT',
       remainingMicros: 300n,
     });
     expect((await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 300n }))).allowed).toBe(true);
     // Reserved + settled reach the budget: not even a request that holds nothing is admitted.
-    expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 0n }))).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: 0n });
+    expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 0n }))).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'TENANT', remainingMicros: 0n });
   });
 
   it('a denied admission changes nothing: no rate taken, no hold', async () => {
@@ -277,6 +279,7 @@ describe('budget', () => {
     expect(await a.admit(input(t, { budgetMicros: budget, holdMicros: 765_432_109_877n }))).toEqual({
       allowed: false,
       reason: 'BUDGET_EXCEEDED',
+      scope: 'TENANT',
       remainingMicros: 765_432_109_876n,
     });
     expect(await b.admit(input(t, { budgetMicros: budget, holdMicros: 765_432_109_876n }))).toMatchObject({ allowed: true });
@@ -483,7 +486,7 @@ describe('extendHold', () => {
     expect(await b.extendHold({ ...ext, extraMicros: 300n })).toEqual({ allowed: true, remainingMicros: 200n });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 100n, heldMicros: 700n });
     const before = await snapshot(t);
-    expect(await b.extendHold({ ...ext, extraMicros: 201n })).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: 200n });
+    expect(await b.extendHold({ ...ext, extraMicros: 201n })).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'TENANT', remainingMicros: 200n });
     expect(await snapshot(t)).toEqual(before);
     // Settling releases the whole, extended hold.
     await a.settle({ tenantId: t, requestId, month, actualMicros: 650n, actualTokens: 1, tokensEstimate: 1 });

@@ -7,11 +7,10 @@ import type { Catalog, OverrideInfo, Region } from '../../src/catalog/types';
 import { estimatePromptTokens, type AttemptRecord } from '../../src/routing/attempts';
 import { makeModelHealth, type ModelHealth } from '../../src/routing/model-health';
 import { buildPlan } from '../../src/routing/plan';
-import { routeStream, type RouteDone, type RouteEvent, type RouteFailed, type RouteRequest } from '../../src/routing/route-stream';
+import { routeChat, type CallModel, type RouteDone, type RouteFailed, type RouteRequest } from '../../src/routing/route-stream';
 import { startSimulator, type Simulator } from '../../src/simulator/server';
 import { makeUpstreamClient } from '../../src/upstream/client';
-import { UpstreamError } from '../../src/upstream/errors';
-import type { UpstreamClient, UpstreamEvent } from '../../src/upstream/types';
+import type { UpstreamChatRequest, UpstreamClient, UpstreamEvent } from '../../src/upstream/types';
 
 /**
  * The router and the upstream client against the project's simulator over real HTTP (port 0). Latencies are the
@@ -85,27 +84,44 @@ interface Route {
   client?: UpstreamClient;
 }
 
-function route(r: Route): AsyncGenerator<RouteEvent, void, undefined> {
+/** The walk's calls and output as one list in order (one delta per upstream chunk), ending with its end. */
+type RouteEvent =
+  | { readonly type: 'attempt'; readonly model: string }
+  | { readonly type: 'delta'; readonly model: string; readonly text: string }
+  | { readonly type: 'discard'; readonly model: string; readonly attempt: AttemptRecord }
+  | RouteDone
+  | RouteFailed;
+
+/** Walks a plan over the client as the chat use case does (run-chat.ts supplies the same call). */
+async function route(r: Route, onEvent?: (ev: RouteEvent) => void): Promise<RouteEvent[]> {
   const plan = buildPlan(catalog, r.overrides ?? [], r.profile ?? 'chat_default', r.region ?? 'US_EAST', ROUTING);
-  return routeStream(
-    { upstream: r.client ?? upstream, health: r.health ?? makeModelHealth() },
+  const client = r.client ?? upstream;
+  const events: RouteEvent[] = [];
+  const push = (ev: RouteEvent): void => {
+    events.push(ev);
+    onEvent?.(ev);
+  };
+  const call: CallModel = ({ planned, signal }, onRead) =>
+    client.streamChat(
+      { model: planned.model.id, messages: MESSAGES, maxTokens: r.maxTokens ?? 40, region: plan.region, signal, firstTokenTimeoutMs: planned.firstTokenTimeoutMs, idleTimeoutMs: r.idleTimeoutMs ?? 2_000 },
+      onRead,
+    );
+  const end = await routeChat(
+    { call, health: r.health ?? makeModelHealth() },
+    { plan, promptEstimate: PROMPT, signal: r.signal ?? new AbortController().signal, mode: r.mode ?? 'stream', totalTimeoutMs: r.totalTimeoutMs ?? 20_000 },
     {
-      plan,
-      messages: MESSAGES,
-      maxTokens: r.maxTokens ?? 40,
-      signal: r.signal ?? new AbortController().signal,
-      mode: r.mode ?? 'stream',
-      idleTimeoutMs: r.idleTimeoutMs ?? 2_000,
-      totalTimeoutMs: r.totalTimeoutMs ?? 20_000,
+      attempt: (model) => push({ type: 'attempt', model }),
+      output: (model, evs) => {
+        for (const ev of evs) if (ev.type === 'delta') push({ type: 'delta', model, text: ev.text });
+      },
+      discard: async (model, attempt) => push({ type: 'discard', model, attempt }),
     },
   );
+  push(end);
+  return events;
 }
 
-async function collect(gen: AsyncGenerator<RouteEvent>): Promise<RouteEvent[]> {
-  const out: RouteEvent[] = [];
-  for await (const ev of gen) out.push(ev);
-  return out;
-}
+const collect = (events: Promise<RouteEvent[]>): Promise<RouteEvent[]> => events;
 
 function terminal(events: readonly RouteEvent[]): RouteDone | RouteFailed {
   const ends = events.filter((e): e is RouteDone | RouteFailed => e.type === 'done' || e.type === 'failed');
@@ -324,17 +340,16 @@ describe('routing over the simulator', () => {
   it('client abort while the upstream is silent: the upstream request ends at once, not at the next chunk', async () => {
     await fault({ model: 'deepseek-v4-flash', fault: 'stall', afterTokens: 3, delayMs: 10_000 });
     const client = new AbortController();
-    const events: RouteEvent[] = [];
     let abortedAt = 0;
-    for await (const ev of route({ signal: client.signal, idleTimeoutMs: 5_000 })) {
-      events.push(ev);
-      if (ev.type === 'delta' && deltasOf(events) === 3) {
+    let seen = 0;
+    const events = await route({ signal: client.signal, idleTimeoutMs: 5_000 }, (ev) => {
+      if (ev.type === 'delta' && ++seen === 3) {
         setTimeout(() => {
           abortedAt = performance.now();
           client.abort();
         }, 50);
       }
-    }
+    });
     const endedAfterAbortMs = performance.now() - abortedAt;
     const d = done(events);
     expect(d).toMatchObject({ outcome: 'CLIENT_CANCELLED', usage: { completionTokens: 3, source: 'ESTIMATED' } });
@@ -344,14 +359,17 @@ describe('routing over the simulator', () => {
     expect(s).toMatchObject({ abortedByClient: 1, openStreams: 0 });
   });
 
-  it('a consumer that stops reading mid-stream closes the upstream request', async () => {
+  it('a consumer that stops mid-stream (aborts its signal) closes the upstream request', async () => {
     // qwen3.5-397b at 0.05: 5 ms a token, 150 tokens take 0.8 s.
     const overrides: OverrideInfo[] = [{ profile: 'chat_default', scope: 'ALL', model: 'qwen3.5-397b', fallbacks: [] }];
+    const consumer = new AbortController();
     let seen = 0;
-    for await (const ev of route({ overrides, maxTokens: 150 })) {
-      if (ev.type === 'delta' && ++seen === 2) break;
-    }
-    expect(seen).toBe(2);
+    await route({ overrides, maxTokens: 150, signal: consumer.signal }, (ev) => {
+      if (ev.type === 'delta' && ++seen === 2) consumer.abort();
+    });
+    // The rest of the read that carried the second token is still handed over; the upstream stops there.
+    expect(seen).toBeGreaterThanOrEqual(2);
+    expect(seen).toBeLessThan(150);
     const s = await waitForStats((x) => x.abortedByClient === 1 && x.openStreams === 0);
     expect(s).toMatchObject({ requests: { 'qwen3.5-397b': 1 }, abortedByClient: 1, openStreams: 0 });
   });
@@ -427,9 +445,11 @@ const SSE_OK =
   'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}\n\n' +
   'data: [DONE]\n\n';
 
-async function drain(it: AsyncIterable<UpstreamEvent>): Promise<UpstreamEvent[]> {
+/** The events of one call, all reads in order; a failure rejects with its value. */
+async function drain(client: UpstreamClient, req: UpstreamChatRequest): Promise<UpstreamEvent[]> {
   const out: UpstreamEvent[] = [];
-  for await (const ev of it) out.push(ev);
+  const end = await client.streamChat(req, (evs) => out.push(...evs));
+  if (!end.ok) throw end.failure;
   return out;
 }
 
@@ -449,13 +469,13 @@ describe('the upstream client on the wire', () => {
     });
     const client = makeUpstreamClient({ baseUrl: tiny.url, apiKey: API_KEY });
     try {
-      const events = await drain(client.streamChat({ ...base, temperature: 0.3, region: 'ASIA', signal: new AbortController().signal }));
+      const events = await drain(client, { ...base, temperature: 0.3, region: 'ASIA', signal: new AbortController().signal });
       expect(events).toEqual([
         { type: 'delta', text: 'Hi' },
         { type: 'finish', reason: 'STOP' },
         { type: 'usage', promptTokens: 9, completionTokens: 1, cachedPromptTokens: 0, cacheWriteTokens: 0 },
       ]);
-      await drain(client.streamChat({ ...base, region: 'US_EAST', signal: new AbortController().signal }));
+      await drain(client, { ...base, region: 'US_EAST', signal: new AbortController().signal });
       const [asia, us] = tiny.seen;
       expect(asia!.headers).toMatchObject({ 'x-region': 'ASIA', authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' });
       expect(asia!.body).toEqual({
@@ -481,10 +501,12 @@ describe('the upstream client on the wire', () => {
     try {
       const ttft = async (region: Region): Promise<number> => {
         const t0 = performance.now();
-        for await (const ev of client.streamChat({ ...base, maxTokens: 1, region, signal: new AbortController().signal })) {
-          if (ev.type === 'delta') return performance.now() - t0;
-        }
-        throw new Error('no delta');
+        let at: number | null = null;
+        await client.streamChat({ ...base, maxTokens: 1, region, signal: new AbortController().signal }, (evs) => {
+          if (evs.some((ev) => ev.type === 'delta')) at ??= performance.now() - t0;
+        });
+        if (at === null) throw new Error('no delta');
+        return at;
       };
       const [asia, us] = [await ttft('ASIA'), await ttft('US_EAST')];
       expect(asia).toBeGreaterThanOrEqual(470);
@@ -506,7 +528,7 @@ describe('the upstream client on the wire', () => {
     });
     const client = makeUpstreamClient({ baseUrl: tiny.url, apiKey: API_KEY });
     try {
-      for (let i = 0; i < 6; i++) await drain(client.streamChat({ ...base, region: 'US_EAST', signal: new AbortController().signal }));
+      for (let i = 0; i < 6; i++) await drain(client, { ...base, region: 'US_EAST', signal: new AbortController().signal });
       expect(tiny.seen).toHaveLength(6);
       // undici frees a connection a tick after its body ends, so back-to-back requests alternate between two.
       expect(sockets.size).toBeLessThanOrEqual(2);
@@ -529,10 +551,8 @@ describe('the upstream client on the wire', () => {
     } as unknown as Parameters<typeof makeUpstreamClient>[0]['logger'];
     const client = makeUpstreamClient({ baseUrl: tiny.url, apiKey: API_KEY, logger });
     try {
-      const err = await drain(client.streamChat({ ...base, region: 'US_EAST', signal: new AbortController().signal })).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(UpstreamError);
-      expect((err as UpstreamError).failure).toEqual({ kind: 'auth', code: 'HTTP_401' });
-      expect((err as UpstreamError).message).not.toContain(API_KEY);
+      const err = await drain(client, { ...base, region: 'US_EAST', signal: new AbortController().signal }).catch((e: unknown) => e);
+      expect(err).toEqual({ kind: 'auth', code: 'HTTP_401' });
       expect(logged.filter((l) => l[0] === 'error')).toHaveLength(1);
       expect(JSON.stringify(logged)).not.toContain(API_KEY);
       expect(JSON.stringify(logged)).not.toContain('Incorrect');
@@ -572,8 +592,8 @@ describe('the upstream client on the wire', () => {
     await tiny.close();
     const client = makeUpstreamClient({ baseUrl: url, apiKey: API_KEY });
     try {
-      const err = await drain(client.streamChat({ ...base, region: 'US_EAST', signal: new AbortController().signal })).catch((e: unknown) => e);
-      expect((err as UpstreamError).failure).toEqual({ kind: 'retryable', code: 'CONNECTION' });
+      const err = await drain(client, { ...base, region: 'US_EAST', signal: new AbortController().signal }).catch((e: unknown) => e);
+      expect(err).toEqual({ kind: 'retryable', code: 'CONNECTION' });
     } finally {
       await client.close();
     }
@@ -586,7 +606,7 @@ describe('the upstream client on the wire', () => {
     });
     const client = makeUpstreamClient({ baseUrl: tiny.url, apiKey: API_KEY });
     try {
-      expect(await drain(client.streamChat({ ...base, region: 'US_EAST', signal: new AbortController().signal }))).toEqual([
+      expect(await drain(client, { ...base, region: 'US_EAST', signal: new AbortController().signal })).toEqual([
         { type: 'delta', text: 'Hi' },
         { type: 'finish', reason: 'STOP' },
       ]);

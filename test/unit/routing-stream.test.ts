@@ -3,9 +3,9 @@ import { AppError } from '../../src/errors';
 import { estimatePromptTokens, type AttemptRecord } from '../../src/routing/attempts';
 import { makeModelHealth, type ModelHealth } from '../../src/routing/model-health';
 import type { Plan } from '../../src/routing/plan';
-import { routeStream, type RouteEvent, type RouteRequest } from '../../src/routing/route-stream';
-import { UpstreamError, type UpstreamFailure } from '../../src/upstream/errors';
-import type { UpstreamChatRequest, UpstreamClient, UpstreamEvent } from '../../src/upstream/types';
+import { routeChat, type CallEnd, type CallModel, type RouteEnd, type RouteRequest } from '../../src/routing/route-stream';
+import type { UpstreamFailure } from '../../src/upstream/errors';
+import type { UpstreamEvent } from '../../src/upstream/types';
 
 /** What the fake upstream does for one call to one model. */
 interface Script {
@@ -15,34 +15,39 @@ interface Script {
   readonly hang?: boolean;
   /** After the deltas (and usage): fail this way. */
   readonly fail?: UpstreamFailure;
+  /** The call's I/O throws (a bug, not an upstream answer). */
+  readonly throws?: boolean;
 }
 
-interface FakeUpstream extends UpstreamClient {
-  readonly calls: UpstreamChatRequest[];
-  /** Calls whose generator has not finished (neither returned nor thrown). */
+interface FakeUpstream {
+  readonly calls: { readonly model: string; readonly firstTokenTimeoutMs: number; readonly signal: AbortSignal }[];
+  readonly call: CallModel;
+  /** Calls that have not resolved yet. */
   open(): number;
 }
 
+/** Each delta is one network read, a microtask apart; failures resolve as values, as the upstream client's do. */
 function fakeUpstream(scripts: Record<string, Script | Script[]>): FakeUpstream {
-  const calls: UpstreamChatRequest[] = [];
+  const calls: FakeUpstream['calls'][number][] = [];
   let open = 0;
-  async function* run(req: UpstreamChatRequest, s: Script): AsyncGenerator<UpstreamEvent> {
+  async function run(signal: AbortSignal, s: Script, onRead: (events: readonly UpstreamEvent[]) => void): Promise<CallEnd> {
     open++;
     try {
-      if (req.signal.aborted) throw new UpstreamError({ kind: 'aborted' });
+      if (signal.aborted) return { ok: false, failure: { kind: 'aborted' } };
+      if (s.throws) throw new Error('bug in the I/O');
       for (const text of s.deltas ?? []) {
         await Promise.resolve();
-        yield { type: 'delta', text };
+        onRead([{ type: 'delta', text }]);
       }
-      if (s.usage) yield { type: 'usage', cachedPromptTokens: 0, cacheWriteTokens: 0, ...s.usage };
+      if (s.usage) onRead([{ type: 'usage', cachedPromptTokens: 0, cacheWriteTokens: 0, ...s.usage }]);
       if (s.hang) {
-        await new Promise<void>((_, reject) => {
-          const fail = (): void => reject(new UpstreamError({ kind: 'aborted' }));
-          if (req.signal.aborted) fail();
-          req.signal.addEventListener('abort', fail, { once: true });
+        await new Promise<void>((resolve) => {
+          if (signal.aborted) resolve();
+          signal.addEventListener('abort', () => resolve(), { once: true });
         });
+        return { ok: false, failure: { kind: 'aborted' } };
       }
-      if (s.fail) throw new UpstreamError(s.fail);
+      return s.fail ? { ok: false, failure: s.fail } : { ok: true };
     } finally {
       open--;
     }
@@ -50,15 +55,49 @@ function fakeUpstream(scripts: Record<string, Script | Script[]>): FakeUpstream 
   return {
     calls,
     open: () => open,
-    streamChat(req) {
-      calls.push(req);
-      const entry = scripts[req.model];
+    call({ planned, signal }, onRead) {
+      calls.push({ model: planned.model.id, firstTokenTimeoutMs: planned.firstTokenTimeoutMs, signal });
+      const entry = scripts[planned.model.id];
       const s = Array.isArray(entry) ? entry.shift() : entry;
-      if (!s) throw new Error(`no script for ${req.model}`);
-      return run(req, s);
+      if (!s) throw new Error(`no script for ${planned.model.id}`);
+      return run(signal, s, onRead);
     },
-    close: async () => undefined,
   };
+}
+
+/** The walk's calls and sink as one list, in order, ending with its end. */
+type RouteEvent =
+  | { readonly type: 'attempt'; readonly model: string }
+  | { readonly type: 'delta'; readonly model: string; readonly text: string }
+  | { readonly type: 'tool_calls'; readonly model: string; readonly deltas: readonly unknown[] }
+  | { readonly type: 'discard'; readonly model: string; readonly attempt: AttemptRecord }
+  | RouteEnd;
+
+async function routeStream(
+  deps: { upstream: FakeUpstream; health: ModelHealth; clock?: () => number },
+  req: RouteRequest,
+  onEvent?: (ev: RouteEvent) => void,
+): Promise<RouteEvent[]> {
+  const events: RouteEvent[] = [];
+  const push = (ev: RouteEvent): void => {
+    events.push(ev);
+    onEvent?.(ev);
+  };
+  const end = await routeChat({ call: deps.upstream.call, health: deps.health, ...(deps.clock ? { clock: deps.clock } : {}) }, req, {
+    attempt: (model) => push({ type: 'attempt', model }),
+    output: (model, evs) => {
+      for (const ev of evs) {
+        if (ev.type === 'delta') push({ type: 'delta', model, text: ev.text });
+        else if (ev.type === 'tool_calls') push({ type: 'tool_calls', model, deltas: ev.deltas });
+      }
+    },
+    discard: async (model, attempt) => {
+      await Promise.resolve();
+      push({ type: 'discard', model, attempt });
+    },
+  });
+  push(end);
+  return events;
 }
 
 const model = (id: string): ModelInfo => ({
@@ -85,21 +124,15 @@ const PROMPT_ESTIMATE = 20;
 function request(p: Plan, over: Partial<RouteRequest> = {}): RouteRequest {
   return {
     plan: p,
-    messages: MESSAGES,
-    maxTokens: 64,
+    promptEstimate: estimatePromptTokens(MESSAGES),
     signal: new AbortController().signal,
     mode: 'stream',
-    idleTimeoutMs: 1000,
     totalTimeoutMs: 10_000,
     ...over,
   };
 }
 
-async function collect(gen: AsyncGenerator<RouteEvent>): Promise<RouteEvent[]> {
-  const out: RouteEvent[] = [];
-  for await (const ev of gen) out.push(ev);
-  return out;
-}
+const collect = (events: Promise<RouteEvent[]>): Promise<RouteEvent[]> => events;
 
 const last = (events: RouteEvent[]): RouteEvent => events[events.length - 1]!;
 /** The terminal event's attempts (throws when the last event is not terminal). */
@@ -139,7 +172,7 @@ describe('estimatePromptTokens', () => {
   });
 });
 
-describe('routeStream', () => {
+describe('routeChat', () => {
   let health: ModelHealth;
   beforeEach(() => {
     health = makeModelHealth();
@@ -157,16 +190,9 @@ describe('routeStream', () => {
       { model: 'a', ok: true, error: null, latencyMs: 10, promptTokens: 21, completionTokens: 2, usageSource: 'PROVIDER' },
     ]);
     expect(done.ttftMs).toBe(10);
-    // What the upstream was asked for.
-    expect(up.calls[0]).toMatchObject({ model: 'a', maxTokens: 64, region: 'ASIA', firstTokenTimeoutMs: 800, idleTimeoutMs: 1000 });
-    expect(up.calls[0]).not.toHaveProperty('temperature');
+    // What the call was asked for.
+    expect(up.calls[0]).toMatchObject({ model: 'a', firstTokenTimeoutMs: 800 });
     expect(health.states()).toEqual({ a: 'closed' });
-  });
-
-  it('passes temperature when given', async () => {
-    const up = fakeUpstream({ a: { deltas: ['x'] } });
-    await collect(routeStream({ upstream: up, health }, request(plan('a'), { temperature: 0.2 })));
-    expect(up.calls[0]!.temperature).toBe(0.2);
   });
 
   it('estimates usage when the stream carried none', async () => {
@@ -281,16 +307,13 @@ describe('routeStream', () => {
   it('client abort while waiting for the first token: failed CLIENT_CANCELLED at once, upstream aborted', async () => {
     const client = new AbortController();
     const up = fakeUpstream({ a: { hang: true }, b: { deltas: ['x'] } });
-    const gen = routeStream({ upstream: up, health }, request(plan('a', 'b'), { signal: client.signal }));
-    expect((await gen.next()).value).toEqual({ type: 'attempt', model: 'a' });
-    const pending = gen.next();
-    setTimeout(() => client.abort(), 5);
     const t0 = Date.now();
-    const ev = (await pending).value as RouteEvent;
+    const events = await routeStream({ upstream: up, health }, request(plan('a', 'b'), { signal: client.signal }), (ev) => {
+      if (ev.type === 'attempt') setTimeout(() => client.abort(), 5);
+    });
     expect(Date.now() - t0).toBeLessThan(1_000); // the abort itself ended the wait, not the 10 s total deadline
-    expect(ev).toMatchObject({ type: 'failed', outcome: 'CLIENT_CANCELLED' });
-    expect(attemptsOf([ev]).map((a) => a.error)).toEqual(['CLIENT_CANCELLED']);
-    expect((await gen.next()).done).toBe(true);
+    expect(shape(events)).toEqual(['attempt:a', 'failed:CLIENT_CANCELLED:UPSTREAM_UNAVAILABLE']);
+    expect(attemptsOf(events).map((a) => a.error)).toEqual(['CLIENT_CANCELLED']);
     expect(up.calls[0]!.signal.aborted).toBe(true);
     expect(up.calls).toHaveLength(1);
     expect(up.open()).toBe(0);
@@ -301,16 +324,21 @@ describe('routeStream', () => {
   it('client abort mid-stream: done CLIENT_CANCELLED with the delivered tokens', async () => {
     const client = new AbortController();
     const up = fakeUpstream({ a: { deltas: ['1', '2'], hang: true } });
-    const events: RouteEvent[] = [];
     const t0 = Date.now();
-    for await (const ev of routeStream({ upstream: up, health }, request(plan('a'), { signal: client.signal }))) {
-      events.push(ev);
+    const events = await routeStream({ upstream: up, health }, request(plan('a'), { signal: client.signal }), (ev) => {
       if (ev.type === 'delta' && ev.text === '2') setTimeout(() => client.abort(), 5);
-    }
+    });
     expect(Date.now() - t0).toBeLessThan(1_000);
     expect(shape(events).slice(-1)).toEqual(['done:a:CLIENT_CANCELLED']);
     expect(last(events)).toMatchObject({ usage: { promptTokens: PROMPT_ESTIMATE, completionTokens: 2, source: 'ESTIMATED' } });
     expect(up.open()).toBe(0);
+  });
+
+  it('an I/O that throws is UNEXPECTED, counts against the model, and the next model answers', async () => {
+    const up = fakeUpstream({ a: { throws: true }, b: { deltas: ['x'] } });
+    const events = await routeStream({ upstream: up, health }, request(plan('a', 'b')));
+    expect(shape(events)).toEqual(['attempt:a', 'attempt:b', 'delta:b:x', 'done:b:COMPLETED']);
+    expect(attemptsOf(events).map((a) => a.error)).toEqual(['UNEXPECTED', null]);
   });
 
   it('a client already gone: no upstream call at all', async () => {
@@ -320,15 +348,6 @@ describe('routeStream', () => {
     const events = await collect(routeStream({ upstream: up, health }, request(plan('a'), { signal: client.signal })));
     expect(shape(events)).toEqual(['failed:CLIENT_CANCELLED:UPSTREAM_UNAVAILABLE']);
     expect(up.calls).toHaveLength(0);
-  });
-
-  it('a consumer that stops iterating early leaves no upstream request open', async () => {
-    const up = fakeUpstream({ a: { deltas: ['1', '2', '3'], hang: true } });
-    for await (const ev of routeStream({ upstream: up, health }, request(plan('a')))) {
-      if (ev.type === 'delta') break;
-    }
-    expect(up.calls[0]!.signal.aborted).toBe(true);
-    expect(up.open()).toBe(0);
   });
 
   it('the total deadline: before content the request fails; after content it ends TIMEOUT', async () => {

@@ -1,5 +1,5 @@
 import { chatEndpoint, chatRequestBody, chatRequestHeaders } from '../../src/upstream/chat-request';
-import { UpstreamError, classifyStatus, isRetryableUpstream, parseRetryAfter } from '../../src/upstream/errors';
+import { UpstreamError, classifyStatus, parseRetryAfter } from '../../src/upstream/errors';
 
 describe('classifyStatus', () => {
   it('5xx, 408, 429 and 404 are retryable', () => {
@@ -30,10 +30,7 @@ describe('UpstreamError', () => {
     const e = new UpstreamError({ kind: 'retryable', code: 'HTTP_500' });
     expect(e.code).toBe('HTTP_500');
     expect(e.message).toBe('upstream failed (HTTP_500)');
-    expect(isRetryableUpstream(e)).toBe(true);
-    expect(isRetryableUpstream(new UpstreamError({ kind: 'fatal', code: 'HTTP_400', status: 400 }))).toBe(false);
-    expect(isRetryableUpstream(new UpstreamError({ kind: 'auth', code: 'HTTP_401' }))).toBe(false);
-    expect(isRetryableUpstream(new Error('x'))).toBe(false);
+    expect(e.failure).toEqual({ kind: 'retryable', code: 'HTTP_500' });
     expect(new UpstreamError({ kind: 'aborted' }).code).toBe('ABORTED');
   });
 });

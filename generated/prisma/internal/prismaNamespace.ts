@@ -410,7 +410,11 @@ export const ModelName = {
   IdempotencyKey: 'IdempotencyKey',
   AuditEntry: 'AuditEntry',
   DailyRollup: 'DailyRollup',
-  RollupDay: 'RollupDay'
+  RollupDay: 'RollupDay',
+  TenantMonthSpend: 'TenantMonthSpend',
+  BudgetAlert: 'BudgetAlert',
+  AlertDelivery: 'AlertDelivery',
+  AdminKey: 'AdminKey'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -426,7 +430,7 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
     omit: GlobalOmitOptions
   }
   meta: {
-    modelProps: "tenant" | "apiKey" | "model" | "modelPrice" | "profile" | "modelFallback" | "profileOverride" | "ledgerEntry" | "ledgerRequestId" | "ledgerArchivedMonth" | "idempotencyKey" | "auditEntry" | "dailyRollup" | "rollupDay"
+    modelProps: "tenant" | "apiKey" | "model" | "modelPrice" | "profile" | "modelFallback" | "profileOverride" | "ledgerEntry" | "ledgerRequestId" | "ledgerArchivedMonth" | "idempotencyKey" | "auditEntry" | "dailyRollup" | "rollupDay" | "tenantMonthSpend" | "budgetAlert" | "alertDelivery" | "adminKey"
     txIsolationLevel: TransactionIsolationLevel
   }
   model: {
@@ -1466,6 +1470,302 @@ export type TypeMap<ExtArgs extends runtime.Types.Extensions.InternalArgs = runt
         }
       }
     }
+    TenantMonthSpend: {
+      payload: Prisma.$TenantMonthSpendPayload<ExtArgs>
+      fields: Prisma.TenantMonthSpendFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.TenantMonthSpendFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.TenantMonthSpendFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>
+        }
+        findFirst: {
+          args: Prisma.TenantMonthSpendFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.TenantMonthSpendFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>
+        }
+        findMany: {
+          args: Prisma.TenantMonthSpendFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>[]
+        }
+        create: {
+          args: Prisma.TenantMonthSpendCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>
+        }
+        createMany: {
+          args: Prisma.TenantMonthSpendCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.TenantMonthSpendCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>[]
+        }
+        delete: {
+          args: Prisma.TenantMonthSpendDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>
+        }
+        update: {
+          args: Prisma.TenantMonthSpendUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>
+        }
+        deleteMany: {
+          args: Prisma.TenantMonthSpendDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.TenantMonthSpendUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.TenantMonthSpendUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>[]
+        }
+        upsert: {
+          args: Prisma.TenantMonthSpendUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$TenantMonthSpendPayload>
+        }
+        aggregate: {
+          args: Prisma.TenantMonthSpendAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateTenantMonthSpend>
+        }
+        groupBy: {
+          args: Prisma.TenantMonthSpendGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TenantMonthSpendGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.TenantMonthSpendCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.TenantMonthSpendCountAggregateOutputType> | number
+        }
+      }
+    }
+    BudgetAlert: {
+      payload: Prisma.$BudgetAlertPayload<ExtArgs>
+      fields: Prisma.BudgetAlertFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.BudgetAlertFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.BudgetAlertFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>
+        }
+        findFirst: {
+          args: Prisma.BudgetAlertFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.BudgetAlertFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>
+        }
+        findMany: {
+          args: Prisma.BudgetAlertFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>[]
+        }
+        create: {
+          args: Prisma.BudgetAlertCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>
+        }
+        createMany: {
+          args: Prisma.BudgetAlertCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.BudgetAlertCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>[]
+        }
+        delete: {
+          args: Prisma.BudgetAlertDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>
+        }
+        update: {
+          args: Prisma.BudgetAlertUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>
+        }
+        deleteMany: {
+          args: Prisma.BudgetAlertDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.BudgetAlertUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.BudgetAlertUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>[]
+        }
+        upsert: {
+          args: Prisma.BudgetAlertUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$BudgetAlertPayload>
+        }
+        aggregate: {
+          args: Prisma.BudgetAlertAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateBudgetAlert>
+        }
+        groupBy: {
+          args: Prisma.BudgetAlertGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.BudgetAlertGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.BudgetAlertCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.BudgetAlertCountAggregateOutputType> | number
+        }
+      }
+    }
+    AlertDelivery: {
+      payload: Prisma.$AlertDeliveryPayload<ExtArgs>
+      fields: Prisma.AlertDeliveryFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AlertDeliveryFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AlertDeliveryFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>
+        }
+        findFirst: {
+          args: Prisma.AlertDeliveryFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AlertDeliveryFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>
+        }
+        findMany: {
+          args: Prisma.AlertDeliveryFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>[]
+        }
+        create: {
+          args: Prisma.AlertDeliveryCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>
+        }
+        createMany: {
+          args: Prisma.AlertDeliveryCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AlertDeliveryCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>[]
+        }
+        delete: {
+          args: Prisma.AlertDeliveryDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>
+        }
+        update: {
+          args: Prisma.AlertDeliveryUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>
+        }
+        deleteMany: {
+          args: Prisma.AlertDeliveryDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AlertDeliveryUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AlertDeliveryUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>[]
+        }
+        upsert: {
+          args: Prisma.AlertDeliveryUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AlertDeliveryPayload>
+        }
+        aggregate: {
+          args: Prisma.AlertDeliveryAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAlertDelivery>
+        }
+        groupBy: {
+          args: Prisma.AlertDeliveryGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AlertDeliveryGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AlertDeliveryCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AlertDeliveryCountAggregateOutputType> | number
+        }
+      }
+    }
+    AdminKey: {
+      payload: Prisma.$AdminKeyPayload<ExtArgs>
+      fields: Prisma.AdminKeyFieldRefs
+      operations: {
+        findUnique: {
+          args: Prisma.AdminKeyFindUniqueArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload> | null
+        }
+        findUniqueOrThrow: {
+          args: Prisma.AdminKeyFindUniqueOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        findFirst: {
+          args: Prisma.AdminKeyFindFirstArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload> | null
+        }
+        findFirstOrThrow: {
+          args: Prisma.AdminKeyFindFirstOrThrowArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        findMany: {
+          args: Prisma.AdminKeyFindManyArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        create: {
+          args: Prisma.AdminKeyCreateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        createMany: {
+          args: Prisma.AdminKeyCreateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        createManyAndReturn: {
+          args: Prisma.AdminKeyCreateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        delete: {
+          args: Prisma.AdminKeyDeleteArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        update: {
+          args: Prisma.AdminKeyUpdateArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        deleteMany: {
+          args: Prisma.AdminKeyDeleteManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateMany: {
+          args: Prisma.AdminKeyUpdateManyArgs<ExtArgs>
+          result: BatchPayload
+        }
+        updateManyAndReturn: {
+          args: Prisma.AdminKeyUpdateManyAndReturnArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>[]
+        }
+        upsert: {
+          args: Prisma.AdminKeyUpsertArgs<ExtArgs>
+          result: runtime.Types.Utils.PayloadToResult<Prisma.$AdminKeyPayload>
+        }
+        aggregate: {
+          args: Prisma.AdminKeyAggregateArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AggregateAdminKey>
+        }
+        groupBy: {
+          args: Prisma.AdminKeyGroupByArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AdminKeyGroupByOutputType>[]
+        }
+        count: {
+          args: Prisma.AdminKeyCountArgs<ExtArgs>
+          result: runtime.Types.Utils.Optional<Prisma.AdminKeyCountAggregateOutputType> | number
+        }
+      }
+    }
   }
 } & {
   other: {
@@ -1512,6 +1812,9 @@ export const TenantScalarFieldEnum = {
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
   maxConcurrentRequests: 'maxConcurrentRequests',
+  alertThresholds: 'alertThresholds',
+  alertWebhookUrl: 'alertWebhookUrl',
+  alertWebhookSecret: 'alertWebhookSecret',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const
@@ -1524,6 +1827,13 @@ export const ApiKeyScalarFieldEnum = {
   tenantId: 'tenantId',
   hash: 'hash',
   prefix: 'prefix',
+  name: 'name',
+  monthlyBudgetMicros: 'monthlyBudgetMicros',
+  requestsPerMinute: 'requestsPerMinute',
+  tokensPerMinute: 'tokensPerMinute',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
   createdAt: 'createdAt',
   lastUsedAt: 'lastUsedAt',
   revokedAt: 'revokedAt'
@@ -1677,6 +1987,7 @@ export type IdempotencyKeyScalarFieldEnum = (typeof IdempotencyKeyScalarFieldEnu
 export const AuditEntryScalarFieldEnum = {
   id: 'id',
   actor: 'actor',
+  actorKeyId: 'actorKeyId',
   action: 'action',
   targetType: 'targetType',
   targetId: 'targetId',
@@ -1714,6 +2025,73 @@ export const RollupDayScalarFieldEnum = {
 } as const
 
 export type RollupDayScalarFieldEnum = (typeof RollupDayScalarFieldEnum)[keyof typeof RollupDayScalarFieldEnum]
+
+
+export const TenantMonthSpendScalarFieldEnum = {
+  tenantId: 'tenantId',
+  month: 'month',
+  spentMicros: 'spentMicros',
+  firedThresholds: 'firedThresholds',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TenantMonthSpendScalarFieldEnum = (typeof TenantMonthSpendScalarFieldEnum)[keyof typeof TenantMonthSpendScalarFieldEnum]
+
+
+export const BudgetAlertScalarFieldEnum = {
+  id: 'id',
+  eventId: 'eventId',
+  tenantId: 'tenantId',
+  kind: 'kind',
+  month: 'month',
+  threshold: 'threshold',
+  forecastDay: 'forecastDay',
+  exhaustsOn: 'exhaustsOn',
+  spentMicros: 'spentMicros',
+  budgetMicros: 'budgetMicros',
+  createdAt: 'createdAt',
+  publishedAt: 'publishedAt',
+  webhookStatus: 'webhookStatus',
+  attempts: 'attempts',
+  nextAttemptAt: 'nextAttemptAt',
+  leaseUntil: 'leaseUntil',
+  deliveredAt: 'deliveredAt'
+} as const
+
+export type BudgetAlertScalarFieldEnum = (typeof BudgetAlertScalarFieldEnum)[keyof typeof BudgetAlertScalarFieldEnum]
+
+
+export const AlertDeliveryScalarFieldEnum = {
+  id: 'id',
+  alertId: 'alertId',
+  tenantId: 'tenantId',
+  attempt: 'attempt',
+  url: 'url',
+  statusCode: 'statusCode',
+  ok: 'ok',
+  error: 'error',
+  durationMs: 'durationMs',
+  createdAt: 'createdAt'
+} as const
+
+export type AlertDeliveryScalarFieldEnum = (typeof AlertDeliveryScalarFieldEnum)[keyof typeof AlertDeliveryScalarFieldEnum]
+
+
+export const AdminKeyScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  scope: 'scope',
+  hash: 'hash',
+  prefix: 'prefix',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
+  createdAt: 'createdAt',
+  lastUsedAt: 'lastUsedAt',
+  revokedAt: 'revokedAt'
+} as const
+
+export type AdminKeyScalarFieldEnum = (typeof AdminKeyScalarFieldEnum)[keyof typeof AdminKeyScalarFieldEnum]
 
 
 export const SortOrder = {
@@ -1932,6 +2310,48 @@ export type ListEnumIdempotencyStateFieldRefInput<$PrismaModel> = FieldRefInputT
 
 
 /**
+ * Reference to a field of type 'BudgetEventKind'
+ */
+export type EnumBudgetEventKindFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BudgetEventKind'>
+    
+
+
+/**
+ * Reference to a field of type 'BudgetEventKind[]'
+ */
+export type ListEnumBudgetEventKindFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'BudgetEventKind[]'>
+    
+
+
+/**
+ * Reference to a field of type 'WebhookStatus'
+ */
+export type EnumWebhookStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'WebhookStatus'>
+    
+
+
+/**
+ * Reference to a field of type 'WebhookStatus[]'
+ */
+export type ListEnumWebhookStatusFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'WebhookStatus[]'>
+    
+
+
+/**
+ * Reference to a field of type 'AdminScope'
+ */
+export type EnumAdminScopeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'AdminScope'>
+    
+
+
+/**
+ * Reference to a field of type 'AdminScope[]'
+ */
+export type ListEnumAdminScopeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'AdminScope[]'>
+    
+
+
+/**
  * Reference to a field of type 'Float'
  */
 export type FloatFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'Float'>
@@ -2109,6 +2529,10 @@ export type GlobalOmitConfig = {
   auditEntry?: Prisma.AuditEntryOmit
   dailyRollup?: Prisma.DailyRollupOmit
   rollupDay?: Prisma.RollupDayOmit
+  tenantMonthSpend?: Prisma.TenantMonthSpendOmit
+  budgetAlert?: Prisma.BudgetAlertOmit
+  alertDelivery?: Prisma.AlertDeliveryOmit
+  adminKey?: Prisma.AdminKeyOmit
 }
 
 /* Types for Logging */

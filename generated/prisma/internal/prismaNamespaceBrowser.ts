@@ -64,7 +64,11 @@ export const ModelName = {
   IdempotencyKey: 'IdempotencyKey',
   AuditEntry: 'AuditEntry',
   DailyRollup: 'DailyRollup',
-  RollupDay: 'RollupDay'
+  RollupDay: 'RollupDay',
+  TenantMonthSpend: 'TenantMonthSpend',
+  BudgetAlert: 'BudgetAlert',
+  AlertDelivery: 'AlertDelivery',
+  AdminKey: 'AdminKey'
 } as const
 
 export type ModelName = (typeof ModelName)[keyof typeof ModelName]
@@ -90,6 +94,9 @@ export const TenantScalarFieldEnum = {
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
   maxConcurrentRequests: 'maxConcurrentRequests',
+  alertThresholds: 'alertThresholds',
+  alertWebhookUrl: 'alertWebhookUrl',
+  alertWebhookSecret: 'alertWebhookSecret',
   createdAt: 'createdAt',
   updatedAt: 'updatedAt'
 } as const
@@ -102,6 +109,13 @@ export const ApiKeyScalarFieldEnum = {
   tenantId: 'tenantId',
   hash: 'hash',
   prefix: 'prefix',
+  name: 'name',
+  monthlyBudgetMicros: 'monthlyBudgetMicros',
+  requestsPerMinute: 'requestsPerMinute',
+  tokensPerMinute: 'tokensPerMinute',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
   createdAt: 'createdAt',
   lastUsedAt: 'lastUsedAt',
   revokedAt: 'revokedAt'
@@ -255,6 +269,7 @@ export type IdempotencyKeyScalarFieldEnum = (typeof IdempotencyKeyScalarFieldEnu
 export const AuditEntryScalarFieldEnum = {
   id: 'id',
   actor: 'actor',
+  actorKeyId: 'actorKeyId',
   action: 'action',
   targetType: 'targetType',
   targetId: 'targetId',
@@ -292,6 +307,73 @@ export const RollupDayScalarFieldEnum = {
 } as const
 
 export type RollupDayScalarFieldEnum = (typeof RollupDayScalarFieldEnum)[keyof typeof RollupDayScalarFieldEnum]
+
+
+export const TenantMonthSpendScalarFieldEnum = {
+  tenantId: 'tenantId',
+  month: 'month',
+  spentMicros: 'spentMicros',
+  firedThresholds: 'firedThresholds',
+  updatedAt: 'updatedAt'
+} as const
+
+export type TenantMonthSpendScalarFieldEnum = (typeof TenantMonthSpendScalarFieldEnum)[keyof typeof TenantMonthSpendScalarFieldEnum]
+
+
+export const BudgetAlertScalarFieldEnum = {
+  id: 'id',
+  eventId: 'eventId',
+  tenantId: 'tenantId',
+  kind: 'kind',
+  month: 'month',
+  threshold: 'threshold',
+  forecastDay: 'forecastDay',
+  exhaustsOn: 'exhaustsOn',
+  spentMicros: 'spentMicros',
+  budgetMicros: 'budgetMicros',
+  createdAt: 'createdAt',
+  publishedAt: 'publishedAt',
+  webhookStatus: 'webhookStatus',
+  attempts: 'attempts',
+  nextAttemptAt: 'nextAttemptAt',
+  leaseUntil: 'leaseUntil',
+  deliveredAt: 'deliveredAt'
+} as const
+
+export type BudgetAlertScalarFieldEnum = (typeof BudgetAlertScalarFieldEnum)[keyof typeof BudgetAlertScalarFieldEnum]
+
+
+export const AlertDeliveryScalarFieldEnum = {
+  id: 'id',
+  alertId: 'alertId',
+  tenantId: 'tenantId',
+  attempt: 'attempt',
+  url: 'url',
+  statusCode: 'statusCode',
+  ok: 'ok',
+  error: 'error',
+  durationMs: 'durationMs',
+  createdAt: 'createdAt'
+} as const
+
+export type AlertDeliveryScalarFieldEnum = (typeof AlertDeliveryScalarFieldEnum)[keyof typeof AlertDeliveryScalarFieldEnum]
+
+
+export const AdminKeyScalarFieldEnum = {
+  id: 'id',
+  name: 'name',
+  scope: 'scope',
+  hash: 'hash',
+  prefix: 'prefix',
+  previousHash: 'previousHash',
+  previousExpiresAt: 'previousExpiresAt',
+  rotatedAt: 'rotatedAt',
+  createdAt: 'createdAt',
+  lastUsedAt: 'lastUsedAt',
+  revokedAt: 'revokedAt'
+} as const
+
+export type AdminKeyScalarFieldEnum = (typeof AdminKeyScalarFieldEnum)[keyof typeof AdminKeyScalarFieldEnum]
 
 
 export const SortOrder = {

@@ -20,8 +20,22 @@ export type ApiKeyModel = runtime.Types.Result.DefaultSelection<Prisma.$ApiKeyPa
 
 export type AggregateApiKey = {
   _count: ApiKeyCountAggregateOutputType | null
+  _avg: ApiKeyAvgAggregateOutputType | null
+  _sum: ApiKeySumAggregateOutputType | null
   _min: ApiKeyMinAggregateOutputType | null
   _max: ApiKeyMaxAggregateOutputType | null
+}
+
+export type ApiKeyAvgAggregateOutputType = {
+  monthlyBudgetMicros: number | null
+  requestsPerMinute: number | null
+  tokensPerMinute: number | null
+}
+
+export type ApiKeySumAggregateOutputType = {
+  monthlyBudgetMicros: bigint | null
+  requestsPerMinute: number | null
+  tokensPerMinute: number | null
 }
 
 export type ApiKeyMinAggregateOutputType = {
@@ -29,6 +43,13 @@ export type ApiKeyMinAggregateOutputType = {
   tenantId: string | null
   hash: string | null
   prefix: string | null
+  name: string | null
+  monthlyBudgetMicros: bigint | null
+  requestsPerMinute: number | null
+  tokensPerMinute: number | null
+  previousHash: string | null
+  previousExpiresAt: Date | null
+  rotatedAt: Date | null
   createdAt: Date | null
   lastUsedAt: Date | null
   revokedAt: Date | null
@@ -39,6 +60,13 @@ export type ApiKeyMaxAggregateOutputType = {
   tenantId: string | null
   hash: string | null
   prefix: string | null
+  name: string | null
+  monthlyBudgetMicros: bigint | null
+  requestsPerMinute: number | null
+  tokensPerMinute: number | null
+  previousHash: string | null
+  previousExpiresAt: Date | null
+  rotatedAt: Date | null
   createdAt: Date | null
   lastUsedAt: Date | null
   revokedAt: Date | null
@@ -49,6 +77,13 @@ export type ApiKeyCountAggregateOutputType = {
   tenantId: number
   hash: number
   prefix: number
+  name: number
+  monthlyBudgetMicros: number
+  requestsPerMinute: number
+  tokensPerMinute: number
+  previousHash: number
+  previousExpiresAt: number
+  rotatedAt: number
   createdAt: number
   lastUsedAt: number
   revokedAt: number
@@ -56,11 +91,30 @@ export type ApiKeyCountAggregateOutputType = {
 }
 
 
+export type ApiKeyAvgAggregateInputType = {
+  monthlyBudgetMicros?: true
+  requestsPerMinute?: true
+  tokensPerMinute?: true
+}
+
+export type ApiKeySumAggregateInputType = {
+  monthlyBudgetMicros?: true
+  requestsPerMinute?: true
+  tokensPerMinute?: true
+}
+
 export type ApiKeyMinAggregateInputType = {
   id?: true
   tenantId?: true
   hash?: true
   prefix?: true
+  name?: true
+  monthlyBudgetMicros?: true
+  requestsPerMinute?: true
+  tokensPerMinute?: true
+  previousHash?: true
+  previousExpiresAt?: true
+  rotatedAt?: true
   createdAt?: true
   lastUsedAt?: true
   revokedAt?: true
@@ -71,6 +125,13 @@ export type ApiKeyMaxAggregateInputType = {
   tenantId?: true
   hash?: true
   prefix?: true
+  name?: true
+  monthlyBudgetMicros?: true
+  requestsPerMinute?: true
+  tokensPerMinute?: true
+  previousHash?: true
+  previousExpiresAt?: true
+  rotatedAt?: true
   createdAt?: true
   lastUsedAt?: true
   revokedAt?: true
@@ -81,6 +142,13 @@ export type ApiKeyCountAggregateInputType = {
   tenantId?: true
   hash?: true
   prefix?: true
+  name?: true
+  monthlyBudgetMicros?: true
+  requestsPerMinute?: true
+  tokensPerMinute?: true
+  previousHash?: true
+  previousExpiresAt?: true
+  rotatedAt?: true
   createdAt?: true
   lastUsedAt?: true
   revokedAt?: true
@@ -125,6 +193,18 @@ export type ApiKeyAggregateArgs<ExtArgs extends runtime.Types.Extensions.Interna
   /**
    * {@link https://www.prisma.io/docs/concepts/components/prisma-client/aggregations Aggregation Docs}
    * 
+   * Select which fields to average
+  **/
+  _avg?: ApiKeyAvgAggregateInputType
+  /**
+   * {@link https://www.prisma.io/docs/concepts/components/prisma-client/aggregations Aggregation Docs}
+   * 
+   * Select which fields to sum
+  **/
+  _sum?: ApiKeySumAggregateInputType
+  /**
+   * {@link https://www.prisma.io/docs/concepts/components/prisma-client/aggregations Aggregation Docs}
+   * 
    * Select which fields to find the minimum value
   **/
   _min?: ApiKeyMinAggregateInputType
@@ -155,6 +235,8 @@ export type ApiKeyGroupByArgs<ExtArgs extends runtime.Types.Extensions.InternalA
   take?: number
   skip?: number
   _count?: ApiKeyCountAggregateInputType | true
+  _avg?: ApiKeyAvgAggregateInputType
+  _sum?: ApiKeySumAggregateInputType
   _min?: ApiKeyMinAggregateInputType
   _max?: ApiKeyMaxAggregateInputType
 }
@@ -164,10 +246,19 @@ export type ApiKeyGroupByOutputType = {
   tenantId: string
   hash: string
   prefix: string
+  name: string | null
+  monthlyBudgetMicros: bigint | null
+  requestsPerMinute: number | null
+  tokensPerMinute: number | null
+  previousHash: string | null
+  previousExpiresAt: Date | null
+  rotatedAt: Date | null
   createdAt: Date
   lastUsedAt: Date | null
   revokedAt: Date | null
   _count: ApiKeyCountAggregateOutputType | null
+  _avg: ApiKeyAvgAggregateOutputType | null
+  _sum: ApiKeySumAggregateOutputType | null
   _min: ApiKeyMinAggregateOutputType | null
   _max: ApiKeyMaxAggregateOutputType | null
 }
@@ -195,6 +286,13 @@ export type ApiKeyWhereInput = {
   tenantId?: Prisma.UuidFilter<"ApiKey"> | string
   hash?: Prisma.StringFilter<"ApiKey"> | string
   prefix?: Prisma.StringFilter<"ApiKey"> | string
+  name?: Prisma.StringNullableFilter<"ApiKey"> | string | null
+  monthlyBudgetMicros?: Prisma.BigIntNullableFilter<"ApiKey"> | bigint | number | null
+  requestsPerMinute?: Prisma.IntNullableFilter<"ApiKey"> | number | null
+  tokensPerMinute?: Prisma.IntNullableFilter<"ApiKey"> | number | null
+  previousHash?: Prisma.StringNullableFilter<"ApiKey"> | string | null
+  previousExpiresAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
+  rotatedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"ApiKey"> | Date | string
   lastUsedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
   revokedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
@@ -206,6 +304,13 @@ export type ApiKeyOrderByWithRelationInput = {
   tenantId?: Prisma.SortOrder
   hash?: Prisma.SortOrder
   prefix?: Prisma.SortOrder
+  name?: Prisma.SortOrderInput | Prisma.SortOrder
+  monthlyBudgetMicros?: Prisma.SortOrderInput | Prisma.SortOrder
+  requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
+  tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
+  previousHash?: Prisma.SortOrderInput | Prisma.SortOrder
+  previousExpiresAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  rotatedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   lastUsedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   revokedAt?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -215,28 +320,44 @@ export type ApiKeyOrderByWithRelationInput = {
 export type ApiKeyWhereUniqueInput = Prisma.AtLeast<{
   id?: string
   hash?: string
+  previousHash?: string
   AND?: Prisma.ApiKeyWhereInput | Prisma.ApiKeyWhereInput[]
   OR?: Prisma.ApiKeyWhereInput[]
   NOT?: Prisma.ApiKeyWhereInput | Prisma.ApiKeyWhereInput[]
   tenantId?: Prisma.UuidFilter<"ApiKey"> | string
   prefix?: Prisma.StringFilter<"ApiKey"> | string
+  name?: Prisma.StringNullableFilter<"ApiKey"> | string | null
+  monthlyBudgetMicros?: Prisma.BigIntNullableFilter<"ApiKey"> | bigint | number | null
+  requestsPerMinute?: Prisma.IntNullableFilter<"ApiKey"> | number | null
+  tokensPerMinute?: Prisma.IntNullableFilter<"ApiKey"> | number | null
+  previousExpiresAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
+  rotatedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"ApiKey"> | Date | string
   lastUsedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
   revokedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
   tenant?: Prisma.XOR<Prisma.TenantScalarRelationFilter, Prisma.TenantWhereInput>
-}, "id" | "hash">
+}, "id" | "hash" | "previousHash">
 
 export type ApiKeyOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
   tenantId?: Prisma.SortOrder
   hash?: Prisma.SortOrder
   prefix?: Prisma.SortOrder
+  name?: Prisma.SortOrderInput | Prisma.SortOrder
+  monthlyBudgetMicros?: Prisma.SortOrderInput | Prisma.SortOrder
+  requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
+  tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
+  previousHash?: Prisma.SortOrderInput | Prisma.SortOrder
+  previousExpiresAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  rotatedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   lastUsedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   revokedAt?: Prisma.SortOrderInput | Prisma.SortOrder
   _count?: Prisma.ApiKeyCountOrderByAggregateInput
+  _avg?: Prisma.ApiKeyAvgOrderByAggregateInput
   _max?: Prisma.ApiKeyMaxOrderByAggregateInput
   _min?: Prisma.ApiKeyMinOrderByAggregateInput
+  _sum?: Prisma.ApiKeySumOrderByAggregateInput
 }
 
 export type ApiKeyScalarWhereWithAggregatesInput = {
@@ -247,6 +368,13 @@ export type ApiKeyScalarWhereWithAggregatesInput = {
   tenantId?: Prisma.UuidWithAggregatesFilter<"ApiKey"> | string
   hash?: Prisma.StringWithAggregatesFilter<"ApiKey"> | string
   prefix?: Prisma.StringWithAggregatesFilter<"ApiKey"> | string
+  name?: Prisma.StringNullableWithAggregatesFilter<"ApiKey"> | string | null
+  monthlyBudgetMicros?: Prisma.BigIntNullableWithAggregatesFilter<"ApiKey"> | bigint | number | null
+  requestsPerMinute?: Prisma.IntNullableWithAggregatesFilter<"ApiKey"> | number | null
+  tokensPerMinute?: Prisma.IntNullableWithAggregatesFilter<"ApiKey"> | number | null
+  previousHash?: Prisma.StringNullableWithAggregatesFilter<"ApiKey"> | string | null
+  previousExpiresAt?: Prisma.DateTimeNullableWithAggregatesFilter<"ApiKey"> | Date | string | null
+  rotatedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"ApiKey"> | Date | string | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"ApiKey"> | Date | string
   lastUsedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"ApiKey"> | Date | string | null
   revokedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"ApiKey"> | Date | string | null
@@ -256,6 +384,13 @@ export type ApiKeyCreateInput = {
   id?: string
   hash: string
   prefix: string
+  name?: string | null
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  previousHash?: string | null
+  previousExpiresAt?: Date | string | null
+  rotatedAt?: Date | string | null
   createdAt?: Date | string
   lastUsedAt?: Date | string | null
   revokedAt?: Date | string | null
@@ -267,6 +402,13 @@ export type ApiKeyUncheckedCreateInput = {
   tenantId: string
   hash: string
   prefix: string
+  name?: string | null
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  previousHash?: string | null
+  previousExpiresAt?: Date | string | null
+  rotatedAt?: Date | string | null
   createdAt?: Date | string
   lastUsedAt?: Date | string | null
   revokedAt?: Date | string | null
@@ -276,6 +418,13 @@ export type ApiKeyUpdateInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   hash?: Prisma.StringFieldUpdateOperationsInput | string
   prefix?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  previousHash?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  previousExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  rotatedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastUsedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   revokedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -287,6 +436,13 @@ export type ApiKeyUncheckedUpdateInput = {
   tenantId?: Prisma.StringFieldUpdateOperationsInput | string
   hash?: Prisma.StringFieldUpdateOperationsInput | string
   prefix?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  previousHash?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  previousExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  rotatedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastUsedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   revokedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -297,6 +453,13 @@ export type ApiKeyCreateManyInput = {
   tenantId: string
   hash: string
   prefix: string
+  name?: string | null
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  previousHash?: string | null
+  previousExpiresAt?: Date | string | null
+  rotatedAt?: Date | string | null
   createdAt?: Date | string
   lastUsedAt?: Date | string | null
   revokedAt?: Date | string | null
@@ -306,6 +469,13 @@ export type ApiKeyUpdateManyMutationInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   hash?: Prisma.StringFieldUpdateOperationsInput | string
   prefix?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  previousHash?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  previousExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  rotatedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastUsedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   revokedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -316,6 +486,13 @@ export type ApiKeyUncheckedUpdateManyInput = {
   tenantId?: Prisma.StringFieldUpdateOperationsInput | string
   hash?: Prisma.StringFieldUpdateOperationsInput | string
   prefix?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  previousHash?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  previousExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  rotatedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastUsedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   revokedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -336,9 +513,22 @@ export type ApiKeyCountOrderByAggregateInput = {
   tenantId?: Prisma.SortOrder
   hash?: Prisma.SortOrder
   prefix?: Prisma.SortOrder
+  name?: Prisma.SortOrder
+  monthlyBudgetMicros?: Prisma.SortOrder
+  requestsPerMinute?: Prisma.SortOrder
+  tokensPerMinute?: Prisma.SortOrder
+  previousHash?: Prisma.SortOrder
+  previousExpiresAt?: Prisma.SortOrder
+  rotatedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   lastUsedAt?: Prisma.SortOrder
   revokedAt?: Prisma.SortOrder
+}
+
+export type ApiKeyAvgOrderByAggregateInput = {
+  monthlyBudgetMicros?: Prisma.SortOrder
+  requestsPerMinute?: Prisma.SortOrder
+  tokensPerMinute?: Prisma.SortOrder
 }
 
 export type ApiKeyMaxOrderByAggregateInput = {
@@ -346,6 +536,13 @@ export type ApiKeyMaxOrderByAggregateInput = {
   tenantId?: Prisma.SortOrder
   hash?: Prisma.SortOrder
   prefix?: Prisma.SortOrder
+  name?: Prisma.SortOrder
+  monthlyBudgetMicros?: Prisma.SortOrder
+  requestsPerMinute?: Prisma.SortOrder
+  tokensPerMinute?: Prisma.SortOrder
+  previousHash?: Prisma.SortOrder
+  previousExpiresAt?: Prisma.SortOrder
+  rotatedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   lastUsedAt?: Prisma.SortOrder
   revokedAt?: Prisma.SortOrder
@@ -356,9 +553,22 @@ export type ApiKeyMinOrderByAggregateInput = {
   tenantId?: Prisma.SortOrder
   hash?: Prisma.SortOrder
   prefix?: Prisma.SortOrder
+  name?: Prisma.SortOrder
+  monthlyBudgetMicros?: Prisma.SortOrder
+  requestsPerMinute?: Prisma.SortOrder
+  tokensPerMinute?: Prisma.SortOrder
+  previousHash?: Prisma.SortOrder
+  previousExpiresAt?: Prisma.SortOrder
+  rotatedAt?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   lastUsedAt?: Prisma.SortOrder
   revokedAt?: Prisma.SortOrder
+}
+
+export type ApiKeySumOrderByAggregateInput = {
+  monthlyBudgetMicros?: Prisma.SortOrder
+  requestsPerMinute?: Prisma.SortOrder
+  tokensPerMinute?: Prisma.SortOrder
 }
 
 export type ApiKeyCreateNestedManyWithoutTenantInput = {
@@ -411,6 +621,13 @@ export type ApiKeyCreateWithoutTenantInput = {
   id?: string
   hash: string
   prefix: string
+  name?: string | null
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  previousHash?: string | null
+  previousExpiresAt?: Date | string | null
+  rotatedAt?: Date | string | null
   createdAt?: Date | string
   lastUsedAt?: Date | string | null
   revokedAt?: Date | string | null
@@ -420,6 +637,13 @@ export type ApiKeyUncheckedCreateWithoutTenantInput = {
   id?: string
   hash: string
   prefix: string
+  name?: string | null
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  previousHash?: string | null
+  previousExpiresAt?: Date | string | null
+  rotatedAt?: Date | string | null
   createdAt?: Date | string
   lastUsedAt?: Date | string | null
   revokedAt?: Date | string | null
@@ -459,6 +683,13 @@ export type ApiKeyScalarWhereInput = {
   tenantId?: Prisma.UuidFilter<"ApiKey"> | string
   hash?: Prisma.StringFilter<"ApiKey"> | string
   prefix?: Prisma.StringFilter<"ApiKey"> | string
+  name?: Prisma.StringNullableFilter<"ApiKey"> | string | null
+  monthlyBudgetMicros?: Prisma.BigIntNullableFilter<"ApiKey"> | bigint | number | null
+  requestsPerMinute?: Prisma.IntNullableFilter<"ApiKey"> | number | null
+  tokensPerMinute?: Prisma.IntNullableFilter<"ApiKey"> | number | null
+  previousHash?: Prisma.StringNullableFilter<"ApiKey"> | string | null
+  previousExpiresAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
+  rotatedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
   createdAt?: Prisma.DateTimeFilter<"ApiKey"> | Date | string
   lastUsedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
   revokedAt?: Prisma.DateTimeNullableFilter<"ApiKey"> | Date | string | null
@@ -468,6 +699,13 @@ export type ApiKeyCreateManyTenantInput = {
   id?: string
   hash: string
   prefix: string
+  name?: string | null
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  previousHash?: string | null
+  previousExpiresAt?: Date | string | null
+  rotatedAt?: Date | string | null
   createdAt?: Date | string
   lastUsedAt?: Date | string | null
   revokedAt?: Date | string | null
@@ -477,6 +715,13 @@ export type ApiKeyUpdateWithoutTenantInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   hash?: Prisma.StringFieldUpdateOperationsInput | string
   prefix?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  previousHash?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  previousExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  rotatedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastUsedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   revokedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -486,6 +731,13 @@ export type ApiKeyUncheckedUpdateWithoutTenantInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   hash?: Prisma.StringFieldUpdateOperationsInput | string
   prefix?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  previousHash?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  previousExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  rotatedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastUsedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   revokedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -495,6 +747,13 @@ export type ApiKeyUncheckedUpdateManyWithoutTenantInput = {
   id?: Prisma.StringFieldUpdateOperationsInput | string
   hash?: Prisma.StringFieldUpdateOperationsInput | string
   prefix?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  previousHash?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  previousExpiresAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  rotatedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   lastUsedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
   revokedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
@@ -507,6 +766,13 @@ export type ApiKeySelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   tenantId?: boolean
   hash?: boolean
   prefix?: boolean
+  name?: boolean
+  monthlyBudgetMicros?: boolean
+  requestsPerMinute?: boolean
+  tokensPerMinute?: boolean
+  previousHash?: boolean
+  previousExpiresAt?: boolean
+  rotatedAt?: boolean
   createdAt?: boolean
   lastUsedAt?: boolean
   revokedAt?: boolean
@@ -518,6 +784,13 @@ export type ApiKeySelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   tenantId?: boolean
   hash?: boolean
   prefix?: boolean
+  name?: boolean
+  monthlyBudgetMicros?: boolean
+  requestsPerMinute?: boolean
+  tokensPerMinute?: boolean
+  previousHash?: boolean
+  previousExpiresAt?: boolean
+  rotatedAt?: boolean
   createdAt?: boolean
   lastUsedAt?: boolean
   revokedAt?: boolean
@@ -529,6 +802,13 @@ export type ApiKeySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   tenantId?: boolean
   hash?: boolean
   prefix?: boolean
+  name?: boolean
+  monthlyBudgetMicros?: boolean
+  requestsPerMinute?: boolean
+  tokensPerMinute?: boolean
+  previousHash?: boolean
+  previousExpiresAt?: boolean
+  rotatedAt?: boolean
   createdAt?: boolean
   lastUsedAt?: boolean
   revokedAt?: boolean
@@ -540,12 +820,19 @@ export type ApiKeySelectScalar = {
   tenantId?: boolean
   hash?: boolean
   prefix?: boolean
+  name?: boolean
+  monthlyBudgetMicros?: boolean
+  requestsPerMinute?: boolean
+  tokensPerMinute?: boolean
+  previousHash?: boolean
+  previousExpiresAt?: boolean
+  rotatedAt?: boolean
   createdAt?: boolean
   lastUsedAt?: boolean
   revokedAt?: boolean
 }
 
-export type ApiKeyOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "tenantId" | "hash" | "prefix" | "createdAt" | "lastUsedAt" | "revokedAt", ExtArgs["result"]["apiKey"]>
+export type ApiKeyOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "tenantId" | "hash" | "prefix" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "previousHash" | "previousExpiresAt" | "rotatedAt" | "createdAt" | "lastUsedAt" | "revokedAt", ExtArgs["result"]["apiKey"]>
 export type ApiKeyInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   tenant?: boolean | Prisma.TenantDefaultArgs<ExtArgs>
 }
@@ -572,7 +859,26 @@ export type $ApiKeyPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
      * The first characters of the key, for people to recognise it.
      */
     prefix: string
+    /**
+     * A label people give the key; null: unnamed.
+     */
+    name: string | null
+    /**
+     * The key's own limits, checked with the tenant's in the same admission. Null: none.
+     */
+    monthlyBudgetMicros: bigint | null
+    requestsPerMinute: number | null
+    tokensPerMinute: number | null
+    /**
+     * SHA-256 of the secret a rotation replaced, accepted until previousExpiresAt (the grace period).
+     */
+    previousHash: string | null
+    previousExpiresAt: Date | null
+    rotatedAt: Date | null
     createdAt: Date
+    /**
+     * Written at most once a minute per key and instance (off the request path), so a minute's resolution.
+     */
     lastUsedAt: Date | null
     revokedAt: Date | null
   }, ExtArgs["result"]["apiKey"]>
@@ -1003,6 +1309,13 @@ export interface ApiKeyFieldRefs {
   readonly tenantId: Prisma.FieldRef<"ApiKey", 'String'>
   readonly hash: Prisma.FieldRef<"ApiKey", 'String'>
   readonly prefix: Prisma.FieldRef<"ApiKey", 'String'>
+  readonly name: Prisma.FieldRef<"ApiKey", 'String'>
+  readonly monthlyBudgetMicros: Prisma.FieldRef<"ApiKey", 'BigInt'>
+  readonly requestsPerMinute: Prisma.FieldRef<"ApiKey", 'Int'>
+  readonly tokensPerMinute: Prisma.FieldRef<"ApiKey", 'Int'>
+  readonly previousHash: Prisma.FieldRef<"ApiKey", 'String'>
+  readonly previousExpiresAt: Prisma.FieldRef<"ApiKey", 'DateTime'>
+  readonly rotatedAt: Prisma.FieldRef<"ApiKey", 'DateTime'>
   readonly createdAt: Prisma.FieldRef<"ApiKey", 'DateTime'>
   readonly lastUsedAt: Prisma.FieldRef<"ApiKey", 'DateTime'>
   readonly revokedAt: Prisma.FieldRef<"ApiKey", 'DateTime'>

@@ -37,6 +37,7 @@ export type AuditEntrySumAggregateOutputType = {
 export type AuditEntryMinAggregateOutputType = {
   id: bigint | null
   actor: string | null
+  actorKeyId: string | null
   action: string | null
   targetType: string | null
   targetId: string | null
@@ -47,6 +48,7 @@ export type AuditEntryMinAggregateOutputType = {
 export type AuditEntryMaxAggregateOutputType = {
   id: bigint | null
   actor: string | null
+  actorKeyId: string | null
   action: string | null
   targetType: string | null
   targetId: string | null
@@ -57,6 +59,7 @@ export type AuditEntryMaxAggregateOutputType = {
 export type AuditEntryCountAggregateOutputType = {
   id: number
   actor: number
+  actorKeyId: number
   action: number
   targetType: number
   targetId: number
@@ -79,6 +82,7 @@ export type AuditEntrySumAggregateInputType = {
 export type AuditEntryMinAggregateInputType = {
   id?: true
   actor?: true
+  actorKeyId?: true
   action?: true
   targetType?: true
   targetId?: true
@@ -89,6 +93,7 @@ export type AuditEntryMinAggregateInputType = {
 export type AuditEntryMaxAggregateInputType = {
   id?: true
   actor?: true
+  actorKeyId?: true
   action?: true
   targetType?: true
   targetId?: true
@@ -99,6 +104,7 @@ export type AuditEntryMaxAggregateInputType = {
 export type AuditEntryCountAggregateInputType = {
   id?: true
   actor?: true
+  actorKeyId?: true
   action?: true
   targetType?: true
   targetId?: true
@@ -198,6 +204,7 @@ export type AuditEntryGroupByArgs<ExtArgs extends runtime.Types.Extensions.Inter
 export type AuditEntryGroupByOutputType = {
   id: bigint
   actor: string
+  actorKeyId: string | null
   action: string
   targetType: string
   targetId: string
@@ -233,6 +240,7 @@ export type AuditEntryWhereInput = {
   NOT?: Prisma.AuditEntryWhereInput | Prisma.AuditEntryWhereInput[]
   id?: Prisma.BigIntFilter<"AuditEntry"> | bigint | number
   actor?: Prisma.StringFilter<"AuditEntry"> | string
+  actorKeyId?: Prisma.UuidNullableFilter<"AuditEntry"> | string | null
   action?: Prisma.StringFilter<"AuditEntry"> | string
   targetType?: Prisma.StringFilter<"AuditEntry"> | string
   targetId?: Prisma.StringFilter<"AuditEntry"> | string
@@ -245,6 +253,7 @@ export type AuditEntryWhereInput = {
 export type AuditEntryOrderByWithRelationInput = {
   id?: Prisma.SortOrder
   actor?: Prisma.SortOrder
+  actorKeyId?: Prisma.SortOrderInput | Prisma.SortOrder
   action?: Prisma.SortOrder
   targetType?: Prisma.SortOrder
   targetId?: Prisma.SortOrder
@@ -260,6 +269,7 @@ export type AuditEntryWhereUniqueInput = Prisma.AtLeast<{
   OR?: Prisma.AuditEntryWhereInput[]
   NOT?: Prisma.AuditEntryWhereInput | Prisma.AuditEntryWhereInput[]
   actor?: Prisma.StringFilter<"AuditEntry"> | string
+  actorKeyId?: Prisma.UuidNullableFilter<"AuditEntry"> | string | null
   action?: Prisma.StringFilter<"AuditEntry"> | string
   targetType?: Prisma.StringFilter<"AuditEntry"> | string
   targetId?: Prisma.StringFilter<"AuditEntry"> | string
@@ -272,6 +282,7 @@ export type AuditEntryWhereUniqueInput = Prisma.AtLeast<{
 export type AuditEntryOrderByWithAggregationInput = {
   id?: Prisma.SortOrder
   actor?: Prisma.SortOrder
+  actorKeyId?: Prisma.SortOrderInput | Prisma.SortOrder
   action?: Prisma.SortOrder
   targetType?: Prisma.SortOrder
   targetId?: Prisma.SortOrder
@@ -292,6 +303,7 @@ export type AuditEntryScalarWhereWithAggregatesInput = {
   NOT?: Prisma.AuditEntryScalarWhereWithAggregatesInput | Prisma.AuditEntryScalarWhereWithAggregatesInput[]
   id?: Prisma.BigIntWithAggregatesFilter<"AuditEntry"> | bigint | number
   actor?: Prisma.StringWithAggregatesFilter<"AuditEntry"> | string
+  actorKeyId?: Prisma.UuidNullableWithAggregatesFilter<"AuditEntry"> | string | null
   action?: Prisma.StringWithAggregatesFilter<"AuditEntry"> | string
   targetType?: Prisma.StringWithAggregatesFilter<"AuditEntry"> | string
   targetId?: Prisma.StringWithAggregatesFilter<"AuditEntry"> | string
@@ -304,6 +316,7 @@ export type AuditEntryScalarWhereWithAggregatesInput = {
 export type AuditEntryCreateInput = {
   id?: bigint | number
   actor: string
+  actorKeyId?: string | null
   action: string
   targetType: string
   targetId: string
@@ -316,6 +329,7 @@ export type AuditEntryCreateInput = {
 export type AuditEntryUncheckedCreateInput = {
   id?: bigint | number
   actor: string
+  actorKeyId?: string | null
   action: string
   targetType: string
   targetId: string
@@ -328,6 +342,7 @@ export type AuditEntryUncheckedCreateInput = {
 export type AuditEntryUpdateInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   actor?: Prisma.StringFieldUpdateOperationsInput | string
+  actorKeyId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   action?: Prisma.StringFieldUpdateOperationsInput | string
   targetType?: Prisma.StringFieldUpdateOperationsInput | string
   targetId?: Prisma.StringFieldUpdateOperationsInput | string
@@ -340,6 +355,7 @@ export type AuditEntryUpdateInput = {
 export type AuditEntryUncheckedUpdateInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   actor?: Prisma.StringFieldUpdateOperationsInput | string
+  actorKeyId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   action?: Prisma.StringFieldUpdateOperationsInput | string
   targetType?: Prisma.StringFieldUpdateOperationsInput | string
   targetId?: Prisma.StringFieldUpdateOperationsInput | string
@@ -352,6 +368,7 @@ export type AuditEntryUncheckedUpdateInput = {
 export type AuditEntryCreateManyInput = {
   id?: bigint | number
   actor: string
+  actorKeyId?: string | null
   action: string
   targetType: string
   targetId: string
@@ -364,6 +381,7 @@ export type AuditEntryCreateManyInput = {
 export type AuditEntryUpdateManyMutationInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   actor?: Prisma.StringFieldUpdateOperationsInput | string
+  actorKeyId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   action?: Prisma.StringFieldUpdateOperationsInput | string
   targetType?: Prisma.StringFieldUpdateOperationsInput | string
   targetId?: Prisma.StringFieldUpdateOperationsInput | string
@@ -376,6 +394,7 @@ export type AuditEntryUpdateManyMutationInput = {
 export type AuditEntryUncheckedUpdateManyInput = {
   id?: Prisma.BigIntFieldUpdateOperationsInput | bigint | number
   actor?: Prisma.StringFieldUpdateOperationsInput | string
+  actorKeyId?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   action?: Prisma.StringFieldUpdateOperationsInput | string
   targetType?: Prisma.StringFieldUpdateOperationsInput | string
   targetId?: Prisma.StringFieldUpdateOperationsInput | string
@@ -388,6 +407,7 @@ export type AuditEntryUncheckedUpdateManyInput = {
 export type AuditEntryCountOrderByAggregateInput = {
   id?: Prisma.SortOrder
   actor?: Prisma.SortOrder
+  actorKeyId?: Prisma.SortOrder
   action?: Prisma.SortOrder
   targetType?: Prisma.SortOrder
   targetId?: Prisma.SortOrder
@@ -404,6 +424,7 @@ export type AuditEntryAvgOrderByAggregateInput = {
 export type AuditEntryMaxOrderByAggregateInput = {
   id?: Prisma.SortOrder
   actor?: Prisma.SortOrder
+  actorKeyId?: Prisma.SortOrder
   action?: Prisma.SortOrder
   targetType?: Prisma.SortOrder
   targetId?: Prisma.SortOrder
@@ -414,6 +435,7 @@ export type AuditEntryMaxOrderByAggregateInput = {
 export type AuditEntryMinOrderByAggregateInput = {
   id?: Prisma.SortOrder
   actor?: Prisma.SortOrder
+  actorKeyId?: Prisma.SortOrder
   action?: Prisma.SortOrder
   targetType?: Prisma.SortOrder
   targetId?: Prisma.SortOrder
@@ -430,6 +452,7 @@ export type AuditEntrySumOrderByAggregateInput = {
 export type AuditEntrySelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
   actor?: boolean
+  actorKeyId?: boolean
   action?: boolean
   targetType?: boolean
   targetId?: boolean
@@ -442,6 +465,7 @@ export type AuditEntrySelect<ExtArgs extends runtime.Types.Extensions.InternalAr
 export type AuditEntrySelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
   actor?: boolean
+  actorKeyId?: boolean
   action?: boolean
   targetType?: boolean
   targetId?: boolean
@@ -454,6 +478,7 @@ export type AuditEntrySelectCreateManyAndReturn<ExtArgs extends runtime.Types.Ex
 export type AuditEntrySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
   actor?: boolean
+  actorKeyId?: boolean
   action?: boolean
   targetType?: boolean
   targetId?: boolean
@@ -466,6 +491,7 @@ export type AuditEntrySelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Ex
 export type AuditEntrySelectScalar = {
   id?: boolean
   actor?: boolean
+  actorKeyId?: boolean
   action?: boolean
   targetType?: boolean
   targetId?: boolean
@@ -475,14 +501,21 @@ export type AuditEntrySelectScalar = {
   createdAt?: boolean
 }
 
-export type AuditEntryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "actor" | "action" | "targetType" | "targetId" | "tenantId" | "oldValue" | "newValue" | "createdAt", ExtArgs["result"]["auditEntry"]>
+export type AuditEntryOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "actor" | "actorKeyId" | "action" | "targetType" | "targetId" | "tenantId" | "oldValue" | "newValue" | "createdAt", ExtArgs["result"]["auditEntry"]>
 
 export type $AuditEntryPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   name: "AuditEntry"
   objects: {}
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: bigint
+    /**
+     * "admin" (the root key), an admin key's name, or a tenant id for self-service actions.
+     */
     actor: string
+    /**
+     * The admin key that made the change; null for the root key and for tenants.
+     */
+    actorKeyId: string | null
     action: string
     targetType: string
     targetId: string
@@ -915,6 +948,7 @@ export interface Prisma__AuditEntryClient<T, Null = never, ExtArgs extends runti
 export interface AuditEntryFieldRefs {
   readonly id: Prisma.FieldRef<"AuditEntry", 'BigInt'>
   readonly actor: Prisma.FieldRef<"AuditEntry", 'String'>
+  readonly actorKeyId: Prisma.FieldRef<"AuditEntry", 'String'>
   readonly action: Prisma.FieldRef<"AuditEntry", 'String'>
   readonly targetType: Prisma.FieldRef<"AuditEntry", 'String'>
   readonly targetId: Prisma.FieldRef<"AuditEntry", 'String'>

@@ -1188,10 +1188,6 @@ export type LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput = {
   deleteMany?: Prisma.LedgerEntryScalarWhereInput | Prisma.LedgerEntryScalarWhereInput[]
 }
 
-export type NullableStringFieldUpdateOperationsInput = {
-  set?: string | null
-}
-
 export type EnumRegionFieldUpdateOperationsInput = {
   set?: $Enums.Region
 }

@@ -31,6 +31,7 @@ export type TenantAvgAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  alertThresholds: number | null
 }
 
 export type TenantSumAggregateOutputType = {
@@ -38,6 +39,7 @@ export type TenantSumAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  alertThresholds: number[]
 }
 
 export type TenantMinAggregateOutputType = {
@@ -47,6 +49,8 @@ export type TenantMinAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  alertWebhookUrl: string | null
+  alertWebhookSecret: string | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -58,6 +62,8 @@ export type TenantMaxAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  alertWebhookUrl: string | null
+  alertWebhookSecret: string | null
   createdAt: Date | null
   updatedAt: Date | null
 }
@@ -69,6 +75,9 @@ export type TenantCountAggregateOutputType = {
   requestsPerMinute: number
   tokensPerMinute: number
   maxConcurrentRequests: number
+  alertThresholds: number
+  alertWebhookUrl: number
+  alertWebhookSecret: number
   createdAt: number
   updatedAt: number
   _all: number
@@ -80,6 +89,7 @@ export type TenantAvgAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  alertThresholds?: true
 }
 
 export type TenantSumAggregateInputType = {
@@ -87,6 +97,7 @@ export type TenantSumAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  alertThresholds?: true
 }
 
 export type TenantMinAggregateInputType = {
@@ -96,6 +107,8 @@ export type TenantMinAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  alertWebhookUrl?: true
+  alertWebhookSecret?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -107,6 +120,8 @@ export type TenantMaxAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  alertWebhookUrl?: true
+  alertWebhookSecret?: true
   createdAt?: true
   updatedAt?: true
 }
@@ -118,6 +133,9 @@ export type TenantCountAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  alertThresholds?: true
+  alertWebhookUrl?: true
+  alertWebhookSecret?: true
   createdAt?: true
   updatedAt?: true
   _all?: true
@@ -216,6 +234,9 @@ export type TenantGroupByOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  alertThresholds: number[]
+  alertWebhookUrl: string | null
+  alertWebhookSecret: string | null
   createdAt: Date
   updatedAt: Date
   _count: TenantCountAggregateOutputType | null
@@ -250,11 +271,15 @@ export type TenantWhereInput = {
   requestsPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableFilter<"Tenant"> | number | null
+  alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
+  alertWebhookUrl?: Prisma.StringNullableFilter<"Tenant"> | string | null
+  alertWebhookSecret?: Prisma.StringNullableFilter<"Tenant"> | string | null
   createdAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   apiKeys?: Prisma.ApiKeyListRelationFilter
   overrides?: Prisma.ProfileOverrideListRelationFilter
   ledger?: Prisma.LedgerEntryListRelationFilter
+  budgetAlerts?: Prisma.BudgetAlertListRelationFilter
 }
 
 export type TenantOrderByWithRelationInput = {
@@ -264,11 +289,15 @@ export type TenantOrderByWithRelationInput = {
   requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrderInput | Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrderInput | Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   apiKeys?: Prisma.ApiKeyOrderByRelationAggregateInput
   overrides?: Prisma.ProfileOverrideOrderByRelationAggregateInput
   ledger?: Prisma.LedgerEntryOrderByRelationAggregateInput
+  budgetAlerts?: Prisma.BudgetAlertOrderByRelationAggregateInput
 }
 
 export type TenantWhereUniqueInput = Prisma.AtLeast<{
@@ -281,11 +310,15 @@ export type TenantWhereUniqueInput = Prisma.AtLeast<{
   requestsPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableFilter<"Tenant"> | number | null
+  alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
+  alertWebhookUrl?: Prisma.StringNullableFilter<"Tenant"> | string | null
+  alertWebhookSecret?: Prisma.StringNullableFilter<"Tenant"> | string | null
   createdAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeFilter<"Tenant"> | Date | string
   apiKeys?: Prisma.ApiKeyListRelationFilter
   overrides?: Prisma.ProfileOverrideListRelationFilter
   ledger?: Prisma.LedgerEntryListRelationFilter
+  budgetAlerts?: Prisma.BudgetAlertListRelationFilter
 }, "id" | "name">
 
 export type TenantOrderByWithAggregationInput = {
@@ -295,6 +328,9 @@ export type TenantOrderByWithAggregationInput = {
   requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrderInput | Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrderInput | Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrderInput | Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   _count?: Prisma.TenantCountOrderByAggregateInput
@@ -314,6 +350,9 @@ export type TenantScalarWhereWithAggregatesInput = {
   requestsPerMinute?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
+  alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
+  alertWebhookUrl?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
+  alertWebhookSecret?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
   createdAt?: Prisma.DateTimeWithAggregatesFilter<"Tenant"> | Date | string
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Tenant"> | Date | string
 }
@@ -325,11 +364,15 @@ export type TenantCreateInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
   overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUncheckedCreateInput = {
@@ -339,11 +382,15 @@ export type TenantUncheckedCreateInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
   overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryUncheckedCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUpdateInput = {
@@ -353,11 +400,15 @@ export type TenantUpdateInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
   overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantUncheckedUpdateInput = {
@@ -367,11 +418,15 @@ export type TenantUncheckedUpdateInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
   overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantCreateManyInput = {
@@ -381,6 +436,9 @@ export type TenantCreateManyInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
 }
@@ -392,6 +450,9 @@ export type TenantUpdateManyMutationInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
@@ -403,8 +464,19 @@ export type TenantUncheckedUpdateManyInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+}
+
+export type IntNullableListFilter<$PrismaModel = never> = {
+  equals?: number[] | Prisma.ListIntFieldRefInput<$PrismaModel> | null
+  has?: number | Prisma.IntFieldRefInput<$PrismaModel> | null
+  hasEvery?: number[] | Prisma.ListIntFieldRefInput<$PrismaModel>
+  hasSome?: number[] | Prisma.ListIntFieldRefInput<$PrismaModel>
+  isEmpty?: boolean
 }
 
 export type TenantCountOrderByAggregateInput = {
@@ -414,6 +486,9 @@ export type TenantCountOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -423,6 +498,7 @@ export type TenantAvgOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
 }
 
 export type TenantMaxOrderByAggregateInput = {
@@ -432,6 +508,8 @@ export type TenantMaxOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -443,6 +521,8 @@ export type TenantMinOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  alertWebhookUrl?: Prisma.SortOrder
+  alertWebhookSecret?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
@@ -452,11 +532,16 @@ export type TenantSumOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  alertThresholds?: Prisma.SortOrder
 }
 
 export type TenantScalarRelationFilter = {
   is?: Prisma.TenantWhereInput
   isNot?: Prisma.TenantWhereInput
+}
+
+export type TenantCreatealertThresholdsInput = {
+  set: number[]
 }
 
 export type StringFieldUpdateOperationsInput = {
@@ -477,6 +562,15 @@ export type NullableIntFieldUpdateOperationsInput = {
   decrement?: number
   multiply?: number
   divide?: number
+}
+
+export type TenantUpdatealertThresholdsInput = {
+  set?: number[]
+  push?: number | number[]
+}
+
+export type NullableStringFieldUpdateOperationsInput = {
+  set?: string | null
 }
 
 export type DateTimeFieldUpdateOperationsInput = {
@@ -525,6 +619,20 @@ export type TenantUpdateOneRequiredWithoutLedgerNestedInput = {
   update?: Prisma.XOR<Prisma.XOR<Prisma.TenantUpdateToOneWithWhereWithoutLedgerInput, Prisma.TenantUpdateWithoutLedgerInput>, Prisma.TenantUncheckedUpdateWithoutLedgerInput>
 }
 
+export type TenantCreateNestedOneWithoutBudgetAlertsInput = {
+  create?: Prisma.XOR<Prisma.TenantCreateWithoutBudgetAlertsInput, Prisma.TenantUncheckedCreateWithoutBudgetAlertsInput>
+  connectOrCreate?: Prisma.TenantCreateOrConnectWithoutBudgetAlertsInput
+  connect?: Prisma.TenantWhereUniqueInput
+}
+
+export type TenantUpdateOneRequiredWithoutBudgetAlertsNestedInput = {
+  create?: Prisma.XOR<Prisma.TenantCreateWithoutBudgetAlertsInput, Prisma.TenantUncheckedCreateWithoutBudgetAlertsInput>
+  connectOrCreate?: Prisma.TenantCreateOrConnectWithoutBudgetAlertsInput
+  upsert?: Prisma.TenantUpsertWithoutBudgetAlertsInput
+  connect?: Prisma.TenantWhereUniqueInput
+  update?: Prisma.XOR<Prisma.XOR<Prisma.TenantUpdateToOneWithWhereWithoutBudgetAlertsInput, Prisma.TenantUpdateWithoutBudgetAlertsInput>, Prisma.TenantUncheckedUpdateWithoutBudgetAlertsInput>
+}
+
 export type TenantCreateWithoutApiKeysInput = {
   id?: string
   name: string
@@ -532,10 +640,14 @@ export type TenantCreateWithoutApiKeysInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUncheckedCreateWithoutApiKeysInput = {
@@ -545,10 +657,14 @@ export type TenantUncheckedCreateWithoutApiKeysInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryUncheckedCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedCreateNestedManyWithoutTenantInput
 }
 
 export type TenantCreateOrConnectWithoutApiKeysInput = {
@@ -574,10 +690,14 @@ export type TenantUpdateWithoutApiKeysInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantUncheckedUpdateWithoutApiKeysInput = {
@@ -587,10 +707,14 @@ export type TenantUncheckedUpdateWithoutApiKeysInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantCreateWithoutOverridesInput = {
@@ -600,10 +724,14 @@ export type TenantCreateWithoutOverridesInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUncheckedCreateWithoutOverridesInput = {
@@ -613,10 +741,14 @@ export type TenantUncheckedCreateWithoutOverridesInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
   ledger?: Prisma.LedgerEntryUncheckedCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedCreateNestedManyWithoutTenantInput
 }
 
 export type TenantCreateOrConnectWithoutOverridesInput = {
@@ -642,10 +774,14 @@ export type TenantUpdateWithoutOverridesInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantUncheckedUpdateWithoutOverridesInput = {
@@ -655,10 +791,14 @@ export type TenantUncheckedUpdateWithoutOverridesInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
   ledger?: Prisma.LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantCreateWithoutLedgerInput = {
@@ -668,10 +808,14 @@ export type TenantCreateWithoutLedgerInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
   overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertCreateNestedManyWithoutTenantInput
 }
 
 export type TenantUncheckedCreateWithoutLedgerInput = {
@@ -681,10 +825,14 @@ export type TenantUncheckedCreateWithoutLedgerInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
   createdAt?: Date | string
   updatedAt?: Date | string
   apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
   overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedCreateNestedManyWithoutTenantInput
 }
 
 export type TenantCreateOrConnectWithoutLedgerInput = {
@@ -710,10 +858,14 @@ export type TenantUpdateWithoutLedgerInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
   overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUpdateManyWithoutTenantNestedInput
 }
 
 export type TenantUncheckedUpdateWithoutLedgerInput = {
@@ -723,10 +875,98 @@ export type TenantUncheckedUpdateWithoutLedgerInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
   overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
+  budgetAlerts?: Prisma.BudgetAlertUncheckedUpdateManyWithoutTenantNestedInput
+}
+
+export type TenantCreateWithoutBudgetAlertsInput = {
+  id?: string
+  name: string
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  apiKeys?: Prisma.ApiKeyCreateNestedManyWithoutTenantInput
+  overrides?: Prisma.ProfileOverrideCreateNestedManyWithoutTenantInput
+  ledger?: Prisma.LedgerEntryCreateNestedManyWithoutTenantInput
+}
+
+export type TenantUncheckedCreateWithoutBudgetAlertsInput = {
+  id?: string
+  name: string
+  monthlyBudgetMicros?: bigint | number | null
+  requestsPerMinute?: number | null
+  tokensPerMinute?: number | null
+  maxConcurrentRequests?: number | null
+  alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
+  alertWebhookUrl?: string | null
+  alertWebhookSecret?: string | null
+  createdAt?: Date | string
+  updatedAt?: Date | string
+  apiKeys?: Prisma.ApiKeyUncheckedCreateNestedManyWithoutTenantInput
+  overrides?: Prisma.ProfileOverrideUncheckedCreateNestedManyWithoutTenantInput
+  ledger?: Prisma.LedgerEntryUncheckedCreateNestedManyWithoutTenantInput
+}
+
+export type TenantCreateOrConnectWithoutBudgetAlertsInput = {
+  where: Prisma.TenantWhereUniqueInput
+  create: Prisma.XOR<Prisma.TenantCreateWithoutBudgetAlertsInput, Prisma.TenantUncheckedCreateWithoutBudgetAlertsInput>
+}
+
+export type TenantUpsertWithoutBudgetAlertsInput = {
+  update: Prisma.XOR<Prisma.TenantUpdateWithoutBudgetAlertsInput, Prisma.TenantUncheckedUpdateWithoutBudgetAlertsInput>
+  create: Prisma.XOR<Prisma.TenantCreateWithoutBudgetAlertsInput, Prisma.TenantUncheckedCreateWithoutBudgetAlertsInput>
+  where?: Prisma.TenantWhereInput
+}
+
+export type TenantUpdateToOneWithWhereWithoutBudgetAlertsInput = {
+  where?: Prisma.TenantWhereInput
+  data: Prisma.XOR<Prisma.TenantUpdateWithoutBudgetAlertsInput, Prisma.TenantUncheckedUpdateWithoutBudgetAlertsInput>
+}
+
+export type TenantUpdateWithoutBudgetAlertsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  apiKeys?: Prisma.ApiKeyUpdateManyWithoutTenantNestedInput
+  overrides?: Prisma.ProfileOverrideUpdateManyWithoutTenantNestedInput
+  ledger?: Prisma.LedgerEntryUpdateManyWithoutTenantNestedInput
+}
+
+export type TenantUncheckedUpdateWithoutBudgetAlertsInput = {
+  id?: Prisma.StringFieldUpdateOperationsInput | string
+  name?: Prisma.StringFieldUpdateOperationsInput | string
+  monthlyBudgetMicros?: Prisma.NullableBigIntFieldUpdateOperationsInput | bigint | number | null
+  requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
+  alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+  apiKeys?: Prisma.ApiKeyUncheckedUpdateManyWithoutTenantNestedInput
+  overrides?: Prisma.ProfileOverrideUncheckedUpdateManyWithoutTenantNestedInput
+  ledger?: Prisma.LedgerEntryUncheckedUpdateManyWithoutTenantNestedInput
 }
 
 
@@ -738,12 +978,14 @@ export type TenantCountOutputType = {
   apiKeys: number
   overrides: number
   ledger: number
+  budgetAlerts: number
 }
 
 export type TenantCountOutputTypeSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | TenantCountOutputTypeCountApiKeysArgs
   overrides?: boolean | TenantCountOutputTypeCountOverridesArgs
   ledger?: boolean | TenantCountOutputTypeCountLedgerArgs
+  budgetAlerts?: boolean | TenantCountOutputTypeCountBudgetAlertsArgs
 }
 
 /**
@@ -777,6 +1019,13 @@ export type TenantCountOutputTypeCountLedgerArgs<ExtArgs extends runtime.Types.E
   where?: Prisma.LedgerEntryWhereInput
 }
 
+/**
+ * TenantCountOutputType without action
+ */
+export type TenantCountOutputTypeCountBudgetAlertsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  where?: Prisma.BudgetAlertWhereInput
+}
+
 
 export type TenantSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetSelect<{
   id?: boolean
@@ -785,11 +1034,15 @@ export type TenantSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  alertThresholds?: boolean
+  alertWebhookUrl?: boolean
+  alertWebhookSecret?: boolean
   createdAt?: boolean
   updatedAt?: boolean
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
   overrides?: boolean | Prisma.Tenant$overridesArgs<ExtArgs>
   ledger?: boolean | Prisma.Tenant$ledgerArgs<ExtArgs>
+  budgetAlerts?: boolean | Prisma.Tenant$budgetAlertsArgs<ExtArgs>
   _count?: boolean | Prisma.TenantCountOutputTypeDefaultArgs<ExtArgs>
 }, ExtArgs["result"]["tenant"]>
 
@@ -800,6 +1053,9 @@ export type TenantSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  alertThresholds?: boolean
+  alertWebhookUrl?: boolean
+  alertWebhookSecret?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["tenant"]>
@@ -811,6 +1067,9 @@ export type TenantSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  alertThresholds?: boolean
+  alertWebhookUrl?: boolean
+  alertWebhookSecret?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["tenant"]>
@@ -822,15 +1081,19 @@ export type TenantSelectScalar = {
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  alertThresholds?: boolean
+  alertWebhookUrl?: boolean
+  alertWebhookSecret?: boolean
   createdAt?: boolean
   updatedAt?: boolean
 }
 
-export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
+export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "alertThresholds" | "alertWebhookUrl" | "alertWebhookSecret" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
 export type TenantInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
   overrides?: boolean | Prisma.Tenant$overridesArgs<ExtArgs>
   ledger?: boolean | Prisma.Tenant$ledgerArgs<ExtArgs>
+  budgetAlerts?: boolean | Prisma.Tenant$budgetAlertsArgs<ExtArgs>
   _count?: boolean | Prisma.TenantCountOutputTypeDefaultArgs<ExtArgs>
 }
 export type TenantIncludeCreateManyAndReturn<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {}
@@ -842,6 +1105,7 @@ export type $TenantPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
     apiKeys: Prisma.$ApiKeyPayload<ExtArgs>[]
     overrides: Prisma.$ProfileOverridePayload<ExtArgs>[]
     ledger: Prisma.$LedgerEntryPayload<ExtArgs>[]
+    budgetAlerts: Prisma.$BudgetAlertPayload<ExtArgs>[]
   }
   scalars: runtime.Types.Extensions.GetPayloadResult<{
     id: string
@@ -859,6 +1123,19 @@ export type $TenantPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
      * Requests in flight at once. Null: no cap.
      */
     maxConcurrentRequests: number | null
+    /**
+     * Percents of the monthly budget at which a budget alert fires (each once per month); see src/alerts/.
+     */
+    alertThresholds: number[]
+    /**
+     * https only; null: alerts go to the budgetEvents subscription and the alert log only.
+     */
+    alertWebhookUrl: string | null
+    /**
+     * The HMAC-SHA256 key webhooks are signed with. Kept as is because signing needs it (a hash could not sign);
+     * shown once when made, never read back through the API.
+     */
+    alertWebhookSecret: string | null
     createdAt: Date
     updatedAt: Date
   }, ExtArgs["result"]["tenant"]>
@@ -1258,6 +1535,7 @@ export interface Prisma__TenantClient<T, Null = never, ExtArgs extends runtime.T
   apiKeys<T extends Prisma.Tenant$apiKeysArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Tenant$apiKeysArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ApiKeyPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   overrides<T extends Prisma.Tenant$overridesArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Tenant$overridesArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$ProfileOverridePayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   ledger<T extends Prisma.Tenant$ledgerArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Tenant$ledgerArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$LedgerEntryPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
+  budgetAlerts<T extends Prisma.Tenant$budgetAlertsArgs<ExtArgs> = {}>(args?: Prisma.Subset<T, Prisma.Tenant$budgetAlertsArgs<ExtArgs>>): Prisma.PrismaPromise<runtime.Types.Result.GetResult<Prisma.$BudgetAlertPayload<ExtArgs>, T, "findMany", GlobalOmitOptions> | Null>
   /**
    * Attaches callbacks for the resolution and/or rejection of the Promise.
    * @param onfulfilled The callback to execute when the Promise is resolved.
@@ -1293,6 +1571,9 @@ export interface TenantFieldRefs {
   readonly requestsPerMinute: Prisma.FieldRef<"Tenant", 'Int'>
   readonly tokensPerMinute: Prisma.FieldRef<"Tenant", 'Int'>
   readonly maxConcurrentRequests: Prisma.FieldRef<"Tenant", 'Int'>
+  readonly alertThresholds: Prisma.FieldRef<"Tenant", 'Int[]'>
+  readonly alertWebhookUrl: Prisma.FieldRef<"Tenant", 'String'>
+  readonly alertWebhookSecret: Prisma.FieldRef<"Tenant", 'String'>
   readonly createdAt: Prisma.FieldRef<"Tenant", 'DateTime'>
   readonly updatedAt: Prisma.FieldRef<"Tenant", 'DateTime'>
 }
@@ -1757,6 +2038,30 @@ export type Tenant$ledgerArgs<ExtArgs extends runtime.Types.Extensions.InternalA
   take?: number
   skip?: number
   distinct?: Prisma.LedgerEntryScalarFieldEnum | Prisma.LedgerEntryScalarFieldEnum[]
+}
+
+/**
+ * Tenant.budgetAlerts
+ */
+export type Tenant$budgetAlertsArgs<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
+  /**
+   * Select specific fields to fetch from the BudgetAlert
+   */
+  select?: Prisma.BudgetAlertSelect<ExtArgs> | null
+  /**
+   * Omit specific fields from the BudgetAlert
+   */
+  omit?: Prisma.BudgetAlertOmit<ExtArgs> | null
+  /**
+   * Choose, which related nodes to fetch as well
+   */
+  include?: Prisma.BudgetAlertInclude<ExtArgs> | null
+  where?: Prisma.BudgetAlertWhereInput
+  orderBy?: Prisma.BudgetAlertOrderByWithRelationInput | Prisma.BudgetAlertOrderByWithRelationInput[]
+  cursor?: Prisma.BudgetAlertWhereUniqueInput
+  take?: number
+  skip?: number
+  distinct?: Prisma.BudgetAlertScalarFieldEnum | Prisma.BudgetAlertScalarFieldEnum[]
 }
 
 /**

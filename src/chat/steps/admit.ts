@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isAppError, serviceUnavailable } from '../../errors';
 import type { TenantSettings } from '../../tenants/tenant-store';
 import type { Plan } from '../../routing';
+import type { KeyLimits } from '../../tenants/principal';
 import type { AdmitInput } from '../../limits';
 import { WRITE_AHEAD_DEADLINE_MS, type Ledger, type PriceSnapshot } from '../../accounting/ledger';
 import { worstCaseMicros } from '../../accounting/pricing';
@@ -15,6 +16,7 @@ export interface Admitted {
   readonly requestId: string;
   readonly tenant: TenantSettings;
   readonly keyId: string;
+  readonly keyLimits: KeyLimits;
   readonly plan: Plan;
   readonly maxTokens: number;
   readonly month: string;
@@ -98,6 +100,7 @@ async function reserve(deps: AdmitDeps, v: Validated, input: ChatInput): Promise
     holdMicros,
     holdTtlMs: deps.holdTtlMs,
     maxConcurrentRequests: v.tenant.maxConcurrentRequests,
+    apiKey: { id: v.keyId, ...v.keyLimits },
   };
   const { generation, windows } = await reserveGate(deps, v.tenant, gate);
   return { v, input, startedAt, promptEstimate, gate, generation, windows, reservedAtMs: Date.now() };
@@ -142,6 +145,7 @@ async function writeAhead(deps: AdmitDeps, r: Reserved): Promise<Admitted> {
     requestId: gate.requestId,
     tenant: v.tenant,
     keyId: v.keyId,
+    keyLimits: v.keyLimits,
     plan: v.plan,
     maxTokens: v.maxTokens,
     month: gate.month,

@@ -2,7 +2,7 @@ import { AppError, isAppError, serviceUnavailable, UnreachableCaseError } from '
 import { reseedBudget, type ReseedDeps } from '../../accounting/budget-reseed';
 import { formatUsd } from '../../accounting/money';
 import type { Logger } from '../../infra/logger';
-import type { AdmitInput, AdmitResult, Limiter, RateLimitName, WindowUse } from '../../limits';
+import type { AdmitInput, AdmitResult, LimitScope, Limiter, RateLimitName, WindowUse } from '../../limits';
 import type { TenantSettings } from '../../tenants/tenant-store';
 
 /** The tenant's rolling windows as an admission left them. */
@@ -33,13 +33,17 @@ export async function reserveGate(deps: GateDeps, tenant: TenantSettings, gate: 
   switch (verdict.reason) {
     case 'RATE_LIMITED':
       deps.onDenied?.('RATE_LIMITED');
-      throw new AppError('RATE_LIMITED', rateLimitMessage(verdict.limit, verdict.retryAfterMs), { retryAfterMs: verdict.retryAfterMs, limit: verdict.limit });
+      throw new AppError('RATE_LIMITED', rateLimitMessage(verdict.limit, verdict.scope, verdict.retryAfterMs), {
+        retryAfterMs: verdict.retryAfterMs,
+        limit: verdict.limit,
+        scope: verdict.scope,
+      });
     case 'BUDGET_EXCEEDED':
       deps.onDenied?.('BUDGET_EXCEEDED');
       throw new AppError(
         'BUDGET_EXCEEDED',
-        `this request could cost up to $${formatUsd(gate.holdMicros)}, more than the $${formatUsd(verdict.remainingMicros)} left of this month's budget`,
-        { remainingUsd: formatUsd(verdict.remainingMicros), requestMaxUsd: formatUsd(gate.holdMicros) },
+        `this request could cost up to $${formatUsd(gate.holdMicros)}, more than the $${formatUsd(verdict.remainingMicros)} left of ${budgetOwner(verdict.scope)} budget`,
+        { remainingUsd: formatUsd(verdict.remainingMicros), requestMaxUsd: formatUsd(gate.holdMicros), scope: verdict.scope },
       );
     default:
       throw new UnreachableCaseError(verdict);
@@ -56,12 +60,16 @@ async function admitReseeding(deps: GateDeps, tenant: TenantSettings, gate: Admi
   }
 }
 
-function rateLimitMessage(limit: RateLimitName, retryAfterMs: number): string {
+/** Whose monthly budget refused, in words: the tenant's or the API key's own. */
+export const budgetOwner = (scope: LimitScope): string => (scope === 'KEY' ? "this API key's own monthly" : "this month's");
+
+function rateLimitMessage(limit: RateLimitName, scope: LimitScope, retryAfterMs: number): string {
+  const whose = scope === 'KEY' ? "this API key's own" : "this tenant's";
   switch (limit) {
     case 'REQUESTS_PER_MINUTE':
-      return `requests per minute limit reached; retry in ${retryAfterMs} ms`;
+      return `${whose} requests per minute limit reached; retry in ${retryAfterMs} ms`;
     case 'TOKENS_PER_MINUTE':
-      return `tokens per minute limit reached; retry in ${retryAfterMs} ms`;
+      return `${whose} tokens per minute limit reached; retry in ${retryAfterMs} ms`;
     case 'CONCURRENT_REQUESTS':
       return `this tenant's limit of requests in flight at once is reached; retry in ${retryAfterMs} ms`;
     default:

@@ -1,16 +1,18 @@
-import { AppError, UnreachableCaseError } from '../../errors';
+import { AppError } from '../../errors';
 import type { Logger } from '../../infra/logger';
-import { routeStream, type ModelHealth, type RouteEvent } from '../../routing';
-import type { ToolCallDelta, UpstreamClient } from '../../upstream';
+import { estimatePromptTokens, routeChat, type CallModel, type ModelHealth, type RouteEnd, type RouteSink } from '../../routing';
+import type { ChatMessage, ToolCallDelta, UpstreamClient } from '../../upstream';
 import type { Limiter } from '../../limits';
 import type { Checkpointer, InFlight } from '../../accounting/checkpointer';
 import type { Ledger } from '../../accounting/ledger';
 import { formatUsd } from '../../accounting/money';
 import type { Drain } from '../drain';
 import type { ChatInput } from '../chat-input';
+import { StreamQueue } from '../stream-queue';
 import { upstreamToolChoice, upstreamTools } from '../tool-input';
 import type { Admitted } from './admit';
 import { costOfAttempts } from './cost';
+import { budgetOwner } from './gate';
 
 export interface RunDeps {
   readonly upstream: UpstreamClient;
@@ -32,7 +34,7 @@ export type RunEvent =
   /** Collect mode: the attempt so far failed after partial content; its text is void (its tokens are billed). */
   | { readonly type: 'discard' };
 
-export type Terminal = Extract<RouteEvent, { type: 'done' } | { type: 'failed' }>;
+export type Terminal = RouteEnd;
 
 /** Why this process ended a run itself, if it did: the drain deadline, or its row reaped elsewhere. */
 export type EndedBy = 'SHUTDOWN' | 'LEASE_LOST' | null;
@@ -85,38 +87,49 @@ export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'co
   else deps.drain.deadline.addEventListener('abort', onShutdown, { once: true });
   inflight.lost.addEventListener('abort', onLost, { once: true });
 
+  /**
+   * The walk hands each upstream read over synchronously; the queue turns reads into events (the first token alone,
+   * one event per read after it, `flushMs`), so the consumer pays one promise per event, never one per token.
+   */
   async function* events(): AsyncGenerator<RunEvent> {
-    for await (const ev of routeStream({ upstream: deps.upstream, health: deps.health, logger: deps.logger }, routeRequest(deps, a, input, mode, ac.signal))) {
-      switch (ev.type) {
-        case 'attempt':
-          inflight.model = ev.model;
-          inflight.tokens = 0;
-          break;
-        case 'delta':
-          inflight.tokens += ev.chunks;
-          yield { type: 'delta', model: ev.model, text: ev.text };
-          break;
-        case 'tool_calls':
-          inflight.tokens += 1;
-          yield { type: 'tool_calls', model: ev.model, deltas: ev.deltas };
-          break;
-        case 'discard': {
-          const refusal = await growHoldForFallback(deps, a, costOfAttempts([ev.attempt], a.prices).costMicros);
-          if (refusal) {
-            denied = refusal;
-            ac.abort(refusal);
-          }
-          inflight.tokens = 0;
-          yield { type: 'discard' };
-          break;
+    const queue = new StreamQueue(input.flushMs ?? 0);
+    const sink: RouteSink = {
+      attempt: (model) => {
+        inflight.model = model;
+        inflight.tokens = 0;
+      },
+      output: (model, evs, chunks) => {
+        inflight.tokens += chunks;
+        queue.output(model, evs);
+      },
+      discard: async (_model, attempt) => {
+        const refusal = await growHoldForFallback(deps, a, costOfAttempts([attempt], a.prices).costMicros);
+        if (refusal) {
+          denied = refusal;
+          ac.abort(refusal);
         }
-        case 'done':
-        case 'failed':
-          terminal = ev;
-          break;
-        default:
-          throw new UnreachableCaseError(ev);
+        inflight.tokens = 0;
+        queue.discard();
+      },
+    };
+    const walk = routeChat({ call: callModel(deps, a, input), health: deps.health, logger: deps.logger }, routeRequest(deps, a, input, mode, ac.signal), sink).then(
+      (end) => {
+        terminal = end;
+        queue.end();
+      },
+      (e: unknown) => queue.fail(e),
+    );
+    try {
+      for (;;) {
+        const item = await queue.next();
+        if (item.type === 'end') return;
+        if (item.type === 'error') throw item.error;
+        yield item;
       }
+    } finally {
+      // The consumer stopped early: stop the upstream; the walk then ends at once and settlement sees its end.
+      if (!terminal) ac.abort(new Error('run ended early'));
+      await walk;
     }
   }
 
@@ -133,23 +146,39 @@ export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'co
 }
 
 function routeRequest(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal) {
-  return {
-    plan: a.plan,
-    messages: input.messages.map((m) => ({
-      role: ROLE[m.role],
-      content: m.content,
-      ...(m.toolCalls?.length ? { toolCalls: m.toolCalls } : {}),
-      ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
-    })),
-    maxTokens: a.maxTokens,
-    temperature: input.temperature ?? undefined,
-    tools: upstreamTools(input),
-    toolChoice: upstreamToolChoice(input),
-    signal,
-    mode,
-    idleTimeoutMs: deps.idleTimeoutMs,
-    totalTimeoutMs: deps.totalTimeoutMs,
-  };
+  return { plan: a.plan, promptEstimate: estimatePromptTokens(upstreamMessages(input), upstreamTools(input)), signal, mode, totalTimeoutMs: deps.totalTimeoutMs };
+}
+
+/** The walk's I/O: one upstream call for the planned model, its reads handed to the walk as they arrive. */
+function callModel(deps: RunDeps, a: Admitted, input: ChatInput): CallModel {
+  const messages = upstreamMessages(input);
+  const tools = upstreamTools(input);
+  const toolChoice = upstreamToolChoice(input);
+  return ({ planned, signal }, onRead) =>
+    deps.upstream.streamChat(
+      {
+        model: planned.model.id,
+        messages,
+        maxTokens: a.maxTokens,
+        ...(input.temperature == null ? {} : { temperature: input.temperature }),
+        ...(tools === undefined ? {} : { tools }),
+        ...(toolChoice === undefined ? {} : { toolChoice }),
+        region: a.plan.region,
+        signal,
+        firstTokenTimeoutMs: planned.firstTokenTimeoutMs,
+        idleTimeoutMs: deps.idleTimeoutMs,
+      },
+      onRead,
+    );
+}
+
+function upstreamMessages(input: ChatInput): ChatMessage[] {
+  return input.messages.map((m) => ({
+    role: ROLE[m.role],
+    content: m.content,
+    ...(m.toolCalls?.length ? { toolCalls: m.toolCalls } : {}),
+    ...(m.toolCallId ? { toolCallId: m.toolCallId } : {}),
+  }));
 }
 
 /**
@@ -166,12 +195,14 @@ async function growHoldForFallback(deps: RunDeps, a: Admitted, costMicros: bigin
     extraMicros: costMicros,
     budgetMicros: a.tenant.monthlyBudgetMicros,
     holdTtlMs: deps.holdTtlMs,
+    apiKey: { id: a.keyId, budgetMicros: a.keyLimits.budgetMicros },
   });
   // The extension joins the request's one hold, released with it at settlement. Only a real budget denial stops
   // the fallback: a month state lost to a Redis flush is rebuilt from the ledger later.
   if (r.allowed || r.reason !== 'BUDGET_EXCEEDED') return null;
   await deps.ledger.adjustHold(a.requestId, -costMicros);
-  return new AppError('BUDGET_EXCEEDED', 'the model failed mid-answer and the budget left does not cover another attempt', {
+  return new AppError('BUDGET_EXCEEDED', `the model failed mid-answer and what is left of ${budgetOwner(r.scope)} budget does not cover another attempt`, {
     remainingUsd: formatUsd(r.remainingMicros),
+    scope: r.scope,
   });
 }

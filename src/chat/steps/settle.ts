@@ -88,7 +88,7 @@ async function settleRow(deps: SettleDeps, a: Admitted, end: RunEnd): Promise<Fi
   const tokens = usage.promptTokens + usage.completionTokens;
   if (settledHere) {
     // The answer does not wait for a Redis that refuses or hangs: the ledger row stays pending and is retried.
-    await deps.gate.apply({ tenantId: a.tenant.id, requestId: a.requestId, startedAt: a.startedAt, version: 1, actualMicros: costMicros, actualTokens: tokens, tokensEstimate: a.tokensEstimate }, GATE_WAIT_MS);
+    await deps.gate.apply({ tenantId: a.tenant.id, requestId: a.requestId, apiKeyId: a.keyId, startedAt: a.startedAt, version: 1, actualMicros: costMicros, actualTokens: tokens, tokensEstimate: a.tokensEstimate }, GATE_WAIT_MS);
   } else {
     await amendReaped(deps, a, { costMicros, tokens, completionTokens: usage.completionTokens });
   }
@@ -149,7 +149,7 @@ async function amendReaped(deps: SettleDeps, a: Admitted, used: { costMicros: bi
   );
   if (amended) {
     await deps.gate.apply(
-      { tenantId: a.tenant.id, requestId: a.requestId, startedAt: a.startedAt, version: 2, actualMicros: amended.amendedMicros, actualTokens: amended.amendedTokens, tokensEstimate: 0 },
+      { tenantId: a.tenant.id, requestId: a.requestId, apiKeyId: a.keyId, startedAt: a.startedAt, version: 2, actualMicros: amended.amendedMicros, actualTokens: amended.amendedTokens, tokensEstimate: 0 },
       GATE_WAIT_MS,
     );
   }

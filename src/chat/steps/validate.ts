@@ -1,7 +1,7 @@
 import { AppError, rethrowUnavailable } from '../../errors';
 import type { CatalogStore } from '../../catalog/catalog-store';
 import type { TenantStore, TenantSettings } from '../../tenants/tenant-store';
-import { requireTenant, type Principal } from '../../tenants/principal';
+import { requireTenant, type KeyLimits, type Principal } from '../../tenants/principal';
 import { buildModelPlan, buildPlan, type Plan, type RoutingOptions } from '../../routing';
 import type { PriceSnapshot } from '../../accounting/ledger';
 import { unitPricesOf, type UnitPrices } from '../../accounting/pricing';
@@ -18,6 +18,8 @@ export interface ValidateDeps {
 export interface Validated {
   readonly tenant: TenantSettings;
   readonly keyId: string;
+  /** The key's own limits, checked with the tenant's (and again when a fallback grows the hold). */
+  readonly keyLimits: KeyLimits;
   readonly plan: Plan;
   readonly maxTokens: number;
   readonly prices: PriceSnapshot;
@@ -47,5 +49,5 @@ export async function validate(deps: ValidateDeps, principal: Principal, input: 
   const plan: Plan = { ...planned, chain: planned.chain.filter((m) => m.model.outputMicrosPerMillion !== null) };
   const prices: Record<string, UnitPrices> = {};
   for (const m of plan.chain) prices[m.model.id] = unitPricesOf(m.model);
-  return { tenant, keyId: who.keyId, plan, maxTokens, prices, messageBytes };
+  return { tenant, keyId: who.keyId, keyLimits: who.keyLimits, plan, maxTokens, prices, messageBytes };
 }

@@ -10,8 +10,10 @@ import { LIB_LUA } from './lib.lua';
  * KEYS[5] settled markers slot 0   KEYS[6] settled markers slot 1   KEYS[7] in-flight zset
  * ARGV[1] clock offset ms   ARGV[2] requestId   ARGV[3] extra micro-USD   ARGV[4] budget micro-USD, '' = no budget
  * ARGV[5] hold TTL ms   ARGV[6] month state TTL ms   ARGV[7] swept tombstone retention ms
+ * ARGV[8] API key id, '' = none   ARGV[9] the key's budget micro-USD, '' = none (checked like the tenant's)
  *
- * Returns {'OK', remaining micro-USD or ''} | {'BUDGET_EXCEEDED', remaining} | {'NEEDS_RESEED'} | {'SETTLED'}
+ * Returns {'OK', remaining micro-USD of the tenant or ''} | {'BUDGET_EXCEEDED', remaining, 'TENANT' | 'KEY'}
+ *       | {'NEEDS_RESEED'} | {'SETTLED'}
  */
 export const EXTEND_HOLD_LUA = `${LIB_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NEEDS_RESEED'} end
@@ -32,15 +34,25 @@ local held = tonumber(state[2]) or 0
 if budget and spent + held + extra > budget then
   local remaining = budget - spent - held
   if remaining < 0 then remaining = 0 end
-  return {'BUDGET_EXCEEDED', int(remaining)}
+  return {'BUDGET_EXCEEDED', int(remaining), 'TENANT'}
+end
+
+local key_id = opt_str(ARGV[8])
+local key_budget = opt_num(ARGV[9])
+if key_id and key_budget then
+  local k = redis.call('HMGET', KEYS[1], key_field(key_id, 's'), key_field(key_id, 'h'))
+  local remaining = key_budget - (tonumber(k[1]) or 0) - (tonumber(k[2]) or 0)
+  if extra > remaining then
+    if remaining < 0 then remaining = 0 end
+    return {'BUDGET_EXCEEDED', int(remaining), 'KEY'}
+  end
 end
 
 local current, admitted_idx = hold_parse(redis.call('HGET', KEYS[3], request_id))
-local value = int((current or 0) + extra)
-if admitted_idx then value = value .. ':' .. int(admitted_idx) end
-redis.call('HSET', KEYS[3], request_id, value)
+redis.call('HSET', KEYS[3], request_id, hold_value((current or 0) + extra, admitted_idx, key_id))
 redis.call('ZADD', KEYS[2], 'GT', int(now + ttl), request_id)
 redis.call('HINCRBY', KEYS[1], 'held', int(extra))
+key_add(KEYS[1], key_id, 'h', extra)
 redis.call('ZREM', KEYS[4], request_id)
 redis.call('ZADD', KEYS[7], 'GT', int(now + ttl), request_id)
 if redis.call('PTTL', KEYS[7]) < ttl then redis.call('PEXPIRE', KEYS[7], int(ttl)) end

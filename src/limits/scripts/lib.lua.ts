@@ -34,13 +34,39 @@ local function opt_num(s)
   return tonumber(s)
 end
 
--- A hold is stored as 'amount:admittedBucket' (the bucket lets settlement correct the tokens window where the
--- reservation was made).
+-- A hold is stored as 'amount:admittedBucket:apiKeyId' (the bucket lets settlement correct the tokens window where
+-- the reservation was made; the key id says whose key-level 'held' it is in). Bucket and key id may be empty or
+-- absent (holds written before per-key limits: 'amount:bucket').
 local function hold_parse(v)
-  if not v then return nil, nil end
-  local sep = string.find(v, ':', 1, true)
-  if not sep then return tonumber(v), nil end
-  return tonumber(string.sub(v, 1, sep - 1)), tonumber(string.sub(v, sep + 1))
+  if not v then return nil, nil, nil end
+  local amount, idx, key_id = string.match(v, '^(%d+):?(%d*):?(.*)$')
+  if key_id == '' then key_id = nil end
+  return tonumber(amount), tonumber(idx), key_id
+end
+
+local function hold_value(amount, idx, key_id)
+  local v = int(amount)
+  if idx or key_id then v = v .. ':' .. (idx and int(idx) or '') end
+  if key_id then v = v .. ':' .. key_id end
+  return v
+end
+
+-- Per-key state lives in the tenant-month's budget hash (one slot; read with the tenant's in one HMGET):
+-- 'k:<apiKeyId>:s' spent and 'k:<apiKeyId>:h' held, micro-USD. 'kv' names this layout: a month written before it
+-- (no 'kv') is rebuilt from the ledger like a missing one, so no key's spend is ever counted from zero mid-month.
+local KEY_STATE_VERSION = '1'
+local function key_field(key_id, what)
+  return 'k:' .. key_id .. ':' .. what
+end
+
+local function key_add(budget_key, key_id, what, amount)
+  if key_id and amount ~= 0 then redis.call('HINCRBY', budget_key, key_field(key_id, what), int(amount)) end
+end
+
+-- The optional api key id argument: '' = none.
+local function opt_str(s)
+  if s == nil or s == '' then return nil end
+  return s
 end
 
 local function bucket_of(ms)
@@ -153,7 +179,9 @@ local function sweep(budget_key, holds_key, amounts_key, swept_key, now, retenti
     local amounts = redis.call('HMGET', amounts_key, unpack(ids))
     local tombs = {}
     for i, id in ipairs(ids) do
-      released = released + (hold_parse(amounts[i]) or 0)
+      local amount, _, key_id = hold_parse(amounts[i])
+      released = released + (amount or 0)
+      key_add(budget_key, key_id, 'h', -(amount or 0))
       tombs[#tombs + 1] = int(now)
       tombs[#tombs + 1] = id
     end

@@ -5,7 +5,8 @@
  * hold. Nothing settles that hold afterwards, so the request, finding its row settled, releases it here. Spent is
  * not touched (the settlement and any amendment carry the cost). No hold: nothing happens.
  *
- * The amount is the leading integer of the hold's value, so both the plain and the "amount:slot" formats read.
+ * The amount is the leading integer of the hold's value, so the plain, "amount:slot" and "amount:slot:key" formats
+ * read; a hold naming its API key leaves that key's held too.
  *
  * KEYS[1] budget hash   KEYS[2] holds zset   KEYS[3] hold amounts hash
  * ARGV[1] requestId
@@ -16,8 +17,12 @@ export const REPAIR_RELEASE_HOLD_LUA = `
 local v = redis.call('HGET', KEYS[3], ARGV[1])
 if not v then return 0 end
 local amount = tonumber(string.match(v, '^%d+')) or 0
+local key_id = string.match(v, '^%d+:%d*:(.+)$')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'held', -amount) end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'held', -amount)
+  if key_id then redis.call('HINCRBY', KEYS[1], 'k:' .. key_id .. ':h', -amount) end
+end
 return 1
 `;

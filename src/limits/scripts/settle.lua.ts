@@ -15,10 +15,14 @@ import { LIB_LUA } from './lib.lua';
  * The request's in-flight slot is released. The tokens window is corrected by (actual - estimate): a refund comes
  * off the bucket the reservation went to; usage above the reservation counts from now (window_correct).
  *
+ * The API key's share goes the same way: its hold leaves the key's held, the cost joins the key's spent, and its
+ * tokens window is corrected like the tenant's.
+ *
  * KEYS[1] budget hash   KEYS[2] holds zset   KEYS[3] hold amounts hash   KEYS[4] swept tombstones
  * KEYS[5] settled markers slot 0   KEYS[6] settled markers slot 1   KEYS[7] tokens/min window   KEYS[8] in-flight zset
+ * KEYS[9] the key's tokens/min window (only with an API key id)
  * ARGV[1] clock offset ms   ARGV[2] requestId   ARGV[3] actual micro-USD   ARGV[4] actual - estimated tokens
- * ARGV[5] month state TTL ms
+ * ARGV[5] month state TTL ms   ARGV[6] API key id, '' = none (then the hold's own, if it names one)
  *
  * Returns 1 when this call applied the settlement, 0 when an earlier call had.
  */
@@ -32,8 +36,12 @@ local actual = tonumber(ARGV[3])
 local token_delta = tonumber(ARGV[4])
 redis.call('ZREM', KEYS[8], request_id)
 
-local hold, admitted_idx = hold_parse(redis.call('HGET', KEYS[3], request_id))
-if token_delta ~= 0 then window_correct(KEYS[7], token_delta, admitted_idx, now) end
+local hold, admitted_idx, hold_key = hold_parse(redis.call('HGET', KEYS[3], request_id))
+local key_id = opt_str(ARGV[6]) or hold_key
+if token_delta ~= 0 then
+  window_correct(KEYS[7], token_delta, admitted_idx, now)
+  if key_id and KEYS[9] then window_correct(KEYS[9], token_delta, admitted_idx, now) end
+end
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
 
@@ -41,10 +49,12 @@ if hold then
   redis.call('ZREM', KEYS[2], request_id)
   redis.call('HDEL', KEYS[3], request_id)
   redis.call('HINCRBY', KEYS[1], 'held', int(-hold))
+  key_add(KEYS[1], hold_key, 'h', -hold)
 else
   redis.call('ZREM', KEYS[4], request_id)
 end
 redis.call('HINCRBY', KEYS[1], 'spent', int(actual))
+key_add(KEYS[1], key_id, 's', actual)
 touch_month(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5])
 return 1
 `;
