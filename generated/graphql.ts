@@ -378,6 +378,8 @@ export type Model = {
   readonly cacheWriteUsdPerMillion: Maybe<Scalars['Usd']['output']>;
   /** Price of prompt tokens read from the cache. Null: they are charged at inputUsdPerMillion. */
   readonly cachedInputUsdPerMillion: Maybe<Scalars['Usd']['output']>;
+  /** False: the admin disabled the model for every tenant; it is left out of every chain and cannot be named. */
+  readonly enabled: Scalars['Boolean']['output'];
   /** Upstream model id, e.g. deepseek-v4-flash */
   readonly id: Scalars['ID']['output'];
   /** Null while no input price is known: prompt tokens are then recorded but not charged. */
@@ -391,6 +393,21 @@ export type Model = {
   /** Measured time to first token and throughput, US East. */
   readonly ttftMs: Maybe<Scalars['Int']['output']>;
 };
+
+export type ModelAccess = {
+  readonly __typename?: 'ModelAccess';
+  readonly mode: ModelAccessMode;
+  readonly models: ReadonlyArray<Scalars['ID']['output']>;
+};
+
+/** Which models a tenant may use, through profiles, overrides, fallback chains and model ids alike. */
+export type ModelAccessMode =
+  /** Every enabled model (the list is empty). */
+  | 'ALL'
+  /** Only the listed models. */
+  | 'ALLOW'
+  /** Every enabled model except the listed ones. */
+  | 'DENY';
 
 export type ModelShareInput = {
   readonly model: Scalars['String']['input'];
@@ -407,6 +424,8 @@ export type Mutation = {
   /** Admin only, like every mutation below. */
   readonly createTenant: CreateTenantPayload;
   readonly removeProfileOverride: Scalars['Boolean']['output'];
+  /** Admin only. Lets the tenant's keys through again from its next request. Resuming an active tenant changes nothing. */
+  readonly resumeTenant: Tenant;
   /** Root ADMIN_API_KEY only. False when it was already revoked. */
   readonly revokeAdminKey: Scalars['Boolean']['output'];
   readonly revokeApiKey: Scalars['Boolean']['output'];
@@ -433,6 +452,8 @@ export type Mutation = {
    * history and the audit log. Unknown model: NOT_FOUND.
    */
   readonly setModelCachePrices: Model;
+  /** Admin only. Enables or disables a model for every tenant from the next request on every instance. Unknown model: NOT_FOUND. */
+  readonly setModelEnabled: Model;
   /** Starts a new price from now. inputUsdPerMillion left out keeps the input price; an explicit null clears it. Unknown model: NOT_FOUND. */
   readonly setModelPrice: Model;
   /**
@@ -453,6 +474,17 @@ export type Mutation = {
   readonly setTenantConcurrency: Tenant;
   /** An argument left out keeps its value; an explicit null removes that limit. */
   readonly setTenantLimits: Tenant;
+  /**
+   * Admin only. ALL takes no models; ALLOW and DENY take 1 to 200 distinct known model ids. An unknown model id is
+   * BAD_USER_INPUT and nothing is written.
+   */
+  readonly setTenantModelAccess: Tenant;
+  /**
+   * Admin only. The tenant's next request on every instance is FORBIDDEN (extensions.reason SUSPENDED); its running
+   * requests end within about a second with outcome SUSPENDED and are settled. reason: at most 500 characters.
+   * Suspending a suspended tenant changes nothing.
+   */
+  readonly suspendTenant: Tenant;
 };
 
 
@@ -480,6 +512,11 @@ export type MutationCreateTenantArgs = {
 export type MutationRemoveProfileOverrideArgs = {
   profile: Scalars['String']['input'];
   region?: InputMaybe<Region>;
+  tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationResumeTenantArgs = {
   tenantId: Scalars['ID']['input'];
 };
 
@@ -532,6 +569,12 @@ export type MutationSetModelCachePricesArgs = {
 };
 
 
+export type MutationSetModelEnabledArgs = {
+  enabled: Scalars['Boolean']['input'];
+  model: Scalars['ID']['input'];
+};
+
+
 export type MutationSetModelPriceArgs = {
   inputUsdPerMillion?: InputMaybe<Scalars['Usd']['input']>;
   model: Scalars['ID']['input'];
@@ -571,6 +614,19 @@ export type MutationSetTenantLimitsArgs = {
   requestsPerMinute?: InputMaybe<Scalars['Int']['input']>;
   tenantId: Scalars['ID']['input'];
   tokensPerMinute?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type MutationSetTenantModelAccessArgs = {
+  mode: ModelAccessMode;
+  models?: InputMaybe<ReadonlyArray<Scalars['ID']['input']>>;
+  tenantId: Scalars['ID']['input'];
+};
+
+
+export type MutationSuspendTenantArgs = {
+  reason?: InputMaybe<Scalars['String']['input']>;
+  tenantId: Scalars['ID']['input'];
 };
 
 /** How a request ended. Every request that reached the upstream ends in exactly one ledger row with one of these. */
@@ -833,6 +889,11 @@ export type Tenant = {
   readonly id: Scalars['ID']['output'];
   /** Requests of this tenant in flight at once, across instances; null means no cap. Excess is RATE_LIMITED with limit CONCURRENT_REQUESTS. */
   readonly maxConcurrentRequests: Maybe<Scalars['Int']['output']>;
+  /**
+   * A model the tenant may not use is left out of its chains; a request whose whole chain is left out, or that names
+   * such a model, is FORBIDDEN with extensions.reason MODEL_NOT_ALLOWED (MODEL_DISABLED when the admin disabled it).
+   */
+  readonly modelAccess: ModelAccess;
   /** Null means no budget limit. */
   readonly monthlyBudgetUsd: Maybe<Scalars['Usd']['output']>;
   readonly name: Scalars['String']['output'];
@@ -841,6 +902,13 @@ export type Tenant = {
   readonly requestsPerMinute: Maybe<Scalars['Int']['output']>;
   /** Settled cost of this month's requests (UTC month in which each request started). */
   readonly spentThisMonthUsd: Scalars['Usd']['output'];
+  /**
+   * Null while the tenant is active. While set, every request of its keys is FORBIDDEN with extensions.reason
+   * SUSPENDED, and its running requests end with outcome SUSPENDED (charged for what they consumed).
+   */
+  readonly suspendedAt: Maybe<Scalars['DateTime']['output']>;
+  /** What the admin gave as the reason; null when none was given or the tenant is active. */
+  readonly suspensionReason: Maybe<Scalars['String']['output']>;
   readonly tokensPerMinute: Maybe<Scalars['Int']['output']>;
 };
 
@@ -1052,6 +1120,8 @@ export type ResolversTypes = {
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   LimitScope: LimitScope;
   Model: ResolverTypeWrapper<ModelInfo>;
+  ModelAccess: ResolverTypeWrapper<ModelAccess>;
+  ModelAccessMode: ModelAccessMode;
   ModelShareInput: ModelShareInput;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Outcome: Outcome;
@@ -1117,6 +1187,7 @@ export type ResolversParentTypes = {
   ID: Scalars['ID']['output'];
   Int: Scalars['Int']['output'];
   Model: ModelInfo;
+  ModelAccess: ModelAccess;
   ModelShareInput: ModelShareInput;
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
@@ -1344,6 +1415,7 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
 export type ModelResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Model'] = ResolversParentTypes['Model']> = {
   cacheWriteUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   cachedInputUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
+  enabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   inputUsdPerMillion?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -1353,12 +1425,18 @@ export type ModelResolvers<ContextType = GraphQLContext, ParentType extends Reso
   ttftMs?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
+export type ModelAccessResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['ModelAccess'] = ResolversParentTypes['ModelAccess']> = {
+  mode?: Resolver<ResolversTypes['ModelAccessMode'], ParentType, ContextType>;
+  models?: Resolver<ReadonlyArray<ResolversTypes['ID']>, ParentType, ContextType>;
+};
+
 export type MutationResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
   chat?: Resolver<ResolversTypes['ChatResult'], ParentType, ContextType, RequireFields<MutationChatArgs, 'input'>>;
   createAdminKey?: Resolver<ResolversTypes['CreatedAdminKey'], ParentType, ContextType, RequireFields<MutationCreateAdminKeyArgs, 'name' | 'scope'>>;
   createApiKey?: Resolver<ResolversTypes['ApiKey'], ParentType, ContextType, RequireFields<MutationCreateApiKeyArgs, 'tenantId'>>;
   createTenant?: Resolver<ResolversTypes['CreateTenantPayload'], ParentType, ContextType, RequireFields<MutationCreateTenantArgs, 'input'>>;
   removeProfileOverride?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRemoveProfileOverrideArgs, 'profile' | 'tenantId'>>;
+  resumeTenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationResumeTenantArgs, 'tenantId'>>;
   revokeAdminKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeAdminKeyArgs, 'id'>>;
   revokeApiKey?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationRevokeApiKeyArgs, 'id'>>;
   rotateAdminKey?: Resolver<ResolversTypes['RotatedApiKey'], ParentType, ContextType, RequireFields<MutationRotateAdminKeyArgs, 'graceSeconds' | 'id'>>;
@@ -1367,12 +1445,15 @@ export type MutationResolvers<ContextType = GraphQLContext, ParentType extends R
   setApiKeyLimits?: Resolver<ResolversTypes['ApiKeyInfo'], ParentType, ContextType, RequireFields<MutationSetApiKeyLimitsArgs, 'id'>>;
   setApiKeyName?: Resolver<ResolversTypes['ApiKeyInfo'], ParentType, ContextType, RequireFields<MutationSetApiKeyNameArgs, 'id'>>;
   setModelCachePrices?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelCachePricesArgs, 'model'>>;
+  setModelEnabled?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelEnabledArgs, 'enabled' | 'model'>>;
   setModelPrice?: Resolver<ResolversTypes['Model'], ParentType, ContextType, RequireFields<MutationSetModelPriceArgs, 'model' | 'outputUsdPerMillion'>>;
   setProfileOverride?: Resolver<ResolversTypes['ProfileOverride'], ParentType, ContextType, RequireFields<MutationSetProfileOverrideArgs, 'model' | 'profile' | 'tenantId'>>;
   setTenantAlerts?: Resolver<ResolversTypes['TenantAlertSettings'], ParentType, ContextType, RequireFields<MutationSetTenantAlertsArgs, 'tenantId'>>;
   setTenantBudget?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantBudgetArgs, 'tenantId'>>;
   setTenantConcurrency?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantConcurrencyArgs, 'tenantId'>>;
   setTenantLimits?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantLimitsArgs, 'tenantId'>>;
+  setTenantModelAccess?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSetTenantModelAccessArgs, 'mode' | 'tenantId'>>;
+  suspendTenant?: Resolver<ResolversTypes['Tenant'], ParentType, ContextType, RequireFields<MutationSuspendTenantArgs, 'tenantId'>>;
 };
 
 export type PageInfoResolvers<ContextType = GraphQLContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
@@ -1460,11 +1541,14 @@ export type TenantResolvers<ContextType = GraphQLContext, ParentType extends Res
   heldUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   maxConcurrentRequests?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  modelAccess?: Resolver<ResolversTypes['ModelAccess'], ParentType, ContextType>;
   monthlyBudgetUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   remainingThisMonthUsd?: Resolver<Maybe<ResolversTypes['Usd']>, ParentType, ContextType>;
   requestsPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   spentThisMonthUsd?: Resolver<ResolversTypes['Usd'], ParentType, ContextType>;
+  suspendedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  suspensionReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   tokensPerMinute?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 };
 
@@ -1535,6 +1619,7 @@ export type Resolvers<ContextType = GraphQLContext> = {
   CreatedAdminKey?: CreatedAdminKeyResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   Model?: ModelResolvers<ContextType>;
+  ModelAccess?: ModelAccessResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Profile?: ProfileResolvers<ContextType>;

@@ -5,6 +5,8 @@ import type { TenantReader } from './tenants/tenant-reader';
 import type { TenantStore } from './tenants/tenant-store';
 import type { CatalogStore } from './catalog/catalog-store';
 import type { CachePriceService } from './catalog/cache-prices';
+import type { ModelSwitch } from './catalog/model-enable';
+import type { AccessAdmin } from './tenants/access-admin';
 import type { ChatService } from './chat/chat-service';
 import type { ReportsService } from './reports';
 import type { RoutingOptions } from './routing';
@@ -23,6 +25,10 @@ export interface Services {
   /** Tenant keys' names, limits and rotation; the named admin keys. */
   readonly keyAdmin: KeyAdminService;
   readonly cachePrices: CachePriceService;
+  /** Suspension and model access lists of tenants. */
+  readonly access: AccessAdmin;
+  /** The global enable/disable of a model. */
+  readonly modelSwitch: ModelSwitch;
   readonly chat: ChatService;
   readonly reports: ReportsService;
   readonly routing: RoutingOptions;

@@ -30,10 +30,10 @@ export function bucketOf(functionName: string, url: string): string {
   if (!url && JSON_FUNCTIONS.has(functionName)) return 'JSON (parse, stringify)';
   // Prisma's query compiler runs as WebAssembly.
   if (url.startsWith('wasm://')) return 'Prisma';
+  if (url.startsWith('node:internal/deps/undici')) return 'undici';
   const a = area(url);
   if (a.startsWith('src/')) return `ours: ${a.split('/').slice(0, 2).join('/')}/`;
   if (a === '(native/V8)') return `native: ${functionName || '(anonymous)'}`;
-  if (a.startsWith('node:internal/deps/undici') || a === 'node:undici') return 'undici';
   if (a.startsWith('node:')) return 'Node core (net, http, streams, timers)';
   for (const [re, name] of PACKAGE_AREAS) if (re.test(a)) return name;
   return `other npm: ${a}`;

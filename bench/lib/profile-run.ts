@@ -146,7 +146,7 @@ function renderProfile(r: { date: string; machine: ReturnType<typeof machineInfo
     `# Hot-path profile, ${r.date.slice(0, 10)} (\`npm run bench:profile\`)`,
     '',
     `- Machine: ${r.machine.cores} cores (${r.machine.cpuModel}); load average ${r.machine.loadAverageAtStart.join(' / ')} at start, ${r.machineAtEnd.loadAverageAtStart.join(' / ')} at the end. Figures under load from other processes are not final.`,
-    `- Load: \`chat\` mutations over HTTP, ${o.answerTokens}-chunk answers from the simulator (SIM_LATENCY_SCALE=0), closed loop, ${o.warmupSeconds} s warm-up then ${o.seconds} s measured, one gateway child per concurrency under \`node --cpu-prof\` (the sampler itself costs a few % of CPU); only the measured window of each profile is summarised (aligned to the child's start within ~50 ms).`,
+    `- Load: \`chat\` mutations over HTTP, ${o.answerTokens}-chunk answers from the simulator (SIM_LATENCY_SCALE=0), closed loop, ${o.warmupSeconds} s warm-up then ${o.seconds} s measured, one gateway child per concurrency under \`node --cpu-prof\` (the sampler itself costs a few % of CPU); only the measured window of each profile is summarised (aligned to the child's spawn: the profiler starts with node, tens of ms later).`,
     '- Areas: self time of the gateway main thread by library (or the project\'s src/ folder); "ms/request" = area time in the window / requests completed in it. Samples are wall-clock intervals: on a busy machine the time the process waited for a core shows up, mostly as (program).',
     '',
   ];

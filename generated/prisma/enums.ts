@@ -39,6 +39,15 @@ export const Outcome = {
 export type Outcome = (typeof Outcome)[keyof typeof Outcome]
 
 
+export const ModelAccessMode = {
+  ALL: 'ALL',
+  ALLOW: 'ALLOW',
+  DENY: 'DENY'
+} as const
+
+export type ModelAccessMode = (typeof ModelAccessMode)[keyof typeof ModelAccessMode]
+
+
 export const UsageSource = {
   PROVIDER: 'PROVIDER',
   ESTIMATED: 'ESTIMATED'

@@ -11,10 +11,13 @@ export interface InFlight {
    * process lost Postgres for longer than the lease). The request must stop its upstream call at once.
    */
   readonly lost: AbortSignal;
+  /** Aborted when a flush finds the request's tenant suspended: the request must end (outcome SUSPENDED). */
+  readonly suspended: AbortSignal;
 }
 
 interface Tracked extends InFlight {
   readonly lose: AbortController;
+  readonly suspend: AbortController;
   readonly startedAt: Date;
 }
 
@@ -32,6 +35,10 @@ export interface Checkpointer {
 /**
  * Checkpoints are batched across requests: a thousand open streams are one UPDATE a second, not a thousand. Each
  * flush also renews the lease of every request in flight, so the reaper only ever settles rows of dead processes.
+ *
+ * The same UPDATE reports which of them belong to a suspended tenant, and those are told to end: a suspension
+ * reaches every instance's running requests within one interval, from Postgres (the truth, which a lost pub/sub
+ * message or a Redis failover cannot hide), at no extra statement.
  */
 export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: number; logger: Logger }): Checkpointer {
   const inflight = new Map<string, Tracked>();
@@ -53,14 +60,18 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
       to = Math.max(to, f.startedAt.getTime());
     }
     // Postgres time only: an instance whose clock is off must neither shorten nor stretch a lease.
-    const renewed = await deps.db.$queryRaw<{ request_id: string }[]>`
+    const renewed = await deps.db.$queryRaw<{ request_id: string; suspended: boolean }[]>`
       UPDATE usage_ledger AS l
          SET checkpoint_tokens = v.tokens,
              checkpoint_model = COALESCE(v.model, l.checkpoint_model),
              lease_expires_at = now() + ${deps.leaseMs} * interval '1 millisecond'
         FROM unnest(${ids}::uuid[], ${tokens}::int[], ${models}::text[]) AS v(id, tokens, model)
        WHERE l.request_id = v.id AND l.state = 'HELD' AND l.started_at BETWEEN ${new Date(from)} AND ${new Date(to)}
-      RETURNING l.request_id`;
+      RETURNING l.request_id,
+                EXISTS (SELECT 1 FROM tenants t WHERE t.id = l.tenant_id AND t.suspended_at IS NOT NULL) AS suspended`;
+    for (const r of renewed) {
+      if (r.suspended) inflight.get(r.request_id)?.suspend.abort(new Error('the tenant was suspended'));
+    }
     if (renewed.length === ids.length) return;
     const alive = new Set(renewed.map((r) => r.request_id));
     for (const id of ids) {
@@ -84,7 +95,8 @@ export function makeCheckpointer(deps: { db: Db; leaseMs: number; intervalMs: nu
   return {
     track(requestId, startedAt) {
       const lose = new AbortController();
-      const f: Tracked = { tokens: 0, model: null, lose, lost: lose.signal, startedAt };
+      const suspend = new AbortController();
+      const f: Tracked = { tokens: 0, model: null, lose, lost: lose.signal, suspend, suspended: suspend.signal, startedAt };
       inflight.set(requestId, f);
       return f;
     },

@@ -9,6 +9,9 @@ import { makeAuthFailures } from '../tenants/auth-failures';
 import { makeAdminService } from '../tenants/admin-service';
 import { makeKeyAdminService } from '../tenants/key-admin';
 import { makeTenantReader } from '../tenants/tenant-reader';
+import { refuseSuspended } from '../tenants/access';
+import { makeAccessAdmin } from '../tenants/access-admin';
+import { makeModelSwitch } from '../catalog/model-enable';
 import { makeLimiter, type Limiter } from '../limits';
 import { makeGateRepair, type GateRepair } from '../limits/repair';
 import { makeLedger, type Ledger } from '../accounting/ledger';
@@ -115,7 +118,7 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
 
   const alerts = makeAlerts({ db, epoch, logger, publisher: redis, subscriber: clients.subscriber, config });
   const services: Services = {
-    auth: makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
+    auth: refuseSuspended(makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }), tenants),
     epoch,
     catalog,
     tenants,
@@ -123,6 +126,8 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     admin: makeAdminService({ db, epoch, logger }),
     keyAdmin: makeKeyAdminService({ db, epoch, logger }),
     cachePrices: makeCachePriceService({ db, epoch, logger }),
+    access: makeAccessAdmin({ db, epoch, logger }),
+    modelSwitch: makeModelSwitch({ db, epoch, logger }),
     chat: clients.tracing ? traceChat(chat, clients.tracing) : chat,
     reports: makeReportsService({ db }),
     routing,

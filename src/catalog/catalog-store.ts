@@ -34,6 +34,7 @@ export async function loadCatalog(db: Db): Promise<Catalog> {
           inputMicrosPerMillion: m.inputMicrosPerMillion,
           cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion,
           cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion,
+          enabled: m.enabled,
         },
       ]),
     ),

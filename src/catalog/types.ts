@@ -17,6 +17,8 @@ export interface ModelInfo {
   readonly cachedInputMicrosPerMillion?: Micros | null;
   /** Null: prompt tokens written to the cache are charged at the input price. */
   readonly cacheWriteMicrosPerMillion?: Micros | null;
+  /** False: an admin disabled it globally; tenants/access.ts leaves it out of every chain. Absent: enabled. */
+  readonly enabled?: boolean;
 }
 
 export interface ProfileInfo {

@@ -12,8 +12,8 @@ export type { ChatHooks } from './chat-story';
 export interface ChatService {
   /**
    * The chat mutation, settled before it returns. Idempotent with input.idempotencyKey. Returns (never throws) an
-   * answer that delivered content, whatever its outcome: COMPLETED, or TIMEOUT / CLIENT_CANCELLED / SHUTDOWN with
-   * the partial content that was charged. Throws when no content came (UPSTREAM_UNAVAILABLE with the attempts,
+   * answer that delivered content, whatever its outcome: COMPLETED, or TIMEOUT / CLIENT_CANCELLED / SHUTDOWN /
+   * SUSPENDED with the partial content that was charged. Throws when no content came (UPSTREAM_UNAVAILABLE with the attempts,
    * gate refusals, bad input) or a fallback was refused mid-answer (BUDGET_EXCEEDED). A replay returns or throws
    * what the first request did, its outcome included; a first request ended by SHUTDOWN releases its key instead.
    */

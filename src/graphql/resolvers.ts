@@ -2,6 +2,7 @@ import type { Resolvers } from '../../generated/graphql';
 import { AppError } from '../errors';
 import { requireAdmin, requireAdminRead, requireTenant, scopeTenant } from '../tenants/principal';
 import { effectiveProfiles } from '../tenants/profiles';
+import { usableCatalog } from '../tenants/access';
 import { CountScalar, DateTimeScalar, UsdScalar } from './scalars';
 import { chatStreamResolver } from './chat-stream';
 import { passEventThrough } from './subscription-execution';
@@ -39,12 +40,17 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
   },
 
   Query: {
-    models: async (_p, _a, { services }) => [...(await services.catalog.get()).models.values()],
+    // The admin sees every model (disabled ones too); a tenant key, those its tenant may use.
+    models: async (_p, _a, { principal, services }) => {
+      const catalog = await services.catalog.get();
+      if (principal.kind !== 'tenant') return [...catalog.models.values()];
+      return [...usableCatalog(catalog, (await services.tenants.get(principal.tenantId)).modelAccess).models.values()];
+    },
     profiles: async (_p, { region }, { principal, services }) => {
       const me = requireTenant(principal, 'profiles');
       const [catalog, tenant] = await Promise.all([services.catalog.get(), services.tenants.get(me.tenantId)]);
       const r = region ?? 'US_EAST';
-      return effectiveProfiles(catalog, tenant.overrides, r, services.routing).map((p) => ({ ...p, fallbacks: [...p.fallbacks], cacheScope: `${me.tenantId}:${r}` }));
+      return effectiveProfiles(usableCatalog(catalog, tenant.modelAccess), tenant.overrides, r, services.routing).map((p) => ({ ...p, fallbacks: [...p.fallbacks], cacheScope: `${me.tenantId}:${r}` }));
     },
     me: (_p, _a, { principal, services }) => services.tenantReader.view(requireTenant(principal, 'me').tenantId),
     tenant: (_p, { id }, { principal, services }) => {

@@ -6,6 +6,7 @@ import { resolvers } from './resolvers';
 import { frontendResolvers } from './frontend-resolvers';
 import { alertResolvers } from './alert-resolvers';
 import { keyResolvers } from './key-resolvers';
+import { accessResolvers } from './access-resolvers';
 import { PROJECT_ROOT } from '../infra/project-root';
 
 const SCHEMA_DIR = path.join(PROJECT_ROOT, 'src/graphql/schema');
@@ -20,5 +21,5 @@ function loadTypeDefs(): string[] {
 
 /** One executable schema, shared by HTTP and graphql-ws. */
 export function buildSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers, alertResolvers, keyResolvers] as never });
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: [resolvers, frontendResolvers, alertResolvers, keyResolvers, accessResolvers] as never });
 }

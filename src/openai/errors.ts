@@ -38,6 +38,9 @@ const SHAPES: Record<AppErrorCode, Shape> = {
   INTERNAL_SERVER_ERROR: { status: 500, type: 'server_error', code: 'internal_error' },
 };
 
+/** Why a request was FORBIDDEN (extensions.reason) -> the code an OpenAI client can branch on. */
+const FORBIDDEN_CODES: Readonly<Record<string, string>> = { SUSPENDED: 'tenant_suspended', MODEL_NOT_ALLOWED: 'model_not_allowed', MODEL_DISABLED: 'model_disabled' };
+
 /** The use case's field names -> OpenAI's parameter names. */
 const PARAMS: Readonly<Record<string, string>> = { profile: 'model', maxTokens: 'max_tokens', idempotencyKey: 'Idempotency-Key' };
 
@@ -84,6 +87,8 @@ export function fromAppError(e: AppError, now: Date = new Date()): OpenAIErrorRe
     headers['x-should-retry'] = 'false';
   } else if (e.code === 'NOT_FOUND' && param === 'model') {
     code = 'model_not_found';
+  } else if (e.code === 'FORBIDDEN' && typeof e.extensions.reason === 'string') {
+    code = FORBIDDEN_CODES[e.extensions.reason] ?? code;
   }
   return { status: shape.status, body: { error: { message: e.message, type, param, code } }, headers };
 }

@@ -1,3 +1,4 @@
+import { usableCatalog } from '../tenants/access';
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import { AppError, isAppError, rethrowUnavailable } from '../errors';
@@ -86,7 +87,7 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
   async function modelsFor(req: Request, x: Exchange) {
     requireTenant(await authenticate(req, x), 'GET /v1/models');
     const region = parseRegion(req.headers['x-region']) ?? 'US_EAST';
-    return listModels(await services.catalog.get(), x.tenant!.overrides, region, services.routing);
+    return listModels(usableCatalog(await services.catalog.get(), x.tenant!.modelAccess), x.tenant!.overrides, region, services.routing);
   }
 
   router.get('/models', async (req, res) => {

@@ -157,6 +157,8 @@ export function describeError(e) {
     case 'UNAUTHENTICATED':
       return `Key not accepted: ${sentence(e.message)} Check the key and paste it again.`;
     case 'FORBIDDEN':
+      if (x.reason === 'SUSPENDED') return `Suspended: ${sentence(e.message)}`;
+      if (x.reason === 'MODEL_NOT_ALLOWED' || x.reason === 'MODEL_DISABLED') return `Model not available: ${sentence(e.message)} Pick another profile.`;
       return `Not allowed: ${sentence(e.message)} The admin key manages tenants; chatting needs a tenant key.`;
     case 'UPSTREAM_UNAVAILABLE': {
       const tried = (x.attempts ?? []).map((a) => `${a.model} (${a.error ?? 'failed'})`).join(', ');

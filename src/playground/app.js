@@ -2,6 +2,7 @@
 import { gql, subscribe, describeError, onTransport } from './api.js';
 import { drawGauge, drawBars, usd } from './charts.js';
 import { loadAlerts, saveAlerts, rotateSecret } from './alerts.js';
+import { ACCESS_FIELDS, mountAccessControls } from './access.js';
 
 const $ = (id) => document.getElementById(id);
 const KEY = 'gateway.key';
@@ -25,7 +26,7 @@ const STREAM = `subscription Chat($input: ChatInput!) {
   }
 }`;
 const REQUEST = `query Request($id: ID!) { request(id: $id) { outcome model usage { promptTokens completionTokens costUsd source } } }`;
-const TENANTS = `query Tenants { tenants(first: 200) { ${TENANT} } }`;
+const TENANTS = `query Tenants { tenants(first: 200) { ${TENANT} ${ACCESS_FIELDS} } }`;
 const SET_BUDGET = `mutation SetBudget($id: ID!, $budget: Usd) { setTenantBudget(tenantId: $id, monthlyBudgetUsd: $budget) { ${TENANT} } }`;
 const CREATE_TENANT = `mutation CreateTenant($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id name } apiKey { id key } } }`;
 const CREATE_KEY = `mutation CreateKey($t: ID!) { createApiKey(tenantId: $t) { id key } }`;
@@ -326,7 +327,7 @@ async function loadTenants() {
       tr.dataset.tenant = t.id;
       const name = Object.assign(document.createElement('th'), { scope: 'row', textContent: t.name });
       tr.append(name, cell(usd(t.monthlyBudgetUsd)), cell(usd(t.spentThisMonthUsd)), cell(usd(t.heldUsd)), cell(usd(t.remainingThisMonthUsd)),
-        cell(t.requestsPerMinute ?? 'none'), cell(t.tokensPerMinute ?? 'none'));
+        cell(t.requestsPerMinute ?? 'none'), cell(t.tokensPerMinute ?? 'none'), cell(t.suspendedAt ? 'suspended' : 'active'));
       return tr;
     }),
   );
@@ -342,6 +343,7 @@ function fillTenantForm() {
   $('admin-budget').value = t.monthlyBudgetUsd ?? '';
   $('admin-rpm').value = t.requestsPerMinute ?? '';
   $('admin-tpm').value = t.tokensPerMinute ?? '';
+  access.show(t);
   void loadKeys();
   loadAlerts(adminKey, t.id).catch((e) => showError($('admin-error'), e));
 }
@@ -361,6 +363,16 @@ $('alerts-form').addEventListener('submit', (ev) => {
   void alertsAction(saveAlerts, 'Alert settings saved.');
 });
 $('rotate-secret').addEventListener('click', () => void alertsAction(rotateSecret, 'New signing secret made; the old one signs nothing more.'));
+
+const access = mountAccessControls({
+  gql: (query, variables) => gql(adminKey, query, variables),
+  selected: () => tenants.find((x) => x.id === $('admin-tenant').value),
+  reload: () => loadTenants(),
+  done: (text) => {
+    $('admin-status').textContent = text;
+  },
+  fail: (e) => showError($('admin-error'), e),
+});
 
 // ---- admin: tenants and keys ------------------------------------------------------------------------------------
 
@@ -474,7 +486,7 @@ $('admin-key-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   adminKey = $('admin-key').value.trim();
   sessionStorage.setItem(ADMIN_KEY, adminKey);
-  void loadTenants();
+  void loadTenants().then(access.load);
 });
 $('forget-admin-key').addEventListener('click', () => {
   sessionStorage.removeItem(ADMIN_KEY);
@@ -499,5 +511,5 @@ if (key) {
 if (adminKey) {
   $('admin-key').value = adminKey;
   $('admin').open = true;
-  void loadTenants();
+  void loadTenants().then(access.load);
 }

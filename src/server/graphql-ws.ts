@@ -96,7 +96,7 @@ export function attachGraphqlWs(opts: {
           // too many failed attempts) is not a bad key: 1013 Try Again Later, which they retry. Closing first makes
           // graphql-ws's own close (4403) a no-op.
           const code = e instanceof GraphQLError ? e.extensions?.code : undefined;
-          if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN') ctx.extra.socket.close(WS_CLOSE.badKey, closeReason(code));
+          if (code === 'UNAUTHENTICATED' || code === 'FORBIDDEN') ctx.extra.socket.close(WS_CLOSE.badKey, closeReason(code, (e as GraphQLError).extensions.reason));
           else ctx.extra.socket.close(WS_CLOSE.unavailable, `${typeof code === 'string' ? code : 'SERVICE_UNAVAILABLE'}: try again shortly`);
           return false;
         }
@@ -179,6 +179,8 @@ export function attachGraphqlWs(opts: {
 }
 
 /** A close reason fits in 123 bytes: the code and a hint, never the key. */
-function closeReason(code: string): string {
+function closeReason(code: string, reason: unknown): string {
+  // A suspended tenant's key is valid: asking for another key would mislead.
+  if (reason === 'SUSPENDED') return `${code}: SUSPENDED, this tenant is suspended; its keys work again once an admin resumes it`;
   return `${code}: send connectionParams { authorization: "Bearer <key>" } with a valid key`.slice(0, 123);
 }

@@ -48,6 +48,13 @@ export function checkLimit(field: string, v: number | null | undefined): number 
 
 const notFoundTenant = (id: string) => new AppError('NOT_FOUND', `no tenant with id "${id.slice(0, 64)}"`);
 
+/** The tenant row an admin change is about (read inside its transaction); NOT_FOUND for an unknown or malformed id. */
+export async function tenantOrThrow(tx: Pick<Db, 'tenant'>, tenantId: string) {
+  const t = isUuid(tenantId) ? await tx.tenant.findUnique({ where: { id: tenantId } }) : null;
+  if (!t) throw notFoundTenant(tenantId);
+  return t;
+}
+
 /**
  * The admin's changes. Each validates everything before writing, then writes the change and its audit record in one
  * transaction that announces the change on the epoch before it commits (see infra/epoch.ts): a change Redis cannot
@@ -55,12 +62,6 @@ const notFoundTenant = (id: string) => new AppError('NOT_FOUND', `no tenant with
  */
 export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }): AdminService {
   const { db } = deps;
-
-  async function tenantOrThrow(tx: Pick<Db, 'tenant'>, tenantId: string) {
-    const t = isUuid(tenantId) ? await tx.tenant.findUnique({ where: { id: tenantId } }) : null;
-    if (!t) throw notFoundTenant(tenantId);
-    return t;
-  }
 
   const commit = makeAdminCommit(deps);
 

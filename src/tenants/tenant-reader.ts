@@ -32,6 +32,8 @@ export function makeTenantReader(deps: { db: Db; tenants: TenantStore; limiter: 
       requestsPerMinute: t.requestsPerMinute,
       tokensPerMinute: t.tokensPerMinute,
       maxConcurrentRequests: t.maxConcurrentRequests,
+      suspension: t.suspension,
+      modelAccess: t.modelAccess,
     };
   }
   return {

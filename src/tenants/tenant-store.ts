@@ -14,6 +14,20 @@ export interface TenantSettings {
   /** Requests in flight at once; null = no cap. */
   readonly maxConcurrentRequests: number | null;
   readonly overrides: readonly OverrideInfo[];
+  /** Null while active. Set: every request of the tenant's keys is refused (see tenants/access.ts). */
+  readonly suspension: Suspension | null;
+  readonly modelAccess: ModelAccess;
+}
+
+export interface Suspension {
+  readonly at: Date;
+  readonly reason: string | null;
+}
+
+/** ALL: every enabled model (models is empty); ALLOW: only `models`; DENY: every enabled model but `models`. */
+export interface ModelAccess {
+  readonly mode: 'ALL' | 'ALLOW' | 'DENY';
+  readonly models: readonly string[];
 }
 
 export interface TenantStore {
@@ -41,6 +55,8 @@ async function loadTenantSettings(db: Db, tenantId: string): Promise<TenantSetti
       model: o.modelId,
       fallbacks: o.replaceFallbacks ? o.fallbacks : null,
     })),
+    suspension: t.suspendedAt ? { at: t.suspendedAt, reason: t.suspensionReason } : null,
+    modelAccess: { mode: t.modelAccessMode, models: t.modelAccessList },
   };
 }
 

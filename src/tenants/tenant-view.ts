@@ -1,4 +1,5 @@
 import type { Micros } from '../accounting/money';
+import type { ModelAccess, Suspension } from './tenant-store';
 
 /** A tenant as the API shows it: its settings and this month's numbers from the budget gate. */
 export interface TenantView {
@@ -10,4 +11,6 @@ export interface TenantView {
   readonly requestsPerMinute: number | null;
   readonly tokensPerMinute: number | null;
   readonly maxConcurrentRequests: number | null;
+  readonly suspension: Suspension | null;
+  readonly modelAccess: ModelAccess;
 }

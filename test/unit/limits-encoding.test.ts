@@ -44,24 +44,32 @@ describe('script replies', () => {
       allowed: false,
       reason: 'RATE_LIMITED',
       limit: 'CONCURRENT_REQUESTS',
+      scope: 'TENANT',
       retryAfterMs: 1000,
     });
     expect(parseAdmitReply(['NEEDS_RESEED'])).toEqual({ allowed: false, reason: 'NEEDS_RESEED' });
     expect(parseAdmitReply(['BUDGET_EXCEEDED', '9007199254740991'])).toEqual({
       allowed: false,
       reason: 'BUDGET_EXCEEDED',
+      scope: 'TENANT',
       remainingMicros: 9_007_199_254_740_991n,
     });
+    // Per-key limits name whose limit refused; a reply without a scope (older script) is the tenant's.
+    expect(parseAdmitReply(['BUDGET_EXCEEDED', '5', 'KEY'])).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'KEY', remainingMicros: 5n });
+    expect(parseAdmitReply(['RATE_LIMITED', 'TOKENS_PER_MINUTE', 60000, 1, 'KEY'])).toMatchObject({ scope: 'KEY', exceedsLimit: true });
+    expect(() => parseAdmitReply(['BUDGET_EXCEEDED', '5', 'SOMEONE'])).toThrow(/unexpected admit reply/);
     expect(parseAdmitReply(['RATE_LIMITED', 'REQUESTS_PER_MINUTE', 6000, 0])).toEqual({
       allowed: false,
       reason: 'RATE_LIMITED',
       limit: 'REQUESTS_PER_MINUTE',
+      scope: 'TENANT',
       retryAfterMs: 6000,
     });
     expect(parseAdmitReply(['RATE_LIMITED', 'TOKENS_PER_MINUTE', 60000, 1])).toEqual({
       allowed: false,
       reason: 'RATE_LIMITED',
       limit: 'TOKENS_PER_MINUTE',
+      scope: 'TENANT',
       retryAfterMs: 60000,
       exceedsLimit: true,
     });
@@ -84,7 +92,8 @@ describe('script replies', () => {
   it('reads extend-hold replies', () => {
     expect(parseExtendHoldReply(['OK', ''])).toEqual({ allowed: true, remainingMicros: null });
     expect(parseExtendHoldReply(['OK', '0'])).toEqual({ allowed: true, remainingMicros: 0n });
-    expect(parseExtendHoldReply(['BUDGET_EXCEEDED', '3'])).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', remainingMicros: 3n });
+    expect(parseExtendHoldReply(['BUDGET_EXCEEDED', '3'])).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'TENANT', remainingMicros: 3n });
+    expect(parseExtendHoldReply(['BUDGET_EXCEEDED', '3', 'KEY'])).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'KEY', remainingMicros: 3n });
     expect(parseExtendHoldReply(['NEEDS_RESEED'])).toEqual({ allowed: false, reason: 'NEEDS_RESEED', remainingMicros: null });
     expect(parseExtendHoldReply(['SETTLED'])).toEqual({ allowed: false, reason: 'ALREADY_SETTLED', remainingMicros: null });
     expect(() => parseExtendHoldReply(['OK'])).toThrow();

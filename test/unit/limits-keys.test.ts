@@ -20,6 +20,17 @@ describe('limit keys', () => {
     expect(tk.settled).toEqual(['lg:{tenant-1}:v2:settled:0', 'lg:{tenant-1}:v2:settled:1']);
   });
 
+  it("an API key's windows share its tenant's slot and are its own", () => {
+    const k = keys.apiKey('tenant-1', 'key-1');
+    expect(k).toEqual({ rpm: 'lg:{tenant-1}:v2:key:key-1:win:rpm', tpm: 'lg:{tenant-1}:v2:key:key-1:win:tpm' });
+    for (const name of Object.values(k)) expect(hashTag(name)).toBe('tenant-1');
+    expect(keys.apiKey('tenant-1', 'key-2').rpm).not.toBe(k.rpm);
+  });
+
+  it.each(['', 'a:b', '{k}', 'k}'])('refuses API key id %j, which would break the slot or the hold value', (id) => {
+    expect(() => keys.apiKey('tenant-1', id)).toThrow(RangeError);
+  });
+
   it('uses the prefix given', () => {
     expect(limitKeys('gw').tenant('t').rpm).toBe('gw:{t}:v2:win:rpm');
   });

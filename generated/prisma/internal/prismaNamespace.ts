@@ -1812,6 +1812,10 @@ export const TenantScalarFieldEnum = {
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
   maxConcurrentRequests: 'maxConcurrentRequests',
+  suspendedAt: 'suspendedAt',
+  suspensionReason: 'suspensionReason',
+  modelAccessMode: 'modelAccessMode',
+  modelAccessList: 'modelAccessList',
   alertThresholds: 'alertThresholds',
   alertWebhookUrl: 'alertWebhookUrl',
   alertWebhookSecret: 'alertWebhookSecret',
@@ -1854,6 +1858,7 @@ export const ModelScalarFieldEnum = {
   ttftAsiaMs: 'ttftAsiaMs',
   tokensPerSecond: 'tokensPerSecond',
   priceSetByAdmin: 'priceSetByAdmin',
+  enabled: 'enabled',
   updatedAt: 'updatedAt'
 } as const
 
@@ -2201,6 +2206,20 @@ export type DateTimeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel
  * Reference to a field of type 'DateTime[]'
  */
 export type ListDateTimeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'DateTime[]'>
+    
+
+
+/**
+ * Reference to a field of type 'ModelAccessMode'
+ */
+export type EnumModelAccessModeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ModelAccessMode'>
+    
+
+
+/**
+ * Reference to a field of type 'ModelAccessMode[]'
+ */
+export type ListEnumModelAccessModeFieldRefInput<$PrismaModel> = FieldRefInputType<$PrismaModel, 'ModelAccessMode[]'>
     
 
 

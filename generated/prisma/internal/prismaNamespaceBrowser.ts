@@ -94,6 +94,10 @@ export const TenantScalarFieldEnum = {
   requestsPerMinute: 'requestsPerMinute',
   tokensPerMinute: 'tokensPerMinute',
   maxConcurrentRequests: 'maxConcurrentRequests',
+  suspendedAt: 'suspendedAt',
+  suspensionReason: 'suspensionReason',
+  modelAccessMode: 'modelAccessMode',
+  modelAccessList: 'modelAccessList',
   alertThresholds: 'alertThresholds',
   alertWebhookUrl: 'alertWebhookUrl',
   alertWebhookSecret: 'alertWebhookSecret',
@@ -136,6 +140,7 @@ export const ModelScalarFieldEnum = {
   ttftAsiaMs: 'ttftAsiaMs',
   tokensPerSecond: 'tokensPerSecond',
   priceSetByAdmin: 'priceSetByAdmin',
+  enabled: 'enabled',
   updatedAt: 'updatedAt'
 } as const
 

@@ -58,6 +58,7 @@ export type ModelMinAggregateOutputType = {
   ttftAsiaMs: number | null
   tokensPerSecond: number | null
   priceSetByAdmin: boolean | null
+  enabled: boolean | null
   updatedAt: Date | null
 }
 
@@ -73,6 +74,7 @@ export type ModelMaxAggregateOutputType = {
   ttftAsiaMs: number | null
   tokensPerSecond: number | null
   priceSetByAdmin: boolean | null
+  enabled: boolean | null
   updatedAt: Date | null
 }
 
@@ -88,6 +90,7 @@ export type ModelCountAggregateOutputType = {
   ttftAsiaMs: number
   tokensPerSecond: number
   priceSetByAdmin: number
+  enabled: number
   updatedAt: number
   _all: number
 }
@@ -125,6 +128,7 @@ export type ModelMinAggregateInputType = {
   ttftAsiaMs?: true
   tokensPerSecond?: true
   priceSetByAdmin?: true
+  enabled?: true
   updatedAt?: true
 }
 
@@ -140,6 +144,7 @@ export type ModelMaxAggregateInputType = {
   ttftAsiaMs?: true
   tokensPerSecond?: true
   priceSetByAdmin?: true
+  enabled?: true
   updatedAt?: true
 }
 
@@ -155,6 +160,7 @@ export type ModelCountAggregateInputType = {
   ttftAsiaMs?: true
   tokensPerSecond?: true
   priceSetByAdmin?: true
+  enabled?: true
   updatedAt?: true
   _all?: true
 }
@@ -257,6 +263,7 @@ export type ModelGroupByOutputType = {
   ttftAsiaMs: number | null
   tokensPerSecond: number
   priceSetByAdmin: boolean
+  enabled: boolean
   updatedAt: Date
   _count: ModelCountAggregateOutputType | null
   _avg: ModelAvgAggregateOutputType | null
@@ -295,6 +302,7 @@ export type ModelWhereInput = {
   ttftAsiaMs?: Prisma.IntNullableFilter<"Model"> | number | null
   tokensPerSecond?: Prisma.IntFilter<"Model"> | number
   priceSetByAdmin?: Prisma.BoolFilter<"Model"> | boolean
+  enabled?: Prisma.BoolFilter<"Model"> | boolean
   updatedAt?: Prisma.DateTimeFilter<"Model"> | Date | string
   prices?: Prisma.ModelPriceListRelationFilter
   fallbacks?: Prisma.ModelFallbackListRelationFilter
@@ -312,6 +320,7 @@ export type ModelOrderByWithRelationInput = {
   ttftAsiaMs?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
   priceSetByAdmin?: Prisma.SortOrder
+  enabled?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   prices?: Prisma.ModelPriceOrderByRelationAggregateInput
   fallbacks?: Prisma.ModelFallbackOrderByRelationAggregateInput
@@ -332,6 +341,7 @@ export type ModelWhereUniqueInput = Prisma.AtLeast<{
   ttftAsiaMs?: Prisma.IntNullableFilter<"Model"> | number | null
   tokensPerSecond?: Prisma.IntFilter<"Model"> | number
   priceSetByAdmin?: Prisma.BoolFilter<"Model"> | boolean
+  enabled?: Prisma.BoolFilter<"Model"> | boolean
   updatedAt?: Prisma.DateTimeFilter<"Model"> | Date | string
   prices?: Prisma.ModelPriceListRelationFilter
   fallbacks?: Prisma.ModelFallbackListRelationFilter
@@ -349,6 +359,7 @@ export type ModelOrderByWithAggregationInput = {
   ttftAsiaMs?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
   priceSetByAdmin?: Prisma.SortOrder
+  enabled?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
   _count?: Prisma.ModelCountOrderByAggregateInput
   _avg?: Prisma.ModelAvgOrderByAggregateInput
@@ -372,6 +383,7 @@ export type ModelScalarWhereWithAggregatesInput = {
   ttftAsiaMs?: Prisma.IntNullableWithAggregatesFilter<"Model"> | number | null
   tokensPerSecond?: Prisma.IntWithAggregatesFilter<"Model"> | number
   priceSetByAdmin?: Prisma.BoolWithAggregatesFilter<"Model"> | boolean
+  enabled?: Prisma.BoolWithAggregatesFilter<"Model"> | boolean
   updatedAt?: Prisma.DateTimeWithAggregatesFilter<"Model"> | Date | string
 }
 
@@ -387,6 +399,7 @@ export type ModelCreateInput = {
   ttftAsiaMs?: number | null
   tokensPerSecond: number
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: Date | string
   prices?: Prisma.ModelPriceCreateNestedManyWithoutModelInput
   fallbacks?: Prisma.ModelFallbackCreateNestedManyWithoutModelInput
@@ -404,6 +417,7 @@ export type ModelUncheckedCreateInput = {
   ttftAsiaMs?: number | null
   tokensPerSecond: number
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: Date | string
   prices?: Prisma.ModelPriceUncheckedCreateNestedManyWithoutModelInput
   fallbacks?: Prisma.ModelFallbackUncheckedCreateNestedManyWithoutModelInput
@@ -421,6 +435,7 @@ export type ModelUpdateInput = {
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
   priceSetByAdmin?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  enabled?: Prisma.BoolFieldUpdateOperationsInput | boolean
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   prices?: Prisma.ModelPriceUpdateManyWithoutModelNestedInput
   fallbacks?: Prisma.ModelFallbackUpdateManyWithoutModelNestedInput
@@ -438,6 +453,7 @@ export type ModelUncheckedUpdateInput = {
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
   priceSetByAdmin?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  enabled?: Prisma.BoolFieldUpdateOperationsInput | boolean
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   prices?: Prisma.ModelPriceUncheckedUpdateManyWithoutModelNestedInput
   fallbacks?: Prisma.ModelFallbackUncheckedUpdateManyWithoutModelNestedInput
@@ -455,6 +471,7 @@ export type ModelCreateManyInput = {
   ttftAsiaMs?: number | null
   tokensPerSecond: number
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: Date | string
 }
 
@@ -470,6 +487,7 @@ export type ModelUpdateManyMutationInput = {
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
   priceSetByAdmin?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  enabled?: Prisma.BoolFieldUpdateOperationsInput | boolean
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
@@ -485,6 +503,7 @@ export type ModelUncheckedUpdateManyInput = {
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
   priceSetByAdmin?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  enabled?: Prisma.BoolFieldUpdateOperationsInput | boolean
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
 }
 
@@ -500,6 +519,7 @@ export type ModelCountOrderByAggregateInput = {
   ttftAsiaMs?: Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
   priceSetByAdmin?: Prisma.SortOrder
+  enabled?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
 
@@ -525,6 +545,7 @@ export type ModelMaxOrderByAggregateInput = {
   ttftAsiaMs?: Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
   priceSetByAdmin?: Prisma.SortOrder
+  enabled?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
 
@@ -540,6 +561,7 @@ export type ModelMinOrderByAggregateInput = {
   ttftAsiaMs?: Prisma.SortOrder
   tokensPerSecond?: Prisma.SortOrder
   priceSetByAdmin?: Prisma.SortOrder
+  enabled?: Prisma.SortOrder
   updatedAt?: Prisma.SortOrder
 }
 
@@ -610,6 +632,7 @@ export type ModelCreateWithoutPricesInput = {
   ttftAsiaMs?: number | null
   tokensPerSecond: number
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: Date | string
   fallbacks?: Prisma.ModelFallbackCreateNestedManyWithoutModelInput
 }
@@ -626,6 +649,7 @@ export type ModelUncheckedCreateWithoutPricesInput = {
   ttftAsiaMs?: number | null
   tokensPerSecond: number
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: Date | string
   fallbacks?: Prisma.ModelFallbackUncheckedCreateNestedManyWithoutModelInput
 }
@@ -658,6 +682,7 @@ export type ModelUpdateWithoutPricesInput = {
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
   priceSetByAdmin?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  enabled?: Prisma.BoolFieldUpdateOperationsInput | boolean
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   fallbacks?: Prisma.ModelFallbackUpdateManyWithoutModelNestedInput
 }
@@ -674,6 +699,7 @@ export type ModelUncheckedUpdateWithoutPricesInput = {
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
   priceSetByAdmin?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  enabled?: Prisma.BoolFieldUpdateOperationsInput | boolean
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   fallbacks?: Prisma.ModelFallbackUncheckedUpdateManyWithoutModelNestedInput
 }
@@ -690,6 +716,7 @@ export type ModelCreateWithoutFallbacksInput = {
   ttftAsiaMs?: number | null
   tokensPerSecond: number
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: Date | string
   prices?: Prisma.ModelPriceCreateNestedManyWithoutModelInput
 }
@@ -706,6 +733,7 @@ export type ModelUncheckedCreateWithoutFallbacksInput = {
   ttftAsiaMs?: number | null
   tokensPerSecond: number
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: Date | string
   prices?: Prisma.ModelPriceUncheckedCreateNestedManyWithoutModelInput
 }
@@ -738,6 +766,7 @@ export type ModelUpdateWithoutFallbacksInput = {
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
   priceSetByAdmin?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  enabled?: Prisma.BoolFieldUpdateOperationsInput | boolean
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   prices?: Prisma.ModelPriceUpdateManyWithoutModelNestedInput
 }
@@ -754,6 +783,7 @@ export type ModelUncheckedUpdateWithoutFallbacksInput = {
   ttftAsiaMs?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerSecond?: Prisma.IntFieldUpdateOperationsInput | number
   priceSetByAdmin?: Prisma.BoolFieldUpdateOperationsInput | boolean
+  enabled?: Prisma.BoolFieldUpdateOperationsInput | boolean
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   prices?: Prisma.ModelPriceUncheckedUpdateManyWithoutModelNestedInput
 }
@@ -810,6 +840,7 @@ export type ModelSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs = 
   ttftAsiaMs?: boolean
   tokensPerSecond?: boolean
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: boolean
   prices?: boolean | Prisma.Model$pricesArgs<ExtArgs>
   fallbacks?: boolean | Prisma.Model$fallbacksArgs<ExtArgs>
@@ -828,6 +859,7 @@ export type ModelSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extensi
   ttftAsiaMs?: boolean
   tokensPerSecond?: boolean
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["model"]>
 
@@ -843,6 +875,7 @@ export type ModelSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extensi
   ttftAsiaMs?: boolean
   tokensPerSecond?: boolean
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: boolean
 }, ExtArgs["result"]["model"]>
 
@@ -858,10 +891,11 @@ export type ModelSelectScalar = {
   ttftAsiaMs?: boolean
   tokensPerSecond?: boolean
   priceSetByAdmin?: boolean
+  enabled?: boolean
   updatedAt?: boolean
 }
 
-export type ModelOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "provider" | "outputMicrosPerMillion" | "inputMicrosPerMillion" | "cachedInputMicrosPerMillion" | "cacheWriteMicrosPerMillion" | "ttftUsEastMs" | "ttftAsiaMs" | "tokensPerSecond" | "priceSetByAdmin" | "updatedAt", ExtArgs["result"]["model"]>
+export type ModelOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "provider" | "outputMicrosPerMillion" | "inputMicrosPerMillion" | "cachedInputMicrosPerMillion" | "cacheWriteMicrosPerMillion" | "ttftUsEastMs" | "ttftAsiaMs" | "tokensPerSecond" | "priceSetByAdmin" | "enabled" | "updatedAt", ExtArgs["result"]["model"]>
 export type ModelInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   prices?: boolean | Prisma.Model$pricesArgs<ExtArgs>
   fallbacks?: boolean | Prisma.Model$fallbacksArgs<ExtArgs>
@@ -906,6 +940,10 @@ export type $ModelPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs 
      * True once an admin has set a price: the seed never overwrites it.
      */
     priceSetByAdmin: boolean
+    /**
+     * False: an admin disabled the model globally; it is left out of every chain and cannot be named.
+     */
+    enabled: boolean
     updatedAt: Date
   }, ExtArgs["result"]["model"]>
   composites: {}
@@ -1343,6 +1381,7 @@ export interface ModelFieldRefs {
   readonly ttftAsiaMs: Prisma.FieldRef<"Model", 'Int'>
   readonly tokensPerSecond: Prisma.FieldRef<"Model", 'Int'>
   readonly priceSetByAdmin: Prisma.FieldRef<"Model", 'Boolean'>
+  readonly enabled: Prisma.FieldRef<"Model", 'Boolean'>
   readonly updatedAt: Prisma.FieldRef<"Model", 'DateTime'>
 }
     

@@ -49,6 +49,9 @@ export type TenantMinAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  suspendedAt: Date | null
+  suspensionReason: string | null
+  modelAccessMode: $Enums.ModelAccessMode | null
   alertWebhookUrl: string | null
   alertWebhookSecret: string | null
   createdAt: Date | null
@@ -62,6 +65,9 @@ export type TenantMaxAggregateOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  suspendedAt: Date | null
+  suspensionReason: string | null
+  modelAccessMode: $Enums.ModelAccessMode | null
   alertWebhookUrl: string | null
   alertWebhookSecret: string | null
   createdAt: Date | null
@@ -75,6 +81,10 @@ export type TenantCountAggregateOutputType = {
   requestsPerMinute: number
   tokensPerMinute: number
   maxConcurrentRequests: number
+  suspendedAt: number
+  suspensionReason: number
+  modelAccessMode: number
+  modelAccessList: number
   alertThresholds: number
   alertWebhookUrl: number
   alertWebhookSecret: number
@@ -107,6 +117,9 @@ export type TenantMinAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  suspendedAt?: true
+  suspensionReason?: true
+  modelAccessMode?: true
   alertWebhookUrl?: true
   alertWebhookSecret?: true
   createdAt?: true
@@ -120,6 +133,9 @@ export type TenantMaxAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  suspendedAt?: true
+  suspensionReason?: true
+  modelAccessMode?: true
   alertWebhookUrl?: true
   alertWebhookSecret?: true
   createdAt?: true
@@ -133,6 +149,10 @@ export type TenantCountAggregateInputType = {
   requestsPerMinute?: true
   tokensPerMinute?: true
   maxConcurrentRequests?: true
+  suspendedAt?: true
+  suspensionReason?: true
+  modelAccessMode?: true
+  modelAccessList?: true
   alertThresholds?: true
   alertWebhookUrl?: true
   alertWebhookSecret?: true
@@ -234,6 +254,10 @@ export type TenantGroupByOutputType = {
   requestsPerMinute: number | null
   tokensPerMinute: number | null
   maxConcurrentRequests: number | null
+  suspendedAt: Date | null
+  suspensionReason: string | null
+  modelAccessMode: $Enums.ModelAccessMode
+  modelAccessList: string[]
   alertThresholds: number[]
   alertWebhookUrl: string | null
   alertWebhookSecret: string | null
@@ -271,6 +295,10 @@ export type TenantWhereInput = {
   requestsPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableFilter<"Tenant"> | number | null
+  suspendedAt?: Prisma.DateTimeNullableFilter<"Tenant"> | Date | string | null
+  suspensionReason?: Prisma.StringNullableFilter<"Tenant"> | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFilter<"Tenant"> | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
   alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
   alertWebhookUrl?: Prisma.StringNullableFilter<"Tenant"> | string | null
   alertWebhookSecret?: Prisma.StringNullableFilter<"Tenant"> | string | null
@@ -289,6 +317,10 @@ export type TenantOrderByWithRelationInput = {
   requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrderInput | Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrderInput | Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
+  modelAccessList?: Prisma.SortOrder
   alertThresholds?: Prisma.SortOrder
   alertWebhookUrl?: Prisma.SortOrderInput | Prisma.SortOrder
   alertWebhookSecret?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -310,6 +342,10 @@ export type TenantWhereUniqueInput = Prisma.AtLeast<{
   requestsPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableFilter<"Tenant"> | number | null
+  suspendedAt?: Prisma.DateTimeNullableFilter<"Tenant"> | Date | string | null
+  suspensionReason?: Prisma.StringNullableFilter<"Tenant"> | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFilter<"Tenant"> | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
   alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
   alertWebhookUrl?: Prisma.StringNullableFilter<"Tenant"> | string | null
   alertWebhookSecret?: Prisma.StringNullableFilter<"Tenant"> | string | null
@@ -328,6 +364,10 @@ export type TenantOrderByWithAggregationInput = {
   requestsPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrderInput | Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrderInput | Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrderInput | Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrderInput | Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
+  modelAccessList?: Prisma.SortOrder
   alertThresholds?: Prisma.SortOrder
   alertWebhookUrl?: Prisma.SortOrderInput | Prisma.SortOrder
   alertWebhookSecret?: Prisma.SortOrderInput | Prisma.SortOrder
@@ -350,6 +390,10 @@ export type TenantScalarWhereWithAggregatesInput = {
   requestsPerMinute?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
   tokensPerMinute?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
   maxConcurrentRequests?: Prisma.IntNullableWithAggregatesFilter<"Tenant"> | number | null
+  suspendedAt?: Prisma.DateTimeNullableWithAggregatesFilter<"Tenant"> | Date | string | null
+  suspensionReason?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeWithAggregatesFilter<"Tenant"> | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.StringNullableListFilter<"Tenant">
   alertThresholds?: Prisma.IntNullableListFilter<"Tenant">
   alertWebhookUrl?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
   alertWebhookSecret?: Prisma.StringNullableWithAggregatesFilter<"Tenant"> | string | null
@@ -364,6 +408,10 @@ export type TenantCreateInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -382,6 +430,10 @@ export type TenantUncheckedCreateInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -400,6 +452,10 @@ export type TenantUpdateInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -418,6 +474,10 @@ export type TenantUncheckedUpdateInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -436,6 +496,10 @@ export type TenantCreateManyInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -450,6 +514,10 @@ export type TenantUpdateManyMutationInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -464,11 +532,23 @@ export type TenantUncheckedUpdateManyInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   createdAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
   updatedAt?: Prisma.DateTimeFieldUpdateOperationsInput | Date | string
+}
+
+export type StringNullableListFilter<$PrismaModel = never> = {
+  equals?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel> | null
+  has?: string | Prisma.StringFieldRefInput<$PrismaModel> | null
+  hasEvery?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
+  hasSome?: string[] | Prisma.ListStringFieldRefInput<$PrismaModel>
+  isEmpty?: boolean
 }
 
 export type IntNullableListFilter<$PrismaModel = never> = {
@@ -486,6 +566,10 @@ export type TenantCountOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
+  modelAccessList?: Prisma.SortOrder
   alertThresholds?: Prisma.SortOrder
   alertWebhookUrl?: Prisma.SortOrder
   alertWebhookSecret?: Prisma.SortOrder
@@ -508,6 +592,9 @@ export type TenantMaxOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
   alertWebhookUrl?: Prisma.SortOrder
   alertWebhookSecret?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -521,6 +608,9 @@ export type TenantMinOrderByAggregateInput = {
   requestsPerMinute?: Prisma.SortOrder
   tokensPerMinute?: Prisma.SortOrder
   maxConcurrentRequests?: Prisma.SortOrder
+  suspendedAt?: Prisma.SortOrder
+  suspensionReason?: Prisma.SortOrder
+  modelAccessMode?: Prisma.SortOrder
   alertWebhookUrl?: Prisma.SortOrder
   alertWebhookSecret?: Prisma.SortOrder
   createdAt?: Prisma.SortOrder
@@ -538,6 +628,10 @@ export type TenantSumOrderByAggregateInput = {
 export type TenantScalarRelationFilter = {
   is?: Prisma.TenantWhereInput
   isNot?: Prisma.TenantWhereInput
+}
+
+export type TenantCreatemodelAccessListInput = {
+  set: string[]
 }
 
 export type TenantCreatealertThresholdsInput = {
@@ -564,13 +658,26 @@ export type NullableIntFieldUpdateOperationsInput = {
   divide?: number
 }
 
-export type TenantUpdatealertThresholdsInput = {
-  set?: number[]
-  push?: number | number[]
+export type NullableDateTimeFieldUpdateOperationsInput = {
+  set?: Date | string | null
 }
 
 export type NullableStringFieldUpdateOperationsInput = {
   set?: string | null
+}
+
+export type EnumModelAccessModeFieldUpdateOperationsInput = {
+  set?: $Enums.ModelAccessMode
+}
+
+export type TenantUpdatemodelAccessListInput = {
+  set?: string[]
+  push?: string | string[]
+}
+
+export type TenantUpdatealertThresholdsInput = {
+  set?: number[]
+  push?: number | number[]
 }
 
 export type DateTimeFieldUpdateOperationsInput = {
@@ -640,6 +747,10 @@ export type TenantCreateWithoutApiKeysInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -657,6 +768,10 @@ export type TenantUncheckedCreateWithoutApiKeysInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -690,6 +805,10 @@ export type TenantUpdateWithoutApiKeysInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -707,6 +826,10 @@ export type TenantUncheckedUpdateWithoutApiKeysInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -724,6 +847,10 @@ export type TenantCreateWithoutOverridesInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -741,6 +868,10 @@ export type TenantUncheckedCreateWithoutOverridesInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -774,6 +905,10 @@ export type TenantUpdateWithoutOverridesInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -791,6 +926,10 @@ export type TenantUncheckedUpdateWithoutOverridesInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -808,6 +947,10 @@ export type TenantCreateWithoutLedgerInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -825,6 +968,10 @@ export type TenantUncheckedCreateWithoutLedgerInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -858,6 +1005,10 @@ export type TenantUpdateWithoutLedgerInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -875,6 +1026,10 @@ export type TenantUncheckedUpdateWithoutLedgerInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -892,6 +1047,10 @@ export type TenantCreateWithoutBudgetAlertsInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -909,6 +1068,10 @@ export type TenantUncheckedCreateWithoutBudgetAlertsInput = {
   requestsPerMinute?: number | null
   tokensPerMinute?: number | null
   maxConcurrentRequests?: number | null
+  suspendedAt?: Date | string | null
+  suspensionReason?: string | null
+  modelAccessMode?: $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantCreatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantCreatealertThresholdsInput | number[]
   alertWebhookUrl?: string | null
   alertWebhookSecret?: string | null
@@ -942,6 +1105,10 @@ export type TenantUpdateWithoutBudgetAlertsInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -959,6 +1126,10 @@ export type TenantUncheckedUpdateWithoutBudgetAlertsInput = {
   requestsPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   tokensPerMinute?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
   maxConcurrentRequests?: Prisma.NullableIntFieldUpdateOperationsInput | number | null
+  suspendedAt?: Prisma.NullableDateTimeFieldUpdateOperationsInput | Date | string | null
+  suspensionReason?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
+  modelAccessMode?: Prisma.EnumModelAccessModeFieldUpdateOperationsInput | $Enums.ModelAccessMode
+  modelAccessList?: Prisma.TenantUpdatemodelAccessListInput | string[]
   alertThresholds?: Prisma.TenantUpdatealertThresholdsInput | number[]
   alertWebhookUrl?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
   alertWebhookSecret?: Prisma.NullableStringFieldUpdateOperationsInput | string | null
@@ -1034,6 +1205,10 @@ export type TenantSelect<ExtArgs extends runtime.Types.Extensions.InternalArgs =
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  suspendedAt?: boolean
+  suspensionReason?: boolean
+  modelAccessMode?: boolean
+  modelAccessList?: boolean
   alertThresholds?: boolean
   alertWebhookUrl?: boolean
   alertWebhookSecret?: boolean
@@ -1053,6 +1228,10 @@ export type TenantSelectCreateManyAndReturn<ExtArgs extends runtime.Types.Extens
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  suspendedAt?: boolean
+  suspensionReason?: boolean
+  modelAccessMode?: boolean
+  modelAccessList?: boolean
   alertThresholds?: boolean
   alertWebhookUrl?: boolean
   alertWebhookSecret?: boolean
@@ -1067,6 +1246,10 @@ export type TenantSelectUpdateManyAndReturn<ExtArgs extends runtime.Types.Extens
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  suspendedAt?: boolean
+  suspensionReason?: boolean
+  modelAccessMode?: boolean
+  modelAccessList?: boolean
   alertThresholds?: boolean
   alertWebhookUrl?: boolean
   alertWebhookSecret?: boolean
@@ -1081,6 +1264,10 @@ export type TenantSelectScalar = {
   requestsPerMinute?: boolean
   tokensPerMinute?: boolean
   maxConcurrentRequests?: boolean
+  suspendedAt?: boolean
+  suspensionReason?: boolean
+  modelAccessMode?: boolean
+  modelAccessList?: boolean
   alertThresholds?: boolean
   alertWebhookUrl?: boolean
   alertWebhookSecret?: boolean
@@ -1088,7 +1275,7 @@ export type TenantSelectScalar = {
   updatedAt?: boolean
 }
 
-export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "alertThresholds" | "alertWebhookUrl" | "alertWebhookSecret" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
+export type TenantOmit<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = runtime.Types.Extensions.GetOmit<"id" | "name" | "monthlyBudgetMicros" | "requestsPerMinute" | "tokensPerMinute" | "maxConcurrentRequests" | "suspendedAt" | "suspensionReason" | "modelAccessMode" | "modelAccessList" | "alertThresholds" | "alertWebhookUrl" | "alertWebhookSecret" | "createdAt" | "updatedAt", ExtArgs["result"]["tenant"]>
 export type TenantInclude<ExtArgs extends runtime.Types.Extensions.InternalArgs = runtime.Types.Extensions.DefaultArgs> = {
   apiKeys?: boolean | Prisma.Tenant$apiKeysArgs<ExtArgs>
   overrides?: boolean | Prisma.Tenant$overridesArgs<ExtArgs>
@@ -1123,6 +1310,16 @@ export type $TenantPayload<ExtArgs extends runtime.Types.Extensions.InternalArgs
      * Requests in flight at once. Null: no cap.
      */
     maxConcurrentRequests: number | null
+    /**
+     * Set while an admin has the tenant suspended: every request of its keys is refused, running ones are ended.
+     */
+    suspendedAt: Date | null
+    suspensionReason: string | null
+    modelAccessMode: $Enums.ModelAccessMode
+    /**
+     * The model ids of the allow or deny list; empty with mode ALL.
+     */
+    modelAccessList: string[]
     /**
      * Percents of the monthly budget at which a budget alert fires (each once per month); see src/alerts/.
      */
@@ -1571,6 +1768,10 @@ export interface TenantFieldRefs {
   readonly requestsPerMinute: Prisma.FieldRef<"Tenant", 'Int'>
   readonly tokensPerMinute: Prisma.FieldRef<"Tenant", 'Int'>
   readonly maxConcurrentRequests: Prisma.FieldRef<"Tenant", 'Int'>
+  readonly suspendedAt: Prisma.FieldRef<"Tenant", 'DateTime'>
+  readonly suspensionReason: Prisma.FieldRef<"Tenant", 'String'>
+  readonly modelAccessMode: Prisma.FieldRef<"Tenant", 'ModelAccessMode'>
+  readonly modelAccessList: Prisma.FieldRef<"Tenant", 'String[]'>
   readonly alertThresholds: Prisma.FieldRef<"Tenant", 'Int[]'>
   readonly alertWebhookUrl: Prisma.FieldRef<"Tenant", 'String'>
   readonly alertWebhookSecret: Prisma.FieldRef<"Tenant", 'String'>

@@ -69,6 +69,9 @@ CREATE INDEX "budget_alert_outbox_tenant_id_created_at_idx" ON "budget_alert_out
 CREATE INDEX "budget_alert_outbox_webhook_status_next_attempt_at_idx" ON "budget_alert_outbox"("webhook_status", "next_attempt_at");
 
 -- CreateIndex
+CREATE INDEX "budget_alert_outbox_published_at_idx" ON "budget_alert_outbox"("published_at");
+
+-- CreateIndex
 CREATE UNIQUE INDEX "budget_alert_outbox_tenant_id_month_threshold_key" ON "budget_alert_outbox"("tenant_id", "month", "threshold");
 
 -- CreateIndex
@@ -85,9 +88,6 @@ ALTER TABLE "budget_alert_outbox" ADD CONSTRAINT "budget_alert_outbox_tenant_id_
 
 -- AddForeignKey
 ALTER TABLE "budget_alert_deliveries" ADD CONSTRAINT "budget_alert_deliveries_alert_id_fkey" FOREIGN KEY ("alert_id") REFERENCES "budget_alert_outbox"("id") ON DELETE CASCADE ON UPDATE CASCADE;
-
--- Rows still to publish to budgetEvents subscribers: the delivery job's claim reads only these.
-CREATE INDEX "budget_alert_outbox_unpublished_idx" ON "budget_alert_outbox"("id") WHERE "published_at" IS NULL;
 
 -- Budget alerts are decided at settlement, inside the settling statement's own transaction, by triggers on
 -- usage_ledger. WHY triggers: the ledger's statements are being reshaped (grouped settlements, a partitioned table,

@@ -36,8 +36,8 @@ export type RunEvent =
 
 export type Terminal = RouteEnd;
 
-/** Why this process ended a run itself, if it did: the drain deadline, or its row reaped elsewhere. */
-export type EndedBy = 'SHUTDOWN' | 'LEASE_LOST' | null;
+/** Why this process ended a run itself, if it did: the drain deadline, its row reaped elsewhere, its tenant suspended. */
+export type EndedBy = 'SHUTDOWN' | 'LEASE_LOST' | 'SUSPENDED' | null;
 
 /** What settlement needs to know of a run, however it ended. */
 export interface RunEnd {
@@ -63,7 +63,8 @@ const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant', TOOL: 'to
 /**
  * Step 3 of a chat request: the fallback walk over upstream attempts (routing/route-stream.ts), its content handed
  * on as it comes. The client going away (`signal`), the drain deadline (SHUTDOWN) and the checkpointer finding the
- * row reaped elsewhere (LEASE_LOST) each stop the upstream; a fallback after a billed attempt first grows the hold.
+ * row reaped elsewhere (LEASE_LOST) or its tenant suspended (SUSPENDED) each stop the upstream; a fallback after a
+ * billed attempt first grows the hold.
  */
 export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): Run {
   const startedMs = Date.now();
@@ -81,11 +82,16 @@ export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'co
     endedBy ??= 'LEASE_LOST';
     ac.abort(inflight.lost.reason);
   };
+  const onSuspended = () => {
+    endedBy ??= 'SUSPENDED';
+    ac.abort(inflight.suspended.reason);
+  };
   if (signal.aborted) ac.abort(signal.reason);
   else signal.addEventListener('abort', onAbort, { once: true });
   if (deps.drain.deadline.aborted) onShutdown();
   else deps.drain.deadline.addEventListener('abort', onShutdown, { once: true });
   inflight.lost.addEventListener('abort', onLost, { once: true });
+  inflight.suspended.addEventListener('abort', onSuspended, { once: true });
 
   /**
    * The walk hands each upstream read over synchronously; the queue turns reads into events (the first token alone,
@@ -139,6 +145,7 @@ export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'co
       signal.removeEventListener('abort', onAbort);
       deps.drain.deadline.removeEventListener('abort', onShutdown);
       inflight.lost.removeEventListener('abort', onLost);
+      inflight.suspended.removeEventListener('abort', onSuspended);
       if (!terminal) ac.abort(new Error('run ended early')); // the consumer stopped iterating: stop the upstream at once
       return { terminal, denied, inflight, startedMs, endedBy };
     },

@@ -118,6 +118,7 @@ function outcomeOf({ terminal, denied, endedBy }: RunEnd): Outcome {
   if (denied) return 'FAILED';
   if (terminal?.outcome === 'CLIENT_CANCELLED' && endedBy === 'SHUTDOWN') return 'SHUTDOWN';
   if (terminal?.outcome === 'CLIENT_CANCELLED' && endedBy === 'LEASE_LOST') return 'UPSTREAM_INTERRUPTED';
+  if (terminal?.outcome === 'CLIENT_CANCELLED' && endedBy === 'SUSPENDED') return 'SUSPENDED';
   return terminal?.outcome ?? 'CLIENT_CANCELLED';
 }
 
@@ -166,6 +167,8 @@ function endedHere(endedBy: EndedBy): AppError | null {
       return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down and ended the request before any answer; nothing was charged, retry it');
     case 'LEASE_LOST':
       return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance lost its database and ended the request before any answer; retry it');
+    case 'SUSPENDED':
+      return new AppError('FORBIDDEN', 'this tenant was suspended while the request waited for its first token; its keys work again once an admin resumes it', { reason: 'SUSPENDED' });
     case null:
       return null;
     default:

@@ -2,7 +2,8 @@ import { AppError, rethrowUnavailable } from '../../errors';
 import type { CatalogStore } from '../../catalog/catalog-store';
 import type { TenantStore, TenantSettings } from '../../tenants/tenant-store';
 import { requireTenant, type KeyLimits, type Principal } from '../../tenants/principal';
-import { buildModelPlan, buildPlan, type Plan, type RoutingOptions } from '../../routing';
+import type { Plan, RoutingOptions } from '../../routing';
+import { planFor } from '../../tenants/access';
 import type { PriceSnapshot } from '../../accounting/ledger';
 import { unitPricesOf, type UnitPrices } from '../../accounting/pricing';
 import { checkShape, resolveMaxTokens, type ChatInput } from '../chat-input';
@@ -28,17 +29,15 @@ export interface Validated {
 
 /**
  * Step 1 of a chat request: every check that needs no gate — the caller is a tenant, the input's shape and caps,
- * the plan (profile or model id, the tenant's overrides), the price snapshot. A bad request fails here and touches
- * nothing.
+ * the plan (profile or model id, the tenant's overrides and model access), the price snapshot. A bad request fails
+ * here and touches nothing.
  */
 export async function validate(deps: ValidateDeps, principal: Principal, input: ChatInput, mode: 'collect' | 'stream'): Promise<Validated> {
   const who = requireTenant(principal, mode === 'stream' ? 'chatStream' : 'chat');
   const { messageBytes } = checkShape(input, { mode, maxMessageBytes: deps.maxMessageBytes });
   const [catalog, tenant] = await Promise.all([deps.catalog.get(), deps.tenants.get(who.tenantId)]).catch(rethrowUnavailable('Postgres'));
   const region = input.region ?? 'US_EAST';
-  const planned = input.model
-    ? buildModelPlan(catalog, input.model, region, deps.routing)
-    : buildPlan(catalog, tenant.overrides, input.profile, region, deps.routing);
+  const planned = planFor(catalog, tenant, input, region, deps.routing);
   const maxTokens = resolveMaxTokens(input, planned.profile);
   const primary = planned.chain[0];
   if (!primary || primary.model.outputMicrosPerMillion === null) {
