@@ -216,13 +216,12 @@ describe('applying migrations to a brand-new database', () => {
     const built = await schemaDump(fromSchema, { withMigrationTable: false });
     expect(built.columns.length).toBeGreaterThan(50);
     // What Prisma cannot say, written by hand in migrations: request_id is unique through ledger_request_ids (a
-    // partitioned table's unique index must include the month), so the ledger has a plain index; the request-id
-    // table's BRIN index; the budget alert outbox's partial index of unpublished rows.
+    // partitioned table's unique index must include the month), so the ledger has a plain index; and the request-id
+    // table's BRIN index.
     const requestIdKey = built.indexes.find((i) => i.indexname === 'usage_ledger_request_id_key');
     expect(requestIdKey?.indexdef).toMatch(/CREATE UNIQUE INDEX/);
-    const handWritten = /^(usage_ledger_request_id_idx|ledger_request_ids_started_at_idx|budget_alert_outbox_unpublished_idx)$/;
+    const handWritten = /^(usage_ledger_request_id_idx|ledger_request_ids_started_at_idx)$/;
     expect(migrated.indexes.filter((i) => handWritten.test(i.indexname as string)).map((i) => i.indexdef)).toEqual([
-      'CREATE INDEX budget_alert_outbox_unpublished_idx ON public.budget_alert_outbox USING btree (id) WHERE (published_at IS NULL)',
       'CREATE INDEX ledger_request_ids_started_at_idx ON public.ledger_request_ids USING brin (started_at)',
       'CREATE INDEX usage_ledger_request_id_idx ON public.usage_ledger USING btree (request_id)',
     ]);
