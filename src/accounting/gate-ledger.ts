@@ -42,6 +42,8 @@ export interface GateLedger {
   amend(requestId: string, own: { readonly costMicros: Micros; readonly tokens: number; readonly completionTokens: number }): Promise<Amendment | null>;
   /** The month's settled sum and how many of its rows are still pending for the gate, read in one snapshot. */
   monthSettled(tenantId: string, start: Date, end: Date): Promise<{ spentMicros: Micros; pending: number }>;
+  /** The same per API key of the tenant (rows without a key left out), in one snapshot. */
+  monthSettledByKey(tenantId: string, start: Date, end: Date): Promise<Map<string, { spentMicros: Micros; pending: number }>>;
 }
 
 export function makeGateLedger(db: Db): GateLedger {
@@ -116,6 +118,16 @@ export function makeGateLedger(db: Db): GateLedger {
           FROM usage_ledger
          WHERE tenant_id = ${tenantId}::uuid AND started_at >= ${start} AND started_at < ${end}`;
       return { spentMicros: rows[0]?.spent ?? 0n, pending: Number(rows[0]?.pending ?? 0) };
+    },
+
+    async monthSettledByKey(tenantId, start, end) {
+      const rows = await db.$queryRaw<{ key: string; spent: bigint | null; pending: bigint }[]>`
+        SELECT api_key_id::text AS key, (sum(cost_micros) FILTER (WHERE state = 'SETTLED'))::bigint AS spent,
+               count(*) FILTER (WHERE gate_pending_since IS NOT NULL) AS pending
+          FROM usage_ledger
+         WHERE tenant_id = ${tenantId}::uuid AND started_at >= ${start} AND started_at < ${end} AND api_key_id IS NOT NULL
+         GROUP BY api_key_id`;
+      return new Map(rows.map((r) => [r.key, { spentMicros: r.spent ?? 0n, pending: Number(r.pending) }]));
     },
   };
 }

@@ -5,6 +5,7 @@ import type { Limiter } from '../limits';
 import type { GateRepair } from '../limits/repair';
 import { WRITE_AHEAD_DEADLINE_MS } from './ledger';
 import type { GateLedger } from './gate-ledger';
+import type { KeyReconciler } from './key-reconciler';
 import { monthOf, monthRange } from './period';
 
 export interface Drift {
@@ -59,6 +60,8 @@ interface ReconcilerDeps {
   logger: Logger;
   confirmMs?: number;
   now?: () => Date;
+  /** API keys' spent, reconciled after the tenants' in every pass (left out: tenants only). */
+  keys?: KeyReconciler;
   /** Told after every pass: how many tenants drifted and by how much in total (absolute micro-USD). */
   onPass?: (r: { tenants: number; driftMicros: bigint; repaired: number }) => void;
 }
@@ -75,6 +78,7 @@ async function reconcileMonth(deps: ReconcilerDeps, month: string): Promise<Drif
       if (d) lasting.push(d);
     }
   }
+  await deps.keys?.reconcileKeys(month);
   let driftMicros = 0n;
   for (const d of lasting) driftMicros += d.redisSpentMicros > d.ledgerSpentMicros ? d.redisSpentMicros - d.ledgerSpentMicros : d.ledgerSpentMicros - d.redisSpentMicros;
   deps.onPass?.({ tenants: lasting.length, driftMicros, repaired: lasting.filter((d) => d.repaired).length });

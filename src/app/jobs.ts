@@ -3,6 +3,7 @@ import type { Logger } from '../infra/logger';
 import { periodic } from '../infra/periodic';
 import { makeReaper } from '../accounting/reaper';
 import { makeReconciler, type Drift } from '../accounting/reconciler';
+import { makeKeyReconciler } from '../accounting/key-reconciler';
 import { makeRollupJob } from '../reports';
 import { makeLedgerPartitions } from '../reports/ledger-partitions';
 import type { Clients } from './clients';
@@ -41,6 +42,7 @@ export function makeJobs(config: Config, clients: Clients, core: Core, logger: L
     gateLedger: core.gateLedger,
     repair: core.gateRepair,
     logger,
+    keys: makeKeyReconciler({ db, gateLedger: core.gateLedger, repair: core.gateRepair, logger }),
     onPass: (r) => {
       metrics.budgetDriftTenants.set(r.tenants);
       metrics.budgetDriftMicros.set(Number(r.driftMicros));

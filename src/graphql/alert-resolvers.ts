@@ -1,6 +1,6 @@
 import type { Resolvers } from '../../generated/graphql';
 import type { GraphQLContext } from './context';
-import { requireAdmin, scopeTenant } from '../tenants/principal';
+import { requireAdmin, requireAdminRead, scopeTenant } from '../tenants/principal';
 import { guardArguments } from './argument-guard';
 import type { AlertSettings } from '../alerts/alert-settings';
 
@@ -36,7 +36,7 @@ export const alertResolvers: Resolvers = guardArguments<Resolvers>({
     budgetAlertsConnection: (_p, { tenantId, first, after }, ctx) =>
       ctx.services.alerts.pages.alerts(tenantFilter(ctx, tenantId, 'budgetAlertsConnection'), first ?? 50, after ?? null),
     alertDeliveriesConnection: (_p, { tenantId, first, after }, { principal, services }) => {
-      requireAdmin(principal, 'alertDeliveriesConnection');
+      requireAdminRead(principal, 'alertDeliveriesConnection');
       return services.alerts.pages.deliveries(tenantId ?? null, first ?? 50, after ?? null);
     },
   },

@@ -1,6 +1,7 @@
 // The playground page: a tenant key, a streamed chat with its stats, the month's spend, and an admin view.
 import { gql, subscribe, describeError, onTransport } from './api.js';
 import { drawGauge, drawBars, usd } from './charts.js';
+import { makeKeysView } from './keys.js';
 import { loadAlerts, saveAlerts, rotateSecret } from './alerts.js';
 import { ACCESS_FIELDS, mountAccessControls } from './access.js';
 
@@ -30,8 +31,6 @@ const TENANTS = `query Tenants { tenants(first: 200) { ${TENANT} ${ACCESS_FIELDS
 const SET_BUDGET = `mutation SetBudget($id: ID!, $budget: Usd) { setTenantBudget(tenantId: $id, monthlyBudgetUsd: $budget) { ${TENANT} } }`;
 const CREATE_TENANT = `mutation CreateTenant($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id name } apiKey { id key } } }`;
 const CREATE_KEY = `mutation CreateKey($t: ID!) { createApiKey(tenantId: $t) { id key } }`;
-const API_KEYS = `query Keys($t: ID) { apiKeys(tenantId: $t) { id prefix createdAt lastUsedAt revokedAt } }`;
-const REVOKE = `mutation Revoke($id: ID!) { revokeApiKey(id: $id) }`;
 const SET_LIMITS = `mutation SetLimits($id: ID!, $rpm: Int, $tpm: Int) { setTenantLimits(tenantId: $id, requestsPerMinute: $rpm, tokensPerMinute: $tpm) { ${TENANT} } }`;
 
 let key = sessionStorage.getItem(KEY) ?? '';
@@ -376,34 +375,16 @@ const access = mountAccessControls({
 
 // ---- admin: tenants and keys ------------------------------------------------------------------------------------
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : '-');
-
-/** The selected tenant's keys, each live one with a Revoke button. */
-async function loadKeys() {
-  const id = $('admin-tenant').value;
-  if (!id) return;
-  try {
-    const { apiKeys } = await gql(adminKey, API_KEYS, { t: id });
-    const cell = (text) => Object.assign(document.createElement('td'), { textContent: text });
-    $('keys').tBodies[0].replaceChildren(
-      ...apiKeys.map((k) => {
-        const tr = document.createElement('tr');
-        tr.dataset.key = k.id;
-        const action = document.createElement('td');
-        if (!k.revokedAt) {
-          const b = Object.assign(document.createElement('button'), { type: 'button', className: 'secondary', textContent: 'Revoke' });
-          b.setAttribute('aria-label', `Revoke key ${k.prefix}`);
-          b.addEventListener('click', () => void revokeKey(k));
-          action.append(b);
-        }
-        tr.append(cell(k.prefix), cell(when(k.createdAt)), cell(when(k.lastUsedAt)), cell(k.revokedAt ? `revoked ${when(k.revokedAt)}` : 'active'), action);
-        return tr;
-      }),
-    );
-  } catch (e) {
-    showError($('admin-error'), e);
-  }
-}
+/** The selected tenant's keys: names, own limits, this month's spend, rotation and revocation (keys.js). */
+const keysView = makeKeysView($('keys'), {
+  adminKey: () => adminKey,
+  tenant: () => tenants.find((x) => x.id === $('admin-tenant').value),
+  grace: () => Number($('rotate-grace').value || 0),
+  status: (text) => void ($('admin-status').textContent = text),
+  error: (e) => showError($('admin-error'), e),
+  newKey: (tenantName, k) => showNewKey(tenantName, k),
+});
+const loadKeys = () => keysView.load();
 
 function showNewKey(tenantName, apiKey) {
   $('new-key-tenant').textContent = tenantName;
@@ -436,17 +417,6 @@ async function createKey() {
   try {
     const { createApiKey: k } = await gql(adminKey, CREATE_KEY, { t: t.id });
     showNewKey(t.name, k);
-    await loadKeys();
-  } catch (e) {
-    showError($('admin-error'), e);
-  }
-}
-
-async function revokeKey(k) {
-  showError($('admin-error'), null);
-  try {
-    await gql(adminKey, REVOKE, { id: k.id });
-    $('admin-status').textContent = `Revoked key ${k.prefix}; it is refused from its next request.`;
     await loadKeys();
   } catch (e) {
     showError($('admin-error'), e);

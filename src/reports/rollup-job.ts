@@ -49,59 +49,11 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
   const lagMs = deps.safetyLagMs ?? DEFAULT_ROLLUP_LAG_MS;
   const recheckDays = deps.recheckDays ?? DEFAULT_RECHECK_DAYS;
 
-  async function candidateDays(q: Pick<Db, '$queryRaw'>): Promise<Date[]> {
+  async function candidateDays(q: RawQuery): Promise<Date[]> {
     const closedBefore = new Date(utcDayStart(now().getTime() - lagMs));
     const windowStart = new Date(closedBefore.getTime() - recheckDays * DAY_MS);
-    const cbKey = dayKey(closedBefore);
-    const wsKey = dayKey(windowStart);
-    // Days are handled as 'YYYY-MM-DD' text on the way in and out: no conversion depends on the session time zone.
-    const recent = await q.$queryRaw<{ day: string }[]>(Prisma.sql`
-      WITH raw AS (
-        SELECT (started_at AT TIME ZONE 'UTC')::date AS day,
-               count(*) FILTER (WHERE state = 'SETTLED') AS requests,
-               coalesce(sum(prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS prompt,
-               coalesce(sum(unpriced_prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS unpriced,
-               coalesce(sum(completion_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS completion,
-               coalesce(sum(cached_prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS cached,
-               coalesce(sum(cache_write_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS written,
-               coalesce(sum(cost_micros) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS cost,
-               count(*) FILTER (WHERE state = 'HELD') AS held
-          FROM usage_ledger
-         WHERE started_at >= ${windowStart} AND started_at < ${closedBefore}
-         GROUP BY 1
-      ), roll AS (
-        SELECT day, sum(requests)::bigint AS requests, sum(prompt_tokens)::bigint AS prompt,
-               sum(unpriced_prompt_tokens)::bigint AS unpriced, sum(completion_tokens)::bigint AS completion,
-               sum(cached_prompt_tokens)::bigint AS cached, sum(cache_write_tokens)::bigint AS written,
-               sum(cost_micros)::bigint AS cost
-          FROM daily_rollups
-         WHERE day >= ${wsKey}::date AND day < ${cbKey}::date
-         GROUP BY day
-      )
-      SELECT to_char(coalesce(raw.day, roll.day), 'YYYY-MM-DD') AS day
-        FROM raw FULL JOIN roll ON roll.day = raw.day
-        LEFT JOIN rollup_days rd ON rd.day = coalesce(raw.day, roll.day)
-       WHERE coalesce(raw.held, 0) = 0
-         AND (rd.day IS NULL
-              OR (raw.requests, raw.prompt, raw.unpriced, raw.completion, raw.cached, raw.written, raw.cost)
-                 IS DISTINCT FROM (roll.requests, roll.prompt, roll.unpriced, roll.completion, roll.cached, roll.written, roll.cost))`);
-    // Older days: computed once. Which of them hold rows is found by walking each tenant's (tenant_id, started_at)
-    // index from one day with rows to the next (a loose index scan): one index probe per tenant and day with rows.
-    const older = await q.$queryRaw<{ day: string }[]>(Prisma.sql`
-      WITH RECURSIVE walk(tenant_id, day) AS (
-        SELECT t.id, (SELECT (min(l.started_at) AT TIME ZONE 'UTC')::date FROM usage_ledger l
-                       WHERE l.tenant_id = t.id AND l.started_at < ${windowStart})
-          FROM tenants t
-        UNION ALL
-        SELECT w.tenant_id, (SELECT (min(l.started_at) AT TIME ZONE 'UTC')::date FROM usage_ledger l
-                              WHERE l.tenant_id = w.tenant_id AND l.started_at >= ((w.day + 1)::timestamp AT TIME ZONE 'UTC')
-                                AND l.started_at < ${windowStart})
-          FROM walk w
-         WHERE w.day IS NOT NULL
-      )
-      SELECT DISTINCT to_char(w.day, 'YYYY-MM-DD') AS day
-        FROM walk w
-       WHERE w.day IS NOT NULL AND NOT EXISTS (SELECT 1 FROM rollup_days rd WHERE rd.day = w.day)`);
+    const recent = await recentDaysToCompute(q, windowStart, closedBefore);
+    const older = await olderDaysToCompute(q, windowStart);
     return [...older, ...recent].map((r) => new Date(`${r.day}T00:00:00.000Z`)).sort((a, b) => a.getTime() - b.getTime());
   }
 
@@ -196,4 +148,67 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
       await chain;
     },
   };
+}
+
+type RawQuery = Pick<Db, '$queryRaw'>;
+
+/**
+ * Closed days of the recheck window whose per-day totals differ between the ledger and the rollups, or that
+ * rollup_days does not list; never a day that still holds a HELD row.
+ */
+function recentDaysToCompute(q: RawQuery, windowStart: Date, closedBefore: Date): Promise<{ day: string }[]> {
+  const cbKey = dayKey(closedBefore);
+  const wsKey = dayKey(windowStart);
+  // Days are handled as 'YYYY-MM-DD' text on the way in and out: no conversion depends on the session time zone.
+  return q.$queryRaw<{ day: string }[]>(Prisma.sql`
+    WITH raw AS (
+      SELECT (started_at AT TIME ZONE 'UTC')::date AS day,
+             count(*) FILTER (WHERE state = 'SETTLED') AS requests,
+             coalesce(sum(prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS prompt,
+             coalesce(sum(unpriced_prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS unpriced,
+             coalesce(sum(completion_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS completion,
+             coalesce(sum(cached_prompt_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS cached,
+             coalesce(sum(cache_write_tokens) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS written,
+             coalesce(sum(cost_micros) FILTER (WHERE state = 'SETTLED'), 0)::bigint AS cost,
+             count(*) FILTER (WHERE state = 'HELD') AS held
+        FROM usage_ledger
+       WHERE started_at >= ${windowStart} AND started_at < ${closedBefore}
+       GROUP BY 1
+    ), roll AS (
+      SELECT day, sum(requests)::bigint AS requests, sum(prompt_tokens)::bigint AS prompt,
+             sum(unpriced_prompt_tokens)::bigint AS unpriced, sum(completion_tokens)::bigint AS completion,
+             sum(cached_prompt_tokens)::bigint AS cached, sum(cache_write_tokens)::bigint AS written,
+             sum(cost_micros)::bigint AS cost
+        FROM daily_rollups
+       WHERE day >= ${wsKey}::date AND day < ${cbKey}::date
+       GROUP BY day
+    )
+    SELECT to_char(coalesce(raw.day, roll.day), 'YYYY-MM-DD') AS day
+      FROM raw FULL JOIN roll ON roll.day = raw.day
+      LEFT JOIN rollup_days rd ON rd.day = coalesce(raw.day, roll.day)
+     WHERE coalesce(raw.held, 0) = 0
+       AND (rd.day IS NULL
+            OR (raw.requests, raw.prompt, raw.unpriced, raw.completion, raw.cached, raw.written, raw.cost)
+               IS DISTINCT FROM (roll.requests, roll.prompt, roll.unpriced, roll.completion, roll.cached, roll.written, roll.cost))`);
+}
+
+/** Days before the window that hold ledger rows and that rollup_days does not list (computed once). */
+function olderDaysToCompute(q: RawQuery, windowStart: Date): Promise<{ day: string }[]> {
+  // Older days: computed once. Which of them hold rows is found by walking each tenant's (tenant_id, started_at)
+  // index from one day with rows to the next (a loose index scan): one index probe per tenant and day with rows.
+  return q.$queryRaw<{ day: string }[]>(Prisma.sql`
+    WITH RECURSIVE walk(tenant_id, day) AS (
+      SELECT t.id, (SELECT (min(l.started_at) AT TIME ZONE 'UTC')::date FROM usage_ledger l
+                     WHERE l.tenant_id = t.id AND l.started_at < ${windowStart})
+        FROM tenants t
+      UNION ALL
+      SELECT w.tenant_id, (SELECT (min(l.started_at) AT TIME ZONE 'UTC')::date FROM usage_ledger l
+                            WHERE l.tenant_id = w.tenant_id AND l.started_at >= ((w.day + 1)::timestamp AT TIME ZONE 'UTC')
+                              AND l.started_at < ${windowStart})
+        FROM walk w
+       WHERE w.day IS NOT NULL
+    )
+    SELECT DISTINCT to_char(w.day, 'YYYY-MM-DD') AS day
+      FROM walk w
+     WHERE w.day IS NOT NULL AND NOT EXISTS (SELECT 1 FROM rollup_days rd WHERE rd.day = w.day)`);
 }

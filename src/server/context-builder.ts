@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { GraphQLError } from 'graphql';
-import { isAppError } from '../errors';
+import { AppError, isAppError } from '../errors';
 import type { Logger } from '../infra/logger';
 import type { Services } from '../services';
 import type { GraphQLContext } from '../graphql/context';
@@ -9,7 +8,8 @@ import type { Metrics } from './metrics';
 
 /**
  * The one context builder of HTTP and graphql-ws: sync the cross-instance epoch, authenticate, attach services.
- * An auth failure is a GraphQLError carrying its HTTP status (401/403), never Apollo's default 500.
+ * Every refusal is an AppError, mapped once (graphql/errors.ts) to a GraphQLError carrying its HTTP status (401, 403,
+ * 429, 503), never Apollo's default 500.
  */
 export function makeContextBuilder(services: Services, logger: Logger, metrics?: Metrics) {
   // Refused before any operation ran, so Apollo's plugins never see it: counted and logged here.
@@ -31,9 +31,7 @@ export function makeContextBuilder(services: Services, logger: Logger, metrics?:
       }
       refused(requestId, 'SERVICE_UNAVAILABLE');
       logger.error({ err: e, requestId }, 'authentication backend unavailable');
-      throw new GraphQLError('the gateway cannot reach its database or Redis right now; try again shortly', {
-        extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503 } },
-      });
+      throw toGraphQLError(new AppError('SERVICE_UNAVAILABLE', 'the gateway cannot reach its database or Redis right now; try again shortly', {}, { cause: e }));
     }
   };
 }

@@ -7,7 +7,8 @@ import { subscribeOnce } from '../graphql/subscription-execution';
 import type { Logger } from '../infra/logger';
 import type { ContextBuilder } from './context-builder';
 import type { Metrics } from './metrics';
-import { makeFormatError } from '../graphql/errors';
+import { makeFormatError, toGraphQLError } from '../graphql/errors';
+import { AppError } from '../errors';
 import type { DocumentCache } from './document-cache';
 import { upgradeAllowed, type OriginPolicy } from './cors';
 import { makeOperationRecorder } from './operation-log';
@@ -107,16 +108,19 @@ export function attachGraphqlWs(opts: {
         ops.set(id, op);
         if (ops.size > opts.subscriptionsPerConnection) {
           return [
-            new GraphQLError(`at most ${opts.subscriptionsPerConnection} operations may run at once on one connection; end one or open another connection`, {
-              extensions: { code: 'RATE_LIMITED', limit: 'SUBSCRIPTIONS', retryAfterMs: 1000 },
-            }),
+            toGraphQLError(
+              new AppError('RATE_LIMITED', `at most ${opts.subscriptionsPerConnection} operations may run at once on one connection; end one or open another connection`, {
+                limit: 'SUBSCRIPTIONS',
+                retryAfterMs: 1000,
+              }),
+            ),
           ];
         }
         let contextValue;
         try {
           contextValue = await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort!.signal, clientAddress: ctx.extra.request.socket.remoteAddress });
         } catch (e) {
-          return [e instanceof GraphQLError ? e : new GraphQLError('internal error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
+          return [e instanceof GraphQLError ? e : toGraphQLError(new AppError('INTERNAL_SERVER_ERROR', 'internal error'))];
         }
         op.log = contextValue.log;
         if (opts.requestContext) upgradeHeaders.set(contextValue, ctx.extra.request.headers);

@@ -318,7 +318,7 @@ d('web playground in headless Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('admin view creates a tenant (its key shown once and usable at once), creates another key and revokes it', async () => {
+  it('admin view creates a tenant (its key shown once and usable at once), creates another key and revokes it, names and limits a key and rotates it with a grace', async () => {
     const page = await openPage();
     await page.click('#admin summary');
     await page.fill('#admin-key', TEST_ADMIN_KEY);
@@ -345,11 +345,28 @@ d('web playground in headless Chromium', () => {
     await page.waitForFunction(() => document.querySelectorAll('#keys tbody tr').length === 2);
     // Revoke the second key by its row's button.
     const keys = await db.apiKey.findMany({ where: { tenantId: created!.id }, orderBy: { createdAt: 'asc' } });
-    await page.click(`#keys tbody tr[data-key="${keys[1]!.id}"] button`);
+    await page.click(`#keys tbody tr[data-key="${keys[1]!.id}"] button[aria-label^="Revoke"]`);
     await page.waitForFunction(() => /Revoked key/.test(document.getElementById('admin-status')!.textContent!));
     const refused = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${secondKey}` }, body: JSON.stringify({ query: '{ me { id } }' }) });
     expect(refused.status).toBe(401);
     expect((await gqlOk(app.url, firstKey, '{ me { name } }')).me.name).toBe(name);
+
+    // The first key gets a name and its own limits, then is rotated with a grace: both secrets work meanwhile.
+    const row = `#keys tbody tr[data-key="${keys[0]!.id}"]`;
+    await page.fill(`${row} input[aria-label^="Name"]`, 'web app');
+    await page.fill(`${row} input[aria-label^="Own monthly budget"]`, '1.5');
+    await page.fill(`${row} input[aria-label^="Own requests per minute"]`, '30');
+    await page.click(`${row} button[aria-label^="Save"]`);
+    await page.waitForFunction(() => /Saved key/.test(document.getElementById('admin-status')!.textContent!));
+    expect(await db.apiKey.findUnique({ where: { id: keys[0]!.id } })).toMatchObject({ name: 'web app', monthlyBudgetMicros: 1_500_000n, requestsPerMinute: 30, tokensPerMinute: null });
+    await page.fill('#rotate-grace', '600');
+    await page.click(`${row} button[aria-label^="Rotate"]`);
+    await page.waitForFunction(() => /old secret works until/.test(document.getElementById('admin-status')!.textContent!));
+    const rotatedKey = (await text(page, '#new-key-value')).trim();
+    expect(rotatedKey).not.toBe(firstKey);
+    for (const k of [firstKey, rotatedKey]) expect((await gqlOk(app.url, k, '{ me { name } }')).me.name).toBe(name);
+    await page.waitForFunction(() => /old secret valid until/.test(document.querySelector('#keys tbody')!.textContent!));
+    expect(await page.inputValue(`${row} input[aria-label^="Name"]`)).toBe('web app');
     await shot(page, 'admin-keys');
     expect(pageErrors).toEqual([]);
   });

@@ -118,7 +118,10 @@ describe('interruption after content', () => {
     expect(err).toBeInstanceOf(OpenAI.APIError);
     expect(err.code).toBe('upstream_interrupted');
     expect(err.message).toMatch(/delivered and billed/);
-    expect(chunks.filter((c) => c.choices[0]?.delta?.content)).toHaveLength(20);
+    // Chunks follow the upstream's reads (the first token alone, then one chunk per read), so count the words:
+    // the simulator's tokens are one word each.
+    const text = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
+    expect(text.trim().split(/\s+/)).toHaveLength(20);
     // The mid-stream rule: no other model takes over once content was sent.
     expect(new Set(chunks.map((c) => c.model))).toEqual(new Set(['deepseek-v4-flash']));
     const usage = chunks[chunks.length - 1]!.usage as unknown as { completion_tokens: number; cost_micros: number };
@@ -140,7 +143,11 @@ describe('client cancellation', () => {
     const stream = await new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create({ model: 'chat_default', messages: ask, stream: true }, { signal: ac.signal });
     let seen = 0;
     const ended = (async () => {
-      for await (const c of stream) if (c.choices[0]?.delta?.content && ++seen === 5) ac.abort();
+      // One chunk per upstream read, not per token: count the words (one per simulator token) delivered so far.
+      for await (const c of stream) {
+        seen += (c.choices[0]?.delta?.content ?? '').trim().split(/\s+/).filter(Boolean).length;
+        if (seen === 5) ac.abort();
+      }
     })().catch((e) => e);
     const outcome = await ended;
     expect(outcome === undefined || outcome instanceof OpenAI.APIUserAbortError).toBe(true);

@@ -5,6 +5,7 @@ import { limitKeys } from '../../src/limits/keys';
 import { makeGateRepair } from '../../src/limits/repair';
 import { makeReconciler } from '../../src/accounting/reconciler';
 import { makeGateLedger } from '../../src/accounting/gate-ledger';
+import { makeKeyReconciler } from '../../src/accounting/key-reconciler';
 import { monthOf } from '../../src/accounting/period';
 import { TEST_DATABASE_URL } from '../support/env';
 import { testRedis } from '../support/test-redis';
@@ -20,11 +21,12 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function settledRow(tenantId: string, costMicros: bigint, pending = false) {
+async function settledRow(tenantId: string, costMicros: bigint, pending = false, apiKeyId: string | null = null) {
   await db.ledgerEntry.create({
     data: {
       requestId: crypto.randomUUID(),
       tenantId,
+      apiKeyId,
       profile: 'chat_default',
       region: 'US_EAST',
       plannedModel: 'glm-5',
@@ -93,4 +95,44 @@ test('the repair is a compare-and-set: a settlement landing between the observat
   expect((await limiter.budgetState(tenant.id, month))!.spentMicros).toBe(400n);
   // A missing month is never created by a repair (the next admission reseeds it).
   expect(await repair.repairSpent({ tenantId: tenant.id, month: '2001-01', observedMicros: 0n, ledgerMicros: 1n })).toEqual({ repaired: false });
+});
+
+test("API keys' spent drifts are repaired like the tenant's: lasting drift rewritten under a compare-and-set, a pending gap left to the applier", async () => {
+  const tenant = await db.tenant.create({ data: { name: uniqueName('recon') } });
+  const [k1, k2] = await Promise.all(['a', 'b'].map((p) => db.apiKey.create({ data: { tenantId: tenant.id, hash: `${p}-${crypto.randomUUID()}`, prefix: p } })));
+  const month = monthOf(new Date());
+  await settledRow(tenant.id, 300n, false, k1!.id);
+  await settledRow(tenant.id, 200n, false, k2!.id);
+  await limiter.reseed({
+    tenantId: tenant.id,
+    month,
+    spentMicros: 500n,
+    holds: [],
+    apiKeys: [
+      { apiKeyId: k1!.id, spentMicros: 300n, requestsLastMinute: 0, tokensLastMinute: 0 },
+      { apiKeyId: k2!.id, spentMicros: 200n, requestsLastMinute: 0, tokensLastMinute: 0 },
+    ],
+  });
+  const keys = makeKeyReconciler({ db, gateLedger, repair, logger: createLogger('silent'), confirmMs: 10 });
+  const mine = async () => (await keys.reconcileKeys(month)).filter((d) => d.tenantId === tenant.id);
+  expect(await mine()).toEqual([]);
+
+  // k1 counted twice in the gate (the tenant's spent is right): only the key's field is rewritten.
+  await redis.hincrby(budget(tenant.id), `k:${k1!.id}:s`, 40);
+  await settledRow(tenant.id, 25n, true, k2!.id); // k2: in Postgres, not yet in Redis
+  const drifts = await mine();
+  expect(drifts).toHaveLength(2);
+  expect(drifts).toEqual(
+    expect.arrayContaining([
+      { tenantId: tenant.id, apiKeyId: k1!.id, month, redisSpentMicros: 340n, ledgerSpentMicros: 300n, pending: 0, repaired: true },
+      { tenantId: tenant.id, apiKeyId: k2!.id, month, redisSpentMicros: 200n, ledgerSpentMicros: 225n, pending: 1, repaired: false },
+    ]),
+  );
+  expect(await repair.keySpent({ tenantId: tenant.id, month })).toEqual(new Map([[k1!.id, 300n], [k2!.id, 200n]]));
+
+  // Compare-and-set: a key settlement landing after the observation is not lost.
+  await redis.hincrby(budget(tenant.id), `k:${k1!.id}:s`, 7);
+  expect(await repair.repairSpent({ tenantId: tenant.id, month, apiKeyId: k1!.id, observedMicros: 300n, ledgerMicros: 300n })).toEqual({ repaired: false });
+  expect((await repair.keySpent({ tenantId: tenant.id, month }))!.get(k1!.id)).toBe(307n);
+  expect(await repair.keySpent({ tenantId: tenant.id, month: '2001-01' })).toBeNull();
 });

@@ -577,7 +577,22 @@ describe('keys, requests and the audit trail', () => {
     expect(keys.map((x) => x.prefix)).toEqual(['lgw_bbbbbbbb', 'lgw_cccccccc', 'lgw_aaaaaaaa']);
     expect(keys[0]).toMatchObject({ revokedAt: new Date('2026-04-01T00:00:00Z'), lastUsedAt: null });
     expect(keys[1]).toMatchObject({ revokedAt: null, lastUsedAt: new Date('2026-02-02T00:00:00Z') });
-    expect(Object.keys(keys[0]!).sort()).toEqual(['createdAt', 'id', 'lastUsedAt', 'prefix', 'revokedAt']);
+    // What a key shows: never its hash (nor the previous secret's, kept during a rotation's grace).
+    expect(Object.keys(keys[0]!).sort()).toEqual([
+      'createdAt',
+      'id',
+      'lastUsedAt',
+      'monthlyBudgetMicros',
+      'name',
+      'prefix',
+      'previousKeyExpiresAt',
+      'requestsPerMinute',
+      'revokedAt',
+      'rotatedAt',
+      'spentThisMonthMicros',
+      'tokensPerMinute',
+    ]);
+    expect(keys[0]).toMatchObject({ spentThisMonthMicros: 0n, name: null, monthlyBudgetMicros: null });
   });
 
   it("reads back the admin's changes from the audit trail, newest first, per tenant", async () => {

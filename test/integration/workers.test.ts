@@ -54,6 +54,8 @@ test('two workers serve one port; SIGTERM drains both: every request answered an
   server = await startServerProcess(testEnv({ WORKERS: '2', LOG_LEVEL: 'info', DRAIN_TIMEOUT_MS: '3000', CHECKPOINT_INTERVAL_MS: '200' }, sim));
   const primaryReady = server.logs.find((l) => l.msg === 'llm-gateway listening');
   expect(primaryReady).toMatchObject({ workers: 2 });
+  // Each worker's own log line is written by its process and may reach the pipe after the primary's.
+  await until(() => workerIds(server!.logs, 'worker listening').size === 2, 'both workers logged that they listen');
   expect(workerIds(server.logs, 'worker listening')).toEqual(new Set([1, 2]));
 
   // Short requests on fresh connections: both workers answer on the one port.
