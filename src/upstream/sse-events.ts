@@ -40,109 +40,105 @@ export interface SseEventDecoder {
 export const MAX_SSE_EVENT_CHARS = 1 << 20;
 
 export function createSseEventDecoder(): SseEventDecoder {
-  const text = new TextDecoder('utf-8');
-  let out: UpstreamEvent[] = [];
-  let done = false;
-  let finished = false;
-  let sawContent = false;
-  let failure: UpstreamError | null = null;
+  return new SseDecoder();
+}
 
-  const fail = (beforeContent: 'GARBAGE' | 'STREAM_ERROR'): void => {
-    failure ??= retryable(sawContent ? 'INTERRUPTED' : beforeContent);
-  };
-
-  const onEvent = (ev: EventSourceMessage): void => {
-    if (done || failure) return;
-    const data = ev.data.trim();
-    if (data === '[DONE]') {
-      done = true;
-      return;
-    }
-    if (data === '') return;
-    let chunk: unknown;
-    try {
-      chunk = JSON.parse(data);
-    } catch {
-      fail('GARBAGE');
-      return;
-    }
-    if (typeof chunk !== 'object' || chunk === null || Array.isArray(chunk)) {
-      fail('GARBAGE');
-      return;
-    }
-    const c = chunk as { choices?: unknown; usage?: unknown; error?: unknown };
-    if (c.error !== undefined && c.error !== null) {
-      fail('STREAM_ERROR');
-      return;
-    }
-    if (Array.isArray(c.choices)) {
-      for (const choice of c.choices as unknown[]) {
-        if (typeof choice !== 'object' || choice === null) continue;
-        const ch = choice as { index?: unknown; delta?: { content?: unknown; tool_calls?: unknown } | null; finish_reason?: unknown };
-        // We never ask for n > 1; a stray other choice is not our answer.
-        if (ch.index !== undefined && ch.index !== 0) continue;
-        const content = ch.delta?.content;
-        if (typeof content === 'string' && content !== '') {
-          sawContent = true;
-          out.push({ type: 'delta', text: content });
-        }
-        const calls = ch.delta?.tool_calls === undefined ? NO_CALLS : readToolCallDeltas(ch.delta.tool_calls);
-        if (calls.length > 0) {
-          sawContent = true;
-          out.push({ type: 'tool_calls', deltas: calls });
-        }
-        if (typeof ch.finish_reason === 'string' && ch.finish_reason !== '') {
-          finished = true;
-          const reason = FINISH_REASONS[ch.finish_reason];
-          if (reason !== undefined) out.push({ type: 'finish', reason });
-        }
-      }
-    }
-    const usage = readUsage(c.usage);
-    if (usage) out.push(usage);
-  };
-
-  const parser = createParser({
-    onEvent,
+/** The decoder's state between reads: plain fields, read by the client after every network read. */
+class SseDecoder implements SseEventDecoder {
+  failure: UpstreamError | null = null;
+  done = false;
+  sawContent = false;
+  /** A finish_reason was seen: a clean end without [DONE] is then accepted. */
+  private finished = false;
+  private out: UpstreamEvent[] = [];
+  private readonly text = new TextDecoder('utf-8');
+  private readonly parser = createParser({
+    onEvent: (ev) => this.onEvent(ev),
     onError: (err) => {
       // Unknown fields are ignored, as the SSE spec says; only an event too large to buffer is a failure.
-      if (err.type === 'max-buffer-size-exceeded') fail('GARBAGE');
+      if (err.type === 'max-buffer-size-exceeded') this.fail('GARBAGE');
     },
     maxBufferSize: MAX_SSE_EVENT_CHARS,
   });
 
-  const take = (): UpstreamEvent[] => {
-    const events = out;
-    out = [];
-    return events;
-  };
+  push(chunk: Uint8Array | string): UpstreamEvent[] {
+    if (this.failure) throw this.failure;
+    if (this.done) return [];
+    this.parser.feed(typeof chunk === 'string' ? chunk : this.text.decode(chunk, { stream: true }));
+    return this.take();
+  }
 
-  return {
-    push(chunk) {
-      if (failure) throw failure;
-      if (done) return [];
-      parser.feed(typeof chunk === 'string' ? chunk : text.decode(chunk, { stream: true }));
-      return take();
-    },
-    end() {
-      if (failure) throw failure;
-      if (done) return [];
-      // A last event not followed by a blank line still counts (a peer may close right after it).
-      parser.feed(`${text.decode()}\n\n`);
-      const events = take();
-      if (!failure && !done && !finished) failure = retryable('INTERRUPTED');
-      return events;
-    },
-    get failure() {
-      return failure;
-    },
-    get done() {
-      return done;
-    },
-    get sawContent() {
-      return sawContent;
-    },
-  };
+  end(): UpstreamEvent[] {
+    if (this.failure) throw this.failure;
+    if (this.done) return [];
+    // A last event not followed by a blank line still counts (a peer may close right after it).
+    this.parser.feed(`${this.text.decode()}\n\n`);
+    const events = this.take();
+    if (!this.failure && !this.done && !this.finished) this.failure = retryable('INTERRUPTED');
+    return events;
+  }
+
+  private take(): UpstreamEvent[] {
+    const events = this.out;
+    this.out = [];
+    return events;
+  }
+
+  private fail(beforeContent: 'GARBAGE' | 'STREAM_ERROR'): void {
+    this.failure ??= retryable(this.sawContent ? 'INTERRUPTED' : beforeContent);
+  }
+
+  private onEvent(ev: EventSourceMessage): void {
+    if (this.done || this.failure) return;
+    const data = ev.data.trim();
+    if (data === '[DONE]') {
+      this.done = true;
+      return;
+    }
+    if (data === '') return;
+    const c = parseChunk(data);
+    if (typeof c === 'string') return this.fail(c);
+    if (Array.isArray(c.choices)) for (const choice of c.choices as unknown[]) this.readChoice(choice);
+    const usage = readUsage(c.usage);
+    if (usage) this.out.push(usage);
+  }
+
+  private readChoice(choice: unknown): void {
+    if (typeof choice !== 'object' || choice === null) return;
+    const ch = choice as { index?: unknown; delta?: { content?: unknown; tool_calls?: unknown } | null; finish_reason?: unknown };
+    // We never ask for n > 1; a stray other choice is not our answer.
+    if (ch.index !== undefined && ch.index !== 0) return;
+    const content = ch.delta?.content;
+    if (typeof content === 'string' && content !== '') {
+      this.sawContent = true;
+      this.out.push({ type: 'delta', text: content });
+    }
+    const calls = ch.delta?.tool_calls === undefined ? NO_CALLS : readToolCallDeltas(ch.delta.tool_calls);
+    if (calls.length > 0) {
+      this.sawContent = true;
+      this.out.push({ type: 'tool_calls', deltas: calls });
+    }
+    if (typeof ch.finish_reason === 'string' && ch.finish_reason !== '') {
+      this.finished = true;
+      const reason = FINISH_REASONS[ch.finish_reason];
+      if (reason !== undefined) this.out.push({ type: 'finish', reason });
+    }
+  }
+}
+
+type Chunk = { choices?: unknown; usage?: unknown; error?: unknown };
+
+/** A `data:` payload as a chunk object, or the failure it is: not a JSON object (GARBAGE), an error object (STREAM_ERROR). */
+function parseChunk(data: string): Chunk | 'GARBAGE' | 'STREAM_ERROR' {
+  let chunk: unknown;
+  try {
+    chunk = JSON.parse(data);
+  } catch {
+    return 'GARBAGE';
+  }
+  if (typeof chunk !== 'object' || chunk === null || Array.isArray(chunk)) return 'GARBAGE';
+  const c = chunk as Chunk;
+  return c.error !== undefined && c.error !== null ? 'STREAM_ERROR' : c;
 }
 
 const FINISH_REASONS: Readonly<Record<string, FinishReason>> = {
