@@ -8,7 +8,7 @@ export interface UsageView {
   /** Of promptTokens: read from / written to the provider's prompt cache. */
   readonly cachedPromptTokens: number;
   readonly cacheWriteTokens: number;
-  readonly costUsd: Micros;
+  readonly costMicros: Micros;
   readonly source: UsageSource;
 }
 
@@ -19,7 +19,7 @@ export interface AttemptView {
   readonly latencyMs: number;
 }
 
-/** The chat mutation's answer (GraphQL ChatResult; costUsd in micro-dollars). */
+/** The chat mutation's answer (GraphQL ChatResult; money as integer micro-dollars). */
 export interface ChatResult {
   readonly requestId: string;
   readonly model: string;

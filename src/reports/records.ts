@@ -56,7 +56,7 @@ export function requestRecord(r: LedgerEntry): RequestRecordView {
           completionTokens: r.completionTokens,
           cachedPromptTokens: r.cachedPromptTokens,
           cacheWriteTokens: r.cacheWriteTokens,
-          costUsd: r.costMicros,
+          costMicros: r.costMicros,
           source: r.usageSource ?? 'ESTIMATED',
         }
       : null,

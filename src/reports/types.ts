@@ -4,7 +4,7 @@ import type { Region } from '../catalog/types';
 
 /**
  * What the reports module hands to the GraphQL resolvers and the CLI. The shapes mirror the contract's types, with
- * every `Usd` field as integer micro-dollars (bigint) and every `DateTime` as a Date; the edge formats them.
+ * every `Usd` field as an integer `*Micros` field (bigint) and every `DateTime` as a Date; the edge formats them.
  */
 export type ReportGroup = 'MODEL' | 'PROFILE' | 'DAY' | 'API_KEY';
 export const REPORT_GROUPS: readonly ReportGroup[] = ['MODEL', 'PROFILE', 'DAY', 'API_KEY'];
@@ -23,14 +23,14 @@ export interface CostReportRowView {
   readonly cachedPromptTokens: number;
   readonly cacheWriteTokens: number;
   readonly completionTokens: number;
-  readonly costUsd: Micros;
+  readonly costMicros: Micros;
 }
 
 export interface CostReportView {
   readonly tenantId: string;
   readonly month: string;
   readonly groupBy: ReportGroup;
-  readonly totalUsd: Micros;
+  readonly totalMicros: Micros;
   readonly rows: readonly CostReportRowView[];
   readonly csv: string;
 }
@@ -39,12 +39,12 @@ export interface CostProjectionRowView {
   readonly model: string;
   readonly share: number;
   readonly outputTokens: number;
-  readonly costUsd: Micros;
+  readonly costMicros: Micros;
 }
 
 export interface CostProjectionView {
   readonly monthlyOutputTokens: number;
-  readonly totalUsd: Micros;
+  readonly totalMicros: Micros;
   readonly rows: readonly CostProjectionRowView[];
 }
 
@@ -76,7 +76,7 @@ export interface UsageView {
   readonly completionTokens: number;
   readonly cachedPromptTokens: number;
   readonly cacheWriteTokens: number;
-  readonly costUsd: Micros;
+  readonly costMicros: Micros;
   readonly source: UsageSource;
 }
 
@@ -112,8 +112,8 @@ export interface AuditEntryView {
 export interface TenantSpendView {
   readonly tenantId: string;
   readonly name: string;
-  readonly spentUsd: Micros;
-  readonly budgetUsd: Micros | null;
+  readonly spentMicros: Micros;
+  readonly budgetMicros: Micros | null;
   /** spent / budget as a fraction (1 = the whole budget). Null when the tenant has no budget, or a budget of 0. */
   readonly shareUsed: number | null;
 }

@@ -135,7 +135,7 @@ function usageOf(attempts: readonly AttemptRecord[], costMicros: bigint): UsageV
     cacheWriteTokens += at.cacheWriteTokens ?? 0;
     if ((at.promptTokens || at.completionTokens) && at.usageSource === 'ESTIMATED') source = 'ESTIMATED';
   }
-  return { promptTokens, completionTokens, cachedPromptTokens, cacheWriteTokens, costUsd: costMicros, source };
+  return { promptTokens, completionTokens, cachedPromptTokens, cacheWriteTokens, costMicros, source };
 }
 
 /**
