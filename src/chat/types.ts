@@ -1,5 +1,6 @@
 import type { Micros } from '../accounting/money';
-import type { Outcome, UsageSource } from '../accounting/ledger';
+import type { Outcome } from '../accounting/ledger';
+import type { UsageSource } from '../routing';
 import type { FinishReason, ToolCall, ToolCallDelta } from '../upstream/types';
 
 export interface UsageView {
@@ -12,9 +13,11 @@ export interface UsageView {
   readonly source: UsageSource;
 }
 
+/** One attempt as the API shows it (chat results and request records alike). */
 export interface AttemptView {
   readonly model: string;
   readonly ok: boolean;
+  /** An AttemptRecord's code; a string because request records also read rows written by earlier releases. */
   readonly error: string | null;
   readonly latencyMs: number;
 }

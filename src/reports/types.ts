@@ -1,5 +1,6 @@
 import type { Micros } from '../accounting/money';
-import type { Outcome, UsageSource } from '../accounting/ledger';
+import type { Outcome } from '../accounting/ledger';
+import type { AttemptView, UsageView } from '../chat/types';
 import type { Region } from '../catalog/types';
 
 /**
@@ -62,22 +63,6 @@ export interface ApiKeyInfoView {
   readonly revokedAt: Date | null;
   readonly rotatedAt: Date | null;
   readonly previousKeyExpiresAt: Date | null;
-}
-
-export interface AttemptView {
-  readonly model: string;
-  readonly ok: boolean;
-  readonly error: string | null;
-  readonly latencyMs: number;
-}
-
-export interface UsageView {
-  readonly promptTokens: number;
-  readonly completionTokens: number;
-  readonly cachedPromptTokens: number;
-  readonly cacheWriteTokens: number;
-  readonly costMicros: Micros;
-  readonly source: UsageSource;
 }
 
 export interface RequestRecordView {
