@@ -121,7 +121,10 @@ async function main(): Promise<void> {
       [until.toISOString()],
     );
     await c.query('VACUUM ANALYZE');
-    const { rows } = await c.query(`SELECT count(*)::int AS n, pg_size_pretty(pg_total_relation_size('usage_ledger')) AS size FROM usage_ledger`);
+    // A partitioned table's own size is 0: its partitions hold the rows.
+    const { rows } = await c.query(
+      `SELECT count(*)::int AS n, (SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) FROM pg_inherits WHERE inhparent = 'usage_ledger'::regclass) AS size FROM usage_ledger`,
+    );
     process.stdout.write(`${dbName}: ${rows[0].n} ledger rows (${rows[0].size}), ${held.rowCount} HELD, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   } finally {
     await c.end();

@@ -60,7 +60,7 @@ export function makeGateApplier(deps: {
   /** Told the age of the oldest pending settlement after every pass (metrics). */
   onPendingAge?: (ms: number) => void;
 }): GateApplier {
-  const queued: { requestId: string; version: number }[] = [];
+  const queued: { requestId: string; startedAt: Date; version: number }[] = [];
   let flushing: Promise<void> | null = null;
   let flushTimer: NodeJS.Timeout | null = null;
 
@@ -90,7 +90,7 @@ export function makeGateApplier(deps: {
       apiKeyId: s.apiKeyId,
     });
     // applied: false means an earlier call applied it: either way the gate holds this version now.
-    queued.push({ requestId: s.requestId, version: s.version });
+    queued.push({ requestId: s.requestId, startedAt: s.startedAt, version: s.version });
     // Confirmations are written in batches: one UPDATE for all settlements of the last moment.
     flushTimer ??= setTimeout(() => {
       flushTimer = null;

@@ -32,7 +32,7 @@ export interface GateLedger {
   /** Rows pending for longer than `olderThanMs` (the owner's own attempt gets that long), oldest first. */
   pending(olderThanMs: number, limit: number): Promise<PendingSettlement[]>;
   /** Records that the gate holds these settle versions; a row stops being pending once its latest version is in. */
-  confirmApplied(applied: ReadonlyArray<{ readonly requestId: string; readonly version: number }>): Promise<void>;
+  confirmApplied(applied: ReadonlyArray<{ readonly requestId: string; readonly startedAt: Date; readonly version: number }>): Promise<void>;
   /** Age of the oldest pending settlement in ms (0 when none). */
   oldestPendingMs(): Promise<number>;
   /**
@@ -76,13 +76,16 @@ export function makeGateLedger(db: Db): GateLedger {
       if (applied.length === 0) return;
       const ids = applied.map((a) => a.requestId);
       const versions = applied.map((a) => a.version);
+      // The rows' started_at bounds prune the UPDATE to their month's partition (two just after a month begins).
+      const times = applied.map((a) => a.startedAt.getTime());
+      const [from, to] = [new Date(Math.min(...times)), new Date(Math.max(...times))];
       // An amendment written after the confirmed version keeps the row pending (its version is higher).
       await db.$executeRaw`
         UPDATE usage_ledger AS l
            SET gate_applied_version = GREATEST(l.gate_applied_version, v.version),
                gate_pending_since = CASE WHEN GREATEST(l.gate_applied_version, v.version) >= l.settle_version THEN NULL ELSE l.gate_pending_since END
           FROM (SELECT id, max(version) AS version FROM unnest(${ids}::uuid[], ${versions}::int[]) AS u(id, version) GROUP BY id) AS v
-         WHERE l.request_id = v.id`;
+         WHERE l.request_id = v.id AND l.started_at BETWEEN ${from} AND ${to}`;
     },
 
     async oldestPendingMs() {

@@ -185,12 +185,15 @@ test('the hot statements (hold, settle, checkpoint, reaper, reseed reads) each r
   // b's lease (1 ms) is gone: the reaper's routine pass finds and settles it.
   await db.$executeRaw`SELECT pg_sleep(0.01)`;
   expect(await reaper.reapOnce()).toBe(1);
+  await gate.flush(); // the gate's confirmation of the reaped row
   const { start, end } = { start: new Date(Date.UTC(startedAt.getUTCFullYear(), startedAt.getUTCMonth(), 1)), end: new Date(Date.UTC(startedAt.getUTCFullYear(), startedAt.getUTCMonth() + 1, 1)) };
   await ledger.monthState(t, start, end, 60_000);
   await ledger.lastMinute(t);
 
   const statements = seen.filter((s) => !/^\s*INSERT/i.test(s.text));
-  expect(statements.length).toBeGreaterThanOrEqual(7); // checkpoint, settle x2, reaper select + read, month state, last minute
+  // checkpoint, settle x2, reaper select + read, gate confirmation, month state, last minute
+  expect(statements.length).toBeGreaterThanOrEqual(8);
+  expect(statements.some((s) => /gate_applied_version = GREATEST/.test(s.text))).toBe(true);
   const monthOfMs = (ms: number) => `usage_ledger_${new Date(ms).toISOString().slice(0, 7).replace('-', '_')}`;
   const current = monthOfMs(startedAt.getTime());
   // The reaper looks a day back and every window reaches an hour ahead: next to a month's edge, two partitions.
