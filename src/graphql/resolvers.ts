@@ -138,11 +138,11 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
     },
     setModelPrice: (_p, args, { principal, services }) => {
       const actor = requireAdmin(principal, 'setModelPrice');
-      return services.admin.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion), actor);
+      return services.prices.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion), actor);
     },
     setModelCachePrices: (_p, args, { principal, services }) => {
       const actor = requireAdmin(principal, 'setModelCachePrices');
-      return services.cachePrices.setCachePrices(
+      return services.prices.setCachePrices(
         args.model,
         given(args, 'cachedInputUsdPerMillion', args.cachedInputUsdPerMillion),
         given(args, 'cacheWriteUsdPerMillion', args.cacheWriteUsdPerMillion),
