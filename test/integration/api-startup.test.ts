@@ -4,6 +4,7 @@ import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { CHAT, createTenant, gql, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, wsClient } from '../support/app';
 import { TEST_DATABASE_URL } from '../support/env';
+import { until as waitUntil } from '../support/wait';
 
 /**
  * Start-up and readiness: buildApp fails fast naming the service it cannot reach, and /readyz follows Redis going
@@ -25,14 +26,8 @@ const accepts = (port: number) =>
     s.once('error', () => resolve(false));
   });
 
-async function until(probe: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await probe()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return probe();
-}
+/** True once `probe` is (false after `ms`, for the assertion to report). */
+const until = (probe: () => Promise<boolean>, ms: number): Promise<boolean> => waitUntil(probe, 'the probe', ms).then(() => true, () => false);
 
 function startRedis(port: number): ChildProcess {
   return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });

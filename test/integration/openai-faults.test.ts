@@ -25,13 +25,12 @@ const ask = [{ role: 'user' as const, content: 'Explain recursion in 200 words' 
 const ME = `query { me { spentThisMonthUsd heldUsd } }`;
 const usd = (micros: bigint) => `${micros / 1_000_000n}.${(micros % 1_000_000n).toString().padStart(6, '0')}`;
 
+/** The tenant's rows once `n` are settled (or, after `ms`, as they are: the assertions then say what is off). */
 async function settledRows(tenantId: string, n = 1, ms = 5_000) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const rows = await db.ledgerEntry.findMany({ where: { tenantId }, orderBy: { id: 'asc' } });
-    if ((rows.length === n && rows.every((r) => r.state === 'SETTLED')) || Date.now() > until) return rows;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const read = () => db.ledgerEntry.findMany({ where: { tenantId }, orderBy: { id: 'asc' } });
+  let rows = await read();
+  await waitUntil(async () => (rows = await read()).length === n && rows.every((r) => r.state === 'SETTLED'), `${n} settled rows`, ms, 20).catch(() => undefined);
+  return rows;
 }
 
 /** The ledger row and the tenant's Redis spend agree, and nothing stays held. */
@@ -221,11 +220,7 @@ describe('Redis unreachable', () => {
 const until = (cond: () => Promise<boolean>, ms = 10_000) => waitUntil(cond, 'the condition', ms);
 
 async function settledRowsWhere(tenantId: string, pred: (r: { checkpointTokens: number; state: string }) => boolean, ms = 5_000) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const row = await db.ledgerEntry.findFirst({ where: { tenantId } });
-    if (row && pred(row)) return row;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not reached');
+  let row: Awaited<ReturnType<typeof db.ledgerEntry.findFirst>> = null;
+  await waitUntil(async () => (row = await db.ledgerEntry.findFirst({ where: { tenantId } })) !== null && pred(row), "the tenant's row to reach the condition", ms, 20);
+  return row!;
 }

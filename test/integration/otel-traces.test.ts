@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, startApp, startSim, subscribeAll, TEST_ADMIN_KEY } from '../support/app';
+import { until } from '../support/wait';
 
 /**
  * OpenTelemetry traces reach a collector: an in-process OTLP/HTTP receiver (JSON) on port 0 decodes what the
@@ -66,13 +67,9 @@ const attr = (s: OtlpSpan, key: string): unknown => {
   return 'intValue' in v ? Number(raw) : raw;
 };
 async function spansOf(traceId: string, count: number): Promise<OtlpSpan[]> {
-  const end = Date.now() + 15_000;
-  for (;;) {
-    const found = spans.filter((s) => s.traceId === traceId);
-    if (found.length >= count) return found;
-    if (Date.now() > end) throw new Error(`expected ${count} spans of trace ${traceId}, got ${JSON.stringify(found.map((s) => s.name))}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const found = () => spans.filter((s) => s.traceId === traceId);
+  await until(() => found().length >= count, `${count} spans of trace ${traceId}`);
+  return found();
 }
 
 test('a mutation under a client traceparent: a request span under the client\'s span, an attempt span under it, GenAI usage and cost, no prompt text', async () => {

@@ -105,6 +105,9 @@ test('Redis refusing writes as a stream settles: the answer goes out, and within
   const tookMs = await until(() => converged(t.id), 'the gate to converge to the ledger', 15_000);
   expect(tookMs).toBeLessThan(15_000);
 
+  // The gate has it; the row's confirmation follows in the applier's next batched UPDATE.
+  const confirmed = async () => (await db.ledgerEntry.findUniqueOrThrow({ where: { requestId: done.requestId } })).gateAppliedVersion === 1;
+  await until(confirmed, "the row's gate confirmation", 15_000);
   const after = await db.ledgerEntry.findUniqueOrThrow({ where: { requestId: done.requestId } });
   expect(after).toMatchObject({ gateAppliedVersion: 1, gatePendingSince: null });
   // Exactly once: more passes on more instances change nothing.
