@@ -5,6 +5,7 @@ import { collect, makeStreamClient } from '../support/stream-clients';
 import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY } from '../support/app';
+import { until } from '../support/wait';
 
 /**
  * The HTTP edge a browser frontend meets: CORS and the WebSocket's Origin check, the transport picked from Accept,
@@ -205,10 +206,11 @@ describe('a client that goes away before the first event', () => {
     await expect(res).rejects.toThrow();
     const ME_HELD = `{ me { heldUsd } requests(first: 5) { outcome } }`;
     let state: any;
-    for (const until = Date.now() + 5_000; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
+    const settled = async () => {
       state = await gqlOk(app.url, t.key, ME_HELD);
-      if (state.requests.length === 1 && state.requests[0].outcome !== null && state.me.heldUsd === '0.000000') break;
-    }
+      return state.requests.length === 1 && state.requests[0].outcome !== null && state.me.heldUsd === '0.000000';
+    };
+    await until(settled, 'the cancelled request to settle', 5_000).catch(() => undefined);
     expect(state.requests).toEqual([{ outcome: 'CLIENT_CANCELLED' }]);
     expect(state.me.heldUsd).toBe('0.000000');
   });

@@ -7,6 +7,7 @@ import { buildApp, StartupError, type App } from '../../src/app';
 import { createLogger } from '../../src/infra/logger';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { gql, startApp, TEST_ADMIN_KEY, testEnv } from '../support/app';
+import { until } from '../support/wait';
 
 /**
  * Start-up against real services: fail fast naming the URL when Postgres or Redis is unreachable, /healthz and
@@ -29,7 +30,6 @@ function freePort(): Promise<number> {
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `p`'s value, or null when it takes longer than `ms` (the timer does not outlive the race). */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
@@ -123,19 +123,13 @@ describe('health endpoints', () => {
     redis.kill('SIGKILL');
     await new Promise((r) => redis.once('exit', r));
     let ready = await probe(base, '/readyz');
-    for (const until = Date.now() + 5_000; ready.status !== 503 && Date.now() < until; ) {
-      await sleep(50);
-      ready = await probe(base, '/readyz');
-    }
+    await until(async () => (ready = await probe(base, '/readyz')).status === 503, '/readyz to answer 503', 5_000).catch(() => undefined);
     expect(ready.status).toBe(503);
     expect(ready.body).toMatchObject({ status: 'unavailable' });
     expect((await probe(base, '/healthz')).status).toBe(200);
 
     const again = await startRedis();
-    for (const until = Date.now() + 8_000; ready.status !== 200 && Date.now() < until; ) {
-      await sleep(100);
-      ready = await probe(base, '/readyz');
-    }
+    await until(async () => (ready = await probe(base, '/readyz')).status === 200, '/readyz to answer 200 again', 8_000, 100).catch(() => undefined);
     expect(ready.status).toBe(200);
     await app.stop();
     app = null;
@@ -173,11 +167,11 @@ function startMain(env: Record<string, string>) {
   proc.stderr!.on('data', (d) => (stderr += String(d)));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   const waitFor = async (msg: string, ms = 30_000): Promise<LogLine> => {
-    const until = Date.now() + ms;
+    const deadline = Date.now() + ms;
     for (;;) {
       const hit = lines.find((l) => l.msg === msg);
       if (hit) return hit;
-      if (proc.exitCode !== null || Date.now() > until) throw new Error(`no "${msg}" log line; stdout:\n${stdout}\nstderr:\n${stderr}`);
+      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`no "${msg}" log line; stdout:\n${stdout}\nstderr:\n${stderr}`);
       await within(new Promise<void>((r) => waiters.push(r)), 200);
     }
   };
@@ -226,7 +220,7 @@ describe('npm start as a real process', () => {
     expect(listening.playground).toMatch(/^http:\/\/localhost:\d+\/$/);
     expect(listening.getAKey).toMatch(/npm run tenant -- create/);
     // stderr is its own pipe: its banner may arrive a moment after the log line on stdout.
-    for (let i = 0; i < 100 && !main.out().stderr.includes('Playground:'); i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => main.out().stderr.includes('Playground:'), 'the banner on stderr', 5_000).catch(() => undefined);
     expect(main.out().stderr).toContain('Playground: http://localhost:');
     const seed = main.lines.find((l) => l.msg === 'seed')!;
     expect(JSON.stringify(seed)).not.toMatch(/"models":0/);
