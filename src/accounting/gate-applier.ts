@@ -60,24 +60,8 @@ export function makeGateApplier(deps: {
   /** Told the age of the oldest pending settlement after every pass (metrics). */
   onPendingAge?: (ms: number) => void;
 }): GateApplier {
-  const queued: { requestId: string; startedAt: Date; version: number }[] = [];
-  let flushing: Promise<void> | null = null;
-  let flushTimer: NodeJS.Timeout | null = null;
-
-  const flush = async (): Promise<void> => {
-    while (flushing) await flushing;
-    if (queued.length === 0) return;
-    const batch = queued.splice(0);
-    flushing = deps.gateLedger
-      .confirmApplied(batch)
-      .catch((e) => {
-        // Postgres down: keep them; if this process dies first, the pending pass re-applies them as no-ops.
-        queued.push(...batch);
-        deps.logger.warn({ err: e, count: batch.length }, 'could not record gate settlements; retrying');
-      })
-      .finally(() => (flushing = null));
-    await flushing;
-  };
+  const confirms = new ConfirmQueue(deps.gateLedger, deps.logger);
+  const flush = () => confirms.flush();
 
   const send = async (s: GateSettlement): Promise<void> => {
     await deps.limiter.settle({
@@ -90,13 +74,7 @@ export function makeGateApplier(deps: {
       apiKeyId: s.apiKeyId,
     });
     // applied: false means an earlier call applied it: either way the gate holds this version now.
-    queued.push({ requestId: s.requestId, startedAt: s.startedAt, version: s.version });
-    // Confirmations are written in batches: one UPDATE for all settlements of the last moment.
-    flushTimer ??= setTimeout(() => {
-      flushTimer = null;
-      void flush();
-    }, CONFIRM_BATCH_MS);
-    flushTimer.unref();
+    confirms.add({ requestId: s.requestId, startedAt: s.startedAt, version: s.version });
   };
 
   const apply = (s: GateSettlement, waitMs: number): Promise<boolean> => {
@@ -107,26 +85,7 @@ export function makeGateApplier(deps: {
         return false;
       },
     );
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), waitMs);
-      timer.unref();
-    });
-    return Promise.race([landed, waited]).finally(() => clearTimeout(timer));
-  };
-
-  /** The versions a pending row still owes the gate. Deferred: no tokens/min correction (see the README). */
-  const owed = (r: PendingSettlement): GateSettlement[] => {
-    const out: GateSettlement[] = [];
-    const base = { tenantId: r.tenantId, requestId: r.requestId, apiKeyId: r.apiKeyId, startedAt: r.startedAt };
-    if (r.gateAppliedVersion < 1) {
-      const tokens = r.tokens - r.amendedTokens;
-      out.push({ ...base, version: 1, actualMicros: r.costMicros - r.amendedMicros, actualTokens: tokens, tokensEstimate: tokens });
-    }
-    if (r.settleVersion >= 2 && r.gateAppliedVersion < 2) {
-      out.push({ ...base, version: 2, actualMicros: r.amendedMicros, actualTokens: r.amendedTokens, tokensEstimate: 0 });
-    }
-    return out;
+    return orFalseAfter(landed, waitMs);
   };
 
   const applyPendingOnce = async (): Promise<number> => {
@@ -159,9 +118,78 @@ export function makeGateApplier(deps: {
     start: job.start,
     async stop() {
       await job.stop();
-      if (flushTimer) clearTimeout(flushTimer);
-      flushTimer = null;
-      await flush();
+      await confirms.close();
     },
   };
+}
+
+/** The versions a pending row still owes the gate. Deferred: no tokens/min correction (see the README). */
+function owed(r: PendingSettlement): GateSettlement[] {
+  const out: GateSettlement[] = [];
+  const base = { tenantId: r.tenantId, requestId: r.requestId, apiKeyId: r.apiKeyId, startedAt: r.startedAt };
+  if (r.gateAppliedVersion < 1) {
+    const tokens = r.tokens - r.amendedTokens;
+    out.push({ ...base, version: 1, actualMicros: r.costMicros - r.amendedMicros, actualTokens: tokens, tokensEstimate: tokens });
+  }
+  if (r.settleVersion >= 2 && r.gateAppliedVersion < 2) {
+    out.push({ ...base, version: 2, actualMicros: r.amendedMicros, actualTokens: r.amendedTokens, tokensEstimate: 0 });
+  }
+  return out;
+}
+
+/** `p`'s answer, or false once `ms` passed: the request's answer does not wait on a Redis that hangs. */
+function orFalseAfter(p: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  return Promise.race([p, waited]).finally(() => clearTimeout(timer));
+}
+
+type Confirmation = { requestId: string; startedAt: Date; version: number };
+
+/**
+ * Confirmations of applied versions, written in batches: one UPDATE for all settlements of the last moment, one
+ * write at a time. A failed write keeps its batch for the next flush.
+ */
+class ConfirmQueue {
+  private readonly queued: Confirmation[] = [];
+  private flushing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly gateLedger: GateLedger,
+    private readonly logger: Logger,
+  ) {}
+
+  add(c: Confirmation): void {
+    this.queued.push(c);
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, CONFIRM_BATCH_MS);
+    this.timer.unref();
+  }
+
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.queued.length === 0) return;
+    const batch = this.queued.splice(0);
+    this.flushing = this.gateLedger
+      .confirmApplied(batch)
+      .catch((e) => {
+        // Postgres down: keep them; if this process dies first, the pending pass re-applies them as no-ops.
+        this.queued.push(...batch);
+        this.logger.warn({ err: e, count: batch.length }, 'could not record gate settlements; retrying');
+      })
+      .finally(() => (this.flushing = null));
+    await this.flushing;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.flush();
+  }
 }

@@ -35,137 +35,147 @@ export interface LimiterOptions {
  * RangeError.
  */
 export function makeLimiter(redis: LimitsRedis, opts: LimiterOptions = {}): Limiter {
-  const keys = limitKeys(opts.keyPrefix ?? 'lg');
-  const stateTtl = String(MONTH_STATE_TTL_MS);
-  const retention = String(SWEPT_RETENTION_MS);
-  const clock = (): string => {
-    const offset = opts.clockOffsetMs?.() ?? 0;
+  return new RedisLimiter(redis, opts);
+}
+
+/** One Lua script per method; the arguments are checked (and turned into Redis strings) before any call. */
+class RedisLimiter implements Limiter {
+  private readonly keys: ReturnType<typeof limitKeys>;
+  private readonly stateTtl = String(MONTH_STATE_TTL_MS);
+  private readonly retention = String(SWEPT_RETENTION_MS);
+
+  constructor(
+    private readonly redis: LimitsRedis,
+    private readonly opts: LimiterOptions,
+  ) {
+    this.keys = limitKeys(opts.keyPrefix ?? 'lg');
+  }
+
+  /** ARGV[1] of every script: the tests' clock offset, read on every call. */
+  private clock(): string {
+    const offset = this.opts.clockOffsetMs?.() ?? 0;
     if (!Number.isSafeInteger(offset)) throw new RangeError(`limits: clock offset must be an integer, got ${offset}`);
     return String(offset);
-  };
+  }
+
   /** The key's windows follow the tenant's (KEYS[8], KEYS[9]) only when the request came with an API key. */
-  const apiKeyWindows = (tenantId: string, apiKeyId: string | null | undefined): string[] => {
+  private apiKeyWindows(tenantId: string, apiKeyId: string | null | undefined): string[] {
     if (!apiKeyId) return [];
-    const k = keys.apiKey(tenantId, apiKeyId);
+    const k = this.keys.apiKey(tenantId, apiKeyId);
     return [k.rpm, k.tpm];
-  };
-  const admitKeys = (i: AdmitInput, t: TenantKeys): string[] => [
-    ...monthKeyList(keys.month(i.tenantId, i.month)),
-    t.rpm,
-    t.tpm,
-    t.inflight,
-    ...apiKeyWindows(i.tenantId, i.apiKey?.id),
-  ];
+  }
 
-  return {
-    async admit(i) {
-      const t = keys.tenant(i.tenantId);
-      const reply = await runScript(redis, SCRIPTS.admit, admitKeys(i, t), [
-        clock(),
+  private admitKeys(i: AdmitInput, t: TenantKeys): string[] {
+    return [...monthKeyList(this.keys.month(i.tenantId, i.month)), t.rpm, t.tpm, t.inflight, ...this.apiKeyWindows(i.tenantId, i.apiKey?.id)];
+  }
+
+  async admit(i: AdmitInput): ReturnType<Limiter['admit']> {
+    const t = this.keys.tenant(i.tenantId);
+    const reply = await runScript(this.redis, SCRIPTS.admit, this.admitKeys(i, t), [
+      this.clock(),
+      requestIdArg(i.requestId),
+      limitArg('requestsPerMinute', i.requestsPerMinute),
+      limitArg('tokensPerMinute', i.tokensPerMinute),
+      countArg('tokensEstimate', i.tokensEstimate),
+      optionalMicrosArg('budgetMicros', i.budgetMicros),
+      microsArg('holdMicros', i.holdMicros),
+      msArg('holdTtlMs', i.holdTtlMs),
+      this.stateTtl,
+      this.retention,
+      limitArg('maxConcurrentRequests', i.maxConcurrentRequests),
+      ...apiKeyArgs(i.apiKey),
+    ]);
+    return parseAdmitReply(reply);
+  }
+
+  async release(i: Parameters<Limiter['release']>[0]): ReturnType<Limiter['release']> {
+    const t = this.keys.tenant(i.tenantId);
+    const reply = await runScript(this.redis, SCRIPTS.release, this.admitKeys(i, t), [
+      this.clock(),
+      requestIdArg(i.requestId),
+      limitArg('requestsPerMinute', i.requestsPerMinute),
+      limitArg('tokensPerMinute', i.tokensPerMinute),
+      countArg('tokensEstimate', i.tokensEstimate),
+      limitArg('apiKey.requestsPerMinute', i.apiKey?.requestsPerMinute),
+      limitArg('apiKey.tokensPerMinute', i.apiKey?.tokensPerMinute),
+    ]);
+    return { released: parseCountReply('release', reply) === 1 };
+  }
+
+  async generation(tenantId: string, month: string): ReturnType<Limiter['generation']> {
+    const reply = await runScript(this.redis, SCRIPTS.generation, [this.keys.month(tenantId, month).budget], [this.clock()]);
+    if (typeof reply !== 'string') throw new Error(`limits: unexpected generation reply ${JSON.stringify(reply)}`);
+    return reply;
+  }
+
+  async settle(i: Parameters<Limiter['settle']>[0]): ReturnType<Limiter['settle']> {
+    const t = this.keys.tenant(i.tenantId);
+    const reply = await runScript(
+      this.redis,
+      SCRIPTS.settle,
+      [...monthKeyList(this.keys.month(i.tenantId, i.month)), ...t.settled, t.tpm, t.inflight, ...(i.apiKeyId ? [this.keys.apiKey(i.tenantId, i.apiKeyId).tpm] : [])],
+      [
+        this.clock(),
         requestIdArg(i.requestId),
-        limitArg('requestsPerMinute', i.requestsPerMinute),
-        limitArg('tokensPerMinute', i.tokensPerMinute),
-        countArg('tokensEstimate', i.tokensEstimate),
+        microsArg('actualMicros', i.actualMicros),
+        signedCountArg('actualTokens - tokensEstimate', countNumber('actualTokens', i.actualTokens) - countNumber('tokensEstimate', i.tokensEstimate)),
+        this.stateTtl,
+        i.apiKeyId ? apiKeyIdPart(i.apiKeyId) : '',
+      ],
+    );
+    return { applied: parseCountReply('settle', reply) === 1 };
+  }
+
+  async extendHold(i: Parameters<Limiter['extendHold']>[0]): ReturnType<Limiter['extendHold']> {
+    const t = this.keys.tenant(i.tenantId);
+    const reply = await runScript(
+      this.redis,
+      SCRIPTS.extendHold,
+      [...monthKeyList(this.keys.month(i.tenantId, i.month)), ...t.settled, t.inflight],
+      [
+        this.clock(),
+        requestIdArg(i.requestId),
+        microsArg('extraMicros', i.extraMicros),
         optionalMicrosArg('budgetMicros', i.budgetMicros),
-        microsArg('holdMicros', i.holdMicros),
         msArg('holdTtlMs', i.holdTtlMs),
-        stateTtl,
-        retention,
-        limitArg('maxConcurrentRequests', i.maxConcurrentRequests),
-        ...apiKeyArgs(i.apiKey),
-      ]);
-      return parseAdmitReply(reply);
-    },
+        this.stateTtl,
+        this.retention,
+        i.apiKey ? apiKeyIdPart(i.apiKey.id) : '',
+        optionalMicrosArg('apiKey.budgetMicros', i.apiKey?.budgetMicros ?? null),
+      ],
+    );
+    return parseExtendHoldReply(reply);
+  }
 
-    async release(i) {
-      const t = keys.tenant(i.tenantId);
-      const reply = await runScript(redis, SCRIPTS.release, admitKeys(i, t), [
-        clock(),
-        requestIdArg(i.requestId),
+  async reseed(i: ReseedInput): ReturnType<Limiter['reseed']> {
+    const t = this.keys.tenant(i.tenantId);
+    const { apiKeyArgs: keyArgs, windowKeys } = reseedApiKeyArgs(i, (id) => this.apiKeyWindows(i.tenantId, id));
+    const settledArgs: string[] = [];
+    for (const s of i.recentlySettled ?? []) settledArgs.push(requestIdArg(s.requestId), microsArg('costMicros', s.costMicros));
+    const reply = await runScript(
+      this.redis,
+      SCRIPTS.reseed,
+      [...monthKeyList(this.keys.month(i.tenantId, i.month)), t.rpm, t.tpm, t.inflight, ...t.settled, ...windowKeys],
+      [
+        this.clock(),
+        microsArg('spentMicros', i.spentMicros),
+        this.stateTtl,
         limitArg('requestsPerMinute', i.requestsPerMinute),
+        limitArg('requestsLastMinute', i.requestsLastMinute),
         limitArg('tokensPerMinute', i.tokensPerMinute),
-        countArg('tokensEstimate', i.tokensEstimate),
-        limitArg('apiKey.requestsPerMinute', i.apiKey?.requestsPerMinute),
-        limitArg('apiKey.tokensPerMinute', i.apiKey?.tokensPerMinute),
-      ]);
-      return { released: parseCountReply('release', reply) === 1 };
-    },
+        limitArg('tokensLastMinute', i.tokensLastMinute),
+        ...reseedHoldArgs(i),
+        ...keyArgs,
+        ...settledArgs,
+      ],
+    );
+    return { seeded: parseCountReply('reseed', reply) === 1 };
+  }
 
-    async generation(tenantId, month) {
-      const reply = await runScript(redis, SCRIPTS.generation, [keys.month(tenantId, month).budget], [clock()]);
-      if (typeof reply !== 'string') throw new Error(`limits: unexpected generation reply ${JSON.stringify(reply)}`);
-      return reply;
-    },
-
-    async settle(i) {
-      const t = keys.tenant(i.tenantId);
-      const reply = await runScript(
-        redis,
-        SCRIPTS.settle,
-        [...monthKeyList(keys.month(i.tenantId, i.month)), ...t.settled, t.tpm, t.inflight, ...(i.apiKeyId ? [keys.apiKey(i.tenantId, i.apiKeyId).tpm] : [])],
-        [
-          clock(),
-          requestIdArg(i.requestId),
-          microsArg('actualMicros', i.actualMicros),
-          signedCountArg('actualTokens - tokensEstimate', countNumber('actualTokens', i.actualTokens) - countNumber('tokensEstimate', i.tokensEstimate)),
-          stateTtl,
-          i.apiKeyId ? apiKeyIdPart(i.apiKeyId) : '',
-        ],
-      );
-      return { applied: parseCountReply('settle', reply) === 1 };
-    },
-
-    async extendHold(i) {
-      const t = keys.tenant(i.tenantId);
-      const reply = await runScript(
-        redis,
-        SCRIPTS.extendHold,
-        [...monthKeyList(keys.month(i.tenantId, i.month)), ...t.settled, t.inflight],
-        [
-          clock(),
-          requestIdArg(i.requestId),
-          microsArg('extraMicros', i.extraMicros),
-          optionalMicrosArg('budgetMicros', i.budgetMicros),
-          msArg('holdTtlMs', i.holdTtlMs),
-          stateTtl,
-          retention,
-          i.apiKey ? apiKeyIdPart(i.apiKey.id) : '',
-          optionalMicrosArg('apiKey.budgetMicros', i.apiKey?.budgetMicros ?? null),
-        ],
-      );
-      return parseExtendHoldReply(reply);
-    },
-
-    async reseed(i) {
-      const t = keys.tenant(i.tenantId);
-      const { apiKeyArgs: keyArgs, windowKeys } = reseedApiKeyArgs(i, (id) => apiKeyWindows(i.tenantId, id));
-      const settledArgs: string[] = [];
-      for (const s of i.recentlySettled ?? []) settledArgs.push(requestIdArg(s.requestId), microsArg('costMicros', s.costMicros));
-      const reply = await runScript(
-        redis,
-        SCRIPTS.reseed,
-        [...monthKeyList(keys.month(i.tenantId, i.month)), t.rpm, t.tpm, t.inflight, ...t.settled, ...windowKeys],
-        [
-          clock(),
-          microsArg('spentMicros', i.spentMicros),
-          stateTtl,
-          limitArg('requestsPerMinute', i.requestsPerMinute),
-          limitArg('requestsLastMinute', i.requestsLastMinute),
-          limitArg('tokensPerMinute', i.tokensPerMinute),
-          limitArg('tokensLastMinute', i.tokensLastMinute),
-          ...reseedHoldArgs(i),
-          ...keyArgs,
-          ...settledArgs,
-        ],
-      );
-      return { seeded: parseCountReply('reseed', reply) === 1 };
-    },
-
-    async budgetState(tenantId, month) {
-      const reply = await runScript(redis, SCRIPTS.budgetState, monthKeyList(keys.month(tenantId, month)), [clock(), retention]);
-      return parseBudgetStateReply(reply);
-    },
-  };
+  async budgetState(tenantId: string, month: string): ReturnType<Limiter['budgetState']> {
+    const reply = await runScript(this.redis, SCRIPTS.budgetState, monthKeyList(this.keys.month(tenantId, month)), [this.clock(), this.retention]);
+    return parseBudgetStateReply(reply);
+  }
 }
 
 /** ARGV[12..15] of admit: the API key's id and limits, '' each without a key. */

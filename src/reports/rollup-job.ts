@@ -71,40 +71,6 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
     );
   }
 
-  /** Recomputes one day; false when another instance holds it or a HELD row remains. */
-  async function computeDay(day: Date): Promise<boolean> {
-    const start = day;
-    const end = new Date(day.getTime() + DAY_MS);
-    const key = dayKey(day);
-    return db.$transaction(
-      async (tx) => {
-        const [lock] = await tx.$queryRaw<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(${LOCK_NS}::int, ${Math.round(day.getTime() / DAY_MS)}::int) AS ok`;
-        if (!lock?.ok) return false;
-        // A month whose ledger partition retention dropped keeps its rollups as its only record: never recomputed.
-        const [held] = await tx.$queryRaw<{ n: bigint }[]>`
-          SELECT count(*) + (SELECT count(*) FROM ledger_archived_months a WHERE a.month = date_trunc('month', ${key}::date)::date) AS n
-            FROM usage_ledger WHERE state = 'HELD' AND started_at >= ${start} AND started_at < ${end}`;
-        if (!held || held.n > 0n) return false;
-        await tx.$executeRaw`DELETE FROM daily_rollups WHERE day = ${key}::date`;
-        await tx.$executeRaw`
-          INSERT INTO daily_rollups (tenant_id, day, model, profile, api_key_id, requests, prompt_tokens,
-                                     unpriced_prompt_tokens, completion_tokens, cost_micros, cached_prompt_tokens,
-                                     cache_write_tokens, computed_at)
-          SELECT tenant_id, ${key}::date, coalesce(model, ''), profile, coalesce(api_key_id::text, ''), count(*),
-                 sum(prompt_tokens), sum(unpriced_prompt_tokens), sum(completion_tokens), sum(cost_micros),
-                 sum(cached_prompt_tokens), sum(cache_write_tokens), now()
-            FROM usage_ledger
-           WHERE state = 'SETTLED' AND started_at >= ${start} AND started_at < ${end}
-           GROUP BY tenant_id, coalesce(model, ''), profile, coalesce(api_key_id::text, '')`;
-        await tx.$executeRaw`
-          INSERT INTO rollup_days (day, computed_at) VALUES (${key}::date, now())
-          ON CONFLICT (day) DO UPDATE SET computed_at = excluded.computed_at`;
-        return true;
-      },
-      { maxWait: 10_000, timeout: 120_000 },
-    );
-  }
-
   let timer: NodeJS.Timeout | null = null;
   let stopped = true;
   let chain: Promise<unknown> = Promise.resolve();
@@ -114,7 +80,7 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
       let days = 0;
       for (const d of await candidatesUnlessBusy()) {
         if (fromTimer && stopped) break;
-        if (await computeDay(d)) days++;
+        if (await computeDay(db, d)) days++;
       }
       return { days };
     });
@@ -151,6 +117,40 @@ export function makeRollupJob(deps: RollupJobDeps): RollupJob {
 }
 
 type RawQuery = Pick<Db, '$queryRaw'>;
+
+/** Recomputes one day; false when another instance holds it or a HELD row remains. */
+async function computeDay(db: Db, day: Date): Promise<boolean> {
+  const start = day;
+  const end = new Date(day.getTime() + DAY_MS);
+  const key = dayKey(day);
+  return db.$transaction(
+    async (tx) => {
+      const [lock] = await tx.$queryRaw<{ ok: boolean }[]>`SELECT pg_try_advisory_xact_lock(${LOCK_NS}::int, ${Math.round(day.getTime() / DAY_MS)}::int) AS ok`;
+      if (!lock?.ok) return false;
+      // A month whose ledger partition retention dropped keeps its rollups as its only record: never recomputed.
+      const [held] = await tx.$queryRaw<{ n: bigint }[]>`
+        SELECT count(*) + (SELECT count(*) FROM ledger_archived_months a WHERE a.month = date_trunc('month', ${key}::date)::date) AS n
+          FROM usage_ledger WHERE state = 'HELD' AND started_at >= ${start} AND started_at < ${end}`;
+      if (!held || held.n > 0n) return false;
+      await tx.$executeRaw`DELETE FROM daily_rollups WHERE day = ${key}::date`;
+      await tx.$executeRaw`
+        INSERT INTO daily_rollups (tenant_id, day, model, profile, api_key_id, requests, prompt_tokens,
+                                   unpriced_prompt_tokens, completion_tokens, cost_micros, cached_prompt_tokens,
+                                   cache_write_tokens, computed_at)
+        SELECT tenant_id, ${key}::date, coalesce(model, ''), profile, coalesce(api_key_id::text, ''), count(*),
+               sum(prompt_tokens), sum(unpriced_prompt_tokens), sum(completion_tokens), sum(cost_micros),
+               sum(cached_prompt_tokens), sum(cache_write_tokens), now()
+          FROM usage_ledger
+         WHERE state = 'SETTLED' AND started_at >= ${start} AND started_at < ${end}
+         GROUP BY tenant_id, coalesce(model, ''), profile, coalesce(api_key_id::text, '')`;
+      await tx.$executeRaw`
+        INSERT INTO rollup_days (day, computed_at) VALUES (${key}::date, now())
+        ON CONFLICT (day) DO UPDATE SET computed_at = excluded.computed_at`;
+      return true;
+    },
+    { maxWait: 10_000, timeout: 120_000 },
+  );
+}
 
 /**
  * Closed days of the recheck window whose per-day totals differ between the ledger and the rollups, or that

@@ -92,16 +92,15 @@ export function makeStreamOperations(o: StreamOperationsOptions) {
   async function prepare(r: StreamRequest): Promise<Prepared | Refusal> {
     const at = performance.now();
     const name = typeof r.operationName === 'string' ? r.operationName : 'anonymous';
-    if (typeof r.query !== 'string' || r.query.length === 0) return badRequest('the request needs a GraphQL document in "query" (a non-empty string)');
-    if (r.variables != null && (typeof r.variables !== 'object' || Array.isArray(r.variables))) return badRequest('"variables" must be a JSON object');
-    if (r.operationName != null && typeof r.operationName !== 'string') return badRequest('"operationName" must be a string');
+    const malformed = malformedRequest(r);
+    if (malformed) return malformed;
     let context: GraphQLContext;
     try {
       context = await o.buildContext({ authorization: r.authorization, signal: r.signal, requestId: r.requestId, clientAddress: r.clientAddress });
     } catch (e) {
       return refuse([format(e)], 500); // refusals before authentication are counted and logged by the builder
     }
-    const checked = o.documents.check(r.query);
+    const checked = o.documents.check(r.query as string); // a non-empty string: malformedRequest checked it
     const refused = (x: Refusal) => (record(name, context.log, r.transport, at, x.errors), x);
     if ('parseError' in checked) return refused({ kind: 'refused', status: 400, errors: [{ message: checked.parseError, extensions: { code: 'GRAPHQL_PARSE_FAILED' } }] });
     if (checked.errors.length) return refused({ kind: 'refused', status: 400, errors: checked.errors.map(format) });
@@ -131,10 +130,9 @@ export function makeStreamOperations(o: StreamOperationsOptions) {
       record(name, context.log, r.transport, at, errors);
       return refuse(errors, 400);
     }
-    const sub = subscribed;
     let first: IteratorResult<ExecutionResult>;
     try {
-      first = await sub.next();
+      first = await subscribed.next();
     } catch (e) {
       const errors = [format(e)];
       record(name, context.log, r.transport, at, errors);
@@ -148,45 +146,71 @@ export function makeStreamOperations(o: StreamOperationsOptions) {
       o.metrics.openStreams.dec();
       record(name, context.log, r.transport, at, errors);
     };
-    // The transport ends this generator on a client that went away by aborting the request's signal (which stops
-    // the upstream at once, so the pending next() below resolves) and then calling return().
-    let started = false;
-    async function* relay(): AsyncGenerator<FormattedExecutionResult> {
-      started = true;
-      let errors: readonly GraphQLFormattedError[] | undefined;
-      try {
-        let step = first;
-        while (!step.done) {
-          const out = formatResult(step.value);
-          errors ??= out.errors;
-          yield out;
-          try {
-            step = await sub.next();
-          } catch (e) {
-            errors = [format(e)];
-            yield { errors };
-            return;
-          }
-        }
-      } finally {
-        end(errors);
-        if (typeof sub.return === 'function') await sub.return(undefined);
-      }
-    }
-    const results = relay();
-    const close = async () => {
-      if (started) {
-        await results.return(undefined);
-        return;
-      }
-      await results.return(undefined); // marks it finished, so it never starts later
-      end();
-      if (typeof sub.return === 'function') await sub.return(undefined);
-    };
-    return { kind: 'stream', results, close };
+    return { kind: 'stream', ...relayStream(subscribed, first, { format, formatResult }, end) };
   }
 
   return { prepare, run };
 }
 
 export type StreamOperations = ReturnType<typeof makeStreamOperations>;
+
+/** The request's own shape, checked before authentication: nothing is parsed for a request that cannot run. */
+function malformedRequest(r: StreamRequest): Refusal | null {
+  if (typeof r.query !== 'string' || r.query.length === 0) return badRequest('the request needs a GraphQL document in "query" (a non-empty string)');
+  if (r.variables != null && (typeof r.variables !== 'object' || Array.isArray(r.variables))) return badRequest('"variables" must be a JSON object');
+  if (r.operationName != null && typeof r.operationName !== 'string') return badRequest('"operationName" must be a string');
+  return null;
+}
+
+interface Formatting {
+  format(e: unknown): GraphQLFormattedError;
+  formatResult(r: ExecutionResult): FormattedExecutionResult;
+}
+
+/**
+ * A subscription's results from its already awaited first event on, formatted; `end` runs exactly once, when the
+ * stream ends or is closed (even if it never started).
+ */
+function relayStream(
+  sub: AsyncGenerator<ExecutionResult> | AsyncIterableIterator<ExecutionResult>,
+  first: IteratorResult<ExecutionResult>,
+  f: Formatting,
+  end: (errors?: readonly GraphQLFormattedError[]) => void,
+): { results: AsyncGenerator<FormattedExecutionResult>; close: () => Promise<void> } {
+  // The transport ends this generator on a client that went away by aborting the request's signal (which stops
+  // the upstream at once, so the pending next() below resolves) and then calling return().
+  let started = false;
+  async function* relay(): AsyncGenerator<FormattedExecutionResult> {
+    started = true;
+    let errors: readonly GraphQLFormattedError[] | undefined;
+    try {
+      let step = first;
+      while (!step.done) {
+        const out = f.formatResult(step.value);
+        errors ??= out.errors;
+        yield out;
+        try {
+          step = await sub.next();
+        } catch (e) {
+          errors = [f.format(e)];
+          yield { errors };
+          return;
+        }
+      }
+    } finally {
+      end(errors);
+      if (typeof sub.return === 'function') await sub.return(undefined);
+    }
+  }
+  const results = relay();
+  const close = async () => {
+    if (started) {
+      await results.return(undefined);
+      return;
+    }
+    await results.return(undefined); // marks it finished, so it never starts later
+    end();
+    if (typeof sub.return === 'function') await sub.return(undefined);
+  };
+  return { results, close };
+}

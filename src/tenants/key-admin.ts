@@ -72,23 +72,32 @@ function rotation(oldHash: string, graceSeconds: number, keyPrefix?: string) {
 
 const notFound = (what: string, id: string) => new AppError('NOT_FOUND', `no ${what} with id "${String(id).slice(0, 64)}"`);
 
+type Commit = ReturnType<typeof makeAdminCommit>;
+type Tx = Parameters<Parameters<Commit>[0]>[0];
+
+async function apiKeyOrThrow(tx: Tx, id: string) {
+  const k = isUuid(id) ? await tx.apiKey.findUnique({ where: { id } }) : null;
+  if (!k) throw notFound('API key', id);
+  return k;
+}
+
+async function adminKeyOrThrow(tx: Tx, id: string) {
+  const k = isUuid(id) ? await tx.adminKey.findUnique({ where: { id } }) : null;
+  if (!k) throw notFound('admin key', id);
+  return k;
+}
+
+function refuseRevoked(what: string, revokedAt: Date | null): void {
+  if (revokedAt) throw new AppError('CONFLICT', `this ${what} was revoked at ${revokedAt.toISOString()}; a revoked key cannot be rotated`);
+}
+
 export function makeKeyAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }): KeyAdminService {
   const commit = makeAdminCommit(deps);
-  type Tx = Parameters<Parameters<typeof commit>[0]>[0];
-  const apiKeyOrThrow = async (tx: Tx, id: string) => {
-    const k = isUuid(id) ? await tx.apiKey.findUnique({ where: { id } }) : null;
-    if (!k) throw notFound('API key', id);
-    return k;
-  };
-  const adminKeyOrThrow = async (tx: Tx, id: string) => {
-    const k = isUuid(id) ? await tx.adminKey.findUnique({ where: { id } }) : null;
-    if (!k) throw notFound('admin key', id);
-    return k;
-  };
-  const refuseRevoked = (what: string, revokedAt: Date | null) => {
-    if (revokedAt) throw new AppError('CONFLICT', `this ${what} was revoked at ${revokedAt.toISOString()}; a revoked key cannot be rotated`);
-  };
+  return { ...tenantApiKeyAdmin(commit), ...adminKeyAdmin(commit, deps.db) };
+}
 
+/** A tenant's API keys: the name, the key's own limits and rotation. */
+function tenantApiKeyAdmin(commit: Commit): Pick<KeyAdminService, 'setApiKeyName' | 'setApiKeyLimits' | 'rotateApiKey'> {
   return {
     async setApiKeyName(id, name, actor) {
       const next = name === null ? null : checkName(name);
@@ -131,7 +140,12 @@ export function makeKeyAdminService(deps: { db: Db; epoch: Epoch; logger?: Logge
         return { id: k.id, key: r.secret, previousKeyExpiresAt: r.data.previousExpiresAt };
       });
     },
+  };
+}
 
+/** The named admin keys (scoped FULL or REPORTS): created, revoked, rotated, listed. */
+function adminKeyAdmin(commit: Commit, db: Db): Pick<KeyAdminService, 'createAdminKey' | 'revokeAdminKey' | 'rotateAdminKey' | 'listAdminKeys'> {
+  return {
     async createAdminKey(name, scope, actor) {
       const n = checkName(name);
       if (!SCOPES.includes(scope)) throw badInput('scope', `expected one of ${SCOPES.join(', ')}`);
@@ -178,7 +192,7 @@ export function makeKeyAdminService(deps: { db: Db; epoch: Epoch; logger?: Logge
     },
 
     async listAdminKeys() {
-      const rows = await deps.db.adminKey.findMany({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+      const rows = await db.adminKey.findMany({ orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
       return rows.map((k) => ({
         id: k.id,
         name: k.name,

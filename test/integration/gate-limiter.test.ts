@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { makeLimiter, type AdmitInput, type Limiter } from '../../src/limits';
 import { TEST_REDIS_URL } from '../support/env';
+import { admitInput, seedTenant } from '../support/limiter-inputs';
 
 /**
  * The gate's v2 state on real Redis, two clients standing for two instances, with the limiter's test clock offset
@@ -33,23 +34,8 @@ afterAll(async () => {
 });
 
 const newTenant = () => `t-${randomUUID()}`;
-const input = (tenantId: string, over: Partial<AdmitInput> = {}): AdmitInput => ({
-  tenantId,
-  requestId: randomUUID(),
-  month,
-  requestsPerMinute: null,
-  tokensPerMinute: null,
-  tokensEstimate: 100,
-  budgetMicros: null,
-  holdMicros: 0n,
-  holdTtlMs: 60_000,
-  ...over,
-});
-async function seeded(): Promise<string> {
-  const t = newTenant();
-  await a.reseed({ tenantId: t, month, spentMicros: 0n, holds: [] });
-  return t;
-}
+const input = (tenantId: string, over: Partial<AdmitInput> = {}): AdmitInput => admitInput(tenantId, month, over);
+const seeded = (): Promise<string> => seedTenant(a, newTenant(), month);
 const settleOf = (tenantId: string, requestId: string, actualMicros = 10n) => ({ tenantId, requestId, month, actualMicros, actualTokens: 1, tokensEstimate: 1 });
 
 /** Moves the test clock to `ms` after the start of the next whole hour (Redis TIME based). */

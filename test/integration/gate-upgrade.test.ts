@@ -9,6 +9,7 @@ import { monthOf } from '../../src/accounting/period';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT, createTenant, gql, gqlOk, hello, startApp, startSim } from '../support/app';
+import { GLM5_PRICES, heldEntry } from '../support/ledger-entries';
 
 /**
  * Upgrade in place: Redis holds the previous release's gate state (format 1: token buckets, one settled-marker key
@@ -37,23 +38,8 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-const prices = { 'glm-5': { inputMicrosPerMillion: 1_000_000n, outputMicrosPerMillion: 2_000_000n } };
 const held = (tenantId: string, requestId: string, startedAt: Date, holdMicros: bigint) =>
-  ledger.hold({
-    requestId,
-    tenantId,
-    apiKeyId: null,
-    profile: 'chat_default',
-    region: 'US_EAST',
-    plannedModel: 'glm-5',
-    maxTokens: 150,
-    promptTokensEstimate: 20,
-    prices,
-    holdMicros,
-    startedAt,
-    leaseMs: 1, // its lease is long gone: the instance that ran it is dead
-    idempotencyKey: null,
-  });
+  ledger.hold(heldEntry(tenantId, { requestId, startedAt, holdMicros, leaseMs: 1 })); // its lease is long gone: the instance that ran it is dead
 
 test('format 1 state in Redis, the ledger as truth: the new release reseeds, settles the orphan once, re-applies nothing, and seeds windows from the ledger only', async () => {
   const t = await createTenant(a.url, { requestsPerMinute: 5, monthlyBudgetUsd: '10' });
@@ -68,7 +54,7 @@ test('format 1 state in Redis, the ledger as truth: the new release reseeds, set
   await held(t.id, settledId, new Date(now - 10_000), 500n);
   expect(
     await ledger.settle(settledId, {
-      startedAt: new Date(now - 10_000), model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 140, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0, prices: prices['glm-5'],
+      startedAt: new Date(now - 10_000), model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 140, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0, prices: GLM5_PRICES['glm-5'],
       costMicros: 300n, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date(now - 5_000),
     }),
   ).toBe(true);

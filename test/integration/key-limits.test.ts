@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
 import { makeLimiter, type AdmitInput, type AdmitResult, type ApiKeyLimits, type Limiter } from '../../src/limits';
 import { testRedis } from '../support/test-redis';
+import { admitInput, seedTenant } from '../support/limiter-inputs';
 
 /**
  * Per-key limits in the fast gate against the real Redis: a key's budget and windows are decided in the same script
@@ -33,26 +34,8 @@ afterAll(async () => {
 const newTenant = (): string => `t-${randomUUID()}`;
 const noLimits = (id: string = randomUUID()): ApiKeyLimits => ({ id, budgetMicros: null, requestsPerMinute: null, tokensPerMinute: null });
 
-function input(tenantId: string, apiKey: ApiKeyLimits, over: Partial<AdmitInput> = {}): AdmitInput {
-  return {
-    tenantId,
-    requestId: `r-${randomUUID()}`,
-    month,
-    requestsPerMinute: null,
-    tokensPerMinute: null,
-    tokensEstimate: 100,
-    budgetMicros: null,
-    holdMicros: 0n,
-    holdTtlMs: 60_000,
-    apiKey,
-    ...over,
-  };
-}
-
-async function seeded(tenantId: string): Promise<string> {
-  expect(await a.reseed({ tenantId, month, spentMicros: 0n, holds: [] })).toEqual({ seeded: true });
-  return tenantId;
-}
+const input = (tenantId: string, apiKey: ApiKeyLimits, over: Partial<AdmitInput> = {}): AdmitInput => admitInput(tenantId, month, { apiKey, ...over });
+const seeded = (tenantId: string): Promise<string> => seedTenant(a, tenantId, month);
 
 const allowed = (rs: AdmitResult[]) => rs.filter((r) => r.allowed).length;
 const keyState = async (t: string, keyId: string) => inspect.hmget(`lg:{${t}}:v2:budget:${month}`, `k:${keyId}:s`, `k:${keyId}:h`);

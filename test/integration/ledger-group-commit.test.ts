@@ -14,6 +14,7 @@ import { startTcpProxy, type TcpProxy } from '../support/faults';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
 import { CHAT, createTenant, gql, gqlOk, hello, startApp, startSim } from '../support/app';
 import { until } from '../support/wait';
+import { GLM5_PRICES, heldEntry } from '../support/ledger-entries';
 
 /**
  * Group commit of the two per-request ledger statements, on the real Postgres: concurrent write-ahead INSERTs and
@@ -34,26 +35,10 @@ const counted: SqlPool = {
 const ledger = makeLedger(db, counted);
 let tenantId: string;
 
-const prices = { 'glm-5': { inputMicrosPerMillion: 1_000_000n, outputMicrosPerMillion: 2_000_000n, cachedInputMicrosPerMillion: null, cacheWriteMicrosPerMillion: null } };
-const entry = (over: Partial<HeldEntry> = {}): HeldEntry => ({
-  requestId: randomUUID(),
-  tenantId,
-  apiKeyId: null,
-  profile: 'chat_default',
-  region: 'US_EAST',
-  plannedModel: 'glm-5',
-  maxTokens: 150,
-  promptTokensEstimate: 20,
-  prices,
-  holdMicros: 500n,
-  startedAt: new Date(),
-  leaseMs: 60_000,
-  idempotencyKey: null,
-  ...over,
-});
+const entry = (over: Partial<HeldEntry> = {}): HeldEntry => heldEntry(tenantId, over);
 const settlement = (costMicros: bigint, startedAt = new Date()): Settlement => ({
   startedAt, model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 100, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0,
-  prices: prices['glm-5'], costMicros, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date(),
+  prices: GLM5_PRICES['glm-5'], costMicros, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date(),
 });
 const rowsOf = (ids: string[]) => db.ledgerEntry.findMany({ where: { requestId: { in: ids } }, select: { requestId: true, state: true, costMicros: true, holdMicros: true } });
 

@@ -3,6 +3,7 @@ import type Redis from 'ioredis';
 import { makeLimiter, type AdmitInput, type Limiter } from '../../src/limits';
 import { luaScript, runScript } from '../../src/limits/run-script';
 import { testRedis } from '../support/test-redis';
+import { admitInput, seedTenant } from '../support/limiter-inputs';
 
 /**
  * The fast gate against the machine's real Redis (database 15). Two clients stand for two gateway instances: every
@@ -42,25 +43,8 @@ const newTenant = (): string => `t-${randomUUID()}`;
 const newRequest = (): string => `r-${randomUUID()}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function input(tenantId: string, over: Partial<AdmitInput> = {}): AdmitInput {
-  return {
-    tenantId,
-    requestId: newRequest(),
-    month,
-    requestsPerMinute: null,
-    tokensPerMinute: null,
-    tokensEstimate: 100,
-    budgetMicros: null,
-    holdMicros: 0n,
-    holdTtlMs: 60_000,
-    ...over,
-  };
-}
-
-async function seeded(tenantId: string, spentMicros = 0n): Promise<string> {
-  expect(await a.reseed({ tenantId, month, spentMicros, holds: [] })).toEqual({ seeded: true });
-  return tenantId;
-}
+const input = (tenantId: string, over: Partial<AdmitInput> = {}): AdmitInput => admitInput(tenantId, month, over);
+const seeded = (tenantId: string, spentMicros = 0n): Promise<string> => seedTenant(a, tenantId, month, spentMicros);
 
 /** Every key of a tenant with its full content (not its TTL), to prove a call changed nothing. */
 async function snapshot(tenantId: string): Promise<Record<string, unknown>> {

@@ -1,0 +1,27 @@
+import { randomUUID } from 'node:crypto';
+import type { HeldEntry } from '../../src/accounting/ledger';
+
+/** glm-5's unit prices as a write-ahead entry snapshots them; no cache prices (the input price applies). */
+export const GLM5_PRICES = {
+  'glm-5': { inputMicrosPerMillion: 1_000_000n, outputMicrosPerMillion: 2_000_000n, cachedInputMicrosPerMillion: null, cacheWriteMicrosPerMillion: null },
+};
+
+/** A write-ahead entry of a glm-5 request on chat_default (US_EAST, 150 max tokens, 20 prompt tokens, 500 µ$ held). */
+export function heldEntry(tenantId: string, over: Partial<HeldEntry> = {}): HeldEntry {
+  return {
+    requestId: randomUUID(),
+    tenantId,
+    apiKeyId: null,
+    profile: 'chat_default',
+    region: 'US_EAST',
+    plannedModel: 'glm-5',
+    maxTokens: 150,
+    promptTokensEstimate: 20,
+    prices: GLM5_PRICES,
+    holdMicros: 500n,
+    startedAt: new Date(),
+    leaseMs: 60_000,
+    idempotencyKey: null,
+    ...over,
+  };
+}
