@@ -26,6 +26,11 @@ const config: CodegenConfig = {
           // Parents without the cache ids and tenant fields, which src/graphql/frontend-resolvers.ts adds.
           ChatResult: '../src/chat/types#ChatResult as ChatResultView',
           ChatStreamEvent: '../src/chat/types#ChatStreamEvent as ChatStreamEventView',
+          // Money inside is *Micros (bigint); the resolvers in src/graphql/resolvers.ts give them the contract's *Usd names.
+          Usage: '../src/chat/types#UsageView',
+          CostReportRow: '../src/reports/types#CostReportRowView',
+          CostProjection: '../src/reports/types#CostProjectionView',
+          CostProjectionRow: '../src/reports/types#CostProjectionRowView',
           RequestRecord: '../src/reports/types#RequestRecordView',
           AuditEntry: '../src/reports/types#AuditEntryView',
           ApiKeyInfo: '../src/reports/types#ApiKeyInfoView',

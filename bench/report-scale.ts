@@ -102,7 +102,7 @@ async function main(): Promise<void> {
             rep = a.value;
             raw = b.value;
           }
-          const equal = rep.totalUsd === ledgerSum && isDeepStrictEqual(rep, raw);
+          const equal = rep.totalMicros === ledgerSum && isDeepStrictEqual(rep, raw);
           allEqual &&= equal;
           const row = {
             tenant: t.label,
@@ -111,15 +111,15 @@ async function main(): Promise<void> {
             monthSettledRows: Number(sum.value[0]!.n),
             groupBy: g,
             rows: rep.rows.length,
-            totalUsd: rep.totalUsd.toString(),
-            ledgerSumUsd: ledgerSum.toString(),
+            totalMicros: rep.totalMicros.toString(),
+            ledgerSumMicros: ledgerSum.toString(),
             equalToLedgerAndRaw: equal,
             rollupsMs: { p50: r1(pct(times.rollups, 50)), p95: r1(pct(times.rollups, 95)), max: r1(Math.max(...times.rollups)) },
             rawOnlyMs: { p50: r1(pct(times.raw, 50)), p95: r1(pct(times.raw, 95)), max: r1(Math.max(...times.raw)) },
           };
           cases.push(row);
           process.stdout.write(
-            `${t.label.padEnd(7)} ${month} ${g.padEnd(7)} rows=${String(rep.rows.length).padStart(3)} total=${rep.totalUsd} ` +
+            `${t.label.padEnd(7)} ${month} ${g.padEnd(7)} rows=${String(rep.rows.length).padStart(3)} total=${rep.totalMicros} ` +
               `equal=${equal}  rollups p50 ${row.rollupsMs.p50} ms (p95 ${row.rollupsMs.p95})  raw-only p50 ${row.rawOnlyMs.p50} ms (p95 ${row.rawOnlyMs.p95})\n`,
           );
         }
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < Math.max(3, Math.floor(RUNS / 3)); i++) {
         const o = await timed(() => withRollups.tenantsOverview(month));
         overviewTimes.push(o.ms);
-        overviewEqual &&= o.value.every((t) => t.spentUsd === (truth.get(t.tenantId) ?? 0n));
+        overviewEqual &&= o.value.every((t) => t.spentMicros === (truth.get(t.tenantId) ?? 0n));
       }
     }
     allEqual &&= overviewEqual;

@@ -3,8 +3,8 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { ModelInfo } from '../src/catalog/types';
 import type { TenantView } from '../src/tenants/tenant-view';
-import type { ChatResult as ChatResultView, ChatStreamEvent as ChatStreamEventView } from '../src/chat/types';
-import type { RequestRecordView, AuditEntryView, ApiKeyInfoView, CostReportView } from '../src/reports/types';
+import type { ChatResult as ChatResultView, ChatStreamEvent as ChatStreamEventView, UsageView } from '../src/chat/types';
+import type { CostReportRowView, CostProjectionView, CostProjectionRowView, RequestRecordView, AuditEntryView, ApiKeyInfoView, CostReportView } from '../src/reports/types';
 import type { OverrideView } from '../src/tenants/admin-service';
 import type { ProfileParent } from '../src/graphql/frontend-resolvers';
 import type { BudgetEventView, BudgetAlertView, AlertDeliveryView } from '../src/alerts/types';
@@ -1105,10 +1105,10 @@ export type ResolversTypes = {
   ChatResult: ResolverTypeWrapper<ChatResultView>;
   ChatRole: ChatRole;
   ChatStreamEvent: ResolverTypeWrapper<ChatStreamEventView>;
-  CostProjection: ResolverTypeWrapper<CostProjection>;
-  CostProjectionRow: ResolverTypeWrapper<CostProjectionRow>;
+  CostProjection: ResolverTypeWrapper<CostProjectionView>;
+  CostProjectionRow: ResolverTypeWrapper<CostProjectionRowView>;
   CostReport: ResolverTypeWrapper<CostReportView>;
-  CostReportRow: ResolverTypeWrapper<CostReportRow>;
+  CostReportRow: ResolverTypeWrapper<CostReportRowView>;
   Count: ResolverTypeWrapper<Scalars['Count']['output']>;
   CreateTenantInput: CreateTenantInput;
   CreateTenantPayload: ResolverTypeWrapper<Omit<CreateTenantPayload, 'tenant'> & { tenant: ResolversTypes['Tenant'] }>;
@@ -1147,7 +1147,7 @@ export type ResolversTypes = {
   ToolChoiceInput: ToolChoiceInput;
   ToolChoiceMode: ToolChoiceMode;
   ToolInput: ToolInput;
-  Usage: ResolverTypeWrapper<Usage>;
+  Usage: ResolverTypeWrapper<UsageView>;
   UsageSource: UsageSource;
   Usd: ResolverTypeWrapper<Scalars['Usd']['output']>;
   WebhookStatus: WebhookStatus;
@@ -1174,10 +1174,10 @@ export type ResolversParentTypes = {
   ChatMessageInput: ChatMessageInput;
   ChatResult: ChatResultView;
   ChatStreamEvent: ChatStreamEventView;
-  CostProjection: CostProjection;
-  CostProjectionRow: CostProjectionRow;
+  CostProjection: CostProjectionView;
+  CostProjectionRow: CostProjectionRowView;
   CostReport: CostReportView;
-  CostReportRow: CostReportRow;
+  CostReportRow: CostReportRowView;
   Count: Scalars['Count']['output'];
   CreateTenantInput: CreateTenantInput;
   CreateTenantPayload: Omit<CreateTenantPayload, 'tenant'> & { tenant: ResolversParentTypes['Tenant'] };
@@ -1209,7 +1209,7 @@ export type ResolversParentTypes = {
   ToolCallInput: ToolCallInput;
   ToolChoiceInput: ToolChoiceInput;
   ToolInput: ToolInput;
-  Usage: Usage;
+  Usage: UsageView;
   Usd: Scalars['Usd']['output'];
 };
 

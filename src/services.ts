@@ -4,7 +4,7 @@ import type { KeyAdminService } from './tenants/key-admin';
 import type { TenantReader } from './tenants/tenant-reader';
 import type { TenantStore } from './tenants/tenant-store';
 import type { CatalogStore } from './catalog/catalog-store';
-import type { CachePriceService } from './catalog/cache-prices';
+import type { PriceAdmin } from './catalog/price-admin';
 import type { ModelSwitch } from './catalog/model-enable';
 import type { AccessAdmin } from './tenants/access-admin';
 import type { ChatService } from './chat/chat-service';
@@ -24,7 +24,8 @@ export interface Services {
   readonly admin: AdminService;
   /** Tenant keys' names, limits and rotation; the named admin keys. */
   readonly keyAdmin: KeyAdminService;
-  readonly cachePrices: CachePriceService;
+  /** Model prices (output, input, cache), set by the admin. */
+  readonly prices: PriceAdmin;
   /** Suspension and model access lists of tenants. */
   readonly access: AccessAdmin;
   /** The global enable/disable of a model. */

@@ -6,10 +6,9 @@ import { makeGroupCommit } from './group-commit';
 import { insertHolds, updateSettlements, type SettleItem } from './ledger-writes';
 import { checkHeldEntry, uuidArg } from './ledger-checks';
 import type { Micros } from './money';
-import type { AttemptRecord } from '../routing';
+import type { AttemptRecord, UsageSource } from '../routing';
 
 export type Outcome = 'COMPLETED' | 'CLIENT_CANCELLED' | 'UPSTREAM_INTERRUPTED' | 'TIMEOUT' | 'FAILED' | 'SHUTDOWN' | 'SUSPENDED';
-export type UsageSource = 'PROVIDER' | 'ESTIMATED';
 
 /** Unit prices of every model of a request's chain, as in force at admission. Stored as strings (JSON has no bigint). */
 export type PriceSnapshot = Readonly<Record<string, UnitPrices>>;

@@ -2,7 +2,7 @@ import type { Config } from '../config';
 import type { Logger } from '../infra/logger';
 import { makeEpoch } from '../infra/epoch';
 import { makeCatalogStore } from '../catalog/catalog-store';
-import { makeCachePriceService } from '../catalog/cache-prices';
+import { makePriceAdmin } from '../catalog/price-admin';
 import { makeTenantStore } from '../tenants/tenant-store';
 import { makeAuthenticator } from '../tenants/authenticate';
 import { makeAuthFailures } from '../tenants/auth-failures';
@@ -125,7 +125,7 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     tenantReader: makeTenantReader({ db, tenants, limiter, ledger, holdTtlMs }),
     admin: makeAdminService({ db, epoch, logger }),
     keyAdmin: makeKeyAdminService({ db, epoch, logger }),
-    cachePrices: makeCachePriceService({ db, epoch, logger }),
+    prices: makePriceAdmin({ db, epoch, logger }),
     access: makeAccessAdmin({ db, epoch, logger }),
     modelSwitch: makeModelSwitch({ db, epoch, logger }),
     chat: clients.tracing ? traceChat(chat, clients.tracing) : chat,

@@ -4,7 +4,7 @@ import { hashInput, type Idempotency, type StoredOutcome } from './idempotency';
 import { toResult, type Collected } from './collect';
 import type { AdmissionGuard } from './steps/admit';
 import type { ChatInput } from './chat-input';
-import type { ChatResult } from './types';
+import type { ChatResult, UsageView } from './types';
 
 export interface IdempotentDeps {
   readonly idempotency: Idempotency;
@@ -43,7 +43,7 @@ export async function completeOnce(
     if (c.kind === 'answered') return fromStored(c.answer);
     const { final } = c;
     const keep = final.outcome !== 'SHUTDOWN';
-    if (final.error && keep && final.usage.costUsd > 0n) {
+    if (final.error && keep && final.usage.costMicros > 0n) {
       outcome = { kind: 'error', code: final.error.code, message: final.error.message, extensions: { ...final.error.extensions } };
     }
     const result = toResult(c.requestId, final, c.content);
@@ -61,17 +61,26 @@ export async function completeOnce(
 
 const toStoredResult = (r: ChatResult): StoredOutcome => ({
   kind: 'result',
-  value: { ...r, usage: { ...r.usage, costUsd: r.usage.costUsd.toString() } },
+  value: { ...r, usage: { ...r.usage, costMicros: r.usage.costMicros.toString() } },
 });
+
+/** A stored usage as JSON: the previous release wrote the cost under `costUsd` (same micro-dollars, old name). */
+type StoredUsage = Omit<UsageView, 'costMicros'> & { costMicros?: string; costUsd?: string };
 
 function fromStored(o: StoredOutcome): ChatResult {
   if (o.kind === 'error') throw new AppError(o.code, o.message, o.extensions);
-  const v = o.value as ChatResult & { usage: { costUsd: string } };
+  const v = o.value as Omit<ChatResult, 'usage'> & { usage: StoredUsage };
+  const { costUsd, costMicros, ...usage } = v.usage;
   // Results stored before tool calls and cache counts existed replay as a text answer with no cache.
   return {
     ...v,
     toolCalls: v.toolCalls ?? [],
     finishReason: v.finishReason ?? null,
-    usage: { ...v.usage, cachedPromptTokens: v.usage.cachedPromptTokens ?? 0, cacheWriteTokens: v.usage.cacheWriteTokens ?? 0, costUsd: BigInt(v.usage.costUsd) },
+    usage: {
+      ...usage,
+      cachedPromptTokens: usage.cachedPromptTokens ?? 0,
+      cacheWriteTokens: usage.cacheWriteTokens ?? 0,
+      costMicros: BigInt(costMicros ?? costUsd ?? '0'),
+    },
   };
 }

@@ -1,5 +1,6 @@
 import type { Micros } from '../accounting/money';
-import type { Outcome, UsageSource } from '../accounting/ledger';
+import type { Outcome } from '../accounting/ledger';
+import type { UsageSource } from '../routing';
 import type { FinishReason, ToolCall, ToolCallDelta } from '../upstream/types';
 
 export interface UsageView {
@@ -8,18 +9,20 @@ export interface UsageView {
   /** Of promptTokens: read from / written to the provider's prompt cache. */
   readonly cachedPromptTokens: number;
   readonly cacheWriteTokens: number;
-  readonly costUsd: Micros;
+  readonly costMicros: Micros;
   readonly source: UsageSource;
 }
 
+/** One attempt as the API shows it (chat results and request records alike). */
 export interface AttemptView {
   readonly model: string;
   readonly ok: boolean;
+  /** An AttemptRecord's code; a string because request records also read rows written by earlier releases. */
   readonly error: string | null;
   readonly latencyMs: number;
 }
 
-/** The chat mutation's answer (GraphQL ChatResult; costUsd in micro-dollars). */
+/** The chat mutation's answer (GraphQL ChatResult; money as integer micro-dollars). */
 export interface ChatResult {
   readonly requestId: string;
   readonly model: string;

@@ -39,6 +39,13 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
     },
   },
 
+  // The views hold integer micro-dollars as *Micros; the contract names them *Usd (the Usd scalar formats them).
+  Usage: { costUsd: (u) => u.costMicros },
+  CostReportRow: { costUsd: (r) => r.costMicros },
+  CostReport: { totalUsd: (r) => r.totalMicros },
+  CostProjectionRow: { costUsd: (r) => r.costMicros },
+  CostProjection: { totalUsd: (p) => p.totalMicros },
+
   Query: {
     // The admin sees every model (disabled ones too); a tenant key, those its tenant may use.
     models: async (_p, _a, { principal, services }) => {
@@ -131,11 +138,11 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
     },
     setModelPrice: (_p, args, { principal, services }) => {
       const actor = requireAdmin(principal, 'setModelPrice');
-      return services.admin.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion), actor);
+      return services.prices.setModelPrice(args.model, args.outputUsdPerMillion, given(args, 'inputUsdPerMillion', args.inputUsdPerMillion), actor);
     },
     setModelCachePrices: (_p, args, { principal, services }) => {
       const actor = requireAdmin(principal, 'setModelCachePrices');
-      return services.cachePrices.setCachePrices(
+      return services.prices.setCachePrices(
         args.model,
         given(args, 'cachedInputUsdPerMillion', args.cachedInputUsdPerMillion),
         given(args, 'cacheWriteUsdPerMillion', args.cacheWriteUsdPerMillion),

@@ -20,9 +20,9 @@ export function toUsage(u: UsageView): OpenAIUsage {
     completion_tokens: u.completionTokens,
     total_tokens: u.promptTokens + u.completionTokens,
     prompt_tokens_details: { cached_tokens: u.cachedPromptTokens, cache_write_tokens: u.cacheWriteTokens },
-    cost_usd: formatUsd(u.costUsd),
+    cost_usd: formatUsd(u.costMicros),
     // A single request's cost is far below 2^53 micro-dollars ($9 billion), so the number is exact.
-    cost_micros: Number(u.costUsd),
+    cost_micros: Number(u.costMicros),
   };
 }
 

@@ -149,8 +149,8 @@ export function renderReport(tenantName: string, r: CostReportView, format: Form
             tenant: tenantName,
             month: r.month,
             groupBy: r.groupBy,
-            totalUsd: formatUsd(r.totalUsd),
-            rows: r.rows.map((x) => ({ ...x, costUsd: formatUsd(x.costUsd) })),
+            totalUsd: formatUsd(r.totalMicros),
+            rows: r.rows.map(({ costMicros, ...x }) => ({ ...x, costUsd: formatUsd(costMicros) })),
           },
           null,
           2,
@@ -160,7 +160,7 @@ export function renderReport(tenantName: string, r: CostReportView, format: Form
       const sum = (f: (x: (typeof r.rows)[number]) => number) => r.rows.reduce((s, x) => s + f(x), 0);
       const counts = (x: (typeof r.rows)[number]) =>
         [x.requests, x.promptTokens, x.unpricedPromptTokens, x.cachedPromptTokens, x.cacheWriteTokens, x.completionTokens].map(String);
-      const rows = r.rows.map((x) => [printable(x.key), ...counts(x), formatUsd(x.costUsd)]);
+      const rows = r.rows.map((x) => [printable(x.key), ...counts(x), formatUsd(x.costMicros)]);
       rows.push([
         'TOTAL',
         ...[
@@ -171,7 +171,7 @@ export function renderReport(tenantName: string, r: CostReportView, format: Form
           sum((x) => x.cacheWriteTokens),
           sum((x) => x.completionTokens),
         ].map(String),
-        formatUsd(r.totalUsd),
+        formatUsd(r.totalMicros),
       ]);
       const head = `Cost report: tenant ${printable(tenantName)} (${r.tenantId}), ${r.month} (UTC), by ${GROUP_WORD[r.groupBy]}\n`;
       const columns = [GROUP_WORD[r.groupBy], 'requests', 'promptTokens', 'unpricedPromptTokens', 'cachedPromptTokens', 'cacheWriteTokens', 'completionTokens', 'costUsd'];
@@ -187,7 +187,7 @@ export function renderOverview(month: string, tenants: readonly TenantSpendView[
     case 'csv':
       return toCsv(
         ['tenant', 'tenantId', 'spentUsd', 'budgetUsd', 'shareUsed'],
-        tenants.map((t) => [t.name, t.tenantId, formatUsd(t.spentUsd), t.budgetUsd === null ? '' : formatUsd(t.budgetUsd), t.shareUsed === null ? '' : String(t.shareUsed)]),
+        tenants.map((t) => [t.name, t.tenantId, formatUsd(t.spentMicros), t.budgetMicros === null ? '' : formatUsd(t.budgetMicros), t.shareUsed === null ? '' : String(t.shareUsed)]),
       );
     case 'json':
       return (
@@ -195,8 +195,8 @@ export function renderOverview(month: string, tenants: readonly TenantSpendView[
           tenants.map((t) => ({
             tenantId: t.tenantId,
             name: t.name,
-            spentUsd: formatUsd(t.spentUsd),
-            budgetUsd: t.budgetUsd === null ? null : formatUsd(t.budgetUsd),
+            spentUsd: formatUsd(t.spentMicros),
+            budgetUsd: t.budgetMicros === null ? null : formatUsd(t.budgetMicros),
             shareUsed: t.shareUsed,
           })),
           null,
@@ -208,7 +208,7 @@ export function renderOverview(month: string, tenants: readonly TenantSpendView[
         `Spend by tenant, ${month} (UTC)\n` +
         table(
           ['tenant', 'spentUsd', 'budgetUsd', 'used'],
-          tenants.map((t) => [printable(t.name), formatUsd(t.spentUsd), t.budgetUsd === null ? '-' : formatUsd(t.budgetUsd), percent(t.shareUsed)]),
+          tenants.map((t) => [printable(t.name), formatUsd(t.spentMicros), t.budgetMicros === null ? '-' : formatUsd(t.budgetMicros), percent(t.shareUsed)]),
           new Set([1, 2, 3]),
         )
       );

@@ -35,7 +35,7 @@ const count = (v: bigint): number => {
 
 /** Rows by cost, highest first; equal costs by key in code-unit order (not locale order: stable everywhere). */
 function sortRows(rows: CostReportRowView[]): CostReportRowView[] {
-  return rows.sort((a, b) => (a.costUsd !== b.costUsd ? (a.costUsd > b.costUsd ? -1 : 1) : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return rows.sort((a, b) => (a.costMicros !== b.costMicros ? (a.costMicros > b.costMicros ? -1 : 1) : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
 /** One tenant's month, grouped, in one statement over the plan's rollup days and raw ranges (see spend-source.ts). */
@@ -58,7 +58,7 @@ export async function queryReportRows(db: Db, tenantId: string, plan: MonthPlan,
       cachedPromptTokens: count(r.cached),
       cacheWriteTokens: count(r.written),
       completionTokens: count(r.completion),
-      costUsd: r.cost,
+      costMicros: r.cost,
     })),
   );
 }
@@ -85,7 +85,7 @@ export function reportCsv(rows: readonly CostReportRowView[]): string {
       String(r.cachedPromptTokens),
       String(r.cacheWriteTokens),
       String(r.completionTokens),
-      formatUsd(r.costUsd),
+      formatUsd(r.costMicros),
     ]),
   );
 }

@@ -46,14 +46,14 @@ export function projectCost(monthlyOutputTokens: number, mix: readonly ModelShar
   if (unpriced.length > 0) {
     throw new AppError('UNPRICED_MODEL', `no output price is known for ${unpriced.join(', ')}: it cannot be projected`, { models: unpriced });
   }
-  let totalUsd = 0n;
+  let totalMicros = 0n;
   const rows = mix.map((m) => {
     const outputTokens = Math.round(monthlyOutputTokens * m.share);
-    const costUsd = ceilDiv(BigInt(outputTokens) * (prices.get(m.model) as Micros), 1_000_000n);
-    totalUsd += costUsd;
-    return { model: m.model, share: m.share, outputTokens, costUsd };
+    const costMicros = ceilDiv(BigInt(outputTokens) * (prices.get(m.model) as Micros), 1_000_000n);
+    totalMicros += costMicros;
+    return { model: m.model, share: m.share, outputTokens, costMicros };
   });
-  return { monthlyOutputTokens, totalUsd, rows };
+  return { monthlyOutputTokens, totalMicros, rows };
 }
 
 /** Pace below an hour of the month is noise (one request extrapolated over a month): no forecast before then. */

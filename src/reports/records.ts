@@ -1,7 +1,8 @@
 import type { Db } from '../infra/prisma';
 import type { LedgerEntry, AuditEntry } from '../../generated/prisma/client';
 import { badInput } from '../errors';
-import type { AttemptView, AuditEntryView, RequestRecordView } from './types';
+import type { AttemptView } from '../chat/types';
+import type { AuditEntryView, RequestRecordView } from './types';
 
 /** Page sizes of `requests` and `auditLog`: 1..500, BAD_USER_INPUT naming `first` otherwise. */
 export const MAX_PAGE = 500;
@@ -56,7 +57,7 @@ export function requestRecord(r: LedgerEntry): RequestRecordView {
           completionTokens: r.completionTokens,
           cachedPromptTokens: r.cachedPromptTokens,
           cacheWriteTokens: r.cacheWriteTokens,
-          costUsd: r.costMicros,
+          costMicros: r.costMicros,
           source: r.usageSource ?? 'ESTIMATED',
         }
       : null,

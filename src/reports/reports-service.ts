@@ -22,7 +22,7 @@ import type {
 export interface ReportsService {
   /**
    * The tenant's settled spend of a UTC month (YYYY-MM; a request belongs to the month its startedAt falls in),
-   * grouped. Rows by cost descending, then key ascending; their costs sum to totalUsd, which is the exact sum of the
+   * grouped. Rows by cost descending, then key ascending; their costs sum to totalMicros, which is the exact sum of the
    * month's SETTLED ledger rows (stored costs, never re-priced; HELD rows are not in it). Keys: MODEL the answering
    * model or '(none)' when none answered; PROFILE the profile; DAY 'YYYY-MM-DD' (UTC); API_KEY the key id, or
    * 'unknown' when the row carries none. csv: see csv.ts (CRLF, RFC 4180, formula cells neutralised).
@@ -74,8 +74,8 @@ export function makeReportsService(deps: { db: Db; now?: () => Date; rollupSafet
       await tenantOrThrow(tenantId);
       const plan = await planFor(db, range, now().getTime(), lagMs);
       const rows = await queryReportRows(db, tenantId, plan, groupBy);
-      const totalUsd = rows.reduce((s, r) => s + r.costUsd, 0n);
-      return { tenantId, month, groupBy, totalUsd, rows, csv: reportCsv(rows) };
+      const totalMicros = rows.reduce((s, r) => s + r.costMicros, 0n);
+      return { tenantId, month, groupBy, totalMicros, rows, csv: reportCsv(rows) };
     },
 
     async costProjection(monthlyOutputTokens, mix) {
@@ -125,8 +125,8 @@ export function makeReportsService(deps: { db: Db; now?: () => Date; rollupSafet
       return rows.map((r) => ({
         tenantId: r.id,
         name: r.name,
-        spentUsd: r.spent,
-        budgetUsd: r.budget,
+        spentMicros: r.spent,
+        budgetMicros: r.budget,
         shareUsed: r.budget === null || r.budget === 0n ? null : Number(r.spent) / Number(r.budget),
       }));
     },

@@ -1,10 +1,11 @@
 import type { Micros } from '../accounting/money';
-import type { Outcome, UsageSource } from '../accounting/ledger';
+import type { Outcome } from '../accounting/ledger';
+import type { AttemptView, UsageView } from '../chat/types';
 import type { Region } from '../catalog/types';
 
 /**
  * What the reports module hands to the GraphQL resolvers and the CLI. The shapes mirror the contract's types, with
- * every `Usd` field as integer micro-dollars (bigint) and every `DateTime` as a Date; the edge formats them.
+ * every `Usd` field as an integer `*Micros` field (bigint) and every `DateTime` as a Date; the edge formats them.
  */
 export type ReportGroup = 'MODEL' | 'PROFILE' | 'DAY' | 'API_KEY';
 export const REPORT_GROUPS: readonly ReportGroup[] = ['MODEL', 'PROFILE', 'DAY', 'API_KEY'];
@@ -23,14 +24,14 @@ export interface CostReportRowView {
   readonly cachedPromptTokens: number;
   readonly cacheWriteTokens: number;
   readonly completionTokens: number;
-  readonly costUsd: Micros;
+  readonly costMicros: Micros;
 }
 
 export interface CostReportView {
   readonly tenantId: string;
   readonly month: string;
   readonly groupBy: ReportGroup;
-  readonly totalUsd: Micros;
+  readonly totalMicros: Micros;
   readonly rows: readonly CostReportRowView[];
   readonly csv: string;
 }
@@ -39,12 +40,12 @@ export interface CostProjectionRowView {
   readonly model: string;
   readonly share: number;
   readonly outputTokens: number;
-  readonly costUsd: Micros;
+  readonly costMicros: Micros;
 }
 
 export interface CostProjectionView {
   readonly monthlyOutputTokens: number;
-  readonly totalUsd: Micros;
+  readonly totalMicros: Micros;
   readonly rows: readonly CostProjectionRowView[];
 }
 
@@ -62,22 +63,6 @@ export interface ApiKeyInfoView {
   readonly revokedAt: Date | null;
   readonly rotatedAt: Date | null;
   readonly previousKeyExpiresAt: Date | null;
-}
-
-export interface AttemptView {
-  readonly model: string;
-  readonly ok: boolean;
-  readonly error: string | null;
-  readonly latencyMs: number;
-}
-
-export interface UsageView {
-  readonly promptTokens: number;
-  readonly completionTokens: number;
-  readonly cachedPromptTokens: number;
-  readonly cacheWriteTokens: number;
-  readonly costUsd: Micros;
-  readonly source: UsageSource;
 }
 
 export interface RequestRecordView {
@@ -112,8 +97,8 @@ export interface AuditEntryView {
 export interface TenantSpendView {
   readonly tenantId: string;
   readonly name: string;
-  readonly spentUsd: Micros;
-  readonly budgetUsd: Micros | null;
+  readonly spentMicros: Micros;
+  readonly budgetMicros: Micros | null;
   /** spent / budget as a fraction (1 = the whole budget). Null when the tenant has no budget, or a budget of 0. */
   readonly shareUsed: number | null;
 }

@@ -1,6 +1,13 @@
 import type { ChatMessage, ToolDefinition } from '../upstream/types';
+import type { FailureCode } from './fallback-step';
 
 export type UsageSource = 'PROVIDER' | 'ESTIMATED';
+
+/** Why a model was skipped without a call. */
+export type SkipReason = 'CIRCUIT_OPEN' | 'RETRY_AFTER';
+
+/** Every code an attempt's `error` can hold. */
+export type AttemptErrorCode = FailureCode | SkipReason;
 
 /**
  * One try of one model, as the request's record and bill see it. `error` is a code: an upstream failure code
@@ -11,7 +18,7 @@ export type UsageSource = 'PROVIDER' | 'ESTIMATED';
 export interface AttemptRecord {
   readonly model: string;
   readonly ok: boolean;
-  readonly error: string | null;
+  readonly error: AttemptErrorCode | null;
   readonly latencyMs: number;
   readonly promptTokens: number;
   readonly completionTokens: number;
@@ -21,7 +28,7 @@ export interface AttemptRecord {
   readonly cacheWriteTokens?: number;
 }
 
-export function skippedAttempt(model: string, reason: 'CIRCUIT_OPEN' | 'RETRY_AFTER'): AttemptRecord {
+export function skippedAttempt(model: string, reason: SkipReason): AttemptRecord {
   return { model, ok: false, error: reason, latencyMs: 0, promptTokens: 0, completionTokens: 0, usageSource: 'ESTIMATED' };
 }
 

@@ -93,8 +93,10 @@ export function nextStep(f: Failure, delivered: boolean, mode: Mode): Step {
   }
 }
 
-/** The attempt record's error code. */
-export function failureCode(f: Failure): string {
+/** The attempt record's error code of a failure. */
+export type FailureCode = RetryableCode | 'HTTP_401' | 'HTTP_403' | 'CLIENT_CANCELLED' | 'TOTAL_TIMEOUT' | 'ABORTED' | 'UNEXPECTED';
+
+export function failureCode(f: Failure): FailureCode {
   switch (f.kind) {
     case 'cancelled':
       return 'CLIENT_CANCELLED';

@@ -218,7 +218,7 @@ function usageOf(tally: AttemptTally, answered: boolean, promptEstimate: number)
 }
 
 function attemptRecord(model: string, latencyMs: number, usage: RouteUsage) {
-  return (error: string | null): AttemptRecord => ({
+  return (error: AttemptRecord['error']): AttemptRecord => ({
     model,
     ok: error === null,
     error,

@@ -5,6 +5,7 @@ import type { GraphQLContext } from '../graphql/context';
 import { statusFor } from '../graphql/errors';
 import type { Metrics } from './metrics';
 import { SUBSCRIPTION_TRANSPORTS } from './http-streams';
+import { makeOperationRecorder } from './operation-log';
 
 /** A subscription over plain JSON HTTP cannot stream: a coded 400 naming the transports that can. */
 export const subscriptionTransportPlugin: ApolloServerPlugin<GraphQLContext> = {
@@ -25,12 +26,11 @@ export const subscriptionTransportPlugin: ApolloServerPlugin<GraphQLContext> = {
  * measured in BENCHMARKS.md "Apollo HTTP path (wave 3)"):
  * - the contract's HTTP status (401, 403, 413, 429, 503) from the error codes, and Retry-After on 429 (exposed to
  *   pages on other origins) from the error's retryAfterMs;
- * - the operation counter;
- * - one structured log line through the context's logger (request id and tenant id bound), with the errorIds of
- *   masked errors so a client's report finds the logged cause. Never variables or results: no prompts, completions
- *   or keys.
+ * - the operation counter and its one log line through the context's logger (request id and tenant id bound), by the
+ *   recorder every transport uses (operation-log.ts). Never variables or results: no prompts, completions or keys.
  */
 export function makeResponsePlugin(metrics: Metrics): ApolloServerPlugin<GraphQLContext> {
+  const record = makeOperationRecorder(metrics);
   return {
     async requestDidStart({ contextValue }) {
       const started = performance.now();
@@ -38,18 +38,13 @@ export function makeResponsePlugin(metrics: Metrics): ApolloServerPlugin<GraphQL
         async willSendResponse({ response, operationName }) {
           if (response.body.kind !== 'single') return;
           const errors = response.body.singleResult.errors ?? [];
-          const code = (errors[0]?.extensions?.code as string | undefined) ?? 'OK';
           if (errors.length) {
             const s = statusFor(errors as never);
             if (s) response.http.status = s;
             const retry = errors.find((e) => typeof e.extensions?.retryAfterMs === 'number')?.extensions?.retryAfterMs as number | undefined;
             if (s === 429 && retry !== undefined) response.http.headers.set('retry-after', String(Math.max(1, Math.ceil(retry / 1000))));
           }
-          metrics.operations.inc({ operation: metrics.operationLabel(operationName), code });
-          const errorIds = errors.map((e) => e.extensions?.errorId).filter((id): id is string => typeof id === 'string');
-          const entry = { operation: operationName ?? 'anonymous', code, ms: Math.round(performance.now() - started) };
-          if (errorIds.length) contextValue.log.error({ ...entry, errorIds }, 'graphql operation failed with an internal error');
-          else contextValue.log.info(entry, 'graphql operation');
+          record({ name: operationName ?? 'anonymous', log: contextValue.log, transport: 'http', startedAt: started, errors });
         },
       };
     },

@@ -3,9 +3,9 @@ import type { Logger } from '../infra/logger';
 import type { Metrics } from './metrics';
 
 /**
- * gateway_graphql_operations_total and the one log line of an operation on a streaming transport (graphql-ws, SSE,
- * multipart), as Apollo's plugins do on HTTP: its first error's code or OK, and the errorIds of masked errors so a
- * client's report finds the logged cause. Callers record each operation once.
+ * gateway_graphql_operations_total and the one log line of an operation, on every transport (HTTP through Apollo's
+ * response plugin; graphql-ws, SSE and multipart): its first error's code or OK, and the errorIds of masked errors so
+ * a client's report finds the logged cause. Callers record each operation once.
  */
 export function makeOperationRecorder(metrics: Metrics) {
   return (o: { name: string; log: Logger; transport: string; startedAt: number; errors?: readonly { extensions?: Readonly<Record<string, unknown>> }[] }) => {

@@ -83,7 +83,7 @@ function recordResult(span: Span, r: ChatResult | ChatStreamEvent): void {
       ? {
           [GEN_AI.inputTokens]: r.usage.promptTokens,
           [GEN_AI.outputTokens]: r.usage.completionTokens,
-          [GATEWAY.costMicros]: Number(r.usage.costUsd),
+          [GATEWAY.costMicros]: Number(r.usage.costMicros),
         }
       : {}),
   });

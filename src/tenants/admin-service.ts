@@ -5,7 +5,6 @@ import type { Epoch } from '../infra/epoch';
 import { makeAdminCommit } from './admin-commit';
 import { parseUsd, type Micros } from '../accounting/money';
 import { REGIONS, type Region } from '../catalog/model-table';
-import type { ModelInfo } from '../catalog/types';
 import { loadCatalog } from '../catalog/catalog-store';
 import { generateApiKey } from './api-keys';
 import { audit } from './audit';
@@ -34,7 +33,6 @@ export interface AdminService {
   removeProfileOverride(tenantId: string, profile: string, region?: Region | null, actor?: Actor): Promise<boolean>;
   createApiKey(tenantId: string, actor?: Actor): Promise<{ id: string; key: string }>;
   revokeApiKey(id: string, actor?: Actor): Promise<boolean>;
-  setModelPrice(model: string, output: string, input: Maybe<string>, actor?: Actor): Promise<ModelInfo>;
 }
 
 type OverrideScope = 'ALL' | Region;
@@ -212,29 +210,6 @@ export function makeAdminService(deps: { db: Db; epoch: Epoch; logger?: Logger }
         await audit(tx, actor, { action: 'revokeApiKey', targetType: 'apiKey', targetId: id, tenantId: key.tenantId, oldValue: { revokedAt: null }, newValue: { revokedAt } });
         return true;
       });
-    },
-
-    async setModelPrice(model, output, input, actor = ROOT_ACTOR) {
-      const out = parseUsd(output, 'outputUsdPerMillion');
-      const inp = input.given ? (input.value === null ? null : parseUsd(input.value, 'inputUsdPerMillion')) : undefined;
-      await commit(async (tx) => {
-        const m = await tx.model.findUnique({ where: { id: model } });
-        if (!m) throw new AppError('NOT_FOUND', `no model "${model.slice(0, 64)}"`);
-        const next = { outputMicrosPerMillion: out, inputMicrosPerMillion: inp === undefined ? m.inputMicrosPerMillion : inp };
-        await tx.model.update({ where: { id: model }, data: { ...next, priceSetByAdmin: true } });
-        // The history row carries the cache prices in force too, so each row is the model's whole price from then.
-        const cache = { cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion, cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion };
-        await tx.modelPrice.create({ data: { modelId: model, ...next, ...cache, source: 'admin' } });
-        await audit(tx, actor, {
-          action: 'setModelPrice',
-          targetType: 'model',
-          targetId: model,
-          oldValue: { outputMicrosPerMillion: m.outputMicrosPerMillion, inputMicrosPerMillion: m.inputMicrosPerMillion },
-          newValue: next,
-        });
-      });
-      const catalog = await loadCatalog(db);
-      return catalog.models.get(model)!;
     },
   };
 }

@@ -513,7 +513,7 @@ describe('structured logs', () => {
     expect(errorId).toEqual(expect.any(String));
 
     const op = (name: string) => lines.filter((l) => l.operation === name);
-    expect(op('LogChat')).toEqual([expect.objectContaining({ msg: 'graphql operation', code: 'OK', tenantId: t.id, requestId: expect.any(String), ms: expect.any(Number) })]);
+    expect(op('LogChat')).toEqual([expect.objectContaining({ msg: 'graphql operation', code: 'OK', tenantId: t.id, requestId: expect.any(String), ms: expect.any(Number), transport: 'http' })]);
     expect(op('LogStream')).toEqual([expect.objectContaining({ msg: 'graphql operation', code: 'OK', tenantId: t.id, requestId: expect.any(String), transport: 'ws' })]);
     const failure = op('LogMe');
     expect(failure).toEqual([expect.objectContaining({ code: 'INTERNAL_SERVER_ERROR', tenantId: t.id, requestId: expect.any(String), errorIds: [errorId] })]);

@@ -116,6 +116,21 @@ describe('ChatResult.outcome: a cut-off answer is never replayed as a success (i
     await db.idempotencyKey.update({ where: { tenantId_key: { tenantId: t.id, key: key.key } }, data: { result: { kind: 'result', value: old } as object } });
     expect((await gqlOk(app.url, t.key, CHAT_OUTCOME, input)).chat).toEqual(first);
   });
+
+  it('a result stored by the previous release (its cost under usage.costUsd) replays with the same cost', async () => {
+    const t = await createTenant(app.url);
+    const input = hello('fast_classify', { maxTokens: 5, idempotencyKey: 'old-cost-name' });
+    const first = (await gqlOk(app.url, t.key, CHAT_OUTCOME, input)).chat;
+    expect(first.usage.costUsd).not.toBe('0.000000');
+    const key = await db.idempotencyKey.findFirstOrThrow({ where: { tenantId: t.id } });
+    const value = (key.result as { value: { usage: Record<string, unknown> } }).value;
+    const { costMicros, ...usage } = value.usage;
+    expect(typeof costMicros).toBe('string');
+    const old = { ...value, usage: { ...usage, costUsd: costMicros } };
+    await db.idempotencyKey.update({ where: { tenantId_key: { tenantId: t.id, key: key.key } }, data: { result: { kind: 'result', value: old } as object } });
+    expect((await gqlOk(app.url, t.key, CHAT_OUTCOME, input)).chat).toEqual(first);
+    expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(1);
+  });
 });
 
 describe('the waiter cap over the API (item 13)', () => {

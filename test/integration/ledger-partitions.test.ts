@@ -248,12 +248,12 @@ describe('retention (LEDGER_RETENTION_MONTHS)', () => {
   test('a dropped month reports exactly as before the drop, in every grouping, and later rollup passes leave it alone', async () => {
     const job = makeLedgerPartitions({ db, retentionMonths: 1, logger });
     const before = await reportsOf(t, '2024-05');
-    expect(before[0]!.totalUsd).toBe(6_000n);
+    expect(before[0]!.totalMicros).toBe(6_000n);
     expect(await job.dropExpired()).toEqual(['2024-05']);
     expect(await partitions()).not.toContain('usage_ledger_2024_05');
     expect(await reportsOf(t, '2024-05')).toEqual(before);
     const march = await reportsOf(t, '2024-03');
-    expect(march[0]!.totalUsd).toBe(10_000n);
+    expect(march[0]!.totalMicros).toBe(10_000n);
     expect(march.find((r) => r.groupBy === 'DAY')!.rows.map((r) => r.key)).toEqual(['2024-03-05', '2024-03-31', '2024-03-01']);
     // Its request ids went with it; the archive records what was dropped.
     expect(await db.ledgerRequestId.count({ where: { startedAt: { gte: new Date('2024-03-01T00:00:00Z'), lt: new Date('2024-04-01T00:00:00Z') } } })).toBe(0);

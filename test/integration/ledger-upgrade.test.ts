@@ -123,7 +123,7 @@ test('a ledger written by the previous release is partitioned in place: rows, id
     const reports = makeReportsService({ db });
     for (const s of before.sums) {
       const r = await reports.costReport(s.tenant_id, s.month, 'MODEL');
-      expect({ ...s, total: r.totalUsd }).toEqual({ ...s, total: BigInt(s.cost) });
+      expect({ ...s, total: r.totalMicros }).toEqual({ ...s, total: BigInt(s.cost) });
     }
   } finally {
     await db.$disconnect();

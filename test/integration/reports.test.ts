@@ -115,11 +115,11 @@ async function errorOf(p: Promise<unknown>): Promise<AppError> {
   throw new Error('expected an AppError');
 }
 
-function expectSorted(rows: readonly { key: string; costUsd: bigint }[]): void {
+function expectSorted(rows: readonly { key: string; costMicros: bigint }[]): void {
   for (let i = 1; i < rows.length; i++) {
     const a = rows[i - 1]!;
     const b = rows[i]!;
-    expect(a.costUsd > b.costUsd || (a.costUsd === b.costUsd && a.key < b.key)).toBe(true);
+    expect(a.costMicros > b.costMicros || (a.costMicros === b.costMicros && a.key < b.key)).toBe(true);
   }
 }
 
@@ -189,8 +189,8 @@ describe('costReport', () => {
     const sum = await ledgerSum(t, '2026-10');
     const expectedCost = Array.from({ length: 40 }, (_, i) => BigInt(1_000 + i * 137)).reduce((a, b) => a + b, 0n);
     expect(sum.cost).toBe(expectedCost);
-    expect(r.totalUsd).toBe(expectedCost);
-    expect(r.rows.reduce((s, x) => s + x.costUsd, 0n)).toBe(r.totalUsd);
+    expect(r.totalMicros).toBe(expectedCost);
+    expect(r.rows.reduce((s, x) => s + x.costMicros, 0n)).toBe(r.totalMicros);
     expect(r.rows.reduce((s, x) => s + x.requests, 0)).toBe(41);
     expect(r.rows.reduce((s, x) => s + x.promptTokens, 0)).toBe(Array.from({ length: 40 }, (_, i) => 100 + i).reduce((a, b) => a + b, 0) + 10);
     expect(r.rows.reduce((s, x) => s + x.unpricedPromptTokens, 0)).toBe(Array.from({ length: 40 }, (_, i) => i).filter((i) => i % 3 === 0).reduce((a, i) => a + 100 + i, 0));
@@ -203,13 +203,13 @@ describe('costReport', () => {
   it('uses the documented keys of each grouping', async () => {
     const byModel = await reports.costReport(t, '2026-10', 'MODEL');
     expect(byModel.rows.map((r) => r.key).sort()).toEqual(['(none)', 'deepseek-v4-flash', 'glm-5', 'minimax-m2.5', 'qwen3-8b']);
-    expect(byModel.rows.find((r) => r.key === '(none)')).toMatchObject({ requests: 1, costUsd: 0n });
+    expect(byModel.rows.find((r) => r.key === '(none)')).toMatchObject({ requests: 1, costMicros: 0n });
     const byKey = await reports.costReport(t, '2026-10', 'API_KEY');
     expect(byKey.rows.map((r) => r.key).sort()).toEqual([keyA, keyB, 'unknown'].sort());
     expect(byKey.rows.find((r) => r.key === 'unknown')!.requests).toBe(8);
     const byDay = await reports.costReport(t, '2026-10', 'DAY');
     expect(byDay.rows.every((r) => /^2026-10-\d\d$/.test(r.key))).toBe(true);
-    expect(byDay.rows.find((r) => r.key === '2026-10-01')).toMatchObject({ requests: 2, costUsd: 1_000n + (1_000n + 28n * 137n) });
+    expect(byDay.rows.find((r) => r.key === '2026-10-01')).toMatchObject({ requests: 2, costMicros: 1_000n + (1_000n + 28n * 137n) });
     const byProfile = await reports.costReport(t, '2026-10', 'PROFILE');
     expect(byProfile.rows.map((r) => r.key).sort()).toEqual(['chat_default', 'fast_classify', 'long_form']);
   });
@@ -218,12 +218,12 @@ describe('costReport', () => {
     const held = await newTenant('held');
     const [id] = await insert(held, [{ startedAt: '2026-10-12T12:00:00.000Z', state: 'HELD', cost: 0n }]);
     await insert(held, [{ startedAt: '2026-10-12T13:00:00.000Z', cost: 40n }]);
-    expect((await reports.costReport(held, '2026-10', 'MODEL')).totalUsd).toBe(40n);
+    expect((await reports.costReport(held, '2026-10', 'MODEL')).totalMicros).toBe(40n);
     expect((await reports.costReport(held, '2026-10', 'MODEL')).rows).toEqual([
-      { key: 'glm-5', requests: 1, promptTokens: 10, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 20, costUsd: 40n },
+      { key: 'glm-5', requests: 1, promptTokens: 10, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 20, costMicros: 40n },
     ]);
     await db.ledgerEntry.update({ where: { requestId: id! }, data: { state: 'SETTLED', model: 'glm-5', costMicros: 2n, outcome: 'COMPLETED' } });
-    expect((await reports.costReport(held, '2026-10', 'MODEL')).totalUsd).toBe(42n);
+    expect((await reports.costReport(held, '2026-10', 'MODEL')).totalMicros).toBe(42n);
   });
 
   it('puts 23:59:59.999 on the 31st in its month and midnight in the next (UTC)', async () => {
@@ -234,10 +234,10 @@ describe('costReport', () => {
       { startedAt: '2026-10-01T00:00:00.000Z', cost: 100n },
       { startedAt: '2026-09-30T23:59:59.999Z', cost: 1_000n },
     ]);
-    expect((await reports.costReport(b, '2026-10', 'MODEL')).totalUsd).toBe(107n);
-    expect((await reports.costReport(b, '2026-11', 'MODEL')).totalUsd).toBe(11n);
-    expect((await reports.costReport(b, '2026-09', 'MODEL')).totalUsd).toBe(1_000n);
-    const days = (await reports.costReport(b, '2026-10', 'DAY')).rows.map((r) => [r.key, r.costUsd]);
+    expect((await reports.costReport(b, '2026-10', 'MODEL')).totalMicros).toBe(107n);
+    expect((await reports.costReport(b, '2026-11', 'MODEL')).totalMicros).toBe(11n);
+    expect((await reports.costReport(b, '2026-09', 'MODEL')).totalMicros).toBe(1_000n);
+    const days = (await reports.costReport(b, '2026-10', 'DAY')).rows.map((r) => [r.key, r.costMicros]);
     expect(days).toEqual([
       ['2026-10-01', 100n],
       ['2026-10-31', 7n],
@@ -249,7 +249,7 @@ describe('costReport', () => {
     // 1000 completion tokens of kimi-k2.5 at $3.00/M = 3000 micros, stored on the row.
     await insert(p, [{ startedAt: '2026-11-03T10:00:00.000Z', model: 'kimi-k2.5', completion: 1_000, cost: 3_000n }], priv);
     const before = await privReports.costReport(p, '2026-11', 'MODEL');
-    expect(before.totalUsd).toBe(3_000n);
+    expect(before.totalMicros).toBe(3_000n);
     // The private database's catalog: no other suite sees this price.
     await priv.model.update({ where: { id: 'kimi-k2.5' }, data: { outputMicrosPerMillion: 5_000_000n, inputMicrosPerMillion: 1_000_000n } });
     const after = await privReports.costReport(p, '2026-11', 'MODEL');
@@ -257,10 +257,10 @@ describe('costReport', () => {
     // A row charged at the new price adds its own stored cost; the earlier row keeps its own.
     await insert(p, [{ startedAt: '2026-11-20T10:00:00.000Z', model: 'kimi-k2.5', completion: 1_000, cost: 5_000n }], priv);
     const later = await privReports.costReport(p, '2026-11', 'MODEL');
-    expect(later.totalUsd).toBe(8_000n);
-    expect(later.rows).toEqual([{ key: 'kimi-k2.5', requests: 2, promptTokens: 20, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 2_000, costUsd: 8_000n }]);
+    expect(later.totalMicros).toBe(8_000n);
+    expect(later.rows).toEqual([{ key: 'kimi-k2.5', requests: 2, promptTokens: 20, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 2_000, costMicros: 8_000n }]);
     // And the projection uses the new (current) price.
-    expect((await privReports.costProjection(1_000_000, [{ model: 'kimi-k2.5', share: 1 }])).totalUsd).toBe(5_000_000n);
+    expect((await privReports.costProjection(1_000_000, [{ model: 'kimi-k2.5', share: 1 }])).totalMicros).toBe(5_000_000n);
   });
 
   it('writes CSV that a CSV parser reads back to the same rows, with formula cells neutralised', async () => {
@@ -287,7 +287,7 @@ describe('costReport', () => {
         cachedPromptTokens: String(row.cachedPromptTokens),
         cacheWriteTokens: String(row.cacheWriteTokens),
         completionTokens: String(row.completionTokens),
-        costUsd: `${row.costUsd / 1_000_000n}.${String(row.costUsd % 1_000_000n).padStart(6, '0')}`,
+        costUsd: `${row.costMicros / 1_000_000n}.${String(row.costMicros % 1_000_000n).padStart(6, '0')}`,
       });
     });
     expect(records.map((x) => x.key).sort()).toEqual(
@@ -314,7 +314,7 @@ describe('costReport', () => {
   it('gives an empty month an empty report', async () => {
     const r = await reports.costReport(t, '2026-08', 'DAY');
     expect(r.rows).toEqual([]);
-    expect(r.totalUsd).toBe(0n);
+    expect(r.totalMicros).toBe(0n);
     expect(r.csv).toBe('key,requests,promptTokens,unpricedPromptTokens,cachedPromptTokens,cacheWriteTokens,completionTokens,costUsd\r\n');
   });
 });
@@ -361,7 +361,7 @@ describe('daily rollups', () => {
   it('gives the same reports before the job, after it and after re-running it, and the re-run changes nothing', async () => {
     const before = await snapshot();
     const sum = await ledgerSum(r, '2026-09', db);
-    for (const rep of before) expect(rep.totalUsd).toBe(sum.cost);
+    for (const rep of before) expect(rep.totalMicros).toBe(sum.cost);
 
     const first = await job.runOnce();
     expect(first.days).toBeGreaterThan(0);
@@ -391,35 +391,35 @@ describe('daily rollups', () => {
       where: { tenantId_day_model_profile_apiKeyId: { tenantId: r, day: victim.day, model: victim.model, profile: victim.profile, apiKeyId: victim.apiKeyId } },
       data: { costMicros: victim.costMicros + 1_000_000n },
     });
-    expect((await reports.costReport(r, '2026-09', 'DAY')).totalUsd).toBe(honest.totalUsd + 1_000_000n);
+    expect((await reports.costReport(r, '2026-09', 'DAY')).totalMicros).toBe(honest.totalMicros + 1_000_000n);
     expect((await job.runOnce()).days).toBeGreaterThanOrEqual(1);
     expect(await reports.costReport(r, '2026-09', 'DAY')).toEqual(honest);
   });
 
   it('counts a row written late into a computed day at once, and the next pass folds it into the rollups', async () => {
     await job.runOnce();
-    const base = (await reports.costReport(r, '2026-09', 'MODEL')).totalUsd;
+    const base = (await reports.costReport(r, '2026-09', 'MODEL')).totalMicros;
     expect(await db.rollupDay.findUnique({ where: { day: new Date('2026-09-03') } })).not.toBeNull();
     await insert(r, [{ startedAt: '2026-09-03T05:00:00.000Z', cost: 333n, model: 'glm-5' }], db);
     // Before the job runs again: the day no longer matches its rollups for this tenant, so it is read raw.
-    for (const g of GROUPS) expect((await reports.costReport(r, '2026-09', g)).totalUsd).toBe(base + 333n);
-    expect((await reports.tenantsOverview('2026-09')).find((x) => x.tenantId === r)!.spentUsd).toBe(base + 333n);
+    for (const g of GROUPS) expect((await reports.costReport(r, '2026-09', g)).totalMicros).toBe(base + 333n);
+    expect((await reports.tenantsOverview('2026-09')).find((x) => x.tenantId === r)!.spentMicros).toBe(base + 333n);
     // A HELD row appearing in a computed day (a clock-skewed instance) is not counted, and breaks nothing.
     const [skewed] = await insert(r, [{ startedAt: '2026-09-04T05:00:00.000Z', state: 'HELD' }], db);
-    expect((await reports.costReport(r, '2026-09', 'DAY')).totalUsd).toBe(base + 333n);
+    expect((await reports.costReport(r, '2026-09', 'DAY')).totalMicros).toBe(base + 333n);
     await db.ledgerEntry.delete({ where: { requestId: skewed! } });
     expect((await job.runOnce()).days).toBeGreaterThanOrEqual(1);
     for (const g of GROUPS) {
       const rep = await reports.costReport(r, '2026-09', g);
-      expect(rep.totalUsd).toBe(base + 333n);
-      expect(rep.totalUsd).toBe((await ledgerSum(r, '2026-09', db)).cost);
+      expect(rep.totalMicros).toBe(base + 333n);
+      expect(rep.totalMicros).toBe((await ledgerSum(r, '2026-09', db)).cost);
     }
 
     await db.ledgerEntry.update({ where: { requestId: heldId }, data: { state: 'SETTLED', model: 'glm-5', costMicros: 444n, outcome: 'COMPLETED', usageSource: 'ESTIMATED' } });
-    expect((await reports.costReport(r, '2026-09', 'MODEL')).totalUsd).toBe(base + 777n);
+    expect((await reports.costReport(r, '2026-09', 'MODEL')).totalMicros).toBe(base + 777n);
     expect((await job.runOnce()).days).toBeGreaterThanOrEqual(1);
     expect(await db.rollupDay.findUnique({ where: { day: new Date('2026-09-20') } })).not.toBeNull();
-    for (const g of GROUPS) expect((await reports.costReport(r, '2026-09', g)).totalUsd).toBe(base + 777n);
+    for (const g of GROUPS) expect((await reports.costReport(r, '2026-09', g)).totalMicros).toBe(base + 777n);
   });
 
   it('computes days older than the recheck window once (backfill), with the same reports', async () => {
@@ -458,14 +458,14 @@ describe('projection', () => {
   it('reproduces the model table from the models table', async () => {
     // The private database's freshly seeded catalog: no other suite's price change can reach it.
     const reports = privReports;
-    expect((await reports.costProjection(50_000_000, [{ model: 'glm-5', share: 1 }])).totalUsd).toBe(96_000_000n);
-    expect((await reports.costProjection(50_000_000, [{ model: 'deepseek-v4-pro', share: 1 }])).totalUsd).toBe(39_000_000n);
+    expect((await reports.costProjection(50_000_000, [{ model: 'glm-5', share: 1 }])).totalMicros).toBe(96_000_000n);
+    expect((await reports.costProjection(50_000_000, [{ model: 'deepseek-v4-pro', share: 1 }])).totalMicros).toBe(39_000_000n);
     const mix = await reports.costProjection(50_000_000, [
       { model: 'deepseek-v4-flash', share: 0.6 },
       { model: 'qwen3-8b', share: 0.3 },
       { model: 'minimax-m2.5', share: 0.1 },
     ]);
-    expect(mix.totalUsd).toBe(13_400_000n);
+    expect(mix.totalMicros).toBe(13_400_000n);
     expect(mix.monthlyOutputTokens).toBe(50_000_000);
   });
 
@@ -516,7 +516,7 @@ describe('keys, requests and the audit trail', () => {
         { model: 'glm-5', ok: true, error: null, latencyMs: 480 },
       ],
       outcome: 'COMPLETED',
-      usage: { promptTokens: 10, completionTokens: 20, cachedPromptTokens: 0, cacheWriteTokens: 0, costUsd: 1n, source: 'PROVIDER' },
+      usage: { promptTokens: 10, completionTokens: 20, cachedPromptTokens: 0, cacheWriteTokens: 0, costMicros: 1n, source: 'PROVIDER' },
       startedAt: new Date(base + 60_000),
       endedAt: new Date(base + 61_000),
     });
@@ -661,8 +661,8 @@ describe('tenants overview and the CLI', () => {
 
   it('overviews every tenant with spend, budget and share used', async () => {
     const o = await reports.tenantsOverview('2026-12');
-    expect(o.find((x) => x.tenantId === a)).toEqual({ tenantId: a, name: nameA, spentUsd: 4_000_000n, budgetUsd: 10_000_000n, shareUsed: 0.4 });
-    expect(o.find((x) => x.tenantId === b)).toEqual({ tenantId: b, name: `rep-cli-b-${RUN}`, spentUsd: 123n, budgetUsd: null, shareUsed: null });
+    expect(o.find((x) => x.tenantId === a)).toEqual({ tenantId: a, name: nameA, spentMicros: 4_000_000n, budgetMicros: 10_000_000n, shareUsed: 0.4 });
+    expect(o.find((x) => x.tenantId === b)).toEqual({ tenantId: b, name: `rep-cli-b-${RUN}`, spentMicros: 123n, budgetMicros: null, shareUsed: null });
   });
 
   it('prints a tenant report as a table, by name or id', async () => {

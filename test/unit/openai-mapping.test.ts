@@ -87,7 +87,7 @@ describe('errors in OpenAI’s shape', () => {
 });
 
 it('usage carries the exact cost as a Usd string and integer micro-dollars', () => {
-  expect(toUsage({ promptTokens: 3, completionTokens: 4, cachedPromptTokens: 2, cacheWriteTokens: 1, costUsd: 1_234_567n, source: 'PROVIDER' })).toEqual({
+  expect(toUsage({ promptTokens: 3, completionTokens: 4, cachedPromptTokens: 2, cacheWriteTokens: 1, costMicros: 1_234_567n, source: 'PROVIDER' })).toEqual({
     prompt_tokens: 3,
     completion_tokens: 4,
     total_tokens: 7,

@@ -16,8 +16,8 @@ function codeOf(f: () => unknown): { code: string; field: unknown; message: stri
 
 describe('projectCost', () => {
   it('reproduces the model table: 50M tokens of glm-5 = $96, deepseek-v4-pro = $39, the mix = $13.40', () => {
-    expect(projectCost(50_000_000, [{ model: 'glm-5', share: 1 }], PRICES).totalUsd).toBe(96_000_000n);
-    expect(projectCost(50_000_000, [{ model: 'deepseek-v4-pro', share: 1 }], PRICES).totalUsd).toBe(39_000_000n);
+    expect(projectCost(50_000_000, [{ model: 'glm-5', share: 1 }], PRICES).totalMicros).toBe(96_000_000n);
+    expect(projectCost(50_000_000, [{ model: 'deepseek-v4-pro', share: 1 }], PRICES).totalMicros).toBe(39_000_000n);
     const mix = projectCost(
       50_000_000,
       [
@@ -27,11 +27,11 @@ describe('projectCost', () => {
       ],
       PRICES,
     );
-    expect(mix.totalUsd).toBe(13_400_000n);
+    expect(mix.totalMicros).toBe(13_400_000n);
     expect(mix.rows).toEqual([
-      { model: 'deepseek-v4-flash', share: 0.6, outputTokens: 30_000_000, costUsd: 7_500_000n },
-      { model: 'qwen3-8b', share: 0.3, outputTokens: 15_000_000, costUsd: 150_000n },
-      { model: 'minimax-m2.5', share: 0.1, outputTokens: 5_000_000, costUsd: 5_750_000n },
+      { model: 'deepseek-v4-flash', share: 0.6, outputTokens: 30_000_000, costMicros: 7_500_000n },
+      { model: 'qwen3-8b', share: 0.3, outputTokens: 15_000_000, costMicros: 150_000n },
+      { model: 'minimax-m2.5', share: 0.1, outputTokens: 5_000_000, costMicros: 5_750_000n },
     ]);
   });
 
@@ -39,10 +39,10 @@ describe('projectCost', () => {
     // 3 tokens x 0.5 = 1.5 -> 2 tokens; 2 x 10_000 / 1e6 = 0.02 micro -> 1 micro.
     const p = projectCost(3, [{ model: 'qwen3-8b', share: 0.5 }, { model: 'glm-5', share: 0.5 }], PRICES);
     expect(p.rows.map((r) => r.outputTokens)).toEqual([2, 2]);
-    expect(p.rows[0]!.costUsd).toBe(1n);
-    expect(p.rows[1]!.costUsd).toBe(4n); // 2 x 1_920_000 / 1e6 = 3.84 -> 4
-    expect(p.totalUsd).toBe(5n);
-    expect(projectCost(0, [{ model: 'glm-5', share: 1 }], PRICES).totalUsd).toBe(0n);
+    expect(p.rows[0]!.costMicros).toBe(1n);
+    expect(p.rows[1]!.costMicros).toBe(4n); // 2 x 1_920_000 / 1e6 = 3.84 -> 4
+    expect(p.totalMicros).toBe(5n);
+    expect(projectCost(0, [{ model: 'glm-5', share: 1 }], PRICES).totalMicros).toBe(0n);
   });
 
   it('accepts shares that sum to 1 within 1e-9 and refuses those that do not', () => {
@@ -80,6 +80,6 @@ describe('projectCost', () => {
   it('is exact beyond float precision', () => {
     const big = Number.MAX_SAFE_INTEGER;
     const p = projectCost(big, [{ model: 'kimi-k2.5', share: 1 }], PRICES);
-    expect(p.totalUsd).toBe((BigInt(big) * 3_000_000n + 999_999n) / 1_000_000n);
+    expect(p.totalMicros).toBe((BigInt(big) * 3_000_000n + 999_999n) / 1_000_000n);
   });
 });

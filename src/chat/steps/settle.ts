@@ -5,7 +5,8 @@ import type { FinishReason } from '../../upstream';
 import type { Checkpointer } from '../../accounting/checkpointer';
 import type { GateApplier } from '../../accounting/gate-applier';
 import type { GateLedger } from '../../accounting/gate-ledger';
-import type { Ledger, Outcome, StoredAttempt, UsageSource } from '../../accounting/ledger';
+import type { Ledger, Outcome, StoredAttempt } from '../../accounting/ledger';
+import type { UsageSource } from '../../routing';
 import type { GateRepair } from '../../limits/repair';
 import type { AttemptView, UsageView } from '../types';
 import type { Admitted } from './admit';
@@ -135,7 +136,7 @@ function usageOf(attempts: readonly AttemptRecord[], costMicros: bigint): UsageV
     cacheWriteTokens += at.cacheWriteTokens ?? 0;
     if ((at.promptTokens || at.completionTokens) && at.usageSource === 'ESTIMATED') source = 'ESTIMATED';
   }
-  return { promptTokens, completionTokens, cachedPromptTokens, cacheWriteTokens, costUsd: costMicros, source };
+  return { promptTokens, completionTokens, cachedPromptTokens, cacheWriteTokens, costMicros, source };
 }
 
 /**

@@ -10,7 +10,14 @@ import { ROOT_ACTOR, type Actor } from '../tenants/principal';
 import { loadCatalog } from './catalog-store';
 import type { ModelInfo } from './types';
 
-export interface CachePriceService {
+/** The admin's model-pricing changes, each through admin-commit (audit + epoch announce inside the transaction). */
+export interface PriceAdmin {
+  /**
+   * Sets a model's output price and, when given, its input price (explicit null: the input is not priced) from now.
+   * Writes the model, a price-history row carrying all four prices in force and an audit record in one transaction.
+   * Unknown model: NOT_FOUND; a bad amount: BAD_USER_INPUT naming the argument; nothing written either way.
+   */
+  setModelPrice(model: string, output: string, input: Maybe<string>, actor?: Actor): Promise<ModelInfo>;
   /**
    * Sets a model's cached-input and cache-write prices from now: an argument left out keeps its price, an explicit
    * null clears it (those tokens are then charged at the input price). Validates both before writing; writes the
@@ -24,10 +31,33 @@ export interface CachePriceService {
 const parsed = (m: Maybe<string>, field: string): Micros | null | undefined =>
   m.given ? (m.value === null ? null : parseUsd(m.value, field)) : undefined;
 
-export function makeCachePriceService(deps: { db: Db; epoch: Epoch; logger?: Logger }): CachePriceService {
+export function makePriceAdmin(deps: { db: Db; epoch: Epoch; logger?: Logger }): PriceAdmin {
   const { db } = deps;
   const commit = makeAdminCommit(deps);
   return {
+    async setModelPrice(model, output, input, actor = ROOT_ACTOR) {
+      const out = parseUsd(output, 'outputUsdPerMillion');
+      const inp = parsed(input, 'inputUsdPerMillion');
+      await commit(async (tx) => {
+        const m = await tx.model.findUnique({ where: { id: model } });
+        if (!m) throw new AppError('NOT_FOUND', `no model "${model.slice(0, 64)}"`);
+        const next = { outputMicrosPerMillion: out, inputMicrosPerMillion: inp === undefined ? m.inputMicrosPerMillion : inp };
+        await tx.model.update({ where: { id: model }, data: { ...next, priceSetByAdmin: true } });
+        // The history row carries the cache prices in force too, so each row is the model's whole price from then.
+        const cache = { cachedInputMicrosPerMillion: m.cachedInputMicrosPerMillion, cacheWriteMicrosPerMillion: m.cacheWriteMicrosPerMillion };
+        await tx.modelPrice.create({ data: { modelId: model, ...next, ...cache, source: 'admin' } });
+        await audit(tx, actor, {
+          action: 'setModelPrice',
+          targetType: 'model',
+          targetId: model,
+          oldValue: { outputMicrosPerMillion: m.outputMicrosPerMillion, inputMicrosPerMillion: m.inputMicrosPerMillion },
+          newValue: next,
+        });
+      });
+      const catalog = await loadCatalog(db);
+      return catalog.models.get(model)!;
+    },
+
     async setCachePrices(model, cachedInput, cacheWrite, actor = ROOT_ACTOR) {
       const cached = parsed(cachedInput, 'cachedInputUsdPerMillion');
       const write = parsed(cacheWrite, 'cacheWriteUsdPerMillion');
