@@ -22,6 +22,7 @@ import { makeDrain, type Drain } from '../chat/drain';
 import { makeIdempotency, type Idempotency } from '../chat/idempotency';
 import { makeKeySignals } from '../chat/key-signals';
 import { makeChatService } from '../chat/chat-service';
+import type { SettleDeps } from '../chat/steps/settle';
 import { makeAlerts } from '../alerts';
 import { makeModelHealth, type RoutingOptions } from '../routing';
 import { makeReportsService } from '../reports';
@@ -57,12 +58,7 @@ export interface CoreOptions {
 /** Wires the use cases over the clients; nothing here opens a connection or starts a timer. */
 export function makeCore(config: Config, clients: Clients, logger: Logger, closers: Closers, opts: CoreOptions): Core {
   const { db, sql, gate, redis } = clients;
-  const routing: RoutingOptions = {
-    firstTokenFloorMs: config.FIRST_TOKEN_FLOOR_MS,
-    ttftMultiple: config.FIRST_TOKEN_TTFT_MULTIPLE,
-    idleTimeoutMs: config.IDLE_TIMEOUT_MS,
-    totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
-  };
+  const routing = routingOptions(config);
   // A hold outlives the longest request; the reaper settles dead ones long before it expires.
   const holdTtlMs = config.TOTAL_TIMEOUT_MS + config.LEASE_MS + 60_000;
   const epoch = makeEpoch(redis, { maxAgeMs: config.CACHE_MAX_AGE_MS });
@@ -106,13 +102,7 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     idleTimeoutMs: config.IDLE_TIMEOUT_MS,
     totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
     idempotency,
-    observe: (e) => {
-      if (e.model) {
-        metrics.requestMs.observe({ model: e.model, outcome: e.outcome }, e.totalMs);
-        if (e.ttftMs !== null) metrics.ttftMs.observe({ model: e.model }, e.ttftMs);
-      }
-      for (const a of e.attempts) metrics.attempts.inc({ model: a.model, result: a.ok ? 'ok' : (a.error ?? 'error') });
-    },
+    observe: chatObserver(metrics),
     onDenied: (reason) => metrics.denials.inc({ reason }),
   });
 
@@ -135,4 +125,24 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
     alerts,
   };
   return { services, metrics, drain, limiter, ledger, gateLedger, gateApplier, gateRepair, checkpointer, idempotency };
+}
+
+function routingOptions(config: Config): RoutingOptions {
+  return {
+    firstTokenFloorMs: config.FIRST_TOKEN_FLOOR_MS,
+    ttftMultiple: config.FIRST_TOKEN_TTFT_MULTIPLE,
+    idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+    totalTimeoutMs: config.TOTAL_TIMEOUT_MS,
+  };
+}
+
+/** Every finished chat request into the metrics: its duration and first token per model, and each attempt's result. */
+function chatObserver(metrics: Metrics): NonNullable<SettleDeps['observe']> {
+  return (e) => {
+    if (e.model) {
+      metrics.requestMs.observe({ model: e.model, outcome: e.outcome }, e.totalMs);
+      if (e.ttftMs !== null) metrics.ttftMs.observe({ model: e.model }, e.ttftMs);
+    }
+    for (const a of e.attempts) metrics.attempts.inc({ model: a.model, result: a.ok ? 'ok' : (a.error ?? 'error') });
+  };
 }

@@ -53,119 +53,148 @@ function mastersBySlot(cluster: Cluster): MasterMap {
 }
 
 export function guardFailovers(cluster: Cluster, opts: { logger: Logger; keyPrefix?: string }): FailoverGuard {
-  const pattern = `${opts.keyPrefix ?? 'lg'}:{*`;
-  // Not matched by `pattern`: the sweep leaves its own marker alone.
-  const markerPrefix = `${opts.keyPrefix ?? 'lg'}:failover`;
-  const slotsOfNode = (key: string): Set<number> => new Set(known ? [...known].filter(([, m]) => m === key).map(([s]) => s) : []);
-  let known: MasterMap | null = null;
-  let knownMasters = new Set<string>();
-  const pending = new Set<string>();
-  let rebuild: Promise<void> | null = null;
-  // Slots whose master left, failed, or was replaced and not yet swept. Only these fail closed: tenants on the
-  // healthy masters keep working, and their settlements are not lost to a fence they have nothing to do with.
-  const fenced = new Set<number>();
-  let failovers = 0;
+  return new FailoverWatch(cluster, opts.logger, opts.keyPrefix ?? 'lg');
+}
 
-  const closing = () => cluster.status === 'disconnecting' || cluster.status === 'close' || cluster.status === 'end';
-  const remember = (map: MasterMap) => {
-    known = map;
-    knownMasters = new Set(map.values());
+/** The guard's state, driven by ioredis' cluster events: what it knew of the slot map, what is fenced, what is owed a sweep. */
+class FailoverWatch implements FailoverGuard {
+  private readonly pattern: string;
+  /** Not matched by `pattern`: the sweep leaves its own marker alone. */
+  private readonly markerPrefix: string;
+  private known: MasterMap | null = null;
+  private knownMasters = new Set<string>();
+  /** Promoted masters not swept yet. */
+  private readonly pending = new Set<string>();
+  private rebuild: Promise<void> | null = null;
+  /**
+   * Slots whose master left, failed, or was replaced and not yet swept. Only these fail closed: tenants on the
+   * healthy masters keep working, and their settlements are not lost to a fence they have nothing to do with.
+   */
+  private readonly fencedSlots = new Set<number>();
+  private handled = 0;
+  private probing = false;
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly logger: Logger,
+    keyPrefix: string,
+  ) {
+    this.pattern = `${keyPrefix}:{*`;
+    this.markerPrefix = `${keyPrefix}:failover`;
+    cluster.on('ready', () => {
+      if (!this.known) this.remember(mastersBySlot(cluster));
+    });
+    // A master leaving the pool (its connection ended or the slot map dropped it): fence before any command is
+    // redirected to whichever node took its slots.
+    cluster.on('-node', (redis: Redis) => {
+      const key = nodeKey(redis);
+      if (this.knownMasters.has(key)) this.fence(`master ${key} left`, this.slotsOfNode(key));
+    });
+    // A master's connection failing (killed, partitioned, restarted): fence until a slot refresh says who owns its
+    // slots, so a MOVED redirect can never carry a command to a promoted replica before it is swept.
+    cluster.on('node error', (_e: unknown, key: string) => {
+      if (this.knownMasters.has(key)) this.fence(`master ${key} failing`, this.slotsOfNode(key));
+    });
+    cluster.on('refresh', () => this.onRefresh());
+  }
+
+  check(command: Command): void {
+    if (this.fencedSlots.size === 0) return;
+    if (command.getKeys().length === 0 || this.fencedSlots.has(command.getSlot())) {
+      throw new GateFencedError('Redis Cluster failover in progress: the gate is rebuilding this shard from the ledger');
+    }
+  }
+
+  get fenced(): boolean {
+    return this.fencedSlots.size > 0;
+  }
+
+  get failovers(): number {
+    return this.handled;
+  }
+
+  readonly idle = async (): Promise<void> => {
+    while (this.rebuild) await this.rebuild;
   };
 
-  const sweep = (key: string) => sweepPromotedMaster(cluster, key, slotsOfNode(key), { pattern, markerPrefix, logger: opts.logger, closing });
+  private closing(): boolean {
+    const status = this.cluster.status;
+    return status === 'disconnecting' || status === 'close' || status === 'end';
+  }
 
-  const runRebuild = (): Promise<void> =>
-    (rebuild ??= (async () => {
-      // Keep going until every newly promoted master has been swept and no new one appeared meanwhile.
-      while (pending.size) {
-        if (closing()) {
-          rebuild = null; // shutting down: nothing left to protect, and no timer may keep the process alive
-          return;
-        }
-        const key = pending.values().next().value as string;
-        try {
-          await sweep(key);
-          pending.delete(key);
-        } catch (e) {
-          opts.logger.warn({ err: e, node: key }, 'redis cluster failover: sweep failed; retrying after the next slot refresh');
-          await new Promise<void>((r) => cluster.refreshSlotsCache(() => r()));
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-      failovers++;
-      fenced.clear();
-      rebuild = null;
-      opts.logger.warn('redis cluster failover handled: gate open again');
-    })());
+  private remember(map: MasterMap): void {
+    this.known = map;
+    this.knownMasters = new Set(map.values());
+  }
 
-  const fence = (why: string, slots: Iterable<number>) => {
-    if (closing()) return; // our own shutdown
-    const before = fenced.size;
-    for (const s of slots) fenced.add(s);
-    if (fenced.size > before) opts.logger.warn({ why, slots: fenced.size }, 'redis cluster failover: slots fenced, their requests fail closed until the new master is swept');
-  };
+  private slotsOfNode(key: string): Set<number> {
+    return new Set(this.known ? [...this.known].filter(([, m]) => m === key).map(([s]) => s) : []);
+  }
 
-  cluster.on('ready', () => {
-    if (!known) remember(mastersBySlot(cluster));
-  });
-  // A master leaving the pool (its connection ended or the slot map dropped it): fence before any command is
-  // redirected to whichever node took its slots.
-  cluster.on('-node', (redis: Redis) => {
-    const key = nodeKey(redis);
-    if (knownMasters.has(key)) fence(`master ${key} left`, slotsOfNode(key));
-  });
-  // A master's connection failing (killed, partitioned, restarted): fence until a slot refresh says who owns its
-  // slots, so a MOVED redirect can never carry a command to a promoted replica before it is swept.
-  cluster.on('node error', (_e: unknown, key: string) => {
-    if (knownMasters.has(key)) fence(`master ${key} failing`, slotsOfNode(key));
-  });
-  // Open again after a scare only when every master of the current slot map answers.
-  let probing = false;
-  const reopenIfMastersAnswer = (map: MasterMap) => {
-    if (probing) return;
-    probing = true;
-    const masters = new Set(map.values());
-    const nodes = cluster.nodes('all').filter((n) => masters.has(nodeKey(n)));
-    void Promise.all(nodes.map((n) => n.ping()))
-      .then(() => {
-        if (nodes.length === masters.size && known === map && !rebuild && pending.size === 0) fenced.clear();
-      })
-      .catch(() => undefined)
-      .finally(() => (probing = false));
-  };
-  cluster.on('refresh', () => {
-    const now = mastersBySlot(cluster);
-    if (!known) return remember(now);
-    const { promoted, moved } = diffMasters(known, now);
-    if (fenced.size) opts.logger.debug({ promoted: [...promoted], fenced: fenced.size, rebuilding: !!rebuild }, 'redis cluster failover: slot map refreshed while fenced');
+  private fence(why: string, slots: Iterable<number>): void {
+    if (this.closing()) return; // our own shutdown
+    const before = this.fencedSlots.size;
+    for (const s of slots) this.fencedSlots.add(s);
+    if (this.fencedSlots.size > before) this.logger.warn({ why, slots: this.fencedSlots.size }, 'redis cluster failover: slots fenced, their requests fail closed until the new master is swept');
+  }
+
+  private onRefresh(): void {
+    const now = mastersBySlot(this.cluster);
+    if (!this.known) return this.remember(now);
+    const { promoted, moved } = diffMasters(this.known, now);
+    if (this.fencedSlots.size) this.logger.debug({ promoted: [...promoted], fenced: this.fencedSlots.size, rebuilding: !!this.rebuild }, 'redis cluster failover: slot map refreshed while fenced');
     if (promoted.size === 0) {
       // A master had trouble but kept its slots: open again once every master is connected.
-      if (fenced.size && !rebuild && pending.size === 0) reopenIfMastersAnswer(known);
+      if (this.fencedSlots.size && !this.rebuild && this.pending.size === 0) this.reopenIfMastersAnswer(this.known);
       return;
     }
-    fence(`slots moved to ${[...promoted].join(', ')}`, moved);
-    for (const m of promoted) pending.add(m);
-    remember(now);
-    void runRebuild();
-  });
+    this.fence(`slots moved to ${[...promoted].join(', ')}`, moved);
+    for (const m of promoted) this.pending.add(m);
+    this.remember(now);
+    void this.runRebuild();
+  }
 
-  return {
-    check(command) {
-      if (fenced.size === 0) return;
-      if (command.getKeys().length === 0 || fenced.has(command.getSlot())) {
-        throw new GateFencedError('Redis Cluster failover in progress: the gate is rebuilding this shard from the ledger');
+  /** Open again after a scare only when every master of the current slot map answers. */
+  private reopenIfMastersAnswer(map: MasterMap): void {
+    if (this.probing) return;
+    this.probing = true;
+    const masters = new Set(map.values());
+    const nodes = this.cluster.nodes('all').filter((n) => masters.has(nodeKey(n)));
+    void Promise.all(nodes.map((n) => n.ping()))
+      .then(() => {
+        if (nodes.length === masters.size && this.known === map && !this.rebuild && this.pending.size === 0) this.fencedSlots.clear();
+      })
+      .catch(() => undefined)
+      .finally(() => (this.probing = false));
+  }
+
+  private runRebuild(): Promise<void> {
+    return (this.rebuild ??= this.sweepPending());
+  }
+
+  /** Keeps going until every newly promoted master has been swept and no new one appeared meanwhile. */
+  private async sweepPending(): Promise<void> {
+    while (this.pending.size) {
+      if (this.closing()) {
+        this.rebuild = null; // shutting down: nothing left to protect, and no timer may keep the process alive
+        return;
       }
-    },
-    get fenced() {
-      return fenced.size > 0;
-    },
-    idle: async () => {
-      while (rebuild) await rebuild;
-    },
-    get failovers() {
-      return failovers;
-    },
-  };
+      const key = this.pending.values().next().value as string;
+      try {
+        const sweep = { pattern: this.pattern, markerPrefix: this.markerPrefix, logger: this.logger, closing: () => this.closing() };
+        await sweepPromotedMaster(this.cluster, key, this.slotsOfNode(key), sweep);
+        this.pending.delete(key);
+      } catch (e) {
+        this.logger.warn({ err: e, node: key }, 'redis cluster failover: sweep failed; retrying after the next slot refresh');
+        await new Promise<void>((r) => this.cluster.refreshSlotsCache(() => r()));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    this.handled++;
+    this.fencedSlots.clear();
+    this.rebuild = null;
+    this.logger.warn('redis cluster failover handled: gate open again');
+  }
 }
 
 /** Masters that took slots since `before` (a promotion, or a resharding), and those slots. */

@@ -115,12 +115,7 @@ export async function routeChat(deps: RouteDeps, req: RouteRequest, sink: RouteS
 
   const total = new AbortController();
   const totalTimer = setTimeout(() => total.abort(), req.totalTimeoutMs);
-  const failed = (why: 'chain' | 'cancelled' | 'total' | 'invalid', code?: string, status?: number): RouteFailed => ({
-    type: 'failed',
-    outcome: why === 'cancelled' ? 'CLIENT_CANCELLED' : 'FAILED',
-    attempts,
-    error: giveUpError(plan, attempts, why, req.totalTimeoutMs, code, status),
-  });
+  const failed = (why: GiveUp, code?: string, status?: number): RouteFailed => failedEnd(plan, attempts, why, req.totalTimeoutMs, code, status);
 
   try {
     for (const planned of plan.chain) {
@@ -257,7 +252,14 @@ function applyVerdict(health: ModelHealth, model: string, f: Failure): void {
   if (v.retryAfterMs !== undefined) health.markRetryAfter(model, v.retryAfterMs);
 }
 
-function giveUpError(plan: Plan, attempts: readonly AttemptRecord[], why: 'chain' | 'cancelled' | 'total' | 'invalid', totalTimeoutMs: number, code?: string, status?: number): AppError {
+type GiveUp = 'chain' | 'cancelled' | 'total' | 'invalid';
+
+/** The walk's end when no attempt answered: cancelled by the client, or FAILED with the reason the walk gave up. */
+function failedEnd(plan: Plan, attempts: readonly AttemptRecord[], why: GiveUp, totalTimeoutMs: number, code?: string, status?: number): RouteFailed {
+  return { type: 'failed', outcome: why === 'cancelled' ? 'CLIENT_CANCELLED' : 'FAILED', attempts, error: giveUpError(plan, attempts, why, totalTimeoutMs, code, status) };
+}
+
+function giveUpError(plan: Plan, attempts: readonly AttemptRecord[], why: GiveUp, totalTimeoutMs: number, code?: string, status?: number): AppError {
   switch (why) {
     case 'chain':
       return chainFailed(plan, attempts);

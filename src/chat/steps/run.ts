@@ -69,29 +69,10 @@ const ROLE = { SYSTEM: 'system', USER: 'user', ASSISTANT: 'assistant', TOOL: 'to
 export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal): Run {
   const startedMs = Date.now();
   const inflight = deps.checkpointer.track(a.requestId, a.startedAt);
-  const ac = new AbortController();
-  let endedBy: EndedBy = null;
+  const stops = new RunStops(signal, deps.drain.deadline, inflight);
+  const ac = stops.controller;
   let terminal: Terminal | null = null;
   let denied: AppError | null = null;
-  const onAbort = () => ac.abort(signal.reason);
-  const onShutdown = () => {
-    endedBy ??= 'SHUTDOWN';
-    ac.abort(deps.drain.deadline.reason);
-  };
-  const onLost = () => {
-    endedBy ??= 'LEASE_LOST';
-    ac.abort(inflight.lost.reason);
-  };
-  const onSuspended = () => {
-    endedBy ??= 'SUSPENDED';
-    ac.abort(inflight.suspended.reason);
-  };
-  if (signal.aborted) ac.abort(signal.reason);
-  else signal.addEventListener('abort', onAbort, { once: true });
-  if (deps.drain.deadline.aborted) onShutdown();
-  else deps.drain.deadline.addEventListener('abort', onShutdown, { once: true });
-  inflight.lost.addEventListener('abort', onLost, { once: true });
-  inflight.suspended.addEventListener('abort', onSuspended, { once: true });
 
   /**
    * The walk hands each upstream read over synchronously; the queue turns reads into events (the first token alone,
@@ -142,14 +123,51 @@ export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'co
   return {
     events,
     end() {
-      signal.removeEventListener('abort', onAbort);
-      deps.drain.deadline.removeEventListener('abort', onShutdown);
-      inflight.lost.removeEventListener('abort', onLost);
-      inflight.suspended.removeEventListener('abort', onSuspended);
+      stops.detach();
       if (!terminal) ac.abort(new Error('run ended early')); // the consumer stopped iterating: stop the upstream at once
-      return { terminal, denied, inflight, startedMs, endedBy };
+      return { terminal, denied, inflight, startedMs, endedBy: stops.endedBy };
     },
   };
+}
+
+/**
+ * What stops a run's upstream call: the client going away, the drain deadline, the row reaped elsewhere, the tenant
+ * suspended. Each aborts the one controller the walk listens to; all but the client record why (`endedBy`).
+ */
+class RunStops {
+  readonly controller = new AbortController();
+  endedBy: EndedBy = null;
+
+  constructor(
+    private readonly signal: AbortSignal,
+    private readonly deadline: AbortSignal,
+    private readonly inflight: InFlight,
+  ) {
+    if (signal.aborted) this.controller.abort(signal.reason);
+    else signal.addEventListener('abort', this.onAbort, { once: true });
+    if (deadline.aborted) this.onShutdown();
+    else deadline.addEventListener('abort', this.onShutdown, { once: true });
+    inflight.lost.addEventListener('abort', this.onLost, { once: true });
+    inflight.suspended.addEventListener('abort', this.onSuspended, { once: true });
+  }
+
+  private readonly onAbort = (): void => this.controller.abort(this.signal.reason);
+  private readonly onShutdown = (): void => this.stop('SHUTDOWN', this.deadline.reason);
+  private readonly onLost = (): void => this.stop('LEASE_LOST', this.inflight.lost.reason);
+  private readonly onSuspended = (): void => this.stop('SUSPENDED', this.inflight.suspended.reason);
+
+  private stop(why: Exclude<EndedBy, null>, reason: unknown): void {
+    this.endedBy ??= why;
+    this.controller.abort(reason);
+  }
+
+  /** Stops listening: a run that ended must not be held by the signals that outlive it. */
+  detach(): void {
+    this.signal.removeEventListener('abort', this.onAbort);
+    this.deadline.removeEventListener('abort', this.onShutdown);
+    this.inflight.lost.removeEventListener('abort', this.onLost);
+    this.inflight.suspended.removeEventListener('abort', this.onSuspended);
+  }
 }
 
 function routeRequest(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal) {
