@@ -2,51 +2,25 @@
  * The playground's admin view shows and edits suspension, model access lists and the global model switch: driven
  * in Debian's headless Chromium against a real app and simulator. Screenshots go to test-artifacts/playground/.
  */
-import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { App } from '../../src/app';
-import type { Simulator } from '../../src/simulator/server';
-import { createPrisma, type Db } from '../../src/infra/prisma';
-import { TEST_DATABASE_URL } from '../support/env';
-import { TEST_ADMIN_KEY, createTenant, gql, startApp, startSim } from '../support/app';
+import type { Db } from '../../src/infra/prisma';
+import { TEST_ADMIN_KEY, createTenant, gql } from '../support/app';
+import { PLAYGROUND_ARTIFACTS as ARTIFACTS, describeInChromium as d, playgroundSuite } from '../support/playground';
 
 declare const document: any;
 
-const CHROMIUM = '/usr/bin/chromium';
-const d = existsSync(CHROMIUM) ? describe : describe.skip;
-const ARTIFACTS = path.resolve(__dirname, '../../test-artifacts/playground');
-
 d('playground: suspension and model access in headless Chromium', () => {
-  let sim: Simulator;
+  const suite = playgroundSuite(0);
+  const pageErrors = suite.pageErrors;
   let app: App;
-  let browser: Browser;
   let db: Db;
-  let context: BrowserContext | null = null;
-  let pageErrors: string[] = [];
-
-  beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    sim = await startSim(0);
-    app = await startApp({}, sim);
-    db = createPrisma(TEST_DATABASE_URL, { max: 2 });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
-  }, 60_000);
-  afterAll(async () => {
-    await context?.close();
-    await browser?.close();
-    await app?.stop();
-    await sim?.close();
-    await db?.$disconnect();
-  });
+  beforeAll(() => void ({ app, db } = suite.parts()));
 
   /** The admin view with the admin key, tenants and models loaded, `tenantId` selected. */
   async function openAdmin(tenantId: string): Promise<Page> {
-    context = await browser.newContext({ viewport: { width: 1280, height: 1400 } });
-    context.setDefaultTimeout(10_000);
-    const page = await context.newPage();
-    pageErrors = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const page = await suite.newPage({ width: 1280, height: 1400 });
     await page.goto(`${new URL(app.url).origin}/`);
     await page.click('#admin summary');
     await page.fill('#admin-key', TEST_ADMIN_KEY);

@@ -3,75 +3,36 @@
  * (Postgres, Redis) and a simulator slow enough that an answer takes about 1.5 s to stream. Screenshots go to
  * test-artifacts/playground/.
  */
-import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { App } from '../../src/app';
-import type { Simulator } from '../../src/simulator/server';
-import { createPrisma, type Db } from '../../src/infra/prisma';
-import { TEST_DATABASE_URL } from '../support/env';
-import { CHAT, createTenant, gqlOk, startApp, startSim, TEST_ADMIN_KEY } from '../support/app';
+import type { Db } from '../../src/infra/prisma';
+import { CHAT, createTenant, gqlOk, TEST_ADMIN_KEY } from '../support/app';
+import { PLAYGROUND_ARTIFACTS as ARTIFACTS, describeInChromium as d, playgroundSuite } from '../support/playground';
 
 // Browser globals of the callbacks that run in the page (page.evaluate, waitForFunction): the project's tsconfig has no
 // DOM lib, and these declarations stay local to this module.
 declare const document: any, window: any, sessionStorage: any, localStorage: any, MutationObserver: any;
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  console.warn(`playground e2e tests SKIPPED: ${CHROMIUM} not found (install Debian's chromium package: apt-get install -y chromium).`);
-}
-const d = hasChromium ? describe : describe.skip;
-
-const ARTIFACTS = path.resolve(__dirname, '../../test-artifacts/playground');
 /** 0.6: deepseek-v4-flash's 150 tokens at 60 tokens/s take about 1.6 s, so the stream is visible. */
 const LATENCY_SCALE = 0.6;
 const ME = `query { me { monthlyBudgetUsd spentThisMonthUsd heldUsd remainingThisMonthUsd } }`;
 
 d('web playground in headless Chromium', () => {
-  let sim: Simulator;
+  const suite = playgroundSuite(LATENCY_SCALE);
+  const pageErrors = suite.pageErrors;
   let app: App;
-  let browser: Browser;
   let db: Db;
   let origin: string;
-  let context: BrowserContext | null = null;
-  let pageErrors: string[] = [];
   let foreignRequests: string[] = [];
-
-  beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    sim = await startSim(LATENCY_SCALE);
-    app = await startApp({}, sim);
-    origin = new URL(app.url).origin;
-    db = createPrisma(TEST_DATABASE_URL, { max: 2 });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-  }, 60_000);
-
-  afterEach(async () => {
-    await context?.close();
-    context = null;
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await app?.stop();
-    await sim?.close();
-    await db?.$disconnect();
-  });
+  beforeAll(() => void ({ app, db, origin } = suite.parts()));
 
   /** A fresh browser context on GET /; with a key, pastes it and waits for the profiles to load. */
   async function openPage(key?: string, viewport = { width: 1280, height: 1000 }, opts: { blockWebSockets?: boolean } = {}): Promise<Page> {
-    context = await browser.newContext({ viewport });
-    context.setDefaultTimeout(10_000); // a clear Playwright message before jest's 30 s timeout
-    const page = await context.newPage();
+    const page = await suite.newPage(viewport);
     // As a proxy that drops WebSockets would: the socket is closed before the gateway ever answers it.
     if (opts.blockWebSockets) await page.routeWebSocket(/.*/, (ws) => ws.close({ code: 1006, reason: 'blocked by the network' }));
-    pageErrors = [];
     foreignRequests = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
     page.on('request', (r) => {
       const u = new URL(r.url());
       if (u.host !== new URL(origin).host) foreignRequests.push(r.url());

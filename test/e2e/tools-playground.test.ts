@@ -2,21 +2,15 @@
  * The playground renders tool calls: driven in Debian's headless Chromium against a real app and a paced simulator
  * whose tool_calls fault streams the calls piece by piece. Screenshots go to test-artifacts/playground/.
  */
-import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { App } from '../../src/app';
-import type { Simulator } from '../../src/simulator/server';
-import { createPrisma, type Db } from '../../src/infra/prisma';
-import { TEST_DATABASE_URL } from '../support/env';
+import type { Db } from '../../src/infra/prisma';
 import { SimClient } from '../support/simulator';
-import { createTenant, startApp, startSim } from '../support/app';
+import { createTenant } from '../support/app';
+import { PLAYGROUND_ARTIFACTS as ARTIFACTS, describeInChromium as d, playgroundSuite } from '../support/playground';
 
 declare const document: any;
-
-const CHROMIUM = '/usr/bin/chromium';
-const d = existsSync(CHROMIUM) ? describe : describe.skip;
-const ARTIFACTS = path.resolve(__dirname, '../../test-artifacts/playground');
 
 const TOOLS_JSON = JSON.stringify(
   [
@@ -28,41 +22,22 @@ const TOOLS_JSON = JSON.stringify(
 );
 
 d('playground: tool calls in headless Chromium', () => {
-  let sim: Simulator;
+  const suite = playgroundSuite(0.6);
+  const pageErrors = suite.pageErrors;
   let simClient: SimClient;
   let app: App;
-  let browser: Browser;
   let db: Db;
-  let context: BrowserContext | null = null;
-  let pageErrors: string[] = [];
-
-  beforeAll(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    sim = await startSim(0.6);
-    simClient = new SimClient(sim);
-    app = await startApp({}, sim);
-    db = createPrisma(TEST_DATABASE_URL, { max: 2 });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
-  }, 60_000);
-  afterEach(async () => {
-    await context?.close();
-    context = null;
+  beforeAll(() => {
+    ({ app, db } = suite.parts());
+    simClient = new SimClient(suite.parts().sim);
   });
   afterAll(async () => {
-    await browser?.close();
-    await app?.stop();
     await simClient?.close();
-    await sim?.close();
-    await db?.$disconnect();
   });
   beforeEach(() => simClient.reset());
 
   async function openPage(key: string): Promise<Page> {
-    context = await browser.newContext({ viewport: { width: 1280, height: 1100 } });
-    context.setDefaultTimeout(10_000);
-    const page = await context.newPage();
-    pageErrors = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const page = await suite.newPage({ width: 1280, height: 1100 });
     await page.goto(`${new URL(app.url).origin}/`);
     await page.fill('#key', key);
     await page.click('#key-form button[type=submit]');
