@@ -32,7 +32,11 @@ function cpuMicros(pid: number): number {
 async function start(entry: string): Promise<{ pid: number; url: string; stop: () => Promise<void> }> {
   const env = { ...process.env, PORT: '0', SIM_PORT: '0', LOG_LEVEL: 'info', ADMIN_API_KEY: ADMIN_KEY, NODE_ENV: 'development' };
   // A .ts entry runs through tsx (readable profiles); CPU_PROF_DIR writes a V8 profile (bench/lib/cpuprofile.ts reads it).
-  const args = [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), ...(process.env.CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF_DIR}`] : []), entry];
+  const args = [
+    ...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []),
+    ...(process.env.CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF_DIR}`] : []),
+    entry,
+  ];
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {

@@ -48,7 +48,9 @@ async function main(): Promise<void> {
     if (argv.includes('--fresh')) {
       await db.$executeRawUnsafe('TRUNCATE daily_rollups, rollup_days');
     }
-    const indexes = (await db.$queryRaw<{ def: string }[]>`SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'usage_ledger' ORDER BY indexname`).map((i) => i.def);
+    const indexes = (await db.$queryRaw<{ def: string }[]>`SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'usage_ledger' ORDER BY indexname`).map(
+      (i) => i.def,
+    );
     const ledgerRows = await scalar(db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM usage_ledger`);
     // A partitioned table's own size is 0: its partitions (and the request-id table that keeps ids unique) hold it.
     const ledgerBytes = await scalar(db.$queryRaw<{ n: bigint }[]>`
@@ -84,8 +86,9 @@ async function main(): Promise<void> {
     for (const t of picks) {
       for (const month of [previous, current]) {
         const { start, end } = monthRange(month);
-        const sum = await timed(() =>
-          db.$queryRaw<{ cost: bigint | null; n: bigint }[]>`
+        const sum = await timed(
+          () =>
+            db.$queryRaw<{ cost: bigint | null; n: bigint }[]>`
             SELECT sum(cost_micros)::bigint AS cost, count(*) AS n FROM usage_ledger
              WHERE tenant_id = ${t.id}::uuid AND state = 'SETTLED' AND started_at >= ${start} AND started_at < ${end}`,
         );

@@ -50,8 +50,17 @@ async function resetDatabase(): Promise<void> {
 async function startGateway(workers: number, upstreamUrl: string) {
   const port = await freePort();
   const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'production', PORT: String(port), WORKERS: String(workers),
-    DATABASE_URL: DB_URL, REDIS_URL, ADMIN_API_KEY: ADMIN_KEY, GLOBAL_API_KEY: 'x', GLOBAL_API_BASE_URL: upstreamUrl, LOG_LEVEL: 'warn',
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    NODE_ENV: 'production',
+    PORT: String(port),
+    WORKERS: String(workers),
+    DATABASE_URL: DB_URL,
+    REDIS_URL,
+    ADMIN_API_KEY: ADMIN_KEY,
+    GLOBAL_API_KEY: 'x',
+    GLOBAL_API_BASE_URL: upstreamUrl,
+    LOG_LEVEL: 'warn',
   };
   const proc = spawn(process.execPath, ['--require', 'tsx/cjs', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -66,10 +75,11 @@ async function startGateway(workers: number, upstreamUrl: string) {
     });
     proc.once('exit', (code) => reject(new Error(`gateway exited with ${code}:\n${err.slice(-2000)}`)));
   });
-  const stop = () => new Promise<void>((resolve) => {
-    proc.once('exit', () => resolve());
-    proc.kill('SIGTERM');
-  });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.kill('SIGTERM');
+    });
   return { origin: `http://127.0.0.1:${port}`, pid: proc.pid!, stop };
 }
 
@@ -128,14 +138,24 @@ async function main(): Promise<void> {
         // Counters around the whole loop (warm-up included), divided by every request it completed.
         const [c0, x0] = [await commandCount(redis), await xacts(pgc)];
         const [l0] = (await pgc.query(`SELECT count(*)::int AS n FROM usage_ledger`)).rows as { n: number }[];
-        const load = await closedLoop({ label: `WORKERS=${n}`, concurrency: CONCURRENCY, warmupS: WARMUP, seconds: SECONDS, progress, pids: {}, op: gatewayChatOp(p, tenant.key) });
+        const load = await closedLoop({
+          label: `WORKERS=${n}`,
+          concurrency: CONCURRENCY,
+          warmupS: WARMUP,
+          seconds: SECONDS,
+          progress,
+          pids: {},
+          op: gatewayChatOp(p, tenant.key),
+        });
         await p.close();
         const [c1, x1] = [await commandCount(redis), await xacts(pgc)];
         const [l1] = (await pgc.query(`SELECT count(*)::int AS n FROM usage_ledger`)).rows as { n: number }[];
         const requests = l1!.n - l0!.n;
-        const size = (await pgc.query(`
+        const size = (
+          await pgc.query(`
           SELECT (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'usage_ledger'::regclass)::text AS ledger,
-                 pg_total_relation_size('ledger_request_ids')::text AS ids`)).rows[0] as { ledger: string; ids: string };
+                 pg_total_relation_size('ledger_request_ids')::text AS ids`)
+        ).rows[0] as { ledger: string; ids: string };
         const mem = await tenantRedisBytes(redis, tenant.id);
         const run = {
           workers: n,
@@ -164,7 +184,14 @@ async function main(): Promise<void> {
     await sim.child.stop();
     redis.disconnect();
   }
-  const out = { date: new Date().toISOString(), machine: machineInfo(), seconds: SECONDS, warmupS: WARMUP, note: 'closed loop of non-streamed chat mutations, simulator without latency', runs };
+  const out = {
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    seconds: SECONDS,
+    warmupS: WARMUP,
+    note: 'closed loop of non-streamed chat mutations, simulator without latency',
+    runs,
+  };
   const dir = path.join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `scaling-${out.date.slice(0, 10)}.json`);

@@ -41,7 +41,12 @@ const MIB = 2 ** 20;
 
 const p = new Progress();
 const children: Child[] = [];
-const input = (maxTokens: number, extra: Record<string, unknown> = {}) => ({ profile: 'chat_default', maxTokens, messages: [{ role: 'USER', content: 'Explain recursion in 200 words' }], ...extra });
+const input = (maxTokens: number, extra: Record<string, unknown> = {}) => ({
+  profile: 'chat_default',
+  maxTokens,
+  messages: [{ role: 'USER', content: 'Explain recursion in 200 words' }],
+  ...extra,
+});
 
 async function gateway(simScale: number, simEnv: Record<string, string> = {}, extra: Record<string, string> = {}) {
   const sim = await startSimulatorChild(simScale, 'simulator', simEnv);
@@ -140,21 +145,40 @@ async function idlePart(): Promise<string[]> {
   const during = rssBytes(gw.child.pid);
   await Promise.all(clients.map((c) => c.dispose()));
   return [
-    `| ${IDLE} idle graphql-ws connections: gateway RSS | ${(during / MIB).toFixed(0)} MiB | ≤ 1024 MiB goal; ${(before / MIB).toFixed(0)} MiB before, ${(((during - before) / (IDLE - failed)) / 1024).toFixed(1)} KiB per connection, ${failed} failed |`,
+    `| ${IDLE} idle graphql-ws connections: gateway RSS | ${(during / MIB).toFixed(0)} MiB | ≤ 1024 MiB goal; ${(before / MIB).toFixed(0)} MiB before, ${((during - before) / (IDLE - failed) / 1024).toFixed(1)} KiB per connection, ${failed} failed |`,
   ];
 }
 
 /** CPU per event of the GraphQL layer alone: the chat service replaced by a stream of ready events. */
 async function graphqlPart(): Promise<string[]> {
   const schema = buildSchema();
-  const document = parse(`subscription S($input: ChatInput!) { chatStream(input: $input) { requestId model delta done outcome usage { completionTokens costUsd } } }`);
+  const document = parse(
+    `subscription S($input: ChatInput!) { chatStream(input: $input) { requestId model delta done outcome usage { completionTokens costUsd } } }`,
+  );
   const n = 20_000;
   const big = { ...input(1024), messages: Array.from({ length: 6 }, (_, i) => ({ role: 'USER', content: `message ${i} `.repeat(40) })) };
-  const ev = { requestId: 'r', model: 'deepseek-v4-flash', delta: ' lorem', done: false, outcome: null, usage: null, ttftMs: null, attempts: null, toolCallDeltas: null, finishReason: null };
+  const ev = {
+    requestId: 'r',
+    model: 'deepseek-v4-flash',
+    delta: ' lorem',
+    done: false,
+    outcome: null,
+    usage: null,
+    ttftMs: null,
+    attempts: null,
+    toolCallDeltas: null,
+    finishReason: null,
+  };
   const contextValue = () => ({
     signal: new AbortController().signal,
     principal: {},
-    services: { chat: { stream: async function* () { for (let i = 0; i < n; i++) yield ev; } } },
+    services: {
+      chat: {
+        stream: async function* () {
+          for (let i = 0; i < n; i++) yield ev;
+        },
+      },
+    },
   });
   const perEvent = async (sub: typeof subscribeOnce): Promise<number> => {
     const it = (await sub({ schema, document, variableValues: { input: big }, contextValue: contextValue() })) as AsyncIterable<unknown>;
@@ -167,7 +191,9 @@ async function graphqlPart(): Promise<string[]> {
   for (let round = 1; round <= 3; round++) {
     const js = await perEvent(subscribe as typeof subscribeOnce);
     const once = await perEvent(subscribeOnce);
-    rows.push(`| GraphQL layer per event, round ${round}: graphql-js subscribe / subscribeOnce | ${js.toFixed(1)} / ${once.toFixed(1)} µs | in-process, ${n} events, a 6-message ChatInput |`);
+    rows.push(
+      `| GraphQL layer per event, round ${round}: graphql-js subscribe / subscribeOnce | ${js.toFixed(1)} / ${once.toFixed(1)} µs | in-process, ${n} events, a 6-message ChatInput |`,
+    );
   }
   return rows;
 }

@@ -50,7 +50,11 @@ const overHttp =
   (accept: string, marker: string): Run =>
   async (url, key) => {
     const t0 = performance.now();
-    const res = await fetch(url, { method: 'POST', headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ query: DOC, variables: VARS }) });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ query: DOC, variables: VARS }),
+    });
     let ttft = -1;
     let events = 0;
     let buf = '';
@@ -79,7 +83,7 @@ async function main() {
       ['multipart (Apollo)', overHttp('multipart/mixed;subscriptionSpec="1.0",application/json', '{"payload":')],
     ];
     for (const [name, run] of transports) {
-      const { key } = await createBenchTenant(gw.graphqlUrl, ADMIN, `bench-${name.replace(/[^a-z-]/gi, "")}-${Date.now()}`);
+      const { key } = await createBenchTenant(gw.graphqlUrl, ADMIN, `bench-${name.replace(/[^a-z-]/gi, '')}-${Date.now()}`);
       for (let i = 0; i < 10; i++) await run(gw.graphqlUrl, key); // warm-up
       const ttfts: number[] = [];
       let events = 0;
@@ -91,7 +95,9 @@ async function main() {
       }
       const cpu = cpuMs(gw.child.pid) - cpu0;
       const s = summarize(ttfts);
-      rows.push(`| ${name} | ${STREAMS} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${(events / STREAMS).toFixed(0)} | ${((cpu * 1000) / events).toFixed(0)} | ${(cpu / STREAMS).toFixed(2)} |`);
+      rows.push(
+        `| ${name} | ${STREAMS} | ${s.p50.toFixed(2)} | ${s.p99.toFixed(2)} | ${(events / STREAMS).toFixed(0)} | ${((cpu * 1000) / events).toFixed(0)} | ${(cpu / STREAMS).toFixed(2)} |`,
+      );
       process.stderr.write(`${rows.at(-1)}\n`);
     }
     await ws.close();
@@ -100,7 +106,11 @@ async function main() {
     await sim.child.stop();
   }
   process.stdout.write(
-    ['| transport | streams | TTFT p50 ms | TTFT p99 ms | events/stream | gateway CPU µs/event | gateway CPU ms/stream |', '|---|---|---|---|---|---|---|', ...rows].join('\n') + '\n',
+    [
+      '| transport | streams | TTFT p50 ms | TTFT p99 ms | events/stream | gateway CPU µs/event | gateway CPU ms/stream |',
+      '|---|---|---|---|---|---|---|',
+      ...rows,
+    ].join('\n') + '\n',
   );
 }
 

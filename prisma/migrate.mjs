@@ -82,7 +82,10 @@ async function engineFor(url, schemaText) {
 
 async function migrationList() {
   const dirs = existsSync(migrationsDir)
-    ? (await readdir(migrationsDir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()
+    ? (await readdir(migrationsDir, { withFileTypes: true }))
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+        .sort()
     : [];
   const migrationDirectories = [];
   for (const dir of dirs) {
@@ -171,9 +174,10 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   main().then(
     () => process.exit(0),
     (e) => {
-      const msg = e?.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(String(e?.message))
-        ? `cannot reach Postgres at ${maskedUrl(databaseUrl)}: is it running? (docker compose up -d postgres)`
-        : (e?.message ?? String(e));
+      const msg =
+        e?.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(String(e?.message))
+          ? `cannot reach Postgres at ${maskedUrl(databaseUrl)}: is it running? (docker compose up -d postgres)`
+          : (e?.message ?? String(e));
       console.error(`migrate: ${msg}`);
       process.exit(1);
     },

@@ -44,9 +44,7 @@ export async function seedCatalog(db: Db): Promise<{ models: number; profiles: n
       skipDuplicates: true,
     });
     const fallbacks = await tx.modelFallback.createMany({
-      data: Object.entries(FALLBACK_TABLE).flatMap(([modelId, chain]) =>
-        chain.map((fallbackModelId, position) => ({ modelId, position, fallbackModelId })),
-      ),
+      data: Object.entries(FALLBACK_TABLE).flatMap(([modelId, chain]) => chain.map((fallbackModelId, position) => ({ modelId, position, fallbackModelId }))),
       skipDuplicates: true,
     });
     return { models: models.count, profiles: profiles.count, fallbacks: fallbacks.count };

@@ -10,7 +10,12 @@ export class ConfigError extends Error {
 }
 
 /** Whole numbers as plain decimal digits only: no blanks, hex, exponents or signs slipping through Number(). */
-const digits = (msg: string) => z.string().trim().regex(/^\d{1,15}$/, msg).transform(Number);
+const digits = (msg: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d{1,15}$/, msg)
+    .transform(Number);
 const port = (def: number) => digits('a port number 0..65535').pipe(z.number().max(65535, 'a port number 0..65535')).default(def);
 const positiveInt = (def: number) => digits('a positive whole number').pipe(z.number().positive('a positive whole number')).default(def);
 const url = (protocols: readonly string[], def?: string) => {
@@ -86,13 +91,24 @@ const schema = z.object({
   /** Browser origins allowed to call the API (comma-separated, e.g. https://app.example.com,http://localhost:5173). */
   CORS_ORIGINS: z
     .string()
-    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
-    .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s*]+$/, 'a comma-separated list of origins such as https://app.example.com (scheme, host and port; no path, no *)')))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z.string().regex(/^https?:\/\/[^/\s*]+$/, 'a comma-separated list of origins such as https://app.example.com (scheme, host and port; no path, no *)'),
+      ),
+    )
     .optional(),
   /** Most operations at once on one graphql-ws connection. */
   SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
   /** Longest silence on an SSE or multipart stream before a heartbeat (at most 10 s, which proxies tolerate). */
-  STREAM_HEARTBEAT_MS: digits('a whole number of milliseconds 100..10000').pipe(z.number().min(100, 'at least 100').max(10_000, 'at most 10000')).default(5_000),
+  STREAM_HEARTBEAT_MS: digits('a whole number of milliseconds 100..10000')
+    .pipe(z.number().min(100, 'at least 100').max(10_000, 'at most 10000'))
+    .default(5_000),
   /** On SIGTERM, how long requests in flight may run on before they are ended with outcome SHUTDOWN. */
   DRAIN_TIMEOUT_MS: positiveInt(8_000),
   /** How often each instance re-applies settlements Redis has not confirmed (retried until they land). */
@@ -114,7 +130,10 @@ const schema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
   OTEL_SERVICE_NAME: z.string().trim().min(1, 'a non-empty service name').default('llm-gateway'),
   /** Development and tests only: budget-alert webhooks may reach private, loopback and link-local addresses. */
-  ALERT_WEBHOOKS_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'true or false' }).default('false').transform((v) => v === 'true'),
+  ALERT_WEBHOOKS_ALLOW_PRIVATE: z
+    .enum(['true', 'false'], { error: 'true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
   /** A PEM file of an extra CA that webhook receivers' certificates may chain to (added to the system's roots). */
   ALERT_WEBHOOK_CA_FILE: z.string().trim().min(1, 'a path to a PEM file').optional(),
   /** How often each instance publishes new budget events and makes the webhook attempts that are due. */

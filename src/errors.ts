@@ -45,8 +45,7 @@ export class AppError extends Error {
   }
 }
 
-export const badInput = (field: string, message: string): AppError =>
-  new AppError('BAD_USER_INPUT', `${field}: ${message}`, { field });
+export const badInput = (field: string, message: string): AppError => new AppError('BAD_USER_INPUT', `${field}: ${message}`, { field });
 
 export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
 

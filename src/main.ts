@@ -27,7 +27,12 @@ async function prepareDatabase(config: Config, logger: Logger): Promise<void> {
     const seeded = await seedCatalog(db);
     // The seed only inserts what is missing: on a restart nothing is, which is the good case, so say so.
     const inserted = seeded.models + seeded.profiles + seeded.fallbacks;
-    logger.info(inserted === 0 ? { catalog: 'current: models, profiles and fallback chains already present, nothing to insert' } : { catalog: 'seeded', inserted: seeded }, 'seed');
+    logger.info(
+      inserted === 0
+        ? { catalog: 'current: models, profiles and fallback chains already present, nothing to insert' }
+        : { catalog: 'seeded', inserted: seeded },
+      'seed',
+    );
   } finally {
     await db.$disconnect();
   }
@@ -37,14 +42,23 @@ async function prepareDatabase(config: Config, logger: Logger): Promise<void> {
 function announce(config: Config, logger: Logger, port: number, extra: Record<string, unknown>): void {
   const origin = `http://localhost:${port}`;
   // Also plainly on the terminal, for the person who just ran npm start.
-  process.stderr.write(`\nPlayground: ${origin}/   API: ${origin}/graphql\nGet a tenant key: npm run tenant -- create <name>   (README: "First ten minutes")\n`);
+  process.stderr.write(
+    `\nPlayground: ${origin}/   API: ${origin}/graphql\nGet a tenant key: npm run tenant -- create <name>   (README: "First ten minutes")\n`,
+  );
   logger.info(
-    { url: `http://127.0.0.1:${port}/graphql`, playground: `${origin}/`, getAKey: 'npm run tenant -- create <name>, or the playground admin view with the admin key', ...extra },
+    {
+      url: `http://127.0.0.1:${port}/graphql`,
+      playground: `${origin}/`,
+      getAKey: 'npm run tenant -- create <name>, or the playground admin view with the admin key',
+      ...extra,
+    },
     'llm-gateway listening',
   );
   if (config.adminKeyGenerated) {
     // Printed once, to the terminal only; never logged. Set ADMIN_API_KEY to keep one across restarts.
-    process.stderr.write(`\nADMIN_API_KEY was not set; generated one for this process (shown once):\n  ${config.ADMIN_API_KEY}\nSet ADMIN_API_KEY to choose your own.\n\n`);
+    process.stderr.write(
+      `\nADMIN_API_KEY was not set; generated one for this process (shown once):\n  ${config.ADMIN_API_KEY}\nSet ADMIN_API_KEY to choose your own.\n\n`,
+    );
   }
 }
 

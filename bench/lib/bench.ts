@@ -3,7 +3,22 @@ import path from 'node:path';
 import type { Client } from 'graphql-ws';
 import Redis from 'ioredis';
 import { closedLoop, type LoadResult } from './load';
-import { completionOp, connected, createBenchTenant, gatewayChatOp, gatewayStreamOp, gqlRequest, pool, sseOp, upstreamBody, wsClient, CHAT_DOC, PROMPT, PROFILE, MAX_TOKENS } from './clients';
+import {
+  completionOp,
+  connected,
+  createBenchTenant,
+  gatewayChatOp,
+  gatewayStreamOp,
+  gqlRequest,
+  pool,
+  sseOp,
+  upstreamBody,
+  wsClient,
+  CHAT_DOC,
+  PROMPT,
+  PROFILE,
+  MAX_TOKENS,
+} from './clients';
 import { holdStreams, type HoldResult } from './hold';
 import { machineInfo, resetDatabase, serviceVersions, versions } from './machine';
 import { microBench, type MicroResult } from './micro';
@@ -44,8 +59,15 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const gwEnv = (upstreamUrl: string, extra: Record<string, string> = {}) => ({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, adminKey: o.adminKey, upstreamUrl, extra });
-  const profArgs = (tag: string) => (o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=gateway-${tag}-${process.pid}.cpuprofile`] : []);
+  const gwEnv = (upstreamUrl: string, extra: Record<string, string> = {}) => ({
+    databaseUrl: o.databaseUrl,
+    redisUrl: o.redisUrl,
+    adminKey: o.adminKey,
+    upstreamUrl,
+    extra,
+  });
+  const profArgs = (tag: string) =>
+    o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=gateway-${tag}-${process.pid}.cpuprofile`] : [];
 
   const nonStreamed: BenchResults['nonStreamed'] = {};
   const streamed: BenchResults['streamed'] = {};
@@ -67,15 +89,22 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
     if (needFast) {
       p.log('bench: starting the simulator (SIM_LATENCY_SCALE=0), the bare proxy and the gateway as child processes');
       const sim = track(await startSimulatorChild(0));
-      const [proxy, gw] = await Promise.all([startProxyChild(sim.origin).then(track), startGatewayChild(gwEnv(sim.url), 'gateway', profArgs('fast')).then(track)]);
+      const [proxy, gw] = await Promise.all([
+        startProxyChild(sim.origin).then(track),
+        startGatewayChild(gwEnv(sim.url), 'gateway', profArgs('fast')).then(track),
+      ]);
       const pids = { simulator: sim.child.pid, proxy: proxy.child.pid, gateway: gw.child.pid };
       const tenant = await createBenchTenant(gw.graphqlUrl, o.adminKey, `bench-${Date.now().toString(36)}`);
       tenantId = tenant.id;
       microTenant = await createBenchTenant(gw.graphqlUrl, o.adminKey, `bench-parts-${Date.now().toString(36)}`);
       // One request through each path before anything is timed: fails fast with the reason.
-      const check = await gqlRequest(gw.graphqlUrl, tenant.key, CHAT_DOC, { input: { profile: PROFILE, messages: [{ role: 'USER', content: PROMPT }], maxTokens: MAX_TOKENS } });
+      const check = await gqlRequest(gw.graphqlUrl, tenant.key, CHAT_DOC, {
+        input: { profile: PROFILE, messages: [{ role: 'USER', content: PROMPT }], maxTokens: MAX_TOKENS },
+      });
       if (check.errors?.length || !check.data?.chat?.content) throw new Error(`the gateway does not answer the chat mutation: ${JSON.stringify(check.errors)}`);
-      p.log(`bench: gateway ${gw.origin} (pid ${gw.child.pid}), simulator ${sim.origin}, proxy ${proxy.origin}; tenant ${tenant.id}; ${check.data.chat.usage.completionTokens} tokens per answer`);
+      p.log(
+        `bench: gateway ${gw.origin} (pid ${gw.child.pid}), simulator ${sim.origin}, proxy ${proxy.origin}; tenant ${tenant.id}; ${check.data.chat.usage.completionTokens} tokens per answer`,
+      );
 
       const run = async (label: string, target: string, c: number, op: (w: number) => Promise<import('./load').OpSample>): Promise<LoadResult> => {
         const r = await closedLoop({ label: `${label} ${target}`, concurrency: c, warmupS: o.warmupSeconds, seconds: o.seconds, progress: p, pids, op });
@@ -121,7 +150,9 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
 
     if (o.only.has('hold') && o.streams > 0) {
       const streamSeconds = STREAM_SECONDS_AT_SCALE_1 * o.streamScale;
-      p.log(`bench: many streams: ${o.streams} subscriptions through a second gateway over a simulator at SIM_LATENCY_SCALE=${o.streamScale} (~${streamSeconds.toFixed(1)} s per stream)`);
+      p.log(
+        `bench: many streams: ${o.streams} subscriptions through a second gateway over a simulator at SIM_LATENCY_SCALE=${o.streamScale} (~${streamSeconds.toFixed(1)} s per stream)`,
+      );
       const slow = track(await startSimulatorChild(o.streamScale, 'slow simulator'));
       // The first-token deadline is computed from the model table, not from the slowed simulator: widen its floor.
       const floor = Math.ceil(180 * o.streamScale * 3 + 5000);
@@ -150,7 +181,14 @@ export async function runBench(o: BenchOptions): Promise<{ results: BenchResults
 
     if (o.only.has('parts') && microTenant) {
       p.log(`bench: the parts alone, ~${o.microSeconds} s each, one at a time`);
-      parts = await microBench({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, tenantId: microTenant.id, apiKeyId: null, seconds: o.microSeconds, progress: p });
+      parts = await microBench({
+        databaseUrl: o.databaseUrl,
+        redisUrl: o.redisUrl,
+        tenantId: microTenant.id,
+        apiKeyId: null,
+        seconds: o.microSeconds,
+        progress: p,
+      });
     }
   } finally {
     await Promise.all([...children].map((c) => c.stop()));

@@ -41,12 +41,9 @@ export async function gqlRequest(graphqlUrl: string, key: string, query: string,
 
 /** A tenant with a big budget and high limits, and its first key, created through the admin API (every check stays on). */
 export async function createBenchTenant(graphqlUrl: string, adminKey: string, name: string): Promise<{ id: string; key: string }> {
-  const r = await gqlRequest(
-    graphqlUrl,
-    adminKey,
-    `mutation($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id } apiKey { key } } }`,
-    { input: { name, monthlyBudgetUsd: '1000000', requestsPerMinute: 2_000_000_000, tokensPerMinute: 2_000_000_000 } },
-  );
+  const r = await gqlRequest(graphqlUrl, adminKey, `mutation($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id } apiKey { key } } }`, {
+    input: { name, monthlyBudgetUsd: '1000000', requestsPerMinute: 2_000_000_000, tokensPerMinute: 2_000_000_000 },
+  });
   if (r.errors?.length || !r.data) throw new Error(`createTenant failed: ${JSON.stringify(r.errors)}`);
   return { id: r.data.createTenant.tenant.id, key: r.data.createTenant.apiKey.key };
 }
@@ -91,7 +88,10 @@ export function completionOp(p: Pool, target: V1Target = UPSTREAM_TARGET) {
  * Reads an OpenAI SSE stream: time to the first content token, tokens seen, usage; the whole body is read. `onFirst`
  * is called at the first content token. Only content deltas are counted as tokens (the simulator sends one per chunk).
  */
-export async function readSse(body: AsyncIterable<Buffer | string>, t0: number): Promise<{ ttftMs: number | null; tokens: number; done: boolean; completionTokens: number | null }> {
+export async function readSse(
+  body: AsyncIterable<Buffer | string>,
+  t0: number,
+): Promise<{ ttftMs: number | null; tokens: number; done: boolean; completionTokens: number | null }> {
   // The gateway's own decoder (src/upstream/sse-events.ts): chunks split anywhere, comments, [DONE], usage.
   const decoder = createSseEventDecoder();
   let ttftMs: number | null = null;
@@ -183,7 +183,13 @@ export function subscribeChat(c: Client, input: Record<string, unknown> = CHAT_I
         next: (v) => {
           if (v.errors?.length) {
             resolveFirst(null);
-            resolve({ ok: false, ms: performance.now() - t, error: `${(v.errors[0] as any)?.extensions?.code ?? ''} ${v.errors[0]!.message}`, outcome, deltas });
+            resolve({
+              ok: false,
+              ms: performance.now() - t,
+              error: `${(v.errors[0] as any)?.extensions?.code ?? ''} ${v.errors[0]!.message}`,
+              outcome,
+              deltas,
+            });
             return;
           }
           const ev = v.data?.chatStream;
@@ -200,13 +206,16 @@ export function subscribeChat(c: Client, input: Record<string, unknown> = CHAT_I
         },
         error: (e) => {
           resolveFirst(null);
-          const msg = Array.isArray(e) ? `${(e[0] as any)?.extensions?.code ?? ''} ${(e[0] as any)?.message}` : ((e as Error)?.message ?? `closed ${(e as { code?: number })?.code ?? ''}`);
+          const msg = Array.isArray(e)
+            ? `${(e[0] as any)?.extensions?.code ?? ''} ${(e[0] as any)?.message}`
+            : ((e as Error)?.message ?? `closed ${(e as { code?: number })?.code ?? ''}`);
           resolve({ ok: false, ms: performance.now() - t, error: msg, outcome, deltas });
         },
         complete: () => {
           resolveFirst(ttftMs);
           const ms = performance.now() - t;
-          if (ttftMs === null || outcome !== 'COMPLETED') resolve({ ok: false, ms, error: `stream ended with outcome ${outcome}, ${deltas} deltas`, outcome, deltas });
+          if (ttftMs === null || outcome !== 'COMPLETED')
+            resolve({ ok: false, ms, error: `stream ended with outcome ${outcome}, ${deltas} deltas`, outcome, deltas });
           else resolve({ ok: true, ms, ttftMs, outcome, deltas });
         },
       },

@@ -53,7 +53,14 @@ export function summarizeProfile(p: Profile, top = 25, skipMs = 0, untilMs = Inf
     const f = n.callFrame;
     const key = `${f.functionName || '(anonymous)'} ${area(f.url)}:${f.lineNumber + 1}`;
     byFn.set(key, (byFn.get(key) ?? 0) + us);
-    const a = f.functionName === '(garbage collector)' ? '(garbage collector)' : f.functionName === '(idle)' ? '(idle)' : f.functionName === '(program)' ? '(program)' : area(f.url);
+    const a =
+      f.functionName === '(garbage collector)'
+        ? '(garbage collector)'
+        : f.functionName === '(idle)'
+          ? '(idle)'
+          : f.functionName === '(program)'
+            ? '(program)'
+            : area(f.url);
     byArea.set(a, (byArea.get(a) ?? 0) + us);
   }
   const idle = byArea.get('(idle)') ?? 0;
@@ -64,7 +71,12 @@ export function summarizeProfile(p: Profile, top = 25, skipMs = 0, untilMs = Inf
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([k, us]) => ({ name: k, ms: Math.round(us / 100) / 10, shareOfBusy: Math.round((us / busy) * 1000) / 10 }));
-  return { wallMs: Math.round(Math.min(p.endTime - p.startTime, untilMs * 1000) / 1000 - skipMs), busyMs: Math.round(busy / 1000), byArea: rows(byArea), byFunction: rows(byFn) };
+  return {
+    wallMs: Math.round(Math.min(p.endTime - p.startTime, untilMs * 1000) / 1000 - skipMs),
+    busyMs: Math.round(busy / 1000),
+    byArea: rows(byArea),
+    byFunction: rows(byFn),
+  };
 }
 
 if (require.main === module) {

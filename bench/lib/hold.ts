@@ -70,13 +70,16 @@ export async function holdStreams(o: {
 }): Promise<HoldResult> {
   const p = o.progress;
   const metrics = () => getText(`${o.origin}/metrics`);
-  const simOpen = async () => ((JSON.parse(await getText(`${o.simOrigin}/__sim/stats`)) as { openStreams: number }).openStreams);
+  const simOpen = async () => (JSON.parse(await getText(`${o.simOrigin}/__sim/stats`)) as { openStreams: number }).openStreams;
 
   // Warm-up: a few short streams so code paths are compiled and pools opened before the baseline.
   {
     const c = wsClient(o.graphqlUrl, o.key);
     await connected(c);
-    const warm = Array.from({ length: 20 }, () => subscribeChat(c, { profile: 'chat_default', messages: [{ role: 'USER', content: 'warm-up' }], maxTokens: 2 }).done);
+    const warm = Array.from(
+      { length: 20 },
+      () => subscribeChat(c, { profile: 'chat_default', messages: [{ role: 'USER', content: 'warm-up' }], maxTokens: 2 }).done,
+    );
     const r = await Promise.all(warm);
     await c.dispose();
     const bad = r.find((x) => !x.ok);
@@ -180,7 +183,9 @@ export async function holdStreams(o: {
     while (performance.now() < wEnd) {
       rss.push(rssBytes(o.gatewayPid));
       upstreamStreamsMax = Math.max(upstreamStreamsMax, await simOpen());
-      p.status(`many streams: holding ${open} open, ${((performance.now() - wStart) / 1000).toFixed(1)}/${o.windowSeconds}s, RSS ${(rss[rss.length - 1]! / 2 ** 20).toFixed(0)} MiB`);
+      p.status(
+        `many streams: holding ${open} open, ${((performance.now() - wStart) / 1000).toFixed(1)}/${o.windowSeconds}s, RSS ${(rss[rss.length - 1]! / 2 ** 20).toFixed(0)} MiB`,
+      );
       await new Promise((res) => setTimeout(res, 250));
     }
   };
@@ -245,4 +250,3 @@ export async function holdStreams(o: {
   p.log(`  many streams: ${completed} completed, ${errorsBeforeCancel} errors, ${cancelledByBench} still waiting were cancelled by the bench`);
   return { ...result, completed, errors: errorsBeforeCancel, firstError: firstErrorBeforeCancel, cancelledByBench };
 }
-

@@ -66,7 +66,9 @@ export async function closedLoop(o: {
     const s = lat.length ? lat.summary() : null;
     o.progress.status(
       `${o.label} c=${o.concurrency} ${phase} ${requests} ok ${errors} err` +
-        (s ? ` ${(requests / Math.max(0.001, (Math.min(now, measureTo) - measureFrom) / 1000)).toFixed(0)}/s p50 ${s.p50.toFixed(2)} ms p99 ${s.p99.toFixed(2)} ms` : ''),
+        (s
+          ? ` ${(requests / Math.max(0.001, (Math.min(now, measureTo) - measureFrom) / 1000)).toFixed(0)}/s p50 ${s.p50.toFixed(2)} ms p99 ${s.p99.toFixed(2)} ms`
+          : ''),
     );
   }, 250);
 

@@ -25,7 +25,22 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-const DEPS = ['@apollo/server', '@as-integrations/express5', 'express', 'graphql', 'graphql-ws', 'ws', 'undici', 'ioredis', '@prisma/client', '@prisma/adapter-pg', 'pg', 'prom-client', 'pino', 'tsx'];
+const DEPS = [
+  '@apollo/server',
+  '@as-integrations/express5',
+  'express',
+  'graphql',
+  'graphql-ws',
+  'ws',
+  'undici',
+  'ioredis',
+  '@prisma/client',
+  '@prisma/adapter-pg',
+  'pg',
+  'prom-client',
+  'pino',
+  'tsx',
+];
 
 /** Node and the installed versions of the dependencies on the request path. */
 export function versions(): Record<string, string> {

@@ -22,7 +22,14 @@ const PRICES = { 'deepseek-v4-flash': { inputMicrosPerMillion: null, outputMicro
  * write-ahead insert (ledger.hold) and the ledger settlement; plus a bare Redis PING and Postgres SELECT 1 as
  * the round-trip floor. Each for about `seconds`, sequentially.
  */
-export async function microBench(o: { databaseUrl: string; redisUrl: string; tenantId: string; apiKeyId: string | null; seconds: number; progress: Progress }): Promise<MicroResult> {
+export async function microBench(o: {
+  databaseUrl: string;
+  redisUrl: string;
+  tenantId: string;
+  apiKeyId: string | null;
+  seconds: number;
+  progress: Progress;
+}): Promise<MicroResult> {
   const redis = createRedis(o.redisUrl, { name: 'llm-gateway-bench' });
   const db = createPrisma(o.databaseUrl, { max: 2 });
   const sql = createSqlPool(o.databaseUrl, { max: 2 });

@@ -66,7 +66,12 @@ async function oneRun(pool: Pool, basePath: string, apiKey: string, model: strin
   const r = await pool.request({
     method: 'POST',
     path: `${basePath}/chat/completions`,
-    headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${apiKey}`, ...(region === 'ASIA' ? { 'x-region': 'ASIA' } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'text/event-stream',
+      authorization: `Bearer ${apiKey}`,
+      ...(region === 'ASIA' ? { 'x-region': 'ASIA' } : {}),
+    },
     body: JSON.stringify({ model, messages: [{ role: 'user', content: prompt }], stream: true, stream_options: { include_usage: true } }),
   });
   if (r.statusCode !== 200) {
@@ -120,7 +125,9 @@ export async function runModels(o: ModelsOptions): Promise<ModelsResults> {
   const startedAt = new Date();
   const t0 = performance.now();
   const table: readonly ModelRow[] = o.models ? MODEL_TABLE.filter((m) => o.models!.includes(m.id)) : MODEL_TABLE;
-  if (o.models) for (const id of o.models) if (!MODEL_TABLE.some((m) => m.id === id)) throw new Error(`unknown model ${id} (known: ${MODEL_TABLE.map((m) => m.id).join(', ')})`);
+  if (o.models)
+    for (const id of o.models)
+      if (!MODEL_TABLE.some((m) => m.id === id)) throw new Error(`unknown model ${id} (known: ${MODEL_TABLE.map((m) => m.id).join(', ')})`);
   let sim: { child: Child; url: string } | null = null;
   try {
     let baseUrl: string;
@@ -134,7 +141,9 @@ export async function runModels(o: ModelsOptions): Promise<ModelsResults> {
     }
     const u = new URL(baseUrl);
     const basePath = u.pathname.replace(/\/+$/, '');
-    p.log(`bench:models: ${table.length} models x ${o.runs} runs against ${o.upstream ? `the real upstream ${u.origin}` : `the simulator (SIM_LATENCY_SCALE=${o.simScale})`}, region ${o.region}, side by side`);
+    p.log(
+      `bench:models: ${table.length} models x ${o.runs} runs against ${o.upstream ? `the real upstream ${u.origin}` : `the simulator (SIM_LATENCY_SCALE=${o.simScale})`}, region ${o.region}, side by side`,
+    );
     const total = table.length * o.runs;
     let done = 0;
     const perModel = await Promise.all(
@@ -149,7 +158,9 @@ export async function runModels(o: ModelsOptions): Promise<ModelsResults> {
               const r = await oneRun(pool, basePath, apiKey, m.id, o.region, ARTICLE_PROMPT);
               runs.push(r);
               done++;
-              p.status(`[${String(done).padStart(String(total).length)}/${total}] ${m.id.padEnd(18)} run ${i + 1}/${o.runs}: TTFT ${r.ttftMs.toFixed(0)} ms, ${r.tokensPerSecond.toFixed(1)} tokens/s, ${r.tokens} tokens`);
+              p.status(
+                `[${String(done).padStart(String(total).length)}/${total}] ${m.id.padEnd(18)} run ${i + 1}/${o.runs}: TTFT ${r.ttftMs.toFixed(0)} ms, ${r.tokensPerSecond.toFixed(1)} tokens/s, ${r.tokens} tokens`,
+              );
             } catch (e) {
               failures++;
               done++;
@@ -161,7 +172,9 @@ export async function runModels(o: ModelsOptions): Promise<ModelsResults> {
           await pool.close();
         }
         const avg = (f: (r: ModelRun) => number) => runs.reduce((a, r) => a + f(r), 0) / Math.max(1, runs.length);
-        p.log(`  [${String(done).padStart(String(total).length)}/${total}] ${m.id.padEnd(18)} ${runs.length}/${o.runs} runs: TTFT ${avg((r) => r.ttftMs).toFixed(0)} ms, ${avg((r) => r.tokensPerSecond).toFixed(1)} tokens/s${failures ? `, ${failures} failed (${firstError})` : ''}`);
+        p.log(
+          `  [${String(done).padStart(String(total).length)}/${total}] ${m.id.padEnd(18)} ${runs.length}/${o.runs} runs: TTFT ${avg((r) => r.ttftMs).toFixed(0)} ms, ${avg((r) => r.tokensPerSecond).toFixed(1)} tokens/s${failures ? `, ${failures} failed (${firstError})` : ''}`,
+        );
         return { m, runs, failures, firstError };
       }),
     );
@@ -221,14 +234,25 @@ export function renderLeaderboard(r: ModelsResults): string {
   const against = r.upstream === 'real' ? `the real upstream (${r.upstreamUrl})` : `the simulator at SIM_LATENCY_SCALE=${r.simulatorLatencyScale}`;
   L.push(`### Model leaderboard, ${r.date}, region ${r.region}`);
   L.push('');
-  L.push(`"${r.prompt}", streamed, ${r.runsPerModel} runs per model averaged, models side by side, against ${against}; ${r.durationSeconds} s in all. Sorted by time to first token.`);
-  L.push(`Check: each figure within ${Math.round(r.tolerance * 100)}% of the article's table${r.reproduced === null ? '' : ` — table ${r.reproduced ? '**reproduced**' : '**NOT reproduced**'}`}.`);
+  L.push(
+    `"${r.prompt}", streamed, ${r.runsPerModel} runs per model averaged, models side by side, against ${against}; ${r.durationSeconds} s in all. Sorted by time to first token.`,
+  );
+  L.push(
+    `Check: each figure within ${Math.round(r.tolerance * 100)}% of the article's table${r.reproduced === null ? '' : ` — table ${r.reproduced ? '**reproduced**' : '**NOT reproduced**'}`}.`,
+  );
   L.push('');
   L.push(`| Rank | Model | TTFT (ms) | Tokens/sec | Provider | $/M Output | article TTFT / tok/s | within ${Math.round(r.tolerance * 100)}% |`);
   L.push('|---|---|---|---|---|---|---|---|');
   for (const x of r.leaderboard) {
-    const ok = x.runs === 0 ? `fail (${x.failures} failed)` : x.withinTolerance ? 'pass' : `fail (${(x.ttftDeviation * 100).toFixed(1)}% / ${(x.tpsDeviation * 100).toFixed(1)}%)`;
-    L.push(`| ${x.rank} | ${x.name} | ${Number.isNaN(x.ttftMs) ? 'n/a' : x.ttftMs.toFixed(0)} | ${Number.isNaN(x.tokensPerSecond) ? 'n/a' : x.tokensPerSecond.toFixed(1)} | ${x.provider} | ${x.usdPerMillionOutput} | ${x.expectedTtftMs} / ${x.expectedTokensPerSecond} | ${ok} |`);
+    const ok =
+      x.runs === 0
+        ? `fail (${x.failures} failed)`
+        : x.withinTolerance
+          ? 'pass'
+          : `fail (${(x.ttftDeviation * 100).toFixed(1)}% / ${(x.tpsDeviation * 100).toFixed(1)}%)`;
+    L.push(
+      `| ${x.rank} | ${x.name} | ${Number.isNaN(x.ttftMs) ? 'n/a' : x.ttftMs.toFixed(0)} | ${Number.isNaN(x.tokensPerSecond) ? 'n/a' : x.tokensPerSecond.toFixed(1)} | ${x.provider} | ${x.usdPerMillionOutput} | ${x.expectedTtftMs} / ${x.expectedTokensPerSecond} | ${ok} |`,
+    );
   }
   return L.join('\n');
 }

@@ -25,7 +25,8 @@ export function num(argv: readonly string[], name: string, envName: string, def:
 export function list(argv: readonly string[], name: string, envName: string, def: string): number[] {
   const raw = pick(argv, name, envName, def);
   const out = raw.split(',').map((s) => Number(s.trim()));
-  if (!out.length || out.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`--${name} / ${envName}: expected positive integers separated by commas, got "${raw}"`);
+  if (!out.length || out.some((v) => !Number.isInteger(v) || v < 1))
+    throw new Error(`--${name} / ${envName}: expected positive integers separated by commas, got "${raw}"`);
   return out;
 }
 

@@ -43,7 +43,12 @@ function tryRun(cmd: string, args: string[], log: (s: string) => void): boolean 
     execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
     return true;
   } catch (e) {
-    log(`  ${cmd} ${args.join(' ')} failed: ${String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n').pop()}`);
+    log(
+      `  ${cmd} ${args.join(' ')} failed: ${String((e as { stderr?: Buffer }).stderr ?? e)
+        .trim()
+        .split('\n')
+        .pop()}`,
+    );
     return false;
   }
 }
@@ -65,7 +70,10 @@ function ensureAutocannon(scratchDir: string, install: boolean, log: (s: string)
   if (!install) throw new Error(`autocannon is not installed in ${dir} and --no-install was given`);
   log(`load generator: installing autocannon ${AUTOCANNON_VERSION} into ${dir}`);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'bench-peers-autocannon', private: true, dependencies: { autocannon: AUTOCANNON_VERSION } }));
+  writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: 'bench-peers-autocannon', private: true, dependencies: { autocannon: AUTOCANNON_VERSION } }),
+  );
   npmInstall(dir);
   return entry;
 }

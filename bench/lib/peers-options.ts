@@ -37,7 +37,10 @@ export interface PeersOptions {
 export function parsePeersOptions(argv: readonly string[], root: string): PeersOptions {
   const seconds = num(argv, 'duration', 'BENCH_PEERS_SECONDS', 10);
   const warmup = num(argv, 'warmup', 'BENCH_PEERS_WARMUP', 2);
-  for (const [name, v] of [['duration', seconds], ['warmup', warmup]] as const) {
+  for (const [name, v] of [
+    ['duration', seconds],
+    ['warmup', warmup],
+  ] as const) {
     if (!Number.isInteger(v) || (name === 'duration' && v < 1)) throw new Error(`--${name}: wrk and autocannon take whole seconds (duration >= 1), got ${v}`);
   }
   const tool = pick(argv, 'tool', 'BENCH_PEERS_TOOL', 'auto') as ToolChoice;

@@ -129,7 +129,13 @@ export function judgePeerGoals(rows: readonly PeerRow[]): Goal[] {
       measured: `${f(rps, 0)} req/s`,
       pass: ge(rps, twicePortkey),
     },
-    { id: 'share_c16_150', goal: 'c=16 throughput, 150-token answers, share of a direct call', target: '>= 0.25', measured: f(share, 3), pass: ge(share, 0.25) },
+    {
+      id: 'share_c16_150',
+      goal: 'c=16 throughput, 150-token answers, share of a direct call',
+      target: '>= 0.25',
+      measured: f(share, 3),
+      pass: ge(share, 0.25),
+    },
     {
       id: 'ttft_added_c1',
       goal: 'stream TTFT added at c=1, 8-chunk answers',
@@ -156,10 +162,20 @@ export function renderPeersMarkdown(r: PeersResults): string {
   const m = r.machine;
   L.push(`### Side-by-side run of ${r.date}`);
   L.push('');
-  L.push(`- Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB; load average ${m.loadAverageAtStart.join(' / ')} at start, ${m.loadAverageAtEnd?.join(' / ') ?? '?'} at the end.`);
+  L.push(
+    `- Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB; load average ${m.loadAverageAtStart.join(' / ')} at start, ${m.loadAverageAtEnd?.join(' / ') ?? '?'} at the end.`,
+  );
   L.push(`- Load generator: ${r.loadGenerator.name} ${r.loadGenerator.version} (${r.loadGenerator.note}). Pinning: ${r.pinning.detail}.`);
-  L.push(`- Versions: ${Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
-  L.push(`- Settings: ${Object.entries(r.settings).map(([k, x]) => `${k}=${Array.isArray(x) ? x.join(',') : String(x)}`).join(', ')}. Whole run ${r.durationSeconds} s.`);
+  L.push(
+    `- Versions: ${Object.entries(r.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.`,
+  );
+  L.push(
+    `- Settings: ${Object.entries(r.settings)
+      .map(([k, x]) => `${k}=${Array.isArray(x) ? x.join(',') : String(x)}`)
+      .join(', ')}. Whole run ${r.durationSeconds} s.`,
+  );
   for (const [id, why] of Object.entries(r.skipped)) L.push(`- **Not measured: ${TARGET_LABELS[id as TargetId]}**: ${why}`);
   for (const tokens of [...new Set(r.rows.map((x) => x.answerTokens))]) {
     L.push('');

@@ -9,7 +9,17 @@ import { machineInfo, resetDatabase, serviceVersions, versions } from './machine
 import { resolveLoadTool, type LoadTool } from './peers-load';
 import type { PeersOptions } from './peers-options';
 import { installPortkey, pinProcess, startApolloHopChild, startPortkeyChild } from './peers-procs';
-import { PEERS_MARK_END, PEERS_MARK_START, TARGET_LABELS, judgePeerGoals, peerRows, renderPeersMarkdown, type PeersResults, type TargetId, type TargetRun } from './peers-results';
+import {
+  PEERS_MARK_END,
+  PEERS_MARK_START,
+  TARGET_LABELS,
+  judgePeerGoals,
+  peerRows,
+  renderPeersMarkdown,
+  type PeersResults,
+  type TargetId,
+  type TargetRun,
+} from './peers-results';
 import { checkTarget, graphqlTarget, openAiTarget, type Target } from './peers-targets';
 import { ROOT, startGatewayChild, startProxyChild, startSimulatorChild, type Child } from './procs';
 import { Progress } from './progress';
@@ -190,7 +200,9 @@ async function measureAll(o: PeersOptions, live: readonly Target[], tool: LoadTo
         if (o.warmupSeconds > 0) await load(t, tokens, c, o.warmupSeconds);
         const r = await load(t, tokens, c, o.seconds);
         byTarget[t.id]!.nonStreamed[String(c)] = r;
-        p.log(`  ${t.id.padEnd(8)} c=${String(c).padEnd(3)} ${String(r.rps).padStart(9)} req/s  p50 ${r.latencyMs.p50.toFixed(3).padStart(8)} ms  p99 ${r.latencyMs.p99.toFixed(3).padStart(8)} ms${errorsOf(r)}`);
+        p.log(
+          `  ${t.id.padEnd(8)} c=${String(c).padEnd(3)} ${String(r.rps).padStart(9)} req/s  p50 ${r.latencyMs.p50.toFixed(3).padStart(8)} ms  p99 ${r.latencyMs.p99.toFixed(3).padStart(8)} ms${errorsOf(r)}`,
+        );
       }
     }
     p.log(`bench:peers: ${tokens}-token answers, streamed, ${o.streamSeconds} s per cell after ${o.streamWarmupSeconds} s warm-up`);
@@ -198,9 +210,19 @@ async function measureAll(o: PeersOptions, live: readonly Target[], tool: LoadTo
       for (const t of live) {
         const s = await t.openStreams(tokens, c);
         try {
-          const r = await closedLoop({ label: `stream ${t.id}`, concurrency: c, warmupS: o.streamWarmupSeconds, seconds: o.streamSeconds, progress: p, pids, op: s.op });
+          const r = await closedLoop({
+            label: `stream ${t.id}`,
+            concurrency: c,
+            warmupS: o.streamWarmupSeconds,
+            seconds: o.streamSeconds,
+            progress: p,
+            pids,
+            op: s.op,
+          });
           byTarget[t.id]!.streamed[String(c)] = r;
-          p.log(`  ${t.id.padEnd(8)} c=${String(c).padEnd(3)} ${String(r.rps).padStart(9)} streams/s  TTFT p50 ${(r.ttftMs?.p50 ?? NaN).toFixed(3).padStart(8)} ms  p99 ${(r.ttftMs?.p99 ?? NaN).toFixed(3).padStart(8)} ms${errorsOf(r)}`);
+          p.log(
+            `  ${t.id.padEnd(8)} c=${String(c).padEnd(3)} ${String(r.rps).padStart(9)} streams/s  TTFT p50 ${(r.ttftMs?.p50 ?? NaN).toFixed(3).padStart(8)} ms  p99 ${(r.ttftMs?.p99 ?? NaN).toFixed(3).padStart(8)} ms${errorsOf(r)}`,
+          );
         } finally {
           await s.close();
         }

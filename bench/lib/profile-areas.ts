@@ -5,14 +5,23 @@ import { area, type Profile } from './cpuprofile';
  * self time belongs to. Packages are matched by name; the project's own code by its src/ folder.
  */
 const PACKAGE_AREAS: ReadonlyArray<readonly [RegExp, string]> = [
-  [/^(graphql|graphql-ws|graphql-sse|@graphql-tools\/.*|@escape\.tech\/.*|graphql-depth-limit|dataloader)$/, 'graphql-js (parse, validate, execute; graphql-ws/sse)'],
-  [/^(@apollo\/.*|@as-integrations\/.*|express|body-parser|raw-body|router|finalhandler|send|serve-static|negotiator|accepts|type-is|content-type|cors|on-finished|qs|iconv-lite|http-errors|depd|mime-types|mime-db|statuses|whatwg-mimetype|lru-cache|loglevel|@whatwg-node\/.*)$/, 'Apollo Server + express'],
+  [
+    /^(graphql|graphql-ws|graphql-sse|@graphql-tools\/.*|@escape\.tech\/.*|graphql-depth-limit|dataloader)$/,
+    'graphql-js (parse, validate, execute; graphql-ws/sse)',
+  ],
+  [
+    /^(@apollo\/.*|@as-integrations\/.*|express|body-parser|raw-body|router|finalhandler|send|serve-static|negotiator|accepts|type-is|content-type|cors|on-finished|qs|iconv-lite|http-errors|depd|mime-types|mime-db|statuses|whatwg-mimetype|lru-cache|loglevel|@whatwg-node\/.*)$/,
+    'Apollo Server + express',
+  ],
   [/^(ioredis|redis-parser|redis-errors|cluster-key-slot|denque|@ioredis\/.*|standard-as-callback)$/, 'ioredis'],
   [/^(pg|pg-protocol|pg-types|pg-pool|pg-connection-string|postgres-array|postgres-bytea|postgres-date|postgres-interval|pgpass)$/, 'pg'],
   [/^(@prisma\/.*|prisma)$/, 'Prisma'],
   [/^undici$/, 'undici'],
   [/^(ws|bufferutil|utf-8-validate)$/, 'ws (WebSocket frames)'],
-  [/^(pino|pino-std-serializers|sonic-boom|thread-stream|fast-redact|quick-format-unescaped|atomic-sleep|on-exit-leak-free|safe-stable-stringify)$/, 'pino (logging)'],
+  [
+    /^(pino|pino-std-serializers|sonic-boom|thread-stream|fast-redact|quick-format-unescaped|atomic-sleep|on-exit-leak-free|safe-stable-stringify)$/,
+    'pino (logging)',
+  ],
   [/^(prom-client|tdigest|bintrees)$/, 'prom-client (metrics)'],
   [/^(@opentelemetry\/.*)$/, 'OpenTelemetry'],
   [/^(zod)$/, 'zod'],

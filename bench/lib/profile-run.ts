@@ -59,7 +59,10 @@ const refusedWith = (code: string) => (b: { data?: any; errors?: any[] }) => b.e
  * profile holds one load), chat mutations with `answerTokens`-chunk answers from the simulator (latency scale 0);
  * the measured window of each profile summarised by area. Then, in an unprofiled child, the CPU of refused requests.
  */
-export async function runProfile(o: ProfileOptions, p = new Progress()): Promise<{ mdPath: string; jsonPath: string; phases: PhaseProfile[]; refusals: RefusalCost[] }> {
+export async function runProfile(
+  o: ProfileOptions,
+  p = new Progress(),
+): Promise<{ mdPath: string; jsonPath: string; phases: PhaseProfile[]; refusals: RefusalCost[] }> {
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'bench-profile-'));
   const machine = machineInfo();
   const children: Child[] = [];
@@ -80,7 +83,15 @@ export async function runProfile(o: ProfileOptions, p = new Progress()): Promise
       key ??= (await createBenchTenant(gw.graphqlUrl, o.adminKey, `bench-profile-${Date.now().toString(36)}`)).key;
       const http = pool(gw.origin, c);
       const loopAt = performance.now();
-      const load = await closedLoop({ label: 'profile', concurrency: c, warmupS: o.warmupSeconds, seconds: o.seconds, progress: p, pids: { gateway: gw.child.pid }, op: chatOp(http, key, o.answerTokens, answered) });
+      const load = await closedLoop({
+        label: 'profile',
+        concurrency: c,
+        warmupS: o.warmupSeconds,
+        seconds: o.seconds,
+        progress: p,
+        pids: { gateway: gw.child.pid },
+        op: chatOp(http, key, o.answerTokens, answered),
+      });
       await http.close();
       await gw.child.stop();
       const from = loopAt - spawnAt + o.warmupSeconds * 1000;
@@ -97,7 +108,15 @@ export async function runProfile(o: ProfileOptions, p = new Progress()): Promise
     mkdirSync(o.outDir, { recursive: true });
     const jsonPath = path.join(o.outDir, `profile-${stamp}.json`);
     const mdPath = path.join(o.outDir, `profile-${stamp}.md`);
-    const results = { date: new Date().toISOString(), machine, machineAtEnd: machineInfo(), versions: versions(), options: { ...o, adminKey: undefined }, phases, refusals };
+    const results = {
+      date: new Date().toISOString(),
+      machine,
+      machineAtEnd: machineInfo(),
+      versions: versions(),
+      options: { ...o, adminKey: undefined },
+      phases,
+      refusals,
+    };
     writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
     writeFileSync(mdPath, renderProfile(results));
     return { mdPath, jsonPath, phases, refusals };
@@ -111,14 +130,18 @@ export async function runProfile(o: ProfileOptions, p = new Progress()): Promise
 async function measureRefusals(o: ProfileOptions, env: Parameters<typeof startGatewayChild>[0], children: Child[], p: Progress): Promise<RefusalCost[]> {
   const gw = await startGatewayChild(env, 'gateway (refusals)');
   children.push(gw.child);
-  const admin = (input: Record<string, unknown>) => gqlRequest(gw.graphqlUrl, o.adminKey, `mutation($input: CreateTenantInput!) { createTenant(input: $input) { apiKey { key } } }`, { input });
+  const admin = (input: Record<string, unknown>) =>
+    gqlRequest(gw.graphqlUrl, o.adminKey, `mutation($input: CreateTenantInput!) { createTenant(input: $input) { apiKey { key } } }`, { input });
   const stamp = Date.now().toString(36);
   const limited = (await admin({ name: `bench-refused-rate-${stamp}`, requestsPerMinute: 1 })).data!.createTenant.apiKey.key as string;
   const broke = (await admin({ name: `bench-refused-budget-${stamp}`, monthlyBudgetUsd: '0.000001' })).data!.createTenant.apiKey.key as string;
   const http = pool(gw.origin, 1);
   const out: RefusalCost[] = [];
   try {
-    for (const [code, k] of [['RATE_LIMITED', limited], ['BUDGET_EXCEEDED', broke]] as const) {
+    for (const [code, k] of [
+      ['RATE_LIMITED', limited],
+      ['BUDGET_EXCEEDED', broke],
+    ] as const) {
       const op = chatOp(http, k, o.answerTokens, code === 'RATE_LIMITED' ? (b) => answered(b) || refusedWith(code)(b) : refusedWith(code));
       for (let i = 0; i < Math.min(500, o.refusals); i++) await op(); // warm-up (the JIT, the caches; the minute's one request)
       const lat = new Samples();
@@ -140,7 +163,14 @@ async function measureRefusals(o: ProfileOptions, env: Parameters<typeof startGa
 
 const round3 = (v: number) => Math.round(v * 1000) / 1000;
 
-function renderProfile(r: { date: string; machine: ReturnType<typeof machineInfo>; machineAtEnd: ReturnType<typeof machineInfo>; options: Omit<ProfileOptions, 'adminKey'>; phases: PhaseProfile[]; refusals: RefusalCost[] }): string {
+function renderProfile(r: {
+  date: string;
+  machine: ReturnType<typeof machineInfo>;
+  machineAtEnd: ReturnType<typeof machineInfo>;
+  options: Omit<ProfileOptions, 'adminKey'>;
+  phases: PhaseProfile[];
+  refusals: RefusalCost[];
+}): string {
   const o = r.options;
   const lines = [
     `# Hot-path profile, ${r.date.slice(0, 10)} (\`npm run bench:profile\`)`,

@@ -16,7 +16,14 @@ export interface Cell {
   /** The gateway's OpenAI-compatible path (absent in results written before it existed). */
   readonly openai?: LoadResult | null;
   /** Gateway (GraphQL, and OpenAI path) and proxy minus direct, ms: at p50 and at p99 (difference of the percentiles). */
-  readonly addedMs: { gatewayP50: number | null; gatewayP99: number | null; proxyP50: number | null; proxyP99: number | null; openaiP50?: number | null; openaiP99?: number | null };
+  readonly addedMs: {
+    gatewayP50: number | null;
+    gatewayP99: number | null;
+    proxyP50: number | null;
+    proxyP99: number | null;
+    openaiP50?: number | null;
+    openaiP99?: number | null;
+  };
   /** Throughput as a share of direct. */
   readonly throughputVsDirect: { gateway: number | null; proxy: number | null; openai?: number | null };
 }
@@ -41,7 +48,19 @@ export interface BenchResults {
   /** Keyed by concurrency. */
   readonly nonStreamed: Record<string, Cell>;
   /** Keyed by concurrency; latencies are whole streams, ttftMs the first token. */
-  readonly streamed: Record<string, Cell & { ttftAddedMs: { gatewayP50: number | null; gatewayP99: number | null; proxyP50: number | null; proxyP99: number | null; openaiP50?: number | null; openaiP99?: number | null } }>;
+  readonly streamed: Record<
+    string,
+    Cell & {
+      ttftAddedMs: {
+        gatewayP50: number | null;
+        gatewayP99: number | null;
+        proxyP50: number | null;
+        proxyP99: number | null;
+        openaiP50?: number | null;
+        openaiP99?: number | null;
+      };
+    }
+  >;
   readonly manyStreams: HoldResult | null;
   readonly parts: MicroResult | null;
   readonly goals: Goal[];
@@ -52,7 +71,8 @@ export interface BenchResults {
   readonly jsonPath: string;
 }
 
-const diff = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? null : round(a - b, 3));
+const diff = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? null : round(a - b, 3);
 
 export function cell(direct: LoadResult | null, proxy: LoadResult | null, gateway: LoadResult | null, openai: LoadResult | null = null): Cell {
   return {
@@ -102,15 +122,41 @@ export function judgeGoals(r: Pick<BenchResults, 'nonStreamed' | 'streamed' | 'm
   const allHeld = h ? h.streamsStarted === h.streamsRequested && h.streamsOpenAtEnd === h.streamsRequested && h.streamsRequested >= streamsGoal : null;
   const eld = h?.eventLoopDelayMs.p99 ?? null;
   return [
-    { id: 'added_p50_c1', goal: 'Added latency p50, chat mutation, concurrency 1', target: '<= 1.5 ms', measured: `${f(c1?.addedMs.gatewayP50)} ms`, pass: le(c1?.addedMs.gatewayP50, 1.5) },
-    { id: 'added_p99_c1', goal: 'Added latency p99, chat mutation, concurrency 1', target: '<= 5 ms', measured: `${f(c1?.addedMs.gatewayP99)} ms`, pass: le(c1?.addedMs.gatewayP99, 5) },
-    { id: 'ttft_added_p50_c1', goal: 'Streamed time to first token added, p50 (graphql-ws vs SSE, concurrency 1)', target: '<= 2 ms', measured: `${f(s1?.ttftAddedMs.gatewayP50)} ms`, pass: le(s1?.ttftAddedMs.gatewayP50, 2) },
-    { id: 'throughput_c16', goal: 'Throughput at concurrency 16, share of direct', target: '>= 0.15', measured: f(c16?.throughputVsDirect.gateway, 3), pass: c16?.throughputVsDirect.gateway == null ? null : c16.throughputVsDirect.gateway >= 0.15 },
+    {
+      id: 'added_p50_c1',
+      goal: 'Added latency p50, chat mutation, concurrency 1',
+      target: '<= 1.5 ms',
+      measured: `${f(c1?.addedMs.gatewayP50)} ms`,
+      pass: le(c1?.addedMs.gatewayP50, 1.5),
+    },
+    {
+      id: 'added_p99_c1',
+      goal: 'Added latency p99, chat mutation, concurrency 1',
+      target: '<= 5 ms',
+      measured: `${f(c1?.addedMs.gatewayP99)} ms`,
+      pass: le(c1?.addedMs.gatewayP99, 5),
+    },
+    {
+      id: 'ttft_added_p50_c1',
+      goal: 'Streamed time to first token added, p50 (graphql-ws vs SSE, concurrency 1)',
+      target: '<= 2 ms',
+      measured: `${f(s1?.ttftAddedMs.gatewayP50)} ms`,
+      pass: le(s1?.ttftAddedMs.gatewayP50, 2),
+    },
+    {
+      id: 'throughput_c16',
+      goal: 'Throughput at concurrency 16, share of direct',
+      target: '>= 0.15',
+      measured: f(c16?.throughputVsDirect.gateway, 3),
+      pass: c16?.throughputVsDirect.gateway == null ? null : c16.throughputVsDirect.gateway >= 0.15,
+    },
     {
       id: 'streams_1000',
       goal: `${streamsGoal.toLocaleString('en-US')} concurrent streams held, event-loop delay p99`,
       target: '< 50 ms, all held',
-      measured: h ? `${h.streamsOpenAtEnd} of ${h.streamsRequested} flowing (${h.subscriptionsOpenAtEnd} subscribed, upstream max ${h.upstreamStreamsMax}); event-loop delay p99 ${f(eld, 1)} ms` : 'n/a',
+      measured: h
+        ? `${h.streamsOpenAtEnd} of ${h.streamsRequested} flowing (${h.subscriptionsOpenAtEnd} subscribed, upstream max ${h.upstreamStreamsMax}); event-loop delay p99 ${f(eld, 1)} ms`
+        : 'n/a',
       pass: h === null ? null : Boolean(allHeld) && eld !== null && eld < 50,
     },
   ];
@@ -119,7 +165,12 @@ export function judgeGoals(r: Pick<BenchResults, 'nonStreamed' | 'streamed' | 'm
 const mib = (b: number | null | undefined) => (b === null || b === undefined ? 'n/a' : (b / 2 ** 20).toFixed(1));
 const verdict = (p: boolean | null) => (p === null ? 'not measured' : p ? '**pass**' : '**MISS**');
 const serverOf: Record<Path, string> = { direct: 'simulator', proxy: 'proxy', gateway: 'gateway', openai: 'gateway' };
-const label: Record<Path, string> = { direct: 'direct to simulator', proxy: 'bare undici proxy (floor)', gateway: 'gateway (all checks on)', openai: 'gateway /v1 OpenAI-compatible (all checks on)' };
+const label: Record<Path, string> = {
+  direct: 'direct to simulator',
+  proxy: 'bare undici proxy (floor)',
+  gateway: 'gateway (all checks on)',
+  openai: 'gateway /v1 OpenAI-compatible (all checks on)',
+};
 const PATHS = ['direct', 'proxy', 'gateway', 'openai'] as const;
 /** Added ms and throughput ratio of one path of a cell ('' for direct, the baseline). */
 function addedOf(x: Cell, p: Path, ttft?: Record<string, number | null | undefined>): [string, string, string] {
@@ -135,10 +186,21 @@ export function renderMarkdown(r: BenchResults): string {
   const v = r.versions;
   L.push(`### Run of ${r.date}`);
   L.push('');
-  L.push(`- Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB memory, ${m.os}; load average (1/5/15 min) ${m.loadAverageAtStart.join(' / ')} at start, ${m.loadAverageAtEnd?.join(' / ') ?? '?'} at the end.`);
-  L.push(`- Versions: Node ${v.node}; ${Object.entries(v).filter(([k]) => !['node', 'postgres', 'redis', 'postgresSynchronousCommit'].includes(k)).map(([k, x]) => `${k} ${x}`).join(', ')}.`);
+  L.push(
+    `- Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB memory, ${m.os}; load average (1/5/15 min) ${m.loadAverageAtStart.join(' / ')} at start, ${m.loadAverageAtEnd?.join(' / ') ?? '?'} at the end.`,
+  );
+  L.push(
+    `- Versions: Node ${v.node}; ${Object.entries(v)
+      .filter(([k]) => !['node', 'postgres', 'redis', 'postgresSynchronousCommit'].includes(k))
+      .map(([k, x]) => `${k} ${x}`)
+      .join(', ')}.`,
+  );
   L.push(`- Services: Postgres ${v.postgres ?? '?'} (synchronous_commit=${v.postgresSynchronousCommit ?? '?'}), Redis ${v.redis ?? '?'}, all on 127.0.0.1.`);
-  L.push(`- Settings: ${Object.entries(r.settings).map(([k, x]) => `${k}=${Array.isArray(x) ? x.join(',') : String(x)}`).join(', ')}. Whole run ${r.durationSeconds} s.`);
+  L.push(
+    `- Settings: ${Object.entries(r.settings)
+      .map(([k, x]) => `${k}=${Array.isArray(x) ? x.join(',') : String(x)}`)
+      .join(', ')}. Whole run ${r.durationSeconds} s.`,
+  );
   L.push('');
   L.push('#### Goals (issue 7)');
   L.push('');
@@ -157,13 +219,17 @@ export function renderMarkdown(r: BenchResults): string {
       const [a50, a99, ratio] = addedOf(x, p);
       const added = [a50, a99];
       const cpu = lr.cpuMsPerRequest[serverOf[p]];
-      L.push(`| ${c} | ${label[p]} | ${f(lr.rps, 0)} | ${ratio} | ${f(lr.latencyMs.p50)} | ${f(lr.latencyMs.p99)} | ${added[0]} | ${added[1]} | ${f(cpu, 3)} | ${cpu ? f(1000 / cpu, 0) : 'n/a'} | ${lr.errors} |`);
+      L.push(
+        `| ${c} | ${label[p]} | ${f(lr.rps, 0)} | ${ratio} | ${f(lr.latencyMs.p50)} | ${f(lr.latencyMs.p99)} | ${added[0]} | ${added[1]} | ${f(cpu, 3)} | ${cpu ? f(1000 / cpu, 0) : 'n/a'} | ${lr.errors} |`,
+      );
     }
   }
   L.push('');
-  L.push('"server" is the process in the middle for the proxy and the gateway, and the simulator itself for direct. A gateway request also costs the simulator a streamed answer (the gateway always streams from upstream).');
+  L.push(
+    '"server" is the process in the middle for the proxy and the gateway, and the simulator itself for direct. A gateway request also costs the simulator a streamed answer (the gateway always streams from upstream).',
+  );
   L.push('');
-  L.push('#### Streamed: time to first token, graphql-ws subscription and the gateway\'s own SSE (/v1) vs SSE');
+  L.push("#### Streamed: time to first token, graphql-ws subscription and the gateway's own SSE (/v1) vs SSE");
   L.push('');
   L.push('| concurrency | path | streams/s | TTFT p50 ms | TTFT p99 ms | added p50 ms | added p99 ms | whole stream p50 ms | server CPU ms/stream | errors |');
   L.push('|---|---|---|---|---|---|---|---|---|---|');
@@ -173,7 +239,9 @@ export function renderMarkdown(r: BenchResults): string {
       if (!lr) continue;
       const [a50, a99] = addedOf(x, p, x.ttftAddedMs);
       const added = [a50, a99];
-      L.push(`| ${c} | ${label[p].replace('direct to simulator', 'direct SSE').replace('gateway (all checks on)', 'gateway graphql-ws (all checks on)').replace('OpenAI-compatible (all', 'SSE (all')} | ${f(lr.rps, 0)} | ${f(lr.ttftMs?.p50)} | ${f(lr.ttftMs?.p99)} | ${added[0]} | ${added[1]} | ${f(lr.latencyMs.p50)} | ${f(lr.cpuMsPerRequest[serverOf[p]], 3)} | ${lr.errors} |`);
+      L.push(
+        `| ${c} | ${label[p].replace('direct to simulator', 'direct SSE').replace('gateway (all checks on)', 'gateway graphql-ws (all checks on)').replace('OpenAI-compatible (all', 'SSE (all')} | ${f(lr.rps, 0)} | ${f(lr.ttftMs?.p50)} | ${f(lr.ttftMs?.p99)} | ${added[0]} | ${added[1]} | ${f(lr.latencyMs.p50)} | ${f(lr.cpuMsPerRequest[serverOf[p]], 3)} | ${lr.errors} |`,
+      );
     }
   }
   L.push('');
@@ -186,13 +254,19 @@ export function renderMarkdown(r: BenchResults): string {
     L.push(`| subscriptions open at the end of the window / of them flowing (first token received) | ${h.subscriptionsOpenAtEnd} / ${h.streamsOpenAtEnd} |`);
     L.push(`| subscriptions that ever got a first token | ${h.streamsStarted} |`);
     L.push(`| upstream answers being written at once (simulator, max) | ${h.upstreamStreamsMax} |`);
-    L.push(`| completed / errors / cancelled by the bench after waiting | ${h.completed} / ${h.errors}${h.firstError ? ` (first: ${h.firstError.replace(/\|/g, '/')})` : ''} / ${h.cancelledByBench} |`);
+    L.push(
+      `| completed / errors / cancelled by the bench after waiting | ${h.completed} / ${h.errors}${h.firstError ? ` (first: ${h.firstError.replace(/\|/g, '/')})` : ''} / ${h.cancelledByBench} |`,
+    );
     L.push(`| ramp (all subscribed and flowing) | ${h.rampSeconds} s |`);
     L.push(`| gateway RSS idle → with the streams open | ${mib(h.rssBeforeBytes)} → ${mib(h.rssDuringBytes)} MiB |`);
     L.push(`| **RSS per open subscription** / per flowing stream | **${f(h.rssPerSubscriptionKiB, 1)} KiB** / ${f(h.rssPerStreamKiB, 1)} KiB |`);
     L.push(`| V8 heap used idle → open | ${mib(h.heapUsedBeforeBytes)} → ${mib(h.heapUsedDuringBytes)} MiB |`);
-    L.push(`| **event-loop delay** (prom-client, ${h.windowSeconds} s window) p50 / p90 / p99 / max | ${f(h.eventLoopDelayMs.p50)} / ${f(h.eventLoopDelayMs.p90)} / **${f(h.eventLoopDelayMs.p99)}** / ${f(h.eventLoopDelayMs.max)} ms |`);
-    L.push(`| event-loop delay idle p50 / p99 / max | ${f(h.eventLoopDelayIdleMs.p50)} / ${f(h.eventLoopDelayIdleMs.p99)} / ${f(h.eventLoopDelayIdleMs.max)} ms |`);
+    L.push(
+      `| **event-loop delay** (prom-client, ${h.windowSeconds} s window) p50 / p90 / p99 / max | ${f(h.eventLoopDelayMs.p50)} / ${f(h.eventLoopDelayMs.p90)} / **${f(h.eventLoopDelayMs.p99)}** / ${f(h.eventLoopDelayMs.max)} ms |`,
+    );
+    L.push(
+      `| event-loop delay idle p50 / p99 / max | ${f(h.eventLoopDelayIdleMs.p50)} / ${f(h.eventLoopDelayIdleMs.p99)} / ${f(h.eventLoopDelayIdleMs.max)} ms |`,
+    );
     L.push(`| GET /healthz from outside during the window p50 / p99 / max | ${f(h.healthzMs.p50)} / ${f(h.healthzMs.p99)} / ${f(h.healthzMs.max)} ms |`);
     L.push(`| gateway CPU during the window | ${f(h.gatewayCpuCores, 2)} cores |`);
     L.push(`| tokens delivered to the clients | ${f(h.tokensPerSecondDelivered, 0)} /s |`);
@@ -204,7 +278,8 @@ export function renderMarkdown(r: BenchResults): string {
     L.push('');
     L.push('| part | n | p50 ms | p99 ms | mean ms | ops/s |');
     L.push('|---|---|---|---|---|---|');
-    for (const [name, o] of Object.entries(parts.ops)) L.push(`| ${name} | ${o.n} | ${f(o.ms.p50, 3)} | ${f(o.ms.p99, 3)} | ${f(o.ms.mean, 3)} | ${o.opsPerSecond} |`);
+    for (const [name, o] of Object.entries(parts.ops))
+      L.push(`| ${name} | ${o.n} | ${f(o.ms.p50, 3)} | ${f(o.ms.p99, 3)} | ${f(o.ms.mean, 3)} | ${o.opsPerSecond} |`);
     L.push('');
   }
   L.push(`Gateway log lines at LOG_LEVEL=warn during the run: ${r.gatewayLogLines}. Raw figures: \`${r.jsonPath}\`.`);

@@ -52,5 +52,13 @@ export class Samples {
 export const round = (v: number, digits = 3): number => (Number.isFinite(v) ? Number(v.toFixed(digits)) : v);
 
 export function roundSummary(s: Summary, digits = 3): Summary {
-  return { n: s.n, min: round(s.min, digits), mean: round(s.mean, digits), p50: round(s.p50, digits), p90: round(s.p90, digits), p99: round(s.p99, digits), max: round(s.max, digits) };
+  return {
+    n: s.n,
+    min: round(s.min, digits),
+    mean: round(s.mean, digits),
+    p50: round(s.p50, digits),
+    p90: round(s.p90, digits),
+    p99: round(s.p99, digits),
+    max: round(s.max, digits),
+  };
 }

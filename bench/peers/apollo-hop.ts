@@ -23,18 +23,60 @@ const model = process.env.HOP_MODEL ?? 'deepseek-v4-flash';
 const pool = new Pool(upstream.origin, { connections: 1024, keepAliveTimeout: 65_000 });
 
 const typeDefs = /* GraphQL */ `
-  enum ChatRole { SYSTEM USER ASSISTANT }
-  enum Outcome { COMPLETED }
-  enum UsageSource { PROVIDER }
-  input ChatMessageInput { role: ChatRole!, content: String! }
-  input ChatInput { profile: String!, messages: [ChatMessageInput!]!, maxTokens: Int }
+  enum ChatRole {
+    SYSTEM
+    USER
+    ASSISTANT
+  }
+  enum Outcome {
+    COMPLETED
+  }
+  enum UsageSource {
+    PROVIDER
+  }
+  input ChatMessageInput {
+    role: ChatRole!
+    content: String!
+  }
+  input ChatInput {
+    profile: String!
+    messages: [ChatMessageInput!]!
+    maxTokens: Int
+  }
   "costUsd is always null here: the hop prices nothing."
-  type Usage { promptTokens: Int!, completionTokens: Int!, costUsd: String, source: UsageSource! }
-  type ChatResult { requestId: ID!, model: String!, content: String!, outcome: Outcome!, usage: Usage!, ttftMs: Int, totalMs: Int! }
-  type ChatStreamEvent { requestId: ID!, model: String!, delta: String, done: Boolean!, outcome: Outcome, usage: Usage, ttftMs: Int }
-  type Query { ok: Boolean! }
-  type Mutation { chat(input: ChatInput!): ChatResult! }
-  type Subscription { chatStream(input: ChatInput!): ChatStreamEvent! }
+  type Usage {
+    promptTokens: Int!
+    completionTokens: Int!
+    costUsd: String
+    source: UsageSource!
+  }
+  type ChatResult {
+    requestId: ID!
+    model: String!
+    content: String!
+    outcome: Outcome!
+    usage: Usage!
+    ttftMs: Int
+    totalMs: Int!
+  }
+  type ChatStreamEvent {
+    requestId: ID!
+    model: String!
+    delta: String
+    done: Boolean!
+    outcome: Outcome
+    usage: Usage
+    ttftMs: Int
+  }
+  type Query {
+    ok: Boolean!
+  }
+  type Mutation {
+    chat(input: ChatInput!): ChatResult!
+  }
+  type Subscription {
+    chatStream(input: ChatInput!): ChatStreamEvent!
+  }
 `;
 
 interface ChatInput {
@@ -57,7 +99,12 @@ function callUpstream(input: ChatInput, stream: boolean) {
     max_tokens: input.maxTokens ?? 1024,
     ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
   });
-  return pool.request({ method: 'POST', path: `${upstream.pathname}/chat/completions`, headers: { 'content-type': 'application/json', authorization: 'Bearer hop' }, body });
+  return pool.request({
+    method: 'POST',
+    path: `${upstream.pathname}/chat/completions`,
+    headers: { 'content-type': 'application/json', authorization: 'Bearer hop' },
+    body,
+  });
 }
 
 /** A non-200 answer becomes a GraphQL error (its body read, so the pooled connection is reused). */

@@ -112,25 +112,36 @@ export function makeGateLedger(db: Db): GateLedger {
 
 /** Settled rows the gate has not confirmed, oldest first: what the applier re-applies. */
 async function pendingRows(db: Db, olderThanMs: number, limit: number): Promise<PendingSettlement[]> {
-    const rows = await db.$queryRaw<
-      { request_id: string; tenant_id: string; api_key_id: string | null; started_at: Date; settle_version: number; gate_applied_version: number; cost_micros: bigint; amended_micros: bigint; tokens: number; amended_tokens: number }[]
-    >`
+  const rows = await db.$queryRaw<
+    {
+      request_id: string;
+      tenant_id: string;
+      api_key_id: string | null;
+      started_at: Date;
+      settle_version: number;
+      gate_applied_version: number;
+      cost_micros: bigint;
+      amended_micros: bigint;
+      tokens: number;
+      amended_tokens: number;
+    }[]
+  >`
       SELECT request_id, tenant_id, api_key_id, started_at, settle_version, gate_applied_version, cost_micros, amended_micros,
              prompt_tokens + completion_tokens AS tokens, amended_tokens
         FROM usage_ledger
        WHERE gate_pending_since < now() - ${olderThanMs} * interval '1 millisecond'
        ORDER BY gate_pending_since
        LIMIT ${limit}`;
-    return rows.map((r) => ({
-      requestId: r.request_id,
-      tenantId: r.tenant_id,
-      apiKeyId: r.api_key_id,
-      startedAt: r.started_at,
-      settleVersion: r.settle_version,
-      gateAppliedVersion: r.gate_applied_version,
-      costMicros: r.cost_micros,
-      amendedMicros: r.amended_micros,
-      tokens: Number(r.tokens),
-      amendedTokens: r.amended_tokens,
-    }));
-  }
+  return rows.map((r) => ({
+    requestId: r.request_id,
+    tenantId: r.tenant_id,
+    apiKeyId: r.api_key_id,
+    startedAt: r.started_at,
+    settleVersion: r.settle_version,
+    gateAppliedVersion: r.gate_applied_version,
+    costMicros: r.cost_micros,
+    amendedMicros: r.amended_micros,
+    tokens: Number(r.tokens),
+    amendedTokens: r.amended_tokens,
+  }));
+}

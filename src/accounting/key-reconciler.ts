@@ -66,7 +66,8 @@ export function makeKeyReconciler(deps: {
       const { spentMicros: ledgerSpentMicros, pending } = ledger.get(apiKeyId) ?? { spentMicros: 0n, pending: 0 };
       if (redisSpentMicros === ledgerSpentMicros) continue;
       const repaired =
-        pending === 0 && (await deps.repair.repairSpent({ tenantId, month, apiKeyId, observedMicros: redisSpentMicros, ledgerMicros: ledgerSpentMicros })).repaired;
+        pending === 0 &&
+        (await deps.repair.repairSpent({ tenantId, month, apiKeyId, observedMicros: redisSpentMicros, ledgerMicros: ledgerSpentMicros })).repaired;
       const log = { tenantId, apiKeyId, month, redisSpentMicros: redisSpentMicros.toString(), ledgerSpentMicros: ledgerSpentMicros.toString(), pending };
       if (repaired) deps.logger.error(log, "API key drift: the gate's spent differed from the ledger; rewritten from the ledger");
       else deps.logger.warn(log, 'API key gap: settlements pending for the gate or spent moved; retried next pass');

@@ -65,7 +65,11 @@ export function insertHolds(sql: SqlPool, entries: readonly HeldEntry[]): Promis
       batch.map((e) => e.leaseMs), // leases are judged by Postgres time only: an instance's skewed clock must not shorten them
       batch.map((e) => e.idempotencyKey),
     ]);
-    return batch.map((e) => (takeOnce(landed, e.requestId) ? { ok: true, value: undefined } : { ok: false, error: new LedgerConflict(`request ${e.requestId} already has a ledger row`) }));
+    return batch.map((e) =>
+      takeOnce(landed, e.requestId)
+        ? { ok: true, value: undefined }
+        : { ok: false, error: new LedgerConflict(`request ${e.requestId} already has a ledger row`) },
+    );
   });
 }
 

@@ -60,7 +60,12 @@ export function snapshotToJson(s: PriceSnapshot): SnapshotJson {
   return Object.fromEntries(
     Object.entries(s).map(([m, p]) => [
       m,
-      { input: str(p.inputMicrosPerMillion), output: str(p.outputMicrosPerMillion), cachedInput: str(p.cachedInputMicrosPerMillion), cacheWrite: str(p.cacheWriteMicrosPerMillion) },
+      {
+        input: str(p.inputMicrosPerMillion),
+        output: str(p.outputMicrosPerMillion),
+        cachedInput: str(p.cachedInputMicrosPerMillion),
+        cacheWrite: str(p.cacheWriteMicrosPerMillion),
+      },
     ]),
   );
 }

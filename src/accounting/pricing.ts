@@ -40,7 +40,11 @@ export const unitPricesOf = (m: UnitPrices): UnitPrices => ({
  * Cached and cache-write counts made consistent with the prompt count: an upstream reporting more cached tokens
  * than prompt tokens is capped (cached first, then cache writes in what is left), never priced below zero.
  */
-export function splitPrompt(t: Pick<TokenCounts, 'promptTokens' | 'cachedPromptTokens' | 'cacheWriteTokens'>): { uncached: number; cached: number; written: number } {
+export function splitPrompt(t: Pick<TokenCounts, 'promptTokens' | 'cachedPromptTokens' | 'cacheWriteTokens'>): {
+  uncached: number;
+  cached: number;
+  written: number;
+} {
   const cached = Math.min(Math.max(0, t.cachedPromptTokens), t.promptTokens);
   const written = Math.min(Math.max(0, t.cacheWriteTokens), t.promptTokens - cached);
   return { uncached: t.promptTokens - cached - written, cached, written };

@@ -48,7 +48,10 @@ export function makeReaper(deps: {
       // Redis refusing: the row stays pending in the ledger and the gate applier retries it. Sent together, so a
       // hanging Redis delays the whole pass by one wait, not one per row.
       toGate.push(deps.gate.apply(gate, 1_000));
-      deps.logger.warn({ requestId: r.requestId, tenantId: r.tenantId, tokens: r.checkpointTokens, costMicros: settlement.costMicros.toString() }, 'reaper settled an orphaned request');
+      deps.logger.warn(
+        { requestId: r.requestId, tenantId: r.tenantId, tokens: r.checkpointTokens, costMicros: settlement.costMicros.toString() },
+        'reaper settled an orphaned request',
+      );
     }
     await Promise.all(toGate);
     return settled;
@@ -86,10 +89,12 @@ async function expiredHeldRows(deps: { db: Db; batch?: number; windowMs?: number
 /** An orphan's settlement from its last checkpoint (UPSTREAM_INTERRUPTED, ESTIMATED), and what the gate is owed. */
 function orphanSettlement(r: LedgerEntry): { settlement: Settlement; gate: GateSettlement } {
   const model = r.checkpointModel ?? (r.checkpointTokens > 0 ? r.plannedModel : null);
-  const prices = model ? snapshotFromJson(r.priceSnapshot)[model] ?? null : null;
+  const prices = model ? (snapshotFromJson(r.priceSnapshot)[model] ?? null) : null;
   // A dead request that delivered nothing is charged nothing: its prompt may never have reached a model.
   const billable = prices !== null && prices.outputMicrosPerMillion !== null && r.checkpointTokens > 0;
-  const priced = billable ? priceUsage(prices, { promptTokens: r.promptTokens, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: r.checkpointTokens }) : { costMicros: 0n, unpricedPromptTokens: 0 };
+  const priced = billable
+    ? priceUsage(prices, { promptTokens: r.promptTokens, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: r.checkpointTokens })
+    : { costMicros: 0n, unpricedPromptTokens: 0 };
   const settlement: Settlement = {
     startedAt: r.startedAt,
     model: billable ? model : null,

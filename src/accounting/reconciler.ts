@@ -80,7 +80,8 @@ async function reconcileMonth(deps: ReconcilerDeps, month: string): Promise<Drif
   }
   await deps.keys?.reconcileKeys(month);
   let driftMicros = 0n;
-  for (const d of lasting) driftMicros += d.redisSpentMicros > d.ledgerSpentMicros ? d.redisSpentMicros - d.ledgerSpentMicros : d.ledgerSpentMicros - d.redisSpentMicros;
+  for (const d of lasting)
+    driftMicros += d.redisSpentMicros > d.ledgerSpentMicros ? d.redisSpentMicros - d.ledgerSpentMicros : d.ledgerSpentMicros - d.redisSpentMicros;
   deps.onPass?.({ tenants: lasting.length, driftMicros, repaired: lasting.filter((d) => d.repaired).length });
   return lasting;
 }
@@ -115,7 +116,13 @@ async function confirmAndRepair(deps: ReconcilerDeps, tenantId: string, month: s
     ledger.pending === 0 &&
     (await deps.repair.repairSpent({ tenantId, month, observedMicros: observed.spentMicros, ledgerMicros: ledger.spentMicros })).repaired;
   const drift = { tenantId, month, redisSpentMicros: observed.spentMicros, ledgerSpentMicros: ledger.spentMicros, pending: ledger.pending, repaired };
-  const log = { tenantId, month, redisSpentMicros: drift.redisSpentMicros.toString(), ledgerSpentMicros: drift.ledgerSpentMicros.toString(), pending: drift.pending };
+  const log = {
+    tenantId,
+    month,
+    redisSpentMicros: drift.redisSpentMicros.toString(),
+    ledgerSpentMicros: drift.ledgerSpentMicros.toString(),
+    pending: drift.pending,
+  };
   if (repaired) deps.logger.error(log, 'budget drift: Redis spent differed from the ledger; rewritten from the ledger');
   else if (drift.pending > 0) deps.logger.warn(log, 'budget gap: settlements still pending for the gate; the gate applier is retrying them');
   else deps.logger.warn(log, 'budget drift: spent moved while repairing; retried next pass');

@@ -32,7 +32,9 @@ export function makeAlertSettings(deps: { db: Db; epoch: Epoch; logger?: Logger;
   const commit = makeAdminCommit(deps);
 
   async function tenantOrThrow(tx: AdminTx, tenantId: string) {
-    const t = isUuid(tenantId) ? await tx.tenant.findUnique({ where: { id: tenantId }, select: { id: true, alertThresholds: true, alertWebhookUrl: true, alertWebhookSecret: true } }) : null;
+    const t = isUuid(tenantId)
+      ? await tx.tenant.findUnique({ where: { id: tenantId }, select: { id: true, alertThresholds: true, alertWebhookUrl: true, alertWebhookSecret: true } })
+      : null;
     if (!t) throw new AppError('NOT_FOUND', `no tenant with id "${tenantId.slice(0, 64)}"`);
     return t;
   }
@@ -61,7 +63,11 @@ export function makeAlertSettings(deps: { db: Db; epoch: Epoch; logger?: Logger;
           tenantId: t.id,
           oldValue: { alertThresholds: t.alertThresholds, alertWebhookUrl: t.alertWebhookUrl },
           // Never the secret itself: the audit log is readable long after.
-          newValue: { alertThresholds: nextThresholds ?? t.alertThresholds, alertWebhookUrl: nextUrl === undefined ? t.alertWebhookUrl : nextUrl, webhookSecretCreated: secret !== null },
+          newValue: {
+            alertThresholds: nextThresholds ?? t.alertThresholds,
+            alertWebhookUrl: nextUrl === undefined ? t.alertWebhookUrl : nextUrl,
+            webhookSecretCreated: secret !== null,
+          },
         });
         return { webhookSecret: secret };
       });

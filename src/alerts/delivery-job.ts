@@ -70,7 +70,16 @@ export function makeDeliveryJob(deps: { db: Db; hub: BudgetEventHub; sender: Web
     const retryMs = backoffMs(r.attempts, deps.options.retryBaseMs);
     await db.$transaction([
       db.alertDelivery.create({
-        data: { alertId: r.id, tenantId: r.tenantId, attempt: r.attempts, url: r.url, statusCode: res.statusCode, ok: res.ok, error: res.error, durationMs: res.durationMs },
+        data: {
+          alertId: r.id,
+          tenantId: r.tenantId,
+          attempt: r.attempts,
+          url: r.url,
+          statusCode: res.statusCode,
+          ok: res.ok,
+          error: res.error,
+          durationMs: res.durationMs,
+        },
       }),
       db.$executeRaw`UPDATE budget_alert_outbox
                         SET webhook_status = ${status}::"WebhookStatus", lease_until = NULL,
@@ -89,7 +98,9 @@ export function makeDeliveryJob(deps: { db: Db; hub: BudgetEventHub; sender: Web
         return 0;
       });
       const due = await claimDue();
-      await Promise.all(due.map((r) => attempt(r).catch((e) => deps.logger.warn({ err: e, eventId: r.eventId }, 'budget alert delivery failed; retried after its lease'))));
+      await Promise.all(
+        due.map((r) => attempt(r).catch((e) => deps.logger.warn({ err: e, eventId: r.eventId }, 'budget alert delivery failed; retried after its lease'))),
+      );
       return { published, attempted: due.length };
     },
   };

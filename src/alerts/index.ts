@@ -29,7 +29,12 @@ export interface Alerts {
 export function makeAlerts(deps: { db: Db; epoch: Epoch; logger: Logger; publisher: Pick<Redis, 'publish'>; subscriber: Redis; config: Config }): Alerts {
   const c = deps.config;
   const extraCaPem = c.ALERT_WEBHOOK_CA_FILE ? readCa(c.ALERT_WEBHOOK_CA_FILE) : null;
-  const sender = makeWebhookSender({ allowPrivate: c.ALERT_WEBHOOKS_ALLOW_PRIVATE, extraCaPem, connectTimeoutMs: c.ALERT_WEBHOOK_TIMEOUT_MS, responseTimeoutMs: c.ALERT_WEBHOOK_TIMEOUT_MS });
+  const sender = makeWebhookSender({
+    allowPrivate: c.ALERT_WEBHOOKS_ALLOW_PRIVATE,
+    extraCaPem,
+    connectTimeoutMs: c.ALERT_WEBHOOK_TIMEOUT_MS,
+    responseTimeoutMs: c.ALERT_WEBHOOK_TIMEOUT_MS,
+  });
   const events = makeBudgetEventHub({ publisher: deps.publisher, subscriber: deps.subscriber, logger: deps.logger });
   const delivery = makeDeliveryJob({
     db: deps.db,
@@ -40,8 +45,16 @@ export function makeAlerts(deps: { db: Db; epoch: Epoch; logger: Logger; publish
   });
   const forecast = makeForecastJob(deps.db);
   const jobs = [
-    periodic(() => delivery.deliverOnce(), c.ALERT_DELIVERY_INTERVAL_MS, (e) => deps.logger.warn({ err: e }, 'budget alert delivery pass failed')),
-    periodic(() => forecast.forecastOnce(), c.ALERT_FORECAST_INTERVAL_MS, (e) => deps.logger.warn({ err: e }, 'budget forecast pass failed')),
+    periodic(
+      () => delivery.deliverOnce(),
+      c.ALERT_DELIVERY_INTERVAL_MS,
+      (e) => deps.logger.warn({ err: e }, 'budget alert delivery pass failed'),
+    ),
+    periodic(
+      () => forecast.forecastOnce(),
+      c.ALERT_FORECAST_INTERVAL_MS,
+      (e) => deps.logger.warn({ err: e }, 'budget forecast pass failed'),
+    ),
   ];
   return {
     settings: makeAlertSettings({ db: deps.db, epoch: deps.epoch, logger: deps.logger, allowPrivate: c.ALERT_WEBHOOKS_ALLOW_PRIVATE }),

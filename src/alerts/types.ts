@@ -70,10 +70,19 @@ export function eventOf(r: OutboxRow): BudgetEventView {
 
 /** Over Redis pub/sub: bigint and Date as strings. */
 export function eventToJson(e: BudgetEventView): string {
-  return JSON.stringify({ ...e, spentMicros: e.spentMicros.toString(), budgetMicros: e.budgetMicros?.toString() ?? null, createdAt: e.createdAt.toISOString() });
+  return JSON.stringify({
+    ...e,
+    spentMicros: e.spentMicros.toString(),
+    budgetMicros: e.budgetMicros?.toString() ?? null,
+    createdAt: e.createdAt.toISOString(),
+  });
 }
 
 export function eventFromJson(s: string): BudgetEventView {
-  const j = JSON.parse(s) as Omit<BudgetEventView, 'spentMicros' | 'budgetMicros' | 'createdAt'> & { spentMicros: string; budgetMicros: string | null; createdAt: string };
+  const j = JSON.parse(s) as Omit<BudgetEventView, 'spentMicros' | 'budgetMicros' | 'createdAt'> & {
+    spentMicros: string;
+    budgetMicros: string | null;
+    createdAt: string;
+  };
   return { ...j, spentMicros: BigInt(j.spentMicros), budgetMicros: j.budgetMicros === null ? null : BigInt(j.budgetMicros), createdAt: new Date(j.createdAt) };
 }

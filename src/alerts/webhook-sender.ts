@@ -91,7 +91,11 @@ export function makeWebhookSender(o: WebhookOptions): WebhookSender {
         });
         await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
         const ok = res.statusCode >= 200 && res.statusCode < 300;
-        const error = ok ? null : res.statusCode >= 300 && res.statusCode < 400 ? `answered ${res.statusCode}: redirects are not followed` : `answered ${res.statusCode}`;
+        const error = ok
+          ? null
+          : res.statusCode >= 300 && res.statusCode < 400
+            ? `answered ${res.statusCode}: redirects are not followed`
+            : `answered ${res.statusCode}`;
         return { ok, statusCode: res.statusCode, error, permanent: false, durationMs: took() };
       } catch (err) {
         const refused = findRefusal(err);

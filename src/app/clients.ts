@@ -39,14 +39,22 @@ export async function openClients(config: Config, logger: Logger, closers: Close
   // Settlements apply what Postgres decided: they pass a Redis Cluster failover fence (see infra/redis.ts).
   const gate = createGateRedis(redisTarget, { logger, unfencedScripts: [SCRIPTS.settle] });
   const redis = gate.client;
-  closers.push(() => db.$disconnect(), () => sql.end(), async () => redis.disconnect());
+  closers.push(
+    () => db.$disconnect(),
+    () => sql.end(),
+    async () => redis.disconnect(),
+  );
 
   await db.$queryRaw`SELECT 1`.catch((e) => {
     throw new StartupError(`cannot reach Postgres at ${safeUrl(config.DATABASE_URL)} (${(e as Error).message}). Start it, e.g. docker compose up -d postgres`);
   });
-  await waitReady(redis, 5_000).then(() => pingGate(gate)).catch((e) => {
-    throw new StartupError(`cannot reach Redis at ${gate.kind === 'single' ? safeUrl(config.REDIS_URL) : describeGate(redisTarget)} (${(e as Error).message}). Start it, e.g. docker compose up -d redis`);
-  });
+  await waitReady(redis, 5_000)
+    .then(() => pingGate(gate))
+    .catch((e) => {
+      throw new StartupError(
+        `cannot reach Redis at ${gate.kind === 'single' ? safeUrl(config.REDIS_URL) : describeGate(redisTarget)} (${(e as Error).message}). Start it, e.g. docker compose up -d redis`,
+      );
+    });
 
   let simulator: Simulator | null = null;
   let upstreamUrl = config.GLOBAL_API_BASE_URL;
@@ -60,7 +68,12 @@ export async function openClients(config: Config, logger: Logger, closers: Close
 
   const tracing = startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME });
   if (tracing) closers.push(() => tracing.shutdown());
-  const untracedUpstream = makeUpstreamClient({ baseUrl: upstreamUrl, apiKey: config.GLOBAL_API_KEY ?? 'simulator', logger, connections: config.UPSTREAM_MAX_CONNECTIONS });
+  const untracedUpstream = makeUpstreamClient({
+    baseUrl: upstreamUrl,
+    apiKey: config.GLOBAL_API_KEY ?? 'simulator',
+    logger,
+    connections: config.UPSTREAM_MAX_CONNECTIONS,
+  });
   const upstream = tracing ? traceUpstream(untracedUpstream, tracing, upstreamUrl) : untracedUpstream;
   closers.push(() => upstream.close());
 

@@ -49,7 +49,11 @@ export function makeJobs(config: Config, clients: Clients, core: Core, logger: L
       metrics.budgetRepairs.inc(r.repaired);
     },
   });
-  const purge = periodic(() => core.idempotency.purgeExpired(), config.IDEMPOTENCY_PURGE_INTERVAL_MS, (e) => logger.warn({ err: e }, 'idempotency purge failed'));
+  const purge = periodic(
+    () => core.idempotency.purgeExpired(),
+    config.IDEMPOTENCY_PURGE_INTERVAL_MS,
+    (e) => logger.warn({ err: e }, 'idempotency purge failed'),
+  );
   // Drain first: in-flight requests settle while the checkpointer still renews their leases.
   closers.push(async () => {
     await checkpointer.flush();

@@ -24,7 +24,8 @@ export async function startServers(config: Config, clients: Clients, core: Core,
     schema: buildSchema(),
     // Draining: every new operation, on any transport, is refused so the client retries on another instance.
     buildContext: async (i) => {
-      if (drain.draining) throw toGraphQLError(new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down; retry, another instance will answer'));
+      if (drain.draining)
+        throw toGraphQLError(new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down; retry, another instance will answer'));
       return buildContext(i);
     },
     metrics,

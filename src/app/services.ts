@@ -108,7 +108,10 @@ export function makeCore(config: Config, clients: Clients, logger: Logger, close
 
   const alerts = makeAlerts({ db, epoch, logger, publisher: redis, subscriber: clients.subscriber, config });
   const services: Services = {
-    auth: refuseSuspended(makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }), tenants),
+    auth: refuseSuspended(
+      makeAuthenticator({ db, adminKey: config.ADMIN_API_KEY, epoch, failures: makeAuthFailures(redis, { perWindow: config.AUTH_FAILURES_PER_MINUTE }) }),
+      tenants,
+    ),
     epoch,
     catalog,
     tenants,

@@ -28,8 +28,7 @@ export interface PriceAdmin {
   setCachePrices(model: string, cachedInput: Maybe<string>, cacheWrite: Maybe<string>, actor?: Actor): Promise<ModelInfo>;
 }
 
-const parsed = (m: Maybe<string>, field: string): Micros | null | undefined =>
-  m.given ? (m.value === null ? null : parseUsd(m.value, field)) : undefined;
+const parsed = (m: Maybe<string>, field: string): Micros | null | undefined => (m.given ? (m.value === null ? null : parseUsd(m.value, field)) : undefined);
 
 export function makePriceAdmin(deps: { db: Db; epoch: Epoch; logger?: Logger }): PriceAdmin {
   const { db } = deps;

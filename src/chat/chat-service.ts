@@ -44,7 +44,18 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
       let requestId = '';
       let model = '';
       for await (const ev of chatStory(deps, principal, input, 'stream', signal, hooks)) {
-        const none = { requestId, model, delta: null, done: false, outcome: null, usage: null, ttftMs: null, attempts: null, toolCallDeltas: null, finishReason: null } as const;
+        const none = {
+          requestId,
+          model,
+          delta: null,
+          done: false,
+          outcome: null,
+          usage: null,
+          ttftMs: null,
+          attempts: null,
+          toolCallDeltas: null,
+          finishReason: null,
+        } as const;
         switch (ev.type) {
           case 'admitted':
             requestId = ev.request.requestId;
@@ -64,7 +75,16 @@ export function makeChatService(deps: ChatServiceDeps): ChatService {
             const f = ev.final;
             if (f.error && (f.outcome === 'FAILED' || !f.model)) throw f.error;
             if (f.outcome === 'CLIENT_CANCELLED' && !f.model) return;
-            yield { ...none, model: f.model ?? model, done: true, outcome: f.outcome, usage: f.usage, ttftMs: f.ttftMs, attempts: f.attempts, finishReason: f.finishReason };
+            yield {
+              ...none,
+              model: f.model ?? model,
+              done: true,
+              outcome: f.outcome,
+              usage: f.usage,
+              ttftMs: f.ttftMs,
+              attempts: f.attempts,
+              finishReason: f.finishReason,
+            };
             break;
           }
           case 'answered':

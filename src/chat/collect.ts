@@ -6,7 +6,12 @@ import type { ChatResult } from './types';
 
 /** A collected request: its final and whole content, or the guard's answer. */
 export type Collected<A> =
-  | { readonly kind: 'final'; readonly requestId: string; readonly final: Final; readonly content: { readonly text: string; readonly toolCalls: ChatResult['toolCalls'] } }
+  | {
+      readonly kind: 'final';
+      readonly requestId: string;
+      readonly final: Final;
+      readonly content: { readonly text: string; readonly toolCalls: ChatResult['toolCalls'] };
+    }
   | { readonly kind: 'answered'; readonly answer: A };
 
 /** The chat mutation's consumer of the story: content is gathered; a discarded attempt's content is dropped. */

@@ -28,7 +28,13 @@ export interface KeyListener {
 
 export const IDEMPOTENCY_WAITERS_RETRY_MS = 1_000;
 
-export function makeKeySignals(deps: { publisher: Pick<Redis, 'publish'>; subscriber: Redis; maxWaiters: number; logger: Logger; channel?: string }): KeySignals {
+export function makeKeySignals(deps: {
+  publisher: Pick<Redis, 'publish'>;
+  subscriber: Redis;
+  maxWaiters: number;
+  logger: Logger;
+  channel?: string;
+}): KeySignals {
   const channel = deps.channel ?? 'lg:idempotency:done';
   const listeners = new Map<string, Set<() => void>>();
   let waiting = 0;

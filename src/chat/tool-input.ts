@@ -89,8 +89,10 @@ export function checkTools(input: ToolFields): { toolBytes: number } {
     });
     const answers = m.toolCallId;
     if (m.role === 'TOOL') {
-      if (answers === undefined || answers === null || answers === '') throw badInput(`${field}.toolCallId`, 'is required on a TOOL message: the id of the tool call it answers');
-      if (!callIds.has(answers)) throw badInput(`${field}.toolCallId`, `"${answers.slice(0, 80)}" is not the id of a tool call in an earlier ASSISTANT message`);
+      if (answers === undefined || answers === null || answers === '')
+        throw badInput(`${field}.toolCallId`, 'is required on a TOOL message: the id of the tool call it answers');
+      if (!callIds.has(answers))
+        throw badInput(`${field}.toolCallId`, `"${answers.slice(0, 80)}" is not the id of a tool call in an earlier ASSISTANT message`);
       total += bytes(answers);
     } else if (answers !== undefined && answers !== null) {
       throw badInput(`${field}.toolCallId`, 'only TOOL messages carry a toolCallId');

@@ -5,7 +5,15 @@ import { unavailableBackend } from '../infra/backend-errors';
 import type { Logger } from '../infra/logger';
 
 /** Apollo's and graphql-js's own codes for malformed documents pass through as they are. */
-const SERVER_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'BAD_USER_INPUT', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED', 'OPERATION_RESOLUTION_FAILURE']);
+const SERVER_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'BAD_USER_INPUT',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
 
 /** AppError -> GraphQLError with extensions.code (and the contract's extras, e.g. retryAfterMs), no stack. */
 export function toGraphQLError(e: AppError): GraphQLError {

@@ -36,8 +36,10 @@ export const keyResolvers: Resolvers = guardArguments<Resolvers>({
       );
       return services.reports.apiKey(args.id);
     },
-    rotateApiKey: (_p, { id, graceSeconds }, { principal, services }) => services.keyAdmin.rotateApiKey(id, graceSeconds, requireAdmin(principal, 'rotateApiKey')),
-    createAdminKey: (_p, { name, scope }, { principal, services }) => services.keyAdmin.createAdminKey(name, scope, requireRootAdmin(principal, 'createAdminKey')),
+    rotateApiKey: (_p, { id, graceSeconds }, { principal, services }) =>
+      services.keyAdmin.rotateApiKey(id, graceSeconds, requireAdmin(principal, 'rotateApiKey')),
+    createAdminKey: (_p, { name, scope }, { principal, services }) =>
+      services.keyAdmin.createAdminKey(name, scope, requireRootAdmin(principal, 'createAdminKey')),
     revokeAdminKey: (_p, { id }, { principal, services }) => services.keyAdmin.revokeAdminKey(id, requireRootAdmin(principal, 'revokeAdminKey')),
     rotateAdminKey: (_p, { id, graceSeconds }, { principal, services }) =>
       services.keyAdmin.rotateAdminKey(id, graceSeconds, requireRootAdmin(principal, 'rotateAdminKey')),

@@ -57,7 +57,11 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
       const me = requireTenant(principal, 'profiles');
       const [catalog, tenant] = await Promise.all([services.catalog.get(), services.tenants.get(me.tenantId)]);
       const r = region ?? 'US_EAST';
-      return effectiveProfiles(usableCatalog(catalog, tenant.modelAccess), tenant.overrides, r, services.routing).map((p) => ({ ...p, fallbacks: [...p.fallbacks], cacheScope: `${me.tenantId}:${r}` }));
+      return effectiveProfiles(usableCatalog(catalog, tenant.modelAccess), tenant.overrides, r, services.routing).map((p) => ({
+        ...p,
+        fallbacks: [...p.fallbacks],
+        cacheScope: `${me.tenantId}:${r}`,
+      }));
     },
     me: (_p, _a, { principal, services }) => services.tenantReader.view(requireTenant(principal, 'me').tenantId),
     tenant: (_p, { id }, { principal, services }) => {
@@ -97,7 +101,8 @@ export const resolvers: Resolvers = guardArguments<Resolvers>({
   },
 
   Mutation: {
-    chat: (_p, { input }, { principal, services, signal }) => services.chat.complete(principal, input, signal).then((r) => ({ ...r, attempts: [...r.attempts] })),
+    chat: (_p, { input }, { principal, services, signal }) =>
+      services.chat.complete(principal, input, signal).then((r) => ({ ...r, attempts: [...r.attempts] })),
     createTenant: async (_p, { input }, { principal, services }) => {
       const r = await services.admin.createTenant(input, requireAdmin(principal, 'createTenant'));
       return { tenant: await services.tenantReader.view(r.tenantId), apiKey: r.apiKey };

@@ -119,5 +119,12 @@ function usedVariables(field: FieldNode, fragments: readonly object[], defs: rea
 }
 
 function underKey(e: GraphQLError, key: string): GraphQLError {
-  return new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, path: [key, ...(e.path ?? [])], originalError: e.originalError, extensions: e.extensions });
+  return new GraphQLError(e.message, {
+    nodes: e.nodes,
+    source: e.source,
+    positions: e.positions,
+    path: [key, ...(e.path ?? [])],
+    originalError: e.originalError,
+    extensions: e.extensions,
+  });
 }

@@ -13,10 +13,18 @@ const PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
 const ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'TransactionAlreadyClosed']);
 /** SQLSTATEs: class 08 (connection exception), shutting down / cannot connect now, too many connections. */
 const isUnavailableSqlState = (s: string): boolean => s.startsWith('08') || ['57P01', '57P02', '57P03', '53300'].includes(s);
-const PG_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Can't reach database server|Connection closed/i;
-const REDIS_MESSAGES = /Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|Reached the max retries per request|^OOM |^LOADING |^READONLY |^MASTERDOWN |^CLUSTERDOWN |^TRYAGAIN /;
+const PG_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Can't reach database server|Connection closed/i;
+const REDIS_MESSAGES =
+  /Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|Reached the max retries per request|^OOM |^LOADING |^READONLY |^MASTERDOWN |^CLUSTERDOWN |^TRYAGAIN /;
 
-type Loose = { code?: unknown; message?: unknown; name?: unknown; cause?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } } };
+type Loose = {
+  code?: unknown;
+  message?: unknown;
+  name?: unknown;
+  cause?: unknown;
+  meta?: { driverAdapterError?: { cause?: { kind?: unknown; originalCode?: unknown } } };
+};
 
 export function unavailableBackend(e: unknown): Backend | null {
   for (let cur = e, depth = 0; cur && typeof cur === 'object' && depth < 8; cur = (cur as Loose).cause, depth++) {

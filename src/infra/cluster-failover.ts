@@ -135,14 +135,19 @@ class FailoverWatch implements FailoverGuard {
     if (this.closing()) return; // our own shutdown
     const before = this.fencedSlots.size;
     for (const s of slots) this.fencedSlots.add(s);
-    if (this.fencedSlots.size > before) this.logger.warn({ why, slots: this.fencedSlots.size }, 'redis cluster failover: slots fenced, their requests fail closed until the new master is swept');
+    if (this.fencedSlots.size > before)
+      this.logger.warn({ why, slots: this.fencedSlots.size }, 'redis cluster failover: slots fenced, their requests fail closed until the new master is swept');
   }
 
   private onRefresh(): void {
     const now = mastersBySlot(this.cluster);
     if (!this.known) return this.remember(now);
     const { promoted, moved } = diffMasters(this.known, now);
-    if (this.fencedSlots.size) this.logger.debug({ promoted: [...promoted], fenced: this.fencedSlots.size, rebuilding: !!this.rebuild }, 'redis cluster failover: slot map refreshed while fenced');
+    if (this.fencedSlots.size)
+      this.logger.debug(
+        { promoted: [...promoted], fenced: this.fencedSlots.size, rebuilding: !!this.rebuild },
+        'redis cluster failover: slot map refreshed while fenced',
+      );
     if (promoted.size === 0) {
       // A master had trouble but kept its slots: open again once every master is connected.
       if (this.fencedSlots.size && !this.rebuild && this.pending.size === 0) this.reopenIfMastersAnswer(this.known);
@@ -213,7 +218,7 @@ function diffMasters(before: MasterMap, now: MasterMap): { promoted: Set<string>
 /** A hash tag whose slot is one of `slots`, so the marker lives on that master. */
 function tagOn(slots: Set<number>): string {
   for (let i = 0; i < 1_000_000; i++) if (slots.has(new Command('get', [`{${i}}`]).getSlot()!)) return String(i);
-  throw new Error('no hash tag found for the node\'s slots');
+  throw new Error("no hash tag found for the node's slots");
 }
 
 /**

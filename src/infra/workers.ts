@@ -29,13 +29,7 @@ export function announceListening(port: number): void {
  *
  * `env` goes to every worker, e.g. the admin key the primary generated, so that all of them accept the same one.
  */
-export function runWorkers(o: {
-  count: number;
-  env: NodeJS.ProcessEnv;
-  logger: Logger;
-  forceAfterMs: number;
-  onReady: (port: number) => void;
-}): void {
+export function runWorkers(o: { count: number; env: NodeJS.ProcessEnv; logger: Logger; forceAfterMs: number; onReady: (port: number) => void }): void {
   const listening = new Set<number>();
   let stopping = false;
   let failed = false;

@@ -113,7 +113,13 @@ class RedisLimiter implements Limiter {
     const reply = await runScript(
       this.redis,
       SCRIPTS.settle,
-      [...monthKeyList(this.keys.month(i.tenantId, i.month)), ...t.settled, t.tpm, t.inflight, ...(i.apiKeyId ? [this.keys.apiKey(i.tenantId, i.apiKeyId).tpm] : [])],
+      [
+        ...monthKeyList(this.keys.month(i.tenantId, i.month)),
+        ...t.settled,
+        t.tpm,
+        t.inflight,
+        ...(i.apiKeyId ? [this.keys.apiKey(i.tenantId, i.apiKeyId).tpm] : []),
+      ],
       [
         this.clock(),
         requestIdArg(i.requestId),
@@ -218,7 +224,11 @@ function reseedApiKeyArgs(i: ReseedInput, windowsOf: (apiKeyId: string) => strin
       String(spent.length),
       ...spent.flatMap((k) => [apiKeyIdPart(k.apiKeyId), microsArg('apiKey.spentMicros', k.spentMicros)]),
       String(recent.length),
-      ...recent.flatMap((k) => [k.apiKeyId, countArg('apiKey.requestsLastMinute', k.requestsLastMinute), countArg('apiKey.tokensLastMinute', k.tokensLastMinute)]),
+      ...recent.flatMap((k) => [
+        k.apiKeyId,
+        countArg('apiKey.requestsLastMinute', k.requestsLastMinute),
+        countArg('apiKey.tokensLastMinute', k.tokensLastMinute),
+      ]),
     ],
     windowKeys: recent.flatMap((k) => windowsOf(k.apiKeyId)),
   };

@@ -34,11 +34,16 @@ export function makeGateRepair(redis: LimitsRedis, opts: { keyPrefix?: string } 
   const keys = limitKeys(opts.keyPrefix ?? 'lg');
   return {
     async repairSpent(i) {
-      const reply = await runScript(redis, REPAIR_SPENT, [keys.month(i.tenantId, i.month).budget], [
-        microsArg('observedMicros', i.observedMicros),
-        microsArg('ledgerMicros', i.ledgerMicros),
-        i.apiKeyId === undefined ? 'spent' : `k:${apiKeyIdPart(i.apiKeyId)}:s`,
-      ]);
+      const reply = await runScript(
+        redis,
+        REPAIR_SPENT,
+        [keys.month(i.tenantId, i.month).budget],
+        [
+          microsArg('observedMicros', i.observedMicros),
+          microsArg('ledgerMicros', i.ledgerMicros),
+          i.apiKeyId === undefined ? 'spent' : `k:${apiKeyIdPart(i.apiKeyId)}:s`,
+        ],
+      );
       return { repaired: parseCountReply('repair-spent', reply) === 1 };
     },
     async keySpent(i) {

@@ -5,8 +5,7 @@ import type { AdmitResult, BudgetState, ExtendHoldResult, LimitScope, WindowUse 
  * (masked as an internal error upstream), it is never read as an admission.
  */
 
-const unexpected = (script: string, reply: unknown): Error =>
-  new Error(`limits: unexpected ${script} reply ${JSON.stringify(reply)}`);
+const unexpected = (script: string, reply: unknown): Error => new Error(`limits: unexpected ${script} reply ${JSON.stringify(reply)}`);
 
 const micros = (script: string, v: unknown, reply: unknown): bigint => {
   if (typeof v !== 'string' || !/^-?\d+$/.test(v)) throw unexpected(script, reply);
@@ -63,7 +62,12 @@ export function parseExtendHoldReply(reply: unknown): ExtendHoldResult {
     case 'OK':
       return { allowed: true, remainingMicros: reply[1] === '' ? null : micros('extend-hold', reply[1], reply) };
     case 'BUDGET_EXCEEDED':
-      return { allowed: false, reason: 'BUDGET_EXCEEDED', scope: scopeOf('extend-hold', reply[2], reply), remainingMicros: micros('extend-hold', reply[1], reply) };
+      return {
+        allowed: false,
+        reason: 'BUDGET_EXCEEDED',
+        scope: scopeOf('extend-hold', reply[2], reply),
+        remainingMicros: micros('extend-hold', reply[1], reply),
+      };
     case 'NEEDS_RESEED':
       return { allowed: false, reason: 'NEEDS_RESEED', remainingMicros: null };
     case 'SETTLED':

@@ -23,12 +23,7 @@ const isNoScript = (e: unknown): boolean => e instanceof Error && e.message.star
  * EVALSHA, falling back to EVAL on NOSCRIPT (which also caches the script for the next EVALSHA). Any other error
  * (connection lost, script error) rejects as is: the caller fails closed.
  */
-export async function runScript(
-  redis: LimitsRedis,
-  script: LuaScript,
-  keys: readonly string[],
-  args: readonly string[],
-): Promise<unknown> {
+export async function runScript(redis: LimitsRedis, script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
   try {
     return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
   } catch (e) {

@@ -39,7 +39,11 @@ const SHAPES: Record<AppErrorCode, Shape> = {
 };
 
 /** Why a request was FORBIDDEN (extensions.reason) -> the code an OpenAI client can branch on. */
-const FORBIDDEN_CODES: Readonly<Record<string, string>> = { SUSPENDED: 'tenant_suspended', MODEL_NOT_ALLOWED: 'model_not_allowed', MODEL_DISABLED: 'model_disabled' };
+const FORBIDDEN_CODES: Readonly<Record<string, string>> = {
+  SUSPENDED: 'tenant_suspended',
+  MODEL_NOT_ALLOWED: 'model_not_allowed',
+  MODEL_DISABLED: 'model_disabled',
+};
 
 /** The use case's field names -> OpenAI's parameter names. */
 const PARAMS: Readonly<Record<string, string>> = { profile: 'model', maxTokens: 'max_tokens', idempotencyKey: 'Idempotency-Key' };

@@ -29,7 +29,10 @@ export interface OpenAIModelEntry {
 const pricing = (m: ModelInfo): Pricing | null =>
   m.outputMicrosPerMillion === null
     ? null
-    : { input_usd_per_million: m.inputMicrosPerMillion === null ? null : formatUsd(m.inputMicrosPerMillion), output_usd_per_million: formatUsd(m.outputMicrosPerMillion) };
+    : {
+        input_usd_per_million: m.inputMicrosPerMillion === null ? null : formatUsd(m.inputMicrosPerMillion),
+        output_usd_per_million: formatUsd(m.outputMicrosPerMillion),
+      };
 
 /**
  * What this tenant may call as `model`: its effective profiles for the region, then every model id. Entries whose
@@ -46,7 +49,14 @@ export function listModels(catalog: Catalog, overrides: readonly OverrideInfo[],
       object: 'model',
       created: 0,
       owned_by: 'gateway',
-      gateway: { kind: 'profile', model: head.id, fallbacks: p.fallbacks, default_max_tokens: p.defaultMaxTokens, max_tokens_cap: p.maxTokensCap, pricing: price },
+      gateway: {
+        kind: 'profile',
+        model: head.id,
+        fallbacks: p.fallbacks,
+        default_max_tokens: p.defaultMaxTokens,
+        max_tokens_cap: p.maxTokensCap,
+        pricing: price,
+      },
     });
   }
   // Without profiles no model has token limits to borrow (buildModelPlan refuses): nothing to list by id.

@@ -114,7 +114,9 @@ export function parseChatRequest(body: unknown, headers: { idempotencyKey: unkno
           })),
         }
       : {}),
-    ...(b.tool_choice != null ? { toolChoice: typeof b.tool_choice === 'string' ? { mode: CHOICE_MODE[b.tool_choice] } : { tool: b.tool_choice.function.name } } : {}),
+    ...(b.tool_choice != null
+      ? { toolChoice: typeof b.tool_choice === 'string' ? { mode: CHOICE_MODE[b.tool_choice] } : { tool: b.tool_choice.function.name } }
+      : {}),
     ...(maxTokens != null ? { maxTokens } : {}),
     ...(b.temperature != null ? { temperature: b.temperature } : {}),
     ...(region ? { region } : {}),

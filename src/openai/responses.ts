@@ -101,7 +101,10 @@ export function chunkMaker(requestId: string, maxTokens: number | null) {
       return piece(model, { tool_calls: deltas.map(toolCallDeltaOf) });
     },
     finish(model: string, outcome: Outcome, completionTokens: number, upstream: FinishReason | null) {
-      return { ...base(model), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(outcome, completionTokens, maxTokens, upstream) }] };
+      return {
+        ...base(model),
+        choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason(outcome, completionTokens, maxTokens, upstream) }],
+      };
     },
     /** stream_options.include_usage: one more chunk with no choices and the whole request's usage. */
     usage(model: string, u: UsageView) {

@@ -59,7 +59,8 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
     const x: Exchange = { requestId: randomUUID(), tenant: null };
     try {
       const entry = (await modelsFor(o, req, x)).find((m) => m.id === req.params.id);
-      if (!entry) throw new AppError('NOT_FOUND', `model: no profile or model named "${req.params.id.slice(0, 64)}" that this key may call`, { field: 'model' });
+      if (!entry)
+        throw new AppError('NOT_FOUND', `model: no profile or model named "${req.params.id.slice(0, 64)}" that this key may call`, { field: 'model' });
       res.set(headersOf(x)).json(entry);
     } catch (e) {
       sendError(o, res, x, e);
@@ -67,7 +68,14 @@ export function openaiRouter(o: OpenAIRouterOptions): express.Router {
   });
   router.post('/chat/completions', express.json({ limit: o.maxBodyBytes }), (req, res) => chatCompletions(o, req, res));
   router.use((_req, res) => {
-    res.status(404).json({ error: { message: 'unknown endpoint: this gateway serves POST /v1/chat/completions and GET /v1/models', type: 'invalid_request_error', param: null, code: 'unknown_url' } });
+    res.status(404).json({
+      error: {
+        message: 'unknown endpoint: this gateway serves POST /v1/chat/completions and GET /v1/models',
+        type: 'invalid_request_error',
+        param: null,
+        code: 'unknown_url',
+      },
+    });
   });
   router.use(bodyErrors(o));
   return router;
@@ -91,13 +99,20 @@ async function authenticate(o: OpenAIRouterOptions, req: Request, x: Exchange): 
 }
 
 function headersOf(x: Exchange, denial: AppError | null = null): Record<string, string> {
-  const rate = x.tenant ? rateLimitHeaders(snapshotOf(x.tenant, denial?.code === 'RATE_LIMITED' ? (denial.extensions as { limit: unknown; retryAfterMs: unknown }) : null, x.windows)) : {};
+  const rate = x.tenant
+    ? rateLimitHeaders(
+        snapshotOf(x.tenant, denial?.code === 'RATE_LIMITED' ? (denial.extensions as { limit: unknown; retryAfterMs: unknown }) : null, x.windows),
+      )
+    : {};
   return { 'x-request-id': x.requestId, ...rate };
 }
 
 function sendError(o: OpenAIRouterOptions, res: Response, x: Exchange, e: unknown): void {
   const err = toOpenAIError(e, o.logger.child({ requestId: x.requestId }));
-  res.status(err.status).set({ ...headersOf(x, isAppError(e) ? e : null), ...err.headers }).json(err.body);
+  res
+    .status(err.status)
+    .set({ ...headersOf(x, isAppError(e) ? e : null), ...err.headers })
+    .json(err.body);
 }
 
 /** Aborted when the client goes away before the answer was written: the use case settles CLIENT_CANCELLED. */
@@ -145,7 +160,10 @@ async function chatCompletions(o: OpenAIRouterOptions, req: Request, res: Respon
     if (res.headersSent) o.logger.error({ err: e, requestId: x.requestId }, 'OpenAI-compatible stream failed after it started');
     else sendError(o, res, x, e);
   } finally {
-    o.logger.info({ requestId: x.requestId, tenantId: x.tenant?.id, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'openai chat.completions');
+    o.logger.info(
+      { requestId: x.requestId, tenantId: x.tenant?.id, status: res.statusCode, ms: Math.round(performance.now() - started) },
+      'openai chat.completions',
+    );
   }
 }
 
@@ -207,5 +225,8 @@ function bodyErrors(o: OpenAIRouterOptions): ErrorRequestHandler {
 
 /** A stream that delivered content but did not complete (cut, stalled, shut down): the error event after its content. */
 function endedEarly(ev: ChatStreamEvent): AppError {
-  return new AppError('UPSTREAM_INTERRUPTED', `model ${ev.model} stopped mid-answer (outcome ${ev.outcome ?? 'FAILED'}); the content so far was delivered and billed`);
+  return new AppError(
+    'UPSTREAM_INTERRUPTED',
+    `model ${ev.model} stopped mid-answer (outcome ${ev.outcome ?? 'FAILED'}); the content so far was delivered and billed`,
+  );
 }

@@ -56,12 +56,21 @@ export function mountAccessControls(ui) {
       ...models.map((m) => {
         const tr = document.createElement('tr');
         tr.dataset.model = m.id;
-        const toggle = Object.assign(document.createElement('button'), { type: 'button', className: 'secondary', textContent: m.enabled ? 'Disable' : 'Enable' });
+        const toggle = Object.assign(document.createElement('button'), {
+          type: 'button',
+          className: 'secondary',
+          textContent: m.enabled ? 'Disable' : 'Enable',
+        });
         toggle.setAttribute('aria-label', `${m.enabled ? 'Disable' : 'Enable'} ${m.id} for every tenant`);
         toggle.addEventListener('click', () => void act(() => setEnabled(m, !m.enabled)));
         const action = document.createElement('td');
         action.append(toggle);
-        tr.append(Object.assign(document.createElement('th'), { scope: 'row', textContent: m.id }), cell(m.provider), cell(m.enabled ? 'enabled' : 'disabled'), action);
+        tr.append(
+          Object.assign(document.createElement('th'), { scope: 'row', textContent: m.id }),
+          cell(m.provider),
+          cell(m.enabled ? 'enabled' : 'disabled'),
+          action,
+        );
         return tr;
       }),
     );
@@ -98,7 +107,13 @@ export function mountAccessControls(ui) {
     ev.preventDefault();
     const mode = $('access-mode').value;
     const picked = [...$('access-models').querySelectorAll('input:checked')].map((b) => b.value);
-    void act(() => change(SET_ACCESS, { mode, models: mode === 'ALL' ? null : picked }, (t) => `Model access of “${t.name}”: ${mode === 'ALL' ? 'every enabled model' : `${mode === 'ALLOW' ? 'only' : 'all but'} ${picked.join(', ')}`}.`));
+    void act(() =>
+      change(
+        SET_ACCESS,
+        { mode, models: mode === 'ALL' ? null : picked },
+        (t) => `Model access of “${t.name}”: ${mode === 'ALL' ? 'every enabled model' : `${mode === 'ALLOW' ? 'only' : 'all but'} ${picked.join(', ')}`}.`,
+      ),
+    );
   });
 
   return { show, load: () => act(loadModels) };

@@ -28,7 +28,12 @@ export async function loadAlerts(adminKey, id) {
   $('alerts').tBodies[0].replaceChildren(
     ...log.budgetAlertsConnection.edges.map(({ node: a }) => {
       const tr = document.createElement('tr');
-      tr.append(cell(new Date(a.event.createdAt).toLocaleString()), cell(what(a.event)), cell(usd(a.event.spentUsd)), cell(`${a.webhookStatus} (${a.attempts})`));
+      tr.append(
+        cell(new Date(a.event.createdAt).toLocaleString()),
+        cell(what(a.event)),
+        cell(usd(a.event.spentUsd)),
+        cell(`${a.webhookStatus} (${a.attempts})`),
+      );
       return tr;
     }),
   );

@@ -94,7 +94,10 @@ export function subscribe(key, query, variables, onEvent, onEnd) {
     complete: () => end(null),
   });
   const overSse = () => {
-    stop = sseClientFor(key).subscribe({ query, variables }, sink((e) => end(sseError(e))));
+    stop = sseClientFor(key).subscribe(
+      { query, variables },
+      sink((e) => end(sseError(e))),
+    );
   };
   if (transport === 'sse') {
     overSse();
@@ -132,7 +135,8 @@ function socketError(e) {
   if (Array.isArray(e) && e.length) return toApiError(e[0]);
   if (e && typeof e.code === 'number') {
     // The gateway closes with 4401 when the key in connectionParams is refused (its reason starts with the code).
-    if (e.code === 4401 || e.code === 4403) return new ApiError(`The gateway refused this key on the WebSocket (${e.reason || 'no reason given'}).`, 'UNAUTHENTICATED');
+    if (e.code === 4401 || e.code === 4403)
+      return new ApiError(`The gateway refused this key on the WebSocket (${e.reason || 'no reason given'}).`, 'UNAUTHENTICATED');
     return new ApiError(`The streaming connection closed (code ${e.code}${e.reason ? `: ${e.reason}` : ''}).`, 'CONNECTION_CLOSED');
   }
   return new ApiError('The streaming connection failed. Is the gateway running?', 'NETWORK');
@@ -140,15 +144,20 @@ function socketError(e) {
 
 const seconds = (ms) => Math.max(1, Math.ceil(ms / 1000));
 /** A message as a sentence: one full stop at the end. */
-const sentence = (m) => `${String(m ?? '').trim().replace(/[.]+$/, '')}.`;
+const sentence = (m) =>
+  `${String(m ?? '')
+    .trim()
+    .replace(/[.]+$/, '')}.`;
 
 /** What a person needs to read about an error: what happened, and what to do next. */
 export function describeError(e) {
   const x = e.extensions ?? {};
   switch (e.code) {
     case 'BUDGET_EXCEEDED':
-      return `Budget exceeded: $${x.remainingUsd ?? '?'} is left this month, not enough for this request ` +
-        '(it reserves Max tokens at the model\'s price until it ends). Lower Max tokens, or ask an admin to raise the budget.';
+      return (
+        `Budget exceeded: $${x.remainingUsd ?? '?'} is left this month, not enough for this request ` +
+        "(it reserves Max tokens at the model's price until it ends). Lower Max tokens, or ask an admin to raise the budget."
+      );
     case 'RATE_LIMITED': {
       const ms = Number(x.retryAfterMs ?? 0);
       const at = new Date(Date.now() + ms).toLocaleTimeString();

@@ -138,7 +138,13 @@ function startChat() {
   const startedAt = performance.now();
   const r = { requestId: null, firstAt: null, ended: false, startedAt, stop: null, calls: new Map() };
   run = r;
-  r.stop = subscribe(key, STREAM, { input }, (data) => onEvent(r, data.chatStream), (err) => onEnd(r, err));
+  r.stop = subscribe(
+    key,
+    STREAM,
+    { input },
+    (data) => onEvent(r, data.chatStream),
+    (err) => onEnd(r, err),
+  );
 }
 
 function onEvent(r, ev) {
@@ -297,9 +303,18 @@ async function refreshSpend() {
     const d = await gql(key, SPEND, { month: month() });
     showError($('spend-error'), null);
     $('gauge-text').textContent = drawGauge($('gauge'), d.me);
-    const rows = (rep) => rep.rows.map((x) => ({ key: x.key, value: Number(x.costUsd), label: `${usd(x.costUsd)}, ${x.requests} request${x.requests === 1 ? '' : 's'}` }));
-    drawBars($('chart-model'), 'Cost by model', rows(d.byModel).sort((a, b) => b.value - a.value));
-    drawBars($('chart-day'), 'Cost by day', rows(d.byDay).sort((a, b) => a.key.localeCompare(b.key)));
+    const rows = (rep) =>
+      rep.rows.map((x) => ({ key: x.key, value: Number(x.costUsd), label: `${usd(x.costUsd)}, ${x.requests} request${x.requests === 1 ? '' : 's'}` }));
+    drawBars(
+      $('chart-model'),
+      'Cost by model',
+      rows(d.byModel).sort((a, b) => b.value - a.value),
+    );
+    drawBars(
+      $('chart-day'),
+      'Cost by day',
+      rows(d.byDay).sort((a, b) => a.key.localeCompare(b.key)),
+    );
     $('month').textContent = `(${month()}, total ${usd(d.byModel.totalUsd)})`;
   } catch (e) {
     showError($('spend-error'), e);
@@ -325,8 +340,16 @@ async function loadTenants() {
       const tr = document.createElement('tr');
       tr.dataset.tenant = t.id;
       const name = Object.assign(document.createElement('th'), { scope: 'row', textContent: t.name });
-      tr.append(name, cell(usd(t.monthlyBudgetUsd)), cell(usd(t.spentThisMonthUsd)), cell(usd(t.heldUsd)), cell(usd(t.remainingThisMonthUsd)),
-        cell(t.requestsPerMinute ?? 'none'), cell(t.tokensPerMinute ?? 'none'), cell(t.suspendedAt ? 'suspended' : 'active'));
+      tr.append(
+        name,
+        cell(usd(t.monthlyBudgetUsd)),
+        cell(usd(t.spentThisMonthUsd)),
+        cell(usd(t.heldUsd)),
+        cell(usd(t.remainingThisMonthUsd)),
+        cell(t.requestsPerMinute ?? 'none'),
+        cell(t.tokensPerMinute ?? 'none'),
+        cell(t.suspendedAt ? 'suspended' : 'active'),
+      );
       return tr;
     }),
   );
@@ -439,13 +462,15 @@ async function saveTenant(what) {
   const num = (v) => (v === '' ? null : Number(v));
   showError($('admin-error'), null);
   try {
-    const d = what === 'budget'
-      ? (await gql(adminKey, SET_BUDGET, { id, budget: $('admin-budget').value.trim() || null })).setTenantBudget
-      : (await gql(adminKey, SET_LIMITS, { id, rpm: num($('admin-rpm').value), tpm: num($('admin-tpm').value) })).setTenantLimits;
+    const d =
+      what === 'budget'
+        ? (await gql(adminKey, SET_BUDGET, { id, budget: $('admin-budget').value.trim() || null })).setTenantBudget
+        : (await gql(adminKey, SET_LIMITS, { id, rpm: num($('admin-rpm').value), tpm: num($('admin-tpm').value) })).setTenantLimits;
     await loadTenants();
-    $('admin-status').textContent = what === 'budget'
-      ? `Budget of “${d.name}” is now ${d.monthlyBudgetUsd === null ? 'unlimited' : usd(d.monthlyBudgetUsd)}.`
-      : `Limits of “${d.name}”: ${d.requestsPerMinute ?? 'no'} requests/min, ${d.tokensPerMinute ?? 'no'} tokens/min.`;
+    $('admin-status').textContent =
+      what === 'budget'
+        ? `Budget of “${d.name}” is now ${d.monthlyBudgetUsd === null ? 'unlimited' : usd(d.monthlyBudgetUsd)}.`
+        : `Limits of “${d.name}”: ${d.requestsPerMinute ?? 'no'} requests/min, ${d.tokensPerMinute ?? 'no'} tokens/min.`;
     void refreshSpend();
   } catch (e) {
     showError($('admin-error'), e);

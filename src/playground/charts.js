@@ -24,10 +24,11 @@ export function drawGauge(container, t) {
   const budget = t.monthlyBudgetUsd === null ? null : Number(t.monthlyBudgetUsd);
   const spent = Number(t.spentThisMonthUsd);
   const held = Number(t.heldUsd);
-  const text = budget === null
-    ? `No monthly budget. Spent ${usd(t.spentThisMonthUsd)}, held ${usd(t.heldUsd)} by running requests.`
-    : `Spent ${usd(t.spentThisMonthUsd)} (${pct(spent, budget).toFixed(1)}%), held ${usd(t.heldUsd)}, ` +
-      `remaining ${usd(t.remainingThisMonthUsd)} of a ${usd(t.monthlyBudgetUsd)} budget.`;
+  const text =
+    budget === null
+      ? `No monthly budget. Spent ${usd(t.spentThisMonthUsd)}, held ${usd(t.heldUsd)} by running requests.`
+      : `Spent ${usd(t.spentThisMonthUsd)} (${pct(spent, budget).toFixed(1)}%), held ${usd(t.heldUsd)}, ` +
+        `remaining ${usd(t.remainingThisMonthUsd)} of a ${usd(t.monthlyBudgetUsd)} budget.`;
   if (budget === null) return text;
 
   const g = svg('svg', { width: '100%', height: 28, role: 'img', 'aria-label': text, class: 'gauge' });

@@ -57,16 +57,25 @@ export function makeKeysView(table, ui) {
     const actions = cell();
     if (!k.revokedAt) {
       actions.append(
-        button('Save', `Save name and limits of key ${k.prefix}`, async () => {
-          await gql(ui.adminKey(), SET_NAME, { id: k.id, name: name.value.trim() || null });
-          await gql(ui.adminKey(), SET_KEY_LIMITS, { id: k.id, b: budget.value.trim() || null, r: num(rpm.value), t: num(tpm.value) });
-          ui.status(`Saved key ${k.prefix}; its limits apply from the next request on every instance.`);
-          await load();
-        }, false),
+        button(
+          'Save',
+          `Save name and limits of key ${k.prefix}`,
+          async () => {
+            await gql(ui.adminKey(), SET_NAME, { id: k.id, name: name.value.trim() || null });
+            await gql(ui.adminKey(), SET_KEY_LIMITS, { id: k.id, b: budget.value.trim() || null, r: num(rpm.value), t: num(tpm.value) });
+            ui.status(`Saved key ${k.prefix}; its limits apply from the next request on every instance.`);
+            await load();
+          },
+          false,
+        ),
         button('Rotate', `Rotate key ${k.prefix}`, async () => {
           const { rotateApiKey: r } = await gql(ui.adminKey(), ROTATE, { id: k.id, g: ui.grace() });
           ui.newKey(ui.tenant().name, r);
-          ui.status(r.previousKeyExpiresAt ? `Rotated ${k.prefix}; the old secret works until ${when(r.previousKeyExpiresAt)}.` : `Rotated ${k.prefix}; the old secret stopped now.`);
+          ui.status(
+            r.previousKeyExpiresAt
+              ? `Rotated ${k.prefix}; the old secret works until ${when(r.previousKeyExpiresAt)}.`
+              : `Rotated ${k.prefix}; the old secret stopped now.`,
+          );
           await load();
         }),
         button('Revoke', `Revoke key ${k.prefix}`, async () => {
@@ -76,7 +85,17 @@ export function makeKeysView(table, ui) {
         }),
       );
     }
-    tr.append(cell(name), cell(k.prefix), cell(usd(k.spentThisMonthUsd)), cell(budget), cell(rpm), cell(tpm), cell(when(k.lastUsedAt)), cell(status(k)), actions);
+    tr.append(
+      cell(name),
+      cell(k.prefix),
+      cell(usd(k.spentThisMonthUsd)),
+      cell(budget),
+      cell(rpm),
+      cell(tpm),
+      cell(when(k.lastUsedAt)),
+      cell(status(k)),
+      actions,
+    );
     return tr;
   }
 

@@ -174,7 +174,16 @@ export function renderReport(tenantName: string, r: CostReportView, format: Form
         formatUsd(r.totalMicros),
       ]);
       const head = `Cost report: tenant ${printable(tenantName)} (${r.tenantId}), ${r.month} (UTC), by ${GROUP_WORD[r.groupBy]}\n`;
-      const columns = [GROUP_WORD[r.groupBy], 'requests', 'promptTokens', 'unpricedPromptTokens', 'cachedPromptTokens', 'cacheWriteTokens', 'completionTokens', 'costUsd'];
+      const columns = [
+        GROUP_WORD[r.groupBy],
+        'requests',
+        'promptTokens',
+        'unpricedPromptTokens',
+        'cachedPromptTokens',
+        'cacheWriteTokens',
+        'completionTokens',
+        'costUsd',
+      ];
       return head + table(columns, rows, new Set([1, 2, 3, 4, 5, 6, 7]));
     }
   }
@@ -187,7 +196,13 @@ export function renderOverview(month: string, tenants: readonly TenantSpendView[
     case 'csv':
       return toCsv(
         ['tenant', 'tenantId', 'spentUsd', 'budgetUsd', 'shareUsed'],
-        tenants.map((t) => [t.name, t.tenantId, formatUsd(t.spentMicros), t.budgetMicros === null ? '' : formatUsd(t.budgetMicros), t.shareUsed === null ? '' : String(t.shareUsed)]),
+        tenants.map((t) => [
+          t.name,
+          t.tenantId,
+          formatUsd(t.spentMicros),
+          t.budgetMicros === null ? '' : formatUsd(t.budgetMicros),
+          t.shareUsed === null ? '' : String(t.shareUsed),
+        ]),
       );
     case 'json':
       return (

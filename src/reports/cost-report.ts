@@ -41,14 +41,17 @@ function sortRows(rows: CostReportRowView[]): CostReportRowView[] {
 /** One tenant's month, grouped, in one statement over the plan's rollup days and raw ranges (see spend-source.ts). */
 export async function queryReportRows(db: Db, tenantId: string, plan: MonthPlan, groupBy: ReportGroup): Promise<CostReportRowView[]> {
   const spend = tenantSpend(plan, tenantId);
-  const raw = await withoutJit<RawRow[]>(db, Prisma.sql`
+  const raw = await withoutJit<RawRow[]>(
+    db,
+    Prisma.sql`
     ${spend.with}
     SELECT ${KEY_SQL[groupBy]} AS key, sum(s.requests)::bigint AS requests, sum(s.prompt_tokens)::bigint AS prompt,
            sum(s.unpriced_prompt_tokens)::bigint AS unpriced, sum(s.completion_tokens)::bigint AS completion,
            sum(s.cached_prompt_tokens)::bigint AS cached, sum(s.cache_write_tokens)::bigint AS written,
            sum(s.cost_micros)::bigint AS cost
       FROM (${spend.source}) s
-     GROUP BY 1`);
+     GROUP BY 1`,
+  );
   return sortRows(
     raw.map((r) => ({
       key: r.key,

@@ -84,7 +84,12 @@ export function makePager(db: Db) {
         orderBy: [{ name: 'asc' }, { id: 'asc' }],
         take: first + 1,
       });
-      return page(rows, first, (t) => encode(t.name, t.id), (t) => t.id);
+      return page(
+        rows,
+        first,
+        (t) => encode(t.name, t.id),
+        (t) => t.id,
+      );
     },
   };
 }

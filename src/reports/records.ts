@@ -20,7 +20,12 @@ export function checkPage(first: number, before: Date | null): void {
  * rows tied with its last row (ordered by id, descending, like the page). A page can then hold more than `first`
  * rows, only when timestamps tie (e.g. two audit records written by one transaction share its now()).
  */
-async function withTies<T extends { id: bigint }>(page: T[], first: number, at: (row: T) => Date, ties: (at: Date, belowId: bigint) => Promise<T[]>): Promise<T[]> {
+async function withTies<T extends { id: bigint }>(
+  page: T[],
+  first: number,
+  at: (row: T) => Date,
+  ties: (at: Date, belowId: bigint) => Promise<T[]>,
+): Promise<T[]> {
   const last = page[page.length - 1];
   if (page.length < first || last === undefined) return page;
   return page.concat(await ties(at(last), last.id));
@@ -89,8 +94,11 @@ export async function pageRequests(db: Db, tenantId: string, first: number, befo
     orderBy: [{ startedAt: 'desc' }, { id: 'desc' }],
     take: first,
   });
-  const all = await withTies(page, first, (r) => r.startedAt, (at, belowId) =>
-    db.ledgerEntry.findMany({ where: { tenantId, startedAt: at, id: { lt: belowId } }, orderBy: { id: 'desc' } }),
+  const all = await withTies(
+    page,
+    first,
+    (r) => r.startedAt,
+    (at, belowId) => db.ledgerEntry.findMany({ where: { tenantId, startedAt: at, id: { lt: belowId } }, orderBy: { id: 'desc' } }),
   );
   return all.map(requestRecord);
 }
@@ -102,8 +110,11 @@ export async function pageAudit(db: Db, tenantId: string | null, first: number, 
     orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
     take: first,
   });
-  const all = await withTies(page, first, (a) => a.createdAt, (at, belowId) =>
-    db.auditEntry.findMany({ where: { ...scope, createdAt: at, id: { lt: belowId } }, orderBy: { id: 'desc' } }),
+  const all = await withTies(
+    page,
+    first,
+    (a) => a.createdAt,
+    (at, belowId) => db.auditEntry.findMany({ where: { ...scope, createdAt: at, id: { lt: belowId } }, orderBy: { id: 'desc' } }),
   );
   return all.map(auditEntry);
 }

@@ -9,15 +9,7 @@ import { isReportGroup, queryReportRows, reportCsv } from './cost-report';
 import { projectCost, type ModelShare } from './projection';
 import { checkPage, pageAudit, pageRequests, requestRecord } from './records';
 import { REPORT_GROUPS } from './types';
-import type {
-  ApiKeyInfoView,
-  AuditEntryView,
-  CostProjectionView,
-  CostReportView,
-  ReportGroup,
-  RequestRecordView,
-  TenantSpendView,
-} from './types';
+import type { ApiKeyInfoView, AuditEntryView, CostProjectionView, CostReportView, ReportGroup, RequestRecordView, TenantSpendView } from './types';
 
 export interface ReportsService {
   /**
@@ -118,10 +110,13 @@ export function makeReportsService(deps: { db: Db; now?: () => Date; rollupSafet
       const range = monthRange(month, 'month');
       const plan = await planFor(db, range, now().getTime(), lagMs);
       // Per tenant, so each tenant's rows are read through the (tenant_id, started_at) index.
-      const rows = await withoutJit<{ id: string; name: string; budget: bigint | null; spent: bigint }[]>(db, Prisma.sql`
+      const rows = await withoutJit<{ id: string; name: string; budget: bigint | null; spent: bigint }[]>(
+        db,
+        Prisma.sql`
         SELECT t.id::text AS id, t.name, t.monthly_budget_micros AS budget, s.spent
           FROM tenants t JOIN (${everyTenantsSpend(plan)}) s ON s.tenant_id = t.id
-         ORDER BY t.name`);
+         ORDER BY t.name`,
+      );
       return rows.map((r) => ({
         tenantId: r.id,
         name: r.name,

@@ -17,9 +17,7 @@
  */
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
-export type Availability =
-  | { readonly ok: true }
-  | { readonly ok: false; readonly reason: 'CIRCUIT_OPEN' | 'RETRY_AFTER'; readonly untilMs: number };
+export type Availability = { readonly ok: true } | { readonly ok: false; readonly reason: 'CIRCUIT_OPEN' | 'RETRY_AFTER'; readonly untilMs: number };
 
 export interface ModelHealth {
   /**

@@ -196,7 +196,12 @@ function tallyRead(tally: AttemptTally, events: readonly UpstreamEvent[]): numbe
         tally.finishReason = ev.reason;
         break;
       case 'usage':
-        tally.usage = { promptTokens: ev.promptTokens, completionTokens: ev.completionTokens, cachedPromptTokens: ev.cachedPromptTokens, cacheWriteTokens: ev.cacheWriteTokens };
+        tally.usage = {
+          promptTokens: ev.promptTokens,
+          completionTokens: ev.completionTokens,
+          cachedPromptTokens: ev.cachedPromptTokens,
+          cacheWriteTokens: ev.cacheWriteTokens,
+        };
         break;
       default:
         throw new UnreachableCaseError(ev);
@@ -228,7 +233,13 @@ function attemptRecord(model: string, latencyMs: number, usage: RouteUsage) {
 }
 
 /** One call under its own signal, which follows the client's and the total deadline's; it is detached afterwards. */
-async function callOnce(call: CallModel, planned: PlannedModel, client: AbortSignal, total: AbortSignal, onRead: (events: readonly UpstreamEvent[]) => void): Promise<CallEnd | { ok: false; failure: null }> {
+async function callOnce(
+  call: CallModel,
+  planned: PlannedModel,
+  client: AbortSignal,
+  total: AbortSignal,
+  onRead: (events: readonly UpstreamEvent[]) => void,
+): Promise<CallEnd | { ok: false; failure: null }> {
   const ac = new AbortController();
   const abort = (): void => ac.abort();
   client.addEventListener('abort', abort, { once: true });
@@ -256,7 +267,12 @@ type GiveUp = 'chain' | 'cancelled' | 'total' | 'invalid';
 
 /** The walk's end when no attempt answered: cancelled by the client, or FAILED with the reason the walk gave up. */
 function failedEnd(plan: Plan, attempts: readonly AttemptRecord[], why: GiveUp, totalTimeoutMs: number, code?: string, status?: number): RouteFailed {
-  return { type: 'failed', outcome: why === 'cancelled' ? 'CLIENT_CANCELLED' : 'FAILED', attempts, error: giveUpError(plan, attempts, why, totalTimeoutMs, code, status) };
+  return {
+    type: 'failed',
+    outcome: why === 'cancelled' ? 'CLIENT_CANCELLED' : 'FAILED',
+    attempts,
+    error: giveUpError(plan, attempts, why, totalTimeoutMs, code, status),
+  };
 }
 
 function giveUpError(plan: Plan, attempts: readonly AttemptRecord[], why: GiveUp, totalTimeoutMs: number, code?: string, status?: number): AppError {

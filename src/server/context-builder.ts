@@ -31,7 +31,9 @@ export function makeContextBuilder(services: Services, logger: Logger, metrics?:
       }
       refused(requestId, 'SERVICE_UNAVAILABLE');
       logger.error({ err: e, requestId }, 'authentication backend unavailable');
-      throw toGraphQLError(new AppError('SERVICE_UNAVAILABLE', 'the gateway cannot reach its database or Redis right now; try again shortly', {}, { cause: e }));
+      throw toGraphQLError(
+        new AppError('SERVICE_UNAVAILABLE', 'the gateway cannot reach its database or Redis right now; try again shortly', {}, { cause: e }),
+      );
     }
   };
 }

@@ -54,7 +54,9 @@ export function corsMiddleware(allowed: OriginPolicy, opts: { expose?: readonly 
     const origin = req.headers.origin;
     if (req.method !== 'OPTIONS' || !req.headers['access-control-request-method']) return next();
     if (!ok) {
-      res.status(403).json({ errors: [{ message: `origin ${String(origin ?? '(none)').slice(0, 200)} is not allowed; add it to CORS_ORIGINS`, extensions: { code: 'FORBIDDEN' } }] });
+      res.status(403).json({
+        errors: [{ message: `origin ${String(origin ?? '(none)').slice(0, 200)} is not allowed; add it to CORS_ORIGINS`, extensions: { code: 'FORBIDDEN' } }],
+      });
       return;
     }
     const asked = req.headers['access-control-request-headers'];

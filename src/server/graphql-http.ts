@@ -57,17 +57,19 @@ export function makeGraphqlFastPath(o: GraphqlFastPathOptions): (req: IncomingMe
     if (req.method !== 'POST' || !isGraphqlPath(req.url) || !isPlainJson(req) || transportFor(req.headers.accept) !== null) return false;
     applyCors(o.origins, req, res);
     const requestId = requestIdFor(req, res);
-    readJsonBody(req, o.maxBodyBytes).then(
-      (body) => {
-        if ('refusal' in body) return writeRefusal(res, body.refusal.status, body.refusal.code, body.refusal.message);
-        const run = () => execute(o, req, res, requestId, body.value);
-        return o.requestContext ? o.requestContext(req.headers, run) : run();
-      },
-      () => res.destroy(),
-    ).catch(() => {
-      if (!res.headersSent) writeRefusal(res, 500, 'INTERNAL_SERVER_ERROR', 'internal error');
-      else res.destroy();
-    });
+    readJsonBody(req, o.maxBodyBytes)
+      .then(
+        (body) => {
+          if ('refusal' in body) return writeRefusal(res, body.refusal.status, body.refusal.code, body.refusal.message);
+          const run = () => execute(o, req, res, requestId, body.value);
+          return o.requestContext ? o.requestContext(req.headers, run) : run();
+        },
+        () => res.destroy(),
+      )
+      .catch(() => {
+        if (!res.headersSent) writeRefusal(res, 500, 'INTERNAL_SERVER_ERROR', 'internal error');
+        else res.destroy();
+      });
     return true;
   };
 }

@@ -63,12 +63,18 @@ export function attachGraphqlWs(opts: GraphqlWsOptions) {
     {
       schema: opts.schema,
       execute: upgrade ? (args) => upgrade.run(args.contextValue, () => execute(args)) : execute,
-      subscribe: upgrade ? (args) => upgrade.run(args.contextValue, () => subscribeOnce(args)).then((r) => upgrade.eachStepIn(r, args.contextValue)) : subscribeOnce,
+      subscribe: upgrade
+        ? (args) => upgrade.run(args.contextValue, () => subscribeOnce(args)).then((r) => upgrade.eachStepIn(r, args.contextValue))
+        : subscribeOnce,
       onConnect: async (ctx) => {
         try {
           ctx.extra.abort = new AbortController();
           ctx.extra.socket.once('close', () => ctx.extra.abort?.abort(new Error('socket closed')));
-          await opts.buildContext({ authorization: ctx.connectionParams?.authorization, signal: ctx.extra.abort.signal, clientAddress: ctx.extra.request.socket.remoteAddress });
+          await opts.buildContext({
+            authorization: ctx.connectionParams?.authorization,
+            signal: ctx.extra.abort.signal,
+            clientAddress: ctx.extra.request.socket.remoteAddress,
+          });
           return true;
         } catch (e) {
           refuseConnection(ctx.extra.socket, e);

@@ -124,7 +124,15 @@ function makeApollo(o: HttpServerOptions, armor: ReturnType<typeof makeArmor>, h
     plugins: [
       ...armor.plugins,
       ApolloServerPluginDrainHttpServer({ httpServer }),
-      { async serverWillStart() { return { async drainServer() { await disposeWs(); } }; } },
+      {
+        async serverWillStart() {
+          return {
+            async drainServer() {
+              await disposeWs();
+            },
+          };
+        },
+      },
       ApolloServerPluginLandingPageDisabled(),
       subscriptionTransportPlugin,
       makeResponsePlugin(o.metrics),
@@ -151,7 +159,12 @@ function mountHealth(app: express.Express, o: HttpServerOptions): void {
  * /graphql for what the fast path leaves (GET, preflights, SSE and multipart, other content types): CORS, request
  * id, body, trace context, the streaming transports, then Apollo.
  */
-function graphqlExpressStack(o: HttpServerOptions, apollo: ApolloServer<GraphQLContext>, origins: OriginPolicy, documents: DocumentCache): Array<express.RequestHandler | ErrorRequestHandler> {
+function graphqlExpressStack(
+  o: HttpServerOptions,
+  apollo: ApolloServer<GraphQLContext>,
+  origins: OriginPolicy,
+  documents: DocumentCache,
+): Array<express.RequestHandler | ErrorRequestHandler> {
   const tooLarge: ErrorRequestHandler = (err, _req, res, next) => {
     const type = (err as { type?: string }).type;
     if (type === 'entity.too.large') return writeRefusal(res, 413, 'PAYLOAD_TOO_LARGE', `request body over ${o.maxBodyBytes} bytes`);
@@ -159,7 +172,14 @@ function graphqlExpressStack(o: HttpServerOptions, apollo: ApolloServer<GraphQLC
     next(err);
   };
   const streams = makeHttpStreams({
-    ops: makeStreamOperations({ schema: o.schema, buildContext: o.buildContext, documents, formatError: makeFormatError(o.logger), metrics: o.metrics, logger: o.logger }),
+    ops: makeStreamOperations({
+      schema: o.schema,
+      buildContext: o.buildContext,
+      documents,
+      formatError: makeFormatError(o.logger),
+      metrics: o.metrics,
+      logger: o.logger,
+    }),
     heartbeatMs: o.streamHeartbeatMs,
   });
   return [

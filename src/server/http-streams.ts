@@ -18,13 +18,20 @@ export const SUBSCRIPTION_TRANSPORTS = [
 /** text/event-stream anywhere in Accept: SSE; else multipart/mixed with subscriptionSpec: multipart; else neither. */
 export function transportFor(accept: string | undefined): HttpStreamTransport | null {
   if (!accept) return null;
-  const types = accept.toLowerCase().split(',').map((t) => t.trim());
+  const types = accept
+    .toLowerCase()
+    .split(',')
+    .map((t) => t.trim());
   if (types.some((t) => t.startsWith('text/event-stream'))) return 'sse';
   if (types.some((t) => t.startsWith('multipart/mixed') && t.includes('subscriptionspec'))) return 'multipart';
   return null;
 }
 
-const acceptsType = (accept: string, re: RegExp) => accept.toLowerCase().split(',').some((t) => re.test(t.trim().split(';')[0]!.trim()));
+const acceptsType = (accept: string, re: RegExp) =>
+  accept
+    .toLowerCase()
+    .split(',')
+    .some((t) => re.test(t.trim().split(';')[0]!.trim()));
 
 /** Where Apollo's context function finds a context this middleware already built (no second authentication). */
 export const PREBUILT_CONTEXT = 'gatewayContext';
@@ -44,16 +51,32 @@ export function makeHttpStreams(o: { ops: StreamOperations; heartbeatMs: number 
     if (!transport) return next();
     const exchange = makeExchange(res, accept);
     const params = paramsOf(req);
-    if ('error' in params) return writeRefusal(res, { kind: 'refused', status: 400, errors: [{ message: params.error, extensions: { code: 'BAD_REQUEST' } }] }, { ...exchange, acceptsJson: true });
+    if ('error' in params)
+      return writeRefusal(
+        res,
+        { kind: 'refused', status: 400, errors: [{ message: params.error, extensions: { code: 'BAD_REQUEST' } }] },
+        { ...exchange, acceptsJson: true },
+      );
     try {
-      const prepared = await o.ops.prepare({ ...params, authorization: req.headers.authorization, requestId: res.locals.requestId as string, clientAddress: req.socket.remoteAddress, signal: exchange.signal, transport });
+      const prepared = await o.ops.prepare({
+        ...params,
+        authorization: req.headers.authorization,
+        requestId: res.locals.requestId as string,
+        clientAddress: req.socket.remoteAddress,
+        signal: exchange.signal,
+        transport,
+      });
       if (prepared.kind === 'refused') {
         if (exchange.acceptsJson) return writeRefusal(res, prepared, exchange);
         return writeProtocolError(res, transport, prepared.errors);
       }
       const kind = prepared.operation.operation;
       if (kind === 'mutation' && req.method === 'GET') {
-        return writeRefusal(res, { kind: 'refused', status: 405, errors: [{ message: 'a mutation needs POST', extensions: { code: 'BAD_REQUEST' } }] }, exchange);
+        return writeRefusal(
+          res,
+          { kind: 'refused', status: 405, errors: [{ message: 'a mutation needs POST', extensions: { code: 'BAD_REQUEST' } }] },
+          exchange,
+        );
       }
       if (kind !== 'subscription' && exchange.acceptsJson) {
         (res.locals as Record<string, GraphQLContext>)[PREBUILT_CONTEXT] = prepared.context;

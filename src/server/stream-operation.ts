@@ -74,10 +74,12 @@ const badRequest = (message: string): Refusal => ({ kind: 'refused', status: 400
 
 export function makeStreamOperations(o: StreamOperationsOptions) {
   const format = (e: unknown): GraphQLFormattedError => {
-    const g = e instanceof GraphQLError ? e : new GraphQLError(e instanceof Error ? e.message : String(e), { originalError: e instanceof Error ? e : undefined });
+    const g =
+      e instanceof GraphQLError ? e : new GraphQLError(e instanceof Error ? e.message : String(e), { originalError: e instanceof Error ? e : undefined });
     return o.formatError(g.toJSON(), g);
   };
-  const formatResult = (r: ExecutionResult): FormattedExecutionResult => (r.errors?.length ? { ...r, errors: r.errors.map(format) } : (r as FormattedExecutionResult));
+  const formatResult = (r: ExecutionResult): FormattedExecutionResult =>
+    r.errors?.length ? { ...r, errors: r.errors.map(format) } : (r as FormattedExecutionResult);
 
   const recorder = makeOperationRecorder(o.metrics);
   const record = (name: string, log: Logger, transport: string, startedAt: number, errors: readonly GraphQLFormattedError[] | undefined) =>
@@ -102,7 +104,8 @@ export function makeStreamOperations(o: StreamOperationsOptions) {
     }
     const checked = o.documents.check(r.query as string); // a non-empty string: malformedRequest checked it
     const refused = (x: Refusal) => (record(name, context.log, r.transport, at, x.errors), x);
-    if ('parseError' in checked) return refused({ kind: 'refused', status: 400, errors: [{ message: checked.parseError, extensions: { code: 'GRAPHQL_PARSE_FAILED' } }] });
+    if ('parseError' in checked)
+      return refused({ kind: 'refused', status: 400, errors: [{ message: checked.parseError, extensions: { code: 'GRAPHQL_PARSE_FAILED' } }] });
     if (checked.errors.length) return refused({ kind: 'refused', status: 400, errors: checked.errors.map(format) });
     const operation = getOperationAST(checked.document, (r.operationName as string | undefined) ?? undefined);
     if (!operation) return refused(badRequest('operationName must name one operation of the document (required when it has several)'));
@@ -117,7 +120,13 @@ export function makeStreamOperations(o: StreamOperationsOptions) {
     const at = performance.now();
     const { context, document, operation, request: r } = p;
     const name = operation.name?.value ?? (typeof r.operationName === 'string' ? r.operationName : 'anonymous');
-    const args = { schema: o.schema, document, variableValues: (r.variables as Record<string, unknown> | null) ?? undefined, operationName: (r.operationName as string | null) ?? undefined, contextValue: context };
+    const args = {
+      schema: o.schema,
+      document,
+      variableValues: (r.variables as Record<string, unknown> | null) ?? undefined,
+      operationName: (r.operationName as string | null) ?? undefined,
+      contextValue: context,
+    };
     if (operation.operation !== 'subscription') {
       const result = formatResult(await execute(args));
       record(name, context.log, r.transport, at, result.errors);

@@ -40,12 +40,15 @@ export function writeRefusal(res: express.Response, r: Refusal, x: StreamExchang
 export async function pumpWithHeartbeat(res: express.Response, chunks: AsyncIterable<string>, heartbeat: string, everyMs: number): Promise<void> {
   res.flushHeaders();
   let last = Date.now();
-  const beat = setInterval(() => {
-    if (Date.now() - last >= everyMs - 5 && res.writable) {
-      res.write(heartbeat);
-      last = Date.now();
-    }
-  }, Math.max(10, Math.floor(everyMs / 2)));
+  const beat = setInterval(
+    () => {
+      if (Date.now() - last >= everyMs - 5 && res.writable) {
+        res.write(heartbeat);
+        last = Date.now();
+      }
+    },
+    Math.max(10, Math.floor(everyMs / 2)),
+  );
   try {
     for await (const chunk of chunks) {
       if (!res.writable || res.destroyed) break;

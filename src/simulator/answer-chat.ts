@@ -100,7 +100,12 @@ function answer(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionI
 /** A tool_calls answer (see tool-calls.ts): streamed in its shape, or one JSON message carrying tool_calls. */
 function answerToolCalls(ex: Exchange, request: ChatRequest, pace: Pace, who: CompletionIdentity, shape: ToolCallShape): void {
   const framer = streamFramer(who);
-  const plan = planToolCalls({ model: request.model.id, messages: request.messages, tools: request.tools, maxTokens: request.maxTokens }, shape, who.id, framer);
+  const plan = planToolCalls(
+    { model: request.model.id, messages: request.messages, tools: request.tools, maxTokens: request.maxTokens },
+    shape,
+    who.id,
+    framer,
+  );
   const usage = usageOf(promptTokens(request.messages, request.tools), plan.completionTokens);
   const ending: Ending = plan.cutAfter === null ? { kind: 'finish', usage: true } : { kind: 'cut', afterTokens: plan.cutAfter };
   if (request.stream) {
@@ -111,15 +116,7 @@ function answerToolCalls(ex: Exchange, request: ChatRequest, pace: Pace, who: Co
   ex.at(pace.doneMs(plan.frames.length), () => sendJson(ex.res, 200, toolCallsJson(who, plan.sent, plan.finishReason, usage)));
 }
 
-function jsonAnswer(
-  ex: Exchange,
-  pace: Pace,
-  who: CompletionIdentity,
-  tokens: readonly string[],
-  finishReason: string,
-  usage: Usage,
-  ending: Ending,
-): void {
+function jsonAnswer(ex: Exchange, pace: Pace, who: CompletionIdentity, tokens: readonly string[], finishReason: string, usage: Usage, ending: Ending): void {
   switch (ending.kind) {
     case 'finish':
       return ex.at(pace.doneMs(tokens.length), () =>

@@ -23,7 +23,8 @@ export interface ChatRequestError {
   readonly message: string;
 }
 
-export type ModelLookup = { readonly ok: true; readonly model: ModelRow; readonly body: Record<string, unknown> } | { readonly ok: false; readonly error: ChatRequestError };
+export type ModelLookup =
+  { readonly ok: true; readonly model: ModelRow; readonly body: Record<string, unknown> } | { readonly ok: false; readonly error: ChatRequestError };
 export type ParsedChatRequest = { readonly ok: true; readonly request: ChatRequest } | { readonly ok: false; readonly error: ChatRequestError };
 
 const invalid = (param: string | null, message: string): { ok: false; error: ChatRequestError } => ({

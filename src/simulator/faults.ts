@@ -36,19 +36,31 @@ const DEFAULT_DELAY_MS = 30_000;
 const DEFAULT_OVER_USAGE_FACTOR = 3;
 
 const count = (name: string) =>
-  z.number({ error: `${name} must be a whole number >= 0` }).int(`${name} must be a whole number >= 0`).min(0, `${name} must be a whole number >= 0`).default(0);
+  z
+    .number({ error: `${name} must be a whole number >= 0` })
+    .int(`${name} must be a whole number >= 0`)
+    .min(0, `${name} must be a whole number >= 0`)
+    .default(0);
 
 const specSchema = z.object({
   model: z.string({ error: 'model is required: a model id or "*"' }).min(1, 'model is required: a model id or "*"'),
   fault: z.enum(FAULT_KINDS, { error: `fault must be one of ${FAULT_KINDS.join(', ')}` }),
-  times: z.number({ error: 'times must be a whole number >= 1' }).int('times must be a whole number >= 1').min(1, 'times must be a whole number >= 1').default(1),
+  times: z
+    .number({ error: 'times must be a whole number >= 1' })
+    .int('times must be a whole number >= 1')
+    .min(1, 'times must be a whole number >= 1')
+    .default(1),
   afterTokens: z
     .number({ error: 'afterTokens must be a whole number >= 0' })
     .int('afterTokens must be a whole number >= 0')
     .min(0, 'afterTokens must be a whole number >= 0')
     .default(DEFAULT_AFTER_TOKENS),
   delayMs: z.number({ error: 'delayMs must be a number >= 0' }).min(0, 'delayMs must be a number >= 0').default(DEFAULT_DELAY_MS),
-  factor: z.number({ error: 'factor must be a whole number >= 1' }).int('factor must be a whole number >= 1').min(1, 'factor must be a whole number >= 1').default(DEFAULT_OVER_USAGE_FACTOR),
+  factor: z
+    .number({ error: 'factor must be a whole number >= 1' })
+    .int('factor must be a whole number >= 1')
+    .min(1, 'factor must be a whole number >= 1')
+    .default(DEFAULT_OVER_USAGE_FACTOR),
   shape: z.enum(TOOL_CALL_SHAPES, { error: `shape must be one of ${TOOL_CALL_SHAPES.join(', ')}` }).default('whole'),
   cachedTokens: count('cachedTokens'),
   cacheWriteTokens: count('cacheWriteTokens'),
@@ -75,7 +87,15 @@ export function parseFaultSpec(body: unknown, knownModels: ReadonlySet<string>):
   return { ok: true, spec: { model: parsed.data.model, times, fault: faultOf(parsed.data) } };
 }
 
-function faultOf(p: { fault: FaultKind; afterTokens: number; delayMs: number; factor: number; shape: ToolCallShape; cachedTokens: number; cacheWriteTokens: number }): Fault {
+function faultOf(p: {
+  fault: FaultKind;
+  afterTokens: number;
+  delayMs: number;
+  factor: number;
+  shape: ToolCallShape;
+  cachedTokens: number;
+  cacheWriteTokens: number;
+}): Fault {
   const { fault: kind, afterTokens, delayMs } = p;
   switch (kind) {
     case 'over_usage':

@@ -13,7 +13,12 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const sim = await startSimulator({ port: config.SIM_PORT, host: '127.0.0.1', latencyScale: config.SIM_LATENCY_SCALE, answerTokens: config.SIM_ANSWER_TOKENS });
+  const sim = await startSimulator({
+    port: config.SIM_PORT,
+    host: '127.0.0.1',
+    latencyScale: config.SIM_LATENCY_SCALE,
+    answerTokens: config.SIM_ANSWER_TOKENS,
+  });
   process.stdout.write(`upstream simulator listening on ${sim.url} (SIM_LATENCY_SCALE=${config.SIM_LATENCY_SCALE})\n`);
 
   const stop = (signal: NodeJS.Signals): void => {

@@ -38,7 +38,11 @@ export function toolCallsJson(who: CompletionIdentity, calls: readonly WireToolC
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: null, tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) },
+        message: {
+          role: 'assistant',
+          content: null,
+          tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+        },
         logprobs: null,
         finish_reason: finishReason,
       },

@@ -57,7 +57,15 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const scale = opts.latencyScale ?? 1;
   if (!Number.isFinite(scale) || scale < 0) throw new RangeError(`latencyScale must be a finite number >= 0, got ${scale}`);
   const host = opts.host ?? '127.0.0.1';
-  const state: SimState = { scale, answerTokens: opts.answerTokens, timers: opts.timers ?? REAL_TIMERS, faults: new FaultQueue(), stats: new SimStats(), open: new Set(), nextId: 1 };
+  const state: SimState = {
+    scale,
+    answerTokens: opts.answerTokens,
+    timers: opts.timers ?? REAL_TIMERS,
+    faults: new FaultQueue(),
+    stats: new SimStats(),
+    open: new Set(),
+    nextId: 1,
+  };
 
   const server = createServer((req, res) => {
     route(state, req, res).catch((err: unknown) => {
@@ -179,7 +187,7 @@ function unauthorized(res: ServerResponse): void {
   sendError(
     res,
     401,
-    'You didn\'t provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).',
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
     'invalid_request_error',
     'invalid_api_key',
   );

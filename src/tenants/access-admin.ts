@@ -56,7 +56,14 @@ export function makeAccessAdmin(deps: { db: Db; epoch: Epoch; logger?: Logger })
         if (t.suspendedAt) return;
         const suspendedAt = new Date();
         await tx.tenant.update({ where: { id: t.id }, data: { suspendedAt, suspensionReason: why } });
-        await audit(tx, actor, { action: 'suspendTenant', targetType: 'tenant', targetId: t.id, tenantId: t.id, oldValue: { suspendedAt: null }, newValue: { suspendedAt, reason: why } });
+        await audit(tx, actor, {
+          action: 'suspendTenant',
+          targetType: 'tenant',
+          targetId: t.id,
+          tenantId: t.id,
+          oldValue: { suspendedAt: null },
+          newValue: { suspendedAt, reason: why },
+        });
       });
     },
 
@@ -82,7 +89,11 @@ export function makeAccessAdmin(deps: { db: Db; epoch: Epoch; logger?: Logger })
         const t = await tenantOrThrow(tx, tenantId);
         const known = new Set((await tx.model.findMany({ where: { id: { in: list } }, select: { id: true } })).map((m) => m.id));
         const unknown = list.filter((m) => !known.has(m));
-        if (unknown.length) throw badInput('models', `unknown model${unknown.length > 1 ? 's' : ''} ${unknown.map((m) => `"${m.slice(0, 64)}"`).join(', ')}; the models query lists the known ones`);
+        if (unknown.length)
+          throw badInput(
+            'models',
+            `unknown model${unknown.length > 1 ? 's' : ''} ${unknown.map((m) => `"${m.slice(0, 64)}"`).join(', ')}; the models query lists the known ones`,
+          );
         await tx.tenant.update({ where: { id: t.id }, data: { modelAccessMode: mode, modelAccessList: list } });
         await audit(tx, actor, {
           action: 'setTenantModelAccess',

@@ -11,11 +11,9 @@ import type { ModelAccess, Suspension, TenantSettings, TenantStore } from './ten
  */
 
 export const suspendedError = (s: Suspension): AppError =>
-  new AppError(
-    'FORBIDDEN',
-    `this tenant is suspended${s.reason ? ` (${s.reason})` : ''}; its keys work again once an admin resumes it`,
-    { reason: 'SUSPENDED' },
-  );
+  new AppError('FORBIDDEN', `this tenant is suspended${s.reason ? ` (${s.reason})` : ''}; its keys work again once an admin resumes it`, {
+    reason: 'SUSPENDED',
+  });
 
 /**
  * Refuses every key of a suspended tenant (FORBIDDEN, reason SUSPENDED) on every transport, before any operation
@@ -58,7 +56,13 @@ const MESSAGES = {
  * the chain. Naming such a model, or a profile whose whole chain is left out, is FORBIDDEN with extensions.reason
  * MODEL_DISABLED (every one of them disabled by the admin) or MODEL_NOT_ALLOWED, naming the models.
  */
-export function planFor(catalog: Catalog, tenant: Pick<TenantSettings, 'overrides' | 'modelAccess'>, input: { profile: string; model?: string | null }, region: Region, routing: RoutingOptions): Plan {
+export function planFor(
+  catalog: Catalog,
+  tenant: Pick<TenantSettings, 'overrides' | 'modelAccess'>,
+  input: { profile: string; model?: string | null },
+  region: Region,
+  routing: RoutingOptions,
+): Plan {
   const access = tenant.modelAccess;
   const named = input.model ? catalog.models.get(input.model) : undefined;
   const namedRefusal = named ? refusal(named, access) : null;

@@ -23,7 +23,8 @@ export function makeAdminCommit(deps: { db: Db; epoch: Epoch; logger?: Logger })
       });
     } finally {
       // Committed or rolled back, the change is no longer pending; if this is lost, the pending entry expires.
-      if (changeId !== null) await deps.epoch.end(changeId).catch((e) => deps.logger?.warn({ err: e }, 'epoch end failed; the pending admin change expires by itself'));
+      if (changeId !== null)
+        await deps.epoch.end(changeId).catch((e) => deps.logger?.warn({ err: e }, 'epoch end failed; the pending admin change expires by itself'));
     }
   };
 }

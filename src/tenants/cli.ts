@@ -53,8 +53,15 @@ export async function runTenantCli(argv: readonly string[], deps: TenantCliDeps,
     switch (command) {
       case 'create': {
         if (!arg) throw new UsageError('create needs a tenant name');
-        const r = await deps.admin.createTenant({ name: arg, monthlyBudgetUsd: values.budget ?? null, requestsPerMinute: whole('rpm', values.rpm), tokensPerMinute: whole('tpm', values.tpm) });
-        io.out(`tenant  ${arg}\nid      ${r.tenantId}\nkey id  ${r.apiKey.id}\nkey     ${r.apiKey.key}\n\nThe key is shown once. Use it as: Authorization: Bearer ${r.apiKey.key}\n`);
+        const r = await deps.admin.createTenant({
+          name: arg,
+          monthlyBudgetUsd: values.budget ?? null,
+          requestsPerMinute: whole('rpm', values.rpm),
+          tokensPerMinute: whole('tpm', values.tpm),
+        });
+        io.out(
+          `tenant  ${arg}\nid      ${r.tenantId}\nkey id  ${r.apiKey.id}\nkey     ${r.apiKey.key}\n\nThe key is shown once. Use it as: Authorization: Bearer ${r.apiKey.key}\n`,
+        );
         return 0;
       }
       case 'key': {

@@ -57,7 +57,10 @@ function checkName(name: string): string {
 
 function checkGrace(graceSeconds: number): number {
   if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
-    throw badInput('graceSeconds', `expected a whole number of seconds from 0 (the old key stops at once) to ${MAX_GRACE_SECONDS} (7 days), got ${graceSeconds}`);
+    throw badInput(
+      'graceSeconds',
+      `expected a whole number of seconds from 0 (the old key stops at once) to ${MAX_GRACE_SECONDS} (7 days), got ${graceSeconds}`,
+    );
   }
   return graceSeconds;
 }
@@ -104,7 +107,14 @@ function tenantApiKeyAdmin(commit: Commit): Pick<KeyAdminService, 'setApiKeyName
       await commit(async (tx) => {
         const k = await apiKeyOrThrow(tx, id);
         await tx.apiKey.update({ where: { id: k.id }, data: { name: next } });
-        await audit(tx, actor, { action: 'setApiKeyName', targetType: 'apiKey', targetId: k.id, tenantId: k.tenantId, oldValue: { name: k.name }, newValue: { name: next } });
+        await audit(tx, actor, {
+          action: 'setApiKeyName',
+          targetType: 'apiKey',
+          targetId: k.id,
+          tenantId: k.tenantId,
+          oldValue: { name: k.name },
+          newValue: { name: next },
+        });
       });
     },
 
@@ -113,12 +123,20 @@ function tenantApiKeyAdmin(commit: Commit): Pick<KeyAdminService, 'setApiKeyName
       if (budget.given) data.monthlyBudgetMicros = budget.value === null ? null : parseUsd(budget.value, 'monthlyBudgetUsd');
       if (rpm.given) data.requestsPerMinute = checkLimit('requestsPerMinute', rpm.value);
       if (tpm.given) data.tokensPerMinute = checkLimit('tokensPerMinute', tpm.value);
-      if (Object.keys(data).length === 0) throw badInput('monthlyBudgetUsd', 'give at least one of monthlyBudgetUsd, requestsPerMinute or tokensPerMinute (null removes that limit)');
+      if (Object.keys(data).length === 0)
+        throw badInput('monthlyBudgetUsd', 'give at least one of monthlyBudgetUsd, requestsPerMinute or tokensPerMinute (null removes that limit)');
       await commit(async (tx) => {
         const k = await apiKeyOrThrow(tx, id);
         await tx.apiKey.update({ where: { id: k.id }, data });
         const old = { monthlyBudgetMicros: k.monthlyBudgetMicros, requestsPerMinute: k.requestsPerMinute, tokensPerMinute: k.tokensPerMinute };
-        await audit(tx, actor, { action: 'setApiKeyLimits', targetType: 'apiKey', targetId: k.id, tenantId: k.tenantId, oldValue: old, newValue: { ...old, ...data } });
+        await audit(tx, actor, {
+          action: 'setApiKeyLimits',
+          targetType: 'apiKey',
+          targetId: k.id,
+          tenantId: k.tenantId,
+          oldValue: old,
+          newValue: { ...old, ...data },
+        });
       });
     },
 
@@ -168,7 +186,13 @@ function adminKeyAdmin(commit: Commit, db: Db): Pick<KeyAdminService, 'createAdm
         if (k.revokedAt) return false;
         const revokedAt = new Date();
         await tx.adminKey.update({ where: { id: k.id }, data: { revokedAt } });
-        await audit(tx, actor, { action: 'revokeAdminKey', targetType: 'adminKey', targetId: k.id, oldValue: { revokedAt: null }, newValue: { name: k.name, revokedAt } });
+        await audit(tx, actor, {
+          action: 'revokeAdminKey',
+          targetType: 'adminKey',
+          targetId: k.id,
+          oldValue: { revokedAt: null },
+          newValue: { name: k.name, revokedAt },
+        });
         return true;
       });
     },

@@ -3,8 +3,22 @@ import type { AdminScope, KeyLimits } from './principal';
 
 /** What authentication needs of a presented key's row, whichever table it is in. */
 export type KeyRecord =
-  | { readonly kind: 'tenant'; readonly id: string; readonly tenantId: string; readonly revokedAt: Date | null; readonly graceEndsAt: Date | null; readonly limits: KeyLimits }
-  | { readonly kind: 'admin'; readonly id: string; readonly name: string; readonly scope: AdminScope; readonly revokedAt: Date | null; readonly graceEndsAt: Date | null };
+  | {
+      readonly kind: 'tenant';
+      readonly id: string;
+      readonly tenantId: string;
+      readonly revokedAt: Date | null;
+      readonly graceEndsAt: Date | null;
+      readonly limits: KeyLimits;
+    }
+  | {
+      readonly kind: 'admin';
+      readonly id: string;
+      readonly name: string;
+      readonly scope: AdminScope;
+      readonly revokedAt: Date | null;
+      readonly graceEndsAt: Date | null;
+    };
 
 /**
  * The row of a key by its SHA-256: its current secret, or the secret a rotation replaced (then graceEndsAt says
@@ -13,7 +27,16 @@ export type KeyRecord =
 export async function findKey(db: Db, hash: string): Promise<KeyRecord | null> {
   const t = await db.apiKey.findFirst({
     where: { OR: [{ hash }, { previousHash: hash }] },
-    select: { id: true, tenantId: true, revokedAt: true, hash: true, previousExpiresAt: true, monthlyBudgetMicros: true, requestsPerMinute: true, tokensPerMinute: true },
+    select: {
+      id: true,
+      tenantId: true,
+      revokedAt: true,
+      hash: true,
+      previousExpiresAt: true,
+      monthlyBudgetMicros: true,
+      requestsPerMinute: true,
+      tokensPerMinute: true,
+    },
   });
   if (t) {
     return {
@@ -30,7 +53,14 @@ export async function findKey(db: Db, hash: string): Promise<KeyRecord | null> {
     select: { id: true, name: true, scope: true, revokedAt: true, hash: true, previousExpiresAt: true },
   });
   if (!a) return null;
-  return { kind: 'admin', id: a.id, name: a.name, scope: a.scope, revokedAt: a.revokedAt, graceEndsAt: a.hash === hash ? null : (a.previousExpiresAt ?? new Date(0)) };
+  return {
+    kind: 'admin',
+    id: a.id,
+    name: a.name,
+    scope: a.scope,
+    revokedAt: a.revokedAt,
+    graceEndsAt: a.hash === hash ? null : (a.previousExpiresAt ?? new Date(0)),
+  };
 }
 
 /** Records that keys were used, off the request path. */

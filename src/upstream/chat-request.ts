@@ -35,7 +35,11 @@ function wireMessage(m: ChatMessage): Record<string, unknown> {
 function wireTool(t: ToolDefinition): Record<string, unknown> {
   return {
     type: 'function',
-    function: { name: t.name, ...(t.description === undefined ? {} : { description: t.description }), ...(t.parameters === undefined ? {} : { parameters: t.parameters }) },
+    function: {
+      name: t.name,
+      ...(t.description === undefined ? {} : { description: t.description }),
+      ...(t.parameters === undefined ? {} : { parameters: t.parameters }),
+    },
   };
 }
 

@@ -163,7 +163,10 @@ async function openStream(t: Target, req: UpstreamChatRequest, call: UpstreamCal
   // Read and drop the error body (up to undici's dump limit) so the socket can be reused; never look at it.
   await res.body.dump().catch(() => undefined);
   if (failure.kind === 'auth') {
-    t.log?.error({ model: req.model, status: res.statusCode, upstream: t.origin }, 'the upstream rejected the gateway key: check GLOBAL_API_KEY; every request fails until it is fixed');
+    t.log?.error(
+      { model: req.model, status: res.statusCode, upstream: t.origin },
+      'the upstream rejected the gateway key: check GLOBAL_API_KEY; every request fails until it is fixed',
+    );
   }
   throw new UpstreamError(failure);
 }
@@ -172,7 +175,13 @@ async function openStream(t: Target, req: UpstreamChatRequest, call: UpstreamCal
  * Reads the body to its end, handing each network read's events to `onRead` at once. Before content the first-token
  * deadline bounds each wait, after it the idle deadline.
  */
-async function readEvents(res: UpstreamResponse, req: UpstreamChatRequest, call: UpstreamCall, firstTokenDeadline: number, onRead: (events: readonly UpstreamEvent[]) => void): Promise<void> {
+async function readEvents(
+  res: UpstreamResponse,
+  req: UpstreamChatRequest,
+  call: UpstreamCall,
+  firstTokenDeadline: number,
+  onRead: (events: readonly UpstreamEvent[]) => void,
+): Promise<void> {
   const { decoder } = call;
   const chunks = res.body[Symbol.asyncIterator]();
   for (;;) {

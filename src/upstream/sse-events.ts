@@ -172,7 +172,11 @@ function readToolCallDeltas(v: unknown): ToolCallDelta[] {
 
 function readUsage(u: unknown): UpstreamEvent | null {
   if (typeof u !== 'object' || u === null) return null;
-  const { prompt_tokens: p, completion_tokens: c, prompt_tokens_details: details } = u as {
+  const {
+    prompt_tokens: p,
+    completion_tokens: c,
+    prompt_tokens_details: details,
+  } = u as {
     prompt_tokens?: unknown;
     completion_tokens?: unknown;
     prompt_tokens_details?: { cached_tokens?: unknown; cache_write_tokens?: unknown } | null;

@@ -70,7 +70,8 @@ d('web playground in headless Chromium', () => {
     const page = await openPage();
     expect(await page.evaluate(() => typeof (window as any).graphqlWs?.createClient)).toBe('function');
     // Every control has a label a screen reader reads out.
-    for (const label of ['API key', 'Profile', 'Region', 'Max tokens', 'Prompt']) expect(await page.getByLabel(label, { exact: false }).count()).toBeGreaterThan(0);
+    for (const label of ['API key', 'Profile', 'Region', 'Max tokens', 'Prompt'])
+      expect(await page.getByLabel(label, { exact: false }).count()).toBeGreaterThan(0);
     expect(foreignRequests).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
@@ -85,7 +86,9 @@ d('web playground in headless Chromium', () => {
       const out = document.getElementById('output')!;
       const samples: Array<{ t: number; len: number; state: string }> = [];
       (window as any).samples = samples;
-      new MutationObserver(() => samples.push({ t: performance.now(), len: out.textContent!.length, state: document.getElementById('stat-state')!.textContent! })).observe(out, {
+      new MutationObserver(() =>
+        samples.push({ t: performance.now(), len: out.textContent!.length, state: document.getElementById('stat-state')!.textContent! }),
+      ).observe(out, {
         childList: true,
         characterData: true,
         subtree: true,
@@ -145,7 +148,7 @@ d('web playground in headless Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('the budget gauge moves after a request: spent text and bar follow the tenant\'s spend', async () => {
+  it("the budget gauge moves after a request: spent text and bar follow the tenant's spend", async () => {
     const t = await createTenant(app.url, { monthlyBudgetUsd: '0.0002' });
     const page = await openPage(t.key);
     expect(await text(page, '#gauge-text')).toBe('Spent $0.000000 (0.0%), held $0.000000, remaining $0.000200 of a $0.000200 budget.');
@@ -159,7 +162,9 @@ d('web playground in headless Chromium', () => {
     const me = (await gqlOk(app.url, t.key, ME)).me;
     expect(me.spentThisMonthUsd).toBe('0.000025');
     const pct = ((Number(me.spentThisMonthUsd) / 0.0002) * 100).toFixed(1);
-    expect(await text(page, '#gauge-text')).toBe(`Spent $${me.spentThisMonthUsd} (${pct}%), held $0.000000, remaining $${me.remainingThisMonthUsd} of a $0.000200 budget.`);
+    expect(await text(page, '#gauge-text')).toBe(
+      `Spent $${me.spentThisMonthUsd} (${pct}%), held $0.000000, remaining $${me.remainingThisMonthUsd} of a $0.000200 budget.`,
+    );
     const width = await page.locator('#gauge rect[data-part=spent]').getAttribute('width');
     expect(parseFloat(width!)).toBeCloseTo(12.5, 5);
     expect(await page.locator('#gauge svg').getAttribute('aria-label')).toContain(`Spent $${me.spentThisMonthUsd}`);
@@ -167,13 +172,18 @@ d('web playground in headless Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('draws the month\'s cost by model and by day from costReport, as SVG bars with text labels', async () => {
+  it("draws the month's cost by model and by day from costReport, as SVG bars with text labels", async () => {
     const t = await createTenant(app.url);
     const msg = (profile: string) => ({ input: { profile, maxTokens: 40, messages: [{ role: 'USER', content: 'hi' }] } });
     await gqlOk(app.url, t.key, CHAT, msg('chat_default')); // deepseek-v4-flash
     await gqlOk(app.url, t.key, CHAT, msg('fast_classify')); // qwen3-8b, far cheaper
     const month = new Date().toISOString().slice(0, 7);
-    const rep = await gqlOk(app.url, t.key, `query($m: String!) { m: costReport(month: $m, groupBy: MODEL) { rows { key costUsd } } d: costReport(month: $m, groupBy: DAY) { rows { key costUsd } } }`, { m: month });
+    const rep = await gqlOk(
+      app.url,
+      t.key,
+      `query($m: String!) { m: costReport(month: $m, groupBy: MODEL) { rows { key costUsd } } d: costReport(month: $m, groupBy: DAY) { rows { key costUsd } } }`,
+      { m: month },
+    );
     const cost = (rows: Array<{ key: string; costUsd: string }>, k: string) => rows.find((r) => r.key === k)!.costUsd;
 
     const page = await openPage(t.key);
@@ -252,7 +262,9 @@ d('web playground in headless Chromium', () => {
     await page.click('#set-limits');
     await page.waitForFunction((id) => document.querySelectorAll(`#tenants tr[data-tenant="${id}"] td`)[4]?.textContent === '30', t.id);
 
-    const after = (await gqlOk(app.url, TEST_ADMIN_KEY, `query($id: ID!) { tenant(id: $id) { monthlyBudgetUsd requestsPerMinute tokensPerMinute } }`, { id: t.id })).tenant;
+    const after = (
+      await gqlOk(app.url, TEST_ADMIN_KEY, `query($id: ID!) { tenant(id: $id) { monthlyBudgetUsd requestsPerMinute tokensPerMinute } }`, { id: t.id })
+    ).tenant;
     expect(after).toEqual({ monthlyBudgetUsd: '12.500000', requestsPerMinute: 30, tokensPerMinute: null });
     // The shared test database holds many tenants: a screenshot of the admin view around this row, not the whole list.
     await row.scrollIntoViewIfNeeded();
@@ -308,7 +320,11 @@ d('web playground in headless Chromium', () => {
     const keys = await db.apiKey.findMany({ where: { tenantId: created!.id }, orderBy: { createdAt: 'asc' } });
     await page.click(`#keys tbody tr[data-key="${keys[1]!.id}"] button[aria-label^="Revoke"]`);
     await page.waitForFunction(() => /Revoked key/.test(document.getElementById('admin-status')!.textContent!));
-    const refused = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${secondKey}` }, body: JSON.stringify({ query: '{ me { id } }' }) });
+    const refused = await fetch(app.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${secondKey}` },
+      body: JSON.stringify({ query: '{ me { id } }' }),
+    });
     expect(refused.status).toBe(401);
     expect((await gqlOk(app.url, firstKey, '{ me { name } }')).me.name).toBe(name);
 
@@ -319,7 +335,12 @@ d('web playground in headless Chromium', () => {
     await page.fill(`${row} input[aria-label^="Own requests per minute"]`, '30');
     await page.click(`${row} button[aria-label^="Save"]`);
     await page.waitForFunction(() => /Saved key/.test(document.getElementById('admin-status')!.textContent!));
-    expect(await db.apiKey.findUnique({ where: { id: keys[0]!.id } })).toMatchObject({ name: 'web app', monthlyBudgetMicros: 1_500_000n, requestsPerMinute: 30, tokensPerMinute: null });
+    expect(await db.apiKey.findUnique({ where: { id: keys[0]!.id } })).toMatchObject({
+      name: 'web app',
+      monthlyBudgetMicros: 1_500_000n,
+      requestsPerMinute: 30,
+      tokensPerMinute: null,
+    });
     await page.fill('#rotate-grace', '600');
     await page.click(`${row} button[aria-label^="Rotate"]`);
     await page.waitForFunction(() => /old secret works until/.test(document.getElementById('admin-status')!.textContent!));

@@ -14,7 +14,11 @@ declare const document: any;
 
 const TOOLS_JSON = JSON.stringify(
   [
-    { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } } } },
+    {
+      name: 'get_weather',
+      description: 'Weather for a city',
+      parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } } },
+    },
     { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } } } },
   ],
   null,

@@ -25,10 +25,16 @@ let b: App;
 const simAdmin = () => simAdminOf(sim);
 
 const fault = (body: Record<string, unknown>) => addSimFault(sim, body);
-const simStats = async () => (await (await fetch(`${simAdmin()}/__sim/stats`)).json()) as { requests: Record<string, number>; openStreams: number; abortedByClient: number };
+const simStats = async () =>
+  (await (await fetch(`${simAdmin()}/__sim/stats`)).json()) as { requests: Record<string, number>; openStreams: number; abortedByClient: number };
 
 async function override(tenantId: string, profile: string, model: string, fallbacks: string[] | null) {
-  await gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $p: String!, $m: String!, $f: [String!]) { setProfileOverride(tenantId: $t, profile: $p, model: $m, fallbacks: $f) { model } }`, { t: tenantId, p: profile, m: model, f: fallbacks });
+  await gqlOk(
+    a.url,
+    TEST_ADMIN_KEY,
+    `mutation($t: ID!, $p: String!, $m: String!, $f: [String!]) { setProfileOverride(tenantId: $t, profile: $p, model: $m, fallbacks: $f) { model } }`,
+    { t: tenantId, p: profile, m: model, f: fallbacks },
+  );
 }
 
 async function ledgerSum(tenantId: string) {
@@ -52,9 +58,7 @@ afterAll(async () => {
 test('budget $0.001 on glm-5 at 150 tokens: of 200 concurrent chats on two instances exactly 3 succeed, 864 micro-dollars, no hold left', async () => {
   const t = await createTenant(a.url, { monthlyBudgetUsd: '0.001' });
   await override(t.id, 'chat_default', 'glm-5', []);
-  const results = await Promise.all(
-    Array.from({ length: 200 }, (_, i) => gql((i % 2 ? a : b).url, t.key, CHAT, hello('chat_default', { maxTokens: 150 }))),
-  );
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => gql((i % 2 ? a : b).url, t.key, CHAT, hello('chat_default', { maxTokens: 150 }))));
   const ok = results.filter((r) => !r.errors);
   const denied = results.filter((r) => r.errors?.[0]?.extensions?.code === 'BUDGET_EXCEEDED');
   expect(ok).toHaveLength(3);
@@ -244,7 +248,10 @@ test('Redis unreachable: admission fails closed with SERVICE_UNAVAILABLE (503) a
     await waitFor(async () => {
       const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       try {
-        return await probe.ping().then(() => true, () => false);
+        return await probe.ping().then(
+          () => true,
+          () => false,
+        );
       } finally {
         probe.disconnect();
       }
@@ -273,7 +280,9 @@ const waitFor = (cond: () => Promise<boolean>, timeoutMs = 10_000) => waitUntil(
 test('expired idempotency keys are purged; live ones stay', async () => {
   const t = await createTenant(a.url);
   await gqlOk(a.url, t.key, CHAT, hello('chat_speed', { maxTokens: 5, idempotencyKey: 'live' }));
-  await db.idempotencyKey.create({ data: { tenantId: t.id, key: 'old', inputHash: 'x', state: 'DONE', leaseExpiresAt: new Date(0), expiresAt: new Date(Date.now() - 1000) } });
+  await db.idempotencyKey.create({
+    data: { tenantId: t.id, key: 'old', inputHash: 'x', state: 'DONE', leaseExpiresAt: new Date(0), expiresAt: new Date(Date.now() - 1000) },
+  });
   expect(await makeIdempotency({ db, ttlMs: 1, ownerLeaseMs: 1 }).purgeExpired()).toBeGreaterThanOrEqual(1);
   expect((await db.idempotencyKey.findMany({ where: { tenantId: t.id } })).map((k) => k.key)).toEqual(['live']);
 });

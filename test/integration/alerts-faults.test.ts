@@ -44,22 +44,73 @@ afterAll(async () => {
 async function crossHalf(tenantId: string) {
   const requestId = randomUUID();
   const startedAt = new Date();
-  await ledger.hold({ requestId, tenantId, apiKeyId: null, profile: 'chat_default', region: 'US_EAST', plannedModel: 'm', maxTokens: 1, promptTokensEstimate: 1, prices: {}, holdMicros: 0n, startedAt, leaseMs: 60_000, idempotencyKey: null });
-  await ledger.settle(requestId, { startedAt, model: 'm', attempts: [], promptTokens: 1, completionTokens: 1, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0, prices: null, costMicros: 6_000_000n, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date() });
+  await ledger.hold({
+    requestId,
+    tenantId,
+    apiKeyId: null,
+    profile: 'chat_default',
+    region: 'US_EAST',
+    plannedModel: 'm',
+    maxTokens: 1,
+    promptTokensEstimate: 1,
+    prices: {},
+    holdMicros: 0n,
+    startedAt,
+    leaseMs: 60_000,
+    idempotencyKey: null,
+  });
+  await ledger.settle(requestId, {
+    startedAt,
+    model: 'm',
+    attempts: [],
+    promptTokens: 1,
+    completionTokens: 1,
+    cachedPromptTokens: 0,
+    cacheWriteTokens: 0,
+    unpricedPromptTokens: 0,
+    prices: null,
+    costMicros: 6_000_000n,
+    outcome: 'COMPLETED',
+    usageSource: 'PROVIDER',
+    endedAt: new Date(),
+  });
   return db.budgetAlert.findFirstOrThrow({ where: { tenantId } });
 }
 
 it('Redis refusing the publish leaves the event in the outbox; it reaches subscribers after recovery, and the webhook goes out meanwhile', async () => {
   const t = await createTenant(other.url, { monthlyBudgetUsd: '10' });
-  await gqlOk(other.url, TEST_ADMIN_KEY, `mutation($id: ID!, $u: String) { setTenantAlerts(tenantId: $id, thresholds: [50], webhookUrl: $u) { webhookSecret } }`, { id: t.id, u: `${receiver.origin}/fault/${t.id}` });
+  await gqlOk(
+    other.url,
+    TEST_ADMIN_KEY,
+    `mutation($id: ID!, $u: String) { setTenantAlerts(tenantId: $id, thresholds: [50], webhookUrl: $u) { webhookSecret } }`,
+    { id: t.id, u: `${receiver.origin}/fault/${t.id}` },
+  );
   const ws = wsClient(other.url, TEST_ADMIN_KEY);
   const got: any[] = [];
-  const unsubscribe = ws.subscribe({ query: `subscription($id: ID) { budgetEvents(tenantId: $id) { id thresholdPercent } }`, variables: { id: t.id } }, { next: (v) => got.push(v.data?.budgetEvents), error: () => undefined, complete: () => undefined });
+  const unsubscribe = ws.subscribe(
+    { query: `subscription($id: ID) { budgetEvents(tenantId: $id) { id thresholdPercent } }`, variables: { id: t.id } },
+    { next: (v) => got.push(v.data?.budgetEvents), error: () => undefined, complete: () => undefined },
+  );
   try {
-    await until(async () => {
-      await other.services.alerts.events.publish({ id: 'probe', tenantId: t.id, kind: 'FORECAST', month: '2026-11', thresholdPercent: null, spentMicros: 0n, budgetMicros: null, exhaustsOn: null, createdAt: new Date() });
-      return got.some((e) => e?.id === 'probe');
-    }, 'the subscription to be live', 10_000, 200);
+    await until(
+      async () => {
+        await other.services.alerts.events.publish({
+          id: 'probe',
+          tenantId: t.id,
+          kind: 'FORECAST',
+          month: '2026-11',
+          thresholdPercent: null,
+          spentMicros: 0n,
+          budgetMicros: null,
+          exhaustsOn: null,
+          createdAt: new Date(),
+        });
+        return got.some((e) => e?.id === 'probe');
+      },
+      'the subscription to be live',
+      10_000,
+      200,
+    );
 
     const row = await crossHalf(t.id);
     proxy.refuse(true);
@@ -86,7 +137,12 @@ it('Redis refusing the publish leaves the event in the outbox; it reaches subscr
 
 it('a webhook leased by an instance that died is left alone until the lease ends, then retried once by another', async () => {
   const t = await createTenant(other.url, { monthlyBudgetUsd: '10' });
-  await gqlOk(other.url, TEST_ADMIN_KEY, `mutation($id: ID!, $u: String) { setTenantAlerts(tenantId: $id, thresholds: [50], webhookUrl: $u) { webhookSecret } }`, { id: t.id, u: `${receiver.origin}/lease/${t.id}` });
+  await gqlOk(
+    other.url,
+    TEST_ADMIN_KEY,
+    `mutation($id: ID!, $u: String) { setTenantAlerts(tenantId: $id, thresholds: [50], webhookUrl: $u) { webhookSecret } }`,
+    { id: t.id, u: `${receiver.origin}/lease/${t.id}` },
+  );
   const row = await crossHalf(t.id);
   // What a claim leaves when its instance dies before the POST's outcome is written: attempt 1 taken, lease running.
   await db.budgetAlert.update({ where: { id: row.id }, data: { attempts: 1, leaseUntil: new Date(Date.now() + 60_000) } });
@@ -106,18 +162,37 @@ it('shutdown ends open budgetEvents streams (graphql-ws and SSE) instead of wait
   const live: string[] = [];
   const clientsOpen = (['apollo-ws', 'graphql-sse'] as const).map((name) => {
     const c = makeStreamClient(name, app.url, TEST_ADMIN_KEY);
-    c.subscribe(`subscription { budgetEvents { id } }`, {}, {
-      next: (d) => live.push(`${name}:${d.budgetEvents.id}`),
-      error: () => ended.push(name),
-      complete: () => ended.push(name),
-    });
+    c.subscribe(
+      `subscription { budgetEvents { id } }`,
+      {},
+      {
+        next: (d) => live.push(`${name}:${d.budgetEvents.id}`),
+        error: () => ended.push(name),
+        complete: () => ended.push(name),
+      },
+    );
     return c;
   });
   try {
-    await until(async () => {
-      await app.services.alerts.events.publish({ id: 'probe', tenantId: randomUUID(), kind: 'FORECAST', month: '2026-11', thresholdPercent: null, spentMicros: 0n, budgetMicros: null, exhaustsOn: null, createdAt: new Date() });
-      return live.includes('apollo-ws:probe') && live.includes('graphql-sse:probe');
-    }, 'both subscriptions to be live', 10_000, 200);
+    await until(
+      async () => {
+        await app.services.alerts.events.publish({
+          id: 'probe',
+          tenantId: randomUUID(),
+          kind: 'FORECAST',
+          month: '2026-11',
+          thresholdPercent: null,
+          spentMicros: 0n,
+          budgetMicros: null,
+          exhaustsOn: null,
+          createdAt: new Date(),
+        });
+        return live.includes('apollo-ws:probe') && live.includes('graphql-sse:probe');
+      },
+      'both subscriptions to be live',
+      10_000,
+      200,
+    );
     await app.stop();
     await until(() => ended.length === 2, 'both streams to end');
   } finally {

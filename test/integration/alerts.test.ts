@@ -64,11 +64,26 @@ async function subscribe(app: App, clientName: 'apollo-ws' | 'graphql-sse', key:
   const events: any[] = [];
   const errors: unknown[] = [];
   client.subscribe(EVENTS, { tenantId }, { next: (d) => events.push(d.budgetEvents), error: (e) => errors.push(e), complete: () => undefined });
-  const probe: BudgetEventView = { id: `probe-${randomUUID()}`, tenantId: probeTenant, kind: 'FORECAST', month: '2026-11', thresholdPercent: null, spentMicros: 0n, budgetMicros: null, exhaustsOn: null, createdAt: new Date() };
-  await until(async () => {
-    await app.services.alerts.events.publish(probe);
-    return events.some((e) => e.id === probe.id) || errors.length > 0;
-  }, `${clientName} budgetEvents subscription to be live`, 10_000, 200);
+  const probe: BudgetEventView = {
+    id: `probe-${randomUUID()}`,
+    tenantId: probeTenant,
+    kind: 'FORECAST',
+    month: '2026-11',
+    thresholdPercent: null,
+    spentMicros: 0n,
+    budgetMicros: null,
+    exhaustsOn: null,
+    createdAt: new Date(),
+  };
+  await until(
+    async () => {
+      await app.services.alerts.events.publish(probe);
+      return events.some((e) => e.id === probe.id) || errors.length > 0;
+    },
+    `${clientName} budgetEvents subscription to be live`,
+    10_000,
+    200,
+  );
   expect(errors).toEqual([]);
   return { events: () => events.filter((e) => !String(e.id).startsWith('probe-')), errors };
 }
@@ -85,7 +100,10 @@ it('under 200 concurrent requests on two instances each threshold fires exactly 
   // One request's cost sizes a budget the 200 requests overrun (the gate refuses the rest).
   const first = await gqlOk(a.url, t.key, CHAT, hello('chat_default', { maxTokens: 64 }));
   const budget = micros(first.chat.usage.costUsd) * 60n;
-  await gqlOk(a.url, TEST_ADMIN_KEY, `mutation($id: ID!, $b: Usd) { setTenantBudget(tenantId: $id, monthlyBudgetUsd: $b) { id } }`, { id: t.id, b: (Number(budget) / 1e6).toFixed(6) });
+  await gqlOk(a.url, TEST_ADMIN_KEY, `mutation($id: ID!, $b: Usd) { setTenantBudget(tenantId: $id, monthlyBudgetUsd: $b) { id } }`, {
+    id: t.id,
+    b: (Number(budget) / 1e6).toFixed(6),
+  });
   const thresholds = [10, 25, 50, 75, 90, 100];
   await gqlOk(a.url, TEST_ADMIN_KEY, SET_ALERTS, { tenantId: t.id, thresholds });
 
@@ -106,9 +124,24 @@ it('under 200 concurrent requests on two instances each threshold fires exactly 
 
   const ids = rows.map((r) => r.eventId).sort();
   await until(() => adminWs.events().length >= ids.length && tenantSse.events().length >= ids.length, 'both subscribers to get every event');
-  expect(adminWs.events().map((e) => e.id).sort()).toEqual(ids);
-  expect(tenantSse.events().map((e) => e.id).sort()).toEqual(ids);
-  expect(tenantSse.events().map((e) => e.thresholdPercent).sort((x, y) => x - y)).toEqual(expected);
+  expect(
+    adminWs
+      .events()
+      .map((e) => e.id)
+      .sort(),
+  ).toEqual(ids);
+  expect(
+    tenantSse
+      .events()
+      .map((e) => e.id)
+      .sort(),
+  ).toEqual(ids);
+  expect(
+    tenantSse
+      .events()
+      .map((e) => e.thresholdPercent)
+      .sort((x, y) => x - y),
+  ).toEqual(expected);
   // A tenant's subscription never sees another tenant's events; its alert log is its own.
   const other = await createTenant(a.url);
   const log = await gqlOk(a.url, other.key, ALERTS, {});
@@ -119,8 +152,36 @@ it('under 200 concurrent requests on two instances each threshold fires exactly 
 async function spend(tenantId: string, costMicros: bigint): Promise<void> {
   const requestId = randomUUID();
   const startedAt = new Date();
-  await ledger.hold({ requestId, tenantId, apiKeyId: null, profile: 'chat_default', region: 'US_EAST', plannedModel: 'm', maxTokens: 1, promptTokensEstimate: 1, prices: {}, holdMicros: 0n, startedAt, leaseMs: 60_000, idempotencyKey: null });
-  await ledger.settle(requestId, { startedAt, model: 'm', attempts: [], promptTokens: 1, completionTokens: 1, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0, prices: null, costMicros, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date() });
+  await ledger.hold({
+    requestId,
+    tenantId,
+    apiKeyId: null,
+    profile: 'chat_default',
+    region: 'US_EAST',
+    plannedModel: 'm',
+    maxTokens: 1,
+    promptTokensEstimate: 1,
+    prices: {},
+    holdMicros: 0n,
+    startedAt,
+    leaseMs: 60_000,
+    idempotencyKey: null,
+  });
+  await ledger.settle(requestId, {
+    startedAt,
+    model: 'm',
+    attempts: [],
+    promptTokens: 1,
+    completionTokens: 1,
+    cachedPromptTokens: 0,
+    cacheWriteTokens: 0,
+    unpricedPromptTokens: 0,
+    prices: null,
+    costMicros,
+    outcome: 'COMPLETED',
+    usageSource: 'PROVIDER',
+    endedAt: new Date(),
+  });
 }
 
 const validSignature = (secret: string, h: { headers: Record<string, unknown>; body: string }) =>
@@ -143,7 +204,14 @@ it('webhooks are signed, retried after 500s with the same event id, logged, and 
     expect(h.headers['x-gateway-event-id']).toBe(row.eventId);
     expect(validSignature(secret, h)).toBe(true);
     const body = JSON.parse(h.body);
-    expect(body).toMatchObject({ id: row.eventId, type: 'budget.threshold', tenantId: t.id, thresholdPercent: 50, spentUsd: '6.000000', budgetUsd: '10.000000' });
+    expect(body).toMatchObject({
+      id: row.eventId,
+      type: 'budget.threshold',
+      tenantId: t.id,
+      thresholdPercent: 50,
+      spentUsd: '6.000000',
+      budgetUsd: '10.000000',
+    });
     expect(h.headers['x-gateway-timestamp']).toBe(String(Math.floor(Date.parse(body.sentAt) / 1000)));
   }
   const log = await gqlOk(a.url, TEST_ADMIN_KEY, DELIVERIES, { tenantId: t.id, first: 2 });
@@ -180,7 +248,17 @@ it('webhooks are signed, retried after 500s with the same event id, logged, and 
 
 it('without the development switch a webhook to a loopback address is refused, by name and by literal', async () => {
   const sender = makeWebhookSender({ allowPrivate: false, extraCaPem: null, connectTimeoutMs: 2000, responseTimeoutMs: 2000 });
-  const event: BudgetEventView = { id: randomUUID(), tenantId: randomUUID(), kind: 'THRESHOLD', month: '2026-11', thresholdPercent: 50, spentMicros: 1n, budgetMicros: 2n, exhaustsOn: null, createdAt: new Date() };
+  const event: BudgetEventView = {
+    id: randomUUID(),
+    tenantId: randomUUID(),
+    kind: 'THRESHOLD',
+    month: '2026-11',
+    thresholdPercent: 50,
+    spentMicros: 1n,
+    budgetMicros: 2n,
+    exhaustsOn: null,
+    createdAt: new Date(),
+  };
   const before = receiver.received.length;
   try {
     const byName = await sender.send(`https://localhost:${receiver.port}/ssrf`, 's', event);
@@ -246,7 +324,9 @@ it('wrong inputs get their code and a message a person can act on, and write not
   // Another tenant's events are FORBIDDEN on the subscription too.
   const c = makeStreamClient('graphql-sse', a.url, t.key);
   clients.push(c);
-  const errors = await new Promise<any>((resolve) => c.subscribe(EVENTS, { tenantId: randomUUID() }, { next: () => undefined, error: resolve, complete: () => resolve(null) }));
+  const errors = await new Promise<any>((resolve) =>
+    c.subscribe(EVENTS, { tenantId: randomUUID() }, { next: () => undefined, error: resolve, complete: () => resolve(null) }),
+  );
   expect(errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
 });
 
@@ -262,7 +342,12 @@ it('a forecast is made at most once a day per tenant, across instances, and reac
   expect(rows).toHaveLength(1);
   // 10 dollars at 1.5 a day from the 1st: the 7th.
   expect(rows[0]!.exhaustsOn?.toISOString().slice(0, 10)).toBe(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 7, 16)).toISOString().slice(0, 10));
-  const log = await gqlOk(b.url, TEST_ADMIN_KEY, `query($id: ID) { budgetAlertsConnection(tenantId: $id) { edges { node { event { kind exhaustsOn spentUsd budgetUsd } } } } }`, { id: t.id });
+  const log = await gqlOk(
+    b.url,
+    TEST_ADMIN_KEY,
+    `query($id: ID) { budgetAlertsConnection(tenantId: $id) { edges { node { event { kind exhaustsOn spentUsd budgetUsd } } } } }`,
+    { id: t.id },
+  );
   expect(log.budgetAlertsConnection.edges[0].node.event).toMatchObject({ kind: 'FORECAST', spentUsd: '3.000000', budgetUsd: '10.000000' });
 });
 

@@ -125,7 +125,9 @@ describe('a tenant key on admin operations', () => {
   beforeAll(async () => {
     victim = await createTenant(app.url, { monthlyBudgetUsd: '10', requestsPerMinute: 100 });
     caller = await createTenant(app.url);
-    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation Ov($t: ID!) { setProfileOverride(tenantId: $t, profile: "long_form", model: "glm-5") { model } }`, { t: victim.id });
+    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation Ov($t: ID!) { setProfileOverride(tenantId: $t, profile: "long_form", model: "glm-5") { model } }`, {
+      t: victim.id,
+    });
   });
 
   const HIJACK = uniqueName('hijack');
@@ -145,7 +147,11 @@ describe('a tenant key on admin operations', () => {
     ['setTenantBudget', `mutation($t: ID!) { setTenantBudget(tenantId: $t, monthlyBudgetUsd: "1000000") { id } }`, () => ({ t: victim.id })],
     ['setTenantBudget (own tenant)', `mutation($t: ID!) { setTenantBudget(tenantId: $t, monthlyBudgetUsd: null) { id } }`, () => ({ t: caller.id })],
     ['setTenantLimits', `mutation($t: ID!) { setTenantLimits(tenantId: $t, requestsPerMinute: null) { id } }`, () => ({ t: victim.id })],
-    ['setProfileOverride', `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "qwen3-8b") { model } }`, () => ({ t: caller.id })],
+    [
+      'setProfileOverride',
+      `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "qwen3-8b") { model } }`,
+      () => ({ t: caller.id }),
+    ],
     ['removeProfileOverride', `mutation($t: ID!) { removeProfileOverride(tenantId: $t, profile: "long_form") }`, () => ({ t: victim.id })],
     ['createApiKey', `mutation($t: ID!) { createApiKey(tenantId: $t) { id key } }`, () => ({ t: victim.id })],
     ['revokeApiKey', `mutation($id: ID!) { revokeApiKey(id: $id) }`, () => ({ id: victim.keyId })],
@@ -185,14 +191,18 @@ describe('cross-tenant reads', () => {
 
   const month = monthOf(new Date());
   const READS: Array<[string, string, () => Record<string, unknown>]> = [
-    ['costReport', `query($t: ID, $m: String!) { costReport(month: $m, groupBy: MODEL, tenantId: $t) { totalUsd rows { key } } }`, () => ({ t: b.id, m: month })],
+    [
+      'costReport',
+      `query($t: ID, $m: String!) { costReport(month: $m, groupBy: MODEL, tenantId: $t) { totalUsd rows { key } } }`,
+      () => ({ t: b.id, m: month }),
+    ],
     ['tenant', `query($t: ID!) { tenant(id: $t) { id spentThisMonthUsd } }`, () => ({ t: b.id })],
     ['apiKeys', `query($t: ID) { apiKeys(tenantId: $t) { id prefix } }`, () => ({ t: b.id })],
     ['requests', `query($t: ID) { requests(tenantId: $t) { requestId } }`, () => ({ t: b.id })],
     ['profileOverrides', `query($t: ID) { profileOverrides(tenantId: $t) { profile } }`, () => ({ t: b.id })],
   ];
 
-  it.each(READS)("%s of another tenant: FORBIDDEN 403, nothing of it in the body", async (_name, doc, vars) => {
+  it.each(READS)('%s of another tenant: FORBIDDEN 403, nothing of it in the body', async (_name, doc, vars) => {
     const r = await gql(app.url, a.key, doc, vars());
     expectRefused(r, 'FORBIDDEN', 403, [a.key, b.key, bRequest]);
     expect(JSON.stringify(r)).not.toContain(b.keyId);

@@ -4,7 +4,21 @@ import type { App } from '../../src/app';
 import type { Simulator } from '../../src/simulator/server';
 import { createPrisma, type Db } from '../../src/infra/prisma';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env';
-import { CHAT, CHAT_STREAM, createTenant, gql, gqlOk, hello, startApp, startSim, subscribeAll, TEST_ADMIN_KEY, uniqueName, wsClient, type GqlResponse } from '../support/app';
+import {
+  CHAT,
+  CHAT_STREAM,
+  createTenant,
+  gql,
+  gqlOk,
+  hello,
+  startApp,
+  startSim,
+  subscribeAll,
+  TEST_ADMIN_KEY,
+  uniqueName,
+  wsClient,
+  type GqlResponse,
+} from '../support/app';
 
 /**
  * Every bad input of issue 4 item 6 and the error behaviour of item 5, black box: the code, the HTTP status, a
@@ -73,7 +87,13 @@ async function redisState(tenantId: string): Promise<Record<string, unknown>> {
   for (const k of (await redis.keys(`lg:{${tenantId}}:*`)).sort()) {
     const type = await redis.type(k);
     out[k] =
-      type === 'hash' ? await redis.hgetall(k) : type === 'zset' ? await redis.call('ZRANGE', k, '0', '-1', 'WITHSCORES') : type === 'string' ? await redis.get(k) : type;
+      type === 'hash'
+        ? await redis.hgetall(k)
+        : type === 'zset'
+          ? await redis.call('ZRANGE', k, '0', '-1', 'WITHSCORES')
+          : type === 'string'
+            ? await redis.get(k)
+            : type;
   }
   return out;
 }
@@ -160,7 +180,11 @@ describe('chat input validation (mutation over HTTP)', () => {
   });
 
   it('a body that is not JSON: 400 BAD_REQUEST, not 500', async () => {
-    const res = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: '{"query": "{ me { id } }"' });
+    const res = await fetch(app.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+      body: '{"query": "{ me { id } }"',
+    });
     expect(res.status).toBe(400);
     const body = (await res.json()) as { errors: Array<{ extensions: { code: string } }> };
     expect(body.errors[0]!.extensions.code).toBe('BAD_REQUEST');
@@ -202,7 +226,11 @@ describe('chatStream input validation (graphql-ws)', () => {
 describe('graphql-ws message size', () => {
   it('a message over 1 MB closes that socket with 1009 (too big); the server keeps serving', async () => {
     const t = await createTenant(app.url);
-    const { events, error } = await subscribeAll(track(wsClient(app.url, t.key)), CHAT_STREAM, hello('chat_default', { messages: msgs(1, 'x'.repeat(1_100_000)) }));
+    const { events, error } = await subscribeAll(
+      track(wsClient(app.url, t.key)),
+      CHAT_STREAM,
+      hello('chat_default', { messages: msgs(1, 'x'.repeat(1_100_000)) }),
+    );
     expect(events).toEqual([]);
     expect((error as { code?: number }).code).toBe(1009);
     expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(0);
@@ -232,7 +260,10 @@ describe('admin input validation', () => {
 
   /** The tenant's row and its audit trail, which a refused change must leave as they were. */
   const tenantState = async () => ({
-    row: await db.tenant.findUnique({ where: { id: t.id }, select: { monthlyBudgetMicros: true, requestsPerMinute: true, tokensPerMinute: true, updatedAt: true } }),
+    row: await db.tenant.findUnique({
+      where: { id: t.id },
+      select: { monthlyBudgetMicros: true, requestsPerMinute: true, tokensPerMinute: true, updatedAt: true },
+    }),
     audit: await db.auditEntry.count({ where: { tenantId: t.id } }),
     keys: await db.apiKey.count({ where: { tenantId: t.id } }),
     overrides: await db.profileOverride.count({ where: { tenantId: t.id } }),
@@ -253,7 +284,12 @@ describe('admin input validation', () => {
 
   it('setTenantBudget with the argument left out: BAD_USER_INPUT (only an explicit null removes the budget)', async () => {
     const before = await tenantState();
-    expectError(await gql(app.url, TEST_ADMIN_KEY, `mutation($tenantId: ID!) { setTenantBudget(tenantId: $tenantId) { id } }`, { tenantId: t.id }), 'BAD_USER_INPUT', 'monthlyBudgetUsd', 200);
+    expectError(
+      await gql(app.url, TEST_ADMIN_KEY, `mutation($tenantId: ID!) { setTenantBudget(tenantId: $tenantId) { id } }`, { tenantId: t.id }),
+      'BAD_USER_INPUT',
+      'monthlyBudgetUsd',
+      200,
+    );
     expect(await tenantState()).toEqual(before);
   });
 
@@ -267,7 +303,12 @@ describe('admin input validation', () => {
   it.each(BAD_USD)('setModelPrice with a Usd %s: BAD_USER_INPUT naming the price, price and history unchanged', async (_label, value) => {
     const before = await priceState();
     expectError(await gql(app.url, TEST_ADMIN_KEY, PRICE, { model: 'glm-5', outputUsdPerMillion: value }), 'BAD_USER_INPUT', 'outputUsdPerMillion', [200, 400]);
-    expectError(await gql(app.url, TEST_ADMIN_KEY, PRICE, { model: 'glm-5', outputUsdPerMillion: '1.92', inputUsdPerMillion: value }), 'BAD_USER_INPUT', 'inputUsdPerMillion', [200, 400]);
+    expectError(
+      await gql(app.url, TEST_ADMIN_KEY, PRICE, { model: 'glm-5', outputUsdPerMillion: '1.92', inputUsdPerMillion: value }),
+      'BAD_USER_INPUT',
+      'inputUsdPerMillion',
+      [200, 400],
+    );
     expect(await priceState()).toEqual(before);
     expect(before.model?.outputMicrosPerMillion).toBe(1_920_000n);
   });
@@ -313,8 +354,25 @@ describe('admin input validation', () => {
     expectError(await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'gpt-99' }), 'BAD_USER_INPUT', 'model', 200);
     expectError(await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'glm-5', f: ['gpt-99'] }), 'BAD_USER_INPUT', 'fallbacks', 200);
     // A chain names each model once, and at most ten fallbacks.
-    expectError(await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'glm-5', f: ['qwen3-8b', 'glm-5'] }), 'BAD_USER_INPUT', 'fallbacks', 200);
-    const eleven = ['step-3.5-flash', 'deepseek-v4-flash', 'hunyuan-turbos', 'qwen3-8b', 'qwen3-32b', 'doubao-seed-lite', 'hunyuan-turbo', 'glm-4-32b', 'qwen3.5-27b', 'deepseek-v4-pro', 'minimax-m2.5'];
+    expectError(
+      await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'glm-5', f: ['qwen3-8b', 'glm-5'] }),
+      'BAD_USER_INPUT',
+      'fallbacks',
+      200,
+    );
+    const eleven = [
+      'step-3.5-flash',
+      'deepseek-v4-flash',
+      'hunyuan-turbos',
+      'qwen3-8b',
+      'qwen3-32b',
+      'doubao-seed-lite',
+      'hunyuan-turbo',
+      'glm-4-32b',
+      'qwen3.5-27b',
+      'deepseek-v4-pro',
+      'minimax-m2.5',
+    ];
     expectError(await gql(app.url, TEST_ADMIN_KEY, set, { t: t.id, p: 'chat_default', m: 'glm-5', f: eleven }), 'BAD_USER_INPUT', 'fallbacks', 200);
     expect(await tenantState()).toEqual(before);
   });
@@ -338,7 +396,11 @@ describe('admin input validation', () => {
       expect(await db.tenant.count({ where: { id: MISSING } })).toBe(0);
       expect(await db.apiKey.count({ where: { OR: [{ tenantId: MISSING }, { id: MISSING }] } })).toBe(0);
       expect(await db.profileOverride.count({ where: { tenantId: MISSING } })).toBe(0);
-      expect(await db.auditEntry.count({ where: { OR: [{ tenantId: MISSING }, { targetId: { in: [MISSING, 'not-a-uuid'] } }, { targetId: { startsWith: 'not-a-uuid' } }] } })).toBe(0);
+      expect(
+        await db.auditEntry.count({
+          where: { OR: [{ tenantId: MISSING }, { targetId: { in: [MISSING, 'not-a-uuid'] } }, { targetId: { startsWith: 'not-a-uuid' } }] },
+        }),
+      ).toBe(0);
     });
 
     it('setModelPrice of an unknown model: NOT_FOUND, no price written', async () => {
@@ -423,9 +485,14 @@ describe('masking', () => {
 
   it('an unexpected error in a resolver: INTERNAL_SERVER_ERROR (500) with an errorId, none of its text', async () => {
     const t = await createTenant(app.url);
-    const r = await withFault(app.services.tenantReader, 'view', async () => {
-      throw new Error(SECRET);
-    }, () => gql(app.url, t.key, `query { me { id } }`));
+    const r = await withFault(
+      app.services.tenantReader,
+      'view',
+      async () => {
+        throw new Error(SECRET);
+      },
+      () => gql(app.url, t.key, `query { me { id } }`),
+    );
     expect(r.status).toBe(500);
     const e = r.errors![0]!;
     expect(e.extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR', errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
@@ -436,10 +503,15 @@ describe('masking', () => {
 
   it('an unexpected error in a stream: the same mask over graphql-ws', async () => {
     const t = await createTenant(app.url);
-    // eslint-disable-next-line require-yield -- a stream that fails before its first event
-    const { events, error } = await withFault(app.services.chat, 'stream', async function* () {
-      throw new Error(SECRET);
-    }, () => subscribeAll(track(wsClient(app.url, t.key)), CHAT_STREAM, hello()));
+    const { events, error } = await withFault(
+      app.services.chat,
+      'stream',
+      // eslint-disable-next-line require-yield -- a stream that fails before its first event
+      async function* () {
+        throw new Error(SECRET);
+      },
+      () => subscribeAll(track(wsClient(app.url, t.key)), CHAT_STREAM, hello()),
+    );
     expect(events).toEqual([]);
     expect(error[0].extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR', errorId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     expect(JSON.stringify(error)).not.toContain('SECRET');
@@ -447,9 +519,14 @@ describe('masking', () => {
 
   it('the auth backend failing: SERVICE_UNAVAILABLE (503), not 500, and none of its text', async () => {
     const t = await createTenant(app.url);
-    const r = await withFault(app.services.auth, 'authenticate', async () => {
-      throw new Error(`connect ECONNREFUSED 127.0.0.1:5432 ${SECRET}`);
-    }, () => gql(app.url, t.key, `query { me { id } }`));
+    const r = await withFault(
+      app.services.auth,
+      'authenticate',
+      async () => {
+        throw new Error(`connect ECONNREFUSED 127.0.0.1:5432 ${SECRET}`);
+      },
+      () => gql(app.url, t.key, `query { me { id } }`),
+    );
     expectError(r, 'SERVICE_UNAVAILABLE', null, 503);
     expect(JSON.stringify(r)).not.toMatch(/SECRET|ECONNREFUSED/);
   });
@@ -529,7 +606,11 @@ describe('graphql-armor and the HTTP transport', () => {
     expect(body.errors[0]!.extensions.code).toBe('BAD_REQUEST');
     expect(body.errors[0]!.message).toMatch(/CSRF/);
     // A form post is a "simple" request too.
-    const form = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'query=%7B%20me%20%7B%20id%20%7D%20%7D' });
+    const form = await fetch(app.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'query=%7B%20me%20%7B%20id%20%7D%20%7D',
+    });
     expect(form.status).toBe(400);
     // urql's default: a GET with no content type, carrying the key.
     const withKey = await fetch(url, { headers: { authorization: `Bearer ${t.key}` } });

@@ -27,7 +27,11 @@ const accepts = (port: number) =>
   });
 
 /** True once `probe` is (false after `ms`, for the assertion to report). */
-const until = (probe: () => Promise<boolean>, ms: number): Promise<boolean> => waitUntil(probe, 'the probe', ms).then(() => true, () => false);
+const until = (probe: () => Promise<boolean>, ms: number): Promise<boolean> =>
+  waitUntil(probe, 'the probe', ms).then(
+    () => true,
+    () => false,
+  );
 
 function startRedis(port: number): ChildProcess {
   return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });

@@ -36,7 +36,14 @@ const MODEL_TABLE: ReadonlyArray<[string, string, string, number, number, string
 
 /** profile, model, fallbacks, default maxTokens, cap: shared/guide/model-table.md. */
 const PROFILES = [
-  { name: 'chat_default', model: 'deepseek-v4-flash', fallbacks: ['hunyuan-turbos', 'qwen3-32b'], defaultMaxTokens: 1024, maxTokensCap: 4096, overridden: false },
+  {
+    name: 'chat_default',
+    model: 'deepseek-v4-flash',
+    fallbacks: ['hunyuan-turbos', 'qwen3-32b'],
+    defaultMaxTokens: 1024,
+    maxTokensCap: 4096,
+    overridden: false,
+  },
   { name: 'chat_speed', model: 'step-3.5-flash', fallbacks: ['deepseek-v4-flash'], defaultMaxTokens: 1024, maxTokensCap: 4096, overridden: false },
   { name: 'deep_reasoning', model: 'minimax-m2.5', fallbacks: ['glm-5', 'kimi-k2.5'], defaultMaxTokens: 4096, maxTokensCap: 16384, overridden: false },
   { name: 'fast_classify', model: 'qwen3-8b', fallbacks: [], defaultMaxTokens: 256, maxTokensCap: 1024, overridden: false },
@@ -140,7 +147,14 @@ describe('chat mutation', () => {
 
     const rows = await db.ledgerEntry.findMany({ where: { tenantId: t.id } });
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ requestId: r.requestId, outcome: 'COMPLETED', state: 'SETTLED', model: 'deepseek-v4-flash', completionTokens: 150, costMicros: 38n });
+    expect(rows[0]).toMatchObject({
+      requestId: r.requestId,
+      outcome: 'COMPLETED',
+      state: 'SETTLED',
+      model: 'deepseek-v4-flash',
+      completionTokens: 150,
+      costMicros: 38n,
+    });
 
     const me = (await gqlOk(app.url, t.key, ME_Q)).me;
     expect(me).toMatchObject({ spentThisMonthUsd: '0.000038', heldUsd: '0.000000', remainingThisMonthUsd: '0.999962' });
@@ -156,7 +170,12 @@ describe('chat mutation', () => {
   it('request(id) and requests: the caller tenant reads its own ledger rows', async () => {
     const t = await createTenant(app.url);
     const { chat } = await gqlOk(app.url, t.key, CHAT, hello());
-    const one = await gqlOk(app.url, t.key, `query Req($id: ID!) { request(id: $id) { requestId profile region model outcome usage { completionTokens costUsd source } attempts { model ok } startedAt endedAt } }`, { id: chat.requestId });
+    const one = await gqlOk(
+      app.url,
+      t.key,
+      `query Req($id: ID!) { request(id: $id) { requestId profile region model outcome usage { completionTokens costUsd source } attempts { model ok } startedAt endedAt } }`,
+      { id: chat.requestId },
+    );
     expect(one.request).toMatchObject({
       requestId: chat.requestId,
       profile: 'chat_default',
@@ -176,14 +195,31 @@ describe('chat mutation', () => {
     const t = await createTenant(app.url);
     await gqlOk(app.url, t.key, CHAT, hello());
     const month = monthOf(new Date());
-    const d = await gqlOk(app.url, t.key, `query Cost($m: String!) { costReport(month: $m, groupBy: MODEL) { tenantId month groupBy totalUsd rows { key requests completionTokens costUsd } csv } }`, { m: month });
-    expect(d.costReport).toMatchObject({ tenantId: t.id, month, groupBy: 'MODEL', totalUsd: '0.000038', rows: [{ key: 'deepseek-v4-flash', requests: 1, completionTokens: 150, costUsd: '0.000038' }] });
+    const d = await gqlOk(
+      app.url,
+      t.key,
+      `query Cost($m: String!) { costReport(month: $m, groupBy: MODEL) { tenantId month groupBy totalUsd rows { key requests completionTokens costUsd } csv } }`,
+      { m: month },
+    );
+    expect(d.costReport).toMatchObject({
+      tenantId: t.id,
+      month,
+      groupBy: 'MODEL',
+      totalUsd: '0.000038',
+      rows: [{ key: 'deepseek-v4-flash', requests: 1, completionTokens: 150, costUsd: '0.000038' }],
+    });
     expect(d.costReport.csv.split(/\r?\n/).filter(Boolean)).toHaveLength(2);
     const p = await gqlOk(
       app.url,
       t.key,
       `query Proj($mix: [ModelShareInput!]!) { costProjection(monthlyOutputTokens: 50000000, mix: $mix) { monthlyOutputTokens totalUsd rows { model share outputTokens costUsd } } }`,
-      { mix: [{ model: 'deepseek-v4-flash', share: 0.6 }, { model: 'qwen3-8b', share: 0.3 }, { model: 'minimax-m2.5', share: 0.1 }] },
+      {
+        mix: [
+          { model: 'deepseek-v4-flash', share: 0.6 },
+          { model: 'qwen3-8b', share: 0.3 },
+          { model: 'minimax-m2.5', share: 0.1 },
+        ],
+      },
     );
     expect(p.costProjection).toMatchObject({ monthlyOutputTokens: 50_000_000, totalUsd: '13.400000' });
   });
@@ -192,11 +228,25 @@ describe('chat mutation', () => {
 describe('admin mutations', () => {
   it('createTenant: settings as given, a key that works at once; a field left out means no limit', async () => {
     const name = uniqueName('acme');
-    const d = await gqlOk(app.url, TEST_ADMIN_KEY, `mutation Create($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id name monthlyBudgetUsd spentThisMonthUsd heldUsd remainingThisMonthUsd requestsPerMinute tokensPerMinute } apiKey { id key } } }`, {
-      input: { name, monthlyBudgetUsd: '13.40', requestsPerMinute: 60 },
-    });
+    const d = await gqlOk(
+      app.url,
+      TEST_ADMIN_KEY,
+      `mutation Create($input: CreateTenantInput!) { createTenant(input: $input) { tenant { id name monthlyBudgetUsd spentThisMonthUsd heldUsd remainingThisMonthUsd requestsPerMinute tokensPerMinute } apiKey { id key } } }`,
+      {
+        input: { name, monthlyBudgetUsd: '13.40', requestsPerMinute: 60 },
+      },
+    );
     const { tenant, apiKey } = d.createTenant;
-    expect(tenant).toEqual({ id: expect.any(String), name, monthlyBudgetUsd: '13.400000', spentThisMonthUsd: '0.000000', heldUsd: '0.000000', remainingThisMonthUsd: '13.400000', requestsPerMinute: 60, tokensPerMinute: null });
+    expect(tenant).toEqual({
+      id: expect.any(String),
+      name,
+      monthlyBudgetUsd: '13.400000',
+      spentThisMonthUsd: '0.000000',
+      heldUsd: '0.000000',
+      remainingThisMonthUsd: '13.400000',
+      requestsPerMinute: 60,
+      tokensPerMinute: null,
+    });
     // At least 128 random bits: 24 random bytes in base64url after the lgw_ prefix.
     expect(apiKey.key).toMatch(/^lgw_[A-Za-z0-9_-]{32}$/);
     expect((await gqlOk(app.url, apiKey.key, ME_Q)).me.id).toBe(tenant.id);
@@ -237,9 +287,17 @@ describe('admin mutations', () => {
   it('setTenantBudget: an amount, an explicit null removes it', async () => {
     const t = await createTenant(app.url);
     const m = `mutation Budget($t: ID!, $b: Usd) { setTenantBudget(tenantId: $t, monthlyBudgetUsd: $b) { id monthlyBudgetUsd remainingThisMonthUsd } }`;
-    expect((await gqlOk(app.url, TEST_ADMIN_KEY, m, { t: t.id, b: '0.5' })).setTenantBudget).toEqual({ id: t.id, monthlyBudgetUsd: '0.500000', remainingThisMonthUsd: '0.500000' });
+    expect((await gqlOk(app.url, TEST_ADMIN_KEY, m, { t: t.id, b: '0.5' })).setTenantBudget).toEqual({
+      id: t.id,
+      monthlyBudgetUsd: '0.500000',
+      remainingThisMonthUsd: '0.500000',
+    });
     expect((await gqlOk(app.url, t.key, ME_Q)).me.monthlyBudgetUsd).toBe('0.500000');
-    expect((await gqlOk(app.url, TEST_ADMIN_KEY, m, { t: t.id, b: null })).setTenantBudget).toEqual({ id: t.id, monthlyBudgetUsd: null, remainingThisMonthUsd: null });
+    expect((await gqlOk(app.url, TEST_ADMIN_KEY, m, { t: t.id, b: null })).setTenantBudget).toEqual({
+      id: t.id,
+      monthlyBudgetUsd: null,
+      remainingThisMonthUsd: null,
+    });
     expect((await gqlOk(app.url, t.key, ME_Q)).me.monthlyBudgetUsd).toBeNull();
   });
 
@@ -294,11 +352,16 @@ describe('admin mutations', () => {
       const keep = await gqlOk(app.url, TEST_ADMIN_KEY, SET_PRICE_KEEP_INPUT, { model: MODEL, out: '3' });
       expect(keep.setModelPrice).toEqual({ id: MODEL, outputUsdPerMillion: '3.000000', inputUsdPerMillion: '1.500000' });
 
-      await gqlOk(app.url, TEST_ADMIN_KEY, `mutation Ov($t: ID!) { setProfileOverride(tenantId: $t, profile: "long_form", model: "${MODEL}", fallbacks: []) { model } }`, { t: t.id });
+      await gqlOk(
+        app.url,
+        TEST_ADMIN_KEY,
+        `mutation Ov($t: ID!) { setProfileOverride(tenantId: $t, profile: "long_form", model: "${MODEL}", fallbacks: []) { model } }`,
+        { t: t.id },
+      );
       const { chat } = await gqlOk(app.url, t.key, CHAT, hello('long_form', { maxTokens: 100 }));
       expect(chat.model).toBe(MODEL);
       // 100 output tokens at $3/M = 300 micro-dollars; prompt tokens at $1.5/M, rounded up.
-      const expected = BigInt(Math.ceil((100 * 3 + chat.usage.promptTokens * 1.5)));
+      const expected = BigInt(Math.ceil(100 * 3 + chat.usage.promptTokens * 1.5));
       const row = await db.ledgerEntry.findUnique({ where: { requestId: chat.requestId } });
       expect(row?.costMicros).toBe(expected);
 
@@ -354,7 +417,14 @@ describe('chatStream over graphql-ws', () => {
     const { createApiKey: k } = await gqlOk(app.url, TEST_ADMIN_KEY, `mutation NewKey($t: ID!) { createApiKey(tenantId: $t) { id key } }`, { t: t.id });
     let connected = 0;
     const client = track(
-      createClient({ url: app.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${k.key}` }, retryAttempts: 0, lazy: false, on: { connected: () => connected++ } }),
+      createClient({
+        url: app.url.replace(/^http/, 'ws'),
+        webSocketImpl: WebSocket,
+        connectionParams: { authorization: `Bearer ${k.key}` },
+        retryAttempts: 0,
+        lazy: false,
+        on: { connected: () => connected++ },
+      }),
     );
     const first = await subscribeAll(client, ME_Q, {});
     expect(first.error).toBeNull();
@@ -380,7 +450,12 @@ describe('unsubscribing mid-stream', () => {
     await slowSim?.close();
   });
 
-  const simStats = async () => (await (await fetch(new URL(slowSim.url).origin + '/__sim/stats')).json()) as { requests: Record<string, number>; openStreams: number; abortedByClient: number };
+  const simStats = async () =>
+    (await (await fetch(new URL(slowSim.url).origin + '/__sim/stats')).json()) as {
+      requests: Record<string, number>;
+      openStreams: number;
+      abortedByClient: number;
+    };
 
   it('ends the upstream request at once and settles the ledger row as CLIENT_CANCELLED', async () => {
     const t = await createTenant(slowApp.url);
@@ -500,9 +575,17 @@ describe('structured logs', () => {
   it('one JSON line per operation with request id and tenant id, the errorId of a masked error; never a key, prompt or completion', async () => {
     const t = await createTenant(logApp.url);
     const PROMPT = 'PROMPT-MARKER-7c1f explain recursion';
-    const { chat } = await gqlOk(logApp.url, t.key, `mutation LogChat($input: ChatInput!) { chat(input: $input) { requestId content } }`, { input: { profile: 'chat_default', messages: [{ role: 'USER', content: PROMPT }] } });
+    const { chat } = await gqlOk(logApp.url, t.key, `mutation LogChat($input: ChatInput!) { chat(input: $input) { requestId content } }`, {
+      input: { profile: 'chat_default', messages: [{ role: 'USER', content: PROMPT }] },
+    });
     const ws = track(wsClient(logApp.url, t.key));
-    expect((await subscribeAll(ws, CHAT_STREAM.replace('subscription(', 'subscription LogStream('), { input: { profile: 'fast_classify', messages: [{ role: 'USER', content: PROMPT }] } })).error).toBeNull();
+    expect(
+      (
+        await subscribeAll(ws, CHAT_STREAM.replace('subscription(', 'subscription LogStream('), {
+          input: { profile: 'fast_classify', messages: [{ role: 'USER', content: PROMPT }] },
+        })
+      ).error,
+    ).toBeNull();
     const reader = logApp.services.tenantReader as unknown as Record<string, unknown>;
     const view = reader.view;
     reader.view = async () => {
@@ -513,8 +596,19 @@ describe('structured logs', () => {
     expect(errorId).toEqual(expect.any(String));
 
     const op = (name: string) => lines.filter((l) => l.operation === name);
-    expect(op('LogChat')).toEqual([expect.objectContaining({ msg: 'graphql operation', code: 'OK', tenantId: t.id, requestId: expect.any(String), ms: expect.any(Number), transport: 'http' })]);
-    expect(op('LogStream')).toEqual([expect.objectContaining({ msg: 'graphql operation', code: 'OK', tenantId: t.id, requestId: expect.any(String), transport: 'ws' })]);
+    expect(op('LogChat')).toEqual([
+      expect.objectContaining({
+        msg: 'graphql operation',
+        code: 'OK',
+        tenantId: t.id,
+        requestId: expect.any(String),
+        ms: expect.any(Number),
+        transport: 'http',
+      }),
+    ]);
+    expect(op('LogStream')).toEqual([
+      expect.objectContaining({ msg: 'graphql operation', code: 'OK', tenantId: t.id, requestId: expect.any(String), transport: 'ws' }),
+    ]);
     const failure = op('LogMe');
     expect(failure).toEqual([expect.objectContaining({ code: 'INTERNAL_SERVER_ERROR', tenantId: t.id, requestId: expect.any(String), errorIds: [errorId] })]);
     expect(failure[0]!.level).toBe(50);

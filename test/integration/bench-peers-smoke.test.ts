@@ -30,16 +30,25 @@ describe('bench:peers smoke', () => {
       'bench/peers.ts',
       [
         '--no-portkey',
-        '--duration', '1',
-        '--warmup', '0',
-        '--prewarm', '0',
+        '--duration',
+        '1',
+        '--warmup',
+        '0',
+        '--prewarm',
+        '0',
         // Only streams that start and end inside the window count: long enough for a few on a crowded machine.
-        '--stream-duration', '1.5',
-        '--stream-warmup', '0.2',
-        '--out', dir,
-        '--markdown', md,
-        '--database-url', DB_URL,
-        '--redis-url', process.env.BENCH_SMOKE_REDIS_URL ?? 'redis://127.0.0.1:6379/14',
+        '--stream-duration',
+        '1.5',
+        '--stream-warmup',
+        '0.2',
+        '--out',
+        dir,
+        '--markdown',
+        md,
+        '--database-url',
+        DB_URL,
+        '--redis-url',
+        process.env.BENCH_SMOKE_REDIS_URL ?? 'redis://127.0.0.1:6379/14',
       ],
       {},
       200_000,
@@ -76,7 +85,16 @@ describe('bench:peers smoke', () => {
     const gw = res.rows.find((x: { target: string; answerTokens: number }) => x.target === 'gateway' && x.answerTokens === 8);
     for (const v of [gw.c1.addedP50Ms, gw.c1.addedP99Ms, gw.c16.rps, gw.ttft.c1AddedMs, gw.ttft.c16AddedMs]) expect(v).toEqual(expect.any(Number));
     const goals = Object.fromEntries(res.goals.map((g: { id: string; pass: boolean | null }) => [g.id, g.pass]));
-    expect(Object.keys(goals)).toEqual(['added_p50_c1_8', 'added_p50_c1_150', 'added_p99_c1', 'added_p99_c1_stretch', 'rps_c16_vs_portkey', 'share_c16_150', 'ttft_added_c1', 'ttft_added_c16']);
+    expect(Object.keys(goals)).toEqual([
+      'added_p50_c1_8',
+      'added_p50_c1_150',
+      'added_p99_c1',
+      'added_p99_c1_stretch',
+      'rps_c16_vs_portkey',
+      'share_c16_150',
+      'ttft_added_c1',
+      'ttft_added_c16',
+    ]);
     expect(goals.rps_c16_vs_portkey).toBeNull();
     for (const [id, pass] of Object.entries(goals)) if (id !== 'rps_c16_vs_portkey') expect(typeof pass).toBe('boolean');
 

@@ -54,7 +54,13 @@ describe('benchmarks smoke', () => {
     for (const c of ['1', '4']) {
       for (const p of ['direct', 'proxy', 'gateway', 'openai']) {
         const cellRes = res.nonStreamed[c][p];
-        expect(cellRes).toEqual(expect.objectContaining({ rps: expect.any(Number), requests: expect.any(Number), latencyMs: expect.objectContaining({ p50: expect.any(Number), p99: expect.any(Number) }) }));
+        expect(cellRes).toEqual(
+          expect.objectContaining({
+            rps: expect.any(Number),
+            requests: expect.any(Number),
+            latencyMs: expect.objectContaining({ p50: expect.any(Number), p99: expect.any(Number) }),
+          }),
+        );
         expect(cellRes.requests).toBeGreaterThan(0);
         expect(cellRes.errors).toBe(0);
       }
@@ -68,7 +74,9 @@ describe('benchmarks smoke', () => {
     expect(res.streamed['1'].ttftAddedMs).toHaveProperty('gatewayP50');
     expect(res.manyStreams).toEqual(expect.objectContaining({ streamsRequested: 50, completed: 50, errors: 0, rssPerStreamKiB: expect.any(Number) }));
     expect(res.manyStreams.eventLoopDelayMs).toHaveProperty('p99');
-    expect(Object.keys(res.parts.ops)).toEqual(expect.arrayContaining(['admission (limiter.admit, Lua)', 'settlement (limiter.settle, Lua)', 'write-ahead insert (ledger.hold)']));
+    expect(Object.keys(res.parts.ops)).toEqual(
+      expect.arrayContaining(['admission (limiter.admit, Lua)', 'settlement (limiter.settle, Lua)', 'write-ahead insert (ledger.hold)']),
+    );
     expect(res.goals.map((g: { id: string }) => g.id)).toEqual(['added_p50_c1', 'added_p99_c1', 'ttft_added_p50_c1', 'throughput_c16', 'streams_1000']);
     const text = readFileSync(md, 'utf8');
     expect(text).toContain('<!-- bench:run:start -->');
@@ -76,7 +84,12 @@ describe('benchmarks smoke', () => {
   }, 180_000);
 
   it('npm run bench:models measures models side by side and writes the leaderboard', async () => {
-    const r = await runTsScript('bench/models.ts', ['--runs', '1', '--models', 'step-3.5-flash,qwen3-8b', '--out', dir, '--markdown', 'none'], { GLOBAL_API_KEY: '' }, 60_000);
+    const r = await runTsScript(
+      'bench/models.ts',
+      ['--runs', '1', '--models', 'step-3.5-flash,qwen3-8b', '--out', dir, '--markdown', 'none'],
+      { GLOBAL_API_KEY: '' },
+      60_000,
+    );
     if (r.code !== 0 && r.code !== 1) throw new Error(`bench:models exited ${r.code}:\n${r.stderr.slice(-4000)}`);
     const file = readdirSync(dir).find((f) => /^models-\d{4}-\d{2}-\d{2}\.json$/.test(f));
     expect(file).toBeDefined();
@@ -84,7 +97,17 @@ describe('benchmarks smoke', () => {
     expect(res).toMatchObject({ schema: 1, kind: 'llm-gateway-models', upstream: 'simulator', runsPerModel: 1 });
     expect(res.leaderboard).toHaveLength(2);
     for (const row of res.leaderboard) {
-      expect(row).toEqual(expect.objectContaining({ rank: expect.any(Number), model: expect.any(String), ttftMs: expect.any(Number), tokensPerSecond: expect.any(Number), provider: expect.any(String), usdPerMillionOutput: expect.any(String), withinTolerance: expect.any(Boolean) }));
+      expect(row).toEqual(
+        expect.objectContaining({
+          rank: expect.any(Number),
+          model: expect.any(String),
+          ttftMs: expect.any(Number),
+          tokensPerSecond: expect.any(Number),
+          provider: expect.any(String),
+          usdPerMillionOutput: expect.any(String),
+          withinTolerance: expect.any(Boolean),
+        }),
+      );
     }
     expect(r.stdout).toContain('| Rank | Model | TTFT (ms) | Tokens/sec | Provider | $/M Output |');
   }, 90_000);

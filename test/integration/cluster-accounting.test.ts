@@ -37,13 +37,18 @@ async function ledgerSum(tenantId: string) {
   return { sum: r._sum.costMicros ?? 0n, count: r._count };
 }
 async function override(tenantId: string, model: string) {
-  await gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $m: String!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: $m, fallbacks: []) { model } }`, { t: tenantId, m: model });
+  await gqlOk(
+    a.url,
+    TEST_ADMIN_KEY,
+    `mutation($t: ID!, $m: String!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: $m, fallbacks: []) { model } }`,
+    { t: tenantId, m: model },
+  );
 }
 const flushAllMasters = async () => {
   await Promise.all(inspect.nodes('master').map((m) => m.flushall()));
 };
 
-test('the gate really runs on the cluster: a tenant\'s keys live on the master that owns its hash-tag slot, and nowhere else', async () => {
+test("the gate really runs on the cluster: a tenant's keys live on the master that owns its hash-tag slot, and nowhere else", async () => {
   const t = await createTenant(a.url, { monthlyBudgetUsd: '1' });
   await gqlOk(a.url, t.key, CHAT, hello('fast_classify', { maxTokens: 5 }));
   const owner = (inspect.slots as unknown as string[][])[Number(await inspect.cluster('KEYSLOT', `{${t.id}}`))]![0];
@@ -95,6 +100,8 @@ test('readiness pings every master', async () => {
 
 test('start-up fails fast, naming the seed nodes, when no cluster node answers', async () => {
   const started = Date.now();
-  await expect(startApp({ REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2' }, sim)).rejects.toThrow(/cannot reach Redis at the Redis Cluster seeded by 127\.0\.0\.1:1,127\.0\.0\.1:2/);
+  await expect(startApp({ REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2' }, sim)).rejects.toThrow(
+    /cannot reach Redis at the Redis Cluster seeded by 127\.0\.0\.1:1,127\.0\.0\.1:2/,
+  );
   expect(Date.now() - started).toBeLessThan(10_000);
 });

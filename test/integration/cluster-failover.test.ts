@@ -57,7 +57,12 @@ async function masterPortOf(tenantId: string): Promise<number> {
 test('SIGKILL of the master holding a tenant under load: 503s while the replica is promoted, then never overspent and the gate equals the ledger', async () => {
   // A budget the load cannot use up before the failover; lowered afterwards to check exactness at the limit.
   const t = await createTenant(a.url, { monthlyBudgetUsd: '100' });
-  await gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "glm-5", fallbacks: []) { model } }`, { t: t.id });
+  await gqlOk(
+    a.url,
+    TEST_ADMIN_KEY,
+    `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "glm-5", fallbacks: []) { model } }`,
+    { t: t.id },
+  );
   const chat = (app: App) => gql(app.url, t.key, CHAT, hello('chat_default', { maxTokens: 150 }));
 
   const results: GqlResponse[] = [];
@@ -69,7 +74,8 @@ test('SIGKILL of the master holding a tenant under load: 503s while the replica 
     }
   };
   const load = Promise.all([a, b, a, b].map(worker));
-  const codes = (rs: GqlResponse[]) => [...new Set(rs.map((r) => (r.errors ? `${String(r.errors[0]?.extensions?.code)}: ${r.errors[0]?.message}` : "ok")))].join(" | ");
+  const codes = (rs: GqlResponse[]) =>
+    [...new Set(rs.map((r) => (r.errors ? `${String(r.errors[0]?.extensions?.code)}: ${r.errors[0]?.message}` : 'ok')))].join(' | ');
   let killedAt = 0;
   try {
     await until('first successes', async () => results.filter((r) => !r.errors).length >= 10);
@@ -81,10 +87,14 @@ test('SIGKILL of the master holding a tenant under load: 503s while the replica 
     expect(await victimNode.call('WAIT', '1', '5000')).toBe(1); // the replica has it
     cluster.kill(victim);
     killedAt = results.length;
-    await until('the replica is promoted and the cluster is ok', async () => {
-      await cluster.waitHealthy(500);
-      return (await masterPortOf(t.id)) !== victim;
-    }, 30_000);
+    await until(
+      'the replica is promoted and the cluster is ok',
+      async () => {
+        await cluster.waitHealthy(500);
+        return (await masterPortOf(t.id)) !== victim;
+      },
+      30_000,
+    );
     const recovered = () => results.slice(killedAt).some((r, i, all) => !r.errors && all.slice(0, i).some((x) => x.errors));
     await until('requests succeed again after the failover', async () => recovered(), 30_000).catch((e) => {
       throw new Error(`${(e as Error).message}; outcomes since the kill: ${codes(results.slice(killedAt))}`);
@@ -112,7 +122,10 @@ test('SIGKILL of the master holding a tenant under load: 503s while the replica 
   const BUDGET = (await ledger(t.id)).sum + 5_000n;
   // (Retried: an instance may still be finishing its side of the failover and answer SERVICE_UNAVAILABLE.)
   await until('budget set', async () => {
-    const r = await gql(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $b: Usd) { setTenantBudget(tenantId: $t, monthlyBudgetUsd: $b) { id } }`, { t: t.id, b: formatUsd(BUDGET) });
+    const r = await gql(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $b: Usd) { setTenantBudget(tenantId: $t, monthlyBudgetUsd: $b) { id } }`, {
+      t: t.id,
+      b: formatUsd(BUDGET),
+    });
     return !r.errors;
   });
   await Promise.all(Array.from({ length: 200 }, (_, i) => chat(i % 2 ? a : b)));

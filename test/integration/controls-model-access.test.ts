@@ -45,7 +45,11 @@ const v1Chat = async (app: App, key: string, model: string) => {
   return { status: r.status, body: (await r.json()) as any };
 };
 const fault = (model: string, kind: string) =>
-  fetch(`${simAdmin()}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, fault: kind, times: 1 }) });
+  fetch(`${simAdmin()}/__sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model, fault: kind, times: 1 }),
+  });
 
 test('a deny list set on A: on B the denied model is left out of profiles, overrides and fallbacks, cannot be named, and is not listed', async () => {
   const t = await createTenant(a.url);
@@ -102,7 +106,10 @@ test('an allow list: a profile whose whole chain is outside it is FORBIDDEN nami
   expect(all.setTenantModelAccess.modelAccess).toEqual({ mode: 'ALL', models: [] });
   expect((await chat(b, t.key, 'chat_default')).data!.chat.model).toBe('deepseek-v4-flash');
   const audit = await db.auditEntry.findMany({ where: { tenantId: t.id, action: 'setTenantModelAccess' }, orderBy: { id: 'asc' } });
-  expect(audit.map((e) => e.newValue)).toEqual([{ mode: 'ALLOW', models: ['qwen3-8b', 'hunyuan-turbo'] }, { mode: 'ALL', models: [] }]);
+  expect(audit.map((e) => e.newValue)).toEqual([
+    { mode: 'ALLOW', models: ['qwen3-8b', 'hunyuan-turbo'] },
+    { mode: 'ALL', models: [] },
+  ]);
 });
 
 test("the admin's global switch, set on A: on B a disabled model is out of every chain, cannot be named, and is listed only to the admin", async () => {

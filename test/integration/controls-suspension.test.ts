@@ -44,7 +44,13 @@ afterAll(async () => {
 
 /** A graphql-ws client that keeps its connection open between operations (the test's default closes it when idle). */
 function eagerWs(url: string, key: string): Client {
-  const c = createClient({ url: url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0, lazy: false });
+  const c = createClient({
+    url: url.replace(/^http/, 'ws'),
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${key}` },
+    retryAttempts: 0,
+    lazy: false,
+  });
   closers.push(() => c.dispose());
   return c;
 }
@@ -91,7 +97,11 @@ test('suspendTenant on A ends the running requests on B with SUSPENDED within a 
   // was admitted anyway would make the last ones RATE_LIMITED.
   const t = await createTenant(a.url, { monthlyBudgetUsd: '10', requestsPerMinute: 5 });
   // deep_reasoning answers nothing for 20 s: it is still waiting for its first token when the suspension comes.
-  await fetch(`${simAdmin()}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'minimax-m2.5', fault: 'timeout', delayMs: 20_000, times: 1 }) });
+  await fetch(`${simAdmin()}/__sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'minimax-m2.5', fault: 'timeout', delayMs: 20_000, times: 1 }),
+  });
   const ws = eagerWs(b.url, t.key);
   let started!: () => void;
   const going = new Promise<void>((r) => (started = r));
@@ -99,7 +109,10 @@ test('suspendTenant on A ends the running requests on B with SUSPENDED within a 
   const silent = stream(ws, hello('deep_reasoning', { maxTokens: 50 }));
   const mutation = gql(b.url, t.key, CHAT_OUTCOME, hello('long_form', { maxTokens: 400 }));
   await going;
-  await until(async () => (await db.ledgerEntry.count({ where: { tenantId: t.id, profile: 'long_form', checkpointTokens: { gt: 0 } } })) === 2, 'both long requests to deliver tokens');
+  await until(
+    async () => (await db.ledgerEntry.count({ where: { tenantId: t.id, profile: 'long_form', checkpointTokens: { gt: 0 } } })) === 2,
+    'both long requests to deliver tokens',
+  );
   await until(async () => (await db.ledgerEntry.count({ where: { tenantId: t.id } })) === 3, 'the silent request to be written ahead');
 
   const s = await gqlOk(a.url, TEST_ADMIN_KEY, SUSPEND, { id: t.id, reason: 'unpaid invoice' });
@@ -158,7 +171,10 @@ test('suspendTenant on A ends the running requests on B with SUSPENDED within a 
   expect(closed.error).toMatchObject({ code: 4401 });
   expect(closed.error.reason).toMatch(/^FORBIDDEN: SUSPENDED/);
   // SSE (graphql-sse) and multipart (Apollo's HttpLink).
-  for (const [name, app] of [['graphql-sse', a], ['apollo-http', b]] as const) {
+  for (const [name, app] of [
+    ['graphql-sse', a],
+    ['apollo-http', b],
+  ] as const) {
     const r = await collect(streamClient(name, app.url, t.key), CHAT_STREAM, hello('chat_default', { maxTokens: 10 }));
     expect(r.events).toEqual([]);
     expect(suspendedCode(r.errors)).toEqual({ code: 'FORBIDDEN', reason: 'SUSPENDED' });

@@ -70,7 +70,12 @@ async function ownRedis(): Promise<{ url: string; client: Redis; stop(): void }>
   await new Promise((r) => free.close(r));
   const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
-  await waitFor(() => client.connect().then(() => true, () => false));
+  await waitFor(() =>
+    client.connect().then(
+      () => true,
+      () => false,
+    ),
+  );
   return {
     url: `redis://127.0.0.1:${port}`,
     client,
@@ -149,7 +154,7 @@ describe('an admin change is in effect everywhere for the next request, or rolle
     await waitFor(async () => (await watcher.sync(), watcher.cacheable()), 3_000);
   });
 
-  it('cached key and tenant state has a hard maximum age: a change made behind the epoch\'s back shows within CACHE_MAX_AGE_MS', async () => {
+  it("cached key and tenant state has a hard maximum age: a change made behind the epoch's back shows within CACHE_MAX_AGE_MS", async () => {
     const t = await createTenant(a.url);
     expect(code(await gql(b.url, t.key, ME))).toBeUndefined();
     await db.apiKey.update({ where: { id: t.keyId }, data: { revokedAt: new Date() } }); // no epoch move
@@ -237,7 +242,9 @@ describe('unknown keys and failing addresses never reach Postgres (item 11, auth
     const dbUrl = new URL(TEST_DATABASE_URL);
     dbUrl.port = String(proxy.port);
     dbUrl.hostname = '127.0.0.1';
-    app = await startApp({ DATABASE_URL: dbUrl.toString(), REDIS_URL: redisUrl, AUTH_FAILURES_PER_MINUTE: String(LIMIT), CACHE_MAX_AGE_MS: '60000' }, sim, { background: false });
+    app = await startApp({ DATABASE_URL: dbUrl.toString(), REDIS_URL: redisUrl, AUTH_FAILURES_PER_MINUTE: String(LIMIT), CACHE_MAX_AGE_MS: '60000' }, sim, {
+      background: false,
+    });
     t = await createTenant(app.url);
   });
   afterEach(() => proxy.restore());

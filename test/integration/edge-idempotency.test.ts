@@ -41,9 +41,15 @@ const fault = async (spec: Record<string, unknown>) => {
   const r = await fetch(`${simOrigin()}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(spec) });
   expect(r.status).toBe(201);
 };
-const simRequests = async (model: string): Promise<number> => ((await (await fetch(`${simOrigin()}/__sim/stats`)).json()) as { requests: Record<string, number> }).requests[model] ?? 0;
+const simRequests = async (model: string): Promise<number> =>
+  ((await (await fetch(`${simOrigin()}/__sim/stats`)).json()) as { requests: Record<string, number> }).requests[model] ?? 0;
 const override = (tenantId: string, model: string) =>
-  gqlOk(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!, $m: String!) { setProfileOverride(tenantId: $t, profile: "chat_speed", model: $m, fallbacks: []) { model } }', { t: tenantId, m: model });
+  gqlOk(
+    app.url,
+    TEST_ADMIN_KEY,
+    'mutation($t: ID!, $m: String!) { setProfileOverride(tenantId: $t, profile: "chat_speed", model: $m, fallbacks: []) { model } }',
+    { t: tenantId, m: model },
+  );
 
 const CHAT_OUTCOME = 'mutation($input: ChatInput!) { chat(input: $input) { requestId content outcome usage { completionTokens costUsd } } }';
 
@@ -107,7 +113,7 @@ describe('ChatResult.outcome: a cut-off answer is never replayed as a success (i
     expect(await db.ledgerEntry.count({ where: { tenantId: t.id } })).toBe(1);
   });
 
-  it('a result stored by the previous release (no outcome) replays with its ledger row\'s outcome', async () => {
+  it("a result stored by the previous release (no outcome) replays with its ledger row's outcome", async () => {
     const t = await createTenant(app.url);
     const input = hello('fast_classify', { maxTokens: 5, idempotencyKey: 'old-release' });
     const first = (await gqlOk(app.url, t.key, CHAT_OUTCOME, input)).chat;
@@ -147,7 +153,12 @@ describe('the waiter cap over the API (item 13)', () => {
 
   it('with IDEMPOTENCY_MAX_WAITERS 1, of two retries waiting on a running first request one waits and replays it, the other is RATE_LIMITED (429) IDEMPOTENCY_WAITERS', async () => {
     const t = await createTenant(capped.url);
-    await gqlOk(capped.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_speed", model: "step-3.5-flash", fallbacks: []) { model } }', { t: t.id });
+    await gqlOk(
+      capped.url,
+      TEST_ADMIN_KEY,
+      'mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_speed", model: "step-3.5-flash", fallbacks: []) { model } }',
+      { t: t.id },
+    );
     const input = hello('chat_speed', { maxTokens: 80, idempotencyKey: 'busy' });
     const first = gql(capped.url, t.key, CHAT_OUTCOME, input);
     await waitFor(async () => (await db.idempotencyKey.count({ where: { tenantId: t.id, key: 'busy', state: 'RUNNING' } })) === 1);

@@ -59,7 +59,10 @@ describe('a NUL character in any string argument (item 8)', () => {
 
   it('admin mutations: createTenant name, setProfileOverride profile and fallbacks, nothing written', async () => {
     const prefix = uniqueName('nul');
-    expectBadInput(await gql(app.url, TEST_ADMIN_KEY, 'mutation($i: CreateTenantInput!) { createTenant(input: $i) { tenant { id } } }', { i: { name: `${prefix}${NUL}x` } }), 'input.name');
+    expectBadInput(
+      await gql(app.url, TEST_ADMIN_KEY, 'mutation($i: CreateTenantInput!) { createTenant(input: $i) { tenant { id } } }', { i: { name: `${prefix}${NUL}x` } }),
+      'input.name',
+    );
     expect(await db.tenant.count({ where: { name: { startsWith: prefix } } })).toBe(0);
     const set = 'mutation($t: ID!, $p: String!, $f: [String!]) { setProfileOverride(tenantId: $t, profile: $p, model: "qwen3-8b", fallbacks: $f) { model } }';
     const before = await written();
@@ -124,7 +127,12 @@ describe('amounts the gate cannot hold exactly (item 6)', () => {
 
   it('createTenant with a budget one micro-dollar over the bound: BAD_USER_INPUT, no tenant', async () => {
     const name = uniqueName('big');
-    expectBadInput(await gql(app.url, TEST_ADMIN_KEY, 'mutation($i: CreateTenantInput!) { createTenant(input: $i) { tenant { id } } }', { i: { name, monthlyBudgetUsd: '9007199254.740992' } }), 'monthlyBudgetUsd');
+    expectBadInput(
+      await gql(app.url, TEST_ADMIN_KEY, 'mutation($i: CreateTenantInput!) { createTenant(input: $i) { tenant { id } } }', {
+        i: { name, monthlyBudgetUsd: '9007199254.740992' },
+      }),
+      'monthlyBudgetUsd',
+    );
     expect(await db.tenant.count({ where: { name } })).toBe(0);
   });
 
@@ -157,22 +165,34 @@ describe('amounts the gate cannot hold exactly (item 6)', () => {
 describe('wrong values of admin mutations (audit)', () => {
   it('removeProfileOverride of an unknown profile: BAD_USER_INPUT listing the valid ones (not a silent false); an existing override stays', async () => {
     const t = await createTenant(app.url);
-    await gqlOk(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "qwen3-8b") { model } }', { t: t.id });
+    await gqlOk(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "qwen3-8b") { model } }', {
+      t: t.id,
+    });
     const r = await gql(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { removeProfileOverride(tenantId: $t, profile: "chat_defualt") }', { t: t.id });
     expectBadInput(r, 'profile');
     expect(r.errors![0]!.message).toContain('chat_default');
     expect(await db.profileOverride.count({ where: { tenantId: t.id } })).toBe(1);
     expect(await db.auditEntry.count({ where: { tenantId: t.id, action: 'removeProfileOverride' } })).toBe(0);
     // A known profile without an override is still a plain false.
-    expect((await gqlOk(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { removeProfileOverride(tenantId: $t, profile: "long_form") }', { t: t.id })).removeProfileOverride).toBe(false);
+    expect(
+      (await gqlOk(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!) { removeProfileOverride(tenantId: $t, profile: "long_form") }', { t: t.id }))
+        .removeProfileOverride,
+    ).toBe(false);
   });
 
   it('setProfileOverride with an unknown region, and createTenant without a name: refused by the schema (400), nothing written', async () => {
     const t = await createTenant(app.url);
-    const r = await gql(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!, $r: Region) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "qwen3-8b", region: $r) { model } }', { t: t.id, r: 'EU_WEST' });
+    const r = await gql(
+      app.url,
+      TEST_ADMIN_KEY,
+      'mutation($t: ID!, $r: Region) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "qwen3-8b", region: $r) { model } }',
+      { t: t.id, r: 'EU_WEST' },
+    );
     expectBadInput(r, '$r', 400);
     expect(await db.profileOverride.count({ where: { tenantId: t.id } })).toBe(0);
-    const c = await gql(app.url, TEST_ADMIN_KEY, 'mutation($i: CreateTenantInput!) { createTenant(input: $i) { tenant { id } } }', { i: { monthlyBudgetUsd: '1' } });
+    const c = await gql(app.url, TEST_ADMIN_KEY, 'mutation($i: CreateTenantInput!) { createTenant(input: $i) { tenant { id } } }', {
+      i: { monthlyBudgetUsd: '1' },
+    });
     expectBadInput(c, 'name', 400);
   });
 });
@@ -190,7 +210,11 @@ describe('wrong values of queries (audit)', () => {
     ['costReport month 26-11', '{ costReport(month: "26-11", groupBy: DAY) { totalUsd } }', 'month'],
     ['costProjection empty mix', '{ costProjection(monthlyOutputTokens: 1000, mix: []) { totalUsd } }', 'mix'],
     ['costProjection shares summing to 0.5', '{ costProjection(monthlyOutputTokens: 1000, mix: [{ model: "glm-5", share: 0.5 }]) { totalUsd } }', 'mix'],
-    ['costProjection negative share', '{ costProjection(monthlyOutputTokens: 1000, mix: [{ model: "glm-5", share: -1 }, { model: "qwen3-8b", share: 2 }]) { totalUsd } }', 'mix'],
+    [
+      'costProjection negative share',
+      '{ costProjection(monthlyOutputTokens: 1000, mix: [{ model: "glm-5", share: -1 }, { model: "qwen3-8b", share: 2 }]) { totalUsd } }',
+      'mix',
+    ],
     ['costProjection unknown model', '{ costProjection(monthlyOutputTokens: 1000, mix: [{ model: "gpt-99", share: 1 }]) { totalUsd } }', 'gpt-99'],
   ])('tenant: %s is BAD_USER_INPUT naming it', async (_label, query, field) => {
     expectBadInput(await gql(app.url, t.key, query), field);
@@ -208,7 +232,9 @@ describe('wrong values of queries (audit)', () => {
   // A variable that does not fit its type is refused by GraphQL itself, naming the variable and the type's range.
   it('costProjection monthlyOutputTokens over 2^53 - 1 or negative (as a variable): BAD_USER_INPUT naming the variable and the range', async () => {
     for (const v of [-1, 2 ** 53, 1.5]) {
-      const r = await gql(app.url, t.key, 'query($n: Count!) { costProjection(monthlyOutputTokens: $n, mix: [{ model: "glm-5", share: 1 }]) { totalUsd } }', { n: v });
+      const r = await gql(app.url, t.key, 'query($n: Count!) { costProjection(monthlyOutputTokens: $n, mix: [{ model: "glm-5", share: 1 }]) { totalUsd } }', {
+        n: v,
+      });
       expectBadInput(r, '$n', [200, 400]);
       expect(r.errors![0]!.message).toContain('from 0 to 9007199254740991');
     }
@@ -216,14 +242,21 @@ describe('wrong values of queries (audit)', () => {
 
   it('an admin naming an unknown tenant in a read: NOT_FOUND', async () => {
     const MISSING = '00000000-0000-4000-8000-000000000000';
-    for (const q of ['query($t: ID) { requests(tenantId: $t) { requestId } }', 'query($t: ID) { apiKeys(tenantId: $t) { id } }', 'query($t: ID) { costReport(month: "2026-11", groupBy: DAY, tenantId: $t) { totalUsd } }']) {
+    for (const q of [
+      'query($t: ID) { requests(tenantId: $t) { requestId } }',
+      'query($t: ID) { apiKeys(tenantId: $t) { id } }',
+      'query($t: ID) { costReport(month: "2026-11", groupBy: DAY, tenantId: $t) { totalUsd } }',
+    ]) {
       const r = await gql(app.url, TEST_ADMIN_KEY, q, { t: MISSING });
       expect(r.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     }
   });
 
   it('setTenantLimits with a value over Int: BAD_USER_INPUT naming the variable, limits unchanged', async () => {
-    const r = await gql(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!, $n: Int) { setTenantLimits(tenantId: $t, requestsPerMinute: $n) { id } }', { t: t.id, n: 2 ** 31 });
+    const r = await gql(app.url, TEST_ADMIN_KEY, 'mutation($t: ID!, $n: Int) { setTenantLimits(tenantId: $t, requestsPerMinute: $n) { id } }', {
+      t: t.id,
+      n: 2 ** 31,
+    });
     expectBadInput(r, '$n', [200, 400]);
     expect((await db.tenant.findUniqueOrThrow({ where: { id: t.id } })).requestsPerMinute).toBeNull();
   });

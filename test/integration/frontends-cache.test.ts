@@ -36,8 +36,16 @@ afterAll(async () => {
   await db?.$disconnect();
 });
 
-const apollo = (key: string) => new ApolloClient({ link: new HttpLink({ uri: app.url, headers: { authorization: `Bearer ${key}` } }), cache: new InMemoryCache() });
-const ME = gql`query Me { me { id spentThisMonthUsd } }`;
+const apollo = (key: string) =>
+  new ApolloClient({ link: new HttpLink({ uri: app.url, headers: { authorization: `Bearer ${key}` } }), cache: new InMemoryCache() });
+const ME = gql`
+  query Me {
+    me {
+      id
+      spentThisMonthUsd
+    }
+  }
+`;
 
 describe('Apollo InMemoryCache', () => {
   it('a chat mutation that selects tenant updates the cached `me` without a refetch', async () => {
@@ -45,7 +53,22 @@ describe('Apollo InMemoryCache', () => {
     const client = apollo(t.key);
     expect(((await client.query({ query: ME })).data as any).me.spentThisMonthUsd).toBe('0.000000');
     const r = await client.mutate({
-      mutation: gql`mutation Chat($input: ChatInput!) { chat(input: $input) { id requestId content usage { costUsd } tenant { id spentThisMonthUsd } } }`,
+      mutation: gql`
+        mutation Chat($input: ChatInput!) {
+          chat(input: $input) {
+            id
+            requestId
+            content
+            usage {
+              costUsd
+            }
+            tenant {
+              id
+              spentThisMonthUsd
+            }
+          }
+        }
+      `,
       variables: hello(),
     });
     const chat = (r.data as any).chat;
@@ -58,7 +81,11 @@ describe('Apollo InMemoryCache', () => {
     const t = await createTenant(app.url);
     const c = makeStreamClient('apollo-http', app.url, t.key);
     try {
-      const { events, errors } = await collect(c, `subscription S($input: ChatInput!) { chatStream(input: $input) { id requestId done usage { costUsd } tenant { id spentThisMonthUsd heldUsd } } }`, hello());
+      const { events, errors } = await collect(
+        c,
+        `subscription S($input: ChatInput!) { chatStream(input: $input) { id requestId done usage { costUsd } tenant { id spentThisMonthUsd heldUsd } } }`,
+        hello(),
+      );
       expect(errors).toBeNull();
       const evs = events.map((e) => e.chatStream);
       expect(evs.slice(0, -1).every((e) => e.tenant === null && e.id === e.requestId)).toBe(true);
@@ -72,18 +99,51 @@ describe('Apollo InMemoryCache', () => {
   it('every object a frontend caches has an id: profiles, requests, a request, cost report, overrides', async () => {
     const t = await createTenant(app.url);
     await gqlOk(app.url, t.key, CHAT, hello('fast_classify', { maxTokens: 5 }));
-    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_speed", model: "qwen3-8b") { model } }`, { t: t.id });
+    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_speed", model: "qwen3-8b") { model } }`, {
+      t: t.id,
+    });
     const client = apollo(t.key);
     const { data } = await client.query({
-      query: gql`query All($month: String!) {
-        me { id name }
-        profiles { id name model }
-        asia: profiles(region: ASIA) { id name model }
-        requests(first: 5) { id requestId outcome }
-        costReport(month: $month, groupBy: MODEL) { id totalUsd rows { key costUsd } }
-        profileOverrides { id profile model }
-        apiKeys { id prefix }
-      }`,
+      query: gql`
+        query All($month: String!) {
+          me {
+            id
+            name
+          }
+          profiles {
+            id
+            name
+            model
+          }
+          asia: profiles(region: ASIA) {
+            id
+            name
+            model
+          }
+          requests(first: 5) {
+            id
+            requestId
+            outcome
+          }
+          costReport(month: $month, groupBy: MODEL) {
+            id
+            totalUsd
+            rows {
+              key
+              costUsd
+            }
+          }
+          profileOverrides {
+            id
+            profile
+            model
+          }
+          apiKeys {
+            id
+            prefix
+          }
+        }
+      `,
       variables: { month: monthOf(new Date()) },
     });
     const d = data as any;
@@ -92,7 +152,17 @@ describe('Apollo InMemoryCache', () => {
     expect(d.requests[0].id).toBe(d.requests[0].requestId);
     expect(d.costReport.id).toBe(`${t.id}:${monthOf(new Date())}:MODEL`);
     expect(d.profileOverrides[0].id).toBe(`${t.id}:chat_speed:ALL`);
-    const one = await client.query({ query: gql`query R($id: ID!) { request(id: $id) { id outcome } }`, variables: { id: d.requests[0].id } });
+    const one = await client.query({
+      query: gql`
+        query R($id: ID!) {
+          request(id: $id) {
+            id
+            outcome
+          }
+        }
+      `,
+      variables: { id: d.requests[0].id },
+    });
     expect((one.data as any).request.id).toBe(d.requests[0].id);
   });
 });
@@ -136,7 +206,14 @@ describe('Relay connections', () => {
     let after: string | null = null;
     let pages = 0;
     do {
-      const p: any = (await gqlOk(app.url, TEST_ADMIN_KEY, `query T($after: String) { tenantsConnection(first: 50, after: $after) { edges { cursor node { id name } } pageInfo { hasNextPage endCursor } } }`, { after })).tenantsConnection;
+      const p: any = (
+        await gqlOk(
+          app.url,
+          TEST_ADMIN_KEY,
+          `query T($after: String) { tenantsConnection(first: 50, after: $after) { edges { cursor node { id name } } pageInfo { hasNextPage endCursor } } }`,
+          { after },
+        )
+      ).tenantsConnection;
       expect(p.edges.length).toBeLessThanOrEqual(50);
       for (const e of p.edges) names.add(e.node.id);
       after = p.pageInfo.hasNextPage ? p.pageInfo.endCursor : null;
@@ -144,7 +221,14 @@ describe('Relay connections', () => {
     } while (after && pages < 100);
     expect(names.has(a.id)).toBe(true);
     expect(names.size).toBe(await db.tenant.count());
-    const audit: any = (await gqlOk(app.url, TEST_ADMIN_KEY, `query A($t: ID) { auditLogConnection(tenantId: $t, first: 1) { edges { node { id action } } pageInfo { hasNextPage } } }`, { t: a.id })).auditLogConnection;
+    const audit: any = (
+      await gqlOk(
+        app.url,
+        TEST_ADMIN_KEY,
+        `query A($t: ID) { auditLogConnection(tenantId: $t, first: 1) { edges { node { id action } } pageInfo { hasNextPage } } }`,
+        { t: a.id },
+      )
+    ).auditLogConnection;
     // createTenant writes two records in one transaction (same createdAt): the later id comes first.
     expect(audit.edges).toEqual([{ node: { id: expect.any(String), action: 'createApiKey' } }]);
     expect(audit.pageInfo.hasNextPage).toBe(true);

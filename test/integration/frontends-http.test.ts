@@ -30,7 +30,10 @@ const ME = '{ me { id } }';
 
 describe('CORS', () => {
   const preflight = (url: string, origin: string) =>
-    fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+    fetch(url, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+    });
 
   it('development default: a localhost origin is echoed (never *), with the asked headers; responses expose Retry-After and X-Request-Id', async () => {
     const res = await preflight(app.url, 'http://localhost:5173');
@@ -39,7 +42,11 @@ describe('CORS', () => {
     expect(res.headers.get('access-control-allow-headers')).toBe('authorization, content-type');
     expect(res.headers.get('access-control-allow-methods')).toMatch(/POST/);
     const t = await createTenant(app.url);
-    const r = await fetch(app.url, { method: 'POST', headers: { origin: 'http://127.0.0.1:3000', 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: ME }) });
+    const r = await fetch(app.url, {
+      method: 'POST',
+      headers: { origin: 'http://127.0.0.1:3000', 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+      body: JSON.stringify({ query: ME }),
+    });
     expect(r.status).toBe(200);
     expect(r.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:3000');
     expect(r.headers.get('access-control-expose-headers')).toBe('Retry-After, X-Request-Id');
@@ -89,10 +96,18 @@ describe('the transport comes from the request', () => {
   it('queries and mutations answer JSON even when Accept lists streaming types among JSON ones (urql’s list)', async () => {
     const t = await createTenant(app.url);
     const accept = 'application/graphql-response+json, application/graphql+json, application/json, text/event-stream, multipart/mixed';
-    const q = await fetch(app.url, { method: 'POST', headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: ME }) });
+    const q = await fetch(app.url, {
+      method: 'POST',
+      headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+      body: JSON.stringify({ query: ME }),
+    });
     expect(q.headers.get('content-type')).toMatch(/^application\/graphql-response\+json/);
     expect(((await q.json()) as any).data.me.id).toBe(t.id);
-    const m = await fetch(app.url, { method: 'POST', headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: CHAT, variables: hello('fast_classify', { maxTokens: 5 }) }) });
+    const m = await fetch(app.url, {
+      method: 'POST',
+      headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+      body: JSON.stringify({ query: CHAT, variables: hello('fast_classify', { maxTokens: 5 }) }),
+    });
     expect(m.headers.get('content-type')).toMatch(/json/);
     expect(((await m.json()) as any).data.chat.requestId).toEqual(expect.any(String));
   });
@@ -120,7 +135,9 @@ describe('the transport comes from the request', () => {
     } finally {
       await c.dispose();
     }
-    const get = await fetch(`${app.url}?query=${encodeURIComponent(CHAT)}&variables=${encodeURIComponent(JSON.stringify(hello()))}`, { headers: { accept: 'text/event-stream, application/json', authorization: `Bearer ${t.key}` } });
+    const get = await fetch(`${app.url}?query=${encodeURIComponent(CHAT)}&variables=${encodeURIComponent(JSON.stringify(hello()))}`, {
+      headers: { accept: 'text/event-stream, application/json', authorization: `Bearer ${t.key}` },
+    });
     expect(get.status).toBe(405);
   });
 
@@ -129,7 +146,10 @@ describe('the transport comes from the request', () => {
     const fault = { model: 'qwen3-8b', fault: 'stall', afterTokens: 2, delayMs: 700, times: 1 };
     for (const [accept, beat] of [
       ['text/event-stream', ':\n\n'],
-      ['multipart/mixed;boundary="graphql";subscriptionSpec="1.0",application/json', '\r\n--graphql\r\ncontent-type: application/json; charset=utf-8\r\n\r\n{}'],
+      [
+        'multipart/mixed;boundary="graphql";subscriptionSpec="1.0",application/json',
+        '\r\n--graphql\r\ncontent-type: application/json; charset=utf-8\r\n\r\n{}',
+      ],
     ] as const) {
       await fetch(new URL(sim.url).origin + '/__sim/faults', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(fault) });
       const res = await fetch(app.url, {
@@ -154,16 +174,28 @@ describe('the transport comes from the request', () => {
     await gqlOk(app.url, t.key, CHAT, hello('fast_classify', { maxTokens: 5 }));
     const res = await fetch(app.url, {
       method: 'POST',
-      headers: { accept: 'multipart/mixed;subscriptionSpec="1.0",application/graphql-response+json', 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+      headers: {
+        accept: 'multipart/mixed;subscriptionSpec="1.0",application/graphql-response+json',
+        'content-type': 'application/json',
+        authorization: `Bearer ${t.key}`,
+      },
       body: JSON.stringify({ query: CHAT_STREAM, variables: hello() }),
     });
     expect(res.status).toBe(429);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(((await res.json()) as any).errors[0].extensions.code).toBe('RATE_LIMITED');
-    const bad = await fetch(app.url, { method: 'POST', headers: { accept: 'text/event-stream, application/json', 'content-type': 'application/json' }, body: JSON.stringify({ query: CHAT_STREAM, variables: hello() }) });
+    const bad = await fetch(app.url, {
+      method: 'POST',
+      headers: { accept: 'text/event-stream, application/json', 'content-type': 'application/json' },
+      body: JSON.stringify({ query: CHAT_STREAM, variables: hello() }),
+    });
     expect(bad.status).toBe(401);
     // The mutation's 429 carries Retry-After too.
-    const m = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ query: CHAT, variables: hello() }) });
+    const m = await fetch(app.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+      body: JSON.stringify({ query: CHAT, variables: hello() }),
+    });
     expect(m.status).toBe(429);
     expect(Number(m.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   });
@@ -176,7 +208,10 @@ describe('metrics on the HTTP streaming transports', () => {
       fetch(app.url, {
         method: 'POST',
         headers: { accept, 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
-        body: JSON.stringify({ query: `subscription ${name}($input: ChatInput!) { chatStream(input: $input) { done } }`, variables: hello('fast_classify', { maxTokens: 3 }) }),
+        body: JSON.stringify({
+          query: `subscription ${name}($input: ChatInput!) { chatStream(input: $input) { done } }`,
+          variables: hello('fast_classify', { maxTokens: 3 }),
+        }),
       }).then((r) => r.text());
     await post('text/event-stream', 'SseProbe');
     await post('multipart/mixed;subscriptionSpec="1.0",application/json', 'MultipartProbe');
@@ -193,7 +228,12 @@ describe('a client that goes away before the first event', () => {
   ])('%s: the request still settles, nothing stays held', async (_name, accept) => {
     const t = await createTenant(app.url);
     // deepseek-r1 as the only model: 800 ms to the first token at scale 0.3 = 240 ms; the client leaves at 100 ms.
-    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "fast_classify", model: "deepseek-r1", fallbacks: []) { model } }`, { t: t.id });
+    await gqlOk(
+      app.url,
+      TEST_ADMIN_KEY,
+      `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "fast_classify", model: "deepseek-r1", fallbacks: []) { model } }`,
+      { t: t.id },
+    );
     const ac = new AbortController();
     const res = fetch(app.url, {
       method: 'POST',
@@ -219,7 +259,12 @@ describe('a client that goes away before the first event', () => {
 describe('graphql-ws connection rules', () => {
   it('at most SUBSCRIPTIONS_PER_CONNECTION operations at once; the next is RATE_LIMITED (limit SUBSCRIPTIONS, retryAfterMs 1000)', async () => {
     const t = await createTenant(app.url);
-    const client = createClient({ url: app.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${t.key}` }, retryAttempts: 0 });
+    const client = createClient({
+      url: app.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${t.key}` },
+      retryAttempts: 0,
+    });
     try {
       const long = hello('long_form', { maxTokens: 200 });
       const running = [subscribeAll(client, CHAT_STREAM, long), subscribeAll(client, CHAT_STREAM, long)];
@@ -236,7 +281,13 @@ describe('graphql-ws connection rules', () => {
 
   it('a document is parsed only after the key is checked: a revoked key gets UNAUTHENTICATED, not a parse error', async () => {
     const t = await createTenant(app.url);
-    const client = createClient({ url: app.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${t.key}` }, retryAttempts: 0, lazy: false });
+    const client = createClient({
+      url: app.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${t.key}` },
+      retryAttempts: 0,
+      lazy: false,
+    });
     try {
       expect((await subscribeAll(client, ME, {})).error).toBeNull();
       await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($id: ID!) { revokeApiKey(id: $id) }`, { id: t.keyId });

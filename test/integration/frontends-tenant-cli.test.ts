@@ -32,7 +32,11 @@ afterAll(async () => {
 const run = async (...argv: string[]) => {
   let out = '';
   let err = '';
-  const code = await runTenantCli(argv, { admin: makeAdminService({ db, epoch: makeEpoch(redis, { maxAgeMs: 5_000 }) }), db }, { out: (t) => void (out += t), err: (t) => void (err += t) });
+  const code = await runTenantCli(
+    argv,
+    { admin: makeAdminService({ db, epoch: makeEpoch(redis, { maxAgeMs: 5_000 }) }), db },
+    { out: (t) => void (out += t), err: (t) => void (err += t) },
+  );
   return { code, out, err };
 };
 const keyOf = (out: string) => /^key {5}(\S+)$/m.exec(out)?.[1];
@@ -73,7 +77,10 @@ it('refusals: a taken name is CONFLICT (exit 1); bad usage prints the usage (exi
 it('npm run tenant -- create runs as a process and prints the key', async () => {
   const name = uniqueName('proc');
   const root = path.resolve(__dirname, '../..');
-  const { stdout } = await promisify(execFile)(process.execPath, ['--require', 'tsx/cjs', 'src/tenants/cli.ts', 'create', name], { cwd: root, env: { ...process.env, ...testEnv() } });
+  const { stdout } = await promisify(execFile)(process.execPath, ['--require', 'tsx/cjs', 'src/tenants/cli.ts', 'create', name], {
+    cwd: root,
+    env: { ...process.env, ...testEnv() },
+  });
   expect(keyOf(stdout)).toMatch(/\S{20,}/);
   expect(await db.tenant.count({ where: { name } })).toBe(1);
 });

@@ -59,7 +59,12 @@ describe.each(CLIENT_NAMES)('%s', (name) => {
     const done = evs.at(-1);
     expect(done).toMatchObject({ done: true, outcome: 'COMPLETED', model: 'deepseek-v4-flash', usage: { completionTokens: 150, costUsd: '0.000038' } });
     expect(evs.filter((e) => e.done)).toHaveLength(1);
-    expect(evs.slice(0, -1).map((e) => e.delta).join('').length).toBeGreaterThan(50);
+    expect(
+      evs
+        .slice(0, -1)
+        .map((e) => e.delta)
+        .join('').length,
+    ).toBeGreaterThan(50);
     const row = await db.ledgerEntry.findUnique({ where: { requestId: done.requestId } });
     expect(row).toMatchObject({ tenantId: t.id, outcome: 'COMPLETED', state: 'SETTLED', costMicros: 38n });
   });
@@ -98,7 +103,11 @@ describe.each(CLIENT_NAMES)('%s', (name) => {
 
   it('an upstream cut mid-stream: a done event UPSTREAM_INTERRUPTED, charged for what was delivered', async () => {
     const t = await createTenant(app.url);
-    await fetch(new URL(sim.url).origin + '/__sim/faults', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'qwen3-8b', fault: 'cut', afterTokens: 20, times: 1 }) });
+    await fetch(new URL(sim.url).origin + '/__sim/faults', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'qwen3-8b', fault: 'cut', afterTokens: 20, times: 1 }),
+    });
     const { events, errors } = await collect(client(name, t.key), STREAM_WITH_COST, hello('fast_classify', { maxTokens: 40 }));
     expect(errors).toBeNull();
     expect(events.at(-1).chatStream).toMatchObject({ done: true, outcome: 'UPSTREAM_INTERRUPTED', usage: { completionTokens: 20 } });
@@ -161,4 +170,3 @@ async function waitFor<T>(probe: () => Promise<T>, ms: number, every = 25): Prom
   }
   return v;
 }
-

@@ -28,7 +28,10 @@ const fault = (body: Record<string, unknown>) => addSimFault(sim, body);
 const simStats = async () => (await (await fetch(`${simAdmin()}/__sim/stats`)).json()) as { openStreams: number };
 
 async function rows(tenantId: string) {
-  return db.ledgerEntry.findMany({ where: { tenantId }, select: { requestId: true, state: true, promptTokens: true, completionTokens: true, costMicros: true, holdMicros: true } });
+  return db.ledgerEntry.findMany({
+    where: { tenantId },
+    select: { requestId: true, state: true, promptTokens: true, completionTokens: true, costMicros: true, holdMicros: true },
+  });
 }
 
 async function gateState(tenantId: string) {
@@ -41,7 +44,11 @@ async function gateState(tenantId: string) {
 const until = (what: string, check: () => Promise<boolean>, ms = 10_000) => waitUntil(check, what, ms, 10);
 
 const setLimits = (tenantId: string, rpm: number | null, tpm: number | null) =>
-  gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $r: Int, $k: Int) { setTenantLimits(tenantId: $t, requestsPerMinute: $r, tokensPerMinute: $k) { id } }`, { t: tenantId, r: rpm, k: tpm });
+  gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $r: Int, $k: Int) { setTenantLimits(tenantId: $t, requestsPerMinute: $r, tokensPerMinute: $k) { id } }`, {
+    t: tenantId,
+    r: rpm,
+    k: tpm,
+  });
 
 const instances = twoInstanceSuite({ IDLE_TIMEOUT_MS: '2000' });
 beforeAll(async () => void ({ sim, a, b } = await instances.start()));
@@ -77,7 +84,10 @@ test('refusals never touch Postgres: with Postgres unreachable, a rate-limited o
     expect((await gql(c.url, limited.key, CHAT, hello())).errors).toBeUndefined();
     expect((await gql(c.url, broke.key, CHAT, hello())).errors?.[0]?.extensions?.code).toBe('BUDGET_EXCEEDED');
     // The warm-up's gate confirmation is written to Postgres in a batch shortly after its answer: let it land first.
-    await until('the warm-up settlement confirmed', async () => (await db.ledgerEntry.count({ where: { tenantId: limited.id, gatePendingSince: { not: null } } })) === 0);
+    await until(
+      'the warm-up settlement confirmed',
+      async () => (await db.ledgerEntry.count({ where: { tenantId: limited.id, gatePendingSince: { not: null } } })) === 0,
+    );
 
     proxy.cut();
     const flood = await Promise.all(Array.from({ length: 20 }, (_, i) => gql(c.url, i % 2 ? limited.key : broke.key, CHAT, hello())));
@@ -106,7 +116,9 @@ test('a reseed between the reservation and the write-ahead INSERT is caught: the
   const chat = gql(a.url, t.key, CHAT, hello('chat_default', { maxTokens: 150 }));
   try {
     await until('the INSERT to wait on the lock', async () => {
-      const r = await db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO usage_ledger%'`;
+      const r = await db.$queryRaw<
+        { n: bigint }[]
+      >`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO usage_ledger%'`;
       return Number(r[0]!.n) === 1;
     });
     const before = await gateState(t.id);
@@ -169,7 +181,10 @@ test('over_usage: usage above the reservation is charged and counts against late
   // Budget: spent above the budget (a reservation the provider overran) admits nothing more, not even a cheap one.
   const [row] = await rows(t.id);
   await setLimits(t.id, null, null);
-  await gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $b: Usd) { setTenantBudget(tenantId: $t, monthlyBudgetUsd: $b) { id } }`, { t: t.id, b: (Number(row!.costMicros) / 1e6).toFixed(6) });
+  await gqlOk(a.url, TEST_ADMIN_KEY, `mutation($t: ID!, $b: Usd) { setTenantBudget(tenantId: $t, monthlyBudgetUsd: $b) { id } }`, {
+    t: t.id,
+    b: (Number(row!.costMicros) / 1e6).toFixed(6),
+  });
   const broke = await gql(b.url, t.key, CHAT, hello('chat_default', { maxTokens: 1 }));
   expect(broke.errors?.[0]?.extensions).toMatchObject({ code: 'BUDGET_EXCEEDED', remainingUsd: '0.000000' });
   expect(await gateState(t.id)).toEqual({ spentMicros: row!.costMicros, heldMicros: 0n });

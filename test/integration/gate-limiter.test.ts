@@ -36,7 +36,14 @@ afterAll(async () => {
 const newTenant = () => `t-${randomUUID()}`;
 const input = (tenantId: string, over: Partial<AdmitInput> = {}): AdmitInput => admitInput(tenantId, month, over);
 const seeded = (): Promise<string> => seedTenant(a, newTenant(), month);
-const settleOf = (tenantId: string, requestId: string, actualMicros = 10n) => ({ tenantId, requestId, month, actualMicros, actualTokens: 1, tokensEstimate: 1 });
+const settleOf = (tenantId: string, requestId: string, actualMicros = 10n) => ({
+  tenantId,
+  requestId,
+  month,
+  actualMicros,
+  actualTokens: 1,
+  tokensEstimate: 1,
+});
 
 /** Moves the test clock to `ms` after the start of the next whole hour (Redis TIME based). */
 async function atHourStart(ms = 1_000): Promise<number> {
@@ -68,7 +75,9 @@ describe('settled markers', () => {
     for (const later of [1_000, 30 * 60_000, HOUR - 1_000]) {
       clockOffset = base + later;
       expect(await b.settle(settleOf(t, requestId, 40n))).toEqual({ applied: false });
-      expect(await a.extendHold({ tenantId: t, requestId, month, extraMicros: 1n, budgetMicros: null, holdTtlMs: 60_000 })).toMatchObject({ reason: 'ALREADY_SETTLED' });
+      expect(await a.extendHold({ tenantId: t, requestId, month, extraMicros: 1n, budgetMicros: null, holdTtlMs: 60_000 })).toMatchObject({
+        reason: 'ALREADY_SETTLED',
+      });
     }
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 40n, heldMicros: 0n });
   });
@@ -109,7 +118,8 @@ describe('requests in flight', () => {
     const inputs = Array.from({ length: 10 }, () => input(t, cap));
     const results = await Promise.all(inputs.map((i, n) => (n % 2 ? a : b).admit(i)));
     expect(results.filter((r) => r.allowed)).toHaveLength(3);
-    for (const r of results.filter((r) => !r.allowed)) expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'CONCURRENT_REQUESTS', scope: 'TENANT', retryAfterMs: 1000 });
+    for (const r of results.filter((r) => !r.allowed))
+      expect(r).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'CONCURRENT_REQUESTS', scope: 'TENANT', retryAfterMs: 1000 });
     const admitted = inputs.filter((_, n) => results[n]!.allowed);
     expect(await inspect.zcard(`lg:{${t}}:v2:inflight`)).toBe(3);
     const state = async () => [await inspect.hgetall(`lg:{${t}}:v2:budget:${month}`), await inspect.zrange(`lg:{${t}}:v2:inflight`, '0', '-1', 'WITHSCORES')];
@@ -136,7 +146,14 @@ describe('requests in flight', () => {
 
   it('a cap of 0 admits nothing and says no wait helps', async () => {
     const t = await seeded();
-    expect(await a.admit(input(t, { maxConcurrentRequests: 0 }))).toEqual({ allowed: false, reason: 'RATE_LIMITED', limit: 'CONCURRENT_REQUESTS', scope: 'TENANT', retryAfterMs: 1000, exceedsLimit: true });
+    expect(await a.admit(input(t, { maxConcurrentRequests: 0 }))).toEqual({
+      allowed: false,
+      reason: 'RATE_LIMITED',
+      limit: 'CONCURRENT_REQUESTS',
+      scope: 'TENANT',
+      retryAfterMs: 1000,
+      exceedsLimit: true,
+    });
   });
 });
 

@@ -36,7 +36,17 @@ test('a hold with no ledger row is released after the write-ahead deadline, not 
   let skew = 0;
   const limiter = makeLimiter(redis, { clockOffsetMs: () => skew });
   const admit = (requestId: string) =>
-    limiter.admit({ tenantId: t.id, requestId, month, requestsPerMinute: null, tokensPerMinute: null, tokensEstimate: 10, budgetMicros: 1_000_000n, holdMicros: 700n, holdTtlMs: 600_000 });
+    limiter.admit({
+      tenantId: t.id,
+      requestId,
+      month,
+      requestsPerMinute: null,
+      tokensPerMinute: null,
+      tokensEstimate: 10,
+      budgetMicros: 1_000_000n,
+      holdMicros: 700n,
+      holdTtlMs: 600_000,
+    });
 
   const orphanOld = randomUUID();
   const orphanYoung = randomUUID();

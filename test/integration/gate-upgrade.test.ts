@@ -54,8 +54,19 @@ test('format 1 state in Redis, the ledger as truth: the new release reseeds, set
   await held(t.id, settledId, new Date(now - 10_000), 500n);
   expect(
     await ledger.settle(settledId, {
-      startedAt: new Date(now - 10_000), model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 140, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0, prices: GLM5_PRICES['glm-5'],
-      costMicros: 300n, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date(now - 5_000),
+      startedAt: new Date(now - 10_000),
+      model: 'glm-5',
+      attempts: [],
+      promptTokens: 20,
+      completionTokens: 140,
+      cachedPromptTokens: 0,
+      cacheWriteTokens: 0,
+      unpricedPromptTokens: 0,
+      prices: GLM5_PRICES['glm-5'],
+      costMicros: 300n,
+      outcome: 'COMPLETED',
+      usageSource: 'PROVIDER',
+      endedAt: new Date(now - 5_000),
     }),
   ).toBe(true);
   await held(t.id, orphanId, new Date(now - 2_000), 500n);
@@ -78,7 +89,9 @@ test('format 1 state in Redis, the ledger as truth: the new release reseeds, set
   expect(await me()).toEqual({ spentThisMonthUsd: '0.000300', heldUsd: '0.000500' });
 
   // A settlement retried after the upgrade (the old instance's apply, or a pending-apply retry) counts nothing twice.
-  expect(await limiter.settle({ tenantId: t.id, requestId: settledId, month, actualMicros: 300n, actualTokens: 160, tokensEstimate: 170 })).toEqual({ applied: false });
+  expect(await limiter.settle({ tenantId: t.id, requestId: settledId, month, actualMicros: 300n, actualTokens: 160, tokensEstimate: 170 })).toEqual({
+    applied: false,
+  });
 
   // The orphan is settled by the new release's reaper, once, in both stores.
   await a.reapOnce();
@@ -87,7 +100,9 @@ test('format 1 state in Redis, the ledger as truth: the new release reseeds, set
   const sum = rows.reduce((s, r) => s + (r.costMicros ?? 0n), 0n);
   expect(sum).toBeGreaterThan(300n); // the orphan's checkpointed tokens were billed
   expect(await limiter.budgetState(t.id, month)).toEqual({ spentMicros: sum, heldMicros: 0n });
-  expect(await limiter.settle({ tenantId: t.id, requestId: orphanId, month, actualMicros: sum - 300n, actualTokens: 60, tokensEstimate: 170 })).toEqual({ applied: false });
+  expect(await limiter.settle({ tenantId: t.id, requestId: orphanId, month, actualMicros: sum - 300n, actualTokens: 60, tokensEstimate: 170 })).toEqual({
+    applied: false,
+  });
 
   // Requests per minute: the ledger's two requests of the last minute count, once (not also the old bucket's).
   const burst = await Promise.all(Array.from({ length: 6 }, (_, i) => gql((i % 2 ? a : b).url, t.key, CHAT, hello())));

@@ -25,7 +25,11 @@ const WAYS = { 'fast path': 'application/json', express: 'application/json; prof
 async function post(way: keyof typeof WAYS, body: string, headers: Record<string, string> = {}) {
   const res = await fetch(app.url, { method: 'POST', headers: { 'content-type': WAYS[way], authorization: `Bearer ${key}`, ...headers }, body });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, json: JSON.parse(text) as { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> } };
+  return {
+    status: res.status,
+    headers: res.headers,
+    json: JSON.parse(text) as { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> },
+  };
 }
 
 describe.each(Object.keys(WAYS) as Array<keyof typeof WAYS>)('%s', (way) => {

@@ -80,6 +80,7 @@ describe('graphql-http server audits on /graphql', () => {
     const noKey = (input: string | URL | Request, init: RequestInit = {}) => fetch(input, init);
     for (const audit of serverAudits({ url: app.url, fetchFn: noKey })) if (CSRF_IDS.includes(audit.id)) results.push(await audit.fn());
     expect(results).toHaveLength(CSRF_IDS.length);
-    for (const r of results) expect({ id: r.id, status: r.status, http: r.status === 'ok' ? 0 : r.response.status }).toEqual({ id: r.id, status: 'notice', http: 400 });
+    for (const r of results)
+      expect({ id: r.id, status: r.status, http: r.status === 'ok' ? 0 : r.response.status }).toEqual({ id: r.id, status: 'notice', http: 400 });
   });
 });

@@ -56,7 +56,9 @@ describe('key budget', () => {
 
     const admitted = inputs.filter((_, n) => results[n]!.allowed);
     await Promise.all(
-      admitted.map((i, n) => (n % 2 ? a : b).settle({ tenantId: t, requestId: i.requestId, month, actualMicros: 400n, actualTokens: 100, tokensEstimate: 100, apiKeyId: key.id })),
+      admitted.map((i, n) =>
+        (n % 2 ? a : b).settle({ tenantId: t, requestId: i.requestId, month, actualMicros: 400n, actualTokens: 100, tokensEstimate: 100, apiKeyId: key.id }),
+      ),
     );
     expect(await keyState(t, key.id)).toEqual(['1200', '0']);
     // Spent is past the key's budget (the provider reported more than held): nothing more for this key.
@@ -66,9 +68,19 @@ describe('key budget', () => {
   it('the tenant budget refuses first and says so; a refusal by either writes nothing', async () => {
     const t = await seeded(newTenant());
     const key = { ...noLimits(), budgetMicros: 500n };
-    expect(await a.admit(input(t, key, { budgetMicros: 400n, holdMicros: 450n }))).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'TENANT', remainingMicros: 400n });
+    expect(await a.admit(input(t, key, { budgetMicros: 400n, holdMicros: 450n }))).toEqual({
+      allowed: false,
+      reason: 'BUDGET_EXCEEDED',
+      scope: 'TENANT',
+      remainingMicros: 400n,
+    });
     const before = await inspect.hgetall(`lg:{${t}}:v2:budget:${month}`);
-    expect(await a.admit(input(t, key, { budgetMicros: 1_000n, holdMicros: 501n }))).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'KEY', remainingMicros: 500n });
+    expect(await a.admit(input(t, key, { budgetMicros: 1_000n, holdMicros: 501n }))).toEqual({
+      allowed: false,
+      reason: 'BUDGET_EXCEEDED',
+      scope: 'KEY',
+      remainingMicros: 500n,
+    });
     expect(await inspect.hgetall(`lg:{${t}}:v2:budget:${month}`)).toEqual(before);
     expect(await inspect.hlen(`lg:{${t}}:v2:hold-amounts:${month}`)).toBe(0);
   });
@@ -134,7 +146,15 @@ describe('key budget', () => {
     await inspect.hset(`lg:{${t}}:v2:budget:${month}`, 'spent', '5', 'held', '0', 'gen', 'old');
     expect(await a.admit(input(t, noLimits()))).toEqual({ allowed: false, reason: 'NEEDS_RESEED' });
     const k = randomUUID();
-    expect(await a.reseed({ tenantId: t, month, spentMicros: 900n, holds: [], apiKeys: [{ apiKeyId: k, spentMicros: 900n, requestsLastMinute: 0, tokensLastMinute: 0 }] })).toEqual({
+    expect(
+      await a.reseed({
+        tenantId: t,
+        month,
+        spentMicros: 900n,
+        holds: [],
+        apiKeys: [{ apiKeyId: k, spentMicros: 900n, requestsLastMinute: 0, tokensLastMinute: 0 }],
+      }),
+    ).toEqual({
       seeded: true,
     });
     expect(await a.reseed({ tenantId: t, month, spentMicros: 1n, holds: [] })).toEqual({ seeded: false });
@@ -176,7 +196,11 @@ describe('key windows', () => {
       exceedsLimit: true,
     });
     expect((await a.admit(input(t, key, { tokensPerMinute: 1_000, tokensEstimate: 200 }))).allowed).toBe(true);
-    expect(await b.admit(input(t, key, { tokensPerMinute: 1_000, tokensEstimate: 100 }))).toMatchObject({ allowed: false, limit: 'TOKENS_PER_MINUTE', scope: 'KEY' });
+    expect(await b.admit(input(t, key, { tokensPerMinute: 1_000, tokensEstimate: 100 }))).toMatchObject({
+      allowed: false,
+      limit: 'TOKENS_PER_MINUTE',
+      scope: 'KEY',
+    });
     // The refused request took nothing from the tenant's window: 800 of its 1000 are still free.
     expect((await b.admit(input(t, noLimits(), { tokensPerMinute: 1_000, tokensEstimate: 800 }))).allowed).toBe(true);
   });

@@ -37,10 +37,22 @@ let tenantId: string;
 
 const entry = (over: Partial<HeldEntry> = {}): HeldEntry => heldEntry(tenantId, over);
 const settlement = (costMicros: bigint, startedAt = new Date()): Settlement => ({
-  startedAt, model: 'glm-5', attempts: [], promptTokens: 20, completionTokens: 100, cachedPromptTokens: 0, cacheWriteTokens: 0, unpricedPromptTokens: 0,
-  prices: GLM5_PRICES['glm-5'], costMicros, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date(),
+  startedAt,
+  model: 'glm-5',
+  attempts: [],
+  promptTokens: 20,
+  completionTokens: 100,
+  cachedPromptTokens: 0,
+  cacheWriteTokens: 0,
+  unpricedPromptTokens: 0,
+  prices: GLM5_PRICES['glm-5'],
+  costMicros,
+  outcome: 'COMPLETED',
+  usageSource: 'PROVIDER',
+  endedAt: new Date(),
 });
-const rowsOf = (ids: string[]) => db.ledgerEntry.findMany({ where: { requestId: { in: ids } }, select: { requestId: true, state: true, costMicros: true, holdMicros: true } });
+const rowsOf = (ids: string[]) =>
+  db.ledgerEntry.findMany({ where: { requestId: { in: ids } }, select: { requestId: true, state: true, costMicros: true, holdMicros: true } });
 
 beforeAll(async () => {
   tenantId = (await db.tenant.create({ data: { name: `group-commit-${randomUUID()}` } })).id;
@@ -67,7 +79,9 @@ test('32 concurrent holds and then their 32 settlements: each group takes a few 
   expect(rows.every((r) => r.state === 'SETTLED')).toBe(true);
   expect(new Map(rows.map((r) => [r.requestId, r.costMicros]))).toEqual(new Map(ids.map((id, i) => [id, BigInt(100 + i)])));
   // Settled already: false, exactly once per request (in a batch or alone).
-  expect(await Promise.all([ledger.settle(ids[0]!, settlement(1n, entries[0]!.startedAt)), ledger.settle(ids[1]!, settlement(1n, entries[1]!.startedAt))])).toEqual([false, false]);
+  expect(
+    await Promise.all([ledger.settle(ids[0]!, settlement(1n, entries[0]!.startedAt)), ledger.settle(ids[1]!, settlement(1n, entries[1]!.startedAt))]),
+  ).toEqual([false, false]);
 });
 
 test('a request id that already has a row fails alone (ON CONFLICT ... RETURNING), its batch-mates land', async () => {
@@ -86,7 +100,7 @@ test('a request id that already has a row fails alone (ON CONFLICT ... RETURNING
   expect(rows.find((r) => r.requestId === existing.requestId)!.holdMicros).toBe(500n); // the first row is untouched
 });
 
-test("a row Postgres refuses (its tenant is gone) fails alone: the batch is written again row by row", async () => {
+test('a row Postgres refuses (its tenant is gone) fails alone: the batch is written again row by row', async () => {
   const first = ledger.hold(entry());
   const orphan = entry({ tenantId: randomUUID() }); // no such tenant: a foreign-key violation fails the whole statement
   const [a, b] = [entry(), entry()];

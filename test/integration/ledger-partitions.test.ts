@@ -68,7 +68,11 @@ afterAll(async () => {
 const newTenant = async (label: string) => (await db.tenant.create({ data: { name: `part-${label}-${RUN}` } })).id;
 
 /** A settled row (or HELD) written directly, as a back-fill would. */
-const row = (tenantId: string, startedAt: string, o: { cost?: bigint; model?: string; state?: 'HELD' | 'SETTLED'; requestId?: string; key?: string | null } = {}) => {
+const row = (
+  tenantId: string,
+  startedAt: string,
+  o: { cost?: bigint; model?: string; state?: 'HELD' | 'SETTLED'; requestId?: string; key?: string | null } = {},
+) => {
   const state = o.state ?? 'SETTLED';
   return {
     requestId: o.requestId ?? randomUUID(),
@@ -96,7 +100,11 @@ const row = (tenantId: string, startedAt: string, o: { cost?: bigint; model?: st
 const partitionOf = async (requestId: string) =>
   (await db.$queryRaw<{ p: string }[]>`SELECT tableoid::regclass::text AS p FROM usage_ledger WHERE request_id = ${requestId}::uuid`).map((r) => r.p);
 const partitions = async () =>
-  (await db.$queryRaw<{ name: string }[]>`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'usage_ledger'::regclass ORDER BY 1`).map((r) => r.name);
+  (
+    await db.$queryRaw<
+      { name: string }[]
+    >`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'usage_ledger'::regclass ORDER BY 1`
+  ).map((r) => r.name);
 
 test('the migration made this month, the next and a DEFAULT partition; the job keeps two months ahead and is idempotent', async () => {
   const month = (d: Date) => `usage_ledger_${d.toISOString().slice(0, 7).replace('-', '_')}`;
@@ -165,9 +173,19 @@ test('the hot statements (hold, settle, checkpoint, reaper, reseed reads) each r
   const reaper = makeReaper({ db, ledger, gate, intervalMs: 60_000, logger });
   const startedAt = new Date();
   const entry = (requestId: string): HeldEntry => ({
-    requestId, tenantId: t, apiKeyId: null, profile: 'chat_default', region: 'US_EAST', plannedModel: 'glm-5', maxTokens: 100,
-    promptTokensEstimate: 10, prices: { 'glm-5': { inputMicrosPerMillion: 1n, outputMicrosPerMillion: 2n } }, holdMicros: 50n,
-    startedAt, leaseMs: 1, idempotencyKey: null,
+    requestId,
+    tenantId: t,
+    apiKeyId: null,
+    profile: 'chat_default',
+    region: 'US_EAST',
+    plannedModel: 'glm-5',
+    maxTokens: 100,
+    promptTokensEstimate: 10,
+    prices: { 'glm-5': { inputMicrosPerMillion: 1n, outputMicrosPerMillion: 2n } },
+    holdMicros: 50n,
+    startedAt,
+    leaseMs: 1,
+    idempotencyKey: null,
   });
   const [a, b] = [randomUUID(), randomUUID()];
   await reaper.reapOnce(); // the first pass of a process looks at every month; the routine passes are what count
@@ -178,15 +196,29 @@ test('the hot statements (hold, settle, checkpoint, reaper, reseed reads) each r
   await checkpointer.flush();
   expect(
     await ledger.settle(a, {
-      startedAt, model: 'glm-5', attempts: [], promptTokens: 10, completionTokens: 5, cachedPromptTokens: 0, cacheWriteTokens: 0,
-      unpricedPromptTokens: 0, prices: null, costMicros: 3n, outcome: 'COMPLETED', usageSource: 'PROVIDER', endedAt: new Date(),
+      startedAt,
+      model: 'glm-5',
+      attempts: [],
+      promptTokens: 10,
+      completionTokens: 5,
+      cachedPromptTokens: 0,
+      cacheWriteTokens: 0,
+      unpricedPromptTokens: 0,
+      prices: null,
+      costMicros: 3n,
+      outcome: 'COMPLETED',
+      usageSource: 'PROVIDER',
+      endedAt: new Date(),
     }),
   ).toBe(true);
   // b's lease (1 ms) is gone: the reaper's routine pass finds and settles it.
   await db.$executeRaw`SELECT pg_sleep(0.01)`;
   expect(await reaper.reapOnce()).toBe(1);
   await gate.flush(); // the gate's confirmation of the reaped row
-  const { start, end } = { start: new Date(Date.UTC(startedAt.getUTCFullYear(), startedAt.getUTCMonth(), 1)), end: new Date(Date.UTC(startedAt.getUTCFullYear(), startedAt.getUTCMonth() + 1, 1)) };
+  const { start, end } = {
+    start: new Date(Date.UTC(startedAt.getUTCFullYear(), startedAt.getUTCMonth(), 1)),
+    end: new Date(Date.UTC(startedAt.getUTCFullYear(), startedAt.getUTCMonth() + 1, 1)),
+  };
   await ledger.monthState(t, start, end, 60_000);
   await ledger.lastMinute(t);
 
@@ -257,7 +289,13 @@ describe('retention (LEDGER_RETENTION_MONTHS)', () => {
     expect(march.find((r) => r.groupBy === 'DAY')!.rows.map((r) => r.key)).toEqual(['2024-03-05', '2024-03-31', '2024-03-01']);
     // Its request ids went with it; the archive records what was dropped.
     expect(await db.ledgerRequestId.count({ where: { startedAt: { gte: new Date('2024-03-01T00:00:00Z'), lt: new Date('2024-04-01T00:00:00Z') } } })).toBe(0);
-    expect(await db.ledgerArchivedMonth.findMany({ where: { month: { gte: new Date('2024-01-01') } }, orderBy: { month: 'asc' }, select: { requests: true, costMicros: true } })).toEqual([
+    expect(
+      await db.ledgerArchivedMonth.findMany({
+        where: { month: { gte: new Date('2024-01-01') } },
+        orderBy: { month: 'asc' },
+        select: { requests: true, costMicros: true },
+      }),
+    ).toEqual([
       { requests: 4n, costMicros: 10_000n },
       { requests: 1n, costMicros: 6_000n },
     ]);

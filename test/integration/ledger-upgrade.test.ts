@@ -25,8 +25,11 @@ let tmp: string | null = null;
 
 const migrate = (cwd: string) =>
   new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['--experimental-wasm-modules', '--no-warnings', path.join(cwd, 'prisma/migrate.mjs'), 'apply'], { cwd, env: { ...process.env, DATABASE_URL: url }, timeout: 60_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${stdout}${stderr}`)) : resolve(stdout),
+    execFile(
+      process.execPath,
+      ['--experimental-wasm-modules', '--no-warnings', path.join(cwd, 'prisma/migrate.mjs'), 'apply'],
+      { cwd, env: { ...process.env, DATABASE_URL: url }, timeout: 60_000 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${stdout}${stderr}`)) : resolve(stdout)),
     ),
   );
 
@@ -62,11 +65,16 @@ test('a ledger written by the previous release is partitioned in place: rows, id
 
   const tenants = [randomUUID(), randomUUID()];
   const before = await withClient(async (c) => {
-    for (const [i, id] of tenants.entries()) await c.query(`INSERT INTO tenants (id, name, updated_at) VALUES ($1, $2, now())`, [id, `upgrade-${i}-${id.slice(0, 6)}`]);
+    for (const [i, id] of tenants.entries())
+      await c.query(`INSERT INTO tenants (id, name, updated_at) VALUES ($1, $2, now())`, [id, `upgrade-${i}-${id.slice(0, 6)}`]);
     // Another migration's trigger on the ledger (as budget alerts keep month spend): it must survive the conversion.
     await c.query(`CREATE TABLE upgrade_probe (n bigint NOT NULL)`);
-    await c.query(`CREATE FUNCTION upgrade_probe_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO upgrade_probe SELECT count(*) FROM new_rows; RETURN NULL; END $$`);
-    await c.query(`CREATE TRIGGER usage_ledger_upgrade_probe AFTER INSERT ON usage_ledger REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION upgrade_probe_count()`);
+    await c.query(
+      `CREATE FUNCTION upgrade_probe_count() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO upgrade_probe SELECT count(*) FROM new_rows; RETURN NULL; END $$`,
+    );
+    await c.query(
+      `CREATE TRIGGER usage_ledger_upgrade_probe AFTER INSERT ON usage_ledger REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION upgrade_probe_count()`,
+    );
     // Rows as the previous release wrote them: 3 months x 2 tenants x 40 rows, a quarter still HELD.
     await c.query(
       `INSERT INTO usage_ledger (request_id, tenant_id, profile, region, planned_model, model, max_tokens, prompt_tokens, completion_tokens,

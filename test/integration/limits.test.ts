@@ -70,9 +70,7 @@ const allowedCount = (rs: ReadonlyArray<{ allowed: boolean }>) => rs.filter((r) 
 describe('requests per minute', () => {
   it('admits exactly the limit when 30 admissions race across two instances', async () => {
     const t = await seeded(newTenant());
-    const results = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).admit(input(t, { requestsPerMinute: 10 }))),
-    );
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).admit(input(t, { requestsPerMinute: 10 }))));
     expect(allowedCount(results)).toBe(10);
     for (const r of results) {
       if (r.allowed) continue;
@@ -130,9 +128,7 @@ describe('requests per minute', () => {
 describe('tokens per minute', () => {
   it('charges the estimate at admission, exactly, across two instances', async () => {
     const t = await seeded(newTenant());
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 300 }))),
-    );
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 300 }))));
     expect(allowedCount(results)).toBe(3);
     const denied = results.find((r) => !r.allowed);
     expect(denied).toMatchObject({ reason: 'RATE_LIMITED', limit: 'TOKENS_PER_MINUTE' });
@@ -221,7 +217,12 @@ describe('budget', () => {
     });
     expect((await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 300n }))).allowed).toBe(true);
     // Reserved + settled reach the budget: not even a request that holds nothing is admitted.
-    expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 0n }))).toEqual({ allowed: false, reason: 'BUDGET_EXCEEDED', scope: 'TENANT', remainingMicros: 0n });
+    expect(await a.admit(input(t, { budgetMicros: 1_000n, holdMicros: 0n }))).toEqual({
+      allowed: false,
+      reason: 'BUDGET_EXCEEDED',
+      scope: 'TENANT',
+      remainingMicros: 0n,
+    });
   });
 
   it('a denied admission changes nothing: no rate taken, no hold', async () => {
@@ -338,7 +339,16 @@ describe('cold start', () => {
 
   it('seeds the rate buckets from the last minute, so a flush hands out no fresh burst', async () => {
     const t = newTenant();
-    await a.reseed({ tenantId: t, month, spentMicros: 0n, holds: [], requestsPerMinute: 10, requestsLastMinute: 8, tokensPerMinute: 1_000, tokensLastMinute: 100 });
+    await a.reseed({
+      tenantId: t,
+      month,
+      spentMicros: 0n,
+      holds: [],
+      requestsPerMinute: 10,
+      requestsLastMinute: 8,
+      tokensPerMinute: 1_000,
+      tokensLastMinute: 100,
+    });
     const rs = await Promise.all(Array.from({ length: 10 }, () => a.admit(input(t, { requestsPerMinute: 10, tokensEstimate: 1 }))));
     expect(allowedCount(rs)).toBe(2);
     const ts = await Promise.all(Array.from({ length: 10 }, () => b.admit(input(t, { tokensPerMinute: 1_000, tokensEstimate: 300 }))));
@@ -402,7 +412,12 @@ describe('settle', () => {
   it('race, other order: reseeded with the request held, then settled: applied once', async () => {
     const t = newTenant();
     const requestId = newRequest();
-    await a.reseed({ tenantId: t, month, spentMicros: 1_000n, holds: [{ requestId, holdMicros: 500n, expiresAtMs: Date.now() + 60_000, admittedAtMs: Date.now() }] });
+    await a.reseed({
+      tenantId: t,
+      month,
+      spentMicros: 1_000n,
+      holds: [{ requestId, holdMicros: 500n, expiresAtMs: Date.now() + 60_000, admittedAtMs: Date.now() }],
+    });
     expect(await a.budgetState(t, month)).toEqual({ spentMicros: 1_000n, heldMicros: 500n });
     const s = { tenantId: t, requestId, month, actualMicros: 321n, actualTokens: 1, tokensEstimate: 1 };
     expect(await b.settle(s)).toEqual({ applied: true });

@@ -123,8 +123,9 @@ describe('applying migrations to a brand-new database', () => {
     expect(first.stdout).toContain(`applied ${migrationDirs.length} migration(s): ${migrationDirs.join(', ')}`);
     expect(await databaseExists(db)).toBe(true);
 
-    const rows = await withClient(db, async (c) =>
-      (await c.query('SELECT migration_name, checksum, finished_at, rolled_back_at FROM _prisma_migrations ORDER BY migration_name')).rows,
+    const rows = await withClient(
+      db,
+      async (c) => (await c.query('SELECT migration_name, checksum, finished_at, rolled_back_at FROM _prisma_migrations ORDER BY migration_name')).rows,
     );
     expect(rows.map((r) => r.migration_name)).toEqual(migrationDirs);
     for (const r of rows) {
@@ -155,18 +156,21 @@ describe('applying migrations to a brand-new database', () => {
   });
 
   test('money columns are BIGINT and no column anywhere is a float, double, real or numeric', async () => {
-    const cols = await withClient(db, async (c) =>
-      (await c.query(`SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'`)).rows as Array<{
-        table_name: string;
-        column_name: string;
-        data_type: string;
-      }>,
+    const cols = await withClient(
+      db,
+      async (c) =>
+        (await c.query(`SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'`)).rows as Array<{
+          table_name: string;
+          column_name: string;
+          data_type: string;
+        }>,
     );
     const money = cols.filter((c) => /micros/.test(c.column_name));
     const byName = (n: string) => money.filter((c) => c.column_name === n);
     for (const name of ['cost_micros', 'hold_micros', 'monthly_budget_micros', 'output_micros_per_million', 'input_micros_per_million']) {
       expect(byName(name).length).toBeGreaterThan(0);
-      for (const c of byName(name)) expect({ col: `${c.table_name}.${c.column_name}`, type: c.data_type }).toEqual({ col: `${c.table_name}.${c.column_name}`, type: 'bigint' });
+      for (const c of byName(name))
+        expect({ col: `${c.table_name}.${c.column_name}`, type: c.data_type }).toEqual({ col: `${c.table_name}.${c.column_name}`, type: 'bigint' });
     }
     // Where each one must be: the tenant budget, the ledger's cost, hold and unit prices, the model's and the history's prices.
     const where = new Set(money.map((c) => `${c.table_name}.${c.column_name}`));

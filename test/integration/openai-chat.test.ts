@@ -86,7 +86,12 @@ describe('POST /v1/chat/completions, not streamed', () => {
 
   it('follows the tenant override of a profile and x-region', async () => {
     const t = await createTenant(app.url);
-    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", region: ASIA, model: "qwen3-8b") { model } }`, { t: t.id });
+    await gqlOk(
+      app.url,
+      TEST_ADMIN_KEY,
+      `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", region: ASIA, model: "qwen3-8b") { model } }`,
+      { t: t.id },
+    );
     const asia = await client(t.key, { defaultHeaders: { 'x-region': 'ASIA' } }).chat.completions.create({ model: 'chat_default', messages: ask });
     expect(asia.model).toBe('qwen3-8b');
     const us = await client(t.key).chat.completions.create({ model: 'chat_default', messages: ask });
@@ -117,7 +122,9 @@ describe('POST /v1/chat/completions, not streamed', () => {
   it('Idempotency-Key is the chat mutation’s idempotencyKey: a retry through the other API replays too', async () => {
     const t = await createTenant(app.url);
     const key = `x-${Date.now()}`;
-    const viaGraphql = (await gqlOk(app.url, t.key, CHAT, { input: { profile: 'chat_default', messages: [{ role: 'USER', content: ask[0]!.content }], idempotencyKey: key } })).chat;
+    const viaGraphql = (
+      await gqlOk(app.url, t.key, CHAT, { input: { profile: 'chat_default', messages: [{ role: 'USER', content: ask[0]!.content }], idempotencyKey: key } })
+    ).chat;
     const viaV1 = await client(t.key).chat.completions.create({ model: 'chat_default', messages: ask }, { headers: { 'Idempotency-Key': key } });
     expect(viaV1.id).toBe(`chatcmpl-${viaGraphql.requestId}`);
     expect(viaV1.choices[0]!.message.content).toBe(viaGraphql.content);
@@ -130,9 +137,15 @@ describe('same ledger, budgets and reports as GraphQL', () => {
     const t = await createTenant(app.url, { monthlyBudgetUsd: '1' });
     const viaGraphql = (await gqlOk(app.url, t.key, CHAT, { input: { profile: 'chat_default', messages: [{ role: 'USER', content: ask[0]!.content }] } })).chat;
     const viaV1 = await client(t.key).chat.completions.create({ model: 'chat_default', messages: ask });
-    expect(viaV1.usage).toMatchObject({ prompt_tokens: viaGraphql.usage.promptTokens, completion_tokens: viaGraphql.usage.completionTokens, cost_usd: viaGraphql.usage.costUsd });
+    expect(viaV1.usage).toMatchObject({
+      prompt_tokens: viaGraphql.usage.promptTokens,
+      completion_tokens: viaGraphql.usage.completionTokens,
+      cost_usd: viaGraphql.usage.costUsd,
+    });
     const month = new Date().toISOString().slice(0, 7);
-    const report = (await gqlOk(app.url, t.key, `query($m: String!) { costReport(month: $m, groupBy: PROFILE) { totalUsd rows { key requests costUsd } } }`, { m: month })).costReport;
+    const report = (
+      await gqlOk(app.url, t.key, `query($m: String!) { costReport(month: $m, groupBy: PROFILE) { totalUsd rows { key requests costUsd } } }`, { m: month })
+    ).costReport;
     expect(report.rows).toEqual([{ key: 'chat_default', requests: 2, costUsd: '0.000076' }]);
     expect(report.totalUsd).toBe('0.000076');
     expect((await gqlOk(app.url, t.key, ME)).me).toEqual({ spentThisMonthUsd: '0.000076', heldUsd: '0.000000' });
@@ -147,7 +160,10 @@ describe('POST /v1/chat/completions, streamed', () => {
       .withResponse();
     const chunks = [];
     for await (const c of stream) chunks.push(c);
-    const content = chunks.filter((c) => c.choices[0]?.delta?.content).map((c) => c.choices[0]!.delta.content).join('');
+    const content = chunks
+      .filter((c) => c.choices[0]?.delta?.content)
+      .map((c) => c.choices[0]!.delta.content)
+      .join('');
     // The first token goes out alone (the simulator's tokens are one word each); later tokens come one chunk per
     // upstream read, and the usage still counts every token.
     const texts = chunks.filter((c) => c.choices[0]?.delta?.content).map((c) => c.choices[0]!.delta.content!);
@@ -200,7 +216,9 @@ describe('GET /v1/models', () => {
 
     const one = await client(t.key).models.retrieve('qwen3-8b');
     expect(one.id).toBe('qwen3-8b');
-    const missing = await client(t.key).models.retrieve('gpt-4o').catch((e) => e);
+    const missing = await client(t.key)
+      .models.retrieve('gpt-4o')
+      .catch((e) => e);
     expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
   });
 });
@@ -214,7 +232,10 @@ describe('CORS', () => {
     });
     expect(pre.status).toBe(204);
     expect(pre.headers.get('access-control-allow-origin')).toBe(origin);
-    const foreign = await fetch(`${base}/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+    const foreign = await fetch(`${base}/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+    });
     expect(foreign.status).toBe(403);
     expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
     expect(pre.headers.get('access-control-allow-headers')).toBe('authorization,content-type,x-stainless-os');
@@ -222,12 +243,30 @@ describe('CORS', () => {
     const res = await fetch(`${base}/models`, { headers: { origin, authorization: `Bearer ${t.key}` } });
     expect(res.status).toBe(200);
     const exposed = res.headers.get('access-control-expose-headers')!.toLowerCase().split(/,\s*/);
-    expect(exposed).toEqual(expect.arrayContaining(['x-request-id', 'retry-after', 'x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests', 'x-ratelimit-limit-tokens']));
+    expect(exposed).toEqual(
+      expect.arrayContaining([
+        'x-request-id',
+        'retry-after',
+        'x-ratelimit-limit-requests',
+        'x-ratelimit-remaining-requests',
+        'x-ratelimit-reset-requests',
+        'x-ratelimit-limit-tokens',
+      ]),
+    );
   });
 });
 
 describe('tools through the OpenAI surface', () => {
-  const weather = [{ type: 'function' as const, function: { name: 'get_weather', description: 'Weather of a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const weather = [
+    {
+      type: 'function' as const,
+      function: {
+        name: 'get_weather',
+        description: 'Weather of a city',
+        parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      },
+    },
+  ];
 
   it('not streamed: message.tool_calls and finish_reason tool_calls; the tool result goes back and is answered', async () => {
     const t = await createTenant(app.url);
@@ -255,7 +294,13 @@ describe('tools through the OpenAI surface', () => {
   it('streamed: tool-call pieces arrive as delta.tool_calls, assembled by the SDK into one call', async () => {
     const t = await createTenant(app.url);
     await simc.addFault({ model: '*', fault: 'tool_calls', shape: 'split', times: 1 });
-    const stream = await client(t.key).chat.completions.create({ model: 'chat_default', messages: ask, tools: weather, stream: true, stream_options: { include_usage: true } });
+    const stream = await client(t.key).chat.completions.create({
+      model: 'chat_default',
+      messages: ask,
+      tools: weather,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let id = '';
     let name = '';
     let args = '';

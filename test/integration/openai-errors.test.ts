@@ -95,9 +95,15 @@ describe('401 and 403', () => {
   });
 
   it('a missing key is 401 with a message naming the header', async () => {
-    const res = await fetch(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'chat_default', messages: ask }) });
+    const res = await fetch(`${base}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'chat_default', messages: ask }),
+    });
     expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ error: { message: expect.stringMatching(/Authorization: Bearer/), type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
+    expect(await res.json()).toEqual({
+      error: { message: expect.stringMatching(/Authorization: Bearer/), type: 'invalid_request_error', param: null, code: 'invalid_api_key' },
+    });
   });
 
   it('the admin key is PermissionDeniedError: it is not a tenant', async () => {
@@ -118,7 +124,9 @@ describe('404', () => {
     expect(err.param).toBe('model');
     expect(err.message).toMatch(/gpt-4o.*GET \/v1\/models/);
     // Streamed: refused before the stream starts, so it is a plain HTTP error too.
-    const streamed = await changesNothing(t, () => new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create({ model: 'gpt-4o', messages: ask, stream: true }));
+    const streamed = await changesNothing(t, () =>
+      new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create({ model: 'gpt-4o', messages: ask, stream: true }),
+    );
     expect(streamed).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
@@ -136,14 +144,39 @@ describe('400: bad input names the parameter and changes nothing', () => {
     ['no messages', { model: 'chat_default', messages: [] }, 'messages', /expected 1 to 256 messages, got 0/],
     ['a number as content', { model: 'chat_default', messages: [{ role: 'user', content: 42 }] }, 'messages[0].content', /string or an array/],
     ['an unknown role', { model: 'chat_default', messages: [{ role: 'function', content: 'x' }] }, 'messages[0].role', /expected one of/],
-    ['max_tokens over the profile cap', { model: 'chat_default', messages: ask, max_tokens: 5000 }, 'max_tokens', /1 to 4096 for profile chat_default, got 5000/],
+    [
+      'max_tokens over the profile cap',
+      { model: 'chat_default', messages: ask, max_tokens: 5000 },
+      'max_tokens',
+      /1 to 4096 for profile chat_default, got 5000/,
+    ],
     ['max_tokens not a whole number', { model: 'chat_default', messages: ask, max_tokens: 1.5 }, 'max_tokens', /expected int/],
     ['temperature out of range', { model: 'chat_default', messages: ask, temperature: 3 }, 'temperature', /0 to 2, got 3/],
     ['n other than 1', { model: 'chat_default', messages: ask, n: 2 }, 'n', /expected one of 1/],
-    ['a tool name OpenAI would refuse', { model: 'chat_default', messages: ask, tools: [{ type: 'function', function: { name: 'get weather' } }] }, 'tools[0].name', /letters, digits, underscores or dashes/],
-    ['tool_choice naming no tool of the request', { model: 'chat_default', messages: ask, tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }, 'toolChoice.tool', /not one of the request's tools/],
+    [
+      'a tool name OpenAI would refuse',
+      { model: 'chat_default', messages: ask, tools: [{ type: 'function', function: { name: 'get weather' } }] },
+      'tools[0].name',
+      /letters, digits, underscores or dashes/,
+    ],
+    [
+      'tool_choice naming no tool of the request',
+      {
+        model: 'chat_default',
+        messages: ask,
+        tools: [{ type: 'function', function: { name: 'f' } }],
+        tool_choice: { type: 'function', function: { name: 'g' } },
+      },
+      'toolChoice.tool',
+      /not one of the request's tools/,
+    ],
     ['functions (the pre-tools API)', { model: 'chat_default', messages: ask, functions: [{ name: 'f' }] }, 'functions', /not supported/],
-    ['messages over the byte cap', { model: 'chat_default', messages: [{ role: 'user', content: 'x'.repeat(262_145) }] }, 'messages', /262145 bytes; the limit is 262144/],
+    [
+      'messages over the byte cap',
+      { model: 'chat_default', messages: [{ role: 'user', content: 'x'.repeat(262_145) }] },
+      'messages',
+      /262145 bytes; the limit is 262144/,
+    ],
   ];
   it.each(cases)('%s', async (_name, body, param, message) => {
     const t = await createTenant(app.url);
@@ -158,7 +191,9 @@ describe('400: bad input names the parameter and changes nothing', () => {
   it('Idempotency-Key on a streamed request, and an unknown x-region', async () => {
     const t = await createTenant(app.url);
     const c = new OpenAI({ apiKey: t.key, baseURL: base });
-    const idem = await changesNothing(t, () => c.chat.completions.create({ model: 'chat_default', messages: ask, stream: true }, { headers: { 'Idempotency-Key': 'k1' } }));
+    const idem = await changesNothing(t, () =>
+      c.chat.completions.create({ model: 'chat_default', messages: ask, stream: true }, { headers: { 'Idempotency-Key': 'k1' } }),
+    );
     expect(idem).toBeInstanceOf(OpenAI.BadRequestError);
     expect(idem.param).toBe('Idempotency-Key');
     const region = await changesNothing(t, () => c.chat.completions.create({ model: 'chat_default', messages: ask }, { headers: { 'x-region': 'mars' } }));
@@ -168,11 +203,20 @@ describe('400: bad input names the parameter and changes nothing', () => {
 
   it('a body that is not JSON is 400; a body over the limit is 413', async () => {
     const t = await createTenant(app.url);
-    const post = (body: string) => fetch(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body });
-    const bad = await changesNothing(t, () => post('{"model":').then(async (r) => { throw { status: r.status, body: await r.json() }; }));
+    const post = (body: string) =>
+      fetch(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body });
+    const bad = await changesNothing(t, () =>
+      post('{"model":').then(async (r) => {
+        throw { status: r.status, body: await r.json() };
+      }),
+    );
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ type: 'invalid_request_error', param: 'body' });
-    const big = await changesNothing(t, () => post(JSON.stringify({ model: 'chat_default', messages: [{ role: 'user', content: 'x'.repeat(400_000) }] })).then(async (r) => { throw { status: r.status, body: await r.json() }; }));
+    const big = await changesNothing(t, () =>
+      post(JSON.stringify({ model: 'chat_default', messages: [{ role: 'user', content: 'x'.repeat(400_000) }] })).then(async (r) => {
+        throw { status: r.status, body: await r.json() };
+      }),
+    );
     expect(big.status).toBe(413);
     expect(big.body.error).toMatchObject({ type: 'invalid_request_error', code: 'request_too_large' });
   });
@@ -183,7 +227,11 @@ describe('429', () => {
     const rpm = 6;
     const t = await createTenant(app.url, { requestsPerMinute: rpm });
     const post = () =>
-      fetch(`${base}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` }, body: JSON.stringify({ model: 'fast_classify', messages: ask, max_tokens: 5 }) });
+      fetch(`${base}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+        body: JSON.stringify({ model: 'fast_classify', messages: ask, max_tokens: 5 }),
+      });
     let admitted = 0;
     for (let i = 0; i < 4 * rpm; i++) {
       const r = await post();
@@ -215,7 +263,9 @@ describe('429', () => {
     // Without retries the SDK raises the error as it came: a tenant at 1 a minute that has used it.
     const one = await createTenant(app.url, { requestsPerMinute: 1 });
     await new OpenAI({ apiKey: one.key, baseURL: base, maxRetries: 0 }).chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5 });
-    const err = await new OpenAI({ apiKey: one.key, baseURL: base, maxRetries: 0 }).chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5 }).catch((e) => e);
+    const err = await new OpenAI({ apiKey: one.key, baseURL: base, maxRetries: 0 }).chat.completions
+      .create({ model: 'fast_classify', messages: ask, max_tokens: 5 })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(err.code).toBe('rate_limit_exceeded');
     expect(err.type).toBe('requests');

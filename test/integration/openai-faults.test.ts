@@ -29,7 +29,9 @@ const usd = (micros: bigint) => `${micros / 1_000_000n}.${(micros % 1_000_000n).
 async function settledRows(tenantId: string, n = 1, ms = 5_000) {
   const read = () => db.ledgerEntry.findMany({ where: { tenantId }, orderBy: { id: 'asc' } });
   let rows = await read();
-  await waitUntil(async () => (rows = await read()).length === n && rows.every((r) => r.state === 'SETTLED'), `${n} settled rows`, ms, 20).catch(() => undefined);
+  await waitUntil(async () => (rows = await read()).length === n && rows.every((r) => r.state === 'SETTLED'), `${n} settled rows`, ms, 20).catch(
+    () => undefined,
+  );
   return rows;
 }
 
@@ -59,7 +61,12 @@ describe('fallback before content', () => {
   it('streamed: the first model fails with 503, the next in the chain answers; one COMPLETED row with both attempts', async () => {
     const t = await createTenant(app.url, { monthlyBudgetUsd: '1' });
     await simc.addFault({ model: 'deepseek-v4-flash', fault: 'http_503', times: 1 });
-    const stream = await new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create({ model: 'chat_default', messages: ask, stream: true, stream_options: { include_usage: true } });
+    const stream = await new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create({
+      model: 'chat_default',
+      messages: ask,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const chunks = [];
     for await (const c of stream) chunks.push(c);
     expect(new Set(chunks.map((c) => c.model))).toEqual(new Set(['hunyuan-turbos']));
@@ -88,7 +95,9 @@ describe('fallback before content', () => {
   it('the whole chain down: InternalServerError (502) upstream_unavailable; one FAILED row at $0 per attempt the SDK makes', async () => {
     const t = await createTenant(app.url, { monthlyBudgetUsd: '1' });
     await simc.addFault({ model: '*', fault: 'http_500', times: 3 });
-    const err = await new OpenAI({ apiKey: t.key, baseURL: base, maxRetries: 0 }).chat.completions.create({ model: 'chat_default', messages: ask }).catch((e) => e);
+    const err = await new OpenAI({ apiKey: t.key, baseURL: base, maxRetries: 0 }).chat.completions
+      .create({ model: 'chat_default', messages: ask })
+      .catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.InternalServerError);
     expect(err.status).toBe(502);
     expect(err.code).toBe('upstream_unavailable');
@@ -104,8 +113,8 @@ describe('interruption after content', () => {
   it('streamed: the delivered content, its usage chunk, then an error event the SDK raises; billed, one UPSTREAM_INTERRUPTED row', async () => {
     const t = await createTenant(app.url, { monthlyBudgetUsd: '1' });
     await simc.addFault({ model: 'deepseek-v4-flash', fault: 'cut', afterTokens: 20, times: 1 });
-    const { data: stream, response } = await new OpenAI({ apiKey: t.key, baseURL: base })
-      .chat.completions.create({ model: 'chat_default', messages: ask, stream: true, stream_options: { include_usage: true } })
+    const { data: stream, response } = await new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions
+      .create({ model: 'chat_default', messages: ask, stream: true, stream_options: { include_usage: true } })
       .withResponse();
     const chunks = [];
     let err: any = null;
@@ -139,7 +148,10 @@ describe('client cancellation', () => {
     const t = await createTenant(app.url, { monthlyBudgetUsd: '1' });
     await simc.addFault({ model: 'deepseek-v4-flash', fault: 'stall', afterTokens: 5, delayMs: 20_000, times: 1 });
     const ac = new AbortController();
-    const stream = await new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create({ model: 'chat_default', messages: ask, stream: true }, { signal: ac.signal });
+    const stream = await new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create(
+      { model: 'chat_default', messages: ask, stream: true },
+      { signal: ac.signal },
+    );
     let seen = 0;
     const ended = (async () => {
       // One chunk per upstream read, not per token: count the words (one per simulator token) delivered so far.
@@ -165,7 +177,9 @@ describe('client cancellation', () => {
     const t = await createTenant(app.url, { monthlyBudgetUsd: '1' });
     await simc.addFault({ model: 'deepseek-v4-flash', fault: 'stall', afterTokens: 5, delayMs: 20_000, times: 1 });
     const ac = new AbortController();
-    const pending = new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions.create({ model: 'chat_default', messages: ask }, { signal: ac.signal }).catch((e) => e);
+    const pending = new OpenAI({ apiKey: t.key, baseURL: base }).chat.completions
+      .create({ model: 'chat_default', messages: ask }, { signal: ac.signal })
+      .catch((e) => e);
     await simc.waitForStats((s) => s.openStreams === 1);
     // The stall starts after the fifth token; the row's checkpoint shows when the gateway has read them.
     await settledRowsWhere(t.id, (r) => r.checkpointTokens >= 5 || r.state === 'SETTLED');
@@ -188,7 +202,10 @@ describe('Redis unreachable', () => {
       await until(async () => {
         const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
         try {
-          return await probe.ping().then(() => true, () => false);
+          return await probe.ping().then(
+            () => true,
+            () => false,
+          );
         } finally {
           probe.disconnect();
         }
@@ -198,7 +215,13 @@ describe('Redis unreachable', () => {
         const c = new OpenAI({ apiKey: t.key, baseURL: lonely.url.replace(/\/graphql$/, '/v1'), maxRetries: 0 });
         await c.chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5 });
         server.kill('SIGKILL');
-        await until(async () => !(await lonely.services.epoch.sync().then(() => true, () => false)));
+        await until(
+          async () =>
+            !(await lonely.services.epoch.sync().then(
+              () => true,
+              () => false,
+            )),
+        );
         const before = (await simc.stats()).requests['qwen3-8b'] ?? 0;
         for (const stream of [false, true]) {
           const err = await c.chat.completions.create({ model: 'fast_classify', messages: ask, max_tokens: 5, stream }).catch((e) => e);
@@ -221,6 +244,11 @@ const until = (cond: () => Promise<boolean>, ms = 10_000) => waitUntil(cond, 'th
 
 async function settledRowsWhere(tenantId: string, pred: (r: { checkpointTokens: number; state: string }) => boolean, ms = 5_000) {
   let row: Awaited<ReturnType<typeof db.ledgerEntry.findFirst>> = null;
-  await waitUntil(async () => (row = await db.ledgerEntry.findFirst({ where: { tenantId } })) !== null && pred(row), "the tenant's row to reach the condition", ms, 20);
+  await waitUntil(
+    async () => (row = await db.ledgerEntry.findFirst({ where: { tenantId } })) !== null && pred(row),
+    "the tenant's row to reach the condition",
+    ms,
+    20,
+  );
   return row!;
 }

@@ -30,7 +30,9 @@ test('open streams count up while streaming and back to zero after completion, u
 
   // Completed normally.
   const a = wsClient(app.url, t.key);
-  await new Promise<void>((resolve, reject) => a.subscribe({ query: CHAT_STREAM, variables: hello('chat_default', { maxTokens: 20 }) }, { next: () => undefined, error: reject, complete: resolve }));
+  await new Promise<void>((resolve, reject) =>
+    a.subscribe({ query: CHAT_STREAM, variables: hello('chat_default', { maxTokens: 20 }) }, { next: () => undefined, error: reject, complete: resolve }),
+  );
   await until(async () => (await openStreams()) === 0);
 
   // Unsubscribed mid-stream, and a socket dropped mid-stream.
@@ -38,7 +40,10 @@ test('open streams count up while streaming and back to zero after completion, u
   const c = wsClient(app.url, t.key);
   let firstB = false;
   let firstC = false;
-  const unsubscribeB = b.subscribe({ query: CHAT_STREAM, variables: hello() }, { next: () => void (firstB = true), error: () => undefined, complete: () => undefined });
+  const unsubscribeB = b.subscribe(
+    { query: CHAT_STREAM, variables: hello() },
+    { next: () => void (firstB = true), error: () => undefined, complete: () => undefined },
+  );
   c.subscribe({ query: CHAT_STREAM, variables: hello() }, { next: () => void (firstC = true), error: () => undefined, complete: () => undefined });
   await until(async () => firstB && firstC);
   expect(await openStreams()).toBe(2);
@@ -55,7 +60,11 @@ test('requests refused before authentication are counted and logged, not invisib
     return m ? Number(m[1]) : 0;
   };
   const before = await metric();
-  const r = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer nope' }, body: JSON.stringify({ query: '{ me { id } }' }) });
+  const r = await fetch(app.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer nope' },
+    body: JSON.stringify({ query: '{ me { id } }' }),
+  });
   expect(r.status).toBe(401);
   expect(await metric()).toBe(before + 1);
 });

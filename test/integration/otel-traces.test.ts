@@ -44,7 +44,10 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   sim = await startSim(0);
-  app = await startApp({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, OTEL_SERVICE_NAME: 'gateway-under-test' }, sim);
+  app = await startApp(
+    { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, OTEL_SERVICE_NAME: 'gateway-under-test' },
+    sim,
+  );
 });
 afterAll(async () => {
   await app?.stop();
@@ -72,7 +75,7 @@ async function spansOf(traceId: string, count: number): Promise<OtlpSpan[]> {
   return found();
 }
 
-test('a mutation under a client traceparent: a request span under the client\'s span, an attempt span under it, GenAI usage and cost, no prompt text', async () => {
+test("a mutation under a client traceparent: a request span under the client's span, an attempt span under it, GenAI usage and cost, no prompt text", async () => {
   const t = await createTenant(app.url);
   const traceId = hex(32);
   const parent = hex(16);
@@ -122,7 +125,14 @@ test('a mutation under a client traceparent: a request span under the client\'s 
     input: attr(attempt, 'gen_ai.usage.input_tokens'),
     output: attr(attempt, 'gen_ai.usage.output_tokens'),
     outcome: attr(attempt, 'llm_gateway.outcome'),
-  }).toEqual({ op: 'chat', requestModel: chat.model, responseModel: chat.model, input: chat.usage.promptTokens, output: chat.usage.completionTokens, outcome: 'completed' });
+  }).toEqual({
+    op: 'chat',
+    requestModel: chat.model,
+    responseModel: chat.model,
+    input: chat.usage.promptTokens,
+    output: chat.usage.completionTokens,
+    outcome: 'completed',
+  });
 
   // Neither the prompt nor the answer appears anywhere in what was exported.
   const exported = bodies.join('\n');
@@ -136,8 +146,17 @@ test('a mutation under a client traceparent: a request span under the client\'s 
 
 test('a fallback: one span per attempt, the failed one marked with its error, the chain on the request span', async () => {
   const t = await createTenant(app.url);
-  await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "deepseek-v4-flash", fallbacks: ["qwen3-32b"]) { model } }`, { t: t.id });
-  await fetch(`${new URL(sim.url).origin}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'deepseek-v4-flash', fault: 'http_500', times: 1 }) });
+  await gqlOk(
+    app.url,
+    TEST_ADMIN_KEY,
+    `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "deepseek-v4-flash", fallbacks: ["qwen3-32b"]) { model } }`,
+    { t: t.id },
+  );
+  await fetch(`${new URL(sim.url).origin}/__sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'deepseek-v4-flash', fault: 'http_500', times: 1 }),
+  });
   const traceId = hex(32);
   const r = await gql(app.url, t.key, CHAT, ask('chat_default'), { traceparent: `00-${traceId}-${hex(16)}-01` });
   expect((r.data as any).chat.model).toBe('qwen3-32b');
@@ -151,10 +170,15 @@ test('a fallback: one span per attempt, the failed one marked with its error, th
   expect(failed.status?.code).toBe(2); // ERROR
   expect(attr(failed, 'error.type')).toBe('HTTP_500');
   expect(attr(failed, 'llm_gateway.outcome')).toBe('failed');
-  expect(attr(found.find((s) => s.name === 'chat qwen3-32b')!, 'llm_gateway.outcome')).toBe('completed');
+  expect(
+    attr(
+      found.find((s) => s.name === 'chat qwen3-32b')!,
+      'llm_gateway.outcome',
+    ),
+  ).toBe('completed');
 });
 
-test('graphql-ws: the traceparent of the connection\'s upgrade request parents the subscription\'s spans', async () => {
+test("graphql-ws: the traceparent of the connection's upgrade request parents the subscription's spans", async () => {
   const t = await createTenant(app.url);
   const traceId = hex(32);
   const parent = hex(16);
@@ -163,7 +187,13 @@ test('graphql-ws: the traceparent of the connection\'s upgrade request parents t
       super(url, protocols, { headers: { traceparent: `00-${traceId}-${parent}-01` } });
     }
   }
-  const ws = createClient({ url: app.url.replace(/^http/, 'ws'), webSocketImpl: TracedWebSocket, connectionParams: { authorization: `Bearer ${t.key}` }, retryAttempts: 0, lazy: true });
+  const ws = createClient({
+    url: app.url.replace(/^http/, 'ws'),
+    webSocketImpl: TracedWebSocket,
+    connectionParams: { authorization: `Bearer ${t.key}` },
+    retryAttempts: 0,
+    lazy: true,
+  });
   try {
     const s = await subscribeAll(ws, CHAT_STREAM, ask());
     expect(s.error).toBeNull();

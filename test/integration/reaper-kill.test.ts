@@ -31,9 +31,7 @@ afterAll(async () => {
 
 test('SIGKILL with 20 streams open: after the lease expires the reaper settles all 20 from their last checkpoints', async () => {
   const t = await createTenant(survivor.url, { monthlyBudgetUsd: '10' });
-  const started = await startServerProcess(
-    testEnv({ LOG_LEVEL: 'info', LEASE_MS: '4000', CHECKPOINT_INTERVAL_MS: '200', REAPER_INTERVAL_MS: '600000' }, sim),
-  );
+  const started = await startServerProcess(testEnv({ LOG_LEVEL: 'info', LEASE_MS: '4000', CHECKPOINT_INTERVAL_MS: '200', REAPER_INTERVAL_MS: '600000' }, sim));
   child = started.proc;
   const ws = wsClient(started.url, t.key);
   const deltas = new Array<number>(20).fill(0);
@@ -69,7 +67,12 @@ test('SIGKILL with 20 streams open: after the lease expires the reaper settles a
   await survivor.reapOnce();
   expect(await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'HELD' } })).toBe(20);
   // Any live instance's reaper may take them (other suites' apps share this database); all 20 must be settled once.
-  await until(async () => (await survivor.reapOnce(), (await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'HELD' } })) === 0), 'the lease to expire and the reaper to settle all 20', 15_000, 250);
+  await until(
+    async () => (await survivor.reapOnce(), (await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'HELD' } })) === 0),
+    'the lease to expire and the reaper to settle all 20',
+    15_000,
+    250,
+  );
 
   const rows = await db.ledgerEntry.findMany({ where: { tenantId: t.id } });
   let sum = 0n;

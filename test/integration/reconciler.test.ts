@@ -99,7 +99,9 @@ test('the repair is a compare-and-set: a settlement landing between the observat
 
 test("API keys' spent drifts are repaired like the tenant's: lasting drift rewritten under a compare-and-set, a pending gap left to the applier", async () => {
   const tenant = await db.tenant.create({ data: { name: uniqueName('recon') } });
-  const [k1, k2] = await Promise.all(['a', 'b'].map((p) => db.apiKey.create({ data: { tenantId: tenant.id, hash: `${p}-${crypto.randomUUID()}`, prefix: p } })));
+  const [k1, k2] = await Promise.all(
+    ['a', 'b'].map((p) => db.apiKey.create({ data: { tenantId: tenant.id, hash: `${p}-${crypto.randomUUID()}`, prefix: p } })),
+  );
   const month = monthOf(new Date());
   await settledRow(tenant.id, 300n, false, k1!.id);
   await settledRow(tenant.id, 200n, false, k2!.id);
@@ -128,7 +130,12 @@ test("API keys' spent drifts are repaired like the tenant's: lasting drift rewri
       { tenantId: tenant.id, apiKeyId: k2!.id, month, redisSpentMicros: 200n, ledgerSpentMicros: 225n, pending: 1, repaired: false },
     ]),
   );
-  expect(await repair.keySpent({ tenantId: tenant.id, month })).toEqual(new Map([[k1!.id, 300n], [k2!.id, 200n]]));
+  expect(await repair.keySpent({ tenantId: tenant.id, month })).toEqual(
+    new Map([
+      [k1!.id, 300n],
+      [k2!.id, 200n],
+    ]),
+  );
 
   // Compare-and-set: a key settlement landing after the observation is not lost.
   await redis.hincrby(budget(tenant.id), `k:${k1!.id}:s`, 7);

@@ -193,7 +193,11 @@ describe('costReport', () => {
     expect(r.rows.reduce((s, x) => s + x.costMicros, 0n)).toBe(r.totalMicros);
     expect(r.rows.reduce((s, x) => s + x.requests, 0)).toBe(41);
     expect(r.rows.reduce((s, x) => s + x.promptTokens, 0)).toBe(Array.from({ length: 40 }, (_, i) => 100 + i).reduce((a, b) => a + b, 0) + 10);
-    expect(r.rows.reduce((s, x) => s + x.unpricedPromptTokens, 0)).toBe(Array.from({ length: 40 }, (_, i) => i).filter((i) => i % 3 === 0).reduce((a, i) => a + 100 + i, 0));
+    expect(r.rows.reduce((s, x) => s + x.unpricedPromptTokens, 0)).toBe(
+      Array.from({ length: 40 }, (_, i) => i)
+        .filter((i) => i % 3 === 0)
+        .reduce((a, i) => a + 100 + i, 0),
+    );
     expect(r.rows.reduce((s, x) => s + x.completionTokens, 0)).toBe(Array.from({ length: 40 }, (_, i) => 50 + i).reduce((a, b) => a + b, 0));
     expect(r).toMatchObject({ tenantId: t, month: '2026-10', groupBy: g });
     expectSorted(r.rows);
@@ -220,7 +224,16 @@ describe('costReport', () => {
     await insert(held, [{ startedAt: '2026-10-12T13:00:00.000Z', cost: 40n }]);
     expect((await reports.costReport(held, '2026-10', 'MODEL')).totalMicros).toBe(40n);
     expect((await reports.costReport(held, '2026-10', 'MODEL')).rows).toEqual([
-      { key: 'glm-5', requests: 1, promptTokens: 10, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 20, costMicros: 40n },
+      {
+        key: 'glm-5',
+        requests: 1,
+        promptTokens: 10,
+        unpricedPromptTokens: 0,
+        cachedPromptTokens: 0,
+        cacheWriteTokens: 0,
+        completionTokens: 20,
+        costMicros: 40n,
+      },
     ]);
     await db.ledgerEntry.update({ where: { requestId: id! }, data: { state: 'SETTLED', model: 'glm-5', costMicros: 2n, outcome: 'COMPLETED' } });
     expect((await reports.costReport(held, '2026-10', 'MODEL')).totalMicros).toBe(42n);
@@ -258,7 +271,18 @@ describe('costReport', () => {
     await insert(p, [{ startedAt: '2026-11-20T10:00:00.000Z', model: 'kimi-k2.5', completion: 1_000, cost: 5_000n }], priv);
     const later = await privReports.costReport(p, '2026-11', 'MODEL');
     expect(later.totalMicros).toBe(8_000n);
-    expect(later.rows).toEqual([{ key: 'kimi-k2.5', requests: 2, promptTokens: 20, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 2_000, costMicros: 8_000n }]);
+    expect(later.rows).toEqual([
+      {
+        key: 'kimi-k2.5',
+        requests: 2,
+        promptTokens: 20,
+        unpricedPromptTokens: 0,
+        cachedPromptTokens: 0,
+        cacheWriteTokens: 0,
+        completionTokens: 2_000,
+        costMicros: 8_000n,
+      },
+    ]);
     // And the projection uses the new (current) price.
     expect((await privReports.costProjection(1_000_000, [{ model: 'kimi-k2.5', share: 1 }])).totalMicros).toBe(5_000_000n);
   });
@@ -268,7 +292,14 @@ describe('costReport', () => {
     const nasty = ['=HYPERLINK("http://evil","x")', '+SUM(1)', '-1+2', '@cmd', 'a,b', 'say "hi"', 'two\nlines', 'plain'];
     await insert(
       c,
-      nasty.map((profile, i) => ({ startedAt: `2026-11-0${i + 1}T01:00:00.000Z`, profile, cost: BigInt(1_000_000 * (i + 1) + 123), prompt: i, unpriced: i, completion: 2 * i })),
+      nasty.map((profile, i) => ({
+        startedAt: `2026-11-0${i + 1}T01:00:00.000Z`,
+        profile,
+        cost: BigInt(1_000_000 * (i + 1) + 123),
+        prompt: i,
+        unpriced: i,
+        completion: 2 * i,
+      })),
     );
     const r = await reports.costReport(c, '2026-11', 'PROFILE');
     const lines = r.csv.split('\r\n');
@@ -291,7 +322,7 @@ describe('costReport', () => {
       });
     });
     expect(records.map((x) => x.key).sort()).toEqual(
-      ["'=HYPERLINK(\"http://evil\",\"x\")", "'+SUM(1)", "'-1+2", "'@cmd", 'a,b', 'say "hi"', 'two\nlines', 'plain'].sort(),
+      ['\'=HYPERLINK("http://evil","x")', "'+SUM(1)", "'-1+2", "'@cmd", 'a,b', 'say "hi"', 'two\nlines', 'plain'].sort(),
     );
     expect(records[0]).toMatchObject({ key: 'plain', costUsd: '8.000123' });
     // No cell of the raw text starts with a formula character.
@@ -357,7 +388,6 @@ describe('daily rollups', () => {
     [heldId] = (await insert(r, [{ startedAt: '2026-09-20T12:00:00.000Z', state: 'HELD' }], db)) as [string];
   });
 
-
   it('gives the same reports before the job, after it and after re-running it, and the re-run changes nothing', async () => {
     const before = await snapshot();
     const sum = await ledgerSum(r, '2026-09', db);
@@ -375,11 +405,17 @@ describe('daily rollups', () => {
     expect(await db.dailyRollup.count({ where: { tenantId: r } })).toBeGreaterThan(0);
     expect(await snapshot()).toEqual(before);
 
-    const rollupRows = await db.dailyRollup.findMany({ where: { tenantId: r }, orderBy: [{ day: 'asc' }, { model: 'asc' }, { profile: 'asc' }, { apiKeyId: 'asc' }] });
+    const rollupRows = await db.dailyRollup.findMany({
+      where: { tenantId: r },
+      orderBy: [{ day: 'asc' }, { model: 'asc' }, { profile: 'asc' }, { apiKeyId: 'asc' }],
+    });
     const second = await job.runOnce();
     expect(second.days).toBe(0);
     expect(await snapshot()).toEqual(before);
-    const again = await db.dailyRollup.findMany({ where: { tenantId: r }, orderBy: [{ day: 'asc' }, { model: 'asc' }, { profile: 'asc' }, { apiKeyId: 'asc' }] });
+    const again = await db.dailyRollup.findMany({
+      where: { tenantId: r },
+      orderBy: [{ day: 'asc' }, { model: 'asc' }, { profile: 'asc' }, { apiKeyId: 'asc' }],
+    });
     expect(again.map(({ computedAt: _c, ...x }) => x)).toEqual(rollupRows.map(({ computedAt: _c, ...x }) => x));
   });
 
@@ -415,7 +451,10 @@ describe('daily rollups', () => {
       expect(rep.totalMicros).toBe((await ledgerSum(r, '2026-09', db)).cost);
     }
 
-    await db.ledgerEntry.update({ where: { requestId: heldId }, data: { state: 'SETTLED', model: 'glm-5', costMicros: 444n, outcome: 'COMPLETED', usageSource: 'ESTIMATED' } });
+    await db.ledgerEntry.update({
+      where: { requestId: heldId },
+      data: { state: 'SETTLED', model: 'glm-5', costMicros: 444n, outcome: 'COMPLETED', usageSource: 'ESTIMATED' },
+    });
     expect((await reports.costReport(r, '2026-09', 'MODEL')).totalMicros).toBe(base + 777n);
     expect((await job.runOnce()).days).toBeGreaterThanOrEqual(1);
     expect(await db.rollupDay.findUnique({ where: { day: new Date('2026-09-20') } })).not.toBeNull();
@@ -473,7 +512,16 @@ describe('projection', () => {
     expect((await errorOf(reports.costProjection(50, [{ model: 'nope', share: 1 }]))).extensions.field).toBe('mix');
     expect((await errorOf(reports.costProjection(50, []))).extensions.field).toBe('mix');
     expect((await errorOf(reports.costProjection(-5, [{ model: 'glm-5', share: 1 }]))).extensions.field).toBe('monthlyOutputTokens');
-    expect((await errorOf(reports.costProjection(5, [{ model: 'glm-5', share: 0.6 }, { model: 'qwen3-8b', share: 0.3 }]))).extensions.field).toBe('mix');
+    expect(
+      (
+        await errorOf(
+          reports.costProjection(5, [
+            { model: 'glm-5', share: 0.6 },
+            { model: 'qwen3-8b', share: 0.3 },
+          ]),
+        )
+      ).extensions.field,
+    ).toBe('mix');
     // A model without an output price, in the private database's catalog only.
     await priv.model.update({ where: { id: 'qwen3.5-397b' }, data: { outputMicrosPerMillion: null } });
     expect((await errorOf(privReports.costProjection(5, [{ model: 'qwen3.5-397b', share: 1 }]))).code).toBe('UNPRICED_MODEL');
@@ -596,7 +644,14 @@ describe('keys, requests and the audit trail', () => {
   });
 
   it("reads back the admin's changes from the audit trail, newest first, per tenant", async () => {
-    const epoch: Epoch = { sync: async () => undefined, cacheable: () => true, begin: async () => 'change', end: async () => undefined, onChange: () => undefined, maxAgeMs: 5_000 };
+    const epoch: Epoch = {
+      sync: async () => undefined,
+      cacheable: () => true,
+      begin: async () => 'change',
+      end: async () => undefined,
+      onChange: () => undefined,
+      maxAgeMs: 5_000,
+    };
     const admin = makeAdminService({ db, epoch });
     const created = await admin.createTenant({ name: `rep-audit-${RUN}`, monthlyBudgetUsd: '25' });
     tenants.push(created.tenantId);
@@ -619,7 +674,9 @@ describe('keys, requests and the audit trail', () => {
     const at = new Date('2026-11-20T10:00:00.000Z');
     const tenantId = await newTenant('audit-ties');
     const entry = (action: string, createdAt: Date) => ({ actor: 'admin', action, targetType: 'tenant', targetId: tenantId, tenantId, createdAt });
-    await db.auditEntry.createMany({ data: [entry('a', new Date(at.getTime() - 1)), entry('b', at), entry('c', at), entry('d', at), entry('e', new Date(at.getTime() + 1))] });
+    await db.auditEntry.createMany({
+      data: [entry('a', new Date(at.getTime() - 1)), entry('b', at), entry('c', at), entry('d', at), entry('e', new Date(at.getTime() + 1))],
+    });
     const seen: string[] = [];
     let before: Date | null = null;
     for (let guard = 0; guard < 10; guard++) {
@@ -645,8 +702,26 @@ describe('tenants overview and the CLI', () => {
     nameA = `rep-cli-a-${RUN}`;
     b = await newTenant('cli-b');
     await insert(a, [
-      { startedAt: '2026-12-02T10:00:00.000Z', model: 'glm-5', profile: 'long_form', apiKeyId: keyX, cost: 2_500_000n, prompt: 100, unpriced: 100, completion: 1_000 },
-      { startedAt: '2026-12-03T10:00:00.000Z', model: 'qwen3-8b', profile: '=evil()', apiKeyId: keyX, cost: 1_500_000n, prompt: 50, unpriced: 50, completion: 500 },
+      {
+        startedAt: '2026-12-02T10:00:00.000Z',
+        model: 'glm-5',
+        profile: 'long_form',
+        apiKeyId: keyX,
+        cost: 2_500_000n,
+        prompt: 100,
+        unpriced: 100,
+        completion: 1_000,
+      },
+      {
+        startedAt: '2026-12-03T10:00:00.000Z',
+        model: 'qwen3-8b',
+        profile: '=evil()',
+        apiKeyId: keyX,
+        cost: 1_500_000n,
+        prompt: 50,
+        unpriced: 50,
+        completion: 500,
+      },
       { startedAt: '2026-11-30T23:59:59.999Z', model: 'glm-5', cost: 9_999_999n },
     ]);
     await insert(b, [{ startedAt: '2026-12-05T10:00:00.000Z', model: 'glm-5', cost: 123n }]);
@@ -684,7 +759,7 @@ describe('tenants overview and the CLI', () => {
     expect(csv.code).toBe(0);
     expect(csv.out).toBe((await reports.costReport(a, '2026-12', 'PROFILE')).csv);
     expect(csv.out).toBe(
-      'key,requests,promptTokens,unpricedPromptTokens,cachedPromptTokens,cacheWriteTokens,completionTokens,costUsd\r\nlong_form,1,100,100,0,0,1000,2.500000\r\n\'=evil(),1,50,50,0,0,500,1.500000\r\n',
+      "key,requests,promptTokens,unpricedPromptTokens,cachedPromptTokens,cacheWriteTokens,completionTokens,costUsd\r\nlong_form,1,100,100,0,0,1000,2.500000\r\n'=evil(),1,50,50,0,0,500,1.500000\r\n",
     );
     const json = await run(['--month', '2026-12', '--tenant', nameA, '--group', 'key', '--format', 'json']);
     expect(JSON.parse(json.out)).toEqual({
@@ -693,7 +768,18 @@ describe('tenants overview and the CLI', () => {
       month: '2026-12',
       groupBy: 'API_KEY',
       totalUsd: '4.000000',
-      rows: [{ key: keyX, requests: 2, promptTokens: 150, unpricedPromptTokens: 150, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 1500, costUsd: '4.000000' }],
+      rows: [
+        {
+          key: keyX,
+          requests: 2,
+          promptTokens: 150,
+          unpricedPromptTokens: 150,
+          cachedPromptTokens: 0,
+          cacheWriteTokens: 0,
+          completionTokens: 1500,
+          costUsd: '4.000000',
+        },
+      ],
     });
     const day = await run(['--month', '2026-12', '--tenant', nameA, '--group', 'day', '--format', 'csv']);
     expect(day.out.split('\r\n').slice(1, 3)).toEqual(['2026-12-02,1,100,100,0,0,1000,2.500000', '2026-12-03,1,50,50,0,0,500,1.500000']);

@@ -103,7 +103,15 @@ async function route(r: Route, onEvent?: (ev: RouteEvent) => void): Promise<Rout
   };
   const call: CallModel = ({ planned, signal }, onRead) =>
     client.streamChat(
-      { model: planned.model.id, messages: MESSAGES, maxTokens: r.maxTokens ?? 40, region: plan.region, signal, firstTokenTimeoutMs: planned.firstTokenTimeoutMs, idleTimeoutMs: r.idleTimeoutMs ?? 2_000 },
+      {
+        model: planned.model.id,
+        messages: MESSAGES,
+        maxTokens: r.maxTokens ?? 40,
+        region: plan.region,
+        signal,
+        firstTokenTimeoutMs: planned.firstTokenTimeoutMs,
+        idleTimeoutMs: r.idleTimeoutMs ?? 2_000,
+      },
       onRead,
     );
   const end = await routeChat(
@@ -267,7 +275,14 @@ describe('routing over the simulator', () => {
       {
         type: 'discard',
         model: 'deepseek-v4-flash',
-        attempt: expect.objectContaining({ model: 'deepseek-v4-flash', ok: false, error: 'INTERRUPTED', promptTokens: PROMPT, completionTokens: 20, usageSource: 'ESTIMATED' }),
+        attempt: expect.objectContaining({
+          model: 'deepseek-v4-flash',
+          ok: false,
+          error: 'INTERRUPTED',
+          promptTokens: PROMPT,
+          completionTokens: 20,
+          usageSource: 'ESTIMATED',
+        }),
       },
     ]);
     const d = done(events);
@@ -413,7 +428,9 @@ interface Seen {
   readonly body: Record<string, unknown>;
 }
 
-async function tinyUpstream(answer: (res: import('node:http').ServerResponse, seen: Seen) => void): Promise<{ url: string; seen: Seen[]; close(): Promise<void>; server: Server }> {
+async function tinyUpstream(
+  answer: (res: import('node:http').ServerResponse, seen: Seen) => void,
+): Promise<{ url: string; seen: Seen[]; close(): Promise<void>; server: Server }> {
   const seen: Seen[] = [];
   const server = createServer((req, res) => {
     let raw = '';

@@ -59,7 +59,12 @@ const rows = (md: string) =>
   md
     .trim()
     .split('\n')
-    .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+    .map((l) =>
+      l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
 
 /** "$ per 1M" as written ("1.92") to integer micro-dollars, without a float. */
 function micros(usd: string): bigint {

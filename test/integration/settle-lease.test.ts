@@ -71,7 +71,12 @@ test('Postgres paused past LEASE_MS while a stream runs: another instance reaps 
   await until(() => events.length >= 10, 'the stream to get going');
 
   // Instance B's reaper settles the row once the lease (renewed by Postgres time) has run out.
-  await until(async () => (await b.reapOnce()) > 0 || (await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'SETTLED' } })) === 1, 'the reaper', 10_000, 200);
+  await until(
+    async () => (await b.reapOnce()) > 0 || (await db.ledgerEntry.count({ where: { tenantId: t.id, state: 'SETTLED' } })) === 1,
+    'the reaper',
+    10_000,
+    200,
+  );
   const reaped = await db.ledgerEntry.findUniqueOrThrow({ where: { requestId } });
   expect(reaped).toMatchObject({ state: 'SETTLED', outcome: 'UPSTREAM_INTERRUPTED', settleVersion: 1 });
   // The stream goes on delivering while A cannot reach Postgres: these tokens come after the reaper's settlement.
@@ -100,7 +105,11 @@ test('Postgres paused past LEASE_MS while a stream runs: another instance reaps 
 
   // The gate gets the first settlement and the difference, each once. (Relies on the limiter adding a settle for an
   // id that never had a hold, '<requestId>:v2', once: the gate engineer's settle.lua of this wave.)
-  await until(async () => (await db.ledgerEntry.findUniqueOrThrow({ where: { requestId } })).gatePendingSince === null, 'the amendment to reach the gate', 5_000);
+  await until(
+    async () => (await db.ledgerEntry.findUniqueOrThrow({ where: { requestId } })).gatePendingSince === null,
+    'the amendment to reach the gate',
+    5_000,
+  );
   expect((await db.ledgerEntry.findUniqueOrThrow({ where: { requestId } })).gateAppliedVersion).toBe(2);
   expect(await limiter.budgetState(t.id, monthOf(new Date()))).toEqual({ spentMicros: row.costMicros, heldMicros: 0n });
   await b.applyGatePending();
@@ -109,10 +118,15 @@ test('Postgres paused past LEASE_MS while a stream runs: another instance reaps 
 
 test('skewed app clocks reap nothing alive: an instance an hour behind writes leases that hold, an instance an hour ahead reaps nothing', async () => {
   const [behind, ahead] = await Promise.all([
-    startServerProcess(testEnv({ LOG_LEVEL: 'info', LEASE_MS: '3000', CHECKPOINT_INTERVAL_MS: '200', REAPER_INTERVAL_MS: '600000', ...skewedClock(-3600_000).env }, sim), {
-      execArgv: skewedClock(-3600_000).execArgv,
+    startServerProcess(
+      testEnv({ LOG_LEVEL: 'info', LEASE_MS: '3000', CHECKPOINT_INTERVAL_MS: '200', REAPER_INTERVAL_MS: '600000', ...skewedClock(-3600_000).env }, sim),
+      {
+        execArgv: skewedClock(-3600_000).execArgv,
+      },
+    ),
+    startServerProcess(testEnv({ LOG_LEVEL: 'info', REAPER_INTERVAL_MS: '100', ...skewedClock(3600_000).env }, sim), {
+      execArgv: skewedClock(3600_000).execArgv,
     }),
-    startServerProcess(testEnv({ LOG_LEVEL: 'info', REAPER_INTERVAL_MS: '100', ...skewedClock(3600_000).env }, sim), { execArgv: skewedClock(3600_000).execArgv }),
   ]);
   procs.push(behind, ahead);
   const b = await startApp({ LEASE_MS: '3000', CHECKPOINT_INTERVAL_MS: '200' }, sim);
@@ -125,7 +139,10 @@ test('skewed app clocks reap nothing alive: an instance an hour behind writes le
   const run = (c: ReturnType<typeof wsClient>) =>
     new Promise<any[]>((resolve, reject) => {
       const evs: any[] = [];
-      c.subscribe({ query: CHAT_STREAM, variables: hello('long_form', { maxTokens: 60 }) }, { next: (v) => evs.push((v.data as any)?.chatStream), error: reject, complete: () => resolve(evs) });
+      c.subscribe(
+        { query: CHAT_STREAM, variables: hello('long_form', { maxTokens: 60 }) },
+        { next: (v) => evs.push((v.data as any)?.chatStream), error: reject, complete: () => resolve(evs) },
+      );
     });
   const streams = Promise.all([run(onBehind), run(onHonest)]);
   // While both run (about 2.5 s), the honest instance's reaper looks too: nothing is expired by Postgres time.

@@ -60,7 +60,15 @@ test('reaper settlements are counted', async () => {
 
 test('the age of the oldest settlement not yet applied to the gate rises while Redis refuses writes and falls to 0 once it lands', async () => {
   const tenant = await db.tenant.create({ data: { name: uniqueName('metrics') } });
-  const r = await row(tenant.id, { state: 'SETTLED', outcome: 'COMPLETED', model: 'glm-5', costMicros: 77n, settleVersion: 1, gatePendingSince: new Date(Date.now() - 30_000), endedAt: new Date() });
+  const r = await row(tenant.id, {
+    state: 'SETTLED',
+    outcome: 'COMPLETED',
+    model: 'glm-5',
+    costMicros: 77n,
+    settleVersion: 1,
+    gatePendingSince: new Date(Date.now() - 30_000),
+    endedAt: new Date(),
+  });
   // The gate still holds the request, as when Redis refused its settlement.
   const hold = { requestId: r.requestId, holdMicros: 100n, expiresAtMs: Date.now() + 600_000, admittedAtMs: Date.now() };
   await limiter.reseed({ tenantId: tenant.id, month: monthOf(new Date()), spentMicros: 0n, holds: [hold] });
@@ -85,7 +93,15 @@ test('the age of the oldest settlement not yet applied to the gate rises while R
 
 test("the reconciler's drift shows in gauges and its repairs in a counter; after the repair the drift is 0", async () => {
   const tenant = await db.tenant.create({ data: { name: uniqueName('metrics') } });
-  await row(tenant.id, { state: 'SETTLED', outcome: 'COMPLETED', model: 'glm-5', costMicros: 500n, settleVersion: 1, gateAppliedVersion: 1, endedAt: new Date() });
+  await row(tenant.id, {
+    state: 'SETTLED',
+    outcome: 'COMPLETED',
+    model: 'glm-5',
+    costMicros: 500n,
+    settleVersion: 1,
+    gateAppliedVersion: 1,
+    endedAt: new Date(),
+  });
   await limiter.reseed({ tenantId: tenant.id, month: monthOf(new Date()), spentMicros: 350n, holds: [] }); // 150 lost
   const repairsBefore = await metric('gateway_budget_repairs_total');
   const drifts = await app.reconcileOnce();

@@ -141,7 +141,11 @@ test('Redis hanging (connection paused) as a stream settles: the done event does
 
   proxy.resume();
   await until(() => converged(t.id), 'the gate to take the held settlement', 15_000);
-  await until(async () => (await db.ledgerEntry.findUniqueOrThrow({ where: { requestId: done.requestId } })).gatePendingSince === null, 'the confirmation', 5_000);
+  await until(
+    async () => (await db.ledgerEntry.findUniqueOrThrow({ where: { requestId: done.requestId } })).gatePendingSince === null,
+    'the confirmation',
+    5_000,
+  );
 }, 60_000);
 
 test('a settlement applied to Redis whose confirmation was lost (crash before the ledger write) is re-applied as a no-op: counted once', async () => {
@@ -149,7 +153,11 @@ test('a settlement applied to Redis whose confirmation was lost (crash before th
   apps.push(a);
   const t = await createTenant(a.url, { monthlyBudgetUsd: '5' });
   const r = await gqlOk(a.url, t.key, CHAT, hello('chat_default', { maxTokens: 30 }));
-  await until(async () => (await db.ledgerEntry.findUniqueOrThrow({ where: { requestId: r.chat.requestId } })).gatePendingSince === null, 'the confirmation', 5_000);
+  await until(
+    async () => (await db.ledgerEntry.findUniqueOrThrow({ where: { requestId: r.chat.requestId } })).gatePendingSince === null,
+    'the confirmation',
+    5_000,
+  );
   expect(await converged(t.id)).toBe(true);
   // As if the process died after Redis took the settlement and before it recorded that in Postgres.
   await db.$executeRaw`UPDATE usage_ledger SET gate_applied_version = 0, gate_pending_since = now() - interval '1 minute' WHERE request_id = ${r.chat.requestId}::uuid`;

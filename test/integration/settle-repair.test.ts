@@ -19,7 +19,7 @@ function hold(requestId: string, holdMicros: bigint) {
   return h;
 }
 
-test('releaseLeftoverHold releases that request\'s hold once, leaves spent and other holds alone', async () => {
+test("releaseLeftoverHold releases that request's hold once, leaves spent and other holds alone", async () => {
   const tenantId = crypto.randomUUID();
   const month = '2026-11';
   const [x, y] = [crypto.randomUUID(), crypto.randomUUID()];

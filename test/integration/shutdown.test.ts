@@ -55,7 +55,11 @@ function stream(client: ReturnType<typeof wsClient>, variables: Record<string, u
 test('SIGTERM: readyz 503 and new requests SERVICE_UNAVAILABLE while draining; in-flight requests finish or end SHUTDOWN, all settled in Postgres and Redis; exit 0', async () => {
   const t = await createTenant(adminApp.url, { monthlyBudgetUsd: '10' });
   // deep_reasoning answers nothing for 20 s: it is still waiting for its first token at the drain deadline.
-  await fetch(`${simAdmin()}/__sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'minimax-m2.5', fault: 'timeout', delayMs: 20_000, times: 1 }) });
+  await fetch(`${simAdmin()}/__sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'minimax-m2.5', fault: 'timeout', delayMs: 20_000, times: 1 }),
+  });
   server = await startServerProcess(
     testEnv({ LOG_LEVEL: 'info', DRAIN_TIMEOUT_MS: '2500', CHECKPOINT_INTERVAL_MS: '200', FIRST_TOKEN_FLOOR_MS: '20000' }, sim),
   );
@@ -69,7 +73,10 @@ test('SIGTERM: readyz 503 and new requests SERVICE_UNAVAILABLE while draining; i
   const mutation = gql(server.url, t.key, CHAT_OUTCOME, keyed);
   await longGoing;
   // The mutation has consumed tokens (its checkpoint shows them) before the signal.
-  await until(async () => (await db.ledgerEntry.count({ where: { tenantId: t.id, profile: 'long_form', checkpointTokens: { gt: 0 } } })) === 2, 'both long requests to deliver tokens');
+  await until(
+    async () => (await db.ledgerEntry.count({ where: { tenantId: t.id, profile: 'long_form', checkpointTokens: { gt: 0 } } })) === 2,
+    'both long requests to deliver tokens',
+  );
   let shortStarted!: () => void;
   const shortGoing = new Promise<void>((r) => (shortStarted = r));
   const short = stream(ws, hello('chat_default', { maxTokens: 40 }), (n) => n === 1 && shortStarted());
@@ -138,10 +145,11 @@ test('npm start: SIGTERM to the npm process stops the server (no orphaned child 
   server.proc.kill('SIGTERM');
   expect(await server.exited).toBe(0);
   await until(
-    () => fetch(healthz).then(
-      () => false,
-      () => true,
-    ),
+    () =>
+      fetch(healthz).then(
+        () => false,
+        () => true,
+      ),
     'the server to stop answering',
     5_000,
   );

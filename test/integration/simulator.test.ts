@@ -100,7 +100,13 @@ describe('simulator at latency scale 0', () => {
         model: 'qwen3-8b',
         messages: [
           { role: 'user', content: 'a' }, // 1 + 4
-          { role: 'user', content: [{ type: 'text', text: '12345678' }, { type: 'text', text: '9' }] }, // 9 chars: 3 + 4
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: '12345678' },
+              { type: 'text', text: '9' },
+            ],
+          }, // 9 chars: 3 + 4
           { role: 'assistant', content: null }, // 0 + 4
         ],
       });
@@ -434,10 +440,7 @@ describe('simulator with latency', () => {
   it('uses the Asia TTFT when x-region: ASIA is sent (kimi-k2.5: 480 ms vs 600 ms)', async () => {
     const { client } = await start(1);
     const body = chatBody('kimi-k2.5', { stream: true, max_tokens: 1 });
-    const [asia, us] = await Promise.all([
-      client.stream(body, { headers: { ...AUTH, 'x-region': 'ASIA' } }),
-      client.stream(body),
-    ]);
+    const [asia, us] = await Promise.all([client.stream(body, { headers: { ...AUTH, 'x-region': 'ASIA' } }), client.stream(body)]);
     const asiaTtft = contentEvents(asia.events)[0]?.atMs ?? 0;
     const usTtft = contentEvents(us.events)[0]?.atMs ?? 0;
     expect(asiaTtft).toBeGreaterThanOrEqual(0.9 * 480);

@@ -76,163 +76,173 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-test(`soak: ${REQUESTS} random requests on two instances under Redis/Postgres cuts and upstream faults leave every tenant exact`, async () => {
-  const rand = prng(SEED);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  const admin = instances[0]!.app;
-  const tenants = [
-    await createTenant(admin.url, { monthlyBudgetUsd: '0.0004' }),
-    await createTenant(admin.url, { monthlyBudgetUsd: '0.001' }),
-    await createTenant(admin.url, { monthlyBudgetUsd: '10' }),
-    await createTenant(admin.url, {}),
-  ];
-  const budgets = new Map<string, bigint | null>([
-    [tenants[0]!.id, 400n],
-    [tenants[1]!.id, 1_000n],
-    [tenants[2]!.id, 10_000_000n],
-    [tenants[3]!.id, null],
-  ]);
-  const clients = instances.map((i) => new Map(tenants.map((t) => [t.id, wsClient(i.app.url, t.key)])));
-  const codes = new Map<string, number>();
-  const count = (c: string) => codes.set(c, (codes.get(c) ?? 0) + 1);
-  const simAdmin = new URL(sim.url).origin;
+test(
+  `soak: ${REQUESTS} random requests on two instances under Redis/Postgres cuts and upstream faults leave every tenant exact`,
+  async () => {
+    const rand = prng(SEED);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const admin = instances[0]!.app;
+    const tenants = [
+      await createTenant(admin.url, { monthlyBudgetUsd: '0.0004' }),
+      await createTenant(admin.url, { monthlyBudgetUsd: '0.001' }),
+      await createTenant(admin.url, { monthlyBudgetUsd: '10' }),
+      await createTenant(admin.url, {}),
+    ];
+    const budgets = new Map<string, bigint | null>([
+      [tenants[0]!.id, 400n],
+      [tenants[1]!.id, 1_000n],
+      [tenants[2]!.id, 10_000_000n],
+      [tenants[3]!.id, null],
+    ]);
+    const clients = instances.map((i) => new Map(tenants.map((t) => [t.id, wsClient(i.app.url, t.key)])));
+    const codes = new Map<string, number>();
+    const count = (c: string) => codes.set(c, (codes.get(c) ?? 0) + 1);
+    const simAdmin = new URL(sim.url).origin;
 
-  // Chaos: every few hundred ms, one proxy of one instance cuts its connections or stalls for a while (sometimes
-  // longer than the lease, so live requests get reaped and amend their rows).
-  let chaos = true;
-  const chaosLoop = (async () => {
-    while (chaos) {
-      await new Promise((r) => setTimeout(r, 150 + rand() * 500));
-      if (!chaos) break;
-      const inst = pick(instances);
-      const proxy = rand() < 0.5 ? inst.pg : inst.redis;
-      if (rand() < 0.6) proxy.cut();
-      else {
-        proxy.pause();
-        await new Promise((r) => setTimeout(r, 100 + rand() * 2_000));
-        proxy.resume();
+    // Chaos: every few hundred ms, one proxy of one instance cuts its connections or stalls for a while (sometimes
+    // longer than the lease, so live requests get reaped and amend their rows).
+    let chaos = true;
+    const chaosLoop = (async () => {
+      while (chaos) {
+        await new Promise((r) => setTimeout(r, 150 + rand() * 500));
+        if (!chaos) break;
+        const inst = pick(instances);
+        const proxy = rand() < 0.5 ? inst.pg : inst.redis;
+        if (rand() < 0.6) proxy.cut();
+        else {
+          proxy.pause();
+          await new Promise((r) => setTimeout(r, 100 + rand() * 2_000));
+          proxy.resume();
+        }
       }
-    }
-  })();
+    })();
 
-  const one = async (n: number) => {
-    if (n % 15 === 0) {
-      const fault = pick(['http_500', 'http_503', 'timeout', 'cut', 'stall', 'no_usage', 'garbage'] as const);
-      await fetch(`${simAdmin}/__sim/faults`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: '*', fault, times: 1, afterTokens: 5, delayMs: 600 }),
-      }).catch(() => undefined);
-    }
-    const inst = pick([0, 1]);
-    const t = pick(tenants);
-    const vars = hello(pick(['chat_default', 'chat_speed', 'fast_classify']), { maxTokens: 10 + Math.floor(rand() * 70) });
-    const kind = rand();
-    if (kind < 0.45) {
-      try {
-        const res = await fetch(instances[inst]!.app.url, {
+    const one = async (n: number) => {
+      if (n % 15 === 0) {
+        const fault = pick(['http_500', 'http_503', 'timeout', 'cut', 'stall', 'no_usage', 'garbage'] as const);
+        await fetch(`${simAdmin}/__sim/faults`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
-          body: JSON.stringify({ query: CHAT, variables: vars }),
-          signal: AbortSignal.timeout(rand() < 0.1 ? 30 + Math.floor(rand() * 100) : 20_000), // some clients give up mid-answer
-        });
-        const body = (await res.json()) as { errors?: { extensions?: { code?: string } }[] };
-        return count(body.errors?.[0]?.extensions?.code ?? 'OK');
-      } catch {
-        return count('client-aborted');
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: '*', fault, times: 1, afterTokens: 5, delayMs: 600 }),
+        }).catch(() => undefined);
       }
-    }
-    const cancelAfter = kind < 0.7 ? 1 + Math.floor(rand() * 10) : Infinity;
-    await new Promise<void>((resolve) => {
-      let deltas = 0;
-      const timer = setTimeout(() => {
-        stop();
-        count('stream-timeout');
-        resolve();
-      }, 20_000);
-      const stop = clients[inst]!.get(t.id)!.subscribe(
-        { query: CHAT_STREAM, variables: vars },
-        {
-          next: (v) => {
-            if (v.errors || deltas >= cancelAfter) return;
-            if (++deltas >= cancelAfter) {
-              stop();
+      const inst = pick([0, 1]);
+      const t = pick(tenants);
+      const vars = hello(pick(['chat_default', 'chat_speed', 'fast_classify']), { maxTokens: 10 + Math.floor(rand() * 70) });
+      const kind = rand();
+      if (kind < 0.45) {
+        try {
+          const res = await fetch(instances[inst]!.app.url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${t.key}` },
+            body: JSON.stringify({ query: CHAT, variables: vars }),
+            signal: AbortSignal.timeout(rand() < 0.1 ? 30 + Math.floor(rand() * 100) : 20_000), // some clients give up mid-answer
+          });
+          const body = (await res.json()) as { errors?: { extensions?: { code?: string } }[] };
+          return count(body.errors?.[0]?.extensions?.code ?? 'OK');
+        } catch {
+          return count('client-aborted');
+        }
+      }
+      const cancelAfter = kind < 0.7 ? 1 + Math.floor(rand() * 10) : Infinity;
+      await new Promise<void>((resolve) => {
+        let deltas = 0;
+        const timer = setTimeout(() => {
+          stop();
+          count('stream-timeout');
+          resolve();
+        }, 20_000);
+        const stop = clients[inst]!.get(t.id)!.subscribe(
+          { query: CHAT_STREAM, variables: vars },
+          {
+            next: (v) => {
+              if (v.errors || deltas >= cancelAfter) return;
+              if (++deltas >= cancelAfter) {
+                stop();
+                clearTimeout(timer);
+                count('cancelled');
+                resolve();
+              }
+            },
+            error: (e: any) => {
               clearTimeout(timer);
-              count('cancelled');
+              count(Array.isArray(e) ? (e[0]?.extensions?.code ?? 'ws-error') : 'ws-closed');
               resolve();
-            }
+            },
+            complete: () => {
+              clearTimeout(timer);
+              count('stream-complete');
+              resolve();
+            },
           },
-          error: (e: any) => {
-            clearTimeout(timer);
-            count(Array.isArray(e) ? (e[0]?.extensions?.code ?? 'ws-error') : 'ws-closed');
-            resolve();
-          },
-          complete: () => {
-            clearTimeout(timer);
-            count('stream-complete');
-            resolve();
-          },
-        },
-      );
-    });
-  };
+        );
+      });
+    };
 
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < REQUESTS) await one(next++);
-    }),
-  );
-  chaos = false;
-  await chaosLoop;
-  for (const i of instances) {
-    i.pg.resume();
-    i.redis.resume();
-  }
-  await fetch(`${simAdmin}/__sim/faults`, { method: 'DELETE' });
-  for (const m of clients) for (const c of m.values()) void c.dispose();
-
-  const ids = tenants.map((t) => t.id);
-  // Every row settled (the reaper takes the orphans) and every settlement in the gate (the applier retries).
-  await until(
-    async () => (await db.ledgerEntry.count({ where: { tenantId: { in: ids }, OR: [{ state: 'HELD' }, { gatePendingSince: { not: null } }] } })) === 0,
-    'every row settled and applied to the gate',
-    30_000,
-    200,
-  );
-  const month = monthOf(new Date());
-  // A reservation whose INSERT and release were both cut leaves a hold with no row: the reconciler releases it once
-  // it is older than the write-ahead deadline (and repairs any lasting drift); wait for that, not for its expiry.
-  await until(
-    async () => {
-      await instances[0]!.app.reconcileOnce();
-      const states = await Promise.all(tenants.map((t) => limiter.budgetState(t.id, month)));
-      return states.every((s) => !s || s.heldMicros === 0n);
-    },
-    'no hold left in the gate',
-    WRITE_AHEAD_DEADLINE_MS + 20_000,
-    500,
-  );
-  const report: Record<string, unknown> = { seed: SEED, codes: Object.fromEntries(codes) };
-  for (const t of tenants) {
-    const rows = await db.ledgerEntry.findMany({ where: { tenantId: t.id }, select: { costMicros: true, amendedMicros: true, settleVersion: true, gateAppliedVersion: true } });
-    const sum = rows.reduce((a, r) => a + r.costMicros, 0n);
-    report[t.id] = { rows: rows.length, sum: sum.toString(), amended: rows.filter((r) => r.settleVersion === 2).length };
-    expect(rows.every((r) => r.settleVersion >= 1 && r.gateAppliedVersion === r.settleVersion)).toBe(true);
-    const gate = await limiter.budgetState(t.id, month);
-    if (gate && gate.heldMicros !== 0n) {
-      // Name the leaked holds and what the ledger knows of them, so a failure says which path leaked.
-      const holds = await redis.hgetall(limitKeys().month(t.id, month).holdAmounts);
-      const known = await db.ledgerEntry.findMany({ where: { requestId: { in: Object.keys(holds).map((id) => id.slice(0, 36)) } } });
-      report.leakedHolds = { ...(report.leakedHolds as object), [t.id]: { holds, rows: known.map((r) => ({ id: r.requestId, state: r.state, outcome: r.outcome })) } };
-      process.stdout.write(`soak leaked holds ${JSON.stringify(report.leakedHolds)}\n`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < REQUESTS) await one(next++);
+      }),
+    );
+    chaos = false;
+    await chaosLoop;
+    for (const i of instances) {
+      i.pg.resume();
+      i.redis.resume();
     }
-    if (rows.length > 0 || gate) expect({ tenant: t.id, gate }).toEqual({ tenant: t.id, gate: { spentMicros: sum, heldMicros: 0n } });
-    // Admission never lets reserved plus spent pass the budget. What a request reaped while still running delivered
-    // after the reaper's settlement is charged by its amendment on top (see README, "Settlement, shutdown and drift").
-    const budget = budgets.get(t.id)!;
-    const amended = rows.reduce((a, r) => a + r.amendedMicros, 0n);
-    if (budget !== null) expect(sum - amended).toBeLessThanOrEqual(budget);
-  }
-  process.stdout.write(`soak report ${JSON.stringify(report)}\n`);
-}, Math.max(180_000, REQUESTS * 100));
+    await fetch(`${simAdmin}/__sim/faults`, { method: 'DELETE' });
+    for (const m of clients) for (const c of m.values()) void c.dispose();
+
+    const ids = tenants.map((t) => t.id);
+    // Every row settled (the reaper takes the orphans) and every settlement in the gate (the applier retries).
+    await until(
+      async () => (await db.ledgerEntry.count({ where: { tenantId: { in: ids }, OR: [{ state: 'HELD' }, { gatePendingSince: { not: null } }] } })) === 0,
+      'every row settled and applied to the gate',
+      30_000,
+      200,
+    );
+    const month = monthOf(new Date());
+    // A reservation whose INSERT and release were both cut leaves a hold with no row: the reconciler releases it once
+    // it is older than the write-ahead deadline (and repairs any lasting drift); wait for that, not for its expiry.
+    await until(
+      async () => {
+        await instances[0]!.app.reconcileOnce();
+        const states = await Promise.all(tenants.map((t) => limiter.budgetState(t.id, month)));
+        return states.every((s) => !s || s.heldMicros === 0n);
+      },
+      'no hold left in the gate',
+      WRITE_AHEAD_DEADLINE_MS + 20_000,
+      500,
+    );
+    const report: Record<string, unknown> = { seed: SEED, codes: Object.fromEntries(codes) };
+    for (const t of tenants) {
+      const rows = await db.ledgerEntry.findMany({
+        where: { tenantId: t.id },
+        select: { costMicros: true, amendedMicros: true, settleVersion: true, gateAppliedVersion: true },
+      });
+      const sum = rows.reduce((a, r) => a + r.costMicros, 0n);
+      report[t.id] = { rows: rows.length, sum: sum.toString(), amended: rows.filter((r) => r.settleVersion === 2).length };
+      expect(rows.every((r) => r.settleVersion >= 1 && r.gateAppliedVersion === r.settleVersion)).toBe(true);
+      const gate = await limiter.budgetState(t.id, month);
+      if (gate && gate.heldMicros !== 0n) {
+        // Name the leaked holds and what the ledger knows of them, so a failure says which path leaked.
+        const holds = await redis.hgetall(limitKeys().month(t.id, month).holdAmounts);
+        const known = await db.ledgerEntry.findMany({ where: { requestId: { in: Object.keys(holds).map((id) => id.slice(0, 36)) } } });
+        report.leakedHolds = {
+          ...(report.leakedHolds as object),
+          [t.id]: { holds, rows: known.map((r) => ({ id: r.requestId, state: r.state, outcome: r.outcome })) },
+        };
+        process.stdout.write(`soak leaked holds ${JSON.stringify(report.leakedHolds)}\n`);
+      }
+      if (rows.length > 0 || gate) expect({ tenant: t.id, gate }).toEqual({ tenant: t.id, gate: { spentMicros: sum, heldMicros: 0n } });
+      // Admission never lets reserved plus spent pass the budget. What a request reaped while still running delivered
+      // after the reaper's settlement is charged by its amendment on top (see README, "Settlement, shutdown and drift").
+      const budget = budgets.get(t.id)!;
+      const amended = rows.reduce((a, r) => a + r.amendedMicros, 0n);
+      if (budget !== null) expect(sum - amended).toBeLessThanOrEqual(budget);
+    }
+    process.stdout.write(`soak report ${JSON.stringify(report)}\n`);
+  },
+  Math.max(180_000, REQUESTS * 100),
+);

@@ -30,7 +30,6 @@ function freePort(): Promise<number> {
   });
 }
 
-
 /** `p`'s value, or null when it takes longer than `ms` (the timer does not outlive the race). */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined;
@@ -101,7 +100,9 @@ describe('health endpoints', () => {
   test('/readyz answers 503 when its Redis goes away (while /healthz stays 200), and 200 again when it is back', async () => {
     const port = await freePort();
     const startRedis = async () => {
-      const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       children.push(proc);
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('redis-server did not start')), 5_000);
@@ -264,7 +265,13 @@ describe('npm start as a real process', () => {
   });
 
   test('Redis unreachable: exits 1 within seconds, naming the URL it tried and how to start Redis', async () => {
-    const main = startMain({ PORT: '0', DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: 'redis://127.0.0.1:1', ADMIN_API_KEY: TEST_ADMIN_KEY, LOG_LEVEL: 'silent' });
+    const main = startMain({
+      PORT: '0',
+      DATABASE_URL: TEST_DATABASE_URL,
+      REDIS_URL: 'redis://127.0.0.1:1',
+      ADMIN_API_KEY: TEST_ADMIN_KEY,
+      LOG_LEVEL: 'silent',
+    });
     const started = Date.now();
     const exit = await within(main.exited, 20_000);
     expect(exit).toEqual({ code: 1, signal: null });

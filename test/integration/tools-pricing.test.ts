@@ -72,7 +72,12 @@ describe('cached prompt tokens priced exactly, end to end', () => {
     app = await startApp({}, sim);
     db = createPrisma(TEST_DATABASE_URL, { max: 2 });
     tenant = await createTenant(app.url);
-    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "${MODEL}", fallbacks: []) { model } }`, { t: tenant.id });
+    await gqlOk(
+      app.url,
+      TEST_ADMIN_KEY,
+      `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "${MODEL}", fallbacks: []) { model } }`,
+      { t: tenant.id },
+    );
   });
   afterAll(async () => {
     await gql(app.url, TEST_ADMIN_KEY, SET_PRICE, { m: MODEL, o: '0.56', i: null });
@@ -100,7 +105,14 @@ describe('cached prompt tokens priced exactly, end to end', () => {
     const cached = Math.min(cachedTokens, PROMPT);
     const written = Math.min(cacheWriteTokens, PROMPT - cached);
     const want = handCost(prices, PROMPT, cached, written, TEXT);
-    expect(r.usage).toEqual({ promptTokens: PROMPT, completionTokens: TEXT, cachedPromptTokens: cached, cacheWriteTokens: written, costUsd: usd(want.micros), source: 'PROVIDER' });
+    expect(r.usage).toEqual({
+      promptTokens: PROMPT,
+      completionTokens: TEXT,
+      cachedPromptTokens: cached,
+      cacheWriteTokens: written,
+      costUsd: usd(want.micros),
+      source: 'PROVIDER',
+    });
     const l = await row(r.requestId);
     expect({
       tokens: [l.promptTokens, l.cachedPromptTokens, l.cacheWriteTokens, l.completionTokens],
@@ -176,7 +188,12 @@ describe('cached prompt tokens priced exactly, end to end', () => {
     it('a budget that covers the input-price hold but not the cache-write one is refused, nothing written', async () => {
       await setPrices({ input: INPUT, cached: CACHED, write: WRITE });
       const poor = await createTenant(app.url, { monthlyBudgetUsd: usd(hold(WRITE) - 1n) });
-      await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "${MODEL}", fallbacks: []) { model } }`, { t: poor.id });
+      await gqlOk(
+        app.url,
+        TEST_ADMIN_KEY,
+        `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "${MODEL}", fallbacks: []) { model } }`,
+        { t: poor.id },
+      );
       expect(hold(INPUT)).toBeLessThan(hold(WRITE) - 1n);
       const r = await gql(app.url, poor.key, TOOL_CHAT, toolInput());
       expect(r.errors?.[0]?.extensions?.code).toBe('BUDGET_EXCEEDED');
@@ -198,8 +215,15 @@ describe('cached prompt tokens priced exactly, end to end', () => {
     expect(want.cached).toBeGreaterThan(0n);
     for (const g of ['MODEL', 'PROFILE', 'DAY', 'API_KEY']) {
       const r = (await gqlOk(app.url, TEST_ADMIN_KEY, REPORT, { month, g, t: tenant.id })).costReport;
-      const add = (f: (x: any) => string | number) => r.rows.reduce((s: bigint, x: any) => s + BigInt(typeof f(x) === 'string' ? (f(x) as string).replace('.', '') : f(x)), 0n);
-      expect({ total: BigInt(r.totalUsd.replace('.', '')), cost: add((x) => x.costUsd), cached: add((x) => x.cachedPromptTokens), written: add((x) => x.cacheWriteTokens), requests: add((x) => x.requests) }).toEqual({
+      const add = (f: (x: any) => string | number) =>
+        r.rows.reduce((s: bigint, x: any) => s + BigInt(typeof f(x) === 'string' ? (f(x) as string).replace('.', '') : f(x)), 0n);
+      expect({
+        total: BigInt(r.totalUsd.replace('.', '')),
+        cost: add((x) => x.costUsd),
+        cached: add((x) => x.cachedPromptTokens),
+        written: add((x) => x.cacheWriteTokens),
+        requests: add((x) => x.requests),
+      }).toEqual({
         total: want.total,
         cost: want.total,
         cached: want.cached,
@@ -209,7 +233,9 @@ describe('cached prompt tokens priced exactly, end to end', () => {
       const [header, ...lines] = (r.csv as string).trimEnd().split('\r\n');
       expect(header).toBe('key,requests,promptTokens,unpricedPromptTokens,cachedPromptTokens,cacheWriteTokens,completionTokens,costUsd');
       expect(lines).toEqual(
-        r.rows.map((x: any) => [x.key, x.requests, x.promptTokens, x.unpricedPromptTokens, x.cachedPromptTokens, x.cacheWriteTokens, x.completionTokens, x.costUsd].join(',')),
+        r.rows.map((x: any) =>
+          [x.key, x.requests, x.promptTokens, x.unpricedPromptTokens, x.cachedPromptTokens, x.cacheWriteTokens, x.completionTokens, x.costUsd].join(','),
+        ),
       );
     }
   });
@@ -220,18 +246,29 @@ describe('cached prompt tokens priced exactly, end to end', () => {
       const kept = (await gqlOk(app.url, TEST_ADMIN_KEY, SET_CACHED_ONLY, { m: MODEL, c: '0.25' })).setModelCachePrices;
       expect(kept).toEqual({ id: MODEL, cachedInputUsdPerMillion: '0.250000', cacheWriteUsdPerMillion: '2.500000' });
       const history = await db.modelPrice.findFirstOrThrow({ where: { modelId: MODEL }, orderBy: { id: 'desc' } });
-      expect([history.inputMicrosPerMillion, history.cachedInputMicrosPerMillion, history.cacheWriteMicrosPerMillion, history.outputMicrosPerMillion, history.source]).toEqual([
-        INPUT, 250_000n, WRITE, OUTPUT, 'admin',
-      ]);
+      expect([
+        history.inputMicrosPerMillion,
+        history.cachedInputMicrosPerMillion,
+        history.cacheWriteMicrosPerMillion,
+        history.outputMicrosPerMillion,
+        history.source,
+      ]).toEqual([INPUT, 250_000n, WRITE, OUTPUT, 'admin']);
       // setModelPrice keeps the cache prices, in the model and in its history row.
       await gqlOk(app.url, TEST_ADMIN_KEY, SET_PRICE, { m: MODEL, o: '9', i: '3' });
       const after = await db.modelPrice.findFirstOrThrow({ where: { modelId: MODEL }, orderBy: { id: 'desc' } });
-      expect([after.inputMicrosPerMillion, after.cachedInputMicrosPerMillion, after.cacheWriteMicrosPerMillion, after.outputMicrosPerMillion]).toEqual([3n * M, 250_000n, WRITE, 9n * M]);
+      expect([after.inputMicrosPerMillion, after.cachedInputMicrosPerMillion, after.cacheWriteMicrosPerMillion, after.outputMicrosPerMillion]).toEqual([
+        3n * M,
+        250_000n,
+        WRITE,
+        9n * M,
+      ]);
       const cleared = (await gqlOk(app.url, TEST_ADMIN_KEY, SET_CACHED_ONLY, { m: MODEL, c: null })).setModelCachePrices;
       expect(cleared).toEqual({ id: MODEL, cachedInputUsdPerMillion: null, cacheWriteUsdPerMillion: '2.500000' });
       const audit = await db.auditEntry.findFirstOrThrow({ where: { action: 'setModelCachePrices', targetId: MODEL }, orderBy: { id: 'desc' } });
       expect(audit.newValue).toEqual({ cachedInputMicrosPerMillion: null, cacheWriteMicrosPerMillion: WRITE.toString() });
-      const listed = (await gqlOk(app.url, tenant.key, `{ models { id cachedInputUsdPerMillion cacheWriteUsdPerMillion } }`)).models.find((m: { id: string }) => m.id === MODEL);
+      const listed = (await gqlOk(app.url, tenant.key, `{ models { id cachedInputUsdPerMillion cacheWriteUsdPerMillion } }`)).models.find(
+        (m: { id: string }) => m.id === MODEL,
+      );
       expect(listed).toEqual({ id: MODEL, cachedInputUsdPerMillion: null, cacheWriteUsdPerMillion: '2.500000' });
     });
 

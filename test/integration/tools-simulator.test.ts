@@ -18,7 +18,8 @@ const messages = [
   { role: 'user', content: 'Hello there, simulator!' }, // 23 chars -> 6 + 4
 ];
 /** 18 for the messages; each tool: ceil((name + description + parameters JSON) / 4) + 4. */
-const PROMPT_TOKENS = 18 + (Math.ceil(('get_weather' + 'Weather for a city' + WEATHER_PARAMS).length / 4) + 4) + (Math.ceil(('get_time' + TIME_PARAMS).length / 4) + 4);
+const PROMPT_TOKENS =
+  18 + (Math.ceil(('get_weather' + 'Weather for a city' + WEATHER_PARAMS).length / 4) + 4) + (Math.ceil(('get_time' + TIME_PARAMS).length / 4) + 4);
 
 const body = (extra: Record<string, unknown> = {}) => ({
   model: 'glm-5',
@@ -174,7 +175,12 @@ describe('simulator: tool calls and cached prompts', () => {
   it('cached: usage reports prompt_tokens_details as asked, capped at the prompt tokens', async () => {
     await client.addFault({ model: 'glm-5', fault: 'cached', cachedTokens: 20, cacheWriteTokens: 7 });
     const usage = chunksOf((await client.stream(body({ tools: undefined }))).events).at(-1).usage;
-    expect(usage).toEqual({ prompt_tokens: 18, completion_tokens: 150, total_tokens: 168, prompt_tokens_details: { cached_tokens: 18, cache_write_tokens: 0 } });
+    expect(usage).toEqual({
+      prompt_tokens: 18,
+      completion_tokens: 150,
+      total_tokens: 168,
+      prompt_tokens_details: { cached_tokens: 18, cache_write_tokens: 0 },
+    });
 
     await client.addFault({ model: 'glm-5', fault: 'cached', cachedTokens: 10, cacheWriteTokens: 5 });
     const json = JSON.parse((await client.chat(body({ tools: undefined, stream: false }))).text);
@@ -186,7 +192,7 @@ describe('simulator: tool calls and cached prompts', () => {
     expect(capped.prompt_tokens_details).toEqual({ cached_tokens: 10, cache_write_tokens: 8 });
   });
 
-  it('counts an assistant turn\'s tool calls in the prompt', async () => {
+  it("counts an assistant turn's tool calls in the prompt", async () => {
     const args = '{"city":"Paris"}';
     const history = [
       ...messages,

@@ -54,7 +54,12 @@ describe('tool calls over the API, every stream shape, against the simulator', (
     db = createPrisma(TEST_DATABASE_URL, { max: 2 });
     await gqlOk(app.url, TEST_ADMIN_KEY, SET_PRICE, { m: MODEL, o: usd(OUTPUT), i: usd(INPUT) });
     tenant = await createTenant(app.url);
-    await gqlOk(app.url, TEST_ADMIN_KEY, `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "${MODEL}", fallbacks: ["${FALLBACK}"]) { model } }`, { t: tenant.id });
+    await gqlOk(
+      app.url,
+      TEST_ADMIN_KEY,
+      `mutation($t: ID!) { setProfileOverride(tenantId: $t, profile: "chat_default", model: "${MODEL}", fallbacks: ["${FALLBACK}"]) { model } }`,
+      { t: tenant.id },
+    );
   });
   afterAll(async () => {
     await gql(app.url, TEST_ADMIN_KEY, SET_PRICE, { m: MODEL, o: '0.56', i: null });
@@ -85,10 +90,22 @@ describe('tool calls over the API, every stream shape, against the simulator', (
     expect(JSON.parse(r.toolCalls[0].arguments)).toEqual({ city: expect.any(String), days: 1 });
     if (shape === 'parallel') expect(JSON.parse(r.toolCalls[1].arguments)).toEqual({ zone: expect.any(String) });
     const completion = toolTokens(r.toolCalls);
-    expect(r.usage).toEqual({ promptTokens: PROMPT, completionTokens: completion, cachedPromptTokens: 0, cacheWriteTokens: 0, costUsd: usd(cost(PROMPT, completion, INPUT, OUTPUT)), source: 'PROVIDER' });
+    expect(r.usage).toEqual({
+      promptTokens: PROMPT,
+      completionTokens: completion,
+      cachedPromptTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: usd(cost(PROMPT, completion, INPUT, OUTPUT)),
+      source: 'PROVIDER',
+    });
     const l = await row(r.requestId);
     expect([l.outcome, l.promptTokens, l.completionTokens, l.costMicros, l.inputMicrosPerMillion, l.outputMicrosPerMillion]).toEqual([
-      'COMPLETED', PROMPT, completion, cost(PROMPT, completion, INPUT, OUTPUT), INPUT, OUTPUT,
+      'COMPLETED',
+      PROMPT,
+      completion,
+      cost(PROMPT, completion, INPUT, OUTPUT),
+      INPUT,
+      OUTPUT,
     ]);
   });
 
@@ -119,7 +136,14 @@ describe('tool calls over the API, every stream shape, against the simulator', (
     const done = events.at(-1)!.chatStream;
     const completion = toolTokens(calls);
     expect(done).toMatchObject({ done: true, outcome: 'COMPLETED', finishReason: 'TOOL_CALLS', toolCallDeltas: null });
-    expect(done.usage).toEqual({ promptTokens: PROMPT, completionTokens: completion, cachedPromptTokens: 0, cacheWriteTokens: 0, costUsd: usd(cost(PROMPT, completion, INPUT, OUTPUT)), source: 'PROVIDER' });
+    expect(done.usage).toEqual({
+      promptTokens: PROMPT,
+      completionTokens: completion,
+      cachedPromptTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: usd(cost(PROMPT, completion, INPUT, OUTPUT)),
+      source: 'PROVIDER',
+    });
     expect((await row(done.requestId)).costMicros).toBe(cost(PROMPT, completion, INPUT, OUTPUT));
   });
 
@@ -135,9 +159,21 @@ describe('tool calls over the API, every stream shape, against the simulator', (
     expect(done).toMatchObject({ done: true, outcome: 'UPSTREAM_INTERRUPTED', finishReason: null, model: MODEL });
     // Estimated: the gateway's prompt count (the simulator's rule) and one completion token per chunk delivered.
     const delivered = deltaEvents.length;
-    expect(done.usage).toEqual({ promptTokens: PROMPT, completionTokens: delivered, cachedPromptTokens: 0, cacheWriteTokens: 0, costUsd: usd(cost(PROMPT, delivered, INPUT, OUTPUT)), source: 'ESTIMATED' });
+    expect(done.usage).toEqual({
+      promptTokens: PROMPT,
+      completionTokens: delivered,
+      cachedPromptTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: usd(cost(PROMPT, delivered, INPUT, OUTPUT)),
+      source: 'ESTIMATED',
+    });
     const l = await row(done.requestId);
-    expect([l.outcome, l.usageSource, l.completionTokens, l.costMicros]).toEqual(['UPSTREAM_INTERRUPTED', 'ESTIMATED', delivered, cost(PROMPT, delivered, INPUT, OUTPUT)]);
+    expect([l.outcome, l.usageSource, l.completionTokens, l.costMicros]).toEqual([
+      'UPSTREAM_INTERRUPTED',
+      'ESTIMATED',
+      delivered,
+      cost(PROMPT, delivered, INPUT, OUTPUT),
+    ]);
   });
 
   it('cut (mutation): the partial calls are dropped, the fallback answers, both attempts billed', async () => {
@@ -181,7 +217,7 @@ describe('tool calls over the API, every stream shape, against the simulator', (
     expect((await simClient.stats()).requests).toEqual({ [MODEL]: 1 });
   });
 
-  it('a tool-using conversation goes upstream in OpenAI\'s format: the calls and results count in the prompt', async () => {
+  it("a tool-using conversation goes upstream in OpenAI's format: the calls and results count in the prompt", async () => {
     const args = '{"city":"Oslo","days":1}';
     const messages = [
       { role: 'USER', content: QUESTION },
@@ -200,9 +236,26 @@ describe('tool calls over the API, every stream shape, against the simulator', (
       ['a bad tool name', { tools: [{ name: 'get weather' }] }, 'tools[0].name'],
       ['parameters that are not a JSON Schema object', { tools: [{ name: 'f', parameters: '{"type":"objekt"}' }] }, 'tools[0].parameters'],
       ['a toolChoice naming a missing tool', { toolChoice: { tool: 'get_time_zone' } }, 'toolChoice.tool'],
-      ['a TOOL message without toolCallId', { messages: [{ role: 'USER', content: 'x' }, { role: 'TOOL', content: 'y' }] }, 'messages[1].toolCallId'],
-      ['assistant tool calls with arguments that are not JSON', { messages: [{ role: 'ASSISTANT', content: '', toolCalls: [{ id: 'c', name: 'f', arguments: '{' }] }] }, 'messages[0].toolCalls[0].arguments'],
-      ['tools pushing the request over MAX_REQUEST_BYTES', { messages: [{ role: 'USER', content: 'x'.repeat(200_000) }], tools: [{ name: 'f', description: 'd'.repeat(70_000) }] }, 'messages'],
+      [
+        'a TOOL message without toolCallId',
+        {
+          messages: [
+            { role: 'USER', content: 'x' },
+            { role: 'TOOL', content: 'y' },
+          ],
+        },
+        'messages[1].toolCallId',
+      ],
+      [
+        'assistant tool calls with arguments that are not JSON',
+        { messages: [{ role: 'ASSISTANT', content: '', toolCalls: [{ id: 'c', name: 'f', arguments: '{' }] }] },
+        'messages[0].toolCalls[0].arguments',
+      ],
+      [
+        'tools pushing the request over MAX_REQUEST_BYTES',
+        { messages: [{ role: 'USER', content: 'x'.repeat(200_000) }], tools: [{ name: 'f', description: 'd'.repeat(70_000) }] },
+        'messages',
+      ],
     ])('%s', async (_label, extra, field) => {
       const before = await db.ledgerEntry.count({ where: { tenantId: tenant.id } });
       const r = await gql(app.url, tenant.key, CHAT, input(extra));
@@ -215,7 +268,12 @@ describe('tool calls over the API, every stream shape, against the simulator', (
     });
 
     it('the same large messages without the tool description pass: the tools are what tipped it', async () => {
-      const r = await gql(app.url, tenant.key, CHAT, input({ messages: [{ role: 'USER', content: 'x'.repeat(200_000) }], tools: [{ name: 'f' }], maxTokens: 1 }));
+      const r = await gql(
+        app.url,
+        tenant.key,
+        CHAT,
+        input({ messages: [{ role: 'USER', content: 'x'.repeat(200_000) }], tools: [{ name: 'f' }], maxTokens: 1 }),
+      );
       expect(r.errors).toBeUndefined();
     });
   });

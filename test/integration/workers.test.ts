@@ -65,7 +65,11 @@ test('two workers serve one port; SIGTERM drains both: every request answered an
 
   // Long requests in flight on both workers when the primary is told to stop.
   const long = Array.from({ length: 6 }, () => chatAlone(server!.url, t.key, hello('long_form', { maxTokens: 400 })));
-  await until(async () => (await db.ledgerEntry.count({ where: { tenantId: t.id, profile: 'long_form', checkpointTokens: { gt: 0 } } })) === 6, 'six long requests delivering tokens', 15_000);
+  await until(
+    async () => (await db.ledgerEntry.count({ where: { tenantId: t.id, profile: 'long_form', checkpointTokens: { gt: 0 } } })) === 6,
+    'six long requests delivering tokens',
+    15_000,
+  );
   server.proc.kill('SIGTERM');
   const answers = await Promise.all(long);
   expect(answers.map((r) => r.errors ?? r.data?.chat.outcome).every((o) => o === 'COMPLETED' || o === 'SHUTDOWN')).toBe(true);
@@ -78,8 +82,11 @@ test('two workers serve one port; SIGTERM drains both: every request answered an
 
 test.each(['0', '65', '2.5', 'two'])('WORKERS=%s stops the process before anything starts, naming the variable', async (value) => {
   const r = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
-    execFile(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { ...process.env, ...testEnv({ WORKERS: value }, sim) }, timeout: 20_000 }, (err, _out, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/main.ts'],
+      { cwd: ROOT, env: { ...process.env, ...testEnv({ WORKERS: value }, sim) }, timeout: 20_000 },
+      (err, _out, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
     ),
   );
   expect(r.code).toBe(1);

@@ -42,7 +42,13 @@ export interface GqlResponse<T = Record<string, unknown>> {
 }
 
 /** A GraphQL request over real HTTP. `key` null sends no Authorization header. */
-export async function gql<T = Record<string, any>>(url: string, key: string | null, query: string, variables?: Record<string, unknown>, headers: Record<string, string> = {}): Promise<GqlResponse<T>> {
+export async function gql<T = Record<string, any>>(
+  url: string,
+  key: string | null,
+  query: string,
+  variables?: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<GqlResponse<T>> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },

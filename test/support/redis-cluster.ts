@@ -28,11 +28,15 @@ export interface TestCluster {
 /** `n` distinct free TCP ports on 127.0.0.1: all held open at once (so none repeats), then released for redis-server. */
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
@@ -53,7 +57,12 @@ async function clusterInfo(port: number): Promise<Record<string, string>> {
   c.on('error', () => undefined);
   try {
     const text = (await c.cluster('INFO')) as string;
-    return Object.fromEntries(text.split(/\r?\n/).filter(Boolean).map((l) => l.split(':') as [string, string]));
+    return Object.fromEntries(
+      text
+        .split(/\r?\n/)
+        .filter(Boolean)
+        .map((l) => l.split(':') as [string, string]),
+    );
   } finally {
     c.disconnect();
   }
@@ -107,10 +116,26 @@ export async function startRedisCluster(opts: { nodeTimeoutMs?: number } = {}): 
       const p = spawn(
         'redis-server',
         [
-          '--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
-          '--cluster-enabled', 'yes', '--cluster-config-file', path.join(nodeDir, 'nodes.conf'),
-          '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000), '--dir', nodeDir,
-          '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
+          '--port',
+          String(port),
+          '--cluster-port',
+          String(busPort),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          path.join(nodeDir, 'nodes.conf'),
+          '--cluster-node-timeout',
+          String(opts.nodeTimeoutMs ?? 1000),
+          '--dir',
+          nodeDir,
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--protected-mode',
+          'no',
         ],
         { stdio: 'ignore' },
       );
@@ -120,18 +145,26 @@ export async function startRedisCluster(opts: { nodeTimeoutMs?: number } = {}): 
     await Promise.all(ports.map((port) => until(`node ${port} up`, async () => (await clusterInfo(port)).cluster_state !== undefined, 10_000)));
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
     const healthy = async (timeoutMs = 20_000) => {
-      await until('cluster ok on every live node', async () => {
-        const live = ports.filter((p) => procs.get(p)!.exitCode === null && procs.get(p)!.signalCode === null);
-        const infos = await Promise.all(live.map(clusterInfo));
-        return infos.every((i) => i.cluster_state === 'ok' && i.cluster_slots_ok === '16384');
-      }, timeoutMs);
+      await until(
+        'cluster ok on every live node',
+        async () => {
+          const live = ports.filter((p) => procs.get(p)!.exitCode === null && procs.get(p)!.signalCode === null);
+          const infos = await Promise.all(live.map(clusterInfo));
+          return infos.every((i) => i.cluster_state === 'ok' && i.cluster_slots_ok === '16384');
+        },
+        timeoutMs,
+      );
     };
     await healthy();
     // Replicas attached and synced, so a failover has someone to promote.
-    await until('3 replicas linked', async () => {
-      const nodes = await clusterNodes(ports[0]!);
-      return nodes.filter((n) => n.flags.includes('slave')).length === 3;
-    }, 20_000);
+    await until(
+      '3 replicas linked',
+      async () => {
+        const nodes = await clusterNodes(ports[0]!);
+        return nodes.filter((n) => n.flags.includes('slave')).length === 3;
+      },
+      20_000,
+    );
     return {
       nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
       seeds: ports.map((p) => `127.0.0.1:${p}`).join(','),

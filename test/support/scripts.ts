@@ -13,7 +13,11 @@ export interface ScriptRun {
 /** Runs a TypeScript script of the repository (through tsx) as a child; SIGINT after `timeoutMs`. */
 export function runTsScript(script: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<ScriptRun> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--require', 'tsx/cjs', script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--require', 'tsx/cjs', script, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

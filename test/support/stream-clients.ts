@@ -32,7 +32,8 @@ const coded = (e: unknown): CodedError[] => {
   const x = e as { errors?: CodedError[]; graphQLErrors?: CodedError[]; message?: string; code?: number; reason?: string };
   if (Array.isArray(e)) return e as CodedError[];
   // A WebSocket close (graphql-ws): its reason starts with the code.
-  if (typeof x?.code === 'number' && typeof x.reason === 'string') return [{ message: x.reason, extensions: { code: x.reason.split(':')[0], closeCode: x.code } }];
+  if (typeof x?.code === 'number' && typeof x.reason === 'string')
+    return [{ message: x.reason, extensions: { code: x.reason.split(':')[0], closeCode: x.code } }];
   if (x?.graphQLErrors?.length) return x.graphQLErrors.map((g) => ({ message: g.message, extensions: g.extensions }));
   // Apollo's GraphQLWsLink turns a close into an Error naming the code and reason.
   const closed = /^Socket closed with event (\d+) (\w+):/.exec(x?.message ?? '');

@@ -14,7 +14,8 @@ export const QUESTION = 'What is the weather in Oslo?'; // 28 chars -> 7 + 4
 export const PROMPT =
   11 + (Math.ceil(('get_weather' + 'Weather for a city' + WEATHER_PARAMS).length / 4) + 4) + (Math.ceil(('get_time' + TIME_PARAMS).length / 4) + 4);
 /** The bytes QUESTION with TOOLS counts toward MAX_REQUEST_BYTES (and the hold's prompt upper bound). */
-export const REQUEST_BYTES = QUESTION.length + 'get_weather'.length + 'Weather for a city'.length + WEATHER_PARAMS.length + 'get_time'.length + TIME_PARAMS.length;
+export const REQUEST_BYTES =
+  QUESTION.length + 'get_weather'.length + 'Weather for a city'.length + WEATHER_PARAMS.length + 'get_time'.length + TIME_PARAMS.length;
 
 export const toolInput = (extra: Record<string, unknown> = {}) => ({
   input: { profile: 'chat_default', messages: [{ role: 'USER', content: QUESTION }], tools: TOOLS, ...extra },

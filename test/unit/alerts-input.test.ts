@@ -74,16 +74,33 @@ describe('alert settings input', () => {
     ['https://169.254.169.254/latest', /link-local/],
     [`https://a.example/${'x'.repeat(2001)}`, /at most 2000 characters/],
   ])('refuses %s', (url, msg) => expect(() => checkWebhookUrl(url, false)).toThrow(msg));
-  it('takes a loopback literal when private addresses are allowed', () => expect(checkWebhookUrl('https://127.0.0.1:8443/x', true)).toBe('https://127.0.0.1:8443/x'));
+  it('takes a loopback literal when private addresses are allowed', () =>
+    expect(checkWebhookUrl('https://127.0.0.1:8443/x', true)).toBe('https://127.0.0.1:8443/x'));
 });
 
 describe('signing and retries', () => {
   it('signs the raw body with HMAC-SHA256', () => {
     const body = webhookBody(
-      { id: 'e1', tenantId: 't1', kind: 'THRESHOLD', month: '2026-11', thresholdPercent: 80, spentMicros: 8_000_000n, budgetMicros: 10_000_000n, exhaustsOn: null, createdAt: new Date(0) },
+      {
+        id: 'e1',
+        tenantId: 't1',
+        kind: 'THRESHOLD',
+        month: '2026-11',
+        thresholdPercent: 80,
+        spentMicros: 8_000_000n,
+        budgetMicros: 10_000_000n,
+        exhaustsOn: null,
+        createdAt: new Date(0),
+      },
       new Date(1000),
     );
-    expect(JSON.parse(body)).toMatchObject({ id: 'e1', type: 'budget.threshold', spentUsd: '8.000000', budgetUsd: '10.000000', sentAt: '1970-01-01T00:00:01.000Z' });
+    expect(JSON.parse(body)).toMatchObject({
+      id: 'e1',
+      type: 'budget.threshold',
+      spentUsd: '8.000000',
+      budgetUsd: '10.000000',
+      sentAt: '1970-01-01T00:00:01.000Z',
+    });
     expect(signBody('s3cret', body)).toBe(`sha256=${createHmac('sha256', 's3cret').update(body).digest('hex')}`);
   });
   it('backs off exponentially, at most an hour', () => {
@@ -97,7 +114,9 @@ describe('budget exhaustion forecast', () => {
   const monthEnd = new Date('2026-12-01T00:00:00Z');
   it('projects the pace so far', () => {
     // 10 days, 5 of 10 dollars: 10 more days from the 11th.
-    expect(projectBudgetExhaustion({ spentMicros: 5_000_000n, budgetMicros: 10_000_000n, monthStart, monthEnd, now: new Date('2026-11-11T00:00:00Z') })).toBe('2026-11-21');
+    expect(projectBudgetExhaustion({ spentMicros: 5_000_000n, budgetMicros: 10_000_000n, monthStart, monthEnd, now: new Date('2026-11-11T00:00:00Z') })).toBe(
+      '2026-11-21',
+    );
   });
   it('says nothing when the budget lasts the month, is spent, or there is no pace yet', () => {
     const now = new Date('2026-11-11T00:00:00Z');

@@ -97,7 +97,14 @@ describe('bench:peers results', () => {
     delete runs['150'];
     const byId = Object.fromEntries(judgePeerGoals(peerRows(runs)).map((g) => [g.id, g.pass]));
     expect(byId).toEqual(
-      expect.objectContaining({ rps_c16_vs_portkey: null, share_c16_150: null, added_p50_c1_150: null, ttft_added_c1: null, ttft_added_c16: null, added_p50_c1_8: true }),
+      expect.objectContaining({
+        rps_c16_vs_portkey: null,
+        share_c16_150: null,
+        added_p50_c1_150: null,
+        ttft_added_c1: null,
+        ttft_added_c16: null,
+        added_p50_c1_8: true,
+      }),
     );
   });
 });
@@ -112,7 +119,14 @@ describe('bench:peers wrk', () => {
   it('reads latencies in microseconds into milliseconds, and counts bad answers and socket errors as errors', () => {
     const r = parseWrkOutput(out, 16, 2);
     expect(r).toEqual(
-      expect.objectContaining({ concurrency: 16, seconds: 2, requests: 990, errors: 12, rps: 495, firstError: 'HTTP 200 {"errors":[{"message":"Budget exceeded"}]}' }),
+      expect.objectContaining({
+        concurrency: 16,
+        seconds: 2,
+        requests: 990,
+        errors: 12,
+        rps: 495,
+        firstError: 'HTTP 200 {"errors":[{"message":"Budget exceeded"}]}',
+      }),
     );
     expect(r.latencyMs).toEqual({ n: 1000, min: 0.05, mean: 0.121, p50: 0.11, p90: 0.15, p99: 0.9, max: 4 });
   });
@@ -122,7 +136,11 @@ describe('bench:peers wrk', () => {
   });
 
   it('writes the request, its headers and the body check into the script', () => {
-    const s = wrkScript({ headers: { authorization: 'Bearer k"1', 'x-portkey-custom-host': 'http://127.0.0.1:9/v1' }, body: '{"a":"b\\nc"}', expect: '"content":"' });
+    const s = wrkScript({
+      headers: { authorization: 'Bearer k"1', 'x-portkey-custom-host': 'http://127.0.0.1:9/v1' },
+      body: '{"a":"b\\nc"}',
+      expect: '"content":"',
+    });
     expect(s).toContain('wrk.body = [==[{"a":"b\\nc"}]==]');
     expect(s).toContain('wrk.headers["authorization"] = "Bearer k\\"1"');
     expect(s).toContain('local expect = "\\"content\\":\\""');
@@ -134,7 +152,18 @@ describe('bench:peers wrk', () => {
 describe('bench:peers options', () => {
   it('has the issue defaults and switches Portkey, pinning and installs off by flag', () => {
     const d = parsePeersOptions([], '/r');
-    expect(d).toEqual(expect.objectContaining({ concurrency: [1, 16], streamConcurrency: [1, 16], answers: [8, 150], portkey: true, pin: true, install: true, tool: 'auto', markdown: '/r/BENCHMARKS.md' }));
+    expect(d).toEqual(
+      expect.objectContaining({
+        concurrency: [1, 16],
+        streamConcurrency: [1, 16],
+        answers: [8, 150],
+        portkey: true,
+        pin: true,
+        install: true,
+        tool: 'auto',
+        markdown: '/r/BENCHMARKS.md',
+      }),
+    );
     const o = parsePeersOptions(['--no-portkey', '--no-pin', '--no-install', '--tool', 'autocannon', '--duration', '1', '--markdown', 'none'], '/r');
     expect(o).toEqual(expect.objectContaining({ portkey: false, pin: false, install: false, tool: 'autocannon', seconds: 1, markdown: null }));
   });

@@ -13,8 +13,19 @@ describe('UnreachableCaseError', () => {
 });
 
 describe('costOfAttempts', () => {
-  const prices: PriceSnapshot = { m: { inputMicrosPerMillion: 1_000_000n, outputMicrosPerMillion: 2_000_000n, cachedInputMicrosPerMillion: null, cacheWriteMicrosPerMillion: null } };
-  const attempt = (over: Partial<AttemptRecord>): AttemptRecord => ({ model: 'm', ok: true, error: null, latencyMs: 1, promptTokens: 0, completionTokens: 0, usageSource: 'PROVIDER', ...over });
+  const prices: PriceSnapshot = {
+    m: { inputMicrosPerMillion: 1_000_000n, outputMicrosPerMillion: 2_000_000n, cachedInputMicrosPerMillion: null, cacheWriteMicrosPerMillion: null },
+  };
+  const attempt = (over: Partial<AttemptRecord>): AttemptRecord => ({
+    model: 'm',
+    ok: true,
+    error: null,
+    latencyMs: 1,
+    promptTokens: 0,
+    completionTokens: 0,
+    usageSource: 'PROVIDER',
+    ...over,
+  });
 
   test('sums every attempt that consumed tokens at the snapshot, failed ones included', () => {
     const r = costOfAttempts([attempt({ promptTokens: 10, completionTokens: 5 }), attempt({ ok: false, error: 'HTTP_500', completionTokens: 3 })], prices);

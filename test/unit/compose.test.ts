@@ -23,7 +23,17 @@ interface Service {
   depends_on?: string[] | Record<string, { condition?: string }>;
 }
 
-const CONFIG_VARIABLES = ['PORT', 'DATABASE_URL', 'REDIS_URL', 'GLOBAL_API_BASE_URL', 'GLOBAL_API_KEY', 'ADMIN_API_KEY', 'SIM_PORT', 'SIM_LATENCY_SCALE', 'NODE_ENV'];
+const CONFIG_VARIABLES = [
+  'PORT',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'GLOBAL_API_BASE_URL',
+  'GLOBAL_API_KEY',
+  'ADMIN_API_KEY',
+  'SIM_PORT',
+  'SIM_LATENCY_SCALE',
+  'NODE_ENV',
+];
 
 const service = (name: string): Service => {
   const s = compose.services?.[name];
@@ -53,7 +63,9 @@ function portMap(s: Service): Map<number, number> {
       m.set(Number(p.published), Number(p.target));
       continue;
     }
-    const parts = String(p).replace(/\/(tcp|udp)$/, '').split(':');
+    const parts = String(p)
+      .replace(/\/(tcp|udp)$/, '')
+      .split(':');
     if (parts.length < 2) continue; // a container port only: published on a random host port
     m.set(Number(parts[parts.length - 2]), Number(parts[parts.length - 1]));
   }
@@ -157,7 +169,9 @@ test('the app installs and starts as the README says, from the repository, once 
   const command = Array.isArray(app.command) ? app.command.join(' ') : (app.command ?? '');
   expect(command).toMatch(/npm ci\b.*&&.*npm start\b/);
   // The repository is mounted at the working directory (or the image is built from it).
-  const mounted = (app.volumes ?? []).some((v) => (typeof v === 'string' ? v.split(':')[0] === '.' && v.split(':')[1] === app.working_dir : v.source === '.' && v.target === app.working_dir));
+  const mounted = (app.volumes ?? []).some((v) =>
+    typeof v === 'string' ? v.split(':')[0] === '.' && v.split(':')[1] === app.working_dir : v.source === '.' && v.target === app.working_dir,
+  );
   expect(mounted || app.build !== undefined).toBe(true);
   const deps = app.depends_on ?? [];
   const names = Array.isArray(deps) ? deps : Object.keys(deps);
@@ -168,7 +182,7 @@ test('the app installs and starts as the README says, from the repository, once 
   }
 });
 
-test('docker stop reaches the server: npm start is exec\'d (not a child of a PID-1 shell) and the stop grace outlasts the drain', () => {
+test("docker stop reaches the server: npm start is exec'd (not a child of a PID-1 shell) and the stop grace outlasts the drain", () => {
   const app = service('app') as Record<string, any>;
   const command = Array.isArray(app.command) ? app.command.join(' ') : String(app.command ?? '');
   expect(command).toMatch(/&&\s*exec npm start\b/);

@@ -180,7 +180,6 @@ describe('wrong values stop with a ConfigError naming the variable and what it e
     expect(e.message).toMatch(/ADMIN_API_KEY=\S+/); // an example of how to set it
     expect(e.message).toMatch(/openssl rand/);
   });
-
 });
 
 describe('the process stops on a wrong value', () => {

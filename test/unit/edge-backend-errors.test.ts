@@ -2,7 +2,10 @@ import { unavailableBackend } from '../../src/infra/backend-errors';
 
 /** Which driver errors the edge answers with SERVICE_UNAVAILABLE (issue 11 item 7), and which stay masked 500s. */
 describe('unavailableBackend', () => {
-  const adapter = (kind: string, extra: Record<string, unknown> = {}) => ({ code: 'P2010', meta: { driverAdapterError: { name: 'DriverAdapterError', cause: { kind, ...extra } } } });
+  const adapter = (kind: string, extra: Record<string, unknown> = {}) => ({
+    code: 'P2010',
+    meta: { driverAdapterError: { name: 'DriverAdapterError', cause: { kind, ...extra } } },
+  });
 
   it.each<[string, unknown]>([
     ['Prisma P1001 (cannot reach the server)', { code: 'P1001', message: "Can't reach database server" }],
@@ -13,7 +16,10 @@ describe('unavailableBackend', () => {
     ['pg: Connection terminated unexpectedly', new Error('Connection terminated unexpectedly')],
     ['pg: connect timeout', new Error('timeout exceeded when trying to connect')],
     ['a SQLSTATE 08006 on a pg error', Object.assign(new Error('connection failure'), { code: '08006' })],
-    ['ECONNREFUSED nested as a cause', new Error('query failed', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }) })],
+    [
+      'ECONNREFUSED nested as a cause',
+      new Error('query failed', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }) }),
+    ],
   ])('%s: Postgres', (_label, e) => expect(unavailableBackend(e)).toBe('Postgres'));
 
   it.each<[string, unknown]>([

@@ -33,7 +33,9 @@ describe('the largest hold one request may take (issue 11 item 6)', () => {
 
 describe('values Postgres cannot store (issue 11 item 8)', () => {
   it('names the path of a NUL anywhere in nested input', () => {
-    expect(codeOf(() => checkStorable({ messages: [{ content: 'ok' }, { content: 'a\u0000' }] }, 'input'))).toMatch(/^BAD_USER_INPUT input\.messages\[1\]\.content: .*NUL/);
+    expect(codeOf(() => checkStorable({ messages: [{ content: 'ok' }, { content: 'a\u0000' }] }, 'input'))).toMatch(
+      /^BAD_USER_INPUT input\.messages\[1\]\.content: .*NUL/,
+    );
   });
   it('dates from year 1 to 9999 pass; outside, BAD_USER_INPUT naming the bounds', () => {
     expect(codeOf(() => checkStorable(new Date('0001-01-01T00:00:00Z'), 'before'))).toBeNull();

@@ -44,7 +44,10 @@ describe('origin policy', () => {
 
   it('CORS_ORIGINS in config: a list of origins; unset means localhost outside production and none in it; a path or * is refused naming the variable', () => {
     const base = { ADMIN_API_KEY: 'x'.repeat(32) };
-    expect(loadConfig({ ...base, CORS_ORIGINS: 'https://a.example, http://localhost:5173' }).corsOrigins).toEqual(['https://a.example', 'http://localhost:5173']);
+    expect(loadConfig({ ...base, CORS_ORIGINS: 'https://a.example, http://localhost:5173' }).corsOrigins).toEqual([
+      'https://a.example',
+      'http://localhost:5173',
+    ]);
     expect(loadConfig({ ...base }).corsOrigins).toBeNull();
     expect(loadConfig({ ...base, NODE_ENV: 'production' }).corsOrigins).toEqual([]);
     expect(() => loadConfig({ ...base, CORS_ORIGINS: '*' })).toThrow(/CORS_ORIGINS/);

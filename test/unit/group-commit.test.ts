@@ -65,7 +65,11 @@ test("one item's failure fails only its own caller", async () => {
   await a;
   const [b, c, d] = ['b', 'c', 'd'].map((x) => gc.submit(x));
   await tick();
-  w.pending[1]!.resolve([{ ok: true, value: 'B' }, { ok: false, error: new Error('c conflicts') }, { ok: true, value: 'D' }]);
+  w.pending[1]!.resolve([
+    { ok: true, value: 'B' },
+    { ok: false, error: new Error('c conflicts') },
+    { ok: true, value: 'D' },
+  ]);
   await expect(b).resolves.toBe('B');
   await expect(c).rejects.toThrow('c conflicts');
   await expect(d).resolves.toBe('D');

@@ -50,13 +50,26 @@ describe('money', () => {
 describe('pricing', () => {
   const glm5 = { inputMicrosPerMillion: null, outputMicrosPerMillion: 1_920_000n };
   it('prices 150 glm-5 tokens at 288 micro-dollars, prompt unpriced', () => {
-    expect(priceUsage(glm5, { promptTokens: 40, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 150 })).toEqual({ costMicros: 288n, unpricedPromptTokens: 40 });
+    expect(priceUsage(glm5, { promptTokens: 40, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 150 })).toEqual({
+      costMicros: 288n,
+      unpricedPromptTokens: 40,
+    });
   });
   it('charges prompt tokens once an input price is known, rounding up', () => {
-    expect(priceUsage({ inputMicrosPerMillion: 1n, outputMicrosPerMillion: 10_000n }, { promptTokens: 3, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 1 })).toEqual({ costMicros: 1n, unpricedPromptTokens: 0 });
+    expect(
+      priceUsage(
+        { inputMicrosPerMillion: 1n, outputMicrosPerMillion: 10_000n },
+        { promptTokens: 3, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 1 },
+      ),
+    ).toEqual({ costMicros: 1n, unpricedPromptTokens: 0 });
   });
   it('refuses to price an unpriced model instead of returning $0', () => {
-    expect(() => priceUsage({ inputMicrosPerMillion: null, outputMicrosPerMillion: null }, { promptTokens: 1, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 1 })).toThrow();
+    expect(() =>
+      priceUsage(
+        { inputMicrosPerMillion: null, outputMicrosPerMillion: null },
+        { promptTokens: 1, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 1 },
+      ),
+    ).toThrow();
   });
   it('worst case is the dearest model of the chain', () => {
     const cheap = { inputMicrosPerMillion: null, outputMicrosPerMillion: 10_000n };

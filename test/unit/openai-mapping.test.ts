@@ -20,7 +20,13 @@ describe('parseChatRequest', () => {
         model: 'chat_default',
         messages: [
           { role: 'developer', content: 'be brief' },
-          { role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'a' },
+              { type: 'text', text: 'b' },
+            ],
+          },
         ],
         max_completion_tokens: 7,
         temperature: 0.5,
@@ -32,7 +38,15 @@ describe('parseChatRequest', () => {
       catalog,
     );
     expect(r).toEqual({
-      input: { profile: 'chat_default', messages: [{ role: 'SYSTEM', content: 'be brief' }, { role: 'USER', content: 'ab' }], maxTokens: 7, temperature: 0.5 },
+      input: {
+        profile: 'chat_default',
+        messages: [
+          { role: 'SYSTEM', content: 'be brief' },
+          { role: 'USER', content: 'ab' },
+        ],
+        maxTokens: 7,
+        temperature: 0.5,
+      },
       stream: true,
       includeUsage: true,
       requested: 'chat_default',
@@ -54,12 +68,20 @@ describe('parseChatRequest', () => {
 
 describe('rate-limit headers', () => {
   it('formats resets as OpenAI does', () => {
-    expect([formatReset(20), formatReset(1000), formatReset(1001), formatReset(360_000), formatReset(3_723_000)]).toEqual(['20ms', '1s', '2s', '6m0s', '1h2m3s']);
+    expect([formatReset(20), formatReset(1000), formatReset(1001), formatReset(360_000), formatReset(3_723_000)]).toEqual([
+      '20ms',
+      '1s',
+      '2s',
+      '6m0s',
+      '1h2m3s',
+    ]);
   });
 
   it('leaves out what is unknown or unlimited; a denial shows 0 remaining until the retry', () => {
     expect(rateLimitHeaders(snapshotFromSettings({ requestsPerMinute: null, tokensPerMinute: 1000 }))).toEqual({ 'x-ratelimit-limit-tokens': '1000' });
-    expect(rateLimitHeaders(snapshotFromSettings({ requestsPerMinute: 10, tokensPerMinute: null }, { limit: 'REQUESTS_PER_MINUTE', retryAfterMs: 5500 }))).toEqual({
+    expect(
+      rateLimitHeaders(snapshotFromSettings({ requestsPerMinute: 10, tokensPerMinute: null }, { limit: 'REQUESTS_PER_MINUTE', retryAfterMs: 5500 })),
+    ).toEqual({
       'x-ratelimit-limit-requests': '10',
       'x-ratelimit-remaining-requests': '0',
       'x-ratelimit-reset-requests': '6s',
@@ -70,13 +92,20 @@ describe('rate-limit headers', () => {
 describe('errors in OpenAI’s shape', () => {
   it('rate: Retry-After in whole seconds, rounded up, never 0; the limit names the type', () => {
     const r = fromAppError(new AppError('RATE_LIMITED', 'slow down', { retryAfterMs: 1, limit: 'TOKENS_PER_MINUTE' }));
-    expect(r).toEqual({ status: 429, body: { error: { message: 'slow down', type: 'tokens', param: null, code: 'rate_limit_exceeded' } }, headers: { 'retry-after': '1' } });
+    expect(r).toEqual({
+      status: 429,
+      body: { error: { message: 'slow down', type: 'tokens', param: null, code: 'rate_limit_exceeded' } },
+      headers: { 'retry-after': '1' },
+    });
     expect(fromAppError(new AppError('RATE_LIMITED', 'x', { retryAfterMs: 1001, limit: 'REQUESTS_PER_MINUTE' })).headers['retry-after']).toBe('2');
   });
 
   it('budget: seconds to the next UTC month and no retry', () => {
     expect(secondsToNextMonth(new Date('2026-11-30T23:59:00Z'))).toBe(60);
-    expect(fromAppError(new AppError('BUDGET_EXCEEDED', 'x'), new Date('2026-12-31T23:59:59.500Z')).headers).toEqual({ 'retry-after': '1', 'x-should-retry': 'false' });
+    expect(fromAppError(new AppError('BUDGET_EXCEEDED', 'x'), new Date('2026-12-31T23:59:59.500Z')).headers).toEqual({
+      'retry-after': '1',
+      'x-should-retry': 'false',
+    });
   });
 
   it('use-case field names become OpenAI parameter names', () => {

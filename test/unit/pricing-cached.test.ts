@@ -45,12 +45,22 @@ describe('cached-token pricing', () => {
   });
 
   it('unknown input price and no cache prices: every prompt token is unpriced, as before', () => {
-    const p: UnitPrices = { inputMicrosPerMillion: null, outputMicrosPerMillion: 10_000_000n, cachedInputMicrosPerMillion: null, cacheWriteMicrosPerMillion: null };
+    const p: UnitPrices = {
+      inputMicrosPerMillion: null,
+      outputMicrosPerMillion: 10_000_000n,
+      cachedInputMicrosPerMillion: null,
+      cacheWriteMicrosPerMillion: null,
+    };
     expect(priceUsage(p, usage(1000, 300, 100, 200))).toEqual({ costMicros: 2000n, unpricedPromptTokens: 1000 });
   });
 
   it('unknown input price with a cached price: the cached tokens are charged, the rest unpriced', () => {
-    const p: UnitPrices = { inputMicrosPerMillion: null, outputMicrosPerMillion: 10_000_000n, cachedInputMicrosPerMillion: 500_000n, cacheWriteMicrosPerMillion: null };
+    const p: UnitPrices = {
+      inputMicrosPerMillion: null,
+      outputMicrosPerMillion: 10_000_000n,
+      cachedInputMicrosPerMillion: 500_000n,
+      cacheWriteMicrosPerMillion: null,
+    };
     // 300*0.5 + 200*10 = 150 + 2000 = 2150; unpriced 600 uncached + 100 written.
     expect(priceUsage(p, usage(1000, 300, 100, 200))).toEqual({ costMicros: 2150n, unpricedPromptTokens: 700 });
   });
@@ -90,7 +100,13 @@ describe('holds stay an upper bound', () => {
   it('is never below what any split of the same prompt costs', () => {
     for (const prices of [FULL, { ...FULL, cachedInputMicrosPerMillion: null }, { ...FULL, inputMicrosPerMillion: null }]) {
       const bound = worstCaseMicros([prices], 1000, 100);
-      for (const [cached, written] of [[0, 0], [1000, 0], [0, 1000], [400, 600], [333, 333]] as const) {
+      for (const [cached, written] of [
+        [0, 0],
+        [1000, 0],
+        [0, 1000],
+        [400, 600],
+        [333, 333],
+      ] as const) {
         expect(priceUsage(prices, usage(1000, cached, written, 100)).costMicros).toBeLessThanOrEqual(bound);
       }
     }

@@ -34,8 +34,26 @@ describe('rendering', () => {
     groupBy: 'PROFILE',
     totalMicros: 1_500_001n,
     rows: [
-      { key: 'long_form', requests: 2, promptTokens: 10, unpricedPromptTokens: 10, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 100, costMicros: 1_500_000n },
-      { key: 'evil\u001b[31m', requests: 1, promptTokens: 1, unpricedPromptTokens: 0, cachedPromptTokens: 0, cacheWriteTokens: 0, completionTokens: 1, costMicros: 1n },
+      {
+        key: 'long_form',
+        requests: 2,
+        promptTokens: 10,
+        unpricedPromptTokens: 10,
+        cachedPromptTokens: 0,
+        cacheWriteTokens: 0,
+        completionTokens: 100,
+        costMicros: 1_500_000n,
+      },
+      {
+        key: 'evil\u001b[31m',
+        requests: 1,
+        promptTokens: 1,
+        unpricedPromptTokens: 0,
+        cachedPromptTokens: 0,
+        cacheWriteTokens: 0,
+        completionTokens: 1,
+        costMicros: 1n,
+      },
     ],
     csv: 'key,requests\r\n',
   };
@@ -54,10 +72,14 @@ describe('rendering', () => {
   });
 
   it('prints the overview with share used as a percentage', () => {
-    const text = renderOverview('2026-11', [
-      { tenantId: 'a', name: 'alpha', spentMicros: 2_500_000n, budgetMicros: 10_000_000n, shareUsed: 0.25 },
-      { tenantId: 'b', name: 'beta', spentMicros: 0n, budgetMicros: null, shareUsed: null },
-    ], 'table');
+    const text = renderOverview(
+      '2026-11',
+      [
+        { tenantId: 'a', name: 'alpha', spentMicros: 2_500_000n, budgetMicros: 10_000_000n, shareUsed: 0.25 },
+        { tenantId: 'b', name: 'beta', spentMicros: 0n, budgetMicros: null, shareUsed: null },
+      ],
+      'table',
+    );
     expect(text.split('\n')[3]).toMatch(/^alpha\s+2\.500000\s+10\.000000\s+25\.0%$/);
     expect(text.split('\n')[4]).toMatch(/^beta\s+0\.000000\s+-\s+-$/);
   });

@@ -39,7 +39,11 @@ describe('toCsv', () => {
     expect(text.startsWith(`key,n${CSV_EOL}`)).toBe(true);
     expect(text.endsWith(CSV_EOL)).toBe(true);
     const back = parse(text, { relax_column_count: false }) as string[][];
-    expect(back).toEqual([['key', 'n'], ["'=cmd", '1'], ['a,"b"\r\nc', '2']]);
+    expect(back).toEqual([
+      ['key', 'n'],
+      ["'=cmd", '1'],
+      ['a,"b"\r\nc', '2'],
+    ]);
   });
 
   it('writes only the header for no rows', () => {

@@ -2,7 +2,10 @@ import { projectCost, type OutputPrices } from '../../src/reports/projection';
 import { MODEL_TABLE } from '../../src/catalog/model-table';
 import { AppError } from '../../src/errors';
 
-const PRICES: OutputPrices = new Map<string, bigint | null>([...MODEL_TABLE.map((m): [string, bigint | null] => [m.id, m.outputMicrosPerMillion]), ['no-price', null]]);
+const PRICES: OutputPrices = new Map<string, bigint | null>([
+  ...MODEL_TABLE.map((m): [string, bigint | null] => [m.id, m.outputMicrosPerMillion]),
+  ['no-price', null],
+]);
 
 function codeOf(f: () => unknown): { code: string; field: unknown; message: string } {
   try {
@@ -37,7 +40,14 @@ describe('projectCost', () => {
 
   it('rounds tokens half up and charges every partial micro-dollar', () => {
     // 3 tokens x 0.5 = 1.5 -> 2 tokens; 2 x 10_000 / 1e6 = 0.02 micro -> 1 micro.
-    const p = projectCost(3, [{ model: 'qwen3-8b', share: 0.5 }, { model: 'glm-5', share: 0.5 }], PRICES);
+    const p = projectCost(
+      3,
+      [
+        { model: 'qwen3-8b', share: 0.5 },
+        { model: 'glm-5', share: 0.5 },
+      ],
+      PRICES,
+    );
     expect(p.rows.map((r) => r.outputTokens)).toEqual([2, 2]);
     expect(p.rows[0]!.costMicros).toBe(1n);
     expect(p.rows[1]!.costMicros).toBe(4n); // 2 x 1_920_000 / 1e6 = 3.84 -> 4
@@ -46,17 +56,58 @@ describe('projectCost', () => {
   });
 
   it('accepts shares that sum to 1 within 1e-9 and refuses those that do not', () => {
-    expect(() => projectCost(1, [{ model: 'glm-5', share: 0.5 }, { model: 'qwen3-8b', share: 0.5 + 5e-10 }], PRICES)).not.toThrow();
-    expect(codeOf(() => projectCost(1, [{ model: 'glm-5', share: 0.5 }, { model: 'qwen3-8b', share: 0.5 + 2e-9 }], PRICES))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'mix' });
+    expect(() =>
+      projectCost(
+        1,
+        [
+          { model: 'glm-5', share: 0.5 },
+          { model: 'qwen3-8b', share: 0.5 + 5e-10 },
+        ],
+        PRICES,
+      ),
+    ).not.toThrow();
+    expect(
+      codeOf(() =>
+        projectCost(
+          1,
+          [
+            { model: 'glm-5', share: 0.5 },
+            { model: 'qwen3-8b', share: 0.5 + 2e-9 },
+          ],
+          PRICES,
+        ),
+      ),
+    ).toMatchObject({ code: 'BAD_USER_INPUT', field: 'mix' });
     expect(codeOf(() => projectCost(1, [{ model: 'glm-5', share: 0.9 }], PRICES))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'mix' });
   });
 
   it.each([
     ['empty mix', 10, []],
     ['unknown model', 10, [{ model: 'gpt-x', share: 1 }]],
-    ['duplicate model', 10, [{ model: 'glm-5', share: 0.5 }, { model: 'glm-5', share: 0.5 }]],
-    ['share above 1', 10, [{ model: 'glm-5', share: 1.5 }, { model: 'qwen3-8b', share: -0.5 }]],
-    ['negative share', 10, [{ model: 'glm-5', share: -0.1 }, { model: 'qwen3-8b', share: 1.1 }]],
+    [
+      'duplicate model',
+      10,
+      [
+        { model: 'glm-5', share: 0.5 },
+        { model: 'glm-5', share: 0.5 },
+      ],
+    ],
+    [
+      'share above 1',
+      10,
+      [
+        { model: 'glm-5', share: 1.5 },
+        { model: 'qwen3-8b', share: -0.5 },
+      ],
+    ],
+    [
+      'negative share',
+      10,
+      [
+        { model: 'glm-5', share: -0.1 },
+        { model: 'qwen3-8b', share: 1.1 },
+      ],
+    ],
     ['NaN share', 10, [{ model: 'glm-5', share: Number.NaN }]],
   ])('refuses %s with BAD_USER_INPUT naming mix', (_name, tokens, mix) => {
     expect(codeOf(() => projectCost(tokens, mix as { model: string; share: number }[], PRICES))).toMatchObject({ code: 'BAD_USER_INPUT', field: 'mix' });

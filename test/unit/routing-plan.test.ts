@@ -61,9 +61,7 @@ describe('buildPlan: chains', () => {
   });
 
   it('drops duplicates and models the catalog does not know', () => {
-    const o: OverrideInfo[] = [
-      { profile: 'chat_default', scope: 'ALL', model: 'glm-5', fallbacks: ['glm-5', 'retired-model', 'qwen3-8b', 'qwen3-8b'] },
-    ];
+    const o: OverrideInfo[] = [{ profile: 'chat_default', scope: 'ALL', model: 'glm-5', fallbacks: ['glm-5', 'retired-model', 'qwen3-8b', 'qwen3-8b'] }];
     expect(ids(buildPlan(catalog, o, 'chat_default', 'US_EAST'))).toEqual(['glm-5', 'qwen3-8b']);
   });
 
@@ -86,16 +84,13 @@ describe('buildPlan: unknown profile', () => {
     const e = caught as AppError;
     expect(e.code).toBe('BAD_USER_INPUT');
     expect(e.extensions).toEqual({ field: 'profile' });
-    expect(e.message).toBe(
-      'profile: unknown profile "chat_fancy"; valid profiles: chat_default, chat_speed, deep_reasoning, fast_classify, long_form',
-    );
+    expect(e.message).toBe('profile: unknown profile "chat_fancy"; valid profiles: chat_default, chat_speed, deep_reasoning, fast_classify, long_form');
   });
 });
 
 describe('first-token deadlines', () => {
   const deadline = (id: string, region: 'US_EAST' | 'ASIA'): number =>
-    buildPlan(catalog, [{ profile: 'chat_default', scope: 'ALL', model: id, fallbacks: [] }], 'chat_default', region).chain[0]!
-      .firstTokenTimeoutMs;
+    buildPlan(catalog, [{ profile: 'chat_default', scope: 'ALL', model: id, fallbacks: [] }], 'chat_default', region).chain[0]!.firstTokenTimeoutMs;
 
   it('is twice the measured TTFT, at least 800 ms (US East)', () => {
     expect(deadline('qwen3.5-397b', 'US_EAST')).toBe(2400);

@@ -186,9 +186,7 @@ describe('routeChat', () => {
     const done = last(events);
     if (done.type !== 'done') throw new Error('not done');
     expect(done.usage).toEqual({ promptTokens: 21, completionTokens: 2, cachedPromptTokens: 0, cacheWriteTokens: 0, source: 'PROVIDER' });
-    expect(done.attempts).toEqual([
-      { model: 'a', ok: true, error: null, latencyMs: 10, promptTokens: 21, completionTokens: 2, usageSource: 'PROVIDER' },
-    ]);
+    expect(done.attempts).toEqual([{ model: 'a', ok: true, error: null, latencyMs: 10, promptTokens: 21, completionTokens: 2, usageSource: 'PROVIDER' }]);
     expect(done.ttftMs).toBe(10);
     // What the call was asked for.
     expect(up.calls[0]).toMatchObject({ model: 'a', firstTokenTimeoutMs: 800 });
@@ -233,7 +231,9 @@ describe('routeChat', () => {
     const events = await collect(routeStream({ upstream: up, health }, request(plan('a', 'b'), { mode: 'collect' })));
     expect(shape(events)).toEqual(['attempt:a', 'delta:a:1', 'delta:a:2', 'delta:a:3', 'discard:a:3', 'attempt:b', 'delta:b:fine', 'done:b:COMPLETED']);
     const discard = events.find((e) => e.type === 'discard');
-    expect(discard).toMatchObject({ attempt: { model: 'a', ok: false, error: 'INTERRUPTED', promptTokens: PROMPT_ESTIMATE, completionTokens: 3, usageSource: 'ESTIMATED' } });
+    expect(discard).toMatchObject({
+      attempt: { model: 'a', ok: false, error: 'INTERRUPTED', promptTokens: PROMPT_ESTIMATE, completionTokens: 3, usageSource: 'ESTIMATED' },
+    });
     const done = last(events);
     expect(done).toMatchObject({ model: 'b', usage: { completionTokens: 1 } });
     expect(brief(attemptsOf([done]))).toEqual([

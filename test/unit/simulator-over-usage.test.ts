@@ -5,7 +5,10 @@ describe('over_usage fault spec', () => {
   const models = new Set(['glm-5']);
 
   it('defaults factor to 3 and keeps a given whole factor', () => {
-    expect(parseFaultSpec({ model: '*', fault: 'over_usage' }, models)).toEqual({ ok: true, spec: { model: '*', times: 1, fault: { kind: 'over_usage', factor: 3 } } });
+    expect(parseFaultSpec({ model: '*', fault: 'over_usage' }, models)).toEqual({
+      ok: true,
+      spec: { model: '*', times: 1, fault: { kind: 'over_usage', factor: 3 } },
+    });
     expect(parseFaultSpec({ model: 'glm-5', fault: 'over_usage', factor: 10, times: 2 }, models)).toEqual({
       ok: true,
       spec: { model: 'glm-5', times: 2, fault: { kind: 'over_usage', factor: 10 } },

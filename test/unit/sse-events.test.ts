@@ -95,12 +95,23 @@ describe('SSE decoding of a chat completion stream', () => {
 
   it('accepts a clean end after a finish_reason without usage or [DONE] (usage missing)', () => {
     const r = decode([token('a', true) + token('b') + finish]);
-    expect(r).toEqual({ events: [{ type: 'delta', text: 'a' }, { type: 'delta', text: 'b' }, { type: 'finish', reason: 'STOP' }], error: null, done: false });
+    expect(r).toEqual({
+      events: [
+        { type: 'delta', text: 'a' },
+        { type: 'delta', text: 'b' },
+        { type: 'finish', reason: 'STOP' },
+      ],
+      error: null,
+      done: false,
+    });
   });
 
   it('accepts [DONE] without usage: no usage event (the caller estimates)', () => {
     const r = decode([token('a') + finish + DONE]);
-    expect(r.events).toEqual([{ type: 'delta', text: 'a' }, { type: 'finish', reason: 'STOP' }]);
+    expect(r.events).toEqual([
+      { type: 'delta', text: 'a' },
+      { type: 'finish', reason: 'STOP' },
+    ]);
     expect(r.error).toBeNull();
   });
 

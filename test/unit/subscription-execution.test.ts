@@ -15,11 +15,29 @@ function fixture() {
   const schema = makeExecutableSchema({
     typeDefs: /* GraphQL */ `
       scalar Counted
-      input In { n: Int!, tag: Counted }
-      type Usage { tokens: Int!, label: String! }
-      type Event { id: ID!, delta: String, done: Boolean!, usage: Usage, broken: String, brokenNonNull: String! }
-      type Query { ok: Boolean }
-      type Subscription { events(input: In!): Event!, plain(input: In!): Event! }
+      input In {
+        n: Int!
+        tag: Counted
+      }
+      type Usage {
+        tokens: Int!
+        label: String!
+      }
+      type Event {
+        id: ID!
+        delta: String
+        done: Boolean!
+        usage: Usage
+        broken: String
+        brokenNonNull: String!
+      }
+      type Query {
+        ok: Boolean
+      }
+      type Subscription {
+        events(input: In!): Event!
+        plain(input: In!): Event!
+      }
     `,
     resolvers: {
       Counted,
@@ -54,7 +72,11 @@ async function results(r: AsyncIterableIterator<ExecutionResult> | ExecutionResu
 
 const CASES: [string, string, Record<string, unknown>][] = [
   ['fields, nested objects and an alias', 'subscription S($i: In!) { e: events(input: $i) { id delta done usage { tokens label } } }', {}],
-  ['fragments, __typename and a variable used by @include', 'subscription S($i: In!, $u: Boolean!) { events(input: $i) { ...F usage @include(if: $u) { tokens } } } fragment F on Event { __typename delta }', { u: true }],
+  [
+    'fragments, __typename and a variable used by @include',
+    'subscription S($i: In!, $u: Boolean!) { events(input: $i) { ...F usage @include(if: $u) { tokens } } } fragment F on Event { __typename delta }',
+    { u: true },
+  ],
   ['a failing nullable field: null with an error at its path', 'subscription S($i: In!) { events(input: $i) { delta broken } }', {}],
   ['a failing non-null field: the whole event null', 'subscription S($i: In!) { events(input: $i) { delta brokenNonNull } }', {}],
 ];
@@ -86,14 +108,20 @@ describe('subscribeOnce', () => {
 
   it('a root field whose resolve is not passEventThrough runs through graphql-js unchanged', async () => {
     const { schema, coercions } = fixture();
-    const out = await results(await subscribeOnce({ schema, document: parse('subscription S($i: In!) { plain(input: $i) { delta } }'), variableValues: { i: { n: 2, tag: 'x' } } }));
+    const out = await results(
+      await subscribeOnce({ schema, document: parse('subscription S($i: In!) { plain(input: $i) { delta } }'), variableValues: { i: { n: 2, tag: 'x' } } }),
+    );
     expect(out).toEqual([{ data: { plain: { delta: 't0' } } }, { data: { plain: { delta: 't1' } } }]);
     expect(coercions()).toBe(3);
   });
 
   it('return() ends the source stream', async () => {
     const { schema } = fixture();
-    const it = (await subscribeOnce({ schema, document: parse('subscription S($i: In!) { events(input: $i) { delta } }'), variableValues: { i: { n: 5 } } })) as AsyncIterableIterator<ExecutionResult>;
+    const it = (await subscribeOnce({
+      schema,
+      document: parse('subscription S($i: In!) { events(input: $i) { delta } }'),
+      variableValues: { i: { n: 5 } },
+    })) as AsyncIterableIterator<ExecutionResult>;
     expect((await it.next()).value).toEqual({ data: { events: { delta: 't0' } } });
     await it.return!();
     expect((await it.next()).done).toBe(true);

@@ -37,7 +37,9 @@ describe('planFor', () => {
   });
 
   it('leaves denied models out of profiles, overrides and model-id chains', () => {
-    const deny = tenant({ mode: 'DENY', models: ['deepseek-v4-flash', 'qwen3-32b'] }, [{ profile: 'fast_classify', scope: 'ALL', model: 'qwen3-32b', fallbacks: ['qwen3-8b'] }]);
+    const deny = tenant({ mode: 'DENY', models: ['deepseek-v4-flash', 'qwen3-32b'] }, [
+      { profile: 'fast_classify', scope: 'ALL', model: 'qwen3-32b', fallbacks: ['qwen3-8b'] },
+    ]);
     expect(chain(catalog, deny, { profile: 'chat_default' })).toEqual(['hunyuan-turbos']);
     expect(chain(catalog, deny, { profile: 'chat_speed' })).toEqual(['step-3.5-flash']);
     expect(chain(catalog, deny, { profile: 'fast_classify' })).toEqual(['qwen3-8b']);
@@ -58,8 +60,13 @@ describe('planFor', () => {
 
   it('refuses a profile whose whole chain is out: MODEL_DISABLED only when every model of it is disabled', () => {
     const outside = refusal(() => chain(catalog, tenant({ mode: 'ALLOW', models: ['glm-5'] }), { profile: 'chat_default' }));
-    expect(outside).toMatchObject({ code: 'FORBIDDEN', extensions: { reason: 'MODEL_NOT_ALLOWED', profile: 'chat_default', models: ['deepseek-v4-flash', 'hunyuan-turbos', 'qwen3-32b'] } });
-    const mixed = refusal(() => chain(seedCatalog(['deepseek-v4-flash']), tenant({ mode: 'DENY', models: ['hunyuan-turbos', 'qwen3-32b'] }), { profile: 'chat_default' }));
+    expect(outside).toMatchObject({
+      code: 'FORBIDDEN',
+      extensions: { reason: 'MODEL_NOT_ALLOWED', profile: 'chat_default', models: ['deepseek-v4-flash', 'hunyuan-turbos', 'qwen3-32b'] },
+    });
+    const mixed = refusal(() =>
+      chain(seedCatalog(['deepseek-v4-flash']), tenant({ mode: 'DENY', models: ['hunyuan-turbos', 'qwen3-32b'] }), { profile: 'chat_default' }),
+    );
     expect(mixed.extensions.reason).toBe('MODEL_NOT_ALLOWED');
     const disabled = refusal(() => chain(seedCatalog(['qwen3-8b']), tenant(), { profile: 'fast_classify' }));
     expect(disabled.extensions).toMatchObject({ reason: 'MODEL_DISABLED', models: ['qwen3-8b'] });
@@ -91,12 +98,18 @@ describe('refuseSuspended', () => {
   const settings = (suspended: boolean) => ({ suspension: suspended ? { at: new Date(), reason: 'unpaid' } : null }) as TenantSettings;
   const auth = (kind: 'admin' | 'tenant') => ({
     authenticate: async (): Promise<Principal> =>
-      kind === 'admin' ? { kind: 'admin', scope: 'FULL', actor: ROOT_ACTOR } : { kind: 'tenant', tenantId: 't1', keyId: 'k1', keyLimits: { budgetMicros: null, requestsPerMinute: null, tokensPerMinute: null } },
+      kind === 'admin'
+        ? { kind: 'admin', scope: 'FULL', actor: ROOT_ACTOR }
+        : { kind: 'tenant', tenantId: 't1', keyId: 'k1', keyLimits: { budgetMicros: null, requestsPerMinute: null, tokensPerMinute: null } },
   });
 
   it("refuses a suspended tenant's key with FORBIDDEN, reason SUSPENDED, and the admin's reason in the message", async () => {
     const guarded = refuseSuspended(auth('tenant'), { get: async () => settings(true) });
-    await expect(guarded.authenticate('Bearer x')).rejects.toMatchObject({ code: 'FORBIDDEN', extensions: { reason: 'SUSPENDED' }, message: expect.stringContaining('(unpaid)') });
+    await expect(guarded.authenticate('Bearer x')).rejects.toMatchObject({
+      code: 'FORBIDDEN',
+      extensions: { reason: 'SUSPENDED' },
+      message: expect.stringContaining('(unpaid)'),
+    });
   });
 
   it('lets an active tenant and the admin through, and never loads a tenant for the admin', async () => {

@@ -42,16 +42,36 @@ describe('tool validation', () => {
     ['parameters that are not JSON', { tools: [{ name: 'f', parameters: '{type: object}' }] }, 'tools[0].parameters'],
     ['parameters that are an array', { tools: [{ name: 'f', parameters: '[]' }] }, 'tools[0].parameters'],
     ['parameters whose type is not object', { tools: [{ name: 'f', parameters: '{"type":"string"}' }] }, 'tools[0].parameters'],
-    ['parameters that are not a valid JSON Schema', { tools: [{ name: 'f', parameters: '{"type":"object","properties":{"a":{"type":"strnig"}}}' }] }, 'tools[0].parameters'],
+    [
+      'parameters that are not a valid JSON Schema',
+      { tools: [{ name: 'f', parameters: '{"type":"object","properties":{"a":{"type":"strnig"}}}' }] },
+      'tools[0].parameters',
+    ],
     ['required that is not an array', { tools: [{ name: 'f', parameters: '{"type":"object","required":"a"}' }] }, 'tools[0].parameters'],
     ['a toolChoice without tools', { tools: null, toolChoice: { mode: 'AUTO' } }, 'toolChoice'],
     ['a toolChoice with both mode and tool', { toolChoice: { mode: 'AUTO', tool: 'get_weather' } }, 'toolChoice'],
     ['a toolChoice with neither', { toolChoice: {} }, 'toolChoice'],
     ['a toolChoice naming a tool that is not there', { toolChoice: { tool: 'get_time' } }, 'toolChoice.tool'],
-    ['toolCalls on a USER message', { messages: [{ role: 'USER', content: 'x', toolCalls: [{ id: 'c', name: 'f', arguments: '{}' }] }] }, 'messages[0].toolCalls'],
-    ['a tool call with an empty id', { messages: [{ role: 'ASSISTANT', content: '', toolCalls: [{ id: '', name: 'f', arguments: '{}' }] }] }, 'messages[0].toolCalls[0].id'],
-    ['a tool call with a bad name', { messages: [{ role: 'ASSISTANT', content: '', toolCalls: [{ id: 'c', name: 'f()', arguments: '{}' }] }] }, 'messages[0].toolCalls[0].name'],
-    ['tool call arguments that are not JSON', { messages: [{ role: 'ASSISTANT', content: '', toolCalls: [{ id: 'c', name: 'f', arguments: '{"a":' }] }] }, 'messages[0].toolCalls[0].arguments'],
+    [
+      'toolCalls on a USER message',
+      { messages: [{ role: 'USER', content: 'x', toolCalls: [{ id: 'c', name: 'f', arguments: '{}' }] }] },
+      'messages[0].toolCalls',
+    ],
+    [
+      'a tool call with an empty id',
+      { messages: [{ role: 'ASSISTANT', content: '', toolCalls: [{ id: '', name: 'f', arguments: '{}' }] }] },
+      'messages[0].toolCalls[0].id',
+    ],
+    [
+      'a tool call with a bad name',
+      { messages: [{ role: 'ASSISTANT', content: '', toolCalls: [{ id: 'c', name: 'f()', arguments: '{}' }] }] },
+      'messages[0].toolCalls[0].name',
+    ],
+    [
+      'tool call arguments that are not JSON',
+      { messages: [{ role: 'ASSISTANT', content: '', toolCalls: [{ id: 'c', name: 'f', arguments: '{"a":' }] }] },
+      'messages[0].toolCalls[0].arguments',
+    ],
     [
       'a tool call id used twice',
       {
@@ -63,8 +83,16 @@ describe('tool validation', () => {
       'messages[1].toolCalls[0].id',
     ],
     ['a TOOL message without toolCallId', { messages: [...conversation.slice(0, 2), { role: 'TOOL', content: 'sunny' }] }, 'messages[2].toolCallId'],
-    ['a TOOL message answering an unknown call', { messages: [...conversation.slice(0, 2), { role: 'TOOL', content: 'sunny', toolCallId: 'call_9' }] }, 'messages[2].toolCallId'],
-    ['a TOOL message before the call it answers', { messages: [{ role: 'TOOL', content: 'sunny', toolCallId: 'call_1' }, ...conversation.slice(0, 2)] }, 'messages[0].toolCallId'],
+    [
+      'a TOOL message answering an unknown call',
+      { messages: [...conversation.slice(0, 2), { role: 'TOOL', content: 'sunny', toolCallId: 'call_9' }] },
+      'messages[2].toolCallId',
+    ],
+    [
+      'a TOOL message before the call it answers',
+      { messages: [{ role: 'TOOL', content: 'sunny', toolCallId: 'call_1' }, ...conversation.slice(0, 2)] },
+      'messages[0].toolCallId',
+    ],
     ['a toolCallId on a USER message', { messages: [{ role: 'USER', content: 'x', toolCallId: 'call_1' }] }, 'messages[0].toolCallId'],
   ])('refuses %s, naming %s', (_label, change, field) => {
     expect(refusal({ ...base, ...change })).toBe(field);

@@ -4,10 +4,11 @@ import { ToolCallAssembler } from '../../src/chat/tool-call-assembler';
 import { estimatePromptTokens } from '../../src/routing/attempts';
 
 const head = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"glm-5",';
-const chunk = (delta: object, finish: string | null = null) => `data: ${head}"choices":[{"index":0,"delta":${JSON.stringify(delta)},"finish_reason":${JSON.stringify(finish)}}]}\n\n`;
+const chunk = (delta: object, finish: string | null = null) =>
+  `data: ${head}"choices":[{"index":0,"delta":${JSON.stringify(delta)},"finish_reason":${JSON.stringify(finish)}}]}\n\n`;
 
 describe('SSE decoding of tool calls', () => {
-  it('yields each chunk\'s tool-call pieces, the TOOL_CALLS finish and cached usage details', () => {
+  it("yields each chunk's tool-call pieces, the TOOL_CALLS finish and cached usage details", () => {
     const d = createSseEventDecoder();
     const events = d.push(
       chunk({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'f', arguments: '' } }] }) +
@@ -38,7 +39,12 @@ describe('SSE decoding of tool calls', () => {
   });
 
   it('maps every finish_reason of the contract', () => {
-    for (const [wire, reason] of [['stop', 'STOP'], ['length', 'LENGTH'], ['tool_calls', 'TOOL_CALLS'], ['content_filter', 'CONTENT_FILTER']]) {
+    for (const [wire, reason] of [
+      ['stop', 'STOP'],
+      ['length', 'LENGTH'],
+      ['tool_calls', 'TOOL_CALLS'],
+      ['content_filter', 'CONTENT_FILTER'],
+    ]) {
       const events = createSseEventDecoder().push(chunk({}, wire!));
       expect(events).toEqual([{ type: 'finish', reason }]);
     }
@@ -50,7 +56,10 @@ describe('ToolCallAssembler', () => {
     const a = new ToolCallAssembler();
     a.add([{ index: 1, id: 'b', name: 'g' }]);
     a.add([{ index: 0, id: 'a', name: 'f', argumentsDelta: '{"x"' }]);
-    a.add([{ index: 1, argumentsDelta: '{}' }, { index: 0, argumentsDelta: ':1}' }]);
+    a.add([
+      { index: 1, argumentsDelta: '{}' },
+      { index: 0, argumentsDelta: ':1}' },
+    ]);
     expect(a.calls()).toEqual([
       { id: 'a', name: 'f', arguments: '{"x":1}' },
       { id: 'b', name: 'g', arguments: '{}' },
@@ -61,7 +70,7 @@ describe('ToolCallAssembler', () => {
 });
 
 describe('the upstream request body', () => {
-  it('sends tools, a named tool_choice, assistant tool_calls (content null) and tool results in OpenAI\'s format', () => {
+  it("sends tools, a named tool_choice, assistant tool_calls (content null) and tool results in OpenAI's format", () => {
     const body = JSON.parse(
       chatRequestBody({
         model: 'glm-5',
@@ -80,7 +89,9 @@ describe('the upstream request body', () => {
       { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
       { role: 'tool', content: 'sunny', tool_call_id: 'call_1' },
     ]);
-    expect(body.tools).toEqual([{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: {} } } }]);
+    expect(body.tools).toEqual([
+      { type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: {} } } },
+    ]);
     expect(body.tool_choice).toEqual({ type: 'function', function: { name: 'get_weather' } });
   });
 
@@ -88,13 +99,15 @@ describe('the upstream request body', () => {
     const plain = JSON.parse(chatRequestBody({ model: 'm', maxTokens: 1, messages: [{ role: 'user', content: 'x' }] }));
     expect(plain).not.toHaveProperty('tools');
     expect(plain).not.toHaveProperty('tool_choice');
-    const required = JSON.parse(chatRequestBody({ model: 'm', maxTokens: 1, messages: [{ role: 'user', content: 'x' }], tools: [{ name: 'f' }], toolChoice: 'required' }));
+    const required = JSON.parse(
+      chatRequestBody({ model: 'm', maxTokens: 1, messages: [{ role: 'user', content: 'x' }], tools: [{ name: 'f' }], toolChoice: 'required' }),
+    );
     expect(required.tool_choice).toBe('required');
   });
 });
 
 describe('the prompt estimate counts tools and tool calls like the simulator', () => {
-  it('ceil(chars / 4) + 4 per message (tool calls\' names and arguments included) and per tool', () => {
+  it("ceil(chars / 4) + 4 per message (tool calls' names and arguments included) and per tool", () => {
     const params = { type: 'object', properties: { city: { type: 'string' } } };
     const n = estimatePromptTokens(
       [

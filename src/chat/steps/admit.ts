@@ -167,5 +167,7 @@ const giveBack =
 
 /** Deletes the HELD row of a request that will not reach the upstream. */
 async function discard(deps: AdmitDeps, requestId: string): Promise<void> {
-  await deps.ledger.discard(requestId).catch((err) => deps.logger.error({ err, requestId }, "could not delete an unsent request's row; the reaper settles it at zero"));
+  await deps.ledger
+    .discard(requestId)
+    .catch((err) => deps.logger.error({ err, requestId }, "could not delete an unsent request's row; the reaper settles it at zero"));
 }

@@ -79,5 +79,7 @@ function rateLimitMessage(limit: RateLimitName, scope: LimitScope, retryAfterMs:
 
 /** Gives back an admission whose request will not reach the upstream. Redis down: the hold and slot expire. */
 export async function releaseGate(deps: GateDeps, gate: AdmitInput): Promise<void> {
-  await deps.limiter.release(gate).catch((err) => deps.logger.warn({ err, requestId: gate.requestId }, 'could not release an admission; its hold expires by itself'));
+  await deps.limiter
+    .release(gate)
+    .catch((err) => deps.logger.warn({ err, requestId: gate.requestId }, 'could not release an admission; its hold expires by itself'));
 }

@@ -99,7 +99,11 @@ export function startRun(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'co
         queue.discard();
       },
     };
-    const walk = routeChat({ call: callModel(deps, a, input), health: deps.health, logger: deps.logger }, routeRequest(deps, a, input, mode, ac.signal), sink).then(
+    const walk = routeChat(
+      { call: callModel(deps, a, input), health: deps.health, logger: deps.logger },
+      routeRequest(deps, a, input, mode, ac.signal),
+      sink,
+    ).then(
       (end) => {
         terminal = end;
         queue.end();
@@ -171,7 +175,13 @@ class RunStops {
 }
 
 function routeRequest(deps: RunDeps, a: Admitted, input: ChatInput, mode: 'collect' | 'stream', signal: AbortSignal) {
-  return { plan: a.plan, promptEstimate: estimatePromptTokens(upstreamMessages(input), upstreamTools(input)), signal, mode, totalTimeoutMs: deps.totalTimeoutMs };
+  return {
+    plan: a.plan,
+    promptEstimate: estimatePromptTokens(upstreamMessages(input), upstreamTools(input)),
+    signal,
+    mode,
+    totalTimeoutMs: deps.totalTimeoutMs,
+  };
 }
 
 /** The walk's I/O: one upstream call for the planned model, its reads handed to the walk as they arrive. */

@@ -84,12 +84,29 @@ async function settleRow(deps: SettleDeps, a: Admitted, end: RunEnd): Promise<Fi
     })
     .catch((e: unknown) => {
       // The row stays HELD with its last checkpoint; the reaper settles it once the lease runs out.
-      throw new AppError('SERVICE_UNAVAILABLE', 'the gateway lost its database while finishing this request; it is billed from its last checkpoint, retry it for a whole answer', {}, { cause: e });
+      throw new AppError(
+        'SERVICE_UNAVAILABLE',
+        'the gateway lost its database while finishing this request; it is billed from its last checkpoint, retry it for a whole answer',
+        {},
+        { cause: e },
+      );
     });
   const tokens = usage.promptTokens + usage.completionTokens;
   if (settledHere) {
     // The answer does not wait for a Redis that refuses or hangs: the ledger row stays pending and is retried.
-    await deps.gate.apply({ tenantId: a.tenant.id, requestId: a.requestId, apiKeyId: a.keyId, startedAt: a.startedAt, version: 1, actualMicros: costMicros, actualTokens: tokens, tokensEstimate: a.tokensEstimate }, GATE_WAIT_MS);
+    await deps.gate.apply(
+      {
+        tenantId: a.tenant.id,
+        requestId: a.requestId,
+        apiKeyId: a.keyId,
+        startedAt: a.startedAt,
+        version: 1,
+        actualMicros: costMicros,
+        actualTokens: tokens,
+        tokensEstimate: a.tokensEstimate,
+      },
+      GATE_WAIT_MS,
+    );
   } else {
     await amendReaped(deps, a, { costMicros, tokens, completionTokens: usage.completionTokens });
   }
@@ -111,7 +128,17 @@ function attemptsOf(a: Admitted, { terminal, inflight, startedMs }: RunEnd): rea
   if (terminal) return terminal.attempts;
   if (!inflight.model) return [];
   const promptTokens = inflight.tokens > 0 ? a.promptEstimate : 0;
-  return [{ model: inflight.model, ok: false, error: 'CLIENT_CANCELLED', latencyMs: Date.now() - startedMs, promptTokens, completionTokens: inflight.tokens, usageSource: 'ESTIMATED' }];
+  return [
+    {
+      model: inflight.model,
+      ok: false,
+      error: 'CLIENT_CANCELLED',
+      latencyMs: Date.now() - startedMs,
+      promptTokens,
+      completionTokens: inflight.tokens,
+      usageSource: 'ESTIMATED',
+    },
+  ];
 }
 
 /** The router reports our own aborts as the client's; the outcome says who really ended the request. */
@@ -151,7 +178,16 @@ async function amendReaped(deps: SettleDeps, a: Admitted, used: { costMicros: bi
   );
   if (amended) {
     await deps.gate.apply(
-      { tenantId: a.tenant.id, requestId: a.requestId, apiKeyId: a.keyId, startedAt: a.startedAt, version: 2, actualMicros: amended.amendedMicros, actualTokens: amended.amendedTokens, tokensEstimate: 0 },
+      {
+        tenantId: a.tenant.id,
+        requestId: a.requestId,
+        apiKeyId: a.keyId,
+        startedAt: a.startedAt,
+        version: 2,
+        actualMicros: amended.amendedMicros,
+        actualTokens: amended.amendedTokens,
+        tokensEstimate: 0,
+      },
       GATE_WAIT_MS,
     );
   }
@@ -165,11 +201,16 @@ async function amendReaped(deps: SettleDeps, a: Admitted, used: { costMicros: bi
 function endedHere(endedBy: EndedBy): AppError | null {
   switch (endedBy) {
     case 'SHUTDOWN':
-      return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance is shutting down and ended the request before any answer; nothing was charged, retry it');
+      return new AppError(
+        'SERVICE_UNAVAILABLE',
+        'this gateway instance is shutting down and ended the request before any answer; nothing was charged, retry it',
+      );
     case 'LEASE_LOST':
       return new AppError('SERVICE_UNAVAILABLE', 'this gateway instance lost its database and ended the request before any answer; retry it');
     case 'SUSPENDED':
-      return new AppError('FORBIDDEN', 'this tenant was suspended while the request waited for its first token; its keys work again once an admin resumes it', { reason: 'SUSPENDED' });
+      return new AppError('FORBIDDEN', 'this tenant was suspended while the request waited for its first token; its keys work again once an admin resumes it', {
+        reason: 'SUSPENDED',
+      });
     case null:
       return null;
     default:

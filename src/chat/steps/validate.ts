@@ -42,7 +42,9 @@ export async function validate(deps: ValidateDeps, principal: Principal, input: 
   const primary = planned.chain[0];
   if (!primary || primary.model.outputMicrosPerMillion === null) {
     const id = primary?.model.id ?? '(none)';
-    throw new AppError('UNPRICED_MODEL', `model ${id} of profile ${input.profile} has no output price yet; an admin must set one with setModelPrice`, { model: id });
+    throw new AppError('UNPRICED_MODEL', `model ${id} of profile ${input.profile} has no output price yet; an admin must set one with setModelPrice`, {
+      model: id,
+    });
   }
   // An unpriced fallback would be recorded at $0: leave it out of the chain instead.
   const plan: Plan = { ...planned, chain: planned.chain.filter((m) => m.model.outputMicrosPerMillion !== null) };

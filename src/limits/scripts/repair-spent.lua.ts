@@ -9,7 +9,7 @@
  *
  * KEYS[1] budget hash
  * ARGV[1] spent micro-USD as observed   ARGV[2] spent micro-USD to write (the ledger's settled sum)
- * ARGV[3] the field: 'spent' (the tenant's) or 'k:<apiKeyId>:s' 
+ * ARGV[3] the field: 'spent' (the tenant's) or 'k:<apiKeyId>:s'
  *
  * Returns 1 when it wrote, 0 when the month is missing or `spent` moved.
  */
