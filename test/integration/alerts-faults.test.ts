@@ -3,6 +3,7 @@ import type { App } from '../../src/app';
 import { createPrisma } from '../../src/infra/prisma';
 import { createSqlPool } from '../../src/infra/postgres';
 import { makeLedger } from '../../src/accounting/ledger';
+import { settledRow } from '../support/ledger-entries';
 import type { Simulator } from '../../src/simulator/server';
 import { TEST_ADMIN_KEY, createTenant, gqlOk, startApp, startSim, wsClient } from '../support/app';
 import { makeStreamClient } from '../support/stream-clients';
@@ -42,38 +43,7 @@ afterAll(async () => {
 });
 
 async function crossHalf(tenantId: string) {
-  const requestId = randomUUID();
-  const startedAt = new Date();
-  await ledger.hold({
-    requestId,
-    tenantId,
-    apiKeyId: null,
-    profile: 'chat_default',
-    region: 'US_EAST',
-    plannedModel: 'm',
-    maxTokens: 1,
-    promptTokensEstimate: 1,
-    prices: {},
-    holdMicros: 0n,
-    startedAt,
-    leaseMs: 60_000,
-    idempotencyKey: null,
-  });
-  await ledger.settle(requestId, {
-    startedAt,
-    model: 'm',
-    attempts: [],
-    promptTokens: 1,
-    completionTokens: 1,
-    cachedPromptTokens: 0,
-    cacheWriteTokens: 0,
-    unpricedPromptTokens: 0,
-    prices: null,
-    costMicros: 6_000_000n,
-    outcome: 'COMPLETED',
-    usageSource: 'PROVIDER',
-    endedAt: new Date(),
-  });
+  await settledRow(ledger, tenantId, 6_000_000n);
   return db.budgetAlert.findFirstOrThrow({ where: { tenantId } });
 }
 

@@ -3,6 +3,7 @@ import { createPrisma } from '../../src/infra/prisma';
 import { createSqlPool } from '../../src/infra/postgres';
 import { makeLedger, type Settlement } from '../../src/accounting/ledger';
 import { makeGateLedger } from '../../src/accounting/gate-ledger';
+import { heldEntry, settlementOf } from '../support/ledger-entries';
 import { TEST_DATABASE_URL } from '../support/env';
 
 /**
@@ -29,40 +30,12 @@ async function tenant(budgetMicros: bigint | null, thresholds = [50, 80, 100]): 
 const STARTED_AT = new Date();
 
 async function held(tenantId: string): Promise<string> {
-  const requestId = randomUUID();
-  await ledger.hold({
-    requestId,
-    tenantId,
-    apiKeyId: null,
-    profile: 'chat_default',
-    region: 'US_EAST',
-    plannedModel: 'm',
-    maxTokens: 10,
-    promptTokensEstimate: 1,
-    prices: {},
-    holdMicros: 100n,
-    startedAt: STARTED_AT,
-    leaseMs: 60_000,
-    idempotencyKey: null,
-  });
-  return requestId;
+  const e = heldEntry(tenantId, { plannedModel: 'm', maxTokens: 10, promptTokensEstimate: 1, prices: {}, holdMicros: 100n, startedAt: STARTED_AT });
+  await ledger.hold(e);
+  return e.requestId;
 }
 
-const settlement = (costMicros: bigint): Settlement => ({
-  startedAt: STARTED_AT,
-  model: 'm',
-  attempts: [],
-  promptTokens: 1,
-  completionTokens: 1,
-  cachedPromptTokens: 0,
-  cacheWriteTokens: 0,
-  unpricedPromptTokens: 0,
-  prices: null,
-  costMicros,
-  outcome: 'COMPLETED',
-  usageSource: 'PROVIDER',
-  endedAt: new Date(),
-});
+const settlement = (costMicros: bigint): Settlement => settlementOf(STARTED_AT, costMicros);
 
 const fired = async (tenantId: string) =>
   (await db.budgetAlert.findMany({ where: { tenantId, kind: 'THRESHOLD' }, orderBy: { threshold: 'asc' } })).map((a) => [a.threshold, a.spentMicros]);

@@ -3,6 +3,7 @@ import type { App } from '../../src/app';
 import { createPrisma } from '../../src/infra/prisma';
 import { createSqlPool } from '../../src/infra/postgres';
 import { makeLedger } from '../../src/accounting/ledger';
+import { settledRow } from '../support/ledger-entries';
 import { parseUsd } from '../../src/accounting/money';
 import type { BudgetEventView } from '../../src/alerts/types';
 import { makeWebhookSender } from '../../src/alerts/webhook-sender';
@@ -150,38 +151,7 @@ it('under 200 concurrent requests on two instances each threshold fires exactly 
 
 /** A settled ledger row of `costMicros` for `tenantId`: the trigger decides its thresholds. */
 async function spend(tenantId: string, costMicros: bigint): Promise<void> {
-  const requestId = randomUUID();
-  const startedAt = new Date();
-  await ledger.hold({
-    requestId,
-    tenantId,
-    apiKeyId: null,
-    profile: 'chat_default',
-    region: 'US_EAST',
-    plannedModel: 'm',
-    maxTokens: 1,
-    promptTokensEstimate: 1,
-    prices: {},
-    holdMicros: 0n,
-    startedAt,
-    leaseMs: 60_000,
-    idempotencyKey: null,
-  });
-  await ledger.settle(requestId, {
-    startedAt,
-    model: 'm',
-    attempts: [],
-    promptTokens: 1,
-    completionTokens: 1,
-    cachedPromptTokens: 0,
-    cacheWriteTokens: 0,
-    unpricedPromptTokens: 0,
-    prices: null,
-    costMicros,
-    outcome: 'COMPLETED',
-    usageSource: 'PROVIDER',
-    endedAt: new Date(),
-  });
+  await settledRow(ledger, tenantId, costMicros);
 }
 
 const validSignature = (secret: string, h: { headers: Record<string, unknown>; body: string }) =>
