@@ -8,6 +8,7 @@ import { isUuid } from '../tenants/tenant-store';
 import { toCsv } from './csv';
 import { makeReportsService, type ReportsService } from './reports-service';
 import type { CostReportView, ReportGroup, TenantSpendView } from './types';
+import { REPORT_CSV_HEADER } from './cost-report';
 
 /**
  * The admin's report CLI, over the same ReportsService as the GraphQL API:
@@ -174,16 +175,7 @@ export function renderReport(tenantName: string, r: CostReportView, format: Form
         formatUsd(r.totalMicros),
       ]);
       const head = `Cost report: tenant ${printable(tenantName)} (${r.tenantId}), ${r.month} (UTC), by ${GROUP_WORD[r.groupBy]}\n`;
-      const columns = [
-        GROUP_WORD[r.groupBy],
-        'requests',
-        'promptTokens',
-        'unpricedPromptTokens',
-        'cachedPromptTokens',
-        'cacheWriteTokens',
-        'completionTokens',
-        'costUsd',
-      ];
+      const columns = [GROUP_WORD[r.groupBy], ...REPORT_CSV_HEADER.slice(1)];
       return head + table(columns, rows, new Set([1, 2, 3, 4, 5, 6, 7]));
     }
   }

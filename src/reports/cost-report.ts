@@ -66,7 +66,8 @@ export async function queryReportRows(db: Db, tenantId: string, plan: MonthPlan,
   );
 }
 
-const REPORT_CSV_HEADER = [
+/** A cost report's columns, in order: the group key, then the counts and the cost (CSV and the CLI's table). */
+export const REPORT_CSV_HEADER = [
   'key',
   'requests',
   'promptTokens',
