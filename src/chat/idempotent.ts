@@ -71,6 +71,9 @@ function fromStored(o: StoredOutcome): ChatResult {
   if (o.kind === 'error') throw new AppError(o.code, o.message, o.extensions);
   const v = o.value as Omit<ChatResult, 'usage'> & { usage: StoredUsage };
   const { costUsd, costMicros, ...usage } = v.usage;
+  // Every release wrote one of the two; a record with neither is corrupt, never a silent $0 replay.
+  const cost = costMicros ?? costUsd;
+  if (cost === undefined) throw new Error(`stored idempotent result of request ${v.requestId} has no cost`);
   // Results stored before tool calls and cache counts existed replay as a text answer with no cache.
   return {
     ...v,
@@ -80,7 +83,7 @@ function fromStored(o: StoredOutcome): ChatResult {
       ...usage,
       cachedPromptTokens: usage.cachedPromptTokens ?? 0,
       cacheWriteTokens: usage.cacheWriteTokens ?? 0,
-      costMicros: BigInt(costMicros ?? costUsd ?? '0'),
+      costMicros: BigInt(cost),
     },
   };
 }
